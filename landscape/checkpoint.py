@@ -1,0 +1,97 @@
+"""Loading untrusted checkpoints safely and fitting them to an architecture."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from landscape.errors import LandscapeError
+
+# Keys under which training scripts (ours, the original loss-landscape tool, common recipes)
+# keep the state dict inside a larger checkpoint dict.
+STATE_KEYS = ("state_dict", "model_state_dict", "model", "net", "state")
+
+
+def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read(path: str, unsafe_pickle: bool):
+    if not os.path.isfile(path):
+        raise LandscapeError(f"checkpoint {path!r} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not unsafe_pickle)
+    except pickle.UnpicklingError as exc:
+        if not unsafe_pickle and "weights_only" in str(exc):
+            raise LandscapeError(
+                f"{path!r} holds pickled Python objects, not only tensors; if you trust its source, "
+                "rerun with --unsafe-pickle (unpickling can run arbitrary code)"
+            ) from None
+        raise LandscapeError(f"{path!r} is not a PyTorch checkpoint ({str(exc).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LandscapeError(f"{path!r} is not a readable PyTorch checkpoint ({first})") from None
+
+
+def _find_state_dict(obj, path: str) -> dict[str, torch.Tensor]:
+    if isinstance(obj, nn.Module):
+        return obj.state_dict()
+    if isinstance(obj, Mapping):
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return dict(obj)
+        for key in STATE_KEYS:
+            if key in obj:
+                return _find_state_dict(obj[key], path)
+    raise LandscapeError(
+        f"{path!r} holds no state dict (expected tensors, or a dict with one of the keys "
+        f"{', '.join(STATE_KEYS)})"
+    )
+
+
+def load_state_dict(path: str | os.PathLike, unsafe_pickle: bool = False) -> dict[str, torch.Tensor]:
+    """The state dict in ``path``: a bare state dict, or one inside a checkpoint dict.
+
+    Loads with ``weights_only=True`` unless ``unsafe_pickle``: a checkpoint is untrusted input.
+    A ``module.`` prefix left by ``DataParallel`` is removed.
+    """
+    path = os.fspath(path)
+    sd = _find_state_dict(_read(path, unsafe_pickle), path)
+    if sd and all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def read_checkpoint(path: str | os.PathLike, unsafe_pickle: bool = False):
+    """The whole object in a checkpoint file (for metadata such as epoch or arguments)."""
+    return _read(os.fspath(path), unsafe_pickle)
+
+
+def load_into_(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint") -> nn.Module:
+    """Copy ``state_dict`` into ``model``; a mismatch names the missing, unexpected and misshapen keys."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    misshapen = [
+        f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or misshapen:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshapen)):
+            if keys:
+                shown = ", ".join(keys[:5]) + (f" (+{len(keys) - 5} more)" if len(keys) > 5 else "")
+                parts.append(f"{label} keys: {shown}")
+        raise LandscapeError(f"{source} does not fit the architecture: " + "; ".join(parts))
+    model.load_state_dict(state_dict, strict=True)
+    return model

@@ -1,0 +1,40 @@
+"""What every command shares: turning user errors into one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from landscape.errors import LandscapeError
+from landscape.parallel import launcher_rank
+
+GRID_OPTIONS = ("--x", "--y")
+
+
+def join_negative_values(argv: Sequence[str], options: Sequence[str] = GRID_OPTIONS) -> list[str]:
+    """Turn ``--x -1:1:51`` into ``--x=-1:1:51`` so argparse does not read ``-1:1:51`` as an option."""
+    out: list[str] = []
+    it = iter(argv)
+    for token in it:
+        if token in options:
+            value = next(it, None)
+            out.append(token if value is None else f"{token}={value}")
+        else:
+            out.append(token)
+    return out
+
+
+def run_cli(prog: str, body: Callable[[], int]) -> int:
+    """Run ``body``; a :class:`LandscapeError` becomes one stderr line and exit code 2.
+
+    Under MPI every rank meets the same bad input; only rank 0 reports it.
+    """
+    try:
+        return body()
+    except LandscapeError as exc:
+        if launcher_rank() == 0:
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

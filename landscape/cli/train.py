@@ -1,0 +1,130 @@
+"""``landscape-train``: train a zoo network and save the checkpoints the landscape tools read.
+
+    landscape-train --arch resnet56 --dataset cifar10 --data-root DIR --optimizer sgd --lr 0.1 \\
+        --batch-size 128 --weight-decay 5e-4 --epochs 300 --save-every 10 \\
+        --out runs/resnet56_sgd_bs128
+    landscape-train --arch mlp --dataset digits --epochs 20 --lr 0.05 --out runs/mlp_digits
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from landscape.cli._common import run_cli
+from landscape.errors import LandscapeError
+
+PROG = "landscape-train"
+
+
+def _milestones(text: str) -> list[int]:
+    try:
+        marks = [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated epochs, got {text!r}") from None
+    return sorted(set(marks))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    from landscape.train import TrainConfig
+
+    d = TrainConfig()
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Train a network of the model zoo (or package.module:callable) and save "
+        "model_0.pt, model_E.pt every --save-every epochs and the last one, and log.csv.",
+    )
+    g = p.add_argument_group("model and data")
+    g.add_argument("--arch", required=True,
+                   help="zoo name (resnet56, resnet56_noshort, vgg9, wrn56_2, densenet121, mlp, "
+                   "...; see --list-archs) or package.module:callable")
+    g.add_argument("--list-archs", action="store_true", help=argparse.SUPPRESS)
+    g.add_argument("--dataset", default=d.dataset,
+                   help="cifar10, cifar100, mnist, digits, synthetic or package.module:callable "
+                   f"(default {d.dataset})")
+    g.add_argument("--data-root", default=None,
+                   help="folder with cifar-10-batches-py / cifar-100-python / the MNIST IDX files")
+    g.add_argument("--num-classes", type=int, default=None, help="default: from the dataset")
+    g.add_argument("--raw-data", action="store_true", help="no per-channel normalization")
+    aug = g.add_mutually_exclusive_group()
+    aug.add_argument("--no-aug", dest="augment", action="store_false", default=None,
+                     help="no random crop/flip (default: on for CIFAR, off otherwise)")
+    aug.add_argument("--aug", dest="augment", action="store_true",
+                     help="random crop (4-pixel padding) and horizontal flip")
+    g.add_argument("--label-noise", type=float, default=0.0, metavar="P",
+                   help="replace each training label by a random class with probability P "
+                   "(recorded in OUT/label_noise.npz)")
+    g.add_argument("--subset", type=int, default=None, metavar="N",
+                   help="a fixed random N-sample subset of each split, for quick runs")
+    g.add_argument("--synthetic-size", type=int, default=d.synthetic_size,
+                   help=f"samples per split of --dataset synthetic (default {d.synthetic_size})")
+
+    o = p.add_argument_group("optimization")
+    o.add_argument("--optimizer", choices=["sgd", "adam"], default=d.optimizer)
+    o.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
+    o.add_argument("--momentum", type=float, default=d.momentum)
+    o.add_argument("--no-nesterov", dest="nesterov", action="store_false",
+                   help="plain momentum instead of Nesterov's (the original used Nesterov)")
+    o.add_argument("--weight-decay", type=float, default=d.weight_decay,
+                   help=f"(default {d.weight_decay})")
+    o.add_argument("--batch-size", type=int, default=d.batch_size)
+    o.add_argument("--epochs", type=int, default=d.epochs)
+    o.add_argument("--lr-decay", type=float, default=d.lr_decay,
+                   help="factor applied at each milestone (default 0.1)")
+    o.add_argument("--milestones", type=_milestones, default=None, metavar="E1,E2,...",
+                   help="epochs after which the rate decays (default: 50%%, 75%%, 11/12 of "
+                   "--epochs, i.e. 150,225,275 of 300)")
+    o.add_argument("--loss", choices=["crossentropy", "mse"], default=d.loss)
+    o.add_argument("--init", choices=["auto", "original", "torch"], default=d.init,
+                   help="original: the loss-landscape tool's initialization; auto (default): "
+                   "original for networks with BatchNorm, PyTorch's default otherwise")
+    o.add_argument("--seed", type=int, default=d.seed)
+
+    r = p.add_argument_group("run")
+    r.add_argument("--out", default=None,
+                   help="run folder (default runs/<arch>_<optimizer>_lr=.._bs=.._wd=..)")
+    r.add_argument("--save-every", type=int, default=d.save_every)
+    r.add_argument("--resume", action="store_true", help="continue the run in --out")
+    r.add_argument("--overwrite", action="store_true",
+                   help="delete the checkpoints and log already in --out and start again")
+    r.add_argument("--device", default=d.device, help="auto (default), cpu, cuda, cuda:N, mps")
+    r.add_argument("--ngpu", type=int, default=None, help="GPUs for DataParallel (default all)")
+    r.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    r.add_argument("--amp", action="store_true",
+                   help="mixed precision: float16 + grad scaling on CUDA, bfloat16 on CPU")
+    r.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size)
+    r.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``landscape-train``; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--list-archs" in argv:
+        from landscape.models import list_models
+
+        print("\n".join(list_models()))
+        return 0
+
+    def body() -> int:
+        from landscape.train import TrainConfig, train
+
+        ns = build_parser().parse_args(argv)
+        config = TrainConfig(**{k: v for k, v in vars(ns).items() if k != "list_archs"})
+        result = train(config)
+        if not result.history:
+            raise LandscapeError("no epoch was run")
+        print(
+            f"{PROG}: {result.out}: epoch {result.epoch}, test accuracy "
+            f"{result.test_accuracy:.2f}%, {len(result.checkpoints)} checkpoints"
+        )
+        return 0
+
+    return run_cli(PROG, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The built-in demo: a small conv net trained on scikit-learn's digits in seconds, cached."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+
+from landscape.data import load_dataset
+from landscape.models import build_model
+
+DEMO_ARCH = "digits_cnn"
+DEMO_DATASET = "digits"
+DEMO_EPOCHS = 15
+
+
+def cache_dir() -> str:
+    """``$LANDSCAPE_CACHE``, else ``$XDG_CACHE_HOME/landscape``, else ``~/.cache/landscape``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.environ.get("LANDSCAPE_CACHE") or os.path.join(base, "landscape")
+
+
+def demo_checkpoint(seed: int = 0, verbose: bool = True) -> str:
+    """Path of the demo network's state dict, training it first if it is not cached."""
+    path = os.path.join(cache_dir(), f"{DEMO_ARCH}_{DEMO_DATASET}_seed{seed}.pt")
+    if os.path.isfile(path):
+        if verbose:
+            print(f"built-in demo: using the cached {DEMO_ARCH} trained on {DEMO_DATASET}: {path}")
+        return path
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)
+    train, test = load_dataset(DEMO_DATASET, split="train"), load_dataset(DEMO_DATASET, split="test")
+    model = build_model(DEMO_ARCH, num_classes=10, in_channels=1)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(DEMO_EPOCHS):
+        for idx in torch.randperm(len(train), generator=g).split(64):
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(train.x[idx]), train.y[idx]).backward()
+            opt.step()
+    model.eval()
+    with torch.inference_mode():
+        acc = (model(test.x).argmax(1) == test.y).float().mean().item() * 100
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save({"state_dict": model.state_dict(), "epoch": DEMO_EPOCHS, "accuracy": acc}, tmp)
+    os.replace(tmp, path)
+    if verbose:
+        print(f"built-in demo: trained {DEMO_ARCH} on {DEMO_DATASET} in {time.perf_counter() - t0:.1f} s "
+              f"(test accuracy {acc:.1f}%), cached at {path}")
+    return path
