@@ -1,7 +1,8 @@
-"""What every command shares: turning user errors into one line on stderr and exit code 2."""
+"""What every command shares: one-line errors with exit code 2, and grid options that start with '-'."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Sequence
 
@@ -9,6 +10,13 @@ from landscape.errors import LandscapeError
 from landscape.parallel import launcher_rank
 
 GRID_OPTIONS = ("--x", "--y")
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose mistakes are :class:`LandscapeError`: one line, exit code 2."""
+
+    def error(self, message: str):  # argparse's default prints the usage block, then exits
+        raise LandscapeError(f"{message} (see {self.prog} --help)")
 
 
 def join_negative_values(argv: Sequence[str], options: Sequence[str] = GRID_OPTIONS) -> list[str]:
@@ -35,6 +43,8 @@ def run_cli(prog: str, body: Callable[[], int]) -> int:
         if launcher_rank() == 0:
             print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else 0
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

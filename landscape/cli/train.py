@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from landscape.cli._common import run_cli
+from landscape.cli._common import Parser, run_cli
 from landscape.errors import LandscapeError
 
 PROG = "landscape-train"
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     from landscape.train import TrainConfig
 
     d = TrainConfig()
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog=PROG,
         description="Train a network of the model zoo (or package.module:callable) and save "
         "model_0.pt, model_E.pt every --save-every epochs and the last one, and log.csv.",

@@ -64,7 +64,7 @@ def contour(ax: Axes, surface: Surface, quantity: str = "loss", levels: int | np
     lv = levels if not np.isscalar(levels) else levels_for(z.filled(np.nan), vmin, vmax, int(levels), log)
     cs = ax.contour(surface.x, surface.y, z.T, levels=lv, cmap=cmap, norm=_norm(np.asarray(lv), log))
     if labels:
-        ax.clabel(cs, inline=True, fontsize=7, fmt="%.3g")
+        ax.clabel(cs, cs.levels[::3], inline=True, fontsize=7, fmt="%.3g")  # every 3rd: legible
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.set_aspect("equal", adjustable="box")

@@ -23,6 +23,10 @@ def _title(surface: Surface) -> str:
     return " | ".join(b for b in bits if b)
 
 
+def _label(quantity: str) -> str:
+    return {"loss": "loss", "acc": "accuracy (%)"}.get(quantity, quantity)
+
+
 def _save(fig, prefix: str, name: str, formats: Sequence[str]) -> list[str]:
     paths = []
     for fmt in formats:
@@ -39,7 +43,8 @@ def _save(fig, prefix: str, name: str, formats: Sequence[str]) -> list[str]:
 
 def render(surface: Surface, prefix: str, formats: Sequence[str] = ("png", "pdf"),
            levels: int = 30, vmin: float | None = None, vmax: float | None = None,
-           log: bool = False, kinds: Sequence[str] | None = None) -> list[str]:
+           log: bool = False, kinds: Sequence[str] | None = None,
+           quantity: str = "loss") -> list[str]:
     """Write the figures of ``surface`` as ``{prefix}_{kind}.{fmt}``; return their paths.
 
     1D: ``1d`` (loss and accuracy). 2D: ``contour``, ``contourf``, ``heatmap``, ``3d``.
@@ -62,7 +67,7 @@ def render(surface: Surface, prefix: str, formats: Sequence[str] = ("png", "pdf"
         if kind == "3d":
             fig = plt.figure(figsize=(7, 5.5))
             ax = fig.add_subplot(projection="3d")
-            art = mpl.surface3d(ax, surface, vmin=vmin, vmax=vmax, log=log)
+            art = mpl.surface3d(ax, surface, quantity, vmin=vmin, vmax=vmax, log=log)
             fig.colorbar(art, ax=ax, shrink=0.6, pad=0.1)
         else:
             fig, ax = plt.subplots(figsize=(6, 5))
@@ -71,8 +76,8 @@ def render(surface: Surface, prefix: str, formats: Sequence[str] = ("png", "pdf"
                 plt.close(fig)
                 raise LandscapeError(f"unknown plot kind {kind!r} (contour, contourf, heatmap, 3d)")
             kw = {"levels": levels} if kind != "heatmap" else {}
-            art = draw(ax, surface, vmin=vmin, vmax=vmax, log=log, **kw)
-            fig.colorbar(art, ax=ax, label="log loss" if log else "loss")
+            art = draw(ax, surface, quantity, vmin=vmin, vmax=vmax, log=log, **kw)
+            fig.colorbar(art, ax=ax, label=_label(quantity))
         ax.set_title(title, fontsize=9)
         paths += _save(fig, prefix, kind, formats)
     return paths

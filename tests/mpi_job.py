@@ -1,0 +1,119 @@
+"""Test-only jobs that tests/test_mpi.py starts under a real ``mpirun`` (and serially).
+
+``python tests/mpi_job.py surface --model M --out O [...]``: ``compute_surface`` through the CLIs'
+error handling (one line and exit code 2 for bad input). ``--delay S`` makes every point take at
+least S seconds, so that a test can kill the job part-way; ``--pid-dir D`` makes every rank write
+its process id to ``D/rank<r>.pid``.
+
+``python tests/mpi_job.py map --n N --log L [...]``: ``map_points`` over a recording job. Rank 0
+appends ``index rank value`` to L for every result as it arrives, and ``aborted`` when the job is
+aborted; ``--fail-rank R --fail-after K`` makes rank R raise on the K-th point it computes.
+
+Nothing here is part of the library: the failure and slow-down hooks live only in this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run_surface(args: argparse.Namespace, comm) -> int:
+    import landscape.compute as compute
+    from landscape.cli._common import run_cli
+
+    if args.pid_dir:
+        with open(os.path.join(args.pid_dir, f"rank{comm.rank}.pid"), "w") as f:
+            f.write(str(os.getpid()))
+    if args.delay:
+        evaluate = compute.Evaluator.__call__
+
+        def slow(self):
+            t0 = time.monotonic()
+            result = evaluate(self)
+            time.sleep(max(0.0, args.delay - (time.monotonic() - t0)))
+            return result
+
+        compute.Evaluator.__call__ = slow
+    cfg = compute.SurfaceConfig(
+        model=args.model, arch="digits_cnn", dataset="digits", samples=args.samples,
+        x=args.x, y=args.y or None, out=args.out, threads=1, batch_size=args.batch_size,
+        chunk_size=args.chunk_size, flush_seconds=args.flush_seconds, overwrite=args.overwrite,
+    )
+
+    def body() -> int:
+        compute.compute_surface(cfg, comm, progress=args.progress)
+        return 0
+
+    return run_cli("mpi_job", body)
+
+
+def run_map(args: argparse.Namespace, comm) -> int:
+    from landscape.parallel import map_points
+
+    computed = 0
+
+    def job(k: int) -> dict:
+        nonlocal computed
+        computed += 1
+        if comm.rank == args.fail_rank and computed >= args.fail_after:
+            raise RuntimeError(f"injected failure at point {k}")
+        time.sleep(args.delay)
+        return {"rank": comm.rank, "value": k * k}
+
+    log = open(args.log, "a") if comm.rank == 0 else None
+
+    def on_result(k: int, result: dict) -> None:
+        log.write(f"{k} {result['rank']} {result['value']}\n")
+        log.flush()
+
+    def on_abort() -> None:
+        import traceback; traceback.print_stack(); log.write("aborted\n")
+        log.flush()
+
+    indices = [int(i) for i in args.indices.split(",")] if args.indices else list(range(args.n))
+    map_points(job, indices, on_result, comm, args.chunk_size, on_abort, prog="mpi_job")
+    return 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="mode", required=True)
+    s = sub.add_parser("surface")
+    s.add_argument("--model", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--samples", type=int, default=200)
+    s.add_argument("--x", default="-1:1:5")
+    s.add_argument("--y", default="-1:1:5")
+    s.add_argument("--batch-size", type=int, default=100)
+    s.add_argument("--chunk-size", type=int, default=1)
+    s.add_argument("--flush-seconds", type=float, default=2.0)
+    s.add_argument("--delay", type=float, default=0.0)
+    s.add_argument("--pid-dir")
+    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--progress", action="store_true")
+    m = sub.add_parser("map")
+    m.add_argument("--n", type=int, default=20)
+    m.add_argument("--indices", help="comma-separated indices (default: 0..n-1)")
+    m.add_argument("--log", required=True)
+    m.add_argument("--chunk-size", type=int, default=1)
+    m.add_argument("--delay", type=float, default=0.0)
+    m.add_argument("--fail-rank", type=int, default=-1)
+    m.add_argument("--fail-after", type=int, default=1)
+    args = p.parse_args(sys.argv[1:] if len(sys.argv) > 1 else ["--help"])
+
+    import torch
+
+    from landscape.parallel import world
+
+    torch.set_num_threads(1)
+    comm = world()
+    return run_surface(args, comm) if args.mode == "surface" else run_map(args, comm)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
