@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import zipfile
 from collections.abc import Mapping
 
 import torch
@@ -26,9 +27,20 @@ def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _looks_like_torch_file(path: str) -> bool:
+    """torch.save writes a zip archive (since 1.6) or, in the legacy format, a pickle (0x80)."""
+    if zipfile.is_zipfile(path):
+        return True
+    with open(path, "rb") as f:
+        return f.read(1) == b"\x80"
+
+
 def _read(path: str, unsafe_pickle: bool):
     if not os.path.isfile(path):
         raise LandscapeError(f"checkpoint {path!r} does not exist")
+    if not _looks_like_torch_file(path):
+        raise LandscapeError(f"{path!r} is not a PyTorch checkpoint (neither a torch.save zip "
+                             "archive nor a legacy pickle)")
     try:
         return torch.load(path, map_location="cpu", weights_only=not unsafe_pickle)
     except pickle.UnpicklingError as exc:

@@ -30,9 +30,11 @@ from landscape.errors import LandscapeError
 from landscape.evaluate import Evaluator, resolve_device
 from landscape.grid import Grid, parse_axis
 from landscape.models import build_model
-from landscape.parallel import first_error, local_rank_and_size, map_points, world
+from landscape.parallel import abort_on_error, first_error, local_rank_and_size, map_points, world
 from landscape.params import Mover, snapshot
 from landscape.surface import Surface, config_mismatch, new_surface, read_surface, write_surface
+
+PROG = "landscape-surf"  # how error messages from the ranks start
 
 
 @dataclass
@@ -195,35 +197,45 @@ def compute_surface(cfg: SurfaceConfig, comm=None, progress: bool = True) -> Sur
     torch.set_num_threads(threads)
 
     error = None
-    try:
-        grid = Grid(parse_axis(cfg.x), parse_axis(cfg.y) if cfg.y else None)
-        device = resolve_device(cfg.device)
-        if device.type == "cuda" and device.index is None:
-            device = torch.device("cuda", local_rank % torch.cuda.device_count())
-        data, sample_idx = load_data(cfg)
-        model = load_model(cfg, data, cfg.model)
-        origin = snapshot(model, cfg.dir_type)
-        dirs = make_directions(cfg, origin, len(grid.shape))
-        dirs_sha = directions_checksum(dirs)
-        evaluator = Evaluator(model, data, cfg.loss, cfg.batch_size, device, cfg.precision, cfg.compile)
-        mover = Mover(model, origin, dirs, cfg.dir_type)
-    except LandscapeError as exc:
-        error = str(exc)
+    with abort_on_error(comm, PROG):  # an unexpected error on one rank must not hang the others
+        try:
+            grid = Grid(parse_axis(cfg.x), parse_axis(cfg.y) if cfg.y else None)
+            device = resolve_device(cfg.device)
+            if device.type == "cuda":
+                if device.index is None:  # each rank takes the GPU of its node-local rank
+                    device = torch.device("cuda", local_rank % torch.cuda.device_count())
+                torch.cuda.set_device(device)
+            data, sample_idx = load_data(cfg)
+            model = load_model(cfg, data, cfg.model)
+            origin = snapshot(model, cfg.dir_type)
+            dirs = make_directions(cfg, origin, len(grid.shape))
+            dirs_sha = directions_checksum(dirs)
+            evaluator = Evaluator(model, data, cfg.loss, cfg.batch_size, device, cfg.precision, cfg.compile)
+            mover = Mover(model, origin, dirs, cfg.dir_type)
+        except LandscapeError as exc:
+            error = str(exc)
     error = first_error(comm, error)
     if error:
         raise LandscapeError(error)
     if len(set(comm.allgather(dirs_sha))) != 1:
         raise LandscapeError("ranks disagree on the directions (different torch versions across nodes?)")
+    if comm.size > 1 and cfg.batch_size is None:
+        # One batch size everywhere (rank 0's pick), so no value depends on the rank computing it.
+        batch_size = comm.bcast(evaluator.batch_size, root=0)
+        if batch_size != evaluator.batch_size:
+            with abort_on_error(comm, PROG):
+                evaluator = Evaluator(model, data, cfg.loss, batch_size, device, cfg.precision, cfg.compile)
 
     surface, error = None, None
     if comm.rank == 0:
         attrs = provenance(cfg, dirs_sha, len(data), comm, evaluator.batch_size)
         attrs["threads_per_rank"] = threads
         extras = {} if sample_idx is None else {"sample_indices": sample_idx}
-        try:
-            surface = _open_output(cfg, grid, attrs, dirs, extras)
-        except LandscapeError as exc:
-            error = str(exc)
+        with abort_on_error(comm, PROG):
+            try:
+                surface = _open_output(cfg, grid, attrs, dirs, extras)
+            except LandscapeError as exc:
+                error = str(exc)
     error = comm.bcast(error, root=0)
     if error:
         raise LandscapeError(error)
@@ -257,7 +269,7 @@ def compute_surface(cfg: SurfaceConfig, comm=None, progress: bool = True) -> Sur
             write_surface(cfg.out, surface)
 
     try:
-        map_points(job, pending, on_result, comm, cfg.chunk_size, on_abort=save, prog="landscape-surf")
+        map_points(job, pending, on_result, comm, cfg.chunk_size, on_abort=save, prog=PROG)
     except BaseException:
         if comm.size == 1:
             save()  # keep every finished point of an interrupted serial run

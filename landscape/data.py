@@ -276,10 +276,13 @@ def _from_callable(spec: str, root: str | None, split: str) -> Dataset:
             f"dataset {spec!r} returned {type(obj).__name__}; expected an (X, y) tuple of tensors "
             "or a dataset of (x, y) pairs"
         )
-    if len(x) != len(y) or y.ndim != 1:
+    regression = y.is_floating_point()  # float targets: a regression (use --loss mse)
+    if len(x) != len(y) or (y.ndim != 1 and not regression):
         raise LandscapeError(
             f"dataset {spec!r}: {len(x)} inputs but labels of shape {tuple(y.shape)}"
         )
+    if regression:
+        return Dataset(x.float().contiguous(), y.float(), 0, spec, {"callable": spec})
     y = y.long()
     num_classes = int(getattr(obj, "num_classes", 0) or (int(y.max()) + 1 if len(y) else 0))
     return Dataset(x.float().contiguous(), y, num_classes, spec, {"callable": spec})

@@ -103,6 +103,8 @@ class Evaluator:
         self.x = data.x.to(self.device).contiguous(memory_format=fmt) if channels_last else data.x.to(self.device)
         self.y = data.y.to(self.device)
         self.classification = not self.y.is_floating_point()
+        if loss == "crossentropy" and not self.classification:
+            raise LandscapeError("the dataset has float (regression) targets: use --loss mse")
         self.n = len(self.y)
         if self.n == 0:
             raise LandscapeError("the evaluation data is empty")

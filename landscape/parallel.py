@@ -5,6 +5,11 @@ others back) and brings every result to rank 0, which alone writes files. Rank 0
 too, one at a time, answering the other ranks between its own points; each worker keeps one chunk
 in reserve so it never waits for rank 0. Without MPI, or with one rank, the same function runs the
 job serially, so the serial path is the parallel path with one rank.
+
+Failure never leaves a rank waiting on a dead one: an exception on any rank prints that rank's
+message, lets rank 0 save what is finished, and aborts the whole job (:func:`abort`). A rank killed
+outright (``kill -9``) is noticed by the launcher (mpich's hydra, Open MPI's mpirun), which ends
+the others; what rank 0 last saved stays, so a rerun loses only the points since then.
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import NoReturn
 
 TAG_WORK, TAG_RESULT, TAG_ERROR = 1, 2, 3
 PREFETCH = 2  # chunks a worker holds: one running, one in reserve
+ABORT_GRACE_S = 5.0  # how long a failed worker waits for rank 0 to save and abort the job
 
 
 class SerialComm:
@@ -85,8 +93,60 @@ def first_error(comm, message: str | None) -> str | None:
     return next((e for e in errors if e is not None), None)
 
 
+def abort(comm, code: int = 1) -> NoReturn:
+    """End every rank of the job now. MPI_Abort may return before the launcher kills this
+    process (mpich does), so this process then leaves at once rather than run on."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        comm.Abort(code)
+    finally:
+        os._exit(code)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an exception: ``interrupted`` for Ctrl-C, else ``Type: message``."""
+    return "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+
+
+def report(prog: str, rank: int, exc: BaseException) -> None:
+    """Print a rank's failure on stderr (with the traceback when ``LANDSCAPE_DEBUG`` is set)."""
+    if os.environ.get("LANDSCAPE_DEBUG") and not isinstance(exc, KeyboardInterrupt):
+        traceback.print_exception(exc)
+    print(f"{prog}: error on rank {rank}: {describe(exc)}", file=sys.stderr, flush=True)
+
+
+def _save(prog: str, on_abort: Callable[[], None] | None) -> None:
+    if on_abort is None:
+        return
+    try:
+        on_abort()
+    except Exception as exc:  # the abort must happen even if saving fails
+        print(f"{prog}: could not save finished points: {describe(exc)}", file=sys.stderr)
+
+
+@contextmanager
+def abort_on_error(comm, prog: str, passthrough: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Under MPI, turn an exception in the block into the end of the whole job.
+
+    Otherwise the ranks that did not fail would wait forever in the next collective call. The
+    ``passthrough`` types propagate (for errors every rank meets alike); with one rank every
+    exception propagates.
+    """
+    try:
+        yield
+    except passthrough:
+        raise
+    except BaseException as exc:
+        if comm.size == 1:
+            raise
+        report(prog, comm.rank, exc)
+        abort(comm, 130 if isinstance(exc, KeyboardInterrupt) else 1)
+
+
 def _chunks(indices: Iterable[int], size: int) -> deque[list[int]]:
     items = [int(i) for i in indices]
+    size = max(1, int(size))
     return deque(items[i:i + size] for i in range(0, len(items), size))
 
 
@@ -101,9 +161,10 @@ def map_points(
 ) -> None:
     """Run ``job(k)`` for every index, on all ranks; rank 0 gets ``on_result(k, result)`` for each.
 
-    Collective: every rank calls it (only rank 0's ``indices`` and ``on_result`` are used). An
-    exception on any rank calls ``on_abort`` on rank 0 (to save what is finished), prints that
-    rank's message and aborts the whole job, so no rank waits forever on a dead one.
+    Collective: every rank calls it (only rank 0's ``indices`` and ``on_result`` are used), and
+    each index is computed exactly once. Under MPI, an exception on any rank prints that rank's
+    message, calls ``on_abort`` on rank 0 (to save what is finished) and aborts the whole job with
+    exit code 1 (130 for Ctrl-C). With one rank, exceptions simply propagate.
     """
     comm = comm or SerialComm()
     if comm.size == 1:
@@ -114,22 +175,6 @@ def map_points(
         _master(job, indices, on_result, comm, chunk_size, on_abort, prog)
     else:
         _worker(job, comm, prog)
-
-
-def _die(comm, prog: str, rank: int, exc: BaseException, on_abort) -> None:
-    if isinstance(exc, KeyboardInterrupt):
-        message = "interrupted"
-    else:
-        message = f"{type(exc).__name__}: {exc}"
-        if os.environ.get("LANDSCAPE_DEBUG"):
-            traceback.print_exc()
-    if on_abort is not None:
-        try:
-            on_abort()
-        except Exception as save_exc:  # the abort must happen even if saving fails
-            print(f"{prog}: could not save finished points: {save_exc}", file=sys.stderr)
-    print(f"{prog}: error on rank {rank}: {message}", file=sys.stderr, flush=True)
-    comm.Abort(1)
 
 
 def _master(job, indices, on_result, comm, chunk_size, on_abort, prog) -> None:
@@ -153,11 +198,9 @@ def _master(job, indices, on_result, comm, chunk_size, on_abort, prog) -> None:
             return False
         msg = comm.recv(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status)
         w = status.Get_source()
-        if status.Get_tag() == TAG_ERROR:
-            if on_abort is not None:
-                on_abort()
-            print(f"{prog}: error on rank {w}: {msg}", file=sys.stderr, flush=True)
-            comm.Abort(1)
+        if status.Get_tag() == TAG_ERROR:  # the worker has printed its message already
+            _save(prog, on_abort)
+            abort(comm, msg)
         for k, result in msg:
             on_result(k, result)
         outstanding[w] -= 1
@@ -171,17 +214,16 @@ def _master(job, indices, on_result, comm, chunk_size, on_abort, prog) -> None:
             while serve(block=False):
                 pass
             if queue:
-                mine = queue.popleft()
-                for k in mine:
+                for k in queue.popleft():
                     on_result(k, job(k))
                     while serve(block=False):
                         pass
             elif any(outstanding.values()):
                 serve(block=True)
-        for w in outstanding:
-            feed(w)
     except BaseException as exc:
-        _die(comm, prog, 0, exc, on_abort)
+        report(prog, 0, exc)
+        _save(prog, on_abort)
+        abort(comm, 130 if isinstance(exc, KeyboardInterrupt) else 1)
 
 
 def _worker(job, comm, prog) -> None:
@@ -192,11 +234,10 @@ def _worker(job, comm, prog) -> None:
                 return
             comm.send([(k, job(k)) for k in chunk], dest=0, tag=TAG_RESULT)
     except BaseException as exc:
-        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-        if os.environ.get("LANDSCAPE_DEBUG"):
-            traceback.print_exc()
+        code = 130 if isinstance(exc, KeyboardInterrupt) else 1
+        report(prog, comm.rank, exc)
         try:
-            comm.send(message, dest=0, tag=TAG_ERROR)
+            comm.send(code, dest=0, tag=TAG_ERROR)  # rank 0 saves the finished points, then aborts
+            time.sleep(ABORT_GRACE_S)  # ... or is busy with a long point: abort without it
         finally:
-            time.sleep(5)  # rank 0 saves, reports and aborts; abort ourselves if it cannot
-            comm.Abort(1)
+            abort(comm, code)

@@ -1,0 +1,99 @@
+"""``landscape-traj``: PCA directions of a training run and its path projected on them.
+
+    landscape-traj --checkpoints 'runs/r56/model_*.pt' --final runs/r56/model_300.pt \\
+        --arch resnet56 --out r56_pca.h5
+    landscape-surf --model runs/r56/model_300.pt --arch resnet56 --directions r56_pca.h5 ...
+
+The output is a directions file (``landscape-surf --directions`` reads it) that also holds the
+projected path (``proj_xcoord``, ``proj_ycoord``) and the explained variance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from landscape.cli._common import run_cli
+from landscape.errors import LandscapeError
+
+PROG = "landscape-traj"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Find the first two principal directions of the path through the "
+        "checkpoints of one run, centred on the final model, and project every checkpoint "
+        "onto them.",
+    )
+    p.add_argument("--checkpoints", nargs="+", required=True, metavar="GLOB",
+                   help="checkpoint files or quoted glob patterns (sorted by the numbers in "
+                   "their names: model_2.pt before model_10.pt)")
+    p.add_argument("--final", required=True,
+                   help="the final model: the origin of the directions (may be among --checkpoints)")
+    p.add_argument("--arch", required=True, help="zoo name or package.module:callable")
+    p.add_argument("--num-classes", type=int, default=None,
+                   help="default: from the final checkpoint's metadata, else 10")
+    p.add_argument("--in-channels", type=int, default=None,
+                   help="default: from the final checkpoint's metadata, else 3")
+    p.add_argument("--dir-type", choices=["weights", "states"], default="weights",
+                   help="weights: trainable parameters (default); states: the whole state dict")
+    p.add_argument("--ignore", choices=["biasbn", "none"], default="biasbn",
+                   help="biasbn (default): leave 1-D tensors (biases, BatchNorm) out of the path")
+    p.add_argument("--unsafe-pickle", action="store_true",
+                   help="allow checkpoints holding pickled Python objects (trusted files only)")
+    p.add_argument("--cache-mb", type=int, default=1024,
+                   help="memory for checkpoint differences held at once (default 1024)")
+    p.add_argument("--out", required=True, help="output HDF5 file")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    return p
+
+
+def _model_shape(final: str, unsafe_pickle: bool) -> tuple[int, int]:
+    """``(num_classes, in_channels)`` as recorded by ``landscape-train``, else (10, 3)."""
+    from landscape.checkpoint import read_checkpoint
+
+    meta = read_checkpoint(final, unsafe_pickle)
+    meta = meta if isinstance(meta, dict) else {}
+    return int(meta.get("num_classes", 10)), int(meta.get("in_channels", 3))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``landscape-traj``; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    def body() -> int:
+        from landscape.models import build_model
+        from landscape.trajectory import expand_checkpoints, pca_directions, write_trajectory
+
+        ns = build_parser().parse_args(argv)
+        if os.path.exists(ns.out) and not ns.overwrite:
+            raise LandscapeError(f"{ns.out!r} exists; use --overwrite to replace it")
+        out_dir = os.path.dirname(os.path.abspath(ns.out))
+        if not os.path.isdir(out_dir):
+            raise LandscapeError(f"output folder {out_dir!r} does not exist")
+        if ns.cache_mb < 1:
+            raise LandscapeError(f"--cache-mb must be positive, got {ns.cache_mb}")
+        checkpoints = expand_checkpoints(ns.checkpoints)
+        num_classes, in_channels = _model_shape(ns.final, ns.unsafe_pickle)
+        model = build_model(ns.arch, num_classes=ns.num_classes or num_classes,
+                            in_channels=ns.in_channels or in_channels)
+        traj = pca_directions(checkpoints, ns.final, model, ns.dir_type, ns.ignore,
+                              ns.unsafe_pickle, cache_bytes=ns.cache_mb << 20)
+        traj.attrs["arch"] = ns.arch
+        write_trajectory(ns.out, traj)
+        r = traj.explained_variance_ratio * 100
+        print(f"{PROG}: {len(checkpoints)} checkpoints; explained variance: 1st PC {r[0]:.1f} %, "
+              f"2nd PC {r[1]:.1f} % ({r.sum():.1f} % together); largest residual "
+              f"{traj.residual.max():.4g}")
+        print(f"{PROG}: wrote {ns.out}")
+        return 0
+
+    return run_cli(PROG, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

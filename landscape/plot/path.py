@@ -1,0 +1,63 @@
+"""The optimization path of a run (a :class:`landscape.trajectory.Trajectory`) over contours.
+
+As in the paper's figures, the axes are the two principal directions, labelled with the share
+of the path's variance each explains ("1st PC: 83.5 %").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from landscape.plot import mpl
+from landscape.surface import Surface
+from landscape.trajectory import Trajectory
+
+
+def pc_labels(traj: Trajectory) -> tuple[str, str]:
+    """Axis labels with the explained variance ratios, e.g. ``("1st PC: 83.5 %", ...)``."""
+    names = ("1st PC", "2nd PC")
+    r = np.asarray(traj.explained_variance_ratio, dtype=float)
+    return tuple(f"{n}: {100 * v:.1f} %" if np.isfinite(v) else n for n, v in zip(names, r, strict=True))
+
+
+def _point_label(traj: Trajectory, k: int, fallback: str) -> str:
+    epoch = int(traj.epochs[k]) if len(traj.epochs) > k else -1
+    return f"{fallback} (epoch {epoch})" if epoch >= 0 else fallback
+
+
+def trajectory(ax: Axes, traj: Trajectory, color: str = "red", annotate: bool = True,
+               label_axes: bool = True):
+    """The projected path with a marker per checkpoint, the start and end marked and labelled.
+
+    Returns the path's ``Line2D``.
+    """
+    x, y = np.asarray(traj.xcoord), np.asarray(traj.ycoord)
+    (line,) = ax.plot(x, y, "-o", color=color, ms=3, lw=1.2, label="optimization path")
+    ax.plot(x[:1], y[:1], "s", color=color, ms=7)
+    ax.plot(x[-1:], y[-1:], "*", color=color, ms=12)
+    if annotate:
+        for k, text in ((0, "start"), (len(x) - 1, "end")):
+            ax.annotate(_point_label(traj, k, text), (x[k], y[k]), xytext=(5, 5),
+                        textcoords="offset points", fontsize=8, color=color)
+    if label_axes:
+        xlabel, ylabel = pc_labels(traj)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    return line
+
+
+def trajectory_figure(traj: Trajectory, surface: Surface | None = None, quantity: str = "loss",
+                      levels: int = 30, log: bool = False) -> Figure:
+    """The path alone, or over the contours of a ``surface`` computed on the same directions."""
+    fig = Figure(figsize=(6, 5), layout="constrained")
+    ax = fig.subplots()
+    if surface is not None:
+        cs = mpl.contour(ax, surface, quantity, levels=levels, log=log)
+        fig.colorbar(cs, ax=ax, label=f"{quantity} (log scale)" if log else quantity)
+    trajectory(ax, traj)
+    return fig
+
+
+__all__ = ["pc_labels", "trajectory", "trajectory_figure"]

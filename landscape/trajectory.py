@@ -1,0 +1,299 @@
+"""The optimization path of a training run, seen in its first two principal directions.
+
+Li et al., "Visualizing the Optimization Path": each checkpoint ``i`` of a run gives the row
+``v_i = theta_i - theta_final`` (trainable parameters for ``dir_type="weights"``, the whole state
+dict for ``"states"``; with ``ignore="biasbn"`` the 1-D tensors are left out and get a zero
+direction). The two directions are the first two principal components of these rows, found as
+scikit-learn's ``PCA`` does (and as the original tool, which calls it, does): the rows are
+*centered* on their mean first, and each component is a unit vector whose largest-magnitude
+entry is positive. Every checkpoint is then placed at the least-squares coordinates
+``argmin_(a, b) ||v_i - a d_1 - b d_2||`` (not centered: the final model sits at (0, 0)), and
+the distance left, the residual, is recorded.
+
+Memory: nothing of size parameters x parameters is ever built. The n x n Gram matrix of the rows
+is accumulated from blocks of at most ``cache_bytes`` of float32 rows (one block holds a whole
+run of a small model; a run of 300 checkpoints of a 1M-parameter network needs 1.2 GB, so under
+the default 1 GiB it takes two blocks and re-reads a checkpoint at most twice). Beyond the block,
+one checkpoint, the final model and two float64 directions are held at a time.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+from landscape import __version__
+from landscape.checkpoint import load_into_, load_state_dict, sha256
+from landscape.directions import IGNORES, Direction, load_directions, save_directions
+from landscape.errors import LandscapeError
+from landscape.params import live_tensors
+
+CHUNK = 1 << 16  # columns converted to float64 at a time when forming dot products
+
+
+@dataclass
+class Trajectory:
+    """Two PCA directions of a run and where each checkpoint lies in their plane."""
+
+    directions: list[Direction]
+    xcoord: np.ndarray
+    ycoord: np.ndarray
+    explained_variance_ratio: np.ndarray
+    residual: np.ndarray
+    checkpoints: list[str]
+    epochs: np.ndarray  # the last number in each checkpoint's file name, -1 where there is none
+    explained_variance: np.ndarray = field(default_factory=lambda: np.full(2, np.nan))
+    attrs: dict = field(default_factory=dict)
+
+
+def _natural_key(path: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path)]
+
+
+def expand_checkpoints(patterns: str | Sequence[str]) -> list[str]:
+    """The files the glob patterns (or plain paths) name, each once, in natural order.
+
+    Natural order compares the numbers in the names as numbers: ``model_2.pt`` comes before
+    ``model_10.pt``.
+    """
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+    found: set[str] = set()
+    for pattern in patterns:
+        matches = glob.glob(pattern) if glob.has_magic(pattern) else [pattern]
+        matches = [m for m in matches if os.path.isfile(m)]
+        if not matches:
+            raise LandscapeError(f"no checkpoint file matches {pattern!r}")
+        found.update(matches)
+    return sorted(found, key=_natural_key)
+
+
+def epoch_of(path: str) -> int:
+    """The last number in a file name (``model_150.pt`` -> 150), or -1."""
+    numbers = re.findall(r"\d+", os.path.basename(path))
+    return int(numbers[-1]) if numbers else -1
+
+
+def _active(template: dict[str, torch.Tensor], ignore: str) -> list[str]:
+    if ignore not in IGNORES:
+        raise LandscapeError(f"ignore must be one of {', '.join(IGNORES)}, got {ignore!r}")
+    return [k for k, v in template.items()
+            if v.is_floating_point() and not (ignore == "biasbn" and v.dim() <= 1)]
+
+
+def _dot64(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """``a @ b.T`` summed in float64, converting ``CHUNK`` columns at a time."""
+    out = torch.zeros(a.shape[0], b.shape[0], dtype=torch.float64)
+    for c in range(0, a.shape[1], CHUNK):
+        out += a[:, c:c + CHUNK].double() @ b[:, c:c + CHUNK].double().T
+    return out.numpy()
+
+
+def _gram(row: Callable[[int], torch.Tensor], n: int, block: int):
+    """The Gram matrix of the ``n`` rows, holding at most ``block`` of them at once.
+
+    Returns it with the last block still in memory, ``(G, first_index, rows)``.
+    """
+    g = np.zeros((n, n))
+    start, rows = 0, torch.empty(0)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        rows = torch.stack([row(i) for i in range(start, stop)])
+        g[start:stop, start:stop] = _dot64(rows, rows)
+        for j in range(stop, n):
+            g[start:stop, j] = _dot64(rows, row(j)[None])[:, 0]
+            g[j, start:stop] = g[start:stop, j]
+    return g, start, rows
+
+
+def _components(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``W`` (n x 2) with ``d_k = sum_i W[i, k] v_i``, the two variances and their ratios."""
+    n = len(g)
+    h = np.eye(n) - 1.0 / n
+    gc = h @ g @ h  # the Gram matrix of the centered rows
+    lam, u = np.linalg.eigh((gc + gc.T) / 2)
+    lam, u = lam[::-1][:2], u[:, ::-1][:, :2]
+    total = float(np.trace(gc))
+    if total <= 0 or lam[1] <= 1e-12 * total:
+        raise LandscapeError(
+            "the checkpoints do not span two dimensions after centering (identical or collinear "
+            "checkpoints?); PCA needs at least 3 distinct checkpoints off one line"
+        )
+    w = h @ u / np.sqrt(lam)
+    return w, lam / (n - 1), lam / total
+
+
+def _directions(row, n: int, w: np.ndarray, cached: tuple[int, torch.Tensor]) -> np.ndarray:
+    """``d = sum_i v_i W[i]`` as a (P, 2) float64 array, reusing the rows still in memory."""
+    start, rows = cached
+    d = np.zeros((rows.shape[1], 2))
+    wt = torch.from_numpy(w)
+    for c in range(0, rows.shape[1], CHUNK):
+        d[c:c + CHUNK] = (rows[:, c:c + CHUNK].double().T @ wt[start:start + len(rows)]).numpy()
+    for i in range(n):
+        if not start <= i < start + len(rows):
+            d += np.outer(row(i).double().numpy(), w[i])
+    return d
+
+
+def _project(g: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares coordinates of every row on ``d = X^T W`` and the residual norms, from G."""
+    b = w.T @ g  # b[:, i] = d^T v_i
+    coords = np.linalg.solve(w.T @ g @ w, b)  # (d^T d)^-1 d^T v_i
+    residual = np.sqrt(np.clip(np.diag(g) - np.einsum("ki,ki->i", coords, b), 0, None))
+    return coords, residual
+
+
+def _unflatten(flat: np.ndarray, shapes: dict[str, tuple], active: list[str]) -> Direction:
+    """A named direction: the slices of ``flat`` for the active tensors, zeros elsewhere."""
+    out, offset, moved = {}, 0, set(active)
+    for name, shape in shapes.items():
+        size = int(np.prod(shape))
+        if name in moved:
+            out[name] = torch.from_numpy(flat[offset:offset + size]).float().reshape(shape)
+            offset += size
+        else:
+            out[name] = torch.zeros(shape)
+    return out
+
+
+def pca_directions(
+    checkpoints: Sequence[str],
+    final: str,
+    model: nn.Module,
+    dir_type: str = "weights",
+    ignore: str = "biasbn",
+    unsafe_pickle: bool = False,
+    cache_bytes: int = 1 << 30,
+) -> Trajectory:
+    """PCA directions of the path through ``checkpoints`` around ``final`` (see the module doc).
+
+    ``model`` is the architecture: every checkpoint must load into it, and it tells parameters
+    from buffers. Its own values are overwritten. The directions come in the order and with the
+    names of :func:`landscape.params.live_tensors`, so ``landscape-surf`` can load them.
+    """
+    checkpoints = list(checkpoints)
+    if len(checkpoints) < 3:
+        raise LandscapeError(
+            f"{len(checkpoints)} checkpoint(s) given; the two principal directions of a path "
+            "need at least 3"
+        )
+
+    def state(path: str) -> dict[str, torch.Tensor]:
+        load_into_(model, load_state_dict(path, unsafe_pickle), source=f"checkpoint {path!r}")
+        return live_tensors(model, dir_type)
+
+    live = state(final)
+    active = _active(live, ignore)
+    if not active:
+        raise LandscapeError(
+            f"no tensor of the model is moved with dir_type={dir_type!r} and ignore={ignore!r}"
+        )
+    shapes = {k: tuple(v.shape) for k, v in live.items()}
+    origin = torch.cat([live[k].detach().cpu().float().reshape(-1) for k in active])
+
+    def row(i: int) -> torch.Tensor:
+        live = state(checkpoints[i])
+        return torch.cat([live[k].detach().cpu().float().reshape(-1) for k in active]) - origin
+
+    n = len(checkpoints)
+    block = max(1, min(n, cache_bytes // (4 * origin.numel())))
+    g, start, rows = _gram(row, n, block)
+    w, variance, ratio = _components(g)
+    d = _directions(row, n, w, (start, rows))
+    signs = np.sign(d[np.abs(d).argmax(axis=0), [0, 1]])  # scikit-learn's svd_flip convention
+    signs[signs == 0] = 1
+    d, w = d * signs, w * signs
+    coords, residual = _project(g, w)
+    return Trajectory(
+        directions=[_unflatten(d[:, k], shapes, active) for k in range(2)],
+        xcoord=coords[0], ycoord=coords[1], explained_variance_ratio=ratio, residual=residual,
+        checkpoints=[os.path.abspath(p) for p in checkpoints],
+        epochs=np.array([epoch_of(p) for p in checkpoints]), explained_variance=variance,
+        attrs={
+            "method": "pca", "model": os.path.abspath(final), "model_sha256": sha256(final),
+            "dir_type": dir_type, "ignore": ignore, "landscape_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
+
+
+def path_extent(traj: Trajectory, margin: float = 0.2) -> tuple[float, float, float, float]:
+    """``(xmin, xmax, ymin, ymax)`` covering the path and the origin, widened by ``margin``.
+
+    Each side grows by ``margin`` times the larger of the two spans, so a path that is nearly a
+    line still gets a usable second axis.
+    """
+    xs = np.append(traj.xcoord, 0.0)
+    ys = np.append(traj.ycoord, 0.0)
+    pad = margin * max(float(np.ptp(xs)), float(np.ptp(ys)), 1e-12)
+    xmin, xmax, ymin, ymax = xs.min() - pad, xs.max() + pad, ys.min() - pad, ys.max() + pad
+    return float(xmin), float(xmax), float(ymin), float(ymax)
+
+
+DATASETS = ("proj_xcoord", "proj_ycoord", "explained_variance_ratio", "explained_variance",
+            "residual", "epochs", "checkpoints")
+
+
+def write_trajectory(path: str | os.PathLike, traj: Trajectory) -> None:
+    """Write a trajectory file atomically: a directions file (``xdirection``, ``ydirection``)
+    that :func:`landscape.directions.load_directions` reads, plus the projection datasets
+    ``proj_xcoord``, ``proj_ycoord`` (the original tool's names), ``explained_variance_ratio``,
+    ``explained_variance``, ``residual``, ``epochs`` and ``checkpoints`` (the paths)."""
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{name}.part{os.getpid()}")
+    save_directions(tmp, traj.directions, traj.attrs)
+    arrays = dict(zip(DATASETS, (
+        traj.xcoord, traj.ycoord, traj.explained_variance_ratio, traj.explained_variance,
+        traj.residual, traj.epochs, np.array(traj.checkpoints, dtype=h5py.string_dtype()),
+    ), strict=True))
+    try:
+        with h5py.File(tmp, "a") as f:
+            for name, arr in arrays.items():
+                f.create_dataset(name, data=arr)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise LandscapeError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+
+
+def _text(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def read_trajectory(path: str | os.PathLike) -> Trajectory:
+    """Read a file written by :func:`write_trajectory`."""
+    path = os.fspath(path)
+    directions, attrs = load_directions(path)
+    try:
+        with h5py.File(path, "r") as f:
+            missing = [k for k in ("proj_xcoord", "proj_ycoord") if k not in f]
+            if missing or len(directions) < 2:
+                raise LandscapeError(f"{path!r} holds directions but no trajectory (proj_xcoord)")
+            n = len(f["proj_xcoord"])
+            arr = {k: f[k][()] for k in DATASETS if k in f}
+    except OSError as exc:
+        raise LandscapeError(f"{path!r} is not a readable HDF5 file ({exc})") from None
+    return Trajectory(
+        directions=directions[:2], xcoord=arr["proj_xcoord"], ycoord=arr["proj_ycoord"],
+        explained_variance_ratio=arr.get("explained_variance_ratio", np.full(2, np.nan)),
+        residual=arr.get("residual", np.full(n, np.nan)),
+        checkpoints=[_text(c) for c in arr.get("checkpoints", [])],
+        epochs=arr.get("epochs", np.full(n, -1)),
+        explained_variance=arr.get("explained_variance", np.full(2, np.nan)),
+        attrs={k: _text(v) if isinstance(v, bytes) else v for k, v in attrs.items()},
+    )
+
+
+__all__ = ["Trajectory", "epoch_of", "expand_checkpoints", "path_extent", "pca_directions",
+           "read_trajectory", "write_trajectory"]

@@ -1,0 +1,153 @@
+"""landscape-surf and landscape-plot from the command line: the demo, flags, and every user
+mistake ending in one line on stderr, exit code 2, no traceback, nothing overwritten."""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from conftest import save_digits_cnn
+
+from landscape.cli import plot as plot_cli
+from landscape.cli import surf as surf_cli
+
+BASE = ["--arch", "digits_cnn", "--dataset", "digits", "--samples", "100", "--batch-size", "64",
+        "--no-progress"]
+
+
+def surf(args, capsys):
+    code = surf_cli.main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_user_error(code, err, *fragments):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("landscape-surf: error:") or lines[0].startswith("landscape-plot")
+    assert "Traceback" not in err
+    for frag in fragments:
+        assert frag in lines[0], lines[0]
+
+
+def test_demo_without_arguments_writes_a_surface_and_figures(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = surf(["--x=-1:1:3", "--y", "-1:1:3", "--no-progress"], capsys)
+    assert code == 0, err
+    assert "landscape_demo/surface.h5" in out and "cached at" in out
+    with h5py.File(tmp_path / "landscape_demo" / "surface.h5") as f:
+        assert f["train_loss"].shape == (3, 3) and f["completed"][()].all()
+    for kind in ("contour", "contourf", "heatmap", "3d"):
+        assert (tmp_path / "landscape_demo" / f"surface_{kind}.png").stat().st_size > 1000
+        assert (tmp_path / "landscape_demo" / f"surface_{kind}.pdf").exists()
+    code, out, _ = surf(["--x=-1:1:3", "--y", "-1:1:3", "--no-progress"], capsys)
+    assert code == 0 and "using the cached" in out  # second run: cached net, finished file
+
+
+def test_both_grid_spellings_and_a_1d_surface(tmp_path, digits_ckpt, capsys):
+    a = str(tmp_path / "a.h5")
+    b = str(tmp_path / "b.h5")
+    assert surf(BASE + ["--model", digits_ckpt, "--x=-1:1:3", "--out", a], capsys)[0] == 0
+    assert surf(BASE + ["--model", digits_ckpt, "--x", "-1:1:3", "--out", b], capsys)[0] == 0
+    with h5py.File(a) as fa, h5py.File(b) as fb:
+        assert fa["train_loss"].shape == (3,) and "ycoordinates" not in fa
+        np.testing.assert_array_equal(fa["train_loss"][()], fb["train_loss"][()])
+        assert "--x -1:1:3" in fb.attrs["command"] or "--x=-1:1:3" in fb.attrs["command"]
+    code = plot_cli.main([a, "--log", "--formats", "png"])
+    assert code == 0 and (tmp_path / "a_1d.png").stat().st_size > 1000
+
+
+def test_plot_options(tmp_path, digits_ckpt, capsys):
+    s = str(tmp_path / "s.h5")
+    assert surf(BASE + ["--model", digits_ckpt, "--x=-1:1:4", "--y=-1:1:3", "--out", s],
+                capsys)[0] == 0
+    code = plot_cli.main([s, "--kinds", "contour,heatmap", "--formats", "png", "--vmax", "5",
+                          "--levels", "10", "--quantity", "acc", "--out", str(tmp_path / "fig")])
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.glob("fig_*")) == ["fig_contour.png", "fig_heatmap.png"]
+
+
+def test_an_existing_file_of_another_configuration_is_refused_and_kept(tmp_path, digits_ckpt,
+                                                                       capsys):
+    out = str(tmp_path / "s.h5")
+    assert surf(BASE + ["--model", digits_ckpt, "--x=-1:1:3", "--out", out], capsys)[0] == 0
+    before = open(out, "rb").read()
+    code, _, err = surf(BASE + ["--model", digits_ckpt, "--x=-1:1:3", "--seed", "9",
+                                "--out", out], capsys)
+    assert_user_error(code, err, "another configuration", "seed", "--overwrite")
+    code, _, err = surf(BASE + ["--model", digits_ckpt, "--x=-1:1:5", "--out", out], capsys)
+    assert_user_error(code, err, "another configuration")
+    assert open(out, "rb").read() == before
+    code, _, err = surf(BASE + ["--model", digits_ckpt, "--x=-1:1:3", "--seed", "9",
+                                "--out", out, "--overwrite"], capsys)
+    assert code == 0, err
+    with h5py.File(out) as f:
+        assert f.attrs["seed"] == 9
+
+
+def test_whole_pickled_module_needs_the_explicit_opt_in(tmp_path, capsys):
+    from landscape.models import build_model
+
+    path = tmp_path / "whole.pt"
+    torch.save(build_model("digits_cnn", num_classes=10, in_channels=1), path)
+    args = BASE + ["--model", str(path), "--x=-1:1:3", "--out", str(tmp_path / "s.h5")]
+    code, _, err = surf(args, capsys)
+    assert_user_error(code, err, "--unsafe-pickle")
+    assert not (tmp_path / "s.h5").exists()
+    assert surf(args + ["--unsafe-pickle"], capsys)[0] == 0
+
+
+@pytest.fixture
+def bad_inputs(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    torch.save({"fc.weight": torch.zeros(10, 32), "extra.weight": torch.zeros(3)},
+               tmp_path / "partial.pt")
+    (tmp_path / "empty_cifar").mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--model", "{t}/missing.pt", "--arch", "digits_cnn"], ["does not exist"]),
+    (["--model", "{t}/notes.txt", "--arch", "digits_cnn"], ["not a", "checkpoint"]),
+    (["--model", "{t}/partial.pt", "--arch", "digits_cnn"],
+     ["does not fit", "missing keys: features.0.weight", "unexpected keys: extra.weight"]),
+    (["--model", "{ckpt}", "--arch", "digits_cnn", "--x=1:-1:5"], ["grid spec"]),
+    (["--model", "{ckpt}", "--arch", "digits_cnn", "--x", "-1:1"], ["grid spec"]),
+    (["--model", "{ckpt}", "--arch", "digits_cnn", "--dataset", "imagenet"],
+     ["unknown dataset 'imagenet'"]),
+    (["--model", "{ckpt}", "--arch", "resnet9000"], ["unknown architecture 'resnet9000'"]),
+    (["--model", "{ckpt}", "--arch", "digits_cnn", "--dataset", "cifar10", "--data-root",
+      "{t}/empty_cifar"], ["missing", "data_batch_1"]),
+    (["--model", "{ckpt}", "--arch", "digits_cnn", "--out", "{t}/no/such/dir/s.h5"],
+     ["does not exist"]),
+    (["--model", "{ckpt}", "--arch", "digits_cnn", "--out", "{t}/notes.txt/s.h5"],
+     ["does not exist"]),
+    (["--model", "{ckpt}"], ["--arch is needed"]),
+    (["--model", "{ckpt}", "--arch", "digits_cnn", "--norm", "unit"], ["invalid choice"]),
+    (["--model", "{ckpt}", "--arch", "digits_cnn", "--directions", "{t}/notes.txt"],
+     ["not a readable HDF5"]),
+    (["--model", "{ckpt}", "--arch", "digits_cnn", "--device", "cuda:3"], ["CUDA"]),
+])
+def test_bad_input_is_one_line_and_exit_2(bad_inputs, args, fragments, capsys):
+    t = str(bad_inputs)
+    ckpt = save_digits_cnn(bad_inputs / "ok.pt")
+    argv = [a.format(t=t, ckpt=ckpt) for a in args]
+    if "--out" not in argv:
+        argv += ["--out", f"{t}/s.h5"]
+    code, _, err = surf(argv + ["--samples", "50", "--no-progress"], capsys)
+    assert_user_error(code, err, *fragments)
+    assert not os.path.exists(f"{t}/s.h5")
+
+
+def test_plot_bad_input(tmp_path, capsys):
+    (tmp_path / "x.h5").write_text("nope")
+    assert plot_cli.main([str(tmp_path / "missing.h5")]) == 2
+    assert plot_cli.main([str(tmp_path / "x.h5")]) == 2
+    assert plot_cli.main([str(tmp_path / "x.h5"), "--kinds", "pie"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("landscape-plot: error:") for line in err)
+    assert "does not exist" in err[0] and "not a readable HDF5" in err[1] and "--kinds" in err[2]
