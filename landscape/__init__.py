@@ -29,8 +29,9 @@ from landscape.trajectory import (  # noqa: E402
 
 __all__ = [
     "Axis", "Dataset", "Evaluator", "Grid", "LandscapeError", "Mover", "Surface", "SurfaceConfig",
-    "Trajectory", "build_model", "compute_surface", "interpolation_direction", "list_models", "live_tensors",
-    "load_dataset", "load_directions", "load_into_", "load_state_dict", "normalize_", "parse_axis",
-    "path_extent", "pca_directions", "random_direction", "random_directions", "read_surface",
-    "read_trajectory", "save_directions", "snapshot", "write_surface", "write_trajectory",
+    "Trajectory", "build_model", "compute_surface", "interpolation_direction", "list_models",
+    "live_tensors", "load_dataset", "load_directions", "load_into_", "load_state_dict",
+    "normalize_", "parse_axis", "path_extent", "pca_directions", "random_direction",
+    "random_directions", "read_surface", "read_trajectory", "save_directions", "snapshot",
+    "write_surface", "write_trajectory",
 ]

@@ -228,11 +228,11 @@ def compute_surface(cfg: SurfaceConfig, comm=None, progress: bool = True) -> Sur
 
     surface, error = None, None
     if comm.rank == 0:
-        attrs = provenance(cfg, dirs_sha, len(data), comm, evaluator.batch_size)
-        attrs["threads_per_rank"] = threads
-        extras = {} if sample_idx is None else {"sample_indices": sample_idx}
         with abort_on_error(comm, PROG):
             try:
+                attrs = provenance(cfg, dirs_sha, len(data), comm, evaluator.batch_size)
+                attrs["threads_per_rank"] = threads
+                extras = {} if sample_idx is None else {"sample_indices": sample_idx}
                 surface = _open_output(cfg, grid, attrs, dirs, extras)
             except LandscapeError as exc:
                 error = str(exc)
@@ -244,7 +244,7 @@ def compute_surface(cfg: SurfaceConfig, comm=None, progress: bool = True) -> Sur
 
     def job(k: int) -> dict:
         mover.move_(grid.point(k))
-        return dict(zip(keys, evaluator()))
+        return dict(zip(keys, evaluator(), strict=True))
 
     pending = surface.pending() if surface is not None else np.empty(0, dtype=int)
     bar = None

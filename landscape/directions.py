@@ -120,7 +120,7 @@ def save_directions(path: str | os.PathLike, directions: Sequence[Direction], at
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         with h5py.File(tmp, "w") as f:
-            for axis, d in zip(AXES, directions):
+            for axis, d in zip(AXES, directions, strict=False):
                 g = f.create_group(axis)
                 g.attrs["names"] = np.array(list(d), dtype=h5py.string_dtype())
                 for i, t in enumerate(d.values()):
@@ -157,7 +157,7 @@ def load_directions(path: str | os.PathLike, names: Sequence[str] | None = None)
                     raise LandscapeError(
                         f"{path!r}: {axis} has {len(keys)} tensors but the model has {len(labels)}"
                     )
-                out.append({n: torch.from_numpy(g[k][()]) for n, k in zip(labels, keys)})
+                out.append({n: torch.from_numpy(g[k][()]) for n, k in zip(labels, keys, strict=True)})
             attrs = {k: v for k, v in f.attrs.items()}
     except OSError as exc:
         raise LandscapeError(f"{path!r} is not a readable HDF5 directions file ({exc})") from None

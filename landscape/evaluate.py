@@ -109,7 +109,7 @@ class Evaluator:
         if self.n == 0:
             raise LandscapeError("the evaluation data is empty")
         self.batch_size = batch_size or self.probe_batch_size()
-        self.batches = list(zip(self.x.split(self.batch_size), self.y.split(self.batch_size)))
+        self.batches = list(zip(self.x.split(self.batch_size), self.y.split(self.batch_size), strict=True))
 
     def _logits(self, xb: torch.Tensor) -> torch.Tensor:
         if self.precision == "bf16":

@@ -72,7 +72,7 @@ class Mover:
         if len(coords) != len(self._dirs):
             raise ValueError(f"expected {len(self._dirs)} coordinates, got {len(coords)}")
         torch._foreach_copy_(self._targets, self._origin)
-        for a, d in zip(coords, self._dirs):
+        for a, d in zip(coords, self._dirs, strict=True):
             if a != 0.0:
                 torch._foreach_add_(self._targets, d, alpha=float(a))
 

@@ -123,7 +123,7 @@ def write_surface(path: str | os.PathLike, surface: Surface) -> None:
             arrays = dict(surface.values, completed=surface.completed.astype(np.uint8))
             for name, arr in arrays.items():
                 ds = f.create_dataset(name, data=arr)
-                for dim, scale in zip(ds.dims, scales):
+                for dim, scale in zip(ds.dims, scales, strict=True):
                     dim.attach_scale(scale)
             for name, arr in surface.extras.items():
                 f.create_dataset(name, data=arr)

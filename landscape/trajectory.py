@@ -11,10 +11,11 @@ entry is positive. Every checkpoint is then placed at the least-squares coordina
 the distance left, the residual, is recorded.
 
 Memory: nothing of size parameters x parameters is ever built. The n x n Gram matrix of the rows
-is accumulated from blocks of at most ``cache_bytes`` of float32 rows (one block holds a whole
-run of a small model; a run of 300 checkpoints of a 1M-parameter network needs 1.2 GB, so under
-the default 1 GiB it takes two blocks and re-reads a checkpoint at most twice). Beyond the block,
-one checkpoint, the final model and two float64 directions are held at a time.
+is accumulated from blocks of at most ``cache_bytes`` of float32 rows; with B blocks each
+checkpoint is read at most B times (one block holds a whole run of a small model, read once; a
+run of 300 checkpoints of a 1M-parameter network needs 1.2 GB, so under the default 1 GiB it
+takes two blocks). Beyond the block, one checkpoint, the final model, two float64 directions and
+~300 MB of float64 scratch are held at a time: under 2 GB in all for that run.
 """
 
 from __future__ import annotations
@@ -106,7 +107,12 @@ def _gram(row: Callable[[int], torch.Tensor], n: int, block: int):
     start, rows = 0, torch.empty(0)
     for start in range(0, n, block):
         stop = min(n, start + block)
-        rows = torch.stack([row(i) for i in range(start, stop)])
+        rows = None  # free the previous block before filling the next
+        first = row(start)
+        rows = torch.empty(stop - start, first.numel())
+        rows[0] = first
+        for i in range(start + 1, stop):
+            rows[i - start] = row(i)
         g[start:stop, start:stop] = _dot64(rows, rows)
         for j in range(stop, n):
             g[start:stop, j] = _dot64(rows, row(j)[None])[:, 0]

@@ -41,7 +41,7 @@ def run_surface(args: argparse.Namespace, comm) -> int:
         compute.Evaluator.__call__ = slow
     cfg = compute.SurfaceConfig(
         model=args.model, arch="digits_cnn", dataset="digits", samples=args.samples,
-        x=args.x, y=args.y or None, out=args.out, threads=1, batch_size=args.batch_size,
+        x=args.x, y=args.y or None, out=args.out, threads=1, batch_size=args.batch_size or None,
         chunk_size=args.chunk_size, flush_seconds=args.flush_seconds, overwrite=args.overwrite,
     )
 
@@ -72,7 +72,7 @@ def run_map(args: argparse.Namespace, comm) -> int:
         log.flush()
 
     def on_abort() -> None:
-        import traceback; traceback.print_stack(); log.write("aborted\n")
+        log.write("aborted\n")
         log.flush()
 
     indices = [int(i) for i in args.indices.split(",")] if args.indices else list(range(args.n))
@@ -89,7 +89,7 @@ def main() -> int:
     s.add_argument("--samples", type=int, default=200)
     s.add_argument("--x", default="-1:1:5")
     s.add_argument("--y", default="-1:1:5")
-    s.add_argument("--batch-size", type=int, default=100)
+    s.add_argument("--batch-size", type=int, default=100, help="0: let the evaluator pick")
     s.add_argument("--chunk-size", type=int, default=1)
     s.add_argument("--flush-seconds", type=float, default=2.0)
     s.add_argument("--delay", type=float, default=0.0)

@@ -99,7 +99,7 @@ def test_save_and_load_round_trip(tmp_path):
     loaded, attrs = load_directions(tmp_path / "d.h5")
     assert attrs["norm"] == "filter"
     assert len(loaded) == 2
-    for d, e in zip(dirs, loaded):
+    for d, e in zip(dirs, loaded, strict=True):
         assert list(d) == list(e)
         for k in d:
             assert torch.equal(d[k], e[k])

@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.out and len(ns.surfaces) > 1:
             raise LandscapeError("--out names one figure prefix; give one surface file with it")
         surfaces = [read_surface(path) for path in ns.surfaces]  # all readable before drawing
-        for path, surface in zip(ns.surfaces, surfaces):
+        for path, surface in zip(ns.surfaces, surfaces, strict=True):
             prefix = ns.out or os.path.splitext(path)[0]
             paths = render(surface, prefix, formats=ns.formats, levels=ns.levels, vmin=ns.vmin,
                            vmax=ns.vmax, log=ns.log, kinds=ns.kinds, quantity=ns.quantity)

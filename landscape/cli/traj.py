@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint files or quoted glob patterns (sorted by the numbers in "
                    "their names: model_2.pt before model_10.pt)")
     p.add_argument("--final", required=True,
-                   help="the final model: the origin of the directions (may be among --checkpoints)")
+                   help="the final model, origin of the directions (may be among --checkpoints)")
     p.add_argument("--arch", required=True, help="zoo name or package.module:callable")
     p.add_argument("--num-classes", type=int, default=None,
                    help="default: from the final checkpoint's metadata, else 10")

@@ -1,0 +1,236 @@
+"""MPI-parallel surfaces under a real ``mpirun``: same file as serial, kill and rerun, failure.
+
+Every job runs tests/mpi_job.py in a subprocess with a timeout, so a hang fails the test instead
+of hanging CI. Ranks use one thread each; ``-n 3`` oversubscribes a 2-core machine on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from landscape.models import build_model
+from landscape.surface import read_surface, write_surface
+
+JOB = str(Path(__file__).with_name("mpi_job.py"))
+ROOT = str(Path(__file__).resolve().parents[1])
+TIMEOUT = 60  # seconds any one job may take before the test fails as hung
+
+
+def find_mpirun() -> str | None:
+    """The launcher next to this Python (the mpich wheel's), else the first one on PATH."""
+    here = Path(sys.executable).parent
+    for name in ("mpirun", "mpiexec"):
+        if (here / name).is_file():
+            return str(here / name)
+    return shutil.which("mpirun") or shutil.which("mpiexec")
+
+
+def has_mpi4py() -> bool:
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+MPIRUN = find_mpirun()
+pytestmark = [
+    pytest.mark.mpi,
+    pytest.mark.skipif(not has_mpi4py(), reason="mpi4py is not installed"),
+    pytest.mark.skipif(MPIRUN is None, reason="no mpirun/mpiexec on PATH"),
+]
+
+
+def launcher(n: int) -> list[str]:
+    """``mpirun -n N``, plus what Open MPI needs to oversubscribe (mpich needs nothing)."""
+    cmd = [MPIRUN, "-n", str(n)]
+    version = subprocess.run([MPIRUN, "--version"], capture_output=True, text=True).stdout
+    if "Open MPI" in version or "OpenRTE" in version:
+        cmd.append("--oversubscribe")
+    return cmd
+
+
+def job_env() -> dict[str, str]:
+    """One thread per rank, the repository importable, no MPI variables of an outer launcher."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "PMIX_", "OMPI_"))}
+    env.pop("MPI_LOCALNRANKS", None)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=ROOT,
+               OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    return env
+
+
+def command(n: int, mode: str, *args: str) -> list[str]:
+    prefix = launcher(n) if n > 1 else []
+    return [*prefix, sys.executable, JOB, mode, *args]
+
+
+def run(n: int, mode: str, *args: str) -> subprocess.CompletedProcess:
+    """Run the job on ``n`` ranks (``n == 1``: plain python) and wait for it."""
+    return subprocess.run(command(n, mode, *args), capture_output=True, text=True, env=job_env(),
+                          timeout=TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> str:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "digits_cnn.pt"
+    torch.save(build_model("digits_cnn", num_classes=10, in_channels=1).state_dict(), path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def reference(model_path, tmp_path_factory) -> str:
+    """The surface computed serially, in one uninterrupted run."""
+    out = str(tmp_path_factory.mktemp("serial") / "surface.h5")
+    proc = run(1, "surface", "--model", model_path, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def assert_same_surface(path: str, reference: str) -> None:
+    got, want = read_surface(path), read_surface(reference)
+    assert got.completed.all()
+    assert got.attrs["directions_sha256"] == want.attrs["directions_sha256"]
+    for name, values in want.values.items():
+        np.testing.assert_allclose(got.values[name], values, rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("ranks, batch_size", [(2, "100"), (3, "0")])
+def test_mpirun_gives_the_serial_surface(model_path, reference, tmp_path, ranks, batch_size):
+    # batch size 0: each rank probes its own, and rank 0's pick is used everywhere
+    out = str(tmp_path / "surface.h5")
+    proc = run(ranks, "surface", "--model", model_path, "--out", out, "--progress",
+               "--batch-size", batch_size)
+    assert proc.returncode == 0, proc.stderr
+    assert_same_surface(out, reference)
+    assert read_surface(out).attrs["mpi_ranks"] == ranks
+    assert "25/25" in proc.stderr  # rank 0's bar counts the points of every rank
+
+
+def start_slow_job(model_path: str, out: str, pid_dir: Path) -> subprocess.Popen:
+    """Two ranks, at least 0.25 s per point, rank 0 saving every 0.3 s."""
+    args = ["--model", model_path, "--out", out, "--delay", "0.25", "--flush-seconds", "0.3",
+            "--pid-dir", str(pid_dir)]
+    return subprocess.Popen(command(2, "surface", *args), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=job_env())
+
+
+def wait_for_points(out: str, n: int, proc: subprocess.Popen) -> int:
+    """Block until the file on disk holds at least ``n`` finished points; return how many."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        try:
+            done = int(read_surface(out).completed.sum())
+        except Exception:  # not written yet
+            done = 0
+        if done >= n:
+            return done
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail(f"{out} never reached {n} finished points")
+
+
+@pytest.mark.parametrize("target, sig", [
+    ("rank1", signal.SIGKILL), ("rank0", signal.SIGKILL), ("mpirun", signal.SIGKILL),
+    ("mpirun", signal.SIGINT),
+])
+def test_killed_job_reruns_to_the_same_file(model_path, reference, tmp_path, target, sig):
+    out = str(tmp_path / "surface.h5")
+    proc = start_slow_job(model_path, out, tmp_path)
+    seen = wait_for_points(out, 6, proc)  # rank 0 flushes while the job runs
+    pid = proc.pid if target == "mpirun" else int((tmp_path / f"{target}.pid").read_text())
+    os.kill(pid, sig)
+    try:
+        _, stderr = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"the job did not end after {sig.name} to {target}")
+    assert proc.returncode != 0
+    if sig == signal.SIGINT:
+        assert "interrupted" in stderr
+    time.sleep(0.5)  # let the launcher's clean-up of the other ranks finish
+    partial = read_surface(out)  # the file always opens
+    done = int(partial.completed.sum())
+    assert seen <= done < partial.completed.size
+    finished = partial.completed
+    want = read_surface(reference)
+    np.testing.assert_allclose(partial.loss[finished], want.loss[finished], rtol=1e-6, atol=1e-6)
+
+    proc = run(2, "surface", "--model", model_path, "--out", out)  # the same command again
+    assert proc.returncode == 0, proc.stderr
+    assert_same_surface(out, reference)
+
+
+def test_resume_keeps_finished_points_and_computes_the_rest(model_path, reference, tmp_path):
+    out = str(tmp_path / "surface.h5")
+    shutil.copy(reference, out)
+    surface = read_surface(out)
+    flat = surface.completed.reshape(-1)
+    todo = np.arange(0, flat.size, 3)
+    flat[todo] = False
+    for values in surface.values.values():
+        kept = values.reshape(-1)
+        kept[todo] = np.nan
+        kept[np.setdiff1d(np.arange(flat.size), todo)] = 42.0  # a value no evaluation gives
+    write_surface(out, surface)
+
+    proc = run(3, "surface", "--model", model_path, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    got, want = read_surface(out), read_surface(reference)
+    assert got.completed.all()
+    for name in want.values:
+        new, old = got.values[name].reshape(-1), want.values[name].reshape(-1)
+        np.testing.assert_allclose(new[todo], old[todo], rtol=1e-6, atol=1e-6)
+        assert (np.delete(new, todo) == 42.0).all()  # finished points were not handed out again
+
+
+def read_log(path: Path) -> list[tuple[int, int, int]]:
+    lines = path.read_text().split("\n") if path.exists() else []
+    return [tuple(int(v) for v in line.split()) for line in lines if line and line != "aborted"]
+
+
+def test_map_points_hands_out_each_given_index_once(tmp_path):
+    log = tmp_path / "log"
+    indices = [1, 4, 5, 8, 11, 12, 13, 17, 20, 22, 23, 24]
+    proc = run(3, "map", "--indices", ",".join(map(str, indices)), "--log", str(log),
+               "--delay", "0.05")
+    assert proc.returncode == 0, proc.stderr
+    rows = read_log(log)
+    assert sorted(k for k, _, _ in rows) == indices
+    assert all(value == k * k for k, _, value in rows)
+    assert len({rank for _, rank, _ in rows}) >= 2  # handed out to several ranks
+
+
+@pytest.mark.parametrize("fail_rank", [1, 0])
+def test_failure_on_one_rank_ends_the_job(tmp_path, fail_rank):
+    log = tmp_path / "log"
+    t0 = time.monotonic()
+    proc = run(3, "map", "--n", "60", "--log", str(log), "--delay", "0.05",
+               "--fail-rank", str(fail_rank), "--fail-after", "4")
+    elapsed = time.monotonic() - t0
+    assert proc.returncode != 0
+    assert f"error on rank {fail_rank}: RuntimeError: injected failure" in proc.stderr
+    assert proc.stderr.count("injected failure") == 1
+    assert elapsed < 15
+    text = log.read_text()
+    assert "aborted" in text  # rank 0 saved what was finished before the abort
+    assert 0 < len(read_log(log)) < 60
+
+
+def test_bad_input_is_reported_once(tmp_path):
+    missing = str(tmp_path / "missing.pt")
+    proc = run(2, "surface", "--model", missing, "--out", str(tmp_path / "s.h5"))
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(lines) == 1 and "missing.pt" in lines[0], proc.stderr
