@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import NoReturn
 
+from landscape.errors import LandscapeError
+
 TAG_WORK, TAG_RESULT, TAG_ERROR = 1, 2, 3
 PREFETCH = 2  # chunks a worker holds: one running, one in reserve
 ABORT_GRACE_S = 5.0  # how long a failed worker waits for rank 0 to save and abort the job
@@ -61,16 +63,19 @@ def launcher_rank() -> int:
 def world():
     """The MPI world communicator when launched by mpirun with several ranks, else a SerialComm.
 
-    mpi4py is imported only here and only then, so serial use needs no MPI at all.
+    mpi4py is imported only here and only then, so serial use needs no MPI at all. Launched with
+    several ranks but without mpi4py is a :class:`LandscapeError` (every rank would otherwise
+    compute the whole surface on its own and write the same file).
     """
     if not under_mpi():
         return SerialComm()
     try:
         from mpi4py import MPI
     except ImportError:
-        print("landscape: launched under MPI but mpi4py is not installed; running serially "
-              "(pip install 'landscape[mpi]')", file=sys.stderr)
-        return SerialComm()
+        raise LandscapeError(
+            "launched by mpirun with several ranks, but mpi4py is not installed: "
+            "pip install 'landscape[mpi]', or run without mpirun"
+        ) from None
     return MPI.COMM_WORLD
 
 
@@ -126,17 +131,15 @@ def _save(prog: str, on_abort: Callable[[], None] | None) -> None:
 
 
 @contextmanager
-def abort_on_error(comm, prog: str, passthrough: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
-    """Under MPI, turn an exception in the block into the end of the whole job.
+def abort_on_error(comm, prog: str) -> Iterator[None]:
+    """Under MPI, turn an exception in the block into the end of the whole job (exit code 1).
 
-    Otherwise the ranks that did not fail would wait forever in the next collective call. The
-    ``passthrough`` types propagate (for errors every rank meets alike); with one rank every
-    exception propagates.
+    Otherwise the ranks that did not fail would wait forever in their next collective call. With
+    one rank the exception propagates. (Errors that every rank meets alike, such as bad input,
+    are better caught inside the block and agreed on with :func:`first_error`.)
     """
     try:
         yield
-    except passthrough:
-        raise
     except BaseException as exc:
         if comm.size == 1:
             raise

@@ -151,3 +151,37 @@ def test_plot_bad_input(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("landscape-plot: error:") for line in err)
     assert "does not exist" in err[0] and "not a readable HDF5" in err[1] and "--kinds" in err[2]
+
+
+def test_plot_html_vtk_compare_and_trajectory_views(tmp_path, digits_ckpt, capsys):
+    from landscape.directions import random_directions
+    from landscape.models import build_model
+    from landscape.params import snapshot
+    from landscape.trajectory import Trajectory, write_trajectory
+
+    a, b = str(tmp_path / "a.h5"), str(tmp_path / "b.h5")
+    for path, seed in ((a, "0"), (b, "1")):
+        code, _, err = surf(BASE + ["--model", digits_ckpt, "--x=-1:1:4", "--y=-1:1:3", "--seed", seed,
+                                    "--out", path], capsys)
+        assert code == 0, err
+    assert plot_cli.main([a, "--html", "--vtk"]) == 0
+    html = (tmp_path / "a.html").read_text()
+    assert "plotly" in html and "<script src=\"http" not in html
+    assert (tmp_path / "a.vts").read_text().startswith("<?xml")
+    assert not (tmp_path / "a_contour.png").exists()  # other views only, unless --static
+    assert plot_cli.main([a, b, "--compare", "--kinds", "contour,3d", "--formats", "png",
+                          "--out", str(tmp_path / "cmp")]) == 0
+    assert sorted(p.name for p in tmp_path.glob("cmp_*")) == ["cmp_contour.png"]
+
+    model = build_model("digits_cnn", num_classes=10, in_channels=1)
+    dirs = random_directions(snapshot(model), 2, seed=0)
+    traj = Trajectory(directions=dirs, xcoord=np.array([-0.5, 0.0]), ycoord=np.array([0.3, 0.0]),
+                      explained_variance_ratio=np.array([0.8, 0.15]), residual=np.zeros(2),
+                      checkpoints=["m1.pt", "m2.pt"], epochs=np.array([1, 2]),
+                      explained_variance=np.array([2.0, 0.4]), attrs={})
+    write_trajectory(tmp_path / "pca.h5", traj)
+    assert plot_cli.main([a, "--trajectory", str(tmp_path / "pca.h5"), "--formats", "png"]) == 0
+    assert (tmp_path / "a_trajectory.png").stat().st_size > 1000
+    capsys.readouterr()
+    assert plot_cli.main([a, "--trajectory", str(tmp_path / "missing.h5")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -234,3 +234,15 @@ def test_bad_input_is_reported_once(tmp_path):
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if "error" in line]
     assert len(lines) == 1 and "missing.pt" in lines[0], proc.stderr
+
+
+def test_landscape_surf_under_mpirun(model_path, reference, tmp_path):
+    out = str(tmp_path / "surface.h5")
+    args = ["--model", model_path, "--arch", "digits_cnn", "--dataset", "digits", "--samples",
+            "200", "--x", "-1:1:5", "--y", "-1:1:5", "--batch-size", "100", "--out", out,
+            "--no-progress"]
+    cmd = [*launcher(2), sys.executable, "-m", "landscape.cli.surf", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=job_env(), timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("wrote") == 1  # rank 0 alone reports
+    assert_same_surface(out, reference)

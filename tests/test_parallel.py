@@ -104,6 +104,13 @@ def test_under_mpi_and_launcher_rank_read_the_launcher_variables(monkeypatch, no
     assert under_mpi() and launcher_rank() == 1
 
 
+def test_world_under_a_launcher_without_mpi4py_is_a_user_error(monkeypatch, no_launcher):
+    monkeypatch.setenv("PMI_SIZE", "2")
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # import mpi4py now fails
+    with pytest.raises(LandscapeError, match="mpi4py is not installed"):
+        world()
+
+
 def test_serial_comm_collectives_and_first_error():
     comm = SerialComm()
     assert (comm.rank, comm.size) == (0, 1)
@@ -129,7 +136,7 @@ def test_abort_on_error_aborts_with_several_ranks():
             def Abort(self, code):
                 print("Abort called with", code, flush=True)
 
-        with abort_on_error(TwoRanks(), "prog", passthrough=(KeyError,)):
+        with abort_on_error(TwoRanks(), "prog"):
             raise ValueError("rank one broke")
         print("not reached")
     """)

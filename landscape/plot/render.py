@@ -27,17 +27,19 @@ def _label(quantity: str) -> str:
     return {"loss": "loss", "acc": "accuracy (%)"}.get(quantity, quantity)
 
 
-def _save(fig, prefix: str, name: str, formats: Sequence[str]) -> list[str]:
+def save_figure(fig, prefix: str, name: str, formats: Sequence[str]) -> list[str]:
+    """Save ``fig`` as ``{prefix}_{name}.{fmt}`` for each format, close it, return the paths."""
     paths = []
-    for fmt in formats:
-        path = f"{prefix}_{name}.{fmt}"
-        try:
-            fig.savefig(path, dpi=150, bbox_inches="tight")
-        except OSError as exc:
-            plt.close(fig)
-            raise LandscapeError(f"cannot write {path!r}: {exc.strerror or exc}") from None
-        paths.append(path)
-    plt.close(fig)
+    try:
+        for fmt in formats:
+            path = f"{prefix}_{name}.{fmt}"
+            try:
+                fig.savefig(path, dpi=150, bbox_inches="tight")
+            except OSError as exc:
+                raise LandscapeError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+            paths.append(path)
+    finally:
+        plt.close(fig)
     return paths
 
 
@@ -61,7 +63,7 @@ def render(surface: Surface, prefix: str, formats: Sequence[str] = ("png", "pdf"
         fig, ax = plt.subplots(figsize=(6, 4))
         mpl.plot_1d(ax, surface, log=log)
         ax.set_title(title, fontsize=9)
-        return _save(fig, prefix, "1d", formats)
+        return save_figure(fig, prefix, "1d", formats)
     wanted = kinds or ("contour", "contourf", "heatmap", "3d")
     for kind in wanted:
         if kind == "3d":
@@ -79,5 +81,5 @@ def render(surface: Surface, prefix: str, formats: Sequence[str] = ("png", "pdf"
             art = draw(ax, surface, quantity, vmin=vmin, vmax=vmax, log=log, **kw)
             fig.colorbar(art, ax=ax, label=_label(quantity))
         ax.set_title(title, fontsize=9)
-        paths += _save(fig, prefix, kind, formats)
+        paths += save_figure(fig, prefix, kind, formats)
     return paths
