@@ -10,20 +10,19 @@ projected path (``proj_xcoord``, ``proj_ycoord``) and the explained variance.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
 
-from landscape.cli._common import run_cli
+from landscape.cli._common import Parser, run_cli
 from landscape.errors import LandscapeError
 
 PROG = "landscape-traj"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog=PROG,
         description="Find the first two principal directions of the path through the "
         "checkpoints of one run, centred on the final model, and project every checkpoint "
