@@ -32,7 +32,14 @@ from landscape.grid import Grid, parse_axis
 from landscape.models import build_model
 from landscape.parallel import abort_on_error, first_error, local_rank_and_size, map_points, world
 from landscape.params import Mover, snapshot
-from landscape.surface import Surface, config_mismatch, new_surface, read_surface, write_surface
+from landscape.surface import (
+    Surface,
+    config_mismatch,
+    new_surface,
+    read_surface,
+    remove_stale_temporaries,
+    write_surface,
+)
 
 PROG = "landscape-surf"  # how error messages from the ranks start
 
@@ -149,6 +156,7 @@ def _open_output(cfg: SurfaceConfig, grid: Grid, attrs: dict, dirs: list, extras
         raise LandscapeError(f"output folder {out_dir!r} does not exist")
     if not os.access(out_dir, os.W_OK):
         raise LandscapeError(f"output folder {out_dir!r} is not writable")
+    remove_stale_temporaries(cfg.out)
     if os.path.exists(cfg.out) and not cfg.overwrite:
         try:
             old = read_surface(cfg.out)

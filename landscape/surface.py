@@ -107,6 +107,18 @@ def _attr(v):
     return arr if arr.ndim else v
 
 
+def remove_stale_temporaries(path: str | os.PathLike) -> None:
+    """Delete temporaries of ``path`` left by a writer killed mid-write (``kill -9``)."""
+    path = os.path.abspath(os.fspath(path))
+    folder, name = os.path.split(path)
+    for entry in os.listdir(folder):
+        if entry.startswith(f".{name}.tmp"):
+            try:
+                os.remove(os.path.join(folder, entry))
+            except OSError:
+                pass
+
+
 def write_surface(path: str | os.PathLike, surface: Surface) -> None:
     """Write ``surface`` to ``path`` atomically (temporary file, fsync, rename)."""
     path = os.fspath(path)

@@ -156,3 +156,10 @@ def test_interpolation_between_two_models(tmp_path):
         model.load_state_dict(sd)
         loss, _ = Evaluator(model, data, batch_size=256)()
         assert s.loss[i] == pytest.approx(loss, rel=1e-5)
+
+
+def test_a_temporary_left_by_a_killed_writer_is_cleaned_up(tmp_path, digits_ckpt):
+    stale = tmp_path / ".s.h5.tmp99999"
+    stale.write_bytes(b"half-written")
+    compute_surface(cfg(tmp_path, digits_ckpt, x="-1:1:3", y=None), progress=False)
+    assert not stale.exists() and (tmp_path / "s.h5").exists()

@@ -122,7 +122,11 @@ def config_from_args(ns) -> tuple:
 
         if ns.model2 or (ns.arch and ns.arch != DEMO_ARCH):
             raise LandscapeError("--model2 and --arch need --model (without --model: the demo)")
-        fields.update(model=demo_checkpoint(), arch=DEMO_ARCH, dataset=DEMO_DATASET)
+        from landscape.parallel import world
+
+        comm = world()  # under mpirun, rank 0 alone trains the demo net; the others wait for it
+        path = demo_checkpoint() if comm.rank == 0 else None
+        fields.update(model=comm.bcast(path, root=0), arch=DEMO_ARCH, dataset=DEMO_DATASET)
         fields.setdefault("x", DEMO_GRID)
         fields.setdefault("y", DEMO_GRID)
         fields.setdefault("out", DEMO_OUT)
