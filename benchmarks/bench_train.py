@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch  # noqa: E402
 
 from landscape.data import load_dataset  # noqa: E402
+from landscape.evaluate import keep_malloc_arenas  # noqa: E402
 from landscape.models import build_model  # noqa: E402
 from landscape.train import (  # noqa: E402
     TrainConfig,
@@ -29,7 +30,6 @@ from landscape.train import (  # noqa: E402
     _Runner,
     _train_epoch,
     init_params,
-    keep_host_memory,
 )
 
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     if not a.no_malloc_tuning:
-        keep_host_memory()
+        keep_malloc_arenas()
     c = TrainConfig(arch=a.arch, dataset="synthetic", synthetic_size=a.size, epochs=a.epochs,
                     batch_size=a.batch_size, channels_last=a.channels_last,
                     augment=not a.no_aug, device="cpu", progress=False)

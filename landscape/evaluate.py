@@ -48,9 +48,13 @@ def resolve_device(device: str | None) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise LandscapeError(f"unknown device {device!r}") from None
+        raise LandscapeError(f"--device {device!r} is not a device (cpu, cuda, cuda:1, auto)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise LandscapeError(f"device {device!r} asked for, but torch sees no CUDA GPU")
+        raise LandscapeError(f"--device {device}: no CUDA GPU is available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise LandscapeError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) visible")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise LandscapeError(f"--device {device}: MPS is not available")
     return dev
 
 

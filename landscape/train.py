@@ -39,6 +39,7 @@ from torch import nn
 
 from landscape.data import Dataset, apply_label_noise, augment, load_dataset
 from landscape.errors import LandscapeError
+from landscape.evaluate import keep_malloc_arenas, resolve_device
 from landscape.models import build_model
 
 LOG_COLUMNS = ["epoch", "lr", "train_loss", "train_err", "test_loss", "test_err", "seconds"]
@@ -146,16 +147,6 @@ def init_params(model: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-def keep_host_memory() -> None:
-    """On Linux, keep glibc from handing freed activation buffers back to the OS after every
-    batch (see :func:`landscape.evaluate.keep_malloc_arenas`); a no-op elsewhere."""
-    try:
-        from landscape.evaluate import keep_malloc_arenas
-    except ImportError:
-        return
-    keep_malloc_arenas()
-
-
 # ----------------------------------------------------------------------------- validation
 
 
@@ -183,22 +174,6 @@ def _validate(c: TrainConfig) -> None:
             raise LandscapeError(message)
     if c.milestones is not None and any(m <= 0 for m in c.milestones):
         raise LandscapeError(f"--milestones must be positive epochs, got {c.milestones}")
-
-
-def _device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(spec)
-    except RuntimeError:
-        raise LandscapeError(f"--device {spec!r} is not a device (cpu, cuda, cuda:1)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise LandscapeError(f"--device {spec}: no CUDA GPU is available")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise LandscapeError(f"--device {spec}: only {torch.cuda.device_count()} GPU(s) visible")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise LandscapeError(f"--device {spec}: MPS is not available")
-    return dev
 
 
 # ------------------------------------------------------------------------------ run folder
@@ -462,9 +437,9 @@ def train(
     _validate(c)
     out = c.out or default_out(c)
     resume_ckpt, doomed = _prepare_out(c, out)
-    device = _device(c.device)
+    device = resolve_device(c.device)
     if device.type == "cpu":
-        keep_host_memory()
+        keep_malloc_arenas()
     train_set, test_set, noise_record = _load_data(c)
     num_classes = c.num_classes or max(train_set.num_classes, test_set.num_classes)
     in_channels = int(train_set.x.shape[1]) if train_set.x.ndim == 4 else 1
@@ -627,5 +602,5 @@ def train(
 
 __all__ = [
     "TrainConfig", "TrainResult", "default_milestones", "default_out", "init_params",
-    "keep_host_memory", "lr_at", "train",
+    "lr_at", "train",
 ]
