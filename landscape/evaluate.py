@@ -169,5 +169,7 @@ class Evaluator:
             total_loss += loss.double()
             total_correct += correct.double()
         loss = float(total_loss) / self.n
-        acc = 100.0 * float(total_correct) / self.n if self.classification else float("nan")
+        # argmax of NaN logits is class 0: an accuracy there would be an artefact, not a result
+        valid = self.classification and loss == loss
+        acc = 100.0 * float(total_correct) / self.n if valid else float("nan")
         return loss, acc

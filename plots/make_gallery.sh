@@ -20,7 +20,7 @@ export LANDSCAPE_CACHE="$WORK/cache"
 # The networks are tiny: one thread per process is the fastest (and fair on a shared machine).
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 SURF="landscape-surf --threads $OMP_NUM_THREADS --no-progress --overwrite"
-PLOT="landscape-plot --formats png"
+PLOT="landscape-plot --formats png --dpi 100"
 TRAIN="landscape-train --arch digits_cnn --dataset digits --optimizer sgd --weight-decay 5e-4 \
   --no-progress --overwrite"
 start=$SECONDS

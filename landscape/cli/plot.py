@@ -49,6 +49,7 @@ def build_parser() -> Parser:
     p.add_argument("--vmax", type=float, default=None,
                    help="upper end of the colour/level range (values above are clipped in 3D)")
     p.add_argument("--log", action="store_true", help="log-scale loss axis / colours")
+    p.add_argument("--dpi", type=int, default=150, help="resolution of PNG files (default 150)")
     p.add_argument("--out", default=None, metavar="PREFIX",
                    help="prefix of the figure files (default: the surface file without .h5, or "
                    "'compare' with --compare); with several surfaces, figures go beside each file")
@@ -106,14 +107,15 @@ def draw_views(surface, prefix: str, ns, traj, static: bool) -> list[str]:
     paths: list[str] = []
     if static:
         paths += render(surface, prefix, formats=ns.formats, levels=ns.levels, vmin=ns.vmin,
-                        vmax=ns.vmax, log=ns.log, kinds=ns.kinds, quantity=ns.quantity)
+                        vmax=ns.vmax, log=ns.log, kinds=ns.kinds, quantity=ns.quantity, dpi=ns.dpi)
     if ns.trajectory:
         from landscape.plot.path import trajectory_figure
 
         if surface.ndim != 2:
             raise LandscapeError("--trajectory needs a 2D surface")
-        fig = trajectory_figure(traj, surface, ns.quantity, levels=ns.levels, log=ns.log)
-        paths += save_figure(fig, prefix, "trajectory", ns.formats)
+        fig = trajectory_figure(traj, surface, ns.quantity, levels=ns.levels, log=ns.log,
+                                vmin=ns.vmin, vmax=ns.vmax)
+        paths += save_figure(fig, prefix, "trajectory", ns.formats, ns.dpi)
     if ns.html:
         try:
             from landscape.plot.interactive import write_html
@@ -136,7 +138,7 @@ def draw_comparison(surfaces, prefix: str, kinds: Sequence[str], ns) -> list[str
     for kind in kinds if surfaces[0].ndim == 2 else ["1d"]:
         fig = compare_figure(surfaces, ns.quantity, kind if kind != "1d" else "contour",
                              levels=ns.levels, vmin=ns.vmin, vmax=ns.vmax, log=ns.log)
-        paths += save_figure(fig, prefix, kind, ns.formats)
+        paths += save_figure(fig, prefix, kind, ns.formats, ns.dpi)
     return paths
 
 

@@ -166,7 +166,9 @@ def _range(values) -> str:
     import numpy as np
 
     finite = values[np.isfinite(values)]
-    return f"{finite.min():.4g}..{finite.max():.4g}" if finite.size else "none finite"
+    bad = values.size - finite.size
+    text = f"{finite.min():.4g}..{finite.max():.4g}" if finite.size else "none finite"
+    return text + (f", {bad} point(s) NaN/inf" if bad else "")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         from landscape.models import build_model
-        from landscape.trajectory import expand_checkpoints, pca_directions, write_trajectory
+        from landscape.trajectory import expand_checkpoints, path_extent, pca_directions, write_trajectory
 
         ns = build_parser().parse_args(argv)
         if os.path.exists(ns.out) and not ns.overwrite:
@@ -88,7 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: {len(checkpoints)} checkpoints; explained variance: 1st PC {r[0]:.1f} %, "
               f"2nd PC {r[1]:.1f} % ({r.sum():.1f} % together); largest residual "
               f"{traj.residual.max():.4g}")
-        print(f"{PROG}: wrote {ns.out}")
+        x0, x1, y0, y1 = path_extent(traj)
+        print(f"{PROG}: wrote {ns.out}; a grid covering the path: "
+              f"--directions {ns.out} --x={x0:.3g}:{x1:.3g}:41 --y={y0:.3g}:{y1:.3g}:41")
         return 0
 
     return run_cli(PROG, body)

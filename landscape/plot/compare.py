@@ -161,7 +161,7 @@ def compare_figure(surfaces: Sequence[Surface], quantity: str = "loss", kind: st
     for ax in axes[len(surfaces):]:
         ax.set_visible(False)
     label = f"{quantity} (log scale)" if log else quantity
-    fig.colorbar(artists[0], ax=axes[:len(surfaces)], label=label, shrink=0.9)
+    mpl.colorbar(fig, artists[0], axes[:len(surfaces)], label, log, shrink=0.9)
     return fig
 
 

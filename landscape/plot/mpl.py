@@ -30,6 +30,17 @@ def levels_for(z: np.ndarray, vmin: float | None, vmax: float | None, n: int, lo
     return np.geomspace(max(lo, 1e-12), hi, n) if log else np.linspace(lo, hi, n)
 
 
+def colorbar(fig, artist, ax, label: str, log: bool = False, **kwargs):
+    """A colour bar for ``artist``; on a log scale, six labelled ticks across its range
+    (matplotlib's default log ticks label only whole decades, often none or one)."""
+    cbar = fig.colorbar(artist, ax=ax, label=label, **kwargs)
+    if log:
+        lo, hi = artist.norm.vmin, artist.norm.vmax
+        cbar.set_ticks(np.geomspace(lo, hi, 6), labels=[f"{t:.3g}" for t in np.geomspace(lo, hi, 6)])
+        cbar.minorticks_off()
+    return cbar
+
+
 def _norm(levels: np.ndarray, log: bool):
     return LogNorm(levels[0], levels[-1]) if log else Normalize(levels[0], levels[-1])
 
@@ -64,7 +75,7 @@ def contour(ax: Axes, surface: Surface, quantity: str = "loss", levels: int | np
     lv = levels if not np.isscalar(levels) else levels_for(z.filled(np.nan), vmin, vmax, int(levels), log)
     cs = ax.contour(surface.x, surface.y, z.T, levels=lv, cmap=cmap, norm=_norm(np.asarray(lv), log))
     if labels:
-        ax.clabel(cs, cs.levels[::3], inline=True, fontsize=7, fmt="%.3g")  # every 3rd: legible
+        ax.clabel(cs, cs.levels[::3], inline=True, fontsize=7, fmt="%.3g", colors="k")  # every 3rd
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.set_aspect("equal", adjustable="box")

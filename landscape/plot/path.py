@@ -50,13 +50,14 @@ def trajectory(ax: Axes, traj: Trajectory, color: str = "red", annotate: bool = 
 
 
 def trajectory_figure(traj: Trajectory, surface: Surface | None = None, quantity: str = "loss",
-                      levels: int = 30, log: bool = False) -> Figure:
+                      levels: int = 30, log: bool = False, vmin: float | None = None,
+                      vmax: float | None = None) -> Figure:
     """The path alone, or over the contours of a ``surface`` computed on the same directions."""
     fig = Figure(figsize=(6, 5), layout="constrained")
     ax = fig.subplots()
     if surface is not None:
-        cs = mpl.contour(ax, surface, quantity, levels=levels, log=log)
-        fig.colorbar(cs, ax=ax, label=f"{quantity} (log scale)" if log else quantity)
+        cs = mpl.contour(ax, surface, quantity, levels=levels, vmin=vmin, vmax=vmax, log=log)
+        mpl.colorbar(fig, cs, ax, f"{quantity} (log scale)" if log else quantity, log, shrink=0.8)
     trajectory(ax, traj)
     return fig
 
