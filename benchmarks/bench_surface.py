@@ -8,9 +8,11 @@ Variants, timed interleaved (round-robin, one grid point each per round) in one 
 - ``ours``: :class:`landscape.evaluate.Evaluator` with its defaults (batch size from its timing
   probe, channels-last for conv nets, data preloaded) after :class:`landscape.params.Mover` moves
   the parameters in place;
-- ``original``: the loop the original tool runs per point: a ``state_dict`` built for the point and
-  loaded with ``load_state_dict``, a ``Dataset`` normalizing each uint8 image as it is read, and a
-  ``DataLoader`` with 2 workers and batch 128 created anew;
+- ``original``: the loop the original tool runs per point (``plot_surface.py`` with
+  ``--dir_type states``): the state dict deep-copied, moved and loaded with ``load_state_dict``, a
+  ``Dataset`` that turns each uint8 image into a PIL image, a tensor and normalizes it as it is read
+  (torchvision's ``CIFAR10`` + ``ToTensor`` + ``Normalize``), iterated by a ``DataLoader`` with 2
+  workers and batch 128 whose worker pool starts anew at every point;
 - ``floor``: one fp32 eager forward pass over the same preloaded, normalized data at batch 128;
 - ``compile`` and ``bf16``: ours with ``compile=True`` (compile time reported apart) and
   ``precision="bf16"``, whose loss is compared with fp32's at the same points.
@@ -22,6 +24,7 @@ Prints a Markdown table of seconds per point and the ratios (a)/(c) = ours/floor
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import statistics
@@ -30,8 +33,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from PIL import Image  # noqa: E402  (matplotlib's dependency; what torchvision's CIFAR10 uses)
 
 from landscape.data import Dataset  # noqa: E402
 from landscape.directions import random_directions  # noqa: E402
@@ -43,31 +48,52 @@ MEAN, STD = (0.491, 0.482, 0.447), (0.247, 0.243, 0.262)
 
 
 class PerItemDataset(torch.utils.data.Dataset):
-    """uint8 images normalized one at a time as they are read (torchvision's ToTensor+Normalize)."""
+    """The original tool's CIFAR-10 input path (torchvision's ``CIFAR10`` with ``ToTensor()`` and
+    ``Normalize``), written out: HWC uint8 images, each made a PIL image, converted to a float
+    tensor and normalized as it is read."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor):
-        self.images, self.labels = images, labels
+        self.data = images.permute(0, 2, 3, 1).contiguous().numpy()  # (N, 32, 32, 3) as torchvision
+        self.targets = labels.tolist()
         self.mean = torch.tensor(MEAN).view(3, 1, 1)
         self.std = torch.tensor(STD).view(3, 1, 1)
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.targets)
 
     def __getitem__(self, i):
-        return (self.images[i].float() / 255 - self.mean) / self.std, self.labels[i]
+        img = Image.fromarray(self.data[i])
+        x = torch.from_numpy(np.array(img, np.uint8, copy=True)).permute(2, 0, 1).contiguous()
+        x = x.float().div(255)
+        return x.sub_(self.mean).div_(self.std), self.targets[i]
 
 
 def make_data(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, Dataset]:
+    """Random uint8 images labelled by a fixed random linear teacher (so there is signal)."""
     g = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
-    labels = torch.randint(0, 10, (n,), generator=g)
     x = (images.float() / 255 - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    labels = (x.flatten(1) @ torch.randn(3 * 32 * 32, 10, generator=g)).argmax(1)
     return images, labels, Dataset(x, labels, 10, "synthetic")
+
+
+def fit_(model: torch.nn.Module, data: Dataset, steps: int) -> None:
+    """A few SGD steps, so the network is not at its random initialization: bf16's error is
+    measured on a network whose logits mean something."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    g = torch.Generator().manual_seed(1)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(data), (128,), generator=g)
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(data.x[idx]), data.y[idx]).backward()
+        opt.step()
+    model.eval()
 
 
 def original_point(model, origin, dirs, coords, loader_data) -> float:
     """One point the way the original tool computes it (evaluation.py + projection of weights)."""
-    state = {k: v.clone() for k, v in origin.items()}
+    state = copy.deepcopy(origin)  # net_plotter.set_states deep-copies the state dict per point
     for a, d in zip(coords, dirs, strict=True):
         for k in state:
             if state[k].is_floating_point():
@@ -90,12 +116,13 @@ def floor_point(model, data: Dataset) -> None:
             model(xb)
 
 
-def bench(arch: str, n: int, rounds: int, with_compile: bool) -> dict:
+def bench(arch: str, n: int, rounds: int, with_compile: bool, train_steps: int) -> dict:
     torch.manual_seed(0)
     images, labels, data = make_data(n)
     points = [(a, b) for a in (-0.5, 0.0, 0.5) for b in (-0.5, 0.5)]
 
-    ref_model = build_model(arch).eval()
+    ref_model = build_model(arch)
+    fit_(ref_model, data, train_steps)
     origin = snapshot(ref_model, "states")
     dirs = random_directions(origin, 2, "filter", "biasbn", seed=0)
 
@@ -156,19 +183,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=4, help="timed points per variant")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--train-steps", type=int, default=30, help="SGD steps before measuring")
     p.add_argument("--quick", action="store_true", help="256 images, resnet20, 2 rounds, no compile")
     a = p.parse_args(argv)
     if a.quick:
-        a.archs, a.size, a.rounds, a.no_compile = "resnet20", 256, 2, True
+        a.archs, a.size, a.rounds, a.no_compile, a.train_steps = "resnet20", 256, 2, True, 5
     torch.set_num_threads(a.threads)
     keep_malloc_arenas()
     print(f"# bench_surface: torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{a.threads} thread(s), {a.size} images, {a.rounds} timed points per variant (medians)\n")
+          f"{a.threads} thread(s), {a.size} images, {a.rounds} timed points per variant (medians), "
+          f"networks after {a.train_steps} SGD steps\n")
     print("| model | ours s/pt (batch) | original s/pt | floor s/pt | (a)/(c) ours/floor "
           "| (b)/(a) original/ours | compile speed-up (compile s) | bf16 speed-up | bf16 max rel. loss err |")
     print("|---|---|---|---|---|---|---|---|---|")
     for arch in a.archs.split(","):
-        r = bench(arch, a.size, a.rounds, not a.no_compile)
+        r = bench(arch, a.size, a.rounds, not a.no_compile, a.train_steps)
         m = r["med"]
         comp = f"{m['ours'] / m['compile']:.2f}x ({r['compile_s']:.0f} s)" if "compile" in m else "-"
         print(f"| {arch} | {m['ours']:.3f} ({r['batch']}) | {m['original']:.3f} | {m['floor']:.3f} "
