@@ -153,12 +153,35 @@ def test_plot_bad_input(tmp_path, capsys):
     assert "does not exist" in err[0] and "not a readable HDF5" in err[1] and "--kinds" in err[2]
 
 
-def test_plot_html_vtk_compare_and_trajectory_views(tmp_path, digits_ckpt, capsys):
+def write_path_file(path) -> None:
+    """A landscape-traj file: two directions of digits_cnn and a path from (-0.5, 0.3) to 0."""
     from landscape.directions import random_directions
     from landscape.models import build_model
     from landscape.params import snapshot
     from landscape.trajectory import Trajectory, write_trajectory
 
+    model = build_model("digits_cnn", num_classes=10, in_channels=1)
+    dirs = random_directions(snapshot(model), 2, seed=0)
+    traj = Trajectory(directions=dirs, xcoord=np.array([-0.5, 0.0]), ycoord=np.array([0.3, 0.0]),
+                      explained_variance_ratio=np.array([0.8, 0.15]), residual=np.zeros(2),
+                      checkpoints=["m1.pt", "m2.pt"], epochs=np.array([1, 2]),
+                      explained_variance=np.array([2.0, 0.4]), attrs={})
+    write_trajectory(path, traj)
+
+
+def test_grid_defaults_to_cover_the_path_of_a_trajectory_file(tmp_path, digits_ckpt, capsys):
+    write_path_file(tmp_path / "pca.h5")
+    out = str(tmp_path / "s.h5")
+    code, _, err = surf(BASE + ["--model", digits_ckpt, "--directions", str(tmp_path / "pca.h5"),
+                                "--out", out], capsys)
+    assert code == 0, err
+    with h5py.File(out) as f:
+        x, y = f["xcoordinates"][()], f["ycoordinates"][()]
+    assert len(x) == len(y) == surf_cli.PATH_GRID_POINTS
+    assert x[0] < -0.5 and x[-1] > 0.0 and y[0] < 0.0 and y[-1] > 0.3  # path and margin inside
+
+
+def test_plot_html_vtk_compare_and_trajectory_views(tmp_path, digits_ckpt, capsys):
     a, b = str(tmp_path / "a.h5"), str(tmp_path / "b.h5")
     for path, seed in ((a, "0"), (b, "1")):
         code, _, err = surf(BASE + ["--model", digits_ckpt, "--x=-1:1:4", "--y=-1:1:3", "--seed", seed,
@@ -173,13 +196,7 @@ def test_plot_html_vtk_compare_and_trajectory_views(tmp_path, digits_ckpt, capsy
                           "--out", str(tmp_path / "cmp")]) == 0
     assert sorted(p.name for p in tmp_path.glob("cmp_*")) == ["cmp_contour.png"]
 
-    model = build_model("digits_cnn", num_classes=10, in_channels=1)
-    dirs = random_directions(snapshot(model), 2, seed=0)
-    traj = Trajectory(directions=dirs, xcoord=np.array([-0.5, 0.0]), ycoord=np.array([0.3, 0.0]),
-                      explained_variance_ratio=np.array([0.8, 0.15]), residual=np.zeros(2),
-                      checkpoints=["m1.pt", "m2.pt"], epochs=np.array([1, 2]),
-                      explained_variance=np.array([2.0, 0.4]), attrs={})
-    write_trajectory(tmp_path / "pca.h5", traj)
+    write_path_file(tmp_path / "pca.h5")
     assert plot_cli.main([a, "--trajectory", str(tmp_path / "pca.h5"), "--formats", "png"]) == 0
     assert (tmp_path / "a_trajectory.png").stat().st_size > 1000
     capsys.readouterr()

@@ -18,6 +18,7 @@ from landscape.cli._common import Parser, join_negative_values, run_cli
 PROG = "landscape-surf"
 DEMO_OUT = os.path.join("landscape_demo", "surface.h5")
 DEMO_GRID = "-1:1:31"
+PATH_GRID_POINTS = 31
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -73,7 +74,9 @@ def build_parser() -> Parser:
 
     s = p.add_argument_group("grid and directions")
     s.add_argument("--x", default=None, metavar="MIN:MAX:NUM",
-                   help=f"x axis (default {d.x}; {DEMO_GRID} for the demo)")
+                   help=f"x axis (default {d.x}; {DEMO_GRID} for the demo; with a landscape-traj "
+                   f"--directions file and no --x/--y: {PATH_GRID_POINTS}x{PATH_GRID_POINTS} "
+                   "points covering the path)")
     s.add_argument("--y", default=None, metavar="MIN:MAX:NUM", help="y axis; absent: a 1D surface")
     s.add_argument("--dir-type", choices=DIR_TYPES, default=d.dir_type,
                    help="directions over the parameters (weights) or the whole state dict "
@@ -134,7 +137,26 @@ def config_from_args(ns) -> tuple:
         plot = True
     elif ns.arch is None:
         raise LandscapeError("--arch is needed with --model (a zoo name or package.module:callable)")
+    if ns.directions and ns.x is None and ns.y is None:
+        fields.update(path_grid(ns.directions))
     return SurfaceConfig(**fields), plot
+
+
+def path_grid(directions: str, num: int = PATH_GRID_POINTS) -> dict[str, str]:
+    """For a landscape-traj file: ``x`` and ``y`` covering the optimization path with a margin;
+    for a plain directions file, nothing (the usual defaults apply)."""
+    import h5py
+
+    from landscape.trajectory import path_extent, read_trajectory
+
+    try:
+        with h5py.File(directions, "r") as f:
+            if "proj_xcoord" not in f:
+                return {}
+    except OSError:
+        return {}  # not readable: the directions loader reports it
+    x0, x1, y0, y1 = path_extent(read_trajectory(directions))
+    return {"x": f"{x0:.4g}:{x1:.4g}:{num}", "y": f"{y0:.4g}:{y1:.4g}:{num}"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
