@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     steady_eval = eval_times[1:] or eval_times
     tr = sum(steady) / len(steady)
     ev = sum(steady_eval) / len(steady_eval)
+    print("| arch | images | batch | threads | augmentation | channels-last | first epoch s "
+          "| steady epoch s | images/s | eval pass s | machine |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {a.arch} | {a.size} | {a.batch_size} | {torch.get_num_threads()} | "
           f"{'on' if not a.no_aug else 'off'} | {'yes' if a.channels_last else 'no'} | "
           f"{train_times[0]:.1f} | {tr:.1f} | {a.size / tr:.0f} | {ev:.1f} | "
