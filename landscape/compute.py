@@ -28,6 +28,7 @@ from landscape.directions import (
 )
 from landscape.errors import LandscapeError
 from landscape.evaluate import Evaluator, resolve_device
+from landscape.files import remove_stale_temporaries
 from landscape.grid import Grid, parse_axis
 from landscape.models import build_model
 from landscape.parallel import abort_on_error, first_error, local_rank_and_size, map_points, world
@@ -37,7 +38,6 @@ from landscape.surface import (
     config_mismatch,
     new_surface,
     read_surface,
-    remove_stale_temporaries,
     write_surface,
 )
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from landscape.data import load_dataset
+from landscape.files import replacing
 from landscape.models import build_model
 
 DEMO_ARCH = "digits_cnn"
@@ -45,9 +46,8 @@ def demo_checkpoint(seed: int = 0, verbose: bool = True) -> str:
     with torch.inference_mode():
         acc = (model(test.x).argmax(1) == test.y).float().mean().item() * 100
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save({"state_dict": model.state_dict(), "epoch": DEMO_EPOCHS, "accuracy": acc}, tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        torch.save({"state_dict": model.state_dict(), "epoch": DEMO_EPOCHS, "accuracy": acc}, tmp)
     if verbose:
         print(f"built-in demo: trained {DEMO_ARCH} on {DEMO_DATASET} in {time.perf_counter() - t0:.1f} s "
               f"(test accuracy {acc:.1f}%), cached at {path}")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from landscape.errors import LandscapeError
+from landscape.files import replacing
 from landscape.params import is_float
 
 Direction = dict[str, torch.Tensor]
@@ -116,22 +117,14 @@ def save_directions(path: str | os.PathLike, directions: Sequence[Direction], at
     Layout as in the original tool: group ``xdirection`` (``ydirection``) holding datasets
     ``"0"``, ``"1"``, ... in parameter order, plus a ``names`` attribute with the tensor names.
     """
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with h5py.File(tmp, "w") as f:
-            for axis, d in zip(AXES, directions, strict=False):
-                g = f.create_group(axis)
-                g.attrs["names"] = np.array(list(d), dtype=h5py.string_dtype())
-                for i, t in enumerate(d.values()):
-                    g.create_dataset(str(i), data=t.detach().cpu().float().numpy())
-            for k, v in (attrs or {}).items():
-                f.attrs[k] = v
-        os.replace(tmp, path)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise LandscapeError(f"cannot write directions to {path!r}: {exc.strerror or exc}") from None
+    with replacing(path) as tmp, h5py.File(tmp, "w") as f:
+        for axis, d in zip(AXES, directions, strict=False):
+            g = f.create_group(axis)
+            g.attrs["names"] = np.array(list(d), dtype=h5py.string_dtype())
+            for i, t in enumerate(d.values()):
+                g.create_dataset(str(i), data=t.detach().cpu().float().numpy())
+        for k, v in (attrs or {}).items():
+            f.attrs[k] = v
 
 
 def load_directions(path: str | os.PathLike, names: Sequence[str] | None = None) -> tuple[list[Direction], dict]:

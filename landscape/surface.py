@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from landscape.errors import LandscapeError
+from landscape.files import replacing
 from landscape.grid import Axis, Grid
 
 # Attributes that define what a surface is; a resumed run must agree on all of them.
@@ -107,47 +108,27 @@ def _attr(v):
     return arr if arr.ndim else v
 
 
-def remove_stale_temporaries(path: str | os.PathLike) -> None:
-    """Delete temporaries of ``path`` left by a writer killed mid-write (``kill -9``)."""
-    path = os.path.abspath(os.fspath(path))
-    folder, name = os.path.split(path)
-    for entry in os.listdir(folder):
-        if entry.startswith(f".{name}.tmp"):
-            try:
-                os.remove(os.path.join(folder, entry))
-            except OSError:
-                pass
-
-
 def write_surface(path: str | os.PathLike, surface: Surface) -> None:
     """Write ``surface`` to ``path`` atomically (temporary file, fsync, rename)."""
-    path = os.fspath(path)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w") as f:
-            xs = f.create_dataset("xcoordinates", data=surface.x)
-            xs.make_scale("xcoordinates")
-            scales = [xs]
-            if surface.y is not None:
-                ys = f.create_dataset("ycoordinates", data=surface.y)
-                ys.make_scale("ycoordinates")
-                scales.append(ys)
-            arrays = dict(surface.values, completed=surface.completed.astype(np.uint8))
-            for name, arr in arrays.items():
-                ds = f.create_dataset(name, data=arr)
-                for dim, scale in zip(ds.dims, scales, strict=True):
-                    dim.attach_scale(scale)
-            for name, arr in surface.extras.items():
-                f.create_dataset(name, data=arr)
-            for k, v in surface.attrs.items():
-                f.attrs[k] = _attr(v)
-            f.flush()
-            os.fsync(f.id.get_vfd_handle())
-        os.replace(tmp, path)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise LandscapeError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+    with replacing(path) as tmp, h5py.File(tmp, "w") as f:
+        xs = f.create_dataset("xcoordinates", data=surface.x)
+        xs.make_scale("xcoordinates")
+        scales = [xs]
+        if surface.y is not None:
+            ys = f.create_dataset("ycoordinates", data=surface.y)
+            ys.make_scale("ycoordinates")
+            scales.append(ys)
+        arrays = dict(surface.values, completed=surface.completed.astype(np.uint8))
+        for name, arr in arrays.items():
+            ds = f.create_dataset(name, data=arr)
+            for dim, scale in zip(ds.dims, scales, strict=True):
+                dim.attach_scale(scale)
+        for name, arr in surface.extras.items():
+            f.create_dataset(name, data=arr)
+        for k, v in surface.attrs.items():
+            f.attrs[k] = _attr(v)
+        f.flush()
+        os.fsync(f.id.get_vfd_handle())
 
 
 def _plain(v):

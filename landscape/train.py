@@ -40,6 +40,7 @@ from torch import nn
 from landscape.data import Dataset, apply_label_noise, augment, load_dataset
 from landscape.errors import LandscapeError
 from landscape.evaluate import keep_malloc_arenas, resolve_device
+from landscape.files import replacing
 from landscape.models import build_model
 
 LOG_COLUMNS = ["epoch", "lr", "train_loss", "train_err", "test_loss", "test_err", "seconds"]
@@ -263,20 +264,16 @@ def _resolved(c: TrainConfig) -> dict:
 
 
 def _save(path: str, obj: dict) -> None:
-    """torch.save through a temporary file and a rename, so a kill never leaves half a file."""
-    tmp = path + ".tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _write_log(path: str, rows: list[dict]) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
+    with replacing(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
         w.writeheader()
         for r in rows:
             w.writerow({k: r[k] for k in LOG_COLUMNS})
-    os.replace(tmp, path)
 
 
 def _read_log(path: str, upto: int) -> list[dict]:

@@ -36,6 +36,7 @@ from landscape import __version__
 from landscape.checkpoint import load_into_, load_state_dict, sha256
 from landscape.directions import IGNORES, Direction, load_directions, save_directions
 from landscape.errors import LandscapeError
+from landscape.files import replacing
 from landscape.params import live_tensors
 
 CHUNK = 1 << 16  # columns converted to float64 at a time when forming dot products
@@ -254,23 +255,15 @@ def write_trajectory(path: str | os.PathLike, traj: Trajectory) -> None:
     that :func:`landscape.directions.load_directions` reads, plus the projection datasets
     ``proj_xcoord``, ``proj_ycoord`` (the original tool's names), ``explained_variance_ratio``,
     ``explained_variance``, ``residual``, ``epochs`` and ``checkpoints`` (the paths)."""
-    path = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{name}.part{os.getpid()}")
-    save_directions(tmp, traj.directions, traj.attrs)
     arrays = dict(zip(DATASETS, (
         traj.xcoord, traj.ycoord, traj.explained_variance_ratio, traj.explained_variance,
         traj.residual, traj.epochs, np.array(traj.checkpoints, dtype=h5py.string_dtype()),
     ), strict=True))
-    try:
+    with replacing(path) as tmp:
+        save_directions(tmp, traj.directions, traj.attrs)
         with h5py.File(tmp, "a") as f:
             for name, arr in arrays.items():
                 f.create_dataset(name, data=arr)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise LandscapeError(f"cannot write {path!r}: {exc.strerror or exc}") from None
 
 
 def _text(v) -> str:

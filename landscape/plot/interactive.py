@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from landscape.errors import LandscapeError
+from landscape.files import write_text
 from landscape.surface import Surface
 
 if TYPE_CHECKING:
@@ -129,12 +130,7 @@ def write_html(surface: Surface, path: str | os.PathLike, quantity: str = "loss"
         f"<h3 style=\"font-family:sans-serif\">{heading}</h3>\n" + "\n".join(divs)
         + "\n</body>\n</html>\n"
     )
-    try:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(page)
-    except OSError as exc:
-        raise LandscapeError(f"cannot write {path!r}: {exc.strerror or exc}") from None
-    return path
+    return write_text(path, page, "utf-8")
 
 
 def _title(surface: Surface) -> str:

@@ -20,6 +20,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from landscape.errors import LandscapeError
+from landscape.files import write_text
 from landscape.surface import Surface
 
 HIDDEN_POINT = 2  # vtkDataSetAttributes::HIDDENPOINT
@@ -87,12 +88,7 @@ def write_vtk(surface: Surface, path: str | os.PathLike, quantity: str = "loss",
         f'<Points>\n{_data_array(None, points, 3)}\n</Points>\n'
         '</Piece>\n</StructuredGrid>\n</VTKFile>\n'
     )
-    try:
-        with open(path, "w", encoding="ascii") as f:
-            f.write(xml)
-    except OSError as exc:
-        raise LandscapeError(f"cannot write {path!r}: {exc.strerror or exc}") from None
-    return path
+    return write_text(path, xml, "ascii")
 
 
 __all__ = ["height", "write_vtk"]
