@@ -91,6 +91,12 @@ def read_checkpoint(path: str | os.PathLike, unsafe_pickle: bool = False):
 def load_into_(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint") -> nn.Module:
     """Copy ``state_dict`` into ``model``; a mismatch names the missing, unexpected and misshapen keys."""
     own = model.state_dict()
+    # Checkpoints from torch < 0.4.1 (the original tool's .t7 files) have no BatchNorm
+    # num_batches_tracked counters; they do not take part in evaluation: keep the model's own.
+    state_dict = dict(state_dict)
+    for k in own:
+        if k.endswith("num_batches_tracked") and k not in state_dict:
+            state_dict[k] = own[k]
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
     misshapen = [

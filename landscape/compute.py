@@ -60,6 +60,8 @@ class SurfaceConfig:
     sample_seed: int = 0
     synthetic_shape: tuple[int, ...] = (3, 32, 32)
     synthetic_size: int = 2048
+    synthetic_seed: int = 0  # landscape-train's --seed, for a network trained on synthetic data
+    raw_data: bool = False  # no per-channel normalization (for networks trained with --raw-data)
     num_classes: int | None = None
     x: str = "-1:1:51"
     y: str | None = None
@@ -100,7 +102,8 @@ def load_data(cfg: SurfaceConfig) -> tuple[Dataset, np.ndarray | None]:
     """The evaluation split, cut to the fixed subset ``cfg.samples`` when given."""
     data = load_dataset(
         cfg.dataset, root=cfg.data_root, split=cfg.split, shape=cfg.synthetic_shape,
-        num_classes=cfg.num_classes or 10, size=cfg.synthetic_size,
+        num_classes=cfg.num_classes or 10, size=cfg.synthetic_size, seed=cfg.synthetic_seed,
+        raw=cfg.raw_data,
     )
     if cfg.samples is None:
         return data, None
@@ -114,19 +117,33 @@ def load_model(cfg: SurfaceConfig, data: Dataset, path: str) -> torch.nn.Module:
     return load_into_(model, load_state_dict(path, cfg.unsafe_pickle), source=f"checkpoint {path!r}")
 
 
-def make_directions(cfg: SurfaceConfig, origin: dict, ndim: int) -> list[dict]:
-    """The ``ndim`` directions of the run: from a file, interpolation to ``model2``, or random."""
-    if cfg.directions:
-        dirs, _ = load_directions(cfg.directions, names=list(origin))
-        if len(dirs) < ndim:
-            raise LandscapeError(f"{cfg.directions!r} holds {len(dirs)} direction(s); a {ndim}D surface needs {ndim}")
-        return dirs[:ndim]
+def make_directions(cfg: SurfaceConfig, origin: dict, ndim: int) -> tuple[list[dict], dict]:
+    """The ``ndim`` directions of the run: from a file, interpolation to ``model2``, or random;
+    and, for a file, the provenance it carries (``norm``, ``ignore``, ``seed``) for the surface."""
+    if not cfg.directions:
+        if cfg.model2:
+            dirs = [interpolation_direction(origin, load_state_dict(cfg.model2, cfg.unsafe_pickle))]
+            if ndim == 2:
+                dirs += random_directions(origin, 1, cfg.norm, cfg.ignore, cfg.seed)
+            return dirs, {}
+        return random_directions(origin, ndim, cfg.norm, cfg.ignore, cfg.seed), {}
     if cfg.model2:
-        dirs = [interpolation_direction(origin, load_state_dict(cfg.model2, cfg.unsafe_pickle))]
-        if ndim == 2:
-            dirs += random_directions(origin, 1, cfg.norm, cfg.ignore, cfg.seed)
-        return dirs
-    return random_directions(origin, ndim, cfg.norm, cfg.ignore, cfg.seed)
+        raise LandscapeError("--model2 and --directions exclude each other: the interpolation "
+                             "direction is model2 - model")
+    dirs, fattrs = load_directions(cfg.directions, names=list(origin))
+    if len(dirs) < ndim:
+        raise LandscapeError(f"{cfg.directions!r} holds {len(dirs)} direction(s); a {ndim}D surface needs {ndim}")
+    made_for = str(fattrs.get("dir_type", cfg.dir_type))
+    if made_for != cfg.dir_type:
+        raise LandscapeError(f"{cfg.directions!r} was made with --dir-type {made_for}; "
+                             f"pass --dir-type {made_for}")
+    final_sha = str(fattrs.get("model_sha256", ""))  # landscape-traj files name their final model
+    if final_sha and final_sha != sha256(cfg.model):
+        raise LandscapeError(f"{cfg.directions!r} is the trajectory of another final model "
+                             f"({fattrs.get('model', '?')}); give that checkpoint as --model")
+    norm = "pca" if final_sha else fattrs.get("norm", "")
+    info = {"norm": norm, "ignore": fattrs.get("ignore", ""), "seed": fattrs.get("seed", "")}
+    return dirs[:ndim], {k: (v.decode() if isinstance(v, bytes) else v) for k, v in info.items()}
 
 
 def provenance(cfg: SurfaceConfig, dirs_sha: str, n_samples: int, comm, batch_size: int) -> dict:
@@ -140,6 +157,9 @@ def provenance(cfg: SurfaceConfig, dirs_sha: str, n_samples: int, comm, batch_si
         "model2": os.path.abspath(cfg.model2) if cfg.model2 else "",
         "model2_sha256": sha256(cfg.model2) if cfg.model2 else "",
         "arch": cfg.arch, "dataset": cfg.dataset, "data_root": cfg.data_root or "",
+        "raw_data": cfg.raw_data, "num_classes": cfg.num_classes or "",
+        "synthetic": f"{cfg.synthetic_shape} x {cfg.synthetic_size}, seed {cfg.synthetic_seed}"
+        if cfg.dataset == "synthetic" else "",
         "split": cfg.split, "samples": n_samples, "sample_seed": cfg.sample_seed if cfg.samples else "",
         "loss": cfg.loss, "dir_type": cfg.dir_type, "norm": cfg.norm, "ignore": cfg.ignore,
         "seed": cfg.seed if not cfg.directions else "",
@@ -178,7 +198,11 @@ def _open_output(cfg: SurfaceConfig, grid: Grid, attrs: dict, dirs: list, extras
         surface.extras.update(extras)
     if not cfg.directions:
         dpath = directions_path(cfg.out)
-        if not os.path.exists(dpath) or cfg.overwrite or not _same_directions(dpath, attrs["directions_sha256"]):
+        same = os.path.exists(dpath) and _same_directions(dpath, attrs["directions_sha256"])
+        if os.path.exists(dpath) and not same and not cfg.overwrite:
+            raise LandscapeError(f"{dpath!r} holds other directions (other surfaces may use them); "
+                                 "use --overwrite to replace them or --out for a new name")
+        if not same:
             save_directions(dpath, dirs, {k: attrs[k] for k in ("dir_type", "norm", "ignore", "seed", "arch")})
     write_surface(cfg.out, surface)
     return surface
@@ -216,7 +240,7 @@ def compute_surface(cfg: SurfaceConfig, comm=None, progress: bool = True) -> Sur
             data, sample_idx = load_data(cfg)
             model = load_model(cfg, data, cfg.model)
             origin = snapshot(model, cfg.dir_type)
-            dirs = make_directions(cfg, origin, len(grid.shape))
+            dirs, dir_attrs = make_directions(cfg, origin, len(grid.shape))
             dirs_sha = directions_checksum(dirs)
             evaluator = Evaluator(model, data, cfg.loss, cfg.batch_size, device, cfg.precision, cfg.compile)
             mover = Mover(model, origin, dirs, cfg.dir_type)
@@ -239,6 +263,7 @@ def compute_surface(cfg: SurfaceConfig, comm=None, progress: bool = True) -> Sur
         with abort_on_error(comm, PROG):
             try:
                 attrs = provenance(cfg, dirs_sha, len(data), comm, evaluator.batch_size)
+                attrs.update(dir_attrs)
                 attrs["threads_per_rank"] = threads
                 extras = {} if sample_idx is None else {"sample_indices": sample_idx}
                 surface = _open_output(cfg, grid, attrs, dirs, extras)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from landscape.data import load_dataset
+from landscape.errors import LandscapeError
 from landscape.files import replacing
 from landscape.models import build_model
 
@@ -30,6 +31,11 @@ def demo_checkpoint(seed: int = 0, verbose: bool = True) -> str:
         if verbose:
             print(f"built-in demo: using the cached {DEMO_ARCH} trained on {DEMO_DATASET}: {path}")
         return path
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    except OSError as exc:
+        raise LandscapeError(f"cannot create the cache folder {os.path.dirname(path)!r} "
+                             f"({exc.strerror or exc}); set LANDSCAPE_CACHE to a writable folder") from None
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     train, test = load_dataset(DEMO_DATASET, split="train"), load_dataset(DEMO_DATASET, split="test")
@@ -45,7 +51,6 @@ def demo_checkpoint(seed: int = 0, verbose: bool = True) -> str:
     model.eval()
     with torch.inference_mode():
         acc = (model(test.x).argmax(1) == test.y).float().mean().item() * 100
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     with replacing(path) as tmp:
         torch.save({"state_dict": model.state_dict(), "epoch": DEMO_EPOCHS, "accuracy": acc}, tmp)
     if verbose:

@@ -150,7 +150,7 @@ def load_directions(path: str | os.PathLike, names: Sequence[str] | None = None)
                     raise LandscapeError(
                         f"{path!r}: {axis} has {len(keys)} tensors but the model has {len(labels)}"
                     )
-                out.append({n: torch.from_numpy(g[k][()]) for n, k in zip(labels, keys, strict=True)})
+                out.append({n: torch.from_numpy(np.asarray(g[k][()])) for n, k in zip(labels, keys, strict=True)})
             attrs = {k: v for k, v in f.attrs.items()}
     except OSError as exc:
         raise LandscapeError(f"{path!r} is not a readable HDF5 directions file ({exc})") from None

@@ -68,7 +68,8 @@ class Evaluator:
     ``batch_size=None`` picks the fastest of a few sizes by timing them once. Conv nets run in
     channels-last memory format (exact, faster on CPU). ``precision="bf16"`` autocasts the forward
     pass (faster, but the loss moves by up to ~0.5%: opt-in). ``compile=True`` uses torch.compile.
-    For ``loss="mse"`` with class labels the target is the one-hot vector, as in the original tool;
+    For ``loss="mse"`` with class labels, softmax outputs are compared with one-hot targets, as in
+    the original tool and ``landscape-train``;
     with float targets it is a regression and the accuracy is NaN.
     """
 
@@ -112,6 +113,7 @@ class Evaluator:
         self.n = len(self.y)
         if self.n == 0:
             raise LandscapeError("the evaluation data is empty")
+        self._check_fits()
         self.batch_size = batch_size or self.probe_batch_size()
         self.batches = list(zip(self.x.split(self.batch_size), self.y.split(self.batch_size), strict=True))
 
@@ -126,8 +128,11 @@ class Evaluator:
         if self.loss_name == "crossentropy":
             loss = F.cross_entropy(out, yb, reduction="sum")
         else:
-            target = F.one_hot(yb, out.shape[1]).to(out.dtype) if self.classification else yb.view_as(out)
-            loss = F.mse_loss(out, target, reduction="sum") / (out[0].numel() if out.dim() > 1 else 1)
+            if self.classification:  # softmax outputs against one-hot targets, as the original tool
+                pred, target = F.softmax(out, 1), F.one_hot(yb, out.shape[1]).to(out.dtype)
+            else:
+                pred, target = out, yb.view_as(out)
+            loss = F.mse_loss(pred, target, reduction="sum") / (out[0].numel() if out.dim() > 1 else 1)
         if self.classification:
             correct = (out.argmax(1) == yb).sum()
         else:
@@ -159,6 +164,19 @@ class Evaluator:
                 self._sync()
                 best_rate[b] = min(best_rate[b], (time.perf_counter() - t0) / (reps * b))
         return min(sizes, key=best_rate.__getitem__)
+
+    @torch.inference_mode()
+    def _check_fits(self) -> None:
+        """One forward pass on two samples: a model that does not take this data is a user error."""
+        try:
+            out = self.model(self.x[:2])  # eager, so a compiled model is compiled for real batches
+        except (RuntimeError, ValueError, IndexError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise LandscapeError(f"the model does not accept inputs of shape {tuple(self.x.shape[1:])} "
+                                 f"({first})") from None
+        if self.classification and (out.dim() != 2 or out.shape[1] < int(self.y.max()) + 1):
+            raise LandscapeError(f"the model outputs shape {tuple(out.shape[1:])} but the labels go up "
+                                 f"to {int(self.y.max())}")
 
     def _sync(self) -> None:
         if self.device.type == "cuda":

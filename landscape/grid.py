@@ -51,6 +51,10 @@ class Grid:
     x: Axis
     y: Axis | None = None
 
+    def __post_init__(self):
+        if self.y is not None and min(self.x.num, self.y.num) < 2:
+            raise LandscapeError(f"a 2D grid needs at least 2 points on each axis, got {self.x} and {self.y}")
+
     @property
     def shape(self) -> tuple[int, ...]:
         return (self.x.num,) if self.y is None else (self.x.num, self.y.num)

@@ -27,7 +27,7 @@ from landscape.grid import Axis, Grid
 CONFIG_KEYS = (
     "arch", "model_sha256", "model2_sha256", "dataset", "split", "samples", "sample_seed",
     "loss", "dir_type", "norm", "ignore", "seed", "directions_sha256", "xspec", "yspec",
-    "precision",
+    "precision", "raw_data", "num_classes", "synthetic",
 )
 EXTRAS = ("sample_indices",)
 
@@ -162,7 +162,10 @@ def read_surface(path: str | os.PathLike) -> Surface:
                 raise LandscapeError(f"{path!r} holds no loss or accuracy of shape {shape}")
             if "completed" in f:
                 completed = f["completed"][()].astype(bool)
-            else:  # the original tool's files start every loss at -1
+            else:  # the original tool's file: every loss starts at -1, and its 2D arrays hold
+                # point (x[i], y[j]) at flat index j*nx + i (meshgrid order) in an (nx, ny) array
+                if y is not None:
+                    values = {k: v.ravel().reshape(len(y), len(x)).T.copy() for k, v in values.items()}
                 first = next(iter(values.values()))
                 completed = np.isfinite(first) & (first != -1)
             attrs = {k: _plain(v) for k, v in f.attrs.items()}

@@ -433,8 +433,8 @@ def train(
     c = config
     _validate(c)
     out = c.out or default_out(c)
+    device = resolve_device(c.device)  # before _prepare_out creates the folder
     resume_ckpt, doomed = _prepare_out(c, out)
-    device = resolve_device(c.device)
     if device.type == "cpu":
         keep_malloc_arenas()
     train_set, test_set, noise_record = _load_data(c)
@@ -592,6 +592,9 @@ def train(
     resume_path = os.path.join(out, RESUME_FILE)
     if os.path.isfile(resume_path):  # finished: the last model_E.pt holds the newest state
         os.remove(resume_path)
+    if not history:
+        raise LandscapeError(f"{out!r} has no epochs in its log.csv to resume from; use --overwrite "
+                             "to train again")
     final = history[-1]
     return TrainResult(out, int(final["epoch"]), 100.0 - final["test_err"], history, saved,
                        model.cpu())

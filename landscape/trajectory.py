@@ -233,6 +233,14 @@ def pca_directions(
     )
 
 
+def pc_labels(traj: Trajectory) -> tuple[str, str]:
+    """Axis labels with the explained variance ratios, e.g. ``("1st PC: 83.5 %", ...)``."""
+    names = ("1st PC", "2nd PC")
+    r = np.asarray(traj.explained_variance_ratio, dtype=float)
+    return tuple(f"{n}: {100 * v:.1f} %" if np.isfinite(v) else n
+                 for n, v in zip(names, r, strict=True))
+
+
 def path_extent(traj: Trajectory, margin: float = 0.2) -> tuple[float, float, float, float]:
     """``(xmin, xmax, ymin, ymax)`` covering the path and the origin, widened by ``margin``.
 
@@ -294,5 +302,5 @@ def read_trajectory(path: str | os.PathLike) -> Trajectory:
     )
 
 
-__all__ = ["Trajectory", "epoch_of", "expand_checkpoints", "path_extent", "pca_directions",
+__all__ = ["Trajectory", "epoch_of", "expand_checkpoints", "path_extent", "pc_labels", "pca_directions",
            "read_trajectory", "write_trajectory"]

@@ -89,6 +89,18 @@ def test_an_existing_file_of_another_configuration_is_refused_and_kept(tmp_path,
         assert f.attrs["seed"] == 9
 
 
+def test_a_directions_file_of_other_surfaces_is_not_replaced(tmp_path, digits_ckpt, capsys):
+    out = str(tmp_path / "s.h5")
+    assert surf(BASE + ["--model", digits_ckpt, "--x=-1:1:3", "--out", out], capsys)[0] == 0
+    os.remove(out)  # the surface goes, its directions stay (other surfaces may share them)
+    dirs = tmp_path / "s.dirs.h5"
+    before = dirs.read_bytes()
+    code, _, err = surf(BASE + ["--model", digits_ckpt, "--x=-1:1:3", "--seed", "4", "--out", out],
+                        capsys)
+    assert_user_error(code, err, "holds other directions", "--overwrite")
+    assert dirs.read_bytes() == before and not os.path.exists(out)
+
+
 def test_whole_pickled_module_needs_the_explicit_opt_in(tmp_path, capsys):
     from landscape.models import build_model
 
@@ -107,6 +119,14 @@ def bad_inputs(tmp_path):
     torch.save({"fc.weight": torch.zeros(10, 32), "extra.weight": torch.zeros(3)},
                tmp_path / "partial.pt")
     (tmp_path / "empty_cifar").mkdir()
+    from landscape.directions import random_directions, save_directions
+    from landscape.models import build_model
+    from landscape.params import snapshot
+
+    net = build_model("digits_cnn", num_classes=10, in_channels=1)
+    save_directions(tmp_path / "states.h5", random_directions(snapshot(net, "states"), 2),
+                    {"dir_type": "states"})
+    torch.save(build_model("mlp", num_classes=10, in_channels=1).state_dict(), tmp_path / "mlp.pt")
     return tmp_path
 
 
@@ -131,6 +151,16 @@ def bad_inputs(tmp_path):
     (["--model", "{ckpt}", "--arch", "digits_cnn", "--directions", "{t}/notes.txt"],
      ["not a readable HDF5"]),
     (["--model", "{ckpt}", "--arch", "digits_cnn", "--device", "cuda:3"], ["CUDA"]),
+    (["--model", "{ckpt}", "--arch", "digits_cnn", "--threads", "-1"], ["--threads", "positive"]),
+    (["--model", "{ckpt}", "--arch", "digits_cnn", "--samples", "0"], ["--samples"]),
+    (["--model", "{ckpt}", "--arch", "digits_cnn", "--x=0:0:1", "--y=-1:1:3"], ["2D grid needs"]),
+    (["--model", "{ckpt}", "--arch", "digits_cnn", "--model2", "{ckpt}", "--directions",
+      "{t}/states.h5"], ["exclude each other"]),
+    (["--model", "{ckpt}", "--arch", "digits_cnn", "--directions", "{t}/states.h5", "--x=-1:1:3"],
+     ["--dir-type states"]),
+    (["--model", "{t}/mlp.pt", "--arch", "mlp", "--dataset", "synthetic", "--synthetic-shape",
+      "1,28,28"], ["does not accept inputs of shape (1, 28, 28)"]),
+    (["--x=-1:1:3", "--y=-1:1:3", "--out", "{t}/notes.txt/s.h5"], ["cannot create the folder"]),
 ])
 def test_bad_input_is_one_line_and_exit_2(bad_inputs, args, fragments, capsys):
     t = str(bad_inputs)

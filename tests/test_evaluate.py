@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -45,12 +46,13 @@ def test_channels_last_is_exact_enough_and_probe_picks_a_candidate(net_and_data)
     assert b[0] == pytest.approx(a[0], rel=1e-5) and b[1] == a[1]
 
 
-def test_mse_on_labels_uses_one_hot_targets(net_and_data):
+def test_mse_on_labels_compares_softmax_with_one_hot_targets(net_and_data):
     model, data = net_and_data
     loss, _ = Evaluator(model, data, loss="mse", batch_size=50)()
     with torch.no_grad():
-        out = model(data.x)
-    expected = float(((out - F.one_hot(data.y, 10).float()) ** 2).mean())
+        prob = torch.softmax(model(data.x).double(), 1).numpy()
+    onehot = np.eye(10)[data.y.numpy()]
+    expected = float(((prob - onehot) ** 2).mean())  # the original tool's MSELoss(softmax, one-hot)
     assert loss == pytest.approx(expected, rel=1e-5)
 
 
@@ -69,5 +71,9 @@ def test_bad_settings_are_user_errors(net_and_data):
         Evaluator(model, data, batch_size=0)
     with pytest.raises(LandscapeError, match="regression"):
         Evaluator(torch.nn.Linear(4, 1), Dataset(torch.randn(8, 4), torch.randn(8), 0, "r"))
+    with pytest.raises(LandscapeError, match="does not accept inputs of shape"):
+        Evaluator(build_model("mlp", num_classes=10, in_channels=1), load_dataset("synthetic", size=8))
+    with pytest.raises(LandscapeError, match="labels go up"):
+        Evaluator(build_model("digits_cnn", num_classes=3, in_channels=1), data, batch_size=64)
     with pytest.raises(LandscapeError, match="empty"):
         Evaluator(model, Dataset(data.x[:0], data.y[:0], 10, "e"), batch_size=4)

@@ -138,7 +138,14 @@ def test_page_renders_offline_in_a_browser(tmp_path):
     # the colour scale's saturated colours cover a good part of the page, not only grey text
     saturation = rgb.max(axis=-1) - rgb.min(axis=-1)
     assert (saturation > 0.4).mean() > 0.05
-    dom = _chromium(["--dump-dom"], html).stdout
+    run = _chromium(["--dump-dom", "--enable-logging=stderr", "--v=0"], html)
+    dom = run.stdout
+    console = [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
+    # page errors and failed loads (a CDN script would fail: the network is shut); the GL driver's
+    # performance notes of headless software WebGL are not errors
+    errors = [line for line in console
+              if re.search(r"Uncaught|[A-Za-z]*Error:|Failed to load|net::ERR", line)]
+    assert not errors, errors
     assert dom.count('class="main-svg"') >= 2  # plotly drew both figures
     assert 'class="contourlevel"' in dom  # the contour lines
     assert 'class="gl-container"' in dom  # the 3D scene

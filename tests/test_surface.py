@@ -55,6 +55,21 @@ def test_reads_a_file_of_the_original_tool(tmp_path):
     assert r.ndim == 1 and r.completed.tolist() == [True, False, True]
 
 
+def test_reads_a_2d_file_of_the_original_tool_in_its_point_order(tmp_path):
+    x, y = np.linspace(-1, 1, 3), np.linspace(0, 1, 4)
+    xm, ym = np.meshgrid(x, y)  # the original's order: flat index j*nx + i is (x[i], y[j])
+    flat = (10 * xm + ym).ravel()
+    with h5py.File(tmp_path / "orig2d.h5", "w") as f:
+        f["xcoordinates"], f["ycoordinates"] = x, y
+        f["train_loss"] = flat.reshape(len(x), len(y))  # stored with shape (nx, ny)
+        f["train_acc"] = flat.reshape(len(x), len(y))
+    r = read_surface(tmp_path / "orig2d.h5")
+    for i in range(3):
+        for j in range(4):
+            assert r.loss[i, j] == pytest.approx(10 * x[i] + y[j])
+    assert r.completed.all()
+
+
 def test_config_mismatch_names_the_key():
     s = filled(Grid(parse_axis("-1:1:3")))
     assert config_mismatch(s, {"arch": "digits_cnn", "seed": 3}) is None

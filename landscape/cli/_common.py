@@ -19,6 +19,26 @@ class Parser(argparse.ArgumentParser):
         raise LandscapeError(f"{message} (see {self.prog} --help)")
 
 
+def positive(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def non_negative(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+positive.__name__ = "positive integer"  # argparse names the type in its message
+non_negative.__name__ = "non-negative integer"
+
+
 def join_negative_values(argv: Sequence[str], options: Sequence[str] = GRID_OPTIONS) -> list[str]:
     """Turn ``--x -1:1:51`` into ``--x=-1:1:51`` so argparse does not read ``-1:1:51`` as an option."""
     out: list[str] = []

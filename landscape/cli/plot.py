@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from landscape.cli._common import Parser, run_cli
+from landscape.cli._common import Parser, positive, run_cli
 
 PROG = "landscape-plot"
 KINDS = ("contour", "contourf", "heatmap", "3d")
@@ -44,12 +44,12 @@ def build_parser() -> Parser:
                    help="2D figures to draw (default all: contour,contourf,heatmap,3d)")
     p.add_argument("--formats", type=_csv(FORMATS), default=["png", "pdf"],
                    help="file formats (default png,pdf)")
-    p.add_argument("--levels", type=int, default=30, help="contour levels (default 30)")
+    p.add_argument("--levels", type=positive, default=30, help="contour levels (default 30)")
     p.add_argument("--vmin", type=float, default=None, help="lower end of the colour/level range")
     p.add_argument("--vmax", type=float, default=None,
                    help="upper end of the colour/level range (values above are clipped in 3D)")
     p.add_argument("--log", action="store_true", help="log-scale loss axis / colours")
-    p.add_argument("--dpi", type=int, default=150, help="resolution of PNG files (default 150)")
+    p.add_argument("--dpi", type=positive, default=150, help="resolution of PNG files (default 150)")
     p.add_argument("--out", default=None, metavar="PREFIX",
                    help="prefix of the figure files (default: the surface file without .h5, or "
                    "'compare' with --compare); with several surfaces, figures go beside each file")
@@ -78,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from landscape.trajectory import read_trajectory
 
         ns = build_parser().parse_args(argv)
+        if ns.levels < 2:
+            raise LandscapeError(f"--levels must be at least 2, got {ns.levels}")
         if ns.vmin is not None and ns.vmax is not None and ns.vmax <= ns.vmin:
             raise LandscapeError(f"--vmax ({ns.vmax}) must be above --vmin ({ns.vmin})")
         if ns.out and len(ns.surfaces) > 1 and not ns.compare:

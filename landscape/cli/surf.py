@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from landscape.cli._common import Parser, join_negative_values, run_cli
+from landscape.cli._common import Parser, join_negative_values, non_negative, positive, run_cli
 
 PROG = "landscape-surf"
 DEMO_OUT = os.path.join("landscape_demo", "surface.h5")
@@ -49,10 +49,11 @@ def build_parser() -> Parser:
     m.add_argument("--model", help="checkpoint: a state dict, or a dict holding one under "
                    "'state_dict' (loaded with torch.load(weights_only=True))")
     m.add_argument("--model2", help="second checkpoint: the x direction becomes model2 - model "
-                   "(linear interpolation; x=0 is --model, x=1 is --model2)")
+                   "(linear interpolation; x=0 is --model, x=1 is --model2 when --dir-type states "
+                   "also interpolates the BatchNorm statistics)")
     m.add_argument("--arch", help="zoo name (resnet20, vgg9, digits_cnn, ...) or "
                    "package.module:callable returning an nn.Module")
-    m.add_argument("--num-classes", type=int, default=None, help="default: from the dataset")
+    m.add_argument("--num-classes", type=positive, default=None, help="default: from the dataset")
     m.add_argument("--unsafe-pickle", action="store_true",
                    help="allow checkpoints holding pickled Python objects (a whole nn.Module). "
                    "Unpickling runs arbitrary code from the file: only for files you trust")
@@ -64,13 +65,17 @@ def build_parser() -> Parser:
     g.add_argument("--data-root", help="folder with cifar-10-batches-py, cifar-100-python or "
                    "the MNIST IDX files")
     g.add_argument("--split", choices=["train", "test"], default=d.split)
-    g.add_argument("--samples", type=int, default=None, metavar="N",
+    g.add_argument("--samples", type=positive, default=None, metavar="N",
                    help="evaluate a fixed random subset of N samples (its indices are recorded)")
-    g.add_argument("--sample-seed", type=int, default=d.sample_seed)
+    g.add_argument("--sample-seed", type=non_negative, default=d.sample_seed)
     g.add_argument("--synthetic-shape", type=_shape, default=d.synthetic_shape, metavar="C,H,W",
                    help="input shape of --dataset synthetic (default 3,32,32)")
-    g.add_argument("--synthetic-size", type=int, default=d.synthetic_size,
+    g.add_argument("--synthetic-size", type=positive, default=d.synthetic_size,
                    help=f"samples of --dataset synthetic (default {d.synthetic_size})")
+    g.add_argument("--synthetic-seed", type=non_negative, default=d.synthetic_seed,
+                   help="seed of --dataset synthetic: the --seed the network was trained with")
+    g.add_argument("--raw-data", action="store_true",
+                   help="no per-channel normalization (for networks trained with --raw-data)")
 
     s = p.add_argument_group("grid and directions")
     s.add_argument("--x", default=None, metavar="MIN:MAX:NUM",
@@ -84,22 +89,22 @@ def build_parser() -> Parser:
     s.add_argument("--norm", choices=NORMS, default=d.norm, help="direction normalization")
     s.add_argument("--ignore", choices=IGNORES, default=d.ignore,
                    help="biasbn: zero direction for biases and BatchNorm (1-D tensors)")
-    s.add_argument("--seed", type=int, default=d.seed, help="seed of the random directions")
+    s.add_argument("--seed", type=non_negative, default=d.seed, help="seed of the random directions")
     s.add_argument("--directions", metavar="FILE",
                    help="read the directions from FILE (a .dirs.h5 written by an earlier run, or "
                    "a landscape-traj PCA file) instead of drawing them")
 
     e = p.add_argument_group("evaluation")
     e.add_argument("--loss", choices=LOSSES, default=d.loss)
-    e.add_argument("--batch-size", type=int, default=None,
+    e.add_argument("--batch-size", type=positive, default=None,
                    help="default: the fastest of 64..512, found by a quick timing probe")
     e.add_argument("--device", default=d.device, help="cpu (default), cuda, cuda:N, auto")
-    e.add_argument("--threads", type=int, default=None,
+    e.add_argument("--threads", type=positive, default=None,
                    help="torch threads per process (default: cores / ranks on this node)")
     e.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                    help="bf16: autocast, ~3x faster on CPU but the loss moves (see README)")
     e.add_argument("--compile", action="store_true", help="torch.compile the model (slow start)")
-    e.add_argument("--chunk-size", type=int, default=d.chunk_size,
+    e.add_argument("--chunk-size", type=positive, default=d.chunk_size,
                    help="points per work unit under MPI")
 
     o = p.add_argument_group("output")
@@ -128,12 +133,23 @@ def config_from_args(ns) -> tuple:
         from landscape.parallel import world
 
         comm = world()  # under mpirun, rank 0 alone trains the demo net; the others wait for it
-        path = demo_checkpoint() if comm.rank == 0 else None
-        fields.update(model=comm.bcast(path, root=0), arch=DEMO_ARCH, dataset=DEMO_DATASET)
+        path, error = None, None
+        if comm.rank == 0:
+            try:
+                path = demo_checkpoint()
+            except LandscapeError as exc:
+                error = str(exc)
+        path, error = comm.bcast((path, error), root=0)
+        if error:
+            raise LandscapeError(error)
+        fields.update(model=path, arch=DEMO_ARCH, dataset=DEMO_DATASET)
         fields.setdefault("x", DEMO_GRID)
         fields.setdefault("y", DEMO_GRID)
         fields.setdefault("out", DEMO_OUT)
-        os.makedirs(os.path.dirname(fields["out"]) or ".", exist_ok=True)
+        try:
+            os.makedirs(os.path.dirname(fields["out"]) or ".", exist_ok=True)
+        except OSError as exc:
+            raise LandscapeError(f"cannot create the folder of {fields['out']!r}: {exc.strerror or exc}") from None
         plot = True
     elif ns.arch is None:
         raise LandscapeError("--arch is needed with --model (a zoo name or package.module:callable)")

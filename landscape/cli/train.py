@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from landscape.cli._common import Parser, run_cli
+from landscape.cli._common import Parser, non_negative, positive, run_cli
 from landscape.errors import LandscapeError
 
 PROG = "landscape-train"
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                    f"(default {d.dataset})")
     g.add_argument("--data-root", default=None,
                    help="folder with cifar-10-batches-py / cifar-100-python / the MNIST IDX files")
-    g.add_argument("--num-classes", type=int, default=None, help="default: from the dataset")
+    g.add_argument("--num-classes", type=positive, default=None, help="default: from the dataset")
     g.add_argument("--raw-data", action="store_true", help="no per-channel normalization")
     aug = g.add_mutually_exclusive_group()
     aug.add_argument("--no-aug", dest="augment", action="store_false", default=None,
@@ -56,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--label-noise", type=float, default=0.0, metavar="P",
                    help="replace each training label by a random class with probability P "
                    "(recorded in OUT/label_noise.npz)")
-    g.add_argument("--subset", type=int, default=None, metavar="N",
+    g.add_argument("--subset", type=positive, default=None, metavar="N",
                    help="a fixed random N-sample subset of each split, for quick runs")
-    g.add_argument("--synthetic-size", type=int, default=d.synthetic_size,
+    g.add_argument("--synthetic-size", type=positive, default=d.synthetic_size,
                    help=f"samples per split of --dataset synthetic (default {d.synthetic_size})")
 
     o = p.add_argument_group("optimization")
@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="plain momentum instead of Nesterov's (the original used Nesterov)")
     o.add_argument("--weight-decay", type=float, default=d.weight_decay,
                    help=f"(default {d.weight_decay})")
-    o.add_argument("--batch-size", type=int, default=d.batch_size)
-    o.add_argument("--epochs", type=int, default=d.epochs)
+    o.add_argument("--batch-size", type=positive, default=d.batch_size)
+    o.add_argument("--epochs", type=positive, default=d.epochs)
     o.add_argument("--lr-decay", type=float, default=d.lr_decay,
                    help="factor applied at each milestone (default 0.1)")
     o.add_argument("--milestones", type=_milestones, default=None, metavar="E1,E2,...",
@@ -80,21 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--init", choices=["auto", "original", "torch"], default=d.init,
                    help="original: the loss-landscape tool's initialization; auto (default): "
                    "original for networks with BatchNorm, PyTorch's default otherwise")
-    o.add_argument("--seed", type=int, default=d.seed)
+    o.add_argument("--seed", type=non_negative, default=d.seed)
 
     r = p.add_argument_group("run")
     r.add_argument("--out", default=None,
                    help="run folder (default runs/<arch>_<optimizer>_lr=.._bs=.._wd=..)")
-    r.add_argument("--save-every", type=int, default=d.save_every)
+    r.add_argument("--save-every", type=positive, default=d.save_every)
     r.add_argument("--resume", action="store_true", help="continue the run in --out")
     r.add_argument("--overwrite", action="store_true",
                    help="delete the checkpoints and log already in --out and start again")
     r.add_argument("--device", default=d.device, help="auto (default), cpu, cuda, cuda:N, mps")
-    r.add_argument("--ngpu", type=int, default=None, help="GPUs for DataParallel (default all)")
+    r.add_argument("--ngpu", type=positive, default=None, help="GPUs for DataParallel (default all)")
     r.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     r.add_argument("--amp", action="store_true",
                    help="mixed precision: float16 + grad scaling on CUDA, bfloat16 on CPU")
-    r.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size)
+    r.add_argument("--eval-batch-size", type=positive, default=d.eval_batch_size)
     r.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar")
     return p

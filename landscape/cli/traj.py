@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from landscape.cli._common import Parser, run_cli
+from landscape.cli._common import Parser, positive, run_cli
 from landscape.errors import LandscapeError
 
 PROG = "landscape-traj"
@@ -34,9 +34,9 @@ def build_parser() -> Parser:
     p.add_argument("--final", required=True,
                    help="the final model, origin of the directions (may be among --checkpoints)")
     p.add_argument("--arch", required=True, help="zoo name or package.module:callable")
-    p.add_argument("--num-classes", type=int, default=None,
+    p.add_argument("--num-classes", type=positive, default=None,
                    help="default: from the final checkpoint's metadata, else 10")
-    p.add_argument("--in-channels", type=int, default=None,
+    p.add_argument("--in-channels", type=positive, default=None,
                    help="default: from the final checkpoint's metadata, else 3")
     p.add_argument("--dir-type", choices=["weights", "states"], default="weights",
                    help="weights: trainable parameters (default); states: the whole state dict")
@@ -44,7 +44,7 @@ def build_parser() -> Parser:
                    help="biasbn (default): leave 1-D tensors (biases, BatchNorm) out of the path")
     p.add_argument("--unsafe-pickle", action="store_true",
                    help="allow checkpoints holding pickled Python objects (trusted files only)")
-    p.add_argument("--cache-mb", type=int, default=1024,
+    p.add_argument("--cache-mb", type=positive, default=1024,
                    help="memory for checkpoint differences held at once (default 1024)")
     p.add_argument("--out", required=True, help="output HDF5 file")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import os
-from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
@@ -18,9 +17,7 @@ from plotly.subplots import make_subplots
 from landscape.errors import LandscapeError
 from landscape.files import write_text
 from landscape.surface import Surface
-
-if TYPE_CHECKING:
-    from landscape.trajectory import Trajectory
+from landscape.trajectory import Trajectory, pc_labels
 
 HOVER_2D = ("x=%{x:.4g}<br>y=%{y:.4g}<br>loss=%{customdata[0]:.5g}"
             "<br>accuracy=%{customdata[1]:.2f} %<extra></extra>")
@@ -104,7 +101,8 @@ def contour_figure(surface: Surface, quantity: str = "loss", log: bool = False, 
             line={"color": "red"}, text=[f"epoch {e}" for e in trajectory.epochs],
             hovertemplate="%{text}<br>x=%{x:.4g}<br>y=%{y:.4g}<extra></extra>",
         ))
-    fig.update_layout(xaxis_title="x", yaxis_title="y", yaxis_scaleanchor="x")
+    xlabel, ylabel = pc_labels(trajectory) if trajectory is not None else ("x", "y")
+    fig.update_layout(xaxis_title=xlabel, yaxis_title=ylabel, yaxis_scaleanchor="x")
     return fig
 
 

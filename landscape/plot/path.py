@@ -12,15 +12,7 @@ from matplotlib.figure import Figure
 
 from landscape.plot import mpl
 from landscape.surface import Surface
-from landscape.trajectory import Trajectory
-
-
-def pc_labels(traj: Trajectory) -> tuple[str, str]:
-    """Axis labels with the explained variance ratios, e.g. ``("1st PC: 83.5 %", ...)``."""
-    names = ("1st PC", "2nd PC")
-    r = np.asarray(traj.explained_variance_ratio, dtype=float)
-    return tuple(f"{n}: {100 * v:.1f} %" if np.isfinite(v) else n
-                 for n, v in zip(names, r, strict=True))
+from landscape.trajectory import Trajectory, pc_labels
 
 
 def _point_label(traj: Trajectory, k: int, fallback: str) -> str:
