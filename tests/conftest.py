@@ -44,3 +44,14 @@ def save_digits_cnn(path, seed: int = 0, scale_first_conv: float = 1.0) -> str:
 @pytest.fixture
 def digits_ckpt(tmp_path) -> str:
     return save_digits_cnn(tmp_path / "digits_cnn.pt")
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> str:
+    """A randomly initialized digits_cnn's state dict, shared by a test module."""
+    from landscape.models import build_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "digits_cnn.pt"
+    torch.save(build_model("digits_cnn", num_classes=10, in_channels=1).state_dict(), path)
+    return str(path)

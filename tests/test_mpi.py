@@ -16,9 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from landscape.models import build_model
 from landscape.surface import read_surface, write_surface
 
 JOB = str(Path(__file__).with_name("mpi_job.py"))
@@ -78,14 +76,6 @@ def run(n: int, mode: str, *args: str) -> subprocess.CompletedProcess:
     """Run the job on ``n`` ranks (``n == 1``: plain python) and wait for it."""
     return subprocess.run(command(n, mode, *args), capture_output=True, text=True, env=job_env(),
                           timeout=TIMEOUT)
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "digits_cnn.pt"
-    torch.save(build_model("digits_cnn", num_classes=10, in_channels=1).state_dict(), path)
-    return str(path)
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from landscape.compute import SurfaceConfig, compute_surface
 from landscape.errors import LandscapeError
 from landscape.evaluate import Evaluator
-from landscape.models import build_model
 from landscape.parallel import (
     SerialComm,
     _chunks,
@@ -148,14 +146,6 @@ def test_abort_on_error_aborts_with_several_ranks():
 
 
 # --- compute_surface, one rank: interruption keeps finished points, resume computes the rest ---
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "digits_cnn.pt"
-    torch.save(build_model("digits_cnn", num_classes=10, in_channels=1).state_dict(), path)
-    return str(path)
 
 
 def config(model_path: str, out: Path) -> SurfaceConfig:
