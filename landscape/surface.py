@@ -21,7 +21,7 @@ import numpy as np
 
 from landscape.errors import LandscapeError
 from landscape.files import replacing
-from landscape.grid import Axis, Grid
+from landscape.grid import Grid
 
 # Attributes that define what a surface is; a resumed run must agree on all of them.
 CONFIG_KEYS = (
@@ -63,6 +63,16 @@ class Surface:
     def acc(self) -> np.ndarray:
         return self.values[f"{self.split}_acc"]
 
+    def title(self) -> str:
+        """A one-line description from the attributes: ``arch | dataset | split | norm=...``."""
+        a = self.attrs
+        bits = [str(a.get(k, "")) for k in ("arch", "dataset", "split")]
+        if a.get("model2"):
+            bits.append("interpolation model -> model2")
+        elif a.get("norm"):
+            bits.append(f"norm={a['norm']}")
+        return " | ".join(b for b in bits if b)
+
     def pending(self) -> np.ndarray:
         """Flat indices of the points not yet computed, in order."""
         return np.flatnonzero(~self.completed.ravel())
@@ -86,13 +96,6 @@ def new_surface(grid: Grid, split: str = "train", attrs: Mapping | None = None) 
         grid.x.coordinates, None if grid.y is None else grid.y.coordinates, values,
         np.zeros(grid.shape, dtype=bool), a,
     )
-
-
-def grid_of(surface: Surface) -> Grid:
-    def axis(c: np.ndarray) -> Axis:
-        return Axis(float(c[0]), float(c[-1]), len(c))
-
-    return Grid(axis(surface.x), None if surface.y is None else axis(surface.y))
 
 
 def _attr(v):

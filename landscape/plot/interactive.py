@@ -121,7 +121,7 @@ def write_html(surface: Surface, path: str | os.PathLike, quantity: str = "loss"
         fig.update_layout(height=600)
     # plotly.js goes inline once, with the first figure; no CDN, so the page works offline
     divs = [f.to_html(full_html=False, include_plotlyjs=(k == 0)) for k, f in enumerate(figures)]
-    heading = html.escape(title if title is not None else _title(surface))
+    heading = html.escape(title if title is not None else surface.title())
     page = (
         "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n"
         f"<title>{heading or 'loss surface'}</title>\n</head>\n<body>\n"
@@ -129,11 +129,6 @@ def write_html(surface: Surface, path: str | os.PathLike, quantity: str = "loss"
         + "\n</body>\n</html>\n"
     )
     return write_text(path, page, "utf-8")
-
-
-def _title(surface: Surface) -> str:
-    a = surface.attrs
-    return " | ".join(str(a[k]) for k in ("arch", "dataset", "split") if a.get(k))
 
 
 __all__ = ["contour_figure", "gaps", "line_figure", "surface_figure", "write_html"]

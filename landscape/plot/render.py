@@ -12,16 +12,6 @@ from landscape.plot import mpl
 from landscape.surface import Surface
 
 
-def _title(surface: Surface) -> str:
-    a = surface.attrs
-    bits = [str(a.get("arch", "")), str(a.get("dataset", "")), str(a.get("split", ""))]
-    if a.get("model2"):
-        bits.append("interpolation model -> model2")
-    elif a.get("norm"):
-        bits.append(f"norm={a['norm']}")
-    return " | ".join(b for b in bits if b)
-
-
 def _label(quantity: str) -> str:
     return {"loss": "loss", "acc": "accuracy (%)"}.get(quantity, quantity)
 
@@ -44,7 +34,7 @@ def figures(surface: Surface, levels: int = 30, vmin: float | None = None, vmax:
             quantity: str = "loss") -> dict[str, Figure]:
     """The standard figures of ``surface`` by name: ``1d`` for a 1D surface, else ``contour``,
     ``contourf``, ``heatmap`` and ``3d`` (or those of ``kinds``). No pyplot, no global state."""
-    title = _title(surface)
+    title = surface.title()
     if surface.ndim == 1:
         fig = Figure(figsize=(6, 4), layout="constrained")
         ax = fig.subplots()
