@@ -107,7 +107,7 @@ def run_variant(name: str, a: argparse.Namespace, model: str, out: str) -> dict:
 def max_difference(paths: list[str]) -> float:
     import numpy as np
 
-    from landscape.surface import read_surface
+    from landscape.surface_file import read_surface
 
     first = read_surface(paths[0]).loss
     return max(float(np.max(np.abs(read_surface(p).loss - first))) for p in paths[1:])

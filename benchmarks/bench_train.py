@@ -2,11 +2,17 @@
 
     python benchmarks/bench_train.py                       # ResNet-20, 10,000 images, 2 epochs
     python benchmarks/bench_train.py --channels-last --no-aug --epochs 1
+    python benchmarks/bench_train.py --quant bc,sr --size 4096 --epochs 4   # quantization hooks' cost
 
 Times, separately, the training pass over the images (SGD + Nesterov, batch 128, random crop
 + flip on the fly) and the evaluation pass over the same number of test images, per epoch, with
-the same code that :func:`landscape.train.train` runs; the first epoch is reported apart
-(warm-up). Prints one Markdown table row per setting.
+the same code that :func:`landscape.train.train` runs (a :class:`landscape.train.Trainer`); the
+first epoch is reported apart (warm-up). Prints one Markdown table row per setting.
+
+``--quant bc,sr`` adds a second table: the same epochs in full precision and with each
+quantization hook (binary weights), the variants interleaved epoch by epoch so that a busy machine
+slows them alike; the steady epoch time (median after the first) of each as a ratio to full
+precision, and the time spent inside the hooks themselves, measured around their calls.
 """
 
 from __future__ import annotations
@@ -14,23 +20,77 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import torch  # noqa: E402
 
-from landscape.data import load_dataset  # noqa: E402
 from landscape.evaluate import keep_malloc_arenas  # noqa: E402
-from landscape.models import build_model  # noqa: E402
-from landscape.train import (  # noqa: E402
-    TrainConfig,
-    _evaluate,
-    _Runner,
-    _train_epoch,
-    init_params,
-)
+from landscape.train import TrainConfig, Trainer  # noqa: E402
+
+
+def make_trainer(a, out: str, quant: str | None = None) -> Trainer:
+    """A trainer over synthetic data of ``a.size`` images, writing nothing until it runs."""
+    c = TrainConfig(arch=a.arch, dataset="synthetic", synthetic_size=a.size, epochs=a.epochs,
+                    batch_size=a.batch_size, channels_last=a.channels_last, augment=not a.no_aug,
+                    device="cpu", progress=False, out=out, quant=quant, bits=1)
+    return Trainer(c)
+
+
+def timed_hooks(trainer: Trainer) -> list[float]:
+    """Wrap the trainer's hooks' per-step methods with timers; returns the running total (s)."""
+    total = [0.0]
+    for h in trainer.hooks:
+        for name in ("before_forward", "after_backward", "after_step"):
+            inner = getattr(h, name)
+
+            def timed(*args, _inner=inner, **kw):
+                t0 = time.perf_counter()
+                _inner(*args, **kw)
+                total[0] += time.perf_counter() - t0
+
+            setattr(h, name, timed)
+    return total
+
+
+def one_epoch(trainer: Trainer, epoch: int) -> float:
+    trainer.epoch = epoch
+    data = (trainer.train_set.x, trainer.train_set.y)
+    t0 = time.perf_counter()
+    trainer.train_epoch(data, trainer.train_set.info.get("pad_fill"), None)
+    return time.perf_counter() - t0
+
+
+def quant_table(a) -> None:
+    variants = ["full"] + [q for q in a.quant.split(",") if q]
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    in_hooks: dict[str, list[float]] = {v: [] for v in variants}
+    with tempfile.TemporaryDirectory() as tmp:
+        trainers, totals = {}, {}
+        for v in variants:
+            trainers[v] = make_trainer(a, os.path.join(tmp, v), None if v == "full" else v)
+            totals[v] = timed_hooks(trainers[v])
+        for epoch in range(1, a.epochs + 1):
+            for v in variants:
+                before = totals[v][0]
+                times[v].append(one_epoch(trainers[v], epoch))
+                in_hooks[v].append(totals[v][0] - before)
+                print(f"epoch {epoch} {v}: train {times[v][-1]:.2f} s (hooks {in_hooks[v][-1]:.3f} s)",
+                      file=sys.stderr)
+    steady = {v: statistics.median(t[1:] or t) for v, t in times.items()}
+    hooks = {v: statistics.median(t[1:] or t) for v, t in in_hooks.items()}
+    print()
+    print(f"| {a.arch}, {a.size} images, batch {a.batch_size}, {torch.get_num_threads()} threads | first epoch s "
+          "| steady epoch s | vs full precision | inside the hooks s | hooks' share |")
+    print("|---|---|---|---|---|---|")
+    for v in variants:
+        name = {"full": "full precision", "bc": "BC (binary)", "sr": "SR (binary)", "r": "R (binary)"}.get(v, v)
+        print(f"| {name} | {times[v][0]:.2f} | {steady[v]:.2f} | {steady[v] / steady['full']:.3f}x | "
+              f"{hooks[v]:.3f} | {100 * hooks[v] / steady[v]:.1f}% |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,34 +104,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-aug", action="store_true")
     p.add_argument("--no-malloc-tuning", action="store_true",
                    help="leave glibc's malloc trimming on (to measure its cost)")
+    p.add_argument("--quant", default=None, metavar="bc,sr,r",
+                   help="instead: time full precision against these quantization hooks (binary weights)")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     if not a.no_malloc_tuning:
         keep_malloc_arenas()
-    c = TrainConfig(arch=a.arch, dataset="synthetic", synthetic_size=a.size, epochs=a.epochs,
-                    batch_size=a.batch_size, channels_last=a.channels_last,
-                    augment=not a.no_aug, device="cpu", progress=False)
-    train_set = load_dataset("synthetic", split="train", size=a.size)
-    test_set = load_dataset("synthetic", split="test", size=a.size)
-    torch.manual_seed(0)
-    model = build_model(a.arch, num_classes=10, in_channels=3)
-    init_params(model)
-    if a.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=c.lr, momentum=0.9, nesterov=True,
-                          weight_decay=c.weight_decay)
-    runner = _Runner(c, model, torch.device("cpu"), 10)
+    if a.quant:
+        quant_table(a)
+        return 0
     train_times, eval_times = [], []
-    for epoch in range(1, a.epochs + 1):
-        t0 = time.perf_counter()
-        _train_epoch(runner, opt, (train_set.x, train_set.y), epoch, None, None)
-        t1 = time.perf_counter()
-        _evaluate(runner, (test_set.x, test_set.y), c.eval_batch_size)
-        t2 = time.perf_counter()
-        train_times.append(t1 - t0)
-        eval_times.append(t2 - t1)
-        print(f"epoch {epoch}: train {t1 - t0:.1f} s, eval {t2 - t1:.1f} s", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = make_trainer(a, os.path.join(tmp, "run"))
+        test = (trainer.test_set.x, trainer.test_set.y)
+        for epoch in range(1, a.epochs + 1):
+            train_times.append(one_epoch(trainer, epoch))
+            t1 = time.perf_counter()
+            trainer.evaluate(test)
+            eval_times.append(time.perf_counter() - t1)
+            print(f"epoch {epoch}: train {train_times[-1]:.1f} s, eval {eval_times[-1]:.1f} s", file=sys.stderr)
     steady = train_times[1:] or train_times
     steady_eval = eval_times[1:] or eval_times
     tr = sum(steady) / len(steady)

@@ -1,37 +1,56 @@
-"""landscape: loss-landscape visualization for PyTorch networks."""
+"""landscape: loss landscapes of neural networks.
 
-__version__ = "0.1.0"
+    import landscape as ls
+    surf = ls.surface(model, loader, x=(-1, 1, 41), y=(-1, 1, 41), out="surface.h5")
+    ls.plot.contour(ax, surf)
 
-from landscape.checkpoint import load_into_, load_state_dict  # noqa: E402
-from landscape.compute import SurfaceConfig, compute_surface  # noqa: E402
-from landscape.data import Dataset, load_dataset  # noqa: E402
-from landscape.directions import (  # noqa: E402
-    interpolation_direction,
-    load_directions,
-    normalize_,
-    random_direction,
-    random_directions,
-    save_directions,
-)
-from landscape.errors import LandscapeError  # noqa: E402
-from landscape.evaluate import Evaluator  # noqa: E402
-from landscape.grid import Axis, Grid, parse_axis  # noqa: E402
-from landscape.models import build_model, list_models  # noqa: E402
-from landscape.params import Mover, live_tensors, snapshot  # noqa: E402
-from landscape.surface import Surface, read_surface, write_surface  # noqa: E402
-from landscape.trajectory import (  # noqa: E402
-    Trajectory,
-    path_extent,
-    pca_directions,
-    read_trajectory,
-    write_trajectory,
-)
+Everything is loaded on first use, so ``import landscape`` is cheap and does not import torch.
+"""
 
-__all__ = [
-    "Axis", "Dataset", "Evaluator", "Grid", "LandscapeError", "Mover", "Surface", "SurfaceConfig",
-    "Trajectory", "build_model", "compute_surface", "interpolation_direction", "list_models",
-    "live_tensors", "load_dataset", "load_directions", "load_into_", "load_state_dict",
-    "normalize_", "parse_axis", "path_extent", "pca_directions", "random_direction",
-    "random_directions", "read_surface", "read_trajectory", "save_directions", "snapshot",
-    "write_surface", "write_trajectory",
-]
+from __future__ import annotations
+
+import importlib
+
+from landscape._version import __version__
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "surface": "landscape.engine",
+    "compute_surface": "landscape.compute", "SurfaceConfig": "landscape.compute",
+    "Surface": "landscape.surface_file", "read_surface": "landscape.surface_file",
+    "write_surface": "landscape.surface_file", "DamagedFile": "landscape.surface_file",
+    "Dataset": "landscape.data", "load_dataset": "landscape.data",
+    "interpolation_direction": "landscape.directions", "load_directions": "landscape.directions",
+    "normalize_": "landscape.directions", "random_direction": "landscape.directions",
+    "random_directions": "landscape.directions", "save_directions": "landscape.directions",
+    "LandscapeError": "landscape.errors",
+    "Evaluator": "landscape.evaluate", "Evaluation": "landscape.evaluate", "evaluate": "landscape.evaluate",
+    "Metric": "landscape.metrics",
+    "Axis": "landscape.grid", "Grid": "landscape.grid", "parse_axis": "landscape.grid",
+    "build_model": "landscape.models", "list_models": "landscape.models",
+    "load_into_": "landscape.checkpoint", "load_state_dict": "landscape.checkpoint",
+    "load_model": "landscape.checkpoint",
+    "Mover": "landscape.params", "live_tensors": "landscape.params", "snapshot": "landscape.params",
+    "Trajectory": "landscape.trajectory", "path_extent": "landscape.trajectory",
+    "pca_directions": "landscape.trajectory", "read_trajectory": "landscape.trajectory",
+    "write_trajectory": "landscape.trajectory",
+    "TrainConfig": "landscape.train", "TrainHook": "landscape.train",
+}
+_SUBMODULES = ("plot", "hessian", "prune", "quant", "models", "data", "train", "parallel")
+
+__all__ = ["__version__", *sorted(_EXPORTS), *_SUBMODULES]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"landscape.{name}")
+    else:
+        raise AttributeError(f"module 'landscape' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

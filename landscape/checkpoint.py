@@ -70,6 +70,13 @@ def _find_state_dict(obj, path: str) -> dict[str, torch.Tensor]:
     )
 
 
+def _state_dict_of(obj, path: str) -> dict[str, torch.Tensor]:
+    sd = _find_state_dict(obj, path)
+    if sd and all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
 def load_state_dict(path: str | os.PathLike, unsafe_pickle: bool = False) -> dict[str, torch.Tensor]:
     """The state dict in ``path``: a bare state dict, or one inside a checkpoint dict.
 
@@ -77,10 +84,29 @@ def load_state_dict(path: str | os.PathLike, unsafe_pickle: bool = False) -> dic
     A ``module.`` prefix left by ``DataParallel`` is removed.
     """
     path = os.fspath(path)
-    sd = _find_state_dict(_read(path, unsafe_pickle), path)
-    if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
-    return sd
+    return _state_dict_of(_read(path, unsafe_pickle), path)
+
+
+def load_model(arch: str, path: str | os.PathLike, num_classes: int | None = None,
+               in_channels: int | None = None, unsafe_pickle: bool = False) -> nn.Module:
+    """Build ``arch`` and load the checkpoint at ``path`` into it: the one place a network is made
+    from a file. ``num_classes``/``in_channels`` default to what the checkpoint records
+    (``landscape-train`` writes both), else 10 and 3. A pruned checkpoint's recorded ``widths``
+    shrink the architecture first, so its smaller tensors fit."""
+    from landscape.models import build_model
+
+    path = os.fspath(path)
+    obj = _read(path, unsafe_pickle)
+    meta = obj if isinstance(obj, Mapping) else {}
+    sd = _state_dict_of(obj, path)
+    model = build_model(arch, num_classes=int(num_classes or meta.get("num_classes", 10)),
+                        in_channels=int(in_channels or meta.get("in_channels", 3)))
+    widths = meta.get("widths")
+    if widths:
+        from landscape.prune import resize_
+
+        resize_(model, dict(widths))
+    return load_into_(model, sd, source=f"checkpoint {path!r}")
 
 
 def read_checkpoint(path: str | os.PathLike, unsafe_pickle: bool = False):
@@ -113,3 +139,30 @@ def load_into_(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source:
         raise LandscapeError(f"{source} does not fit the architecture: " + "; ".join(parts))
     model.load_state_dict(state_dict, strict=True)
     return model
+
+
+def summary(path: str | os.PathLike, unsafe_pickle: bool = False) -> dict:
+    """What a checkpoint records about how its network was made, for titles and provenance:
+    ``arch``, ``optimizer``, ``batch_size``, ``weight_decay``, ``epoch``, ``test_error`` (%),
+    ``pruned`` and ``flops`` (a pruned network), ``quant`` (a quantized one). Only what is there."""
+    obj = _read(os.fspath(path), unsafe_pickle)
+    if not isinstance(obj, Mapping):
+        return {}
+    args = obj.get("args") if isinstance(obj.get("args"), Mapping) else {}
+    out: dict = {}
+    for key, value in (("arch", obj.get("arch")), ("optimizer", args.get("optimizer")),
+                       ("batch_size", args.get("batch_size")), ("weight_decay", args.get("weight_decay")),
+                       ("epoch", obj.get("epoch"))):
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            out[key] = value
+    if isinstance(obj.get("accuracy", obj.get("acc")), int | float):
+        out["test_error"] = 100.0 - float(obj.get("accuracy", obj.get("acc")))
+    prune = obj.get("prune")
+    if isinstance(prune, Mapping):
+        out["pruned"] = f"pruned {prune.get('preset') or 'by plan'}"
+        if isinstance(prune.get("flops"), int | float):
+            out["flops"] = float(prune["flops"])
+    quant = obj.get("quant")
+    if isinstance(quant, Mapping) and quant.get("method"):
+        out["quant"] = f"{str(quant['method']).upper()} {quant.get('bits', '?')}-bit"
+    return out

@@ -1,57 +1,47 @@
-"""Computing a loss surface end to end: ``compute_surface(SurfaceConfig(...))``.
+"""A surface from files: ``compute_surface(SurfaceConfig(model="ckpt.pt", arch="resnet20", ...))``.
 
-checkpoint + dataset -> directions -> grid -> evaluator (serial kernel) -> parallel.map_points
--> surface file. Every MPI rank runs this function; rank 0 alone touches the output files.
+What ``landscape-surf`` does, as a library call: checkpoint(s), dataset and directions files are
+loaded into a model, data and directions, and :func:`landscape.engine.surface` does the rest. The
+built-in demo (no checkpoint: a small net trained on scikit-learn's digits) and the grid that
+covers an optimization path are decided here too. Every MPI rank runs this function.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import platform
-import sys
-import time
 from dataclasses import dataclass, field
 
-import h5py
 import numpy as np
 import torch
 
-from landscape import __version__
-from landscape.checkpoint import load_into_, load_state_dict, sha256
+from landscape.checkpoint import load_model, load_state_dict, sha256, summary
 from landscape.data import Dataset, load_dataset
-from landscape.directions import (
-    interpolation_direction,
-    load_directions,
-    random_directions,
-    save_directions,
-)
+from landscape.directions import interpolation_direction, load_directions, random_directions
+from landscape.engine import MAX_POINTS, directions_path, surface
 from landscape.errors import LandscapeError
-from landscape.evaluate import Evaluator, resolve_device
-from landscape.files import remove_stale_temporaries
-from landscape.grid import Grid, parse_axis
-from landscape.models import build_model
-from landscape.parallel import abort_on_error, first_error, local_rank_and_size, map_points, world
-from landscape.params import Mover, snapshot
-from landscape.surface import (
-    Surface,
-    config_mismatch,
-    new_surface,
-    read_surface,
-    write_surface,
-)
+from landscape.parallel import on_root, world
+from landscape.params import snapshot
+from landscape.surface_file import Surface
 
-PROG = "landscape-surf"  # how error messages from the ranks start
+DEMO_OUT = os.path.join("landscape_demo", "surface.h5")
+DEMO_GRID = "-1:1:31"
+PATH_GRID_POINTS = 31
+QUANTITIES = ("loss", "eig")  # what --metrics may name: loss (and accuracy) per split; eig: Hessian
 
 
 @dataclass
 class SurfaceConfig:
-    """Everything that defines a surface run (the fields of ``landscape-surf``'s options)."""
+    """Everything that defines a surface run from files (the fields of ``landscape-surf``'s options).
 
-    model: str
-    arch: str
-    out: str = "surface.h5"
+    ``model=None`` is the built-in demo. ``xnorm``/``ynorm``/``znorm`` and ``xignore``/... override
+    ``norm``/``ignore`` per axis. ``split`` may name several splits (``"train,test"``).
+    """
+
+    model: str | None = None
+    arch: str | None = None
+    out: str | None = None
     model2: str | None = None
+    model3: str | None = None
     unsafe_pickle: bool = False
     dataset: str = "digits"
     data_root: str | None = None
@@ -63,259 +53,253 @@ class SurfaceConfig:
     synthetic_seed: int = 0  # landscape-train's --seed, for a network trained on synthetic data
     raw_data: bool = False  # no per-channel normalization (for networks trained with --raw-data)
     num_classes: int | None = None
-    x: str = "-1:1:51"
+    x: str | None = None
     y: str | None = None
+    z: str | None = None
     dir_type: str = "weights"
     norm: str = "filter"
     ignore: str = "biasbn"
+    xnorm: str | None = None
+    ynorm: str | None = None
+    znorm: str | None = None
+    xignore: str | None = None
+    yignore: str | None = None
+    zignore: str | None = None
+    semantics: str = "landscape"
+    same_dir: bool = False
     seed: int = 0
     directions: str | None = None
+    metrics: tuple[str, ...] = ("loss",)
+    eig_tol: float | None = None
     overwrite: bool = False
+    repair: bool = False
     loss: str = "crossentropy"
     batch_size: int | None = None
     device: str | None = "cpu"
     threads: int | None = None
     compile: bool = False
     precision: str = "fp32"
+    bn_recompute: int = 0
     chunk_size: int = 1
     flush_seconds: float = 2.0
-    command: str = field(default_factory=lambda: " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]))
+    max_points: int | None = MAX_POINTS
+    command: str = ""
+    plot: bool = False
+    extra: dict = field(default_factory=dict)
 
 
-def directions_path(out: str) -> str:
-    """Where a surface's own directions go: ``surface.h5`` -> ``surface.dirs.h5``."""
-    root, ext = os.path.splitext(out)
-    return f"{root}.dirs{ext or '.h5'}"
+def is_demo(cfg: SurfaceConfig) -> bool:
+    return cfg.model is None
 
 
-def directions_checksum(directions: list[dict[str, torch.Tensor]]) -> str:
-    """SHA-256 of the directions' names and float32 bytes: equal on every rank or not at all."""
-    h = hashlib.sha256()
-    for d in directions:
-        for name, t in d.items():
-            h.update(name.encode())
-            h.update(t.detach().cpu().float().contiguous().numpy().tobytes())
-    return h.hexdigest()
+def resolve(cfg: SurfaceConfig, comm=None) -> SurfaceConfig:
+    """Fill what the options leave open: the demo (rank 0 trains its network, the others wait),
+    the default grid and output, and the grid covering an optimization path."""
+    from dataclasses import replace
+
+    comm = comm or world()
+    if is_demo(cfg):
+        from landscape.demo import DEMO_ARCH, DEMO_DATASET, demo_checkpoint
+
+        if cfg.model2 or cfg.model3 or (cfg.arch and cfg.arch != DEMO_ARCH):
+            raise LandscapeError("a second model and an architecture need a checkpoint (without one: the demo)")
+        path = on_root(comm, demo_checkpoint)
+        cfg = replace(cfg, model=path, arch=DEMO_ARCH, dataset=DEMO_DATASET, x=cfg.x or DEMO_GRID,
+                      y=cfg.y or DEMO_GRID, out=cfg.out or DEMO_OUT, plot=True)
+        folder = os.path.dirname(cfg.out) or "."
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise LandscapeError(f"cannot create the folder {folder!r}: {exc.strerror or exc}") from None
+    elif not cfg.arch:
+        raise LandscapeError("an architecture is needed with a checkpoint (a zoo name or package.module:callable)")
+    if cfg.directions and cfg.x is None and cfg.y is None:
+        cfg = replace(cfg, **path_grid(cfg.directions))
+    return replace(cfg, x=cfg.x or "-1:1:51", out=cfg.out if cfg.out is not None else "surface.h5")
 
 
-def load_data(cfg: SurfaceConfig) -> tuple[Dataset, np.ndarray | None]:
-    """The evaluation split, cut to the fixed subset ``cfg.samples`` when given."""
+def path_grid(directions: str, num: int = PATH_GRID_POINTS) -> dict[str, str]:
+    """For a landscape-traj file: ``x`` and ``y`` covering the optimization path with a margin;
+    for a plain directions file, nothing (the usual defaults apply)."""
+    import h5py
+
+    from landscape.trajectory import path_extent, read_trajectory
+
+    try:
+        with h5py.File(directions, "r") as f:
+            if "proj_xcoord" not in f:
+                return {}
+    except OSError:
+        return {}  # not readable: the directions loader reports it
+    x0, x1, y0, y1 = path_extent(read_trajectory(directions))
+    return {"x": f"{x0:.4g}:{x1:.4g}:{num}", "y": f"{y0:.4g}:{y1:.4g}:{num}"}
+
+
+def splits_of(cfg: SurfaceConfig) -> list[str]:
+    splits = [s for s in cfg.split.replace(" ", "").split(",") if s]
+    bad = [s for s in splits if s not in ("train", "test")]
+    if bad or not splits or len(set(splits)) != len(splits):
+        raise LandscapeError(f"split must be train, test or train,test; got {cfg.split!r}")
+    return splits
+
+
+def load_data(cfg: SurfaceConfig, split: str | None = None) -> tuple[Dataset, np.ndarray | None]:
+    """One split of the evaluation data, cut to the fixed subset ``cfg.samples`` when given."""
     data = load_dataset(
-        cfg.dataset, root=cfg.data_root, split=cfg.split, shape=cfg.synthetic_shape,
+        cfg.dataset, root=cfg.data_root, split=split or splits_of(cfg)[0], shape=cfg.synthetic_shape,
         num_classes=cfg.num_classes or 10, size=cfg.synthetic_size, seed=cfg.synthetic_seed,
         raw=cfg.raw_data,
     )
+    if len(data) == 0:
+        raise LandscapeError(f"dataset {cfg.dataset!r} ({split}) is empty")
     if cfg.samples is None:
         return data, None
     return data.subset(cfg.samples, cfg.sample_seed)
 
 
-def load_model(cfg: SurfaceConfig, data: Dataset, path: str) -> torch.nn.Module:
-    """Build ``cfg.arch`` for ``data`` and load the checkpoint at ``path`` into it."""
+def build(cfg: SurfaceConfig, data: Dataset, path: str) -> torch.nn.Module:
+    """``cfg.arch`` with the checkpoint at ``path`` loaded (widths of a pruned one included)."""
     in_channels = data.x.shape[1] if data.x.dim() == 4 else 1
-    model = build_model(cfg.arch, num_classes=cfg.num_classes or data.num_classes, in_channels=in_channels)
-    return load_into_(model, load_state_dict(path, cfg.unsafe_pickle), source=f"checkpoint {path!r}")
+    return load_model(cfg.arch, path, num_classes=cfg.num_classes or data.num_classes, in_channels=in_channels,
+                      unsafe_pickle=cfg.unsafe_pickle)
 
 
-def make_directions(cfg: SurfaceConfig, origin: dict, ndim: int) -> tuple[list[dict], dict]:
-    """The ``ndim`` directions of the run: from a file, interpolation to ``model2``, or random;
-    and, for a file, the provenance it carries (``norm``, ``ignore``, ``seed``) for the surface."""
-    if not cfg.directions:
-        if cfg.model2:
-            dirs = [interpolation_direction(origin, load_state_dict(cfg.model2, cfg.unsafe_pickle))]
-            if ndim == 2:
-                dirs += random_directions(origin, 1, cfg.norm, cfg.ignore, cfg.seed)
-            return dirs, {}
-        return random_directions(origin, ndim, cfg.norm, cfg.ignore, cfg.seed), {}
+def per_axis(cfg: SurfaceConfig) -> tuple[list[str], list[str]]:
+    norms = [cfg.xnorm or cfg.norm, cfg.ynorm or cfg.norm, cfg.znorm or cfg.norm]
+    ignores = [cfg.xignore or cfg.ignore, cfg.yignore or cfg.ignore, cfg.zignore or cfg.ignore]
+    return norms, ignores
+
+
+def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int) -> tuple[list[dict] | None, dict]:
+    """The directions of the run when they are not plain random ones (None then: the engine draws
+    them): from a file, towards ``model2`` (and ``model3``), or y = x; and provenance for them."""
+    origin = {k: v.detach().cpu() for k, v in snapshot(model, cfg.dir_type).items()}
+    norms, ignores = per_axis(cfg)
+    if cfg.directions:
+        if cfg.model2 or cfg.model3 or cfg.same_dir:
+            raise LandscapeError("directions from a file exclude a second model, a third and the same-direction "
+                                 "option: those make the directions themselves")
+        dirs, fattrs = load_directions(cfg.directions, names=list(origin))
+        if len(dirs) < ndim:
+            raise LandscapeError(f"{cfg.directions!r} holds {len(dirs)} direction(s); a {ndim}D surface needs {ndim}")
+        made_for = str(fattrs.get("dir_type", cfg.dir_type))
+        if made_for != cfg.dir_type:
+            raise LandscapeError(f"{cfg.directions!r} was made with dir_type {made_for}; use that dir_type")
+        final_sha = str(fattrs.get("model_sha256", ""))  # landscape-traj files name their final model
+        if final_sha and final_sha != sha256(cfg.model):
+            raise LandscapeError(f"{cfg.directions!r} is the trajectory of another final model "
+                                 f"({fattrs.get('model', '?')}); give that checkpoint as the model")
+        info = {"norm": "pca" if final_sha else str(fattrs.get("norm", "")), "ignore": str(fattrs.get("ignore", "")),
+                "seed": fattrs.get("seed", ""), "directions_file": os.path.abspath(cfg.directions),
+                "directions_from": "file"}
+        return dirs[:ndim], info
+    if cfg.model3 and not cfg.model2:
+        raise LandscapeError("a third model needs a second one (the plane through three models)")
+    if cfg.model3 and ndim != 2:
+        raise LandscapeError("the plane through three models is 2D: give a y axis")
+    if cfg.same_dir and ndim < 2:
+        raise LandscapeError("the same direction for y as for x needs a y axis")
+    dirs: list[dict] = []
+    info: dict = {}
     if cfg.model2:
-        raise LandscapeError("--model2 and --directions exclude each other: the interpolation "
-                             "direction is model2 - model")
-    dirs, fattrs = load_directions(cfg.directions, names=list(origin))
-    if len(dirs) < ndim:
-        raise LandscapeError(f"{cfg.directions!r} holds {len(dirs)} direction(s); a {ndim}D surface needs {ndim}")
-    made_for = str(fattrs.get("dir_type", cfg.dir_type))
-    if made_for != cfg.dir_type:
-        raise LandscapeError(f"{cfg.directions!r} was made with --dir-type {made_for}; "
-                             f"pass --dir-type {made_for}")
-    final_sha = str(fattrs.get("model_sha256", ""))  # landscape-traj files name their final model
-    if final_sha and final_sha != sha256(cfg.model):
-        raise LandscapeError(f"{cfg.directions!r} is the trajectory of another final model "
-                             f"({fattrs.get('model', '?')}); give that checkpoint as --model")
-    norm = "pca" if final_sha else fattrs.get("norm", "")
-    info = {"norm": norm, "ignore": fattrs.get("ignore", ""), "seed": fattrs.get("seed", "")}
-    return dirs[:ndim], {k: (v.decode() if isinstance(v, bytes) else v) for k, v in info.items()}
+        dirs.append(interpolation_direction(origin, load_state_dict(cfg.model2, cfg.unsafe_pickle)))
+        info["directions_from"] = "model2"
+        if cfg.model3:
+            dirs.append(interpolation_direction(origin, load_state_dict(cfg.model3, cfg.unsafe_pickle)))
+            info["directions_from"] = "model2, model3"
+    elif not cfg.same_dir:
+        return None, {}
+    while len(dirs) < ndim:  # the remaining axes: random (or, with same_dir, y = x)
+        k = len(dirs)
+        if cfg.same_dir and k == 1:
+            dirs.append({n: t.clone() for n, t in dirs[0].items()})
+            continue
+        drawn = random_directions(origin, k + 1, norms[:k + 1], ignores[:k + 1], cfg.seed, cfg.semantics)
+        dirs.append(drawn[k])
+    if cfg.same_dir:
+        info["directions_from"] = (info.get("directions_from", "random") + "; y = x")
+    return dirs, info
 
 
-def provenance(cfg: SurfaceConfig, dirs_sha: str, n_samples: int, comm, batch_size: int) -> dict:
-    """The attributes a surface file carries: configuration (checked on resume) and context."""
-    return {
-        "landscape_version": __version__, "torch_version": torch.__version__,
-        "numpy_version": np.__version__, "h5py_version": h5py.__version__,
-        "python_version": platform.python_version(), "hostname": platform.node(),
-        "command": cfg.command, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "model": os.path.abspath(cfg.model), "model_sha256": sha256(cfg.model),
+def metric_objects(cfg: SurfaceConfig) -> list:
+    """The per-point metrics ``cfg.metrics`` names besides loss and accuracy."""
+    unknown = [m for m in cfg.metrics if m not in QUANTITIES]
+    if unknown:
+        raise LandscapeError(f"unknown metric {unknown[0]!r}; choose from {', '.join(QUANTITIES)}")
+    if "loss" not in cfg.metrics:
+        raise LandscapeError("the metrics must include loss (and accuracy): the surface is the loss's")
+    out = []
+    if "eig" in cfg.metrics:
+        from landscape.hessian import EigMetric
+
+        out.append(EigMetric(**({"tol": cfg.eig_tol} if cfg.eig_tol else {})))
+    return out
+
+
+def compute_surface(cfg: SurfaceConfig, comm=None, progress: bool = True) -> Surface:
+    """Compute (or resume) the surface ``cfg`` describes and write it to ``cfg.out``.
+
+    Collective under MPI: every rank calls it and gets the finished :class:`Surface`. A user error
+    on any rank raises :class:`LandscapeError` on all of them.
+    """
+    comm = comm or world()
+    cfg = resolve(cfg, comm)
+    splits = splits_of(cfg)
+    data, indices = {}, None
+    for s in splits:
+        data[s], idx = load_data(cfg, s)
+        indices = idx if indices is None else indices
+    first = data[splits[0]]
+    model = build(cfg, first, cfg.model)
+    ndim = 1 + (cfg.y is not None) + (cfg.z is not None)
+    dirs, dir_info = make_directions(cfg, model, ndim)
+    norms, ignores = per_axis(cfg)
+    bn_data = None
+    if cfg.bn_recompute:
+        bn_data = load_data(cfg, "train")[0] if "train" not in data else data["train"]
+    provenance = {
+        "command": cfg.command or "compute_surface", "model": os.path.abspath(cfg.model),
+        "model_sha256": sha256(cfg.model), "arch": cfg.arch,
         "model2": os.path.abspath(cfg.model2) if cfg.model2 else "",
         "model2_sha256": sha256(cfg.model2) if cfg.model2 else "",
-        "arch": cfg.arch, "dataset": cfg.dataset, "data_root": cfg.data_root or "",
+        "model3": os.path.abspath(cfg.model3) if cfg.model3 else "",
+        "model3_sha256": sha256(cfg.model3) if cfg.model3 else "",
+        "dataset": cfg.dataset, "data_root": os.path.abspath(cfg.data_root) if cfg.data_root else "",
         "raw_data": cfg.raw_data, "num_classes": cfg.num_classes or "",
         "synthetic": f"{cfg.synthetic_shape} x {cfg.synthetic_size}, seed {cfg.synthetic_seed}"
         if cfg.dataset == "synthetic" else "",
-        "split": cfg.split, "samples": n_samples, "sample_seed": cfg.sample_seed if cfg.samples else "",
-        "loss": cfg.loss, "dir_type": cfg.dir_type, "norm": cfg.norm, "ignore": cfg.ignore,
-        "seed": cfg.seed if not cfg.directions else "",
-        "directions_file": os.path.abspath(cfg.directions or directions_path(cfg.out)),
-        "directions_sha256": dirs_sha, "precision": cfg.precision, "compile": cfg.compile,
-        "device": str(cfg.device), "batch_size": batch_size, "mpi_ranks": comm.size,
+        "sample_seed": cfg.sample_seed if cfg.samples else "", "same_dir": cfg.same_dir,
+        **{f"checkpoint_{k}": v for k, v in summary(cfg.model, cfg.unsafe_pickle).items()},
+        **dir_info, **cfg.extra,
     }
+    result = surface(
+        model, data, x=cfg.x, y=cfg.y, z=cfg.z, loss_fn=cfg.loss, directions=dirs, dir_type=cfg.dir_type,
+        norm=norms[:ndim], ignore=ignores[:ndim], seed=cfg.seed, semantics=cfg.semantics,
+        metrics=metric_objects(cfg), out=cfg.out, overwrite=cfg.overwrite, repair=cfg.repair,
+        batch_size=cfg.batch_size, device=cfg.device, precision=cfg.precision, compile=cfg.compile,
+        threads=cfg.threads, bn_recompute=cfg.bn_recompute, bn_data=bn_data, comm=comm,
+        chunk_size=cfg.chunk_size, flush_seconds=cfg.flush_seconds, max_points=cfg.max_points,
+        progress=progress, provenance=provenance,
+        directions_out="" if cfg.directions else None,
+        extras={"sample_indices": indices} if indices is not None else None,
+    )
+    return result
 
 
-def _open_output(cfg: SurfaceConfig, grid: Grid, attrs: dict, dirs: list, extras: dict) -> Surface:
-    """Rank 0: resume the existing file when it matches, else start a new one (never clobber)."""
-    out_dir = os.path.dirname(os.path.abspath(cfg.out))
-    if not os.path.isdir(out_dir):
-        raise LandscapeError(f"output folder {out_dir!r} does not exist")
-    if not os.access(out_dir, os.W_OK):
-        raise LandscapeError(f"output folder {out_dir!r} is not writable")
-    remove_stale_temporaries(cfg.out)
-    if os.path.exists(cfg.out) and not cfg.overwrite:
-        try:
-            old = read_surface(cfg.out)
-        except LandscapeError as exc:
-            raise LandscapeError(f"{exc}; refusing to replace it without --overwrite") from None
-        reason = config_mismatch(old, attrs)
-        if reason is None and old.shape != grid.shape:
-            reason = f"the grid is {old.shape} in the file but {grid.shape} now"
-        if reason:
-            raise LandscapeError(
-                f"{cfg.out!r} holds a surface of another configuration ({reason}); "
-                "use --overwrite to replace it or --out for a new file"
-            )
-        old.attrs.update({k: attrs[k] for k in ("command", "batch_size", "mpi_ranks", "device", "hostname")})
-        old.attrs["resumed"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        surface = old
-    else:
-        surface = new_surface(grid, cfg.split, attrs)
-        surface.extras.update(extras)
-    if not cfg.directions:
-        dpath = directions_path(cfg.out)
-        same = os.path.exists(dpath) and _same_directions(dpath, attrs["directions_sha256"])
-        if os.path.exists(dpath) and not same and not cfg.overwrite:
-            raise LandscapeError(f"{dpath!r} holds other directions (other surfaces may use them); "
-                                 "use --overwrite to replace them or --out for a new name")
-        if not same:
-            save_directions(dpath, dirs, {k: attrs[k] for k in ("dir_type", "norm", "ignore", "seed", "arch")})
-    write_surface(cfg.out, surface)
-    return surface
 
 
-def _same_directions(path: str, checksum: str) -> bool:
-    try:
-        dirs, _ = load_directions(path)
-    except LandscapeError:
-        return False
-    return directions_checksum(dirs) == checksum
-
-
-def compute_surface(cfg: SurfaceConfig, comm=None, progress: bool = True) -> Surface | None:
-    """Compute (or resume) the surface ``cfg`` describes and write it to ``cfg.out``.
-
-    Collective under MPI: every rank calls it; rank 0 returns the finished :class:`Surface`,
-    the others None. A user error on any rank raises :class:`LandscapeError` on all of them.
-    """
+def run(cfg: SurfaceConfig, comm=None, progress: bool = True) -> tuple[Surface, list[str]]:
+    """:func:`compute_surface`, then (rank 0, when ``cfg.plot`` or for the demo) the standard
+    figures beside the file; returns the surface and the figure paths."""
     comm = comm or world()
-    local_rank, local_size = local_rank_and_size(comm)
-    threads = cfg.threads or max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                     else os.cpu_count() or 1) // local_size)
-    torch.set_num_threads(threads)
+    cfg = resolve(cfg, comm)
+    result = compute_surface(cfg, comm, progress)
+    paths: list[str] = []
+    if cfg.plot and comm.rank == 0 and result.ndim < 3:
+        from landscape.plot.render import render
 
-    error = None
-    with abort_on_error(comm, PROG):  # an unexpected error on one rank must not hang the others
-        try:
-            grid = Grid(parse_axis(cfg.x), parse_axis(cfg.y) if cfg.y else None)
-            device = resolve_device(cfg.device)
-            if device.type == "cuda":
-                if device.index is None:  # each rank takes the GPU of its node-local rank
-                    device = torch.device("cuda", local_rank % torch.cuda.device_count())
-                torch.cuda.set_device(device)
-            data, sample_idx = load_data(cfg)
-            model = load_model(cfg, data, cfg.model)
-            origin = snapshot(model, cfg.dir_type)
-            dirs, dir_attrs = make_directions(cfg, origin, len(grid.shape))
-            dirs_sha = directions_checksum(dirs)
-            evaluator = Evaluator(model, data, cfg.loss, cfg.batch_size, device, cfg.precision, cfg.compile)
-            mover = Mover(model, origin, dirs, cfg.dir_type)
-        except LandscapeError as exc:
-            error = str(exc)
-    error = first_error(comm, error)
-    if error:
-        raise LandscapeError(error)
-    if len(set(comm.allgather(dirs_sha))) != 1:
-        raise LandscapeError("ranks disagree on the directions (different torch versions across nodes?)")
-    if comm.size > 1 and cfg.batch_size is None:
-        # One batch size everywhere (rank 0's pick), so no value depends on the rank computing it.
-        batch_size = comm.bcast(evaluator.batch_size, root=0)
-        if batch_size != evaluator.batch_size:
-            with abort_on_error(comm, PROG):
-                evaluator = Evaluator(model, data, cfg.loss, batch_size, device, cfg.precision, cfg.compile)
-
-    surface, error = None, None
-    if comm.rank == 0:
-        with abort_on_error(comm, PROG):
-            try:
-                attrs = provenance(cfg, dirs_sha, len(data), comm, evaluator.batch_size)
-                attrs.update(dir_attrs)
-                attrs["threads_per_rank"] = threads
-                extras = {} if sample_idx is None else {"sample_indices": sample_idx}
-                surface = _open_output(cfg, grid, attrs, dirs, extras)
-            except LandscapeError as exc:
-                error = str(exc)
-    error = comm.bcast(error, root=0)
-    if error:
-        raise LandscapeError(error)
-
-    keys = (f"{cfg.split}_loss", f"{cfg.split}_acc")
-
-    def job(k: int) -> dict:
-        mover.move_(grid.point(k))
-        return dict(zip(keys, evaluator(), strict=True))
-
-    pending = surface.pending() if surface is not None else np.empty(0, dtype=int)
-    bar = None
-    if comm.rank == 0 and progress and len(pending):
-        from tqdm import tqdm
-
-        bar = tqdm(total=surface.completed.size, initial=surface.completed.size - len(pending),
-                   desc="surface", unit="pt", file=sys.stderr, dynamic_ncols=True)
-    last_write = time.monotonic()
-
-    def on_result(k: int, values: dict) -> None:
-        nonlocal last_write
-        surface.record(k, values)
-        if bar is not None:
-            bar.update(1)
-        if time.monotonic() - last_write >= cfg.flush_seconds:
-            write_surface(cfg.out, surface)
-            last_write = time.monotonic()
-
-    def save() -> None:
-        if surface is not None:
-            write_surface(cfg.out, surface)
-
-    try:
-        map_points(job, pending, on_result, comm, cfg.chunk_size, on_abort=save, prog=PROG)
-    except BaseException:
-        if comm.size == 1:
-            save()  # keep every finished point of an interrupted serial run
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-        mover.restore_()
-    if comm.rank != 0:
-        return None
-    surface.attrs["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    write_surface(cfg.out, surface)
-    return surface
+        paths = render(result, os.path.splitext(cfg.out)[0])
+    return result, paths
 
 
-__all__ = ["SurfaceConfig", "compute_surface", "directions_path"]
+__all__ = ["SurfaceConfig", "compute_surface", "directions_path", "load_data", "make_directions", "resolve", "run"]

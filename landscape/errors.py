@@ -1,5 +1,10 @@
-"""The one exception type that means "the user gave us something wrong"."""
+"""The one exception type that means "the user gave us something wrong", and one-line messages."""
 
 
 class LandscapeError(Exception):
     """A user-facing error: the CLIs print its message as one line and exit with code 2."""
+
+
+def one_line(message: object) -> str:
+    """``message`` folded onto one line (HDF5 and torch messages often span several)."""
+    return " ".join(str(message).split())

@@ -1,27 +1,32 @@
-"""Loss and accuracy of a network at its current parameters, over data held on the device.
+"""Loss and accuracy of a network at its current parameters: the one evaluation loop.
 
-The serial kernel of every surface: :class:`Evaluator` is built once per run (data moved to the
-device and split into batches once, batch size picked by a timing probe) and then called once per
-grid point after :class:`landscape.params.Mover` has moved the parameters in place.
+:func:`evaluate` is the loop every caller shares (surfaces, training's test pass, pruning's
+sensitivity): batch-size-weighted means accumulated in float64, so a value does not depend on the
+batching. :class:`Evaluator` binds it to a model and data: built once per run (data moved to the
+device once, batch size picked by a timing probe), then called once per grid point after
+:class:`landscape.params.Mover` has moved the parameters in place. :class:`Evaluation` is the
+same as a per-point metric of a surface: ``{split}_loss`` and ``{split}_acc``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from landscape.data import Dataset
+from landscape.batches import Batches, TensorBatches, as_batches, forward, inputs_of
 from landscape.errors import LandscapeError
+from landscape.losses import accuracy, function_name, resolve_loss, target
+from landscape.params import place_, uses_channels_last
 
-LOSSES = ("crossentropy", "mse")
 PRECISIONS = ("fp32", "bf16")
 PROBE_BATCH_SIZES = (64, 128, 256, 512)
+DEFAULT_BATCH_SIZE = 256
 
 
 def keep_malloc_arenas() -> None:
@@ -41,158 +46,246 @@ def keep_malloc_arenas() -> None:
         pass
 
 
-def resolve_device(device: str | None) -> torch.device:
+def resolve_device(device: str | torch.device | None) -> torch.device:
     """``None``/``"auto"`` means CUDA when available; an unavailable device is a user error."""
+    if isinstance(device, torch.device):
+        return device
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise LandscapeError(f"--device {device!r} is not a device (cpu, cuda, cuda:1, auto)") from None
+        raise LandscapeError(f"device {device!r} is not a device (cpu, cuda, cuda:1, auto)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise LandscapeError(f"--device {device}: no CUDA GPU is available")
+        raise LandscapeError(f"device {device}: no CUDA GPU is available")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise LandscapeError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) visible")
+        raise LandscapeError(f"device {device}: only {torch.cuda.device_count()} GPU(s) visible")
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise LandscapeError(f"--device {device}: MPS is not available")
+        raise LandscapeError(f"device {device}: MPS is not available")
     return dev
 
 
-def _has_conv(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """``torch.autocast`` for ``dtype`` on ``device``, or nothing when ``dtype`` is None."""
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[tuple[object, int]],
+    loss_fn: Callable,
+    accuracy_fn: Callable | None = accuracy,
+    forward_fn: Callable = forward,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict[str, float]:
+    """Mean loss (and accuracy in %, when ``accuracy_fn`` is given) over ``(batch, n)`` pairs.
+
+    The model is called as it stands (set ``eval()`` first). Means are weighted by the batch sizes
+    and summed in float64. Where the loss is NaN the accuracy is NaN too: argmax of NaN logits is
+    class 0, an artefact rather than a result.
+    """
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    total_acc = torch.zeros((), dtype=torch.float64, device=device)
+    n = 0
+    with torch.inference_mode():
+        for batch, size in batches:
+            with autocast(device, autocast_dtype):
+                out = forward_fn(model, batch)
+            out = out.float() if torch.is_tensor(out) else out
+            total_loss += loss_fn(out, batch).double() * size
+            if accuracy_fn is not None:
+                total_acc += torch.as_tensor(accuracy_fn(out, batch), device=device).double() * size
+            n += size
+    if n == 0:
+        raise LandscapeError("the evaluation data is empty")
+    loss = float(total_loss) / n
+    values = {"loss": loss}
+    if accuracy_fn is not None:
+        values["acc"] = 100.0 * float(total_acc) / n if loss == loss else float("nan")
+    return values
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class Evaluator:
     """Mean loss and accuracy (in %) of ``model`` on ``data``, as the parameters stand now.
 
-    ``batch_size=None`` picks the fastest of a few sizes by timing them once. Conv nets run in
-    channels-last memory format (exact, faster on CPU). ``precision="bf16"`` autocasts the forward
-    pass (faster, but the loss moves by up to ~0.5%: opt-in). ``compile=True`` uses torch.compile.
-    For ``loss="mse"`` with class labels, softmax outputs are compared with one-hot targets, as in
-    the original tool and ``landscape-train``;
-    with float targets it is a regression and the accuracy is NaN.
+    ``data``: anything :func:`landscape.batches.as_batches` takes. ``loss_fn``: a name
+    ("crossentropy", "mse") or ``fn(output, batch) -> mean loss``; ``accuracy_fn``: ``"auto"``
+    (argmax accuracy for class labels, none otherwise), a function, or None. ``batch_size=None``
+    picks the fastest of a few sizes by timing them once (tensor data; a loader's batches are
+    used as they come). Conv nets on 4-D inputs run channels-last (exact, faster on CPU).
+    ``precision="bf16"`` autocasts the forward pass (opt-in: the loss moves). ``compile=True``
+    uses torch.compile. The model is moved to ``device`` and put in eval mode.
     """
 
     def __init__(
         self,
         model: nn.Module,
-        data: Dataset,
-        loss: str = "crossentropy",
+        data,
+        loss_fn: str | Callable | None = None,
+        accuracy_fn: str | Callable | None = "auto",
         batch_size: int | None = None,
         device: str | torch.device | None = "cpu",
         precision: str = "fp32",
         compile: bool = False,
         channels_last: bool | None = None,
+        forward_fn: Callable = forward,
     ):
-        if loss not in LOSSES:
-            raise LandscapeError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
         if precision not in PRECISIONS:
             raise LandscapeError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if batch_size is not None and batch_size < 1:
             raise LandscapeError(f"batch size must be positive, got {batch_size}")
         keep_malloc_arenas()
-        self.device = device if isinstance(device, torch.device) else resolve_device(device)
-        self.loss_name = loss
+        self.device = resolve_device(device)
+        self.loss_name, self.loss_fn = resolve_loss(loss_fn)
         self.precision = precision
-        self.num_classes = data.num_classes
+        self.forward_fn = forward_fn
         if channels_last is None:
-            channels_last = data.x.dim() == 4 and _has_conv(model)
-        self.channels_last = channels_last
-        fmt = torch.channels_last if channels_last else torch.contiguous_format
-        model.to(self.device)
-        if channels_last:
-            model.to(memory_format=torch.channels_last)
+            sample = data.x[:1] if hasattr(data, "x") else (data[0][:1] if isinstance(data, tuple | list)
+                                                              and data and torch.is_tensor(data[0]) else None)
+            channels_last = uses_channels_last(model, sample)
+        self.channels_last = bool(channels_last)
+        self.model = place_(model, self.device, self.channels_last)
         model.eval()
-        self.model = model
-        self.forward = torch.compile(model) if compile else model
-        self.x = data.x.to(self.device).contiguous(memory_format=fmt) if channels_last else data.x.to(self.device)
-        self.y = data.y.to(self.device)
-        self.classification = not self.y.is_floating_point()
-        if loss == "crossentropy" and not self.classification:
-            raise LandscapeError("the dataset has float (regression) targets: use --loss mse")
-        self.n = len(self.y)
-        if self.n == 0:
-            raise LandscapeError("the evaluation data is empty")
+        self.batches: Batches = as_batches(data, self.device, batch_size or DEFAULT_BATCH_SIZE, self.channels_last)
+        self.n = self.batches.n
+        self.accuracy_fn = self._resolve_accuracy(accuracy_fn)
+        self.accuracy_name = "" if self.accuracy_fn is None else function_name(self.accuracy_fn)
         self._check_fits()
-        self.batch_size = batch_size or self.probe_batch_size()
-        self.batches = list(zip(self.x.split(self.batch_size), self.y.split(self.batch_size), strict=True))
+        self.forward_model = torch.compile(model) if compile else model
+        if isinstance(self.batches, TensorBatches):
+            self.batches = self.batches.with_batch_size(batch_size or self.probe_batch_size())
+        self.batch_size = getattr(self.batches, "batch_size", None)
 
-    def _logits(self, xb: torch.Tensor) -> torch.Tensor:
-        if self.precision == "bf16":
-            with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                return self.forward(xb).float()
-        return self.forward(xb)
+    def _resolve_accuracy(self, accuracy_fn):
+        if accuracy_fn != "auto":
+            if accuracy_fn is not None and not callable(accuracy_fn):
+                raise LandscapeError(f"accuracy_fn must be a function, 'auto' or None, got {accuracy_fn!r}")
+            return accuracy_fn
+        try:
+            y = target(self.batches.first())
+        except LandscapeError:
+            return None
+        return accuracy if torch.is_tensor(y) and not y.is_floating_point() else None
 
-    def _batch_sums(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self._logits(xb)
-        if self.loss_name == "crossentropy":
-            loss = F.cross_entropy(out, yb, reduction="sum")
-        else:
-            if self.classification:  # softmax outputs against one-hot targets, as the original tool
-                pred, target = F.softmax(out, 1), F.one_hot(yb, out.shape[1]).to(out.dtype)
-            else:
-                pred, target = out, yb.view_as(out)
-            loss = F.mse_loss(pred, target, reduction="sum") / (out[0].numel() if out.dim() > 1 else 1)
-        if self.classification:
-            correct = (out.argmax(1) == yb).sum()
-        else:
-            correct = torch.zeros((), device=out.device)
-        return loss, correct
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return torch.bfloat16 if self.precision == "bf16" else None
 
-    @torch.inference_mode()
+    def _check_fits(self) -> None:
+        """One forward pass on two samples: a model that does not take this data is a user error."""
+        batch = self.batches.first(2)
+        try:
+            with torch.inference_mode():
+                out = self.forward_fn(self.model, batch)
+        except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+            x = inputs_of(batch)
+            shape = f" of shape {tuple(x.shape[1:])}" if torch.is_tensor(x) else ""
+            raise LandscapeError(f"the model does not accept the inputs{shape} ({_first_line(exc)})") from None
+        if self.accuracy_fn is accuracy:  # every label of in-memory data, else the first batch's
+            y = target(self.batches.first(self.n) if isinstance(self.batches, TensorBatches) else batch)
+            if out.dim() != 2 or out.shape[1] < int(y.max()) + 1:
+                raise LandscapeError(f"the model outputs shape {tuple(out.shape[1:])} but the labels go up "
+                                     f"to {int(y.max())}")
+        try:
+            with torch.inference_mode():
+                self.loss_fn(out.float() if torch.is_tensor(out) else out, batch)
+        except LandscapeError:
+            raise
+        except (RuntimeError, ValueError, IndexError, TypeError, KeyError) as exc:
+            raise LandscapeError(f"the loss function fails on the data ({_first_line(exc)})") from None
+
+    def _pass(self, batches) -> dict[str, float]:
+        return evaluate(self.forward_model, batches, self.loss_fn, self.accuracy_fn, self.forward_fn,
+                        self.autocast_dtype)
+
     def probe_batch_size(self, candidates: Sequence[int] = PROBE_BATCH_SIZES, rounds: int = 2) -> int:
         """The candidate with the least time per sample over the first ~1,024 samples.
 
         Candidates are timed in interleaved rounds and each keeps its best round, so a burst of
         load from another process does not decide the choice.
         """
+        tb = self.batches
+        assert isinstance(tb, TensorBatches)
         sizes = sorted({min(b, self.n) for b in candidates})
         if len(sizes) == 1:
             return sizes[0]
         span = min(self.n, max(1024, max(sizes)))
         best_rate = dict.fromkeys(sizes, float("inf"))
+
+        def batches(b: int, reps: int):
+            for r in range(reps):
+                lo = (r * b) % max(1, self.n - b + 1)
+                yield tb.slice(lo, lo + b), b
+
         for b in sizes:
-            self._batch_sums(self.x[:b], self.y[:b])  # warm-up: allocator and kernels
+            self._pass(batches(b, 1))  # warm-up: allocator and kernels
         for _ in range(rounds):
             for b in sizes:
                 reps = max(1, span // b)
                 self._sync()
                 t0 = time.perf_counter()
-                for r in range(reps):
-                    lo = (r * b) % max(1, self.n - b + 1)
-                    self._batch_sums(self.x[lo:lo + b], self.y[lo:lo + b])
+                self._pass(batches(b, reps))
                 self._sync()
                 best_rate[b] = min(best_rate[b], (time.perf_counter() - t0) / (reps * b))
         return min(sizes, key=best_rate.__getitem__)
-
-    @torch.inference_mode()
-    def _check_fits(self) -> None:
-        """One forward pass on two samples: a model that does not take this data is a user error."""
-        try:
-            out = self.model(self.x[:2])  # eager, so a compiled model is compiled for real batches
-        except (RuntimeError, ValueError, IndexError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise LandscapeError(f"the model does not accept inputs of shape {tuple(self.x.shape[1:])} "
-                                 f"({first})") from None
-        if self.classification and (out.dim() != 2 or out.shape[1] < int(self.y.max()) + 1):
-            raise LandscapeError(f"the model outputs shape {tuple(out.shape[1:])} but the labels go up "
-                                 f"to {int(self.y.max())}")
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    @torch.inference_mode()
-    def __call__(self) -> tuple[float, float]:
-        """(mean loss, accuracy in percent) at the model's current parameters."""
-        total_loss = torch.zeros((), dtype=torch.float64, device=self.device)
-        total_correct = torch.zeros((), dtype=torch.float64, device=self.device)
-        for xb, yb in self.batches:
-            loss, correct = self._batch_sums(xb, yb)
-            total_loss += loss.double()
-            total_correct += correct.double()
-        loss = float(total_loss) / self.n
-        # argmax of NaN logits is class 0: an accuracy there would be an artefact, not a result
-        valid = self.classification and loss == loss
-        acc = 100.0 * float(total_correct) / self.n if valid else float("nan")
-        return loss, acc
+    def __call__(self) -> dict[str, float]:
+        """``{"loss": mean loss, "acc": accuracy in %}`` at the model's current parameters
+        (no ``"acc"`` when there is no accuracy)."""
+        return self._pass(self.batches)
+
+
+class Evaluation:
+    """Loss and accuracy over one split as a per-point metric: ``{split}_loss``, ``{split}_acc``.
+
+    ``data`` and the options are those of :class:`Evaluator`, which :meth:`setup` builds on the
+    run's device (``batch_size`` then set, e.g. to the one recorded in a file being resumed).
+    """
+
+    def __init__(self, data, split: str = "train", loss_fn: str | Callable | None = None,
+                 accuracy_fn: str | Callable | None = "auto", batch_size: int | None = None,
+                 precision: str = "fp32", compile: bool = False, forward_fn: Callable = forward):
+        self.data, self.split = data, split
+        self.loss_name, self.loss_fn = resolve_loss(loss_fn)
+        self.accuracy_fn, self.batch_size = accuracy_fn, batch_size
+        self.precision, self.compile, self.forward_fn = precision, compile, forward_fn
+        self.evaluator: Evaluator | None = None
+        self.names: tuple[str, ...] = (f"{split}_loss", f"{split}_acc")
+
+    def setup(self, context) -> None:
+        self.evaluator = Evaluator(context.model, self.data, self.loss_fn, self.accuracy_fn, self.batch_size,
+                                   context.device, self.precision, self.compile, forward_fn=self.forward_fn)
+        self.batch_size = self.evaluator.batch_size
+        if self.evaluator.accuracy_fn is None:
+            self.names = (f"{self.split}_loss",)
+
+    @property
+    def batches(self) -> Batches:
+        if self.evaluator is None:
+            raise RuntimeError("Evaluation.setup has not run")
+        return self.evaluator.batches
+
+    def __call__(self, model: nn.Module) -> dict[str, float]:
+        values = self.evaluator()
+        return {f"{self.split}_{k}": v for k, v in values.items()}
+
+    def config(self) -> dict:
+        ev = self.evaluator
+        return {
+            "split": self.split, "loss": self.loss_name, "precision": self.precision,
+            "accuracy": ev.accuracy_name if ev is not None else "",
+            "data": ev.batches.fingerprint() if ev is not None else "", "samples": ev.n if ev is not None else 0,
+        }
+
+
+__all__ = ["Evaluation", "Evaluator", "PRECISIONS", "evaluate", "keep_malloc_arenas", "resolve_device"]

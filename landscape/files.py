@@ -1,30 +1,43 @@
-"""Writing files so that a crash at any moment leaves the old file or the new one, never half."""
+"""Writing files safely: atomic replacement, one writer per output, and clean-up after crashes.
+
+- :func:`replacing` writes a temporary file beside the target and renames it over the target, so
+  a crash at any moment leaves the old file or the new one, never half of one. Temporaries are
+  named ``.NAME.tmp.HOST.PID``: start-up removes only those whose writer is dead
+  (:func:`remove_stale_temporaries`), never one that a live run on this or another host writes.
+- :class:`OutputLock` holds an OS lock (``fcntl.flock``) on ``.NAME.lock`` beside an output for a
+  run's whole life; a second run on the same output is refused at once, naming the owner.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from landscape.errors import LandscapeError
+from landscape.errors import LandscapeError, one_line
+
+HOST = socket.gethostname().replace(".", "_") or "host"
 
 
 def _temporary(path: str) -> str:
     folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{name}.tmp{os.getpid()}")
+    return os.path.join(folder, f".{name}.tmp.{HOST}.{os.getpid()}")
 
 
 @contextmanager
 def replacing(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path beside ``path`` to write; it replaces ``path`` when the block ends
-    without error and is removed otherwise. An ``OSError`` becomes a :class:`LandscapeError`."""
+    without error and is removed otherwise. An ``OSError`` becomes a :class:`LandscapeError`
+    naming ``path`` (not the temporary)."""
     path = os.fspath(path)
     tmp = _temporary(path)
     try:
         yield tmp
         os.replace(tmp, path)
     except OSError as exc:
-        raise LandscapeError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+        raise LandscapeError(f"cannot write {path!r}: {one_line(exc.strerror or exc)}") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -37,12 +50,91 @@ def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> s
     return os.fspath(path)
 
 
-def remove_stale_temporaries(path: str | os.PathLike) -> None:
-    """Delete the temporaries of ``path`` left by a writer killed mid-write (``kill -9``)."""
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
+    """Delete the temporaries of ``path`` whose writer, on this host, is dead (killed mid-write).
+
+    Temporaries of live processes and of other hosts (a shared file system) are left alone.
+    Returns the paths removed.
+    """
     folder, name = os.path.split(os.path.abspath(os.fspath(path)))
-    for entry in os.listdir(folder):
-        if entry.startswith(f".{name}.tmp"):
-            try:
-                os.remove(os.path.join(folder, entry))
-            except OSError:
-                pass
+    removed = []
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return removed
+    prefix = f".{name}.tmp"
+    for entry in entries:
+        if not entry.startswith(prefix):
+            continue
+        rest = entry[len(prefix):]
+        if rest.startswith("."):  # .tmp.HOST.PID
+            host, _, pid = rest[1:].rpartition(".")
+        else:  # the older .tmpPID, written on this host
+            host, pid = HOST, rest
+        if host != HOST or not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            os.remove(os.path.join(folder, entry))
+            removed.append(entry)
+        except OSError:
+            pass
+    return removed
+
+
+class OutputLock:
+    """An exclusive OS lock on ``.NAME.lock`` beside ``path``, held until :meth:`release`.
+
+    The lock file records the owner's pid and host; a second :meth:`acquire` anywhere (another
+    process, another host on a file system with working ``flock``) fails at once with a
+    :class:`LandscapeError` that names them. The lock dies with its process, so a killed run
+    never leaves an output locked. (The small lock file itself stays: removing it could let two
+    runs lock different files of one name.)
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        folder, name = os.path.split(os.path.abspath(os.fspath(path)))
+        self.path = os.fspath(path)
+        self.lock_path = os.path.join(folder, f".{name}.lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> OutputLock:
+        import fcntl
+
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise LandscapeError(f"cannot write beside {self.path!r}: {one_line(exc.strerror or exc)}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            owner = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise LandscapeError(f"{self.path!r} is being written by another run ({owner}); wait for it "
+                                     "to finish or choose another output") from None
+            raise LandscapeError(f"cannot lock {self.path!r}: {one_line(exc.strerror or exc)}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    def __enter__(self) -> OutputLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -1,4 +1,10 @@
-"""Grid specs such as ``"-1:1:51"`` and the points of a 1D or 2D grid. Pure functions."""
+"""Grid specs such as ``"-1:1:51"`` and the points of a 1D, 2D or 3D grid. Pure functions.
+
+Arrays over a grid are stored in meshgrid order: a 2D array is indexed ``[j, i]`` for the point
+``(x[i], y[j])`` (row = y, column = x, what ``np.meshgrid(x, y)`` and matplotlib use), a 3D one
+``[k, j, i]`` for ``(x[i], y[j], z[k])``. Point ``p`` of the grid is the flat C-order index of that
+array, so x varies fastest, as in the original loss-landscape tool.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from landscape.errors import LandscapeError
+
+AXIS_NAMES = ("x", "y", "z")
 
 
 @dataclass(frozen=True)
@@ -35,44 +43,79 @@ def parse_axis(spec: str) -> Axis:
         num = int(parts[2])
     except ValueError:
         raise LandscapeError(f"grid spec {spec!r} is not MIN:MAX:NUM (for example -1:1:51)") from None
+    return make_axis((start, stop, num), spec)
+
+
+def make_axis(value, label: str | None = None) -> Axis:
+    """An :class:`Axis` from an Axis, a ``(min, max, num)`` tuple or a ``"MIN:MAX:NUM"`` string."""
+    if isinstance(value, Axis):
+        start, stop, num = value.start, value.stop, value.num
+    elif isinstance(value, str):
+        return parse_axis(value)
+    else:
+        try:
+            start, stop, num = value
+            start, stop = float(start), float(stop)
+            if int(num) != num:
+                raise ValueError
+            num = int(num)
+        except (TypeError, ValueError):
+            raise LandscapeError(f"an axis is (min, max, num) or 'MIN:MAX:NUM', got {value!r}") from None
+    label = label if label is not None else f"{start:g}:{stop:g}:{num}"
     if not (np.isfinite(start) and np.isfinite(stop)):
-        raise LandscapeError(f"grid spec {spec!r} has a non-finite bound")
+        raise LandscapeError(f"grid spec {label!r} has a non-finite bound")
     if num < 1:
-        raise LandscapeError(f"grid spec {spec!r} needs at least one point")
+        raise LandscapeError(f"grid spec {label!r} needs at least one point")
     if num > 1 and stop <= start:
-        raise LandscapeError(f"grid spec {spec!r} needs MIN < MAX")
+        raise LandscapeError(f"grid spec {label!r} needs MIN < MAX")
     return Axis(start, stop, num)
 
 
 @dataclass(frozen=True)
 class Grid:
-    """A 1D grid (``y is None``) or a 2D grid; point ``k`` is ``(x[i], y[j])`` with ``k = i*ny + j``."""
+    """A grid over 1 to 3 directions: ``Grid(x)``, ``Grid(x, y)`` or ``Grid(x, y, z)``."""
 
     x: Axis
     y: Axis | None = None
+    z: Axis | None = None
 
     def __post_init__(self):
-        if self.y is not None and min(self.x.num, self.y.num) < 2:
-            raise LandscapeError(f"a 2D grid needs at least 2 points on each axis, got {self.x} and {self.y}")
+        if self.z is not None and self.y is None:
+            raise LandscapeError("a z axis needs a y axis")
+        if self.ndim > 1 and min(a.num for a in self.axes) < 2:
+            shown = " and ".join(str(a) for a in self.axes)
+            raise LandscapeError(f"a {self.ndim}D grid needs at least 2 points on each axis, got {shown}")
+
+    @property
+    def axes(self) -> tuple[Axis, ...]:
+        return tuple(a for a in (self.x, self.y, self.z) if a is not None)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.axes)
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return (self.x.num,) if self.y is None else (self.x.num, self.y.num)
+        """The shape of an array over the grid: ``(nx,)``, ``(ny, nx)`` or ``(nz, ny, nx)``."""
+        return tuple(a.num for a in reversed(self.axes))
 
     @property
     def size(self) -> int:
         return int(np.prod(self.shape))
 
-    def point(self, k: int) -> tuple[float, ...]:
-        """The coordinates of flat index ``k``."""
-        if self.y is None:
-            return (float(self.x.coordinates[k]),)
-        i, j = divmod(int(k), self.y.num)
-        return (float(self.x.coordinates[i]), float(self.y.coordinates[j]))
+    def coordinates(self) -> list[np.ndarray]:
+        """The coordinates of each axis, x first."""
+        return [a.coordinates for a in self.axes]
+
+    def point(self, p: int) -> tuple[float, ...]:
+        """The coordinates ``(x, y, ...)`` of flat index ``p``."""
+        index = np.unravel_index(int(p), self.shape)[::-1]  # (i, j, k)
+        return tuple(float(a.coordinates[n]) for a, n in zip(self.axes, index, strict=True))
 
     def points(self) -> np.ndarray:
-        """All points, shape (size, ndim), in flat-index order."""
-        if self.y is None:
-            return self.x.coordinates[:, None]
-        xx, yy = np.meshgrid(self.x.coordinates, self.y.coordinates, indexing="ij")
-        return np.stack([xx.ravel(), yy.ravel()], axis=1)
+        """All points, shape (size, ndim), in flat-index order (x varies fastest)."""
+        mesh = np.meshgrid(*[a.coordinates for a in reversed(self.axes)], indexing="ij")
+        return np.stack([m.ravel() for m in reversed(mesh)], axis=1)
+
+    def specs(self) -> list[str]:
+        return [str(a) for a in self.axes]

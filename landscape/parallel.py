@@ -21,10 +21,11 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from landscape.errors import LandscapeError
 
+T = TypeVar("T")
 TAG_WORK, TAG_RESULT, TAG_ERROR = 1, 2, 3
 PREFETCH = 2  # chunks a worker holds: one running, one in reserve
 ABORT_GRACE_S = 5.0  # how long a failed worker waits for rank 0 to save and abort the job
@@ -92,10 +93,58 @@ def local_rank_and_size(comm) -> tuple[int, int]:
         node.Free()
 
 
-def first_error(comm, message: str | None) -> str | None:
+def first_error(comm, error):
     """Collective: every rank learns the first error any rank met (None when none did)."""
-    errors = comm.allgather(message)
+    errors = comm.allgather(error)
     return next((e for e in errors if e is not None), None)
+
+
+def _portable(exc: LandscapeError) -> tuple[type, str]:
+    return type(exc), str(exc)  # sent between ranks: the class (a LandscapeError) and its message
+
+
+def _raise(error) -> None:
+    if error:
+        cls, message = error if isinstance(error, tuple) else (LandscapeError, str(error))
+        raise cls(message)
+
+
+def program() -> str:
+    """How this process's messages start: the command's name (``landscape-surf``, ``python``)."""
+    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "landscape"
+
+
+def collective(comm, fn: Callable[[], T]) -> T:
+    """Run ``fn`` on every rank; a :class:`LandscapeError` on any rank is raised on all of them
+    (the first rank's message), so bad input ends every rank alike instead of hanging some."""
+    error, value = None, None
+    with abort_on_error(comm, program()):  # an unexpected error must not hang the others
+        try:
+            value = fn()
+        except LandscapeError as exc:
+            error = _portable(exc)
+    _raise(first_error(comm, error))
+    return value
+
+
+def on_root(comm, fn: Callable[[], T]) -> T:
+    """Run ``fn`` on rank 0 alone and give every rank its result (or its :class:`LandscapeError`)."""
+    error, value = None, None
+    if comm.rank == 0:
+        with abort_on_error(comm, program()):
+            try:
+                value = fn()
+            except LandscapeError as exc:
+                error = _portable(exc)
+    value, error = comm.bcast((value, error), root=0)
+    _raise(error)
+    return value
+
+
+def same_everywhere(comm, value, what: str) -> None:
+    """Refuse a run whose ranks disagree on ``value`` (a checksum of what each rank built)."""
+    if comm.size > 1 and len(set(comm.allgather(value))) != 1:
+        raise LandscapeError(f"the MPI ranks disagree on {what} (different package versions across nodes?)")
 
 
 def abort(comm, code: int = 1) -> NoReturn:
@@ -118,7 +167,8 @@ def report(prog: str, rank: int, exc: BaseException) -> None:
     """Print a rank's failure on stderr (with the traceback when ``LANDSCAPE_DEBUG`` is set)."""
     if os.environ.get("LANDSCAPE_DEBUG") and not isinstance(exc, KeyboardInterrupt):
         traceback.print_exception(exc)
-    print(f"{prog}: error on rank {rank}: {describe(exc)}", file=sys.stderr, flush=True)
+    sys.stderr.write(f"{prog}: error on rank {rank}: {' '.join(describe(exc).split())}\n")  # one write: one line
+    sys.stderr.flush()
 
 
 def _save(prog: str, on_abort: Callable[[], None] | None) -> None:

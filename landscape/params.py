@@ -15,6 +15,15 @@ from torch import nn
 from landscape.errors import LandscapeError
 
 DIR_TYPES = ("weights", "states")
+IGNORES = ("biasbn", "none")
+
+
+def ignored(t: torch.Tensor, ignore: str) -> bool:
+    """Whether a tensor is left out of directions and paths: with ``ignore="biasbn"``, every 1-D
+    tensor (biases, BatchNorm weights, biases and running statistics)."""
+    if ignore not in IGNORES:
+        raise LandscapeError(f"ignore must be one of {', '.join(IGNORES)}, got {ignore!r}")
+    return ignore == "biasbn" and t.dim() <= 1
 
 
 def live_tensors(model: nn.Module, dir_type: str = "weights") -> dict[str, torch.Tensor]:
@@ -35,11 +44,31 @@ def is_float(t: torch.Tensor) -> bool:
     return t.is_floating_point()
 
 
+def place_(model: nn.Module, device: torch.device | str, channels_last: bool = False) -> nn.Module:
+    """Move ``model`` to ``device`` (and channels-last memory format) in place; returns it.
+
+    Both replace the tensors behind the parameters, so whatever holds them (a :class:`Mover`, an
+    optimizer) must look them up again afterwards, as :class:`Mover` does at every move.
+    """
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def uses_channels_last(model: nn.Module, sample: torch.Tensor | None) -> bool:
+    """Whether channels-last pays: a conv net on 4-D inputs (exact, 1.1-1.6x faster on CPU)."""
+    has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    return has_conv and sample is not None and torch.is_tensor(sample) and sample.dim() == 4
+
+
 class Mover:
     """Sets a model's tensors to ``origin + sum_k a_k * d_k`` in place, with fused foreach ops.
 
     Built once per run; :meth:`move_` is called once per grid point. Integer buffers (such as
-    BatchNorm's ``num_batches_tracked``) are never moved.
+    BatchNorm's ``num_batches_tracked``) are never moved. The model's tensors are looked up at
+    every move, and the origin and directions follow them to their device, dtype and memory
+    format, so moving the model after building the mover (to a GPU, channels-last) is safe.
     """
 
     def __init__(
@@ -61,21 +90,38 @@ class Mover:
             bad = [k for k in names if tuple(d[k].shape) != tuple(live[k].shape)]
             if bad:
                 raise LandscapeError(f"direction does not fit the model: wrong shape for {', '.join(bad[:3])}")
-        self.names = names
-        self._targets = [live[k] for k in names]
-        self._origin = [origin[k].to(device=live[k].device, dtype=live[k].dtype) for k in names]
-        self._dirs = [[d[k].to(device=live[k].device, dtype=live[k].dtype) for k in names] for d in directions]
+        self.model, self.dir_type, self.names = model, dir_type, names
+        self._source = ([origin[k] for k in names], [[d[k] for k in names] for d in directions])
+        self._layout: list | None = None
+        self._origin: list[torch.Tensor] = []
+        self._dirs: list[list[torch.Tensor]] = []
+
+    def _targets(self) -> list[torch.Tensor]:
+        live = live_tensors(self.model, self.dir_type)
+        targets = [live[k] for k in self.names]
+        layout = [(t.device, t.dtype, t.stride()) for t in targets]
+        if layout != self._layout:  # first move, or the model was moved since: follow it
+
+            def like(t: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+                return torch.empty_like(t).copy_(src)
+
+            origin, dirs = self._source
+            self._origin = [like(t, s) for t, s in zip(targets, origin, strict=True)]
+            self._dirs = [[like(t, s) for t, s in zip(targets, d, strict=True)] for d in dirs]
+            self._layout = layout
+        return targets
 
     @torch.no_grad()
     def move_(self, coords: Sequence[float]) -> None:
         """Set the model to ``origin + sum(a_k * d_k)`` for ``coords = (a_1, a_2, ...)``."""
-        if len(coords) != len(self._dirs):
-            raise ValueError(f"expected {len(self._dirs)} coordinates, got {len(coords)}")
-        torch._foreach_copy_(self._targets, self._origin)
+        if len(coords) != len(self._source[1]):
+            raise ValueError(f"expected {len(self._source[1])} coordinates, got {len(coords)}")
+        targets = self._targets()
+        torch._foreach_copy_(targets, self._origin)
         for a, d in zip(coords, self._dirs, strict=True):
             if a != 0.0:
-                torch._foreach_add_(self._targets, d, alpha=float(a))
+                torch._foreach_add_(targets, d, alpha=float(a))
 
     def restore_(self) -> None:
         """Put the model back at the origin."""
-        self.move_([0.0] * len(self._dirs))
+        self.move_([0.0] * len(self._source[1]))

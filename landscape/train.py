@@ -16,6 +16,11 @@ under the original tool's key), "train_loss", "train_err", "test_loss", "test_er
 "args", "arch", "num_classes", "in_channels", "dataset"}``; it loads with
 ``torch.load(weights_only=True)`` and :func:`landscape.checkpoint.load_state_dict`.
 
+Hooks: the loop is a small :class:`Trainer` that calls :class:`TrainHook` methods at fixed
+places (start, before the forward pass, after the backward pass, after the optimizer step, end of
+an epoch, when a checkpoint is written), so that a weight quantizer or a pruning mask acts
+without copying the loop; a hook's ``state_dict`` travels in the checkpoints, so resume is exact.
+
 Speed: the whole split stays on the device when it fits, batches are cut by indexing, the
 augmentation is one batched gather, and the loop keeps its running sums on the device so it
 never waits for the device before the end of an epoch.
@@ -29,21 +34,22 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from landscape.checkpoint import load_model, sha256
 from landscape.data import Dataset, apply_label_noise, augment, load_dataset
 from landscape.errors import LandscapeError
-from landscape.evaluate import keep_malloc_arenas, resolve_device
+from landscape.evaluate import evaluate, keep_malloc_arenas, resolve_device
 from landscape.files import replacing
-from landscape.models import build_model
+from landscape.losses import accuracy, resolve_loss
+from landscape.models import build_model, load_callable
 
-LOG_COLUMNS = ["epoch", "lr", "train_loss", "train_err", "test_loss", "test_err", "seconds"]
+LOG_COLUMNS = ["epoch", "lr", "train_loss", "train_err", "test_loss", "test_err", "seconds"]  # hooks may add
 CKPT_RE = re.compile(r"^model_(\d+)\.pt$")
 RESUME_FILE = "resume.pt"
 LOG_FILE = "log.csv"
@@ -52,7 +58,8 @@ NOISE_FILE = "label_noise.npz"
 RESUME_KEYS = (
     "arch", "dataset", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size",
     "lr_decay", "milestones", "loss", "seed", "augment", "raw_data", "label_noise", "subset",
-    "num_classes", "init", "synthetic_size",
+    "num_classes", "init", "synthetic_size", "init_from_sha256",
+    "quant", "bits", "big_batch", "quant_scale", "quant_keep", "quant_step",  # quantized training
 )
 
 
@@ -64,7 +71,7 @@ class TrainConfig:
     dataset: str = "cifar10"
     data_root: str | None = None
     out: str | None = None  # default: runs/<arch>_<optimizer>_lr=<lr>_bs=<bs>_wd=<wd>...
-    optimizer: str = "sgd"  # sgd | adam
+    optimizer: str = "sgd"  # a name of OPTIMIZERS, or package.module:callable(params, config)
     lr: float = 0.1
     momentum: float = 0.9
     nesterov: bool = True
@@ -72,7 +79,7 @@ class TrainConfig:
     batch_size: int = 128
     epochs: int = 300
     lr_decay: float = 0.1
-    milestones: list[int] | None = None  # None: 50%, 75% and 11/12 of the epochs
+    milestones: list[int] | None = None  # None: 50%, 75% and 11/12 of the epochs ([] with init_from)
     loss: str = "crossentropy"  # crossentropy | mse (on softmax outputs, as the original)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
@@ -85,12 +92,21 @@ class TrainConfig:
     subset: int | None = None
     num_classes: int | None = None  # None: from the dataset
     init: str = "auto"  # original (the loss-landscape tool's) | torch | auto: original with BN
+    init_from: str | None = None  # start from this checkpoint's weights (and its pruned widths)
+    unsafe_pickle: bool = False  # allow init_from to hold pickled objects (trusted files only)
     synthetic_size: int = 2048
     save_every: int = 10
     eval_batch_size: int = 1024
     resume: bool = False
     overwrite: bool = False
     progress: bool = True
+    # quantized training (landscape.quant; Li et al., NIPS'17)
+    quant: str | None = None  # None | bc (BinaryConnect) | sr (stochastic rounding) | r (rounding)
+    bits: int = 1  # 1..8: a symmetric grid of 2**bits levels per layer
+    big_batch: int = 1  # the loop runs batches of batch_size * big_batch (the paper's big-batch SR)
+    quant_scale: str = "std"  # each layer's grid scale: std | max | mean | a number (landscape.quant)
+    quant_keep: str = "none"  # layers kept in full precision: none | first | last | first,last
+    quant_step: str = "unit"  # unit: the optimizer steps weights / scale (the paper's +-1) | raw
 
 
 @dataclass
@@ -153,7 +169,8 @@ def init_params(model: nn.Module) -> None:
 
 def _validate(c: TrainConfig) -> None:
     checks = [
-        (c.optimizer in ("sgd", "adam"), f"--optimizer must be sgd or adam, got {c.optimizer!r}"),
+        (c.optimizer in OPTIMIZERS or ":" in c.optimizer,
+         f"--optimizer must be one of {', '.join(OPTIMIZERS)} or package.module:callable, got {c.optimizer!r}"),
         (c.loss in ("crossentropy", "mse"), f"--loss must be crossentropy or mse, got {c.loss!r}"),
         (c.init in ("auto", "original", "torch"),
          f"--init must be auto, original or torch, got {c.init!r}"),
@@ -169,12 +186,23 @@ def _validate(c: TrainConfig) -> None:
         (c.subset is None or c.subset > 0, f"--subset must be positive, got {c.subset}"),
         (c.ngpu is None or c.ngpu > 0, f"--ngpu must be positive, got {c.ngpu}"),
         (not (c.resume and c.overwrite), "--resume and --overwrite exclude each other"),
+        (isinstance(c.big_batch, int) and c.big_batch >= 1, f"--big-batch must be >= 1, got {c.big_batch}"),
     ]
     for ok, message in checks:
         if not ok:
             raise LandscapeError(message)
+    if c.init_from is not None and not os.path.isfile(c.init_from):
+        raise LandscapeError(f"--init-from {c.init_from!r} does not exist")
     if c.milestones is not None and any(m <= 0 for m in c.milestones):
         raise LandscapeError(f"--milestones must be positive epochs, got {c.milestones}")
+    # -- quantized training (landscape.quant): QuantConfig checks its own options
+    if c.quant is not None:
+        from landscape.quant.config import QuantConfig
+
+        QuantConfig.from_train_config(c)
+    elif (c.bits, c.quant_scale, c.quant_keep, c.quant_step) != (1, "std", "none", "unit"):
+        raise LandscapeError("--bits, --quant-scale, --quant-keep and --quant-step need --quant")
+    # --
 
 
 # ------------------------------------------------------------------------------ run folder
@@ -244,6 +272,9 @@ def _prepare_out(c: TrainConfig, out: str) -> tuple[dict | None, list[str]]:
     except OSError as exc:
         raise LandscapeError(f"cannot write to --out {out!r} ({exc.strerror or exc})") from None
     if latest is None:
+        if c.resume:
+            raise LandscapeError(f"--resume: {out!r} holds no checkpoint to resume from; drop --resume "
+                                 "to start a new run there")
         return None, doomed
     ckpt = _read_ckpt(latest[1])
     saved = ckpt.get("args", {})
@@ -257,8 +288,12 @@ def _prepare_out(c: TrainConfig, out: str) -> tuple[dict | None, list[str]]:
 def _resolved(c: TrainConfig) -> dict:
     """The config as saved: plain Python types, with defaults that depend on others filled in."""
     d = asdict(c)
-    marks = c.milestones if c.milestones is not None else default_milestones(c.epochs)
+    if c.milestones is not None:
+        marks = c.milestones
+    else:  # retraining from a checkpoint runs at a constant rate, as the pruning paper's 40 epochs
+        marks = [] if c.init_from else default_milestones(c.epochs)
     d["milestones"] = [int(m) for m in marks]
+    d["init_from_sha256"] = sha256(c.init_from) if c.init_from and os.path.isfile(c.init_from) else ""
     d["augment"] = c.augment if c.augment is not None else c.dataset in ("cifar10", "cifar100")
     return d
 
@@ -269,11 +304,13 @@ def _save(path: str, obj: dict) -> None:
 
 
 def _write_log(path: str, rows: list[dict]) -> None:
+    columns = LOG_COLUMNS + [k for r in rows for k in r if k not in LOG_COLUMNS]
+    columns = list(dict.fromkeys(columns))
     with replacing(path) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+        w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
         for r in rows:
-            w.writerow({k: r[k] for k in LOG_COLUMNS})
+            w.writerow({k: r.get(k, "") for k in columns})
 
 
 def _read_log(path: str, upto: int) -> list[dict]:
@@ -284,7 +321,7 @@ def _read_log(path: str, upto: int) -> list[dict]:
     out = []
     for r in rows:
         if int(r["epoch"]) <= upto:
-            out.append({k: (int(r[k]) if k == "epoch" else float(r[k])) for k in LOG_COLUMNS})
+            out.append({k: (int(v) if k == "epoch" else float(v)) for k, v in r.items() if v not in ("", None)})
     return out
 
 
@@ -311,57 +348,70 @@ def _load_data(c: TrainConfig) -> tuple[Dataset, Dataset, dict | None]:
     return train_set, test_set, record
 
 
+# --------------------------------------------------------------------------- optimizers
+
+
+def _sgd(params, c: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
+                           nesterov=c.nesterov and c.momentum > 0)
+
+
+def _adam(params, c: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+
+
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"sgd": _sgd, "adam": _adam}
+
+
+def make_optimizer(name: str, params, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer ``name`` (a key of :data:`OPTIMIZERS`, or ``package.module:callable`` called
+    as ``callable(params, config)``) over ``params``."""
+    make = OPTIMIZERS.get(name) or load_callable(name, "optimizer")
+    opt = make(params, config)
+    if not isinstance(opt, torch.optim.Optimizer):
+        raise LandscapeError(f"optimizer {name!r} returned {type(opt).__name__}, not a torch.optim.Optimizer")
+    return opt
+
+
+# -------------------------------------------------------------------------------- hooks
+
+
+class TrainHook:
+    """A plug-in of the training loop; override the methods you need (all do nothing here).
+
+    Per step the trainer calls ``before_forward`` (the batch is on the device), runs the forward
+    and backward passes, calls ``after_backward`` (gradients are in ``.grad``), steps the optimizer
+    and calls ``after_step``. The test pass of each epoch evaluates the model as the hooks leave it
+    after ``after_step``; then ``on_epoch_end`` may add columns to the log row, and
+    ``on_checkpoint`` may edit a checkpoint dict before it is saved. ``state_dict`` is saved in
+    every checkpoint (under ``"hooks"``) and handed back to ``load_state_dict`` on resume, before
+    ``on_start``.
+    """
+
+    name = "hook"
+
+    def on_start(self, trainer: Trainer) -> None: ...
+
+    def before_forward(self, trainer: Trainer, batch) -> None: ...
+
+    def after_backward(self, trainer: Trainer) -> None: ...
+
+    def after_step(self, trainer: Trainer) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, row: dict) -> None: ...
+
+    def on_checkpoint(self, trainer: Trainer, state: dict) -> None: ...
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+HookSpec = TrainHook | Callable[[nn.Module], TrainHook]
+
+
 # ---------------------------------------------------------------------------------- loop
-
-
-class _Runner:
-    """Forward/backward on one device with the optional memory format and autocast."""
-
-    def __init__(self, c: TrainConfig, model: nn.Module, device: torch.device, num_classes: int):
-        self.c, self.device, self.num_classes = c, device, num_classes
-        self.memory_format = torch.channels_last if c.channels_last else torch.contiguous_format
-        self.amp_dtype = None
-        if c.amp:
-            self.amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-        self.scaler = torch.amp.GradScaler("cuda") if c.amp and device.type == "cuda" else None
-        self.model = model
-
-    def prep(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.device, non_blocking=True)
-        return x.contiguous(memory_format=self.memory_format) if x.ndim == 4 else x
-
-    def loss(self, logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-        logits = logits.float()
-        if self.c.loss == "mse":
-            target = F.one_hot(y, self.num_classes).float()
-            per = F.mse_loss(F.softmax(logits, 1), target, reduction="none").mean(1)
-            return per.mean() if reduction == "mean" else per.sum()
-        return F.cross_entropy(logits, y, reduction=reduction)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.amp_dtype is None:
-            return self.model(x)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype):
-            return self.model(x)
-
-
-def _evaluate(
-    runner: _Runner, data: tuple[torch.Tensor, torch.Tensor], batch: int
-) -> tuple[float, float]:
-    """Mean loss and error (%) of the model in eval mode on (x, y)."""
-    x, y = data
-    runner.model.eval()
-    loss_sum = torch.zeros((), device=runner.device)
-    wrong = torch.zeros((), device=runner.device, dtype=torch.long)
-    with torch.inference_mode():
-        for i in range(0, len(y), batch):
-            xb = runner.prep(x[i:i + batch])
-            yb = y[i:i + batch].to(runner.device, non_blocking=True)
-            out = runner.forward(xb)
-            loss_sum += runner.loss(out, yb, reduction="sum")
-            wrong += (out.argmax(1) != yb).sum()
-    n = len(y)
-    return loss_sum.item() / n, 100.0 * wrong.item() / n
 
 
 def _on_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -374,233 +424,332 @@ def _on_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.pin_memory()
 
 
-def _train_epoch(
-    runner: _Runner,
-    optimizer: torch.optim.Optimizer,
-    data: tuple[torch.Tensor, torch.Tensor],
-    epoch: int,
-    pad_fill: list[float] | None,
-    bar,
-) -> tuple[float, float]:
-    c, device = runner.c, runner.device
-    x, y = data
-    n = len(y)
-    torch.manual_seed(c.seed * 1_000_003 + epoch)  # for any dropout: a function of the epoch
-    gen_device = x.device if x.device.type == "cuda" else torch.device("cpu")
-    gen = torch.Generator(device=gen_device).manual_seed(c.seed * 1_000_003 + epoch)
-    perm = torch.randperm(n, generator=gen, device=gen_device).to(x.device)
-    do_aug = bool(_resolved(c)["augment"]) and x.ndim == 4
-    runner.model.train()
-    loss_sum = torch.zeros((), device=device)
-    wrong = torch.zeros((), device=device, dtype=torch.long)
-    seen = 0
-    for i in range(0, n, c.batch_size):
-        idx = perm[i:i + c.batch_size]
-        if len(idx) < 2 and i > 0:  # BatchNorm cannot train on a batch of one sample
-            break
-        xb = x[idx]
-        if do_aug:  # where the data lives, with the generator that lives there too
-            xb = augment(xb, gen, fill=pad_fill)
-        xb, yb = runner.prep(xb), y[idx].to(device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        out = runner.forward(xb)
-        loss = runner.loss(out, yb)
-        if runner.scaler is not None:
-            runner.scaler.scale(loss).backward()
-            runner.scaler.step(optimizer)
-            runner.scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        loss_sum += loss.detach() * len(yb)
-        wrong += (out.detach().argmax(1) != yb).sum()
-        seen += len(yb)
-        if bar is not None:
-            bar.update(1)
-    return loss_sum.item() / seen, 100.0 * wrong.item() / seen
+def build(config: TrainConfig, num_classes: int, in_channels: int, sample: torch.Tensor) -> nn.Module:
+    """The network a run trains, built in one place: the architecture (with a pruned checkpoint's
+    widths when ``init_from`` names one), initialized, and checked against a data sample."""
+    c = config
+    torch.manual_seed(c.seed)
+    if c.init_from:
+        model = load_model(c.arch, c.init_from, num_classes=num_classes, in_channels=in_channels,
+                           unsafe_pickle=c.unsafe_pickle)
+    else:
+        model = build_model(c.arch, num_classes=num_classes, in_channels=in_channels)
+        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        if c.init == "original" or (c.init == "auto" and has_bn):
+            init_params(model)
+    model.eval()
+    try:
+        with torch.no_grad():
+            probe = model(sample)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise LandscapeError(f"architecture {c.arch!r} does not take {c.dataset} inputs of shape "
+                             f"{tuple(sample.shape[1:])}: {first}") from None
+    if probe.ndim != 2 or probe.shape[1] != num_classes:
+        raise LandscapeError(f"architecture {c.arch!r} gives outputs of shape {tuple(probe.shape[1:])}, "
+                             f"expected {num_classes} class scores")
+    return model
+
+
+class Trainer:
+    """One training run (see the module docstring); :meth:`run` trains and returns the result.
+
+    What hooks may use: ``config``, ``out``, ``device``, ``model`` (the network itself, also when
+    ``net`` wraps it in DataParallel), ``optimizer``, ``epoch``, ``step`` (optimizer steps so
+    far), ``resumed`` (True when continuing a run).
+    """
+
+    def __init__(self, config: TrainConfig, hooks: Sequence[HookSpec] = ()):
+        c = self.config = config
+        _validate(c)
+        self.out = c.out or default_out(c)
+        self.device = resolve_device(c.device)  # before _prepare_out creates the folder
+        self.resume_ckpt, self._doomed = _prepare_out(c, self.out)
+        self.resumed = self.resume_ckpt is not None
+        if self.device.type == "cpu":
+            keep_malloc_arenas()
+        self.train_set, self.test_set, self._noise = _load_data(c)
+        self.num_classes = c.num_classes or max(self.train_set.num_classes, self.test_set.num_classes)
+        self.in_channels = int(self.train_set.x.shape[1]) if self.train_set.x.ndim == 4 else 1
+        model = build(c, self.num_classes, self.in_channels, self.train_set.x[:2])
+        if c.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model.to(self.device)
+        self.net: nn.Module = self.model
+        if self.device.type == "cuda":
+            visible = torch.cuda.device_count()
+            n_gpu = visible if c.ngpu is None else min(c.ngpu, visible)
+            if n_gpu > 1:
+                self.net = nn.DataParallel(self.model, device_ids=list(range(n_gpu)))
+            torch.backends.cudnn.benchmark = True
+        self.hooks: list[TrainHook] = [h if isinstance(h, TrainHook) else h(self.model) for h in hooks]
+        self.optimizer = make_optimizer(c.optimizer, self.model.parameters(), c)
+        self.loss_name, self.loss_fn = resolve_loss(c.loss)
+        self.memory_format = torch.channels_last if c.channels_last else torch.contiguous_format
+        self.amp_dtype = (torch.float16 if self.device.type == "cuda" else torch.bfloat16) if c.amp else None
+        self.scaler = torch.amp.GradScaler("cuda") if c.amp and self.device.type == "cuda" else None
+        self.args = _resolved(c)
+        self.args["out"] = self.out
+        # -- quantized training (landscape.quant): the hook quantizes the model in place; big batches
+        if c.quant is not None:
+            from landscape.quant import QuantConfig, quantize_
+
+            self.hooks.append(quantize_(self.model, QuantConfig.from_train_config(c)))
+        if c.big_batch > 1:  # the loop runs batch_size * big_batch; args keep both, and the product
+            from dataclasses import replace
+
+            self.config = c = replace(c, batch_size=c.batch_size * c.big_batch)
+            self.args["effective_batch_size"] = c.batch_size
+        # --
+        self.epoch, self.step = 0, 0
+        self.history: list[dict] = []
+        self.saved: list[str] = []
+
+    # -- pieces -------------------------------------------------------------------------
+
+    def prep(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=self.memory_format) if x.ndim == 4 else x
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.amp_dtype is None:
+            return self.net(x)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype):
+            return self.net(x)
+
+    def evaluate(self, data: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
+        """Mean loss and error (%) of the model in eval mode on ``(x, y)``: the evaluator's loop."""
+        x, y = data
+        b = self.config.eval_batch_size
+
+        def batches():
+            for i in range(0, len(y), b):
+                yield (self.prep(x[i:i + b]), y[i:i + b].to(self.device, non_blocking=True)), len(y[i:i + b])
+
+        self.net.eval()
+        values = evaluate(self.net, batches(), self.loss_fn, accuracy, autocast_dtype=self.amp_dtype)
+        return values["loss"], 100.0 - values["acc"]
+
+    def train_epoch(self, data: tuple[torch.Tensor, torch.Tensor], pad_fill, bar) -> tuple[float, float]:
+        c, device, epoch = self.config, self.device, self.epoch
+        x, y = data
+        n = len(y)
+        torch.manual_seed(c.seed * 1_000_003 + epoch)  # for any dropout: a function of the epoch
+        gen_device = x.device if x.device.type == "cuda" else torch.device("cpu")
+        gen = torch.Generator(device=gen_device).manual_seed(c.seed * 1_000_003 + epoch)
+        perm = torch.randperm(n, generator=gen, device=gen_device).to(x.device)
+        do_aug = bool(self.args["augment"]) and x.ndim == 4
+        self.net.train()
+        loss_sum = torch.zeros((), device=device)
+        wrong = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        for i in range(0, n, c.batch_size):
+            idx = perm[i:i + c.batch_size]
+            if len(idx) < 2 and i > 0:  # BatchNorm cannot train on a batch of one sample
+                break
+            xb = x[idx]
+            if do_aug:  # where the data lives, with the generator that lives there too
+                xb = augment(xb, gen, fill=pad_fill)
+            batch = (self.prep(xb), y[idx].to(device, non_blocking=True))
+            for h in self.hooks:
+                h.before_forward(self, batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            out = self._forward(batch[0]).float()
+            loss = self.loss_fn(out, batch)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+            else:
+                loss.backward()
+            for h in self.hooks:
+                h.after_backward(self)
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.step += 1
+            for h in self.hooks:
+                h.after_step(self)
+            loss_sum += loss.detach() * len(idx)
+            wrong += (out.detach().argmax(1) != batch[1]).sum()
+            seen += len(idx)
+            if bar is not None:
+                bar.update(1)
+        return loss_sum.item() / seen, 100.0 * wrong.item() / seen
+
+    def checkpoint(self, epoch: int, row: dict) -> dict:
+        """The checkpoint dict of the model as it stands after ``epoch``."""
+        state = {
+            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "epoch": epoch,
+            "accuracy": 100.0 - row["test_err"],
+            "acc": 100.0 - row["test_err"],
+            **{k: row[k] for k in ("train_loss", "train_err", "test_loss", "test_err")},
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "args": self.args,
+            "arch": self.config.arch, "num_classes": self.num_classes, "in_channels": self.in_channels,
+            "dataset": self.config.dataset, **self._noise_meta,
+            "hooks": {f"{k}:{h.name}": h.state_dict() for k, h in enumerate(self.hooks)},
+        }
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        if self._widths:
+            state["widths"] = self._widths
+        for h in self.hooks:
+            h.on_checkpoint(self, state)
+        return state
+
+    def _load(self, ckpt: dict) -> int:
+        self.model.load_state_dict(ckpt["state_dict"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scaler is not None and "scaler" in ckpt:
+            self.scaler.load_state_dict(ckpt["scaler"])
+        saved = ckpt.get("hooks", {})
+        for k, h in enumerate(self.hooks):
+            key = f"{k}:{h.name}"
+            if key not in saved:
+                raise LandscapeError(f"cannot resume {self.out!r}: its checkpoints were written without the "
+                                     f"training hook {h.name!r}")
+            h.load_state_dict(saved[key])
+        self.step = int(ckpt.get("step", 0))
+        return int(ckpt["epoch"]) + 1
+
+    # -- the run ------------------------------------------------------------------------
+
+    def run(self, on_epoch_end: Callable[[int, dict], None] | None = None) -> TrainResult:
+        """Train (or continue) the run; see :func:`train`."""
+        c, out = self.config, self.out
+        milestones = self.args["milestones"]
+        for path in self._doomed:  # everything is known to work: only now touch the run folder
+            os.remove(path)
+        self._noise_meta = {}
+        if self._noise is not None:
+            np.savez(os.path.join(out, NOISE_FILE), p=c.label_noise, seed=c.seed, **self._noise)
+            changed = int((self._noise["original"] != self._noise["noisy"]).sum())
+            self._noise_meta = {"label_noise_file": NOISE_FILE, "label_noise_changed": changed}
+        self._widths = _widths_of(c)
+        x_train = _on_device(self.train_set.x, self.device)
+        y_train = self.train_set.y.to(x_train.device)
+        test_data = (_on_device(self.test_set.x, self.device), self.test_set.y.to(self.device))
+        pad_fill = self.train_set.info.get("pad_fill")
+        log_path = os.path.join(out, LOG_FILE)
+
+        if self.resume_ckpt is not None:
+            start = self._load(self.resume_ckpt)
+            self.history = _read_log(log_path, start - 1)
+            _write_log(log_path, self.history)
+            self.saved = [p for e, p in sorted(_checkpoints(out).items()) if e < start]
+        for h in self.hooks:
+            h.on_start(self)
+        if self.resume_ckpt is None:
+            t0 = time.perf_counter()
+            train_loss, train_err = self.evaluate((x_train, y_train))
+            test_loss, test_err = self.evaluate(test_data)
+            row = {"epoch": 0, "lr": lr_at(c, 1, milestones), "train_loss": train_loss,
+                   "train_err": train_err, "test_loss": test_loss, "test_err": test_err,
+                   "seconds": time.perf_counter() - t0}
+            for h in self.hooks:
+                h.on_epoch_end(self, 0, row)
+            self.history = [row]
+            _write_log(log_path, self.history)
+            path = os.path.join(out, "model_0.pt")
+            _save(path, self.checkpoint(0, row))
+            self.saved.append(path)
+            start = 1
+
+        steps = math.ceil(len(y_train) / c.batch_size)
+        bars = None
+        if c.progress and start <= c.epochs:
+            from tqdm import tqdm
+
+            # disable=None: bars only on a terminal; the per-epoch lines are printed either way.
+            outer = tqdm(total=c.epochs, initial=start - 1, desc="epochs", file=sys.stderr,
+                         dynamic_ncols=True, disable=None)
+            inner = tqdm(total=steps, desc=f"epoch {start}", leave=False, file=sys.stderr,
+                         dynamic_ncols=True, disable=None)
+            bars = (outer, inner)
+        try:
+            for epoch in range(start, c.epochs + 1):
+                self.epoch = epoch
+                lr = lr_at(c, epoch, milestones)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                t0 = time.perf_counter()
+                if bars is not None:
+                    bars[1].reset(total=steps)
+                    bars[1].set_description(f"epoch {epoch}")
+                train_loss, train_err = self.train_epoch((x_train, y_train), pad_fill, bars[1] if bars else None)
+                if not math.isfinite(train_loss):
+                    kept = max(e for e, _ in _checkpoints(out).items()) if _checkpoints(out) else 0
+                    raise LandscapeError(
+                        f"training diverged in epoch {epoch}: the training loss is {train_loss} (learning "
+                        f"rate {lr:g} too high?); stopped, the checkpoints up to epoch {max(kept, epoch - 1)} "
+                        f"in {out!r} are kept")
+                test_loss, test_err = self.evaluate(test_data)
+                row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_err": train_err,
+                       "test_loss": test_loss, "test_err": test_err,
+                       "seconds": time.perf_counter() - t0}
+                for h in self.hooks:
+                    h.on_epoch_end(self, epoch, row)
+                self.history.append(row)
+                _write_log(log_path, self.history)
+                state = self.checkpoint(epoch, row)
+                if epoch % c.save_every == 0 or epoch == c.epochs:
+                    path = os.path.join(out, f"model_{epoch}.pt")
+                    _save(path, state)
+                    self.saved.append(path)
+                else:
+                    _save(os.path.join(out, RESUME_FILE), state)
+                if bars is not None:
+                    bars[0].update(1)
+                    bars[0].write(
+                        f"epoch {epoch}/{c.epochs} lr {lr:.4g} train loss {train_loss:.4f} "
+                        f"err {train_err:.2f}% test loss {test_loss:.4f} err {test_err:.2f}% "
+                        f"({row['seconds']:.1f} s)", file=sys.stdout)
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch, row)
+        finally:
+            if bars is not None:
+                bars[1].close()
+                bars[0].close()
+        resume_path = os.path.join(out, RESUME_FILE)
+        if os.path.isfile(resume_path):  # finished: the last model_E.pt holds the newest state
+            os.remove(resume_path)
+        if not self.history:
+            raise LandscapeError(f"{out!r} has no epochs in its log.csv to resume from; use --overwrite "
+                                 "to train again")
+        final = self.history[-1]
+        return TrainResult(out, int(final["epoch"]), 100.0 - final["test_err"], self.history, self.saved,
+                           self.model.cpu())
+
+
+def _widths_of(c: TrainConfig) -> dict | None:
+    """The channel widths recorded in ``init_from`` (a pruned checkpoint), carried into ours."""
+    if not c.init_from:
+        return None
+    from landscape.checkpoint import read_checkpoint
+
+    meta = read_checkpoint(c.init_from, c.unsafe_pickle)
+    return meta.get("widths") if isinstance(meta, dict) else None
 
 
 def train(
     config: TrainConfig,
     on_epoch_end: Callable[[int, dict], None] | None = None,
+    hooks: Sequence[HookSpec] = (),
 ) -> TrainResult:
     """Train ``config.arch`` on ``config.dataset`` and save the run folder (see the module doc).
 
-    ``on_epoch_end(epoch, row)`` is called after each epoch's checkpoint is written (row: the
-    log line); raising in it stops the run as an interruption would, resumable with
-    ``resume=True``.
+    ``hooks``: :class:`TrainHook` objects, or functions that make one from the built model
+    (``lambda model: quantize_(model, QuantConfig(...))``). ``on_epoch_end(epoch, row)`` is called
+    after each epoch's checkpoint is written (row: the log line); raising in it stops the run as
+    an interruption would, resumable with ``resume=True``.
     """
-    c = config
-    _validate(c)
-    out = c.out or default_out(c)
-    device = resolve_device(c.device)  # before _prepare_out creates the folder
-    resume_ckpt, doomed = _prepare_out(c, out)
-    if device.type == "cpu":
-        keep_malloc_arenas()
-    train_set, test_set, noise_record = _load_data(c)
-    num_classes = c.num_classes or max(train_set.num_classes, test_set.num_classes)
-    in_channels = int(train_set.x.shape[1]) if train_set.x.ndim == 4 else 1
-
-    torch.manual_seed(c.seed)
-    model = build_model(c.arch, num_classes=num_classes, in_channels=in_channels)
-    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    if c.init == "original" or (c.init == "auto" and has_bn):
-        init_params(model)
-    model.eval()
-    try:
-        with torch.no_grad():
-            probe = model(train_set.x[:2])
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise LandscapeError(
-            f"architecture {c.arch!r} does not take {c.dataset} inputs of shape "
-            f"{tuple(train_set.x.shape[1:])}: {first}"
-        ) from None
-    if probe.ndim != 2 or probe.shape[1] != num_classes:
-        raise LandscapeError(
-            f"architecture {c.arch!r} gives outputs of shape {tuple(probe.shape[1:])}, "
-            f"expected {num_classes} class scores"
-        )
-    if c.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    model = model.to(device)
-    net: nn.Module = model
-    if device.type == "cuda":
-        visible = torch.cuda.device_count()
-        n_gpu = visible if c.ngpu is None else min(c.ngpu, visible)
-        if n_gpu > 1:
-            net = nn.DataParallel(model, device_ids=list(range(n_gpu)))
-        torch.backends.cudnn.benchmark = True
-
-    if c.optimizer == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(
-            model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
-            nesterov=c.nesterov and c.momentum > 0,
-        )
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-    runner = _Runner(c, net, device, num_classes)
-    args = _resolved(c)
-    args["out"] = out
-    milestones = args["milestones"]
-
-    # Everything is known to work: only now touch the run folder.
-    for path in doomed:
-        os.remove(path)
-    noise = {}
-    if noise_record is not None:
-        np.savez(os.path.join(out, NOISE_FILE), p=c.label_noise, seed=c.seed, **noise_record)
-        changed = int((noise_record["original"] != noise_record["noisy"]).sum())
-        noise = {"label_noise_file": NOISE_FILE, "label_noise_changed": changed}
-
-    x_train = _on_device(train_set.x, device)
-    y_train = train_set.y.to(x_train.device)
-    test_data = (_on_device(test_set.x, device), test_set.y.to(device))
-    pad_fill = train_set.info.get("pad_fill")
-    log_path = os.path.join(out, LOG_FILE)
-
-    meta = {"arch": c.arch, "num_classes": num_classes, "in_channels": in_channels,
-            "dataset": c.dataset, **noise}
-
-    def checkpoint(epoch: int, row: dict) -> dict:
-        state = {
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "epoch": epoch,
-            "accuracy": 100.0 - row["test_err"],
-            "acc": 100.0 - row["test_err"],
-            **{k: row[k] for k in ("train_loss", "train_err", "test_loss", "test_err")},
-            "optimizer": opt.state_dict(),
-            "args": args,
-            **meta,
-        }
-        if runner.scaler is not None:
-            state["scaler"] = runner.scaler.state_dict()
-        return state
-
-    saved: list[str] = []
-    if resume_ckpt is not None:
-        model.load_state_dict(resume_ckpt["state_dict"])
-        opt.load_state_dict(resume_ckpt["optimizer"])
-        if runner.scaler is not None and "scaler" in resume_ckpt:
-            runner.scaler.load_state_dict(resume_ckpt["scaler"])
-        start = int(resume_ckpt["epoch"]) + 1
-        history = _read_log(log_path, start - 1)
-        _write_log(log_path, history)
-        saved = [p for e, p in sorted(_checkpoints(out).items()) if e < start]
-    else:
-        t0 = time.perf_counter()
-        train_loss, train_err = _evaluate(runner, (x_train, y_train), c.eval_batch_size)
-        test_loss, test_err = _evaluate(runner, test_data, c.eval_batch_size)
-        row = {"epoch": 0, "lr": lr_at(c, 1, milestones), "train_loss": train_loss,
-               "train_err": train_err, "test_loss": test_loss, "test_err": test_err,
-               "seconds": time.perf_counter() - t0}
-        history = [row]
-        _write_log(log_path, history)
-        path = os.path.join(out, "model_0.pt")
-        _save(path, checkpoint(0, row))
-        saved.append(path)
-        start = 1
-
-    steps = math.ceil(len(y_train) / c.batch_size)
-    bars = None
-    if c.progress and start <= c.epochs:
-        from tqdm import tqdm
-
-        # disable=None: bars only on a terminal; the per-epoch lines are printed either way.
-        outer = tqdm(total=c.epochs, initial=start - 1, desc="epochs", file=sys.stderr,
-                     dynamic_ncols=True, disable=None)
-        inner = tqdm(total=steps, desc=f"epoch {start}", leave=False, file=sys.stderr,
-                     dynamic_ncols=True, disable=None)
-        bars = (outer, inner)
-    try:
-        for epoch in range(start, c.epochs + 1):
-            lr = lr_at(c, epoch, milestones)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            t0 = time.perf_counter()
-            if bars is not None:
-                bars[1].reset(total=steps)
-                bars[1].set_description(f"epoch {epoch}")
-            train_loss, train_err = _train_epoch(
-                runner, opt, (x_train, y_train), epoch, pad_fill, bars[1] if bars else None
-            )
-            test_loss, test_err = _evaluate(runner, test_data, c.eval_batch_size)
-            row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_err": train_err,
-                   "test_loss": test_loss, "test_err": test_err,
-                   "seconds": time.perf_counter() - t0}
-            history.append(row)
-            _write_log(log_path, history)
-            state = checkpoint(epoch, row)
-            if epoch % c.save_every == 0 or epoch == c.epochs:
-                path = os.path.join(out, f"model_{epoch}.pt")
-                _save(path, state)
-                saved.append(path)
-            else:
-                _save(os.path.join(out, RESUME_FILE), state)
-            if bars is not None:
-                bars[0].update(1)
-                bars[0].write(
-                    f"epoch {epoch}/{c.epochs} lr {lr:.4g} train loss {train_loss:.4f} "
-                    f"err {train_err:.2f}% test loss {test_loss:.4f} err {test_err:.2f}% "
-                    f"({row['seconds']:.1f} s)", file=sys.stdout)
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, row)
-    finally:
-        if bars is not None:
-            bars[1].close()
-            bars[0].close()
-    resume_path = os.path.join(out, RESUME_FILE)
-    if os.path.isfile(resume_path):  # finished: the last model_E.pt holds the newest state
-        os.remove(resume_path)
-    if not history:
-        raise LandscapeError(f"{out!r} has no epochs in its log.csv to resume from; use --overwrite "
-                             "to train again")
-    final = history[-1]
-    return TrainResult(out, int(final["epoch"]), 100.0 - final["test_err"], history, saved,
-                       model.cpu())
+    return Trainer(config, hooks).run(on_epoch_end)
 
 
 __all__ = [
-    "TrainConfig", "TrainResult", "default_milestones", "default_out", "init_params",
-    "lr_at", "train",
+    "OPTIMIZERS", "TrainConfig", "TrainHook", "TrainResult", "Trainer", "build", "default_milestones",
+    "default_out", "init_params", "lr_at", "make_optimizer", "train",
 ]

@@ -25,36 +25,19 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
-import h5py
 import numpy as np
 import torch
 from torch import nn
 
-from landscape import __version__
+from landscape._version import __version__
 from landscape.checkpoint import load_into_, load_state_dict, sha256
-from landscape.directions import IGNORES, Direction, load_directions, save_directions
+from landscape.directions import Direction
 from landscape.errors import LandscapeError
-from landscape.files import replacing
-from landscape.params import live_tensors
+from landscape.params import ignored, live_tensors
+from landscape.trajectory_file import Trajectory, path_extent, pc_labels, read_trajectory, write_trajectory
 
 CHUNK = 1 << 16  # columns converted to float64 at a time when forming dot products
-
-
-@dataclass
-class Trajectory:
-    """Two PCA directions of a run and where each checkpoint lies in their plane."""
-
-    directions: list[Direction]
-    xcoord: np.ndarray
-    ycoord: np.ndarray
-    explained_variance_ratio: np.ndarray
-    residual: np.ndarray
-    checkpoints: list[str]
-    epochs: np.ndarray  # the last number in each checkpoint's file name, -1 where there is none
-    explained_variance: np.ndarray = field(default_factory=lambda: np.full(2, np.nan))
-    attrs: dict = field(default_factory=dict)
 
 
 def _natural_key(path: str) -> list:
@@ -85,10 +68,7 @@ def epoch_of(path: str) -> int:
 
 
 def _active(template: dict[str, torch.Tensor], ignore: str) -> list[str]:
-    if ignore not in IGNORES:
-        raise LandscapeError(f"ignore must be one of {', '.join(IGNORES)}, got {ignore!r}")
-    return [k for k, v in template.items()
-            if v.is_floating_point() and not (ignore == "biasbn" and v.dim() <= 1)]
+    return [k for k, v in template.items() if v.is_floating_point() and not ignored(v, ignore)]
 
 
 def _dot64(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
@@ -230,75 +210,6 @@ def pca_directions(
             "dir_type": dir_type, "ignore": ignore, "landscape_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
-    )
-
-
-def pc_labels(traj: Trajectory) -> tuple[str, str]:
-    """Axis labels with the explained variance ratios, e.g. ``("1st PC: 83.5 %", ...)``."""
-    names = ("1st PC", "2nd PC")
-    r = np.asarray(traj.explained_variance_ratio, dtype=float)
-    return tuple(f"{n}: {100 * v:.1f} %" if np.isfinite(v) else n
-                 for n, v in zip(names, r, strict=True))
-
-
-def path_extent(traj: Trajectory, margin: float = 0.2) -> tuple[float, float, float, float]:
-    """``(xmin, xmax, ymin, ymax)`` covering the path and the origin, widened by ``margin``.
-
-    Each side grows by ``margin`` times the larger of the two spans, so a path that is nearly a
-    line still gets a usable second axis.
-    """
-    xs = np.append(traj.xcoord, 0.0)
-    ys = np.append(traj.ycoord, 0.0)
-    pad = margin * max(float(np.ptp(xs)), float(np.ptp(ys)), 1e-12)
-    xmin, xmax, ymin, ymax = xs.min() - pad, xs.max() + pad, ys.min() - pad, ys.max() + pad
-    return float(xmin), float(xmax), float(ymin), float(ymax)
-
-
-DATASETS = ("proj_xcoord", "proj_ycoord", "explained_variance_ratio", "explained_variance",
-            "residual", "epochs", "checkpoints")
-
-
-def write_trajectory(path: str | os.PathLike, traj: Trajectory) -> None:
-    """Write a trajectory file atomically: a directions file (``xdirection``, ``ydirection``)
-    that :func:`landscape.directions.load_directions` reads, plus the projection datasets
-    ``proj_xcoord``, ``proj_ycoord`` (the original tool's names), ``explained_variance_ratio``,
-    ``explained_variance``, ``residual``, ``epochs`` and ``checkpoints`` (the paths)."""
-    arrays = dict(zip(DATASETS, (
-        traj.xcoord, traj.ycoord, traj.explained_variance_ratio, traj.explained_variance,
-        traj.residual, traj.epochs, np.array(traj.checkpoints, dtype=h5py.string_dtype()),
-    ), strict=True))
-    with replacing(path) as tmp:
-        save_directions(tmp, traj.directions, traj.attrs)
-        with h5py.File(tmp, "a") as f:
-            for name, arr in arrays.items():
-                f.create_dataset(name, data=arr)
-
-
-def _text(v) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def read_trajectory(path: str | os.PathLike) -> Trajectory:
-    """Read a file written by :func:`write_trajectory`."""
-    path = os.fspath(path)
-    directions, attrs = load_directions(path)
-    try:
-        with h5py.File(path, "r") as f:
-            missing = [k for k in ("proj_xcoord", "proj_ycoord") if k not in f]
-            if missing or len(directions) < 2:
-                raise LandscapeError(f"{path!r} holds directions but no trajectory (proj_xcoord)")
-            n = len(f["proj_xcoord"])
-            arr = {k: f[k][()] for k in DATASETS if k in f}
-    except OSError as exc:
-        raise LandscapeError(f"{path!r} is not a readable HDF5 file ({exc})") from None
-    return Trajectory(
-        directions=directions[:2], xcoord=arr["proj_xcoord"], ycoord=arr["proj_ycoord"],
-        explained_variance_ratio=arr.get("explained_variance_ratio", np.full(2, np.nan)),
-        residual=arr.get("residual", np.full(n, np.nan)),
-        checkpoints=[_text(c) for c in arr.get("checkpoints", [])],
-        epochs=arr.get("epochs", np.full(n, -1)),
-        explained_variance=arr.get("explained_variance", np.full(2, np.nan)),
-        attrs={k: _text(v) if isinstance(v, bytes) else v for k, v in attrs.items()},
     )
 
 

@@ -55,3 +55,17 @@ def model_path(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("model") / "digits_cnn.pt"
     torch.save(build_model("digits_cnn", num_classes=10, in_channels=1).state_dict(), path)
     return str(path)
+
+
+def make_surface(coords, values: dict, attrs: dict | None = None):
+    """A surface from arrays already in the file's meshgrid order ([j, i] at (x[i], y[j])), every
+    finite point marked done."""
+    import numpy as np
+
+    from landscape.surface_file import new_surface
+
+    s = new_surface(coords, list(values), attrs or {})
+    for name, v in values.items():
+        s.values[name] = np.asarray(v, dtype=float)
+        s.done[name] = np.isfinite(s.values[name])
+    return s

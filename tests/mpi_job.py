@@ -24,21 +24,22 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def run_surface(args: argparse.Namespace, comm) -> int:
     import landscape.compute as compute
+    import landscape.evaluate as evaluate
     from landscape.cli._common import run_cli
 
     if args.pid_dir:
         with open(os.path.join(args.pid_dir, f"rank{comm.rank}.pid"), "w") as f:
             f.write(str(os.getpid()))
     if args.delay:
-        evaluate = compute.Evaluator.__call__
+        call = evaluate.Evaluator.__call__
 
         def slow(self):
             t0 = time.monotonic()
-            result = evaluate(self)
+            result = call(self)
             time.sleep(max(0.0, args.delay - (time.monotonic() - t0)))
             return result
 
-        compute.Evaluator.__call__ = slow
+        evaluate.Evaluator.__call__ = slow
     cfg = compute.SurfaceConfig(
         model=args.model, arch="digits_cnn", dataset="digits", samples=args.samples,
         x=args.x, y=args.y or None, out=args.out, threads=1, batch_size=args.batch_size or None,

@@ -13,6 +13,7 @@ from conftest import save_digits_cnn
 
 from landscape.cli import plot as plot_cli
 from landscape.cli import surf as surf_cli
+from landscape.compute import PATH_GRID_POINTS
 
 BASE = ["--arch", "digits_cnn", "--dataset", "digits", "--samples", "100", "--batch-size", "64",
         "--no-progress"]
@@ -65,7 +66,7 @@ def test_plot_options(tmp_path, digits_ckpt, capsys):
     s = str(tmp_path / "s.h5")
     assert surf(BASE + ["--model", digits_ckpt, "--x=-1:1:4", "--y=-1:1:3", "--out", s],
                 capsys)[0] == 0
-    code = plot_cli.main([s, "--kinds", "contour,heatmap", "--formats", "png", "--vmax", "5",
+    code = plot_cli.main([s, "--kinds", "contour,heatmap", "--formats", "png", "--vmax", "50",
                           "--levels", "10", "--quantity", "acc", "--out", str(tmp_path / "fig")])
     assert code == 0
     assert sorted(p.name for p in tmp_path.glob("fig_*")) == ["fig_contour.png", "fig_heatmap.png"]
@@ -78,7 +79,7 @@ def test_an_existing_file_of_another_configuration_is_refused_and_kept(tmp_path,
     before = open(out, "rb").read()
     code, _, err = surf(BASE + ["--model", digits_ckpt, "--x=-1:1:3", "--seed", "9",
                                 "--out", out], capsys)
-    assert_user_error(code, err, "another configuration", "seed", "--overwrite")
+    assert_user_error(code, err, "another configuration", "directions differ", "--overwrite")
     code, _, err = surf(BASE + ["--model", digits_ckpt, "--x=-1:1:5", "--out", out], capsys)
     assert_user_error(code, err, "another configuration")
     assert open(out, "rb").read() == before
@@ -146,7 +147,7 @@ def bad_inputs(tmp_path):
      ["does not exist"]),
     (["--model", "{ckpt}", "--arch", "digits_cnn", "--out", "{t}/notes.txt/s.h5"],
      ["does not exist"]),
-    (["--model", "{ckpt}"], ["--arch is needed"]),
+    (["--model", "{ckpt}"], ["architecture is needed"]),
     (["--model", "{ckpt}", "--arch", "digits_cnn", "--norm", "unit"], ["invalid choice"]),
     (["--model", "{ckpt}", "--arch", "digits_cnn", "--directions", "{t}/notes.txt"],
      ["not a readable HDF5"]),
@@ -155,11 +156,11 @@ def bad_inputs(tmp_path):
     (["--model", "{ckpt}", "--arch", "digits_cnn", "--samples", "0"], ["--samples"]),
     (["--model", "{ckpt}", "--arch", "digits_cnn", "--x=0:0:1", "--y=-1:1:3"], ["2D grid needs"]),
     (["--model", "{ckpt}", "--arch", "digits_cnn", "--model2", "{ckpt}", "--directions",
-      "{t}/states.h5"], ["exclude each other"]),
+      "{t}/states.h5"], ["directions from a file exclude a second model"]),
     (["--model", "{ckpt}", "--arch", "digits_cnn", "--directions", "{t}/states.h5", "--x=-1:1:3"],
-     ["--dir-type states"]),
+     ["made with dir_type states"]),
     (["--model", "{t}/mlp.pt", "--arch", "mlp", "--dataset", "synthetic", "--synthetic-shape",
-      "1,28,28"], ["does not accept inputs of shape (1, 28, 28)"]),
+      "1,28,28"], ["does not accept the inputs of shape (1, 28, 28)"]),
     (["--x=-1:1:3", "--y=-1:1:3", "--out", "{t}/notes.txt/s.h5"], ["cannot create the folder"]),
 ])
 def test_bad_input_is_one_line_and_exit_2(bad_inputs, args, fragments, capsys):
@@ -207,7 +208,7 @@ def test_grid_defaults_to_cover_the_path_of_a_trajectory_file(tmp_path, digits_c
     assert code == 0, err
     with h5py.File(out) as f:
         x, y = f["xcoordinates"][()], f["ycoordinates"][()]
-    assert len(x) == len(y) == surf_cli.PATH_GRID_POINTS
+    assert len(x) == len(y) == PATH_GRID_POINTS
     assert x[0] < -0.5 and x[-1] > 0.0 and y[0] < 0.0 and y[-1] > 0.3  # path and margin inside
 
 

@@ -14,24 +14,28 @@ from matplotlib.figure import Figure
 from landscape.errors import LandscapeError
 from landscape.plot.compare import compare, compare_figure, describe
 from landscape.plot.path import trajectory, trajectory_figure
-from landscape.surface import Surface
+from landscape.surface_file import Surface, new_surface
 from landscape.trajectory import Trajectory
 
 
 def bowl(scale: float, half: float = 1.0, n: int = 9, attrs: dict | None = None) -> Surface:
     """``scale * (0.1 + x^2 + y^2)`` on [-half, half]^2 with a NaN corner."""
     x = y = np.linspace(-half, half, n)
-    loss = scale * (0.1 + x[:, None] ** 2 + y[None, :] ** 2)
+    loss = scale * (0.1 + x[None, :] ** 2 + y[:, None] ** 2)
     loss[0, 0] = np.nan
-    values = {"train_loss": loss, "train_acc": 100 - loss}
-    return Surface(x, y, values, np.isfinite(loss), {"split": "train", **(attrs or {})})
+    s = new_surface([x, y], ["train_loss", "train_acc"], {"split": "train", **(attrs or {})})
+    s.values.update(train_loss=loss, train_acc=100 - loss)
+    s.done.update(train_loss=np.isfinite(loss), train_acc=np.isfinite(loss))
+    return s
 
 
 def line(scale: float) -> Surface:
     x = np.linspace(-1, 1, 11)
     loss = scale * (0.5 + x**2)
-    values = {"train_loss": loss, "train_acc": 100 - loss}
-    return Surface(x, None, values, np.ones(11, bool), {"split": "train", "arch": f"net{scale:g}"})
+    s = new_surface([x], ["train_loss", "train_acc"], {"split": "train", "arch": f"net{scale:g}"})
+    s.values.update(train_loss=loss, train_acc=100 - loss)
+    s.done.update(train_loss=np.ones(11, bool), train_acc=np.ones(11, bool))
+    return s
 
 
 def axes_row(n: int):
@@ -41,7 +45,7 @@ def axes_row(n: int):
 @pytest.mark.parametrize("kind", ["contour", "contourf"])
 def test_one_norm_and_one_set_of_levels(kind):
     surfaces = [bowl(1.0), bowl(3.0, half=2.0), bowl(10.0)]
-    artists = compare(axes_row(3), surfaces, kind=kind, levels=12)
+    artists = compare(axes_row(3), surfaces, kind=kind, levels=12, scale="linear")
     finite = np.concatenate([s.loss[np.isfinite(s.loss)] for s in surfaces])
     expected = np.linspace(finite.min(), finite.max(), 12)  # over all surfaces together
     for art in artists:
@@ -64,7 +68,7 @@ def test_given_range_and_log_scale():
     artists = compare(axes_row(2), surfaces, kind="contourf", levels=7, vmin=0.2, vmax=3.0)
     for art in artists:
         np.testing.assert_allclose(art.levels, np.linspace(0.2, 3.0, 7))
-    logs = compare(axes_row(2), surfaces, kind="contour", levels=5, log=True)
+    logs = compare(axes_row(2), surfaces, kind="contour", levels=5, scale="log")
     lo = min(np.nanmin(s.loss) for s in surfaces)
     hi = max(np.nanmax(s.loss) for s in surfaces)
     for art in logs:
@@ -100,7 +104,7 @@ def test_compare_figure_has_one_colorbar():
 
 
 def test_mixed_dimensions_are_refused():
-    with pytest.raises(LandscapeError, match="1D and 2D"):
+    with pytest.raises(LandscapeError, match="different dimensions"):
         compare(axes_row(2), [line(1.0), bowl(1.0)])
 
 
@@ -143,4 +147,23 @@ def test_trajectory_figure_over_contours():
     fig = trajectory_figure(path_of(), bowl(1.0, half=2.5))
     ax = fig.axes[0]
     assert ax.get_xlabel().startswith("1st PC") and len(ax.collections) > 0
-    assert len(fig.axes) == 2  # the panel and its colour bar
+    assert len(fig.axes) == 1 and len(ax.child_axes) == 1  # the panel, and its colour bar beside it
+    bar = ax.child_axes[0]
+    assert bar.get_position().height == pytest.approx(ax.get_position().height)  # exactly as tall
+
+
+def test_auto_scale_resolves_the_basin_with_log_levels():
+    """A loss spanning decades gets log-spaced levels: most contours lie in the basin."""
+    s = bowl(1.0, half=3.0, n=41)  # 0.1 .. 18.1
+    (art,) = compare(Figure().subplots(), [s], kind="contour", levels=30)
+    assert isinstance(art.norm, LogNorm)
+    basin = np.nanmin(s.loss) * 10  # the bottom decade
+    assert (np.asarray(art.levels) < basin).sum() >= 10
+
+
+def test_1d_twin_axes_draw_accuracy_dashed():
+    fig = compare_figure([line(1.0), line(2.0)], twin=True)
+    ax = fig.axes[0]
+    twin = [a for a in fig.axes if a is not ax][0]
+    assert len(ax.get_lines()) == 2 and len(twin.get_lines()) == 2
+    assert twin.get_lines()[0].get_linestyle() == "--" and twin.get_ylim() == (0, 100)

@@ -15,7 +15,7 @@ from landscape.compute import SurfaceConfig, compute_surface, directions_path
 from landscape.data import load_dataset
 from landscape.evaluate import Evaluator
 from landscape.models import build_model
-from landscape.surface import read_surface
+from landscape.surface_file import read_surface
 
 
 def cfg(tmp_path, model, **kw) -> SurfaceConfig:
@@ -42,8 +42,8 @@ def test_quadratic_model_matches_its_closed_form(tmp_path):
         for j, b in enumerate(np.linspace(-1, 1, 3)):
             w = w0 + a * d1 + b * d2
             expected[i, j] = np.mean(np.sum((x @ w.T - t) ** 2, axis=1)) / quadratic.K
-    np.testing.assert_allclose(s.loss, expected, rtol=1e-5)
-    assert np.isnan(s.acc).all()  # a regression has no accuracy
+    np.testing.assert_allclose(s.loss, expected.T, rtol=1e-5)  # arrays are [j, i] at (x[i], y[j])
+    assert "train_acc" not in s.values  # a regression has no accuracy
 
 
 def test_cross_entropy_of_a_linear_model_matches_numpy(tmp_path):
@@ -154,7 +154,7 @@ def test_interpolation_between_two_models(tmp_path):
         if i == 1:  # interpolation moves the parameters only: BN statistics stay model a's
             sd = {k: (torch.load(a)[k] if "running" in k else v) for k, v in sd.items()}
         model.load_state_dict(sd)
-        loss, _ = Evaluator(model, data, batch_size=256)()
+        loss = Evaluator(model, data, batch_size=256)()["loss"]
         assert s.loss[i] == pytest.approx(loss, rel=1e-5)
 
 

@@ -32,7 +32,8 @@ def test_loss_and_accuracy_equal_a_plain_forward_pass(net_and_data):
     model, data = net_and_data
     ref_loss, ref_acc = reference(model, data)
     for bs in (7, 64, 1000):
-        loss, acc = Evaluator(model, data, batch_size=bs)()
+        values = Evaluator(model, data, batch_size=bs)()
+        loss, acc = values["loss"], values["acc"]
         assert loss == pytest.approx(ref_loss, rel=1e-5)
         assert acc == pytest.approx(ref_acc, abs=1e-4)
 
@@ -43,12 +44,12 @@ def test_channels_last_is_exact_enough_and_probe_picks_a_candidate(net_and_data)
     ev = Evaluator(model, data, channels_last=True)
     assert ev.batch_size in (64, 128, 256, 359)  # 359: the whole test split
     b = ev()
-    assert b[0] == pytest.approx(a[0], rel=1e-5) and b[1] == a[1]
+    assert b["loss"] == pytest.approx(a["loss"], rel=1e-5) and b["acc"] == pytest.approx(a["acc"], abs=1e-9)
 
 
 def test_mse_on_labels_compares_softmax_with_one_hot_targets(net_and_data):
     model, data = net_and_data
-    loss, _ = Evaluator(model, data, loss="mse", batch_size=50)()
+    loss = Evaluator(model, data, loss_fn="mse", batch_size=50)()["loss"]
     with torch.no_grad():
         prob = torch.softmax(model(data.x).double(), 1).numpy()
     onehot = np.eye(10)[data.y.numpy()]
@@ -58,22 +59,47 @@ def test_mse_on_labels_compares_softmax_with_one_hot_targets(net_and_data):
 
 def test_bf16_is_close_but_opt_in(net_and_data):
     model, data = net_and_data
-    ref = Evaluator(model, data, batch_size=128)()[0]
-    bf = Evaluator(model, data, batch_size=128, precision="bf16")()[0]
+    ref = Evaluator(model, data, batch_size=128)()["loss"]
+    bf = Evaluator(model, data, batch_size=128, precision="bf16")()["loss"]
     assert bf == pytest.approx(ref, rel=0.05)
 
 
 def test_bad_settings_are_user_errors(net_and_data):
     model, data = net_and_data
     with pytest.raises(LandscapeError, match="loss must be"):
-        Evaluator(model, data, loss="hinge")
+        Evaluator(model, data, loss_fn="hinge")
     with pytest.raises(LandscapeError, match="batch size"):
         Evaluator(model, data, batch_size=0)
     with pytest.raises(LandscapeError, match="regression"):
         Evaluator(torch.nn.Linear(4, 1), Dataset(torch.randn(8, 4), torch.randn(8), 0, "r"))
-    with pytest.raises(LandscapeError, match="does not accept inputs of shape"):
+    with pytest.raises(LandscapeError, match="does not accept the inputs of shape"):
         Evaluator(build_model("mlp", num_classes=10, in_channels=1), load_dataset("synthetic", size=8))
     with pytest.raises(LandscapeError, match="labels go up"):
         Evaluator(build_model("digits_cnn", num_classes=3, in_channels=1), data, batch_size=64)
     with pytest.raises(LandscapeError, match="empty"):
         Evaluator(model, Dataset(data.x[:0], data.y[:0], 10, "e"), batch_size=4)
+
+
+def test_batching_of_a_loader_does_not_change_the_means(net_and_data):
+    """Means are weighted by batch size: uneven loader batches give the full-batch value."""
+    model, data = net_and_data
+    ref_loss, ref_acc = reference(model, data)
+    cuts = [0, 5, 100, 101, 250, len(data)]
+    batches = [(data.x[a:b], data.y[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)]
+    values = Evaluator(model, batches)()
+    assert values["loss"] == pytest.approx(ref_loss, rel=1e-5)
+    assert values["acc"] == pytest.approx(ref_acc, abs=1e-4)
+
+
+def test_regression_data_has_no_accuracy_and_a_user_loss_is_used():
+    x = torch.randn(40, 3)
+    t = x @ torch.tensor([[1.0], [-2.0], [0.5]])
+    net = torch.nn.Linear(3, 1)
+
+    def l1(output, batch):
+        return (output - batch[1]).abs().mean()
+
+    values = Evaluator(net, (x, t), loss_fn=l1, batch_size=7)()
+    assert set(values) == {"loss"}
+    with torch.no_grad():
+        assert values["loss"] == pytest.approx(float((net(x) - t).abs().mean()), rel=1e-6)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from landscape.errors import LandscapeError
-from landscape.grid import Grid, parse_axis
+from landscape.grid import Axis, Grid, make_axis, parse_axis
 
 
 def test_parse_axis():
@@ -21,11 +21,23 @@ def test_bad_specs_are_user_errors(spec):
         parse_axis(spec)
 
 
-def test_points_are_row_major_over_x_then_y():
+def test_points_follow_the_meshgrid_order_x_fastest():
     g = Grid(parse_axis("0:2:3"), parse_axis("10:11:2"))
-    assert g.shape == (3, 2) and g.size == 6
+    assert g.shape == (2, 3) and g.size == 6  # arrays are [j, i]: rows along y
     pts = g.points()
-    assert pts.tolist() == [[0, 10], [0, 11], [1, 10], [1, 11], [2, 10], [2, 11]]
+    assert pts.tolist() == [[0, 10], [1, 10], [2, 10], [0, 11], [1, 11], [2, 11]]
     assert [g.point(k) for k in range(6)] == [tuple(p) for p in pts.tolist()]
+    xx, yy = np.meshgrid([0, 1, 2], [10, 11])  # flat index k is the C-order index of a meshgrid array
+    assert pts.tolist() == np.stack([xx.ravel(), yy.ravel()], 1).tolist()
     g1 = Grid(parse_axis("-1:1:3"))
     assert g1.shape == (3,) and g1.point(2) == (1.0,)
+
+
+def test_three_axes_and_axis_forms():
+    g = Grid(make_axis((0, 1, 2)), make_axis("5:6:2"), make_axis(Axis(-1, 1, 3)))
+    assert g.shape == (3, 2, 2) and g.ndim == 3
+    assert g.point(1) == (1.0, 5.0, -1.0) and g.point(2) == (0.0, 6.0, -1.0) and g.point(4) == (0.0, 5.0, 0.0)
+    with pytest.raises(LandscapeError, match="z axis needs a y axis"):
+        Grid(make_axis((0, 1, 2)), None, make_axis((0, 1, 2)))
+    with pytest.raises(LandscapeError):
+        make_axis((0, 1, 2.5))

@@ -19,7 +19,7 @@ from landscape.plot.interactive import (  # noqa: E402
     surface_figure,
     write_html,
 )
-from landscape.surface import Surface  # noqa: E402
+from conftest import make_surface  # noqa: E402
 from landscape.trajectory import Trajectory  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -28,12 +28,12 @@ CHROMIUM = "/usr/bin/chromium"
 def bowl(nx: int = 7, ny: int = 5) -> Surface:
     """A non-square 2D surface, loss = 0.5 + x^2 + 2 y^2, with one NaN and one zero loss."""
     x, y = np.linspace(-1, 1, nx), np.linspace(-2, 2, ny)
-    loss = 0.5 + x[:, None] ** 2 + 2 * y[None, :] ** 2
-    loss[1, 3] = np.nan
-    loss[nx // 2, ny // 2] = 0.0
+    loss = 0.5 + x[None, :] ** 2 + 2 * y[:, None] ** 2  # [j, i] at (x[i], y[j])
+    loss[3, 1] = np.nan
+    loss[ny // 2, nx // 2] = 0.0
     acc = 100.0 - 10 * loss
-    return Surface(x, y, {"train_loss": loss, "train_acc": acc}, np.isfinite(loss),
-                   {"split": "train", "arch": "mlp", "dataset": "digits"})
+    return make_surface([x, y], {"train_loss": loss, "train_acc": acc},
+                        {"split": "train", "arch": "mlp", "dataset": "digits"})
 
 
 def as_float(z) -> np.ndarray:
@@ -41,7 +41,7 @@ def as_float(z) -> np.ndarray:
     return np.array([[np.nan if v is None else v for v in row] for row in z], dtype=float)
 
 
-def test_surface_figure_holds_the_transposed_values_with_gaps():
+def test_surface_figure_holds_the_values_with_gaps():
     s = bowl()
     trace = surface_figure(s).data[0]
     assert trace.type == "surface"
@@ -50,10 +50,10 @@ def test_surface_figure_holds_the_transposed_values_with_gaps():
     z = np.asarray(trace.z, dtype=object)
     assert z.shape == (5, 7)  # rows along y
     assert z[3, 1] is None  # the NaN at x[1], y[3]
-    np.testing.assert_array_equal(as_float(trace.z), s.loss.T)
+    np.testing.assert_array_equal(as_float(trace.z), s.loss)
     hover = np.asarray(trace.customdata, dtype=object)
     assert hover.shape == (5, 7, 2)
-    assert hover[0, 6, 0] == s.loss[6, 0] and hover[0, 6, 1] == s.acc[6, 0]
+    assert hover[0, 6, 0] == s.loss[0, 6] and hover[0, 6, 1] == s.acc[0, 6]
     assert "loss" in trace.hovertemplate and "accuracy" in trace.hovertemplate
 
 
@@ -61,7 +61,7 @@ def test_log_colour_takes_log10_and_drops_non_positive():
     s = bowl()
     z = as_float(surface_figure(s, log=True).data[0].z)
     with np.errstate(divide="ignore"):
-        expected = np.where(s.loss.T > 0, np.log10(s.loss.T), np.nan)
+        expected = np.where(s.loss > 0, np.log10(s.loss), np.nan)
     np.testing.assert_allclose(z, expected)
     assert np.isnan(z[2, 3])  # loss 0 at the centre
     assert np.isnan(as_float(contour_figure(s, log=True).data[0].z)).sum() == 2
@@ -77,7 +77,7 @@ def test_contour_figure_and_path_overlay():
     fig = contour_figure(s, quantity="acc", trajectory=traj)
     contour, path = fig.data
     assert contour.type == "contour"
-    np.testing.assert_array_equal(as_float(contour.z), s.acc.T)
+    np.testing.assert_array_equal(as_float(contour.z), s.acc)
     np.testing.assert_array_equal(path.x, traj.xcoord)
     assert list(path.text) == ["epoch 0", "epoch 5", "epoch 10"]
 
@@ -87,7 +87,7 @@ def test_1d_surface_is_a_loss_and_accuracy_line_figure():
     loss = x**2 + 1
     loss[2] = np.inf
     values = {"test_loss": loss, "test_acc": 90 - x}
-    s = Surface(x, None, values, np.ones(6, bool), {"split": "test"})
+    s = make_surface([x], values, {"split": "test"})
     for fig in (line_figure(s), surface_figure(s), contour_figure(s)):
         lo, acc = fig.data
         assert lo.y[2] is None and lo.y[0] == loss[0]
@@ -103,6 +103,7 @@ def test_html_is_self_contained(tmp_path):
     assert len(text) > 1_000_000  # plotly.js itself is inside
     assert "Plotly.newPlot" in text
     assert text.count('class="plotly-graph-div"') == 2  # 3D surface and contours
+    assert "100%" in text and "85vh" in text  # each figure fits the window
     assert "mlp | digits | train" in text
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from landscape.surface import read_surface, write_surface
+from landscape.surface_file import read_surface, write_surface
 
 JOB = str(Path(__file__).with_name("mpi_job.py"))
 ROOT = str(Path(__file__).resolve().parents[1])
@@ -166,9 +166,11 @@ def test_resume_keeps_finished_points_and_computes_the_rest(model_path, referenc
     out = str(tmp_path / "surface.h5")
     shutil.copy(reference, out)
     surface = read_surface(out)
-    flat = surface.completed.reshape(-1)
-    todo = np.arange(0, flat.size, 3)
-    flat[todo] = False
+    size = surface.completed.size
+    todo = np.arange(0, size, 3)
+    for done in surface.done.values():
+        done.reshape(-1)[todo] = False
+    flat = np.zeros(size)
     for values in surface.values.values():
         kept = values.reshape(-1)
         kept[todo] = np.nan

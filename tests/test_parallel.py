@@ -26,7 +26,7 @@ from landscape.parallel import (
     under_mpi,
     world,
 )
-from landscape.surface import read_surface
+from landscape.surface_file import read_surface
 
 ROOT = str(Path(__file__).resolve().parents[1])
 MPI_VARS = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMIX_SIZE",

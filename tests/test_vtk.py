@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 
 from landscape.errors import LandscapeError
-from landscape.plot.vtk import write_vtk
-from landscape.surface import Surface
+from landscape.plot.vtk import write_vti, write_vtk
+from conftest import make_surface
 
 
 def saddle(nx: int = 6, ny: int = 4) -> Surface:
     """A non-square surface with a NaN point and one large value to clip."""
     x, y = np.linspace(-1, 1, nx), np.linspace(-3, 3, ny)
-    loss = 1.0 + x[:, None] ** 2 - 0.1 * y[None, :] + 0.01 * np.arange(nx * ny).reshape(nx, ny)
-    loss[2, 1] = np.nan
-    loss[0, -1] = 50.0
-    values = {"train_loss": loss, "train_acc": 100 - loss}
-    return Surface(x, y, values, np.isfinite(loss), {"split": "train"})
+    loss = 1.0 + x[None, :] ** 2 - 0.1 * y[:, None] + 0.01 * np.arange(nx * ny).reshape(ny, nx)
+    loss[1, 2] = np.nan
+    loss[-1, 0] = 50.0
+    values = {"train_loss": loss, "train_acc": 100 - loss}  # [j, i] at (x[i], y[j])
+    return make_surface([x, y], values, {"split": "train"})
 
 
 def expected_height(loss: np.ndarray, zmax: float | None, log: bool) -> np.ndarray:
@@ -62,13 +62,13 @@ def test_xml_layout_and_values(tmp_path, zmax, log):
     i, j = np.arange(24) % 6, np.arange(24) // 6
     np.testing.assert_array_equal(points[:, 0], s.x[i])
     np.testing.assert_array_equal(points[:, 1], s.y[j])
-    np.testing.assert_array_equal(data["train_loss"], s.loss[i, j])  # NaN kept
-    np.testing.assert_array_equal(data["train_acc"], s.acc[i, j])
+    np.testing.assert_array_equal(data["train_loss"], s.loss[j, i])  # NaN kept
+    np.testing.assert_array_equal(data["train_acc"], s.acc[j, i])
     z = expected_height(s.loss, zmax, log)
-    np.testing.assert_allclose(data["z"], z[i, j])
+    np.testing.assert_allclose(data["z"], z[j, i])
     hidden = data["vtkGhostType"] == 2
-    assert hidden.tolist() == (~np.isfinite(z[i, j])).tolist()
-    np.testing.assert_allclose(points[~hidden, 2], z[i, j][~hidden])
+    assert hidden.tolist() == (~np.isfinite(z[j, i])).tolist()
+    np.testing.assert_allclose(points[~hidden, 2], z[j, i][~hidden])
     assert np.isfinite(points).all()
     if zmax:
         assert np.nanmax(data["z"]) == pytest.approx(np.log(zmax + 0.1))
@@ -95,17 +95,38 @@ def test_vtk_reads_it_back(tmp_path):
         for j in range(3):
             k = vtk.vtkStructuredData.ComputePointId(dims, [i, j, 0])
             assert tuple(pts[k, :2]) == (s.x[i], s.y[j])
-            np.testing.assert_equal(loss[k], s.loss[i, j])
-            np.testing.assert_equal(acc[k], s.acc[i, j])
-            assert bool(grid.IsPointVisible(k)) == bool(np.isfinite(s.loss[i, j]))
-            if np.isfinite(s.loss[i, j]):
-                assert pts[k, 2] == min(s.loss[i, j], 20.0)
+            np.testing.assert_equal(loss[k], s.loss[j, i])
+            np.testing.assert_equal(acc[k], s.acc[j, i])
+            assert bool(grid.IsPointVisible(k)) == bool(np.isfinite(s.loss[j, i]))
+            if np.isfinite(s.loss[j, i]):
+                assert pts[k, 2] == min(s.loss[j, i], 20.0)
 
 
 def test_1d_surface_and_unknown_quantity_are_refused(tmp_path):
-    one = Surface(np.linspace(0, 1, 3), None, {"train_loss": np.ones(3), "train_acc": np.ones(3)},
-                  np.ones(3, bool), {"split": "train"})
+    one = make_surface([np.linspace(0, 1, 3)], {"train_loss": np.ones(3), "train_acc": np.ones(3)},
+                       {"split": "train"})
     with pytest.raises(LandscapeError, match="2D"):
         write_vtk(one, tmp_path / "a.vts")
     with pytest.raises(LandscapeError, match="test_loss"):
-        write_vtk(Surface(**{**saddle().__dict__, "attrs": {"split": "test"}}), tmp_path / "b.vts")
+        write_vtk(saddle(), tmp_path / "b.vts", quantity="test_loss")
+
+
+def test_a_volume_as_vtk_image_data_read_back_by_vtk(tmp_path):
+    vtk = pytest.importorskip("vtk", reason="the vtk package is not installed (pip install vtk)")
+    from vtk.util.numpy_support import vtk_to_numpy
+
+    x, y, z = np.linspace(-1, 1, 4), np.linspace(0, 1, 3), np.linspace(-2, 2, 5)
+    zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
+    loss = xx + 10 * yy + 100 * zz
+    loss[1, 2, 3] = np.nan
+    write_vti(make_surface([x, y, z], {"train_loss": loss}, {"split": "train"}), tmp_path / "v.vti")
+    reader = vtk.vtkXMLImageDataReader()
+    reader.SetFileName(str(tmp_path / "v.vti"))
+    reader.Update()
+    image = reader.GetOutput()
+    assert image.GetDimensions() == (4, 3, 5)
+    values = vtk_to_numpy(image.GetPointData().GetArray("train_loss"))
+    for i, j, k in [(0, 0, 0), (3, 2, 4), (1, 2, 3), (3, 2, 1)]:
+        pid = image.ComputePointId([i, j, k])
+        np.testing.assert_allclose(image.GetPoint(pid), (x[i], y[j], z[k]))
+        np.testing.assert_equal(values[pid], loss[k, j, i])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from landscape.errors import LandscapeError
+from landscape.errors import LandscapeError, one_line
 from landscape.parallel import launcher_rank
 
 GRID_OPTIONS = ("--x", "--y")
@@ -52,8 +52,17 @@ def join_negative_values(argv: Sequence[str], options: Sequence[str] = GRID_OPTI
     return out
 
 
-def run_cli(prog: str, body: Callable[[], int]) -> int:
-    """Run ``body``; a :class:`LandscapeError` becomes one stderr line and exit code 2.
+def say(line: str) -> None:
+    """One whole line on stderr in one write, so lines of several MPI ranks never interleave."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def run_cli(prog: str, body: Callable[[], int], hints: Mapping[str, str] | None = None) -> int:
+    """Run ``body``; a :class:`LandscapeError` becomes one stderr line (multi-line messages folded)
+    and exit code 2, Ctrl-C ``interrupted`` and exit code 130. ``hints`` maps the name of an error
+    class (``DamagedFile``, ``ConfigMismatch``) to what the user can do about it with this command,
+    in its flags; it is added to the message.
 
     Under MPI every rank meets the same bad input; only rank 0 reports it.
     """
@@ -61,10 +70,12 @@ def run_cli(prog: str, body: Callable[[], int]) -> int:
         return body()
     except LandscapeError as exc:
         if launcher_rank() == 0:
-            print(f"{prog}: error: {exc}", file=sys.stderr)
+            hint = (hints or {}).get(type(exc).__name__)
+            say(f"{prog}: error: {one_line(exc)}" + (f"; {hint}" if hint else ""))
         return 2
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+        if launcher_rank() == 0:
+            say(f"{prog}: interrupted")
         return 130

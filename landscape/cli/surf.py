@@ -1,4 +1,4 @@
-"""``landscape-surf``: compute a 1D or 2D loss/accuracy surface around a checkpoint.
+"""``landscape-surf``: compute a 1D, 2D or 3D loss/accuracy surface around a checkpoint.
 
     landscape-surf                                   # built-in demo: digits net, 2D surface, plots
     landscape-surf --model ckpt.pt --arch resnet20 --dataset cifar10 --data-root DIR \\
@@ -9,16 +9,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 
 from landscape.cli._common import Parser, join_negative_values, non_negative, positive, run_cli
 
 PROG = "landscape-surf"
-DEMO_OUT = os.path.join("landscape_demo", "surface.h5")
-DEMO_GRID = "-1:1:31"
-PATH_GRID_POINTS = 31
+GRID_OPTIONS = ("--x", "--y", "--z")
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -31,28 +28,45 @@ def _shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+def _metrics(text: str) -> tuple[str, ...]:
+    items = tuple(t for t in text.replace(" ", "").split(",") if t)
+    if not items:
+        raise ValueError(text)
+    names = {"acc": "loss", "loss": "loss", "eig": "eig"}
+    if any(t not in names for t in items):
+        raise ValueError(text)
+    return tuple(dict.fromkeys(names[t] for t in items))
+
+
+_metrics.__name__ = "comma-separated list of loss, acc, eig"
+
+
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.compute import SurfaceConfig
-    from landscape.directions import IGNORES, NORMS
-    from landscape.evaluate import LOSSES, PRECISIONS
-    from landscape.params import DIR_TYPES
+    from landscape.compute import DEMO_GRID, DEMO_OUT, PATH_GRID_POINTS, SurfaceConfig
+    from landscape.directions import NORMS, SEMANTICS
+    from landscape.evaluate import PRECISIONS
+    from landscape.losses import LOSSES
+    from landscape.params import DIR_TYPES, IGNORES
 
-    d = SurfaceConfig(model="", arch="")
+    d = SurfaceConfig()
     p = Parser(
         prog=PROG,
         description="Compute the loss and accuracy of a network on a grid of points "
-        "theta + a*d1 (+ b*d2) around a checkpoint, into one HDF5 surface file. With no --model, "
+        "theta + a*d1 (+ b*d2 (+ c*d3)) around a checkpoint, into one HDF5 surface file. With no --model, "
         "trains a small network on scikit-learn's digits (cached) and draws its 2D surface.",
     )
     m = p.add_argument_group("model")
     m.add_argument("--model", help="checkpoint: a state dict, or a dict holding one under "
-                   "'state_dict' (loaded with torch.load(weights_only=True))")
+                   "'state_dict' (loaded with torch.load(weights_only=True)); a pruned checkpoint's widths "
+                   "are read from it")
     m.add_argument("--model2", help="second checkpoint: the x direction becomes model2 - model "
                    "(linear interpolation; x=0 is --model, x=1 is --model2 when --dir-type states "
                    "also interpolates the BatchNorm statistics)")
+    m.add_argument("--model3", help="third checkpoint, with --model2: the y direction is model3 - model "
+                   "(the plane through three models)")
     m.add_argument("--arch", help="zoo name (resnet20, vgg9, digits_cnn, ...) or "
-                   "package.module:callable returning an nn.Module")
+                   "package.module:callable returning an nn.Module (modules in the current folder are found)")
     m.add_argument("--num-classes", type=positive, default=None, help="default: from the dataset")
     m.add_argument("--unsafe-pickle", action="store_true",
                    help="allow checkpoints holding pickled Python objects (a whole nn.Module). "
@@ -64,7 +78,9 @@ def build_parser() -> Parser:
                    f"(default {d.dataset})")
     g.add_argument("--data-root", help="folder with cifar-10-batches-py, cifar-100-python or "
                    "the MNIST IDX files")
-    g.add_argument("--split", choices=["train", "test"], default=d.split)
+    g.add_argument("--split", default=d.split, metavar="train|test|train,test",
+                   help="the split(s) to evaluate; train,test writes train_loss, train_acc, test_loss and "
+                   "test_acc into one file (default train)")
     g.add_argument("--samples", type=positive, default=None, metavar="N",
                    help="evaluate a fixed random subset of N samples (its indices are recorded)")
     g.add_argument("--sample-seed", type=non_negative, default=d.sample_seed)
@@ -79,31 +95,48 @@ def build_parser() -> Parser:
 
     s = p.add_argument_group("grid and directions")
     s.add_argument("--x", default=None, metavar="MIN:MAX:NUM",
-                   help=f"x axis (default {d.x}; {DEMO_GRID} for the demo; with a landscape-traj "
+                   help=f"x axis (default -1:1:51; {DEMO_GRID} for the demo; with a landscape-traj "
                    f"--directions file and no --x/--y: {PATH_GRID_POINTS}x{PATH_GRID_POINTS} "
                    "points covering the path)")
     s.add_argument("--y", default=None, metavar="MIN:MAX:NUM", help="y axis; absent: a 1D surface")
+    s.add_argument("--z", default=None, metavar="MIN:MAX:NUM",
+                   help="a third axis: a volume (VTK image data and plotly isosurfaces in landscape-plot)")
     s.add_argument("--dir-type", choices=DIR_TYPES, default=d.dir_type,
                    help="directions over the parameters (weights) or the whole state dict "
                    "including BatchNorm statistics (states)")
-    s.add_argument("--norm", choices=NORMS, default=d.norm, help="direction normalization")
+    s.add_argument("--norm", choices=NORMS, default=d.norm, help="direction normalization (every axis)")
     s.add_argument("--ignore", choices=IGNORES, default=d.ignore,
-                   help="biasbn: zero direction for biases and BatchNorm (1-D tensors)")
+                   help="biasbn: zero direction for biases and BatchNorm (1-D tensors) (every axis)")
+    for axis in "xyz":
+        s.add_argument(f"--{axis}norm", choices=NORMS, default=None, help=f"normalization of the {axis} direction")
+        s.add_argument(f"--{axis}ignore", choices=IGNORES, default=None, help=f"ignore rule of the {axis} direction")
+    s.add_argument("--semantics", choices=SEMANTICS, default=d.semantics,
+                   help="original: the original tool's normalization rules where they differ (a kept 1-D "
+                   "direction equals the weights; weight norm is element-wise d*w)")
+    s.add_argument("--same-dir", action="store_true", help="y direction = x direction (the diagonal)")
     s.add_argument("--seed", type=non_negative, default=d.seed, help="seed of the random directions")
     s.add_argument("--directions", metavar="FILE",
-                   help="read the directions from FILE (a .dirs.h5 written by an earlier run, or "
-                   "a landscape-traj PCA file) instead of drawing them")
+                   help="read the directions from FILE (a .dirs.h5 written by an earlier run, a "
+                   "landscape-traj PCA file, or the original tool's directions file) instead of drawing them")
 
     e = p.add_argument_group("evaluation")
-    e.add_argument("--loss", choices=LOSSES, default=d.loss)
+    e.add_argument("--metrics", type=_metrics, default=d.metrics,
+                   help="quantities at every point: loss (with accuracy; always), eig (the Hessian's extreme "
+                   "eigenvalues max_eig, min_eig: the convexity map). Default loss")
+    e.add_argument("--eig-tol", type=float, default=None,
+                   help="relative tolerance of the eigenvalues of --metrics eig (see README)")
+    e.add_argument("--loss", choices=list(LOSSES), default=d.loss)
     e.add_argument("--batch-size", type=positive, default=None,
-                   help="default: the fastest of 64..512, found by a quick timing probe")
+                   help="default: the fastest of 64..512, found by a quick timing probe (rank 0)")
+    e.add_argument("--bn-recompute", type=non_negative, default=0, metavar="N",
+                   help="re-estimate BatchNorm running statistics from N training batches at every point "
+                   "(for paths between BatchNorm networks)")
     e.add_argument("--device", default=d.device, help="cpu (default), cuda, cuda:N, auto")
     e.add_argument("--threads", type=positive, default=None,
-                   help="torch threads per process (default: cores / ranks on this node)")
+                   help="torch threads per process (default: OMP_NUM_THREADS, else the idle cores / ranks)")
     e.add_argument("--precision", choices=PRECISIONS, default=d.precision,
-                   help="bf16: autocast, ~3x faster on CPU but the loss moves (see README)")
-    e.add_argument("--compile", action="store_true", help="torch.compile the model (slow start)")
+                   help="bf16: autocast (only where the CPU or GPU runs it fast; the loss moves, see README)")
+    e.add_argument("--compile", action="store_true", help="torch.compile the model (slow start; see README)")
     e.add_argument("--chunk-size", type=positive, default=d.chunk_size,
                    help="points per work unit under MPI")
 
@@ -111,93 +144,49 @@ def build_parser() -> Parser:
     o.add_argument("--out", default=None, help=f"surface file (default surface.h5; {DEMO_OUT} "
                    "for the demo). Rerunning the same command resumes it")
     o.add_argument("--overwrite", action="store_true",
-                   help="replace an --out file of another configuration instead of refusing")
+                   help="replace an --out file of another configuration (or a damaged one) instead of refusing")
+    o.add_argument("--repair", action="store_true",
+                   help="resume a damaged --out file, keeping the points whose values verify")
+    o.add_argument("--allow-large", action="store_true",
+                   help="allow a grid of more than a million points")
     o.add_argument("--plot", action="store_true",
                    help="also draw the figures next to --out (always done for the demo)")
     o.add_argument("--no-progress", dest="progress", action="store_false")
     return p
 
 
-def config_from_args(ns) -> tuple:
-    """(SurfaceConfig, whether to plot) from parsed arguments; no --model means the demo."""
-    from landscape.compute import SurfaceConfig
-    from landscape.errors import LandscapeError
-
-    plot = ns.plot
-    fields = {k: v for k, v in vars(ns).items() if k not in ("plot", "progress") and v is not None}
-    if ns.model is None:
-        from landscape.demo import DEMO_ARCH, DEMO_DATASET, demo_checkpoint
-
-        if ns.model2 or (ns.arch and ns.arch != DEMO_ARCH):
-            raise LandscapeError("--model2 and --arch need --model (without --model: the demo)")
-        from landscape.parallel import world
-
-        comm = world()  # under mpirun, rank 0 alone trains the demo net; the others wait for it
-        path, error = None, None
-        if comm.rank == 0:
-            try:
-                path = demo_checkpoint()
-            except LandscapeError as exc:
-                error = str(exc)
-        path, error = comm.bcast((path, error), root=0)
-        if error:
-            raise LandscapeError(error)
-        fields.update(model=path, arch=DEMO_ARCH, dataset=DEMO_DATASET)
-        fields.setdefault("x", DEMO_GRID)
-        fields.setdefault("y", DEMO_GRID)
-        fields.setdefault("out", DEMO_OUT)
-        try:
-            os.makedirs(os.path.dirname(fields["out"]) or ".", exist_ok=True)
-        except OSError as exc:
-            raise LandscapeError(f"cannot create the folder of {fields['out']!r}: {exc.strerror or exc}") from None
-        plot = True
-    elif ns.arch is None:
-        raise LandscapeError("--arch is needed with --model (a zoo name or package.module:callable)")
-    if ns.directions and ns.x is None and ns.y is None:
-        fields.update(path_grid(ns.directions))
-    return SurfaceConfig(**fields), plot
-
-
-def path_grid(directions: str, num: int = PATH_GRID_POINTS) -> dict[str, str]:
-    """For a landscape-traj file: ``x`` and ``y`` covering the optimization path with a margin;
-    for a plain directions file, nothing (the usual defaults apply)."""
-    import h5py
-
-    from landscape.trajectory import path_extent, read_trajectory
-
-    try:
-        with h5py.File(directions, "r") as f:
-            if "proj_xcoord" not in f:
-                return {}
-    except OSError:
-        return {}  # not readable: the directions loader reports it
-    x0, x1, y0, y1 = path_extent(read_trajectory(directions))
-    return {"x": f"{x0:.4g}:{x1:.4g}:{num}", "y": f"{y0:.4g}:{y1:.4g}:{num}"}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``landscape-surf``; returns the exit code."""
-    argv = join_negative_values(list(sys.argv[1:] if argv is None else argv))
+    argv = join_negative_values(list(sys.argv[1:] if argv is None else argv), GRID_OPTIONS)
 
     def body() -> int:
-        from landscape.compute import compute_surface
+        from landscape.compute import SurfaceConfig, run
+        from landscape.engine import MAX_POINTS
+        from landscape.parallel import world
 
         ns = build_parser().parse_args(argv)
-        cfg, plot = config_from_args(ns)
-        cfg.command = " ".join([PROG, *argv])
-        surface = compute_surface(cfg, progress=ns.progress)
-        if surface is None:  # an MPI rank other than 0
-            return 0
-        print(f"{PROG}: wrote {cfg.out} ({surface.completed.sum()}/{surface.completed.size} "
-              f"points, loss {_range(surface.loss)})")
-        if plot:
-            from landscape.plot.render import render
-
-            paths = render(surface, os.path.splitext(cfg.out)[0])
-            print(f"{PROG}: figures: {', '.join(paths)}")
+        options = {k: v for k, v in vars(ns).items() if k not in ("progress", "allow_large")}
+        cfg = SurfaceConfig(**options, command=" ".join([PROG, *argv]),
+                            max_points=None if ns.allow_large else MAX_POINTS)
+        comm = world()
+        surface, figures = run(cfg, comm, progress=ns.progress)
+        if comm.rank == 0:
+            done = surface.completed
+            loss = surface.loss
+            print(f"{PROG}: wrote {surface.path} ({done.sum()}/{done.size} "
+                  f"points, loss {_range(loss)})" + (f"; repaired: {surface.attrs['repaired']}"
+                                                     if surface.attrs.get("repaired") else ""))
+            if figures:
+                print(f"{PROG}: figures: {', '.join(figures)}")
         return 0
 
-    return run_cli(PROG, body)
+    return run_cli(PROG, body, HINTS)
+
+
+HINTS = {
+    "DamagedFile": "rerun with --overwrite to start again, or with --repair to keep the points whose values verify",
+    "ConfigMismatch": "use --overwrite to replace it, or --out for a new file",
+}
 
 
 def _range(values) -> str:

@@ -19,6 +19,8 @@ PROG = "landscape-train"
 
 
 def _milestones(text: str) -> list[int]:
+    if text.strip().lower() in ("none", ""):
+        return []  # a constant rate
     try:
         marks = [int(t) for t in text.replace(" ", "").split(",") if t]
     except ValueError:
@@ -40,7 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--arch", required=True,
                    help="zoo name (resnet56, resnet56_noshort, vgg9, wrn56_2, densenet121, mlp, "
                    "...; see --list-archs) or package.module:callable")
-    g.add_argument("--list-archs", action="store_true", help=argparse.SUPPRESS)
+    g.add_argument("--list-archs", action="store_true", help="print the zoo's architectures and exit")
+    g.add_argument("--init-from", metavar="CKPT", default=None,
+                   help="start from this checkpoint's weights (a pruned one: with its widths) instead of "
+                   "a fresh initialization; the rate then stays constant unless --milestones is given")
+    g.add_argument("--unsafe-pickle", action="store_true",
+                   help="allow --init-from to hold pickled Python objects (trusted files only)")
     g.add_argument("--dataset", default=d.dataset,
                    help="cifar10, cifar100, mnist, digits, synthetic or package.module:callable "
                    f"(default {d.dataset})")
@@ -62,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"samples per split of --dataset synthetic (default {d.synthetic_size})")
 
     o = p.add_argument_group("optimization")
-    o.add_argument("--optimizer", choices=["sgd", "adam"], default=d.optimizer)
+    o.add_argument("--optimizer", default=d.optimizer,
+                   help="sgd (default), adam, or package.module:callable(params, config)")
     o.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
     o.add_argument("--momentum", type=float, default=d.momentum)
     o.add_argument("--no-nesterov", dest="nesterov", action="store_false",
@@ -73,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--epochs", type=positive, default=d.epochs)
     o.add_argument("--lr-decay", type=float, default=d.lr_decay,
                    help="factor applied at each milestone (default 0.1)")
-    o.add_argument("--milestones", type=_milestones, default=None, metavar="E1,E2,...",
+    o.add_argument("--milestones", type=_milestones, default=None, metavar="E1,E2,...|none",
                    help="epochs after which the rate decays (default: 50%%, 75%%, 11/12 of "
                    "--epochs, i.e. 150,225,275 of 300)")
     o.add_argument("--loss", choices=["crossentropy", "mse"], default=d.loss)
@@ -81,6 +89,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="original: the loss-landscape tool's initialization; auto (default): "
                    "original for networks with BatchNorm, PyTorch's default otherwise")
     o.add_argument("--seed", type=non_negative, default=d.seed)
+
+    # -- quantized training (landscape.quant; Li et al., NIPS'17)
+    q = p.add_argument_group("quantized training")
+    q.add_argument("--quant", choices=["bc", "sr", "r"], default=None,
+                   help="train with quantized conv/linear weights: bc (BinaryConnect: full-precision "
+                   "weights kept, the network runs with their quantized copy), sr (stochastic rounding) "
+                   "or r (rounding) of the weights themselves; biases and BatchNorm stay full precision")
+    q.add_argument("--bits", type=int, choices=range(1, 9), default=d.bits, metavar="1..8",
+                   help="2**bits levels per layer, symmetric about 0 (default 1: binary)")
+    q.add_argument("--big-batch", type=positive, default=d.big_batch, metavar="K",
+                   help="train with batches of K x --batch-size (the paper's big-batch SR; recorded in "
+                   "the checkpoints as big_batch and effective_batch_size)")
+    q.add_argument("--quant-scale", default=d.quant_scale, metavar="std|max|mean|X",
+                   help="each layer's outermost level from its initial weights: std (default: sqrt(3) x "
+                   "their std, BinaryConnect's H), max (max |w|), mean (mean |w|), or the number X for all")
+    q.add_argument("--quant-keep", choices=["none", "first", "last", "first,last"], default=d.quant_keep,
+                   metavar="none|first|last|first,last",
+                   help="keep the first and/or last conv/linear layer in full precision (default none)")
+    q.add_argument("--quant-step", choices=["unit", "raw"], default=d.quant_step,
+                   help="unit (default): the optimizer steps each layer's weights divided by its scale "
+                   "(binary weights are +-1, as in the paper); raw: the weights as they are")
+    # --
 
     r = p.add_argument_group("run")
     r.add_argument("--out", default=None,

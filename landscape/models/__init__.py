@@ -58,6 +58,6 @@ def build_model(name: str, num_classes: int = 10, in_channels: int = 3) -> nn.Mo
 
 
 # Importing the modules fills the registry.
-from landscape.models import densenet, imagenet_resnet, resnet, tiny, vgg  # noqa: E402,F401
+from landscape.models import densenet, imagenet_resnet, quant_nets, resnet, tiny, vgg  # noqa: E402,F401
 
 __all__ = ["build_model", "list_models", "load_callable", "register"]

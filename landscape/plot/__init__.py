@@ -1,15 +1,16 @@
 """Plots of surfaces: matplotlib functions that take an ``ax`` and return the artist.
 
-Also :mod:`landscape.plot.interactive` (plotly, imported on demand: an optional dependency).
+Also :mod:`landscape.plot.interactive` (plotly figures, the offline HTML page, a notebook view
+with a static fallback), imported on demand. Nothing here imports torch.
 """
 
-from landscape.plot.compare import compare, compare_figure, describe, shared_levels
-from landscape.plot.mpl import contour, contourf, heatmap, masked, plot_1d, surface3d
+from landscape.plot.compare import compare, compare_figure, describe, shared_levels, shared_scale
+from landscape.plot.mpl import Scale, colorbar, contour, contourf, heatmap, masked, plot_1d, scale_for, surface3d
 from landscape.plot.path import pc_labels, trajectory, trajectory_figure
-from landscape.plot.vtk import write_vtk
+from landscape.plot.vtk import write_vti, write_vtk
 
 __all__ = [
-    "compare", "compare_figure", "contour", "contourf", "describe", "heatmap", "masked",
-    "pc_labels", "plot_1d", "shared_levels", "surface3d", "trajectory", "trajectory_figure",
-    "write_vtk",
+    "Scale", "colorbar", "compare", "compare_figure", "contour", "contourf", "describe", "heatmap", "masked",
+    "pc_labels", "plot_1d", "scale_for", "shared_levels", "shared_scale", "surface3d", "trajectory",
+    "trajectory_figure", "write_vti", "write_vtk",
 ]

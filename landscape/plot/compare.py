@@ -1,74 +1,80 @@
 """Several surfaces side by side on one colour scale, as the paper compares minimizers.
 
 The levels (and so the norm) are computed once over the finite values of all surfaces, unless
-given, and every panel shares the axis ranges; each panel is titled by :func:`describe`.
+given, and every panel shares the axis ranges; each panel is titled by :func:`describe`. 1D
+surfaces are overlaid on one axes, or with ``twin=True`` drawn as loss (solid, left axis) and
+accuracy (dashed, right axis) per surface, as the original tool's ``plot_1d_loss_err_repeat``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from landscape.checkpoint import read_checkpoint
 from landscape.errors import LandscapeError
 from landscape.plot import mpl
-from landscape.surface import Surface
+from landscape.surface_file import Surface
 
 KINDS = ("contour", "contourf", "heatmap")
 OPTIMIZERS = {"sgd": "SGD", "adam": "Adam"}
 
 
 def _training(surface: Surface) -> dict:
-    """The metadata ``landscape-train`` saved with the surface's model, or {} if unreadable."""
-    path = surface.attrs.get("model")
-    if not path or not os.path.isfile(str(path)):
-        return {}
+    """What the surface's checkpoint recorded about its training (``checkpoint_*`` attributes,
+    written by ``landscape-surf``); for files without them, read from the checkpoint if it exists."""
+    a = surface.attrs
+    found = {k[len("checkpoint_"):]: v for k, v in a.items() if k.startswith("checkpoint_")}
+    if found or not a.get("model"):
+        return found
+    from landscape.checkpoint import summary  # older files: the checkpoint itself (imports torch)
+
     try:
-        ckpt = read_checkpoint(str(path))  # weights_only: the file is untrusted
+        return summary(str(a["model"]))
     except LandscapeError:
         return {}
-    return ckpt if isinstance(ckpt, dict) else {}
 
 
 def describe(surface: Surface) -> str:
-    """A one-line title: architecture, optimizer, batch size, weight decay, test error.
-
-    The training details come from the checkpoint named in ``attrs["model"]`` when it is a
-    ``landscape-train`` checkpoint that still exists; whatever is unknown is left out.
-    """
+    """A one-line title: architecture, optimizer, batch size, weight decay, pruning or quantization,
+    FLOPs and test error, from what was recorded; whatever is unknown is left out."""
     a = surface.attrs
-    ckpt = _training(surface)
-    args = ckpt.get("args") if isinstance(ckpt.get("args"), dict) else {}
-    bits = [str(a.get("arch") or ckpt.get("arch") or "")]
-    if args.get("optimizer"):
-        bits.append(OPTIMIZERS.get(str(args["optimizer"]), str(args["optimizer"])))
-    if args.get("batch_size"):
-        bits.append(f"bs={args['batch_size']}")
-    if args.get("weight_decay") is not None:
-        bits.append(f"wd={args['weight_decay']:g}")
-    if isinstance(ckpt.get("accuracy"), (int, float)):
-        bits.append(f"test err {100.0 - ckpt['accuracy']:.2f} %")
+    t = _training(surface)
+    bits = [str(a.get("arch") or t.get("arch") or "")]
+    if t.get("optimizer"):
+        bits.append(OPTIMIZERS.get(str(t["optimizer"]), str(t["optimizer"])))
+    if t.get("batch_size") not in (None, ""):
+        bits.append(f"bs={t['batch_size']}")
+    if t.get("weight_decay") not in (None, ""):
+        bits.append(f"wd={float(t['weight_decay']):g}")
+    if t.get("pruned"):
+        bits.append(str(t["pruned"]))
+    if t.get("quant"):
+        bits.append(str(t["quant"]))
+    if t.get("flops") not in (None, ""):
+        bits.append(f"{float(t['flops']):.3g} FLOPs")
+    if t.get("test_error") not in (None, ""):
+        bits.append(f"test err {float(t['test_error']):.2f} %")
     text = ", ".join(b for b in bits if b)
     return text or str(a.get("dataset") or "surface")
 
 
-def _values(surface: Surface, quantity: str) -> np.ndarray:
-    key = f"{surface.split}_{quantity}"
-    if key not in surface.values:
-        raise LandscapeError(f"a surface has no {key!r} (it has {', '.join(surface.values)})")
-    return np.asarray(surface.values[key], dtype=float)
+def shared_scale(surfaces: Sequence[Surface], quantity: str = "loss", levels: int = 30,
+                 vmin: float | None = None, vmax: float | None = None, scale: str = "auto",
+                 step: float | None = None) -> mpl.Scale:
+    """Levels spanning the finite values of all ``surfaces`` together."""
+    every = np.concatenate([np.asarray(s.quantity(quantity), dtype=float).ravel() for s in surfaces])
+    if scale == "auto" and not surfaces[0].key(quantity).endswith("loss"):
+        scale = "linear"
+    return mpl.scale_for(every, vmin, vmax, int(levels), scale, step, surfaces[0].label(quantity))
 
 
 def shared_levels(surfaces: Sequence[Surface], quantity: str = "loss", levels: int = 30,
-                  vmin: float | None = None, vmax: float | None = None,
-                  log: bool = False) -> np.ndarray:
-    """``levels`` contour levels spanning the finite values of all ``surfaces`` together."""
-    every = np.concatenate([_values(s, quantity).ravel() for s in surfaces])
-    return mpl.levels_for(every, vmin, vmax, int(levels), log)
+                  vmin: float | None = None, vmax: float | None = None, scale: str = "auto") -> np.ndarray:
+    """The levels of :func:`shared_scale`."""
+    return shared_scale(surfaces, quantity, levels, vmin, vmax, scale).levels
 
 
 def _check(surfaces: Sequence[Surface]) -> int:
@@ -76,7 +82,9 @@ def _check(surfaces: Sequence[Surface]) -> int:
         raise LandscapeError("nothing to compare: no surfaces given")
     dims = {s.ndim for s in surfaces}
     if len(dims) != 1:
-        raise LandscapeError("cannot compare 1D and 2D surfaces together")
+        raise LandscapeError("cannot compare surfaces of different dimensions together")
+    if dims == {3}:
+        raise LandscapeError("volumes cannot be compared in one figure: compare 1D or 2D surfaces")
     return dims.pop()
 
 
@@ -87,54 +95,69 @@ def _axes_list(axes, count: int) -> list[Axes]:
     return flat
 
 
-def _compare_1d(axes: list[Axes], surfaces, quantity, vmin, vmax, log, titles) -> list:
+def _compare_1d(axes: list[Axes], surfaces, quantity, vmin, vmax, scale, titles, twin, xlim) -> list:
     overlay = len(axes) < len(surfaces) or len(axes) == 1
-    lines = []
+    sc = shared_scale(surfaces, quantity, 2, vmin, vmax, "log" if scale == "log" else "linear")
+    colors = [f"C{k}" for k in range(len(surfaces))]
+    lines, acc_axis = [], None
     for k, (s, title) in enumerate(zip(surfaces, titles, strict=True)):
         ax = axes[0] if overlay else axes[k]
-        (line,) = ax.plot(s.x, mpl.masked(_values(s, quantity)), lw=2, label=title)
+        (line,) = ax.plot(s.x, mpl.masked(s.quantity(quantity)), "-", color=colors[k], lw=2, label=title)
         lines.append(line)
+        acc_key = s.key(quantity)[: -len("loss")] + "acc" if s.key(quantity).endswith("loss") else None
+        if twin and acc_key in s.values:
+            if acc_axis is None or not overlay:
+                acc_axis = ax.twinx()
+                acc_axis.set_ylabel("accuracy (%)")
+                acc_axis.set_ylim(0, 100)
+            acc_axis.plot(s.x, mpl.masked(s.values[acc_key]), "--", color=colors[k], lw=1.5)
         if not overlay:
             ax.set_title(title, fontsize=9)
-    lo, hi = shared_levels(surfaces, quantity, 2, vmin, vmax, log)
+    lo = min(s.x.min() for s in surfaces) if xlim is None else xlim[0]
+    hi = max(s.x.max() for s in surfaces) if xlim is None else xlim[1]
     for ax in axes[:1] if overlay else axes[:len(surfaces)]:
-        ax.set_yscale("log" if log else "linear")
-        ax.set_ylim(lo, hi)
-        ax.set_xlim(min(s.x.min() for s in surfaces), max(s.x.max() for s in surfaces))
+        ax.set_yscale("log" if sc.log else "linear")
+        ax.set_ylim(sc.vmin, sc.vmax)
+        ax.set_xlim(lo, hi)
         ax.set_xlabel("x")
-        ax.set_ylabel(quantity)
+        ax.set_ylabel(surfaces[0].label(quantity) + (" (solid)" if twin else ""))
     if overlay:
-        axes[0].legend(fontsize=8)
+        axes[0].legend(fontsize=8, loc="upper center")
     return lines
 
 
 def compare(axes, surfaces: Sequence[Surface], quantity: str = "loss", kind: str = "contour",
-            levels: int | np.ndarray = 30, vmin: float | None = None, vmax: float | None = None,
-            log: bool = False, titles: Sequence[str] | None = None, cmap: str = "viridis") -> list:
+            levels: int | np.ndarray | mpl.Scale = 30, vmin: float | None = None, vmax: float | None = None,
+            scale: str = "auto", titles: Sequence[str] | None = None, cmap: str = "viridis",
+            step: float | None = None, twin: bool = False, xlim: tuple[float, float] | None = None) -> list:
     """Draw ``surfaces`` on ``axes`` with one colour scale and common axis ranges.
 
     2D: one panel each, drawn by ``kind`` (contour, contourf or heatmap) with the same levels and
-    norm. 1D: the curves overlaid on a single axes, or one per axes with a common y range.
-    Returns the artists, one per surface.
+    norm. 1D: the curves overlaid on a single axes (``twin``: accuracy dashed on a right axis), or
+    one per axes with a common y range. Returns the artists, one per surface.
     """
     ndim = _check(surfaces)
     axes = _axes_list(axes, 1 if ndim == 1 else len(surfaces))
     titles = list(titles) if titles is not None else [describe(s) for s in surfaces]
     if ndim == 1:
-        return _compare_1d(axes, surfaces, quantity, vmin, vmax, log, titles)
+        return _compare_1d(axes, surfaces, quantity, vmin, vmax, scale, titles, twin, xlim)
     if kind not in KINDS:
         raise LandscapeError(f"unknown plot kind {kind!r} ({', '.join(KINDS)})")
-    lv = (np.asarray(levels, dtype=float) if not np.isscalar(levels)
-          else shared_levels(surfaces, quantity, int(levels), vmin, vmax, log))
+    if isinstance(levels, mpl.Scale):
+        sc = levels
+    elif not np.isscalar(levels):
+        sc = mpl.Scale(np.asarray(levels, dtype=float), scale == "log")
+    else:
+        sc = shared_scale(surfaces, quantity, int(levels), vmin, vmax, scale, step)
     xlim = (min(s.x.min() for s in surfaces), max(s.x.max() for s in surfaces))
     ylim = (min(s.y.min() for s in surfaces), max(s.y.max() for s in surfaces))
     artists = []
     for ax, s, title in zip(axes, surfaces, titles, strict=False):
         if kind == "heatmap":
-            art = mpl.heatmap(ax, s, quantity, vmin=lv[0], vmax=lv[-1], log=log, cmap=cmap)
+            art = mpl.heatmap(ax, s, quantity, cmap=cmap, levels=sc)
         else:
             draw = mpl.contour if kind == "contour" else mpl.contourf
-            art = draw(ax, s, quantity, levels=lv, log=log, cmap=cmap)
+            art = draw(ax, s, quantity, levels=sc, cmap=cmap)
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
         ax.set_title(title, fontsize=9)
@@ -144,25 +167,29 @@ def compare(axes, surfaces: Sequence[Surface], quantity: str = "loss", kind: str
 
 def compare_figure(surfaces: Sequence[Surface], quantity: str = "loss", kind: str = "contour",
                    levels: int | np.ndarray = 30, vmin: float | None = None,
-                   vmax: float | None = None, log: bool = False, ncols: int | None = None,
+                   vmax: float | None = None, scale: str = "auto", ncols: int | None = None,
                    titles: Sequence[str] | None = None, panel: tuple[float, float] = (4.0, 3.6),
-                   cmap: str = "viridis") -> Figure:
+                   cmap: str = "viridis", step: float | None = None, twin: bool = False,
+                   xlim: tuple[float, float] | None = None) -> Figure:
     """A figure of :func:`compare`: a grid of panels (2D) or one axes (1D), one colour bar."""
     ndim = _check(surfaces)
     if ndim == 1:
-        fig = Figure(figsize=(6, 4), layout="constrained")
-        compare(fig.subplots(), surfaces, quantity, vmin=vmin, vmax=vmax, log=log, titles=titles)
+        fig = Figure(figsize=(7, 4.5), layout="constrained")
+        compare(fig.subplots(), surfaces, quantity, vmin=vmin, vmax=vmax, scale=scale, titles=titles, twin=twin,
+                xlim=xlim)
         return fig
     ncols = ncols or min(len(surfaces), 3)
     nrows = -(-len(surfaces) // ncols)
-    fig = Figure(figsize=(panel[0] * ncols + 1.0, panel[1] * nrows), layout="constrained")
+    fig = Figure(figsize=(panel[0] * ncols + 1.2, panel[1] * nrows + 0.3), layout="constrained")
     axes = list(np.ravel(fig.subplots(nrows, ncols, squeeze=False)))
-    artists = compare(axes, surfaces, quantity, kind, levels, vmin, vmax, log, titles, cmap)
+    sc = shared_scale(surfaces, quantity, int(levels), vmin, vmax, scale, step) if np.isscalar(levels) else \
+        mpl.Scale(np.asarray(levels, dtype=float), scale == "log")
+    artists = compare(axes, surfaces, quantity, kind, sc, titles=titles, cmap=cmap)
     for ax in axes[len(surfaces):]:
         ax.set_visible(False)
-    label = f"{quantity} (log scale)" if log else quantity
-    mpl.colorbar(fig, artists[0], axes[:len(surfaces)], label, log, shrink=0.9)
+    mpl.colorbar(fig, artists[0], axes[:len(surfaces)], surfaces[0].label(quantity), sc, match_height=False,
+                 shrink=0.9)
     return fig
 
 
-__all__ = ["compare", "compare_figure", "describe", "shared_levels"]
+__all__ = ["compare", "compare_figure", "describe", "shared_levels", "shared_scale"]

@@ -1,16 +1,28 @@
 """Matplotlib views of a surface. Each function takes an ``ax`` and returns what it drew.
 
+Arrays are in meshgrid order (``[j, i]`` at ``(x[i], y[j])``), as matplotlib wants them.
 Non-finite points (not computed yet, or where the loss overflowed) are masked, never drawn.
-Arrays are indexed ``[i, j] = (x[i], y[j])``; matplotlib wants rows along y, hence the ``.T``.
+
+Levels and colours come from :func:`scale_for`: by default, a quantity that is positive and
+spans more than two decades (a loss around a minimum) gets log-spaced levels, so the basin the
+figure is about gets most of the contours; otherwise the levels are linear. Limits outside the
+data, or non-positive limits on a log scale, are refused with a :class:`LandscapeError`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm, Normalize
+from matplotlib.ticker import LogFormatterSciNotation, LogLocator, MaxNLocator
 
-from landscape.surface import Surface
+from landscape.errors import LandscapeError
+from landscape.surface_file import Surface
+
+SCALES = ("auto", "linear", "log")
+AUTO_LOG_DECADES = 2.0  # a positive quantity spanning more than this many decades gets a log scale
 
 
 def masked(values: np.ndarray) -> np.ma.MaskedArray:
@@ -18,111 +30,207 @@ def masked(values: np.ndarray) -> np.ma.MaskedArray:
     return np.ma.masked_invalid(np.asarray(values, dtype=float))
 
 
-def levels_for(z: np.ndarray, vmin: float | None, vmax: float | None, n: int, log: bool) -> np.ndarray:
-    """``n`` contour levels over [vmin, vmax] (default: the finite data range), log-spaced if ``log``."""
-    finite = np.asarray(z, dtype=float)[np.isfinite(z)]
-    if log:
-        finite = finite[finite > 0]
-    lo = vmin if vmin is not None else (finite.min() if finite.size else 0.0)
-    hi = vmax if vmax is not None else (finite.max() if finite.size else 1.0)
-    if hi <= lo:
-        hi = lo + 1e-12 + abs(lo) * 1e-6
-    return np.geomspace(max(lo, 1e-12), hi, n) if log else np.linspace(lo, hi, n)
+@dataclass(frozen=True)
+class Scale:
+    """Contour levels and the colour normalization that goes with them."""
+
+    levels: np.ndarray
+    log: bool
+
+    @property
+    def norm(self):
+        return LogNorm(self.levels[0], self.levels[-1]) if self.log else Normalize(self.levels[0], self.levels[-1])
+
+    @property
+    def vmin(self) -> float:
+        return float(self.levels[0])
+
+    @property
+    def vmax(self) -> float:
+        return float(self.levels[-1])
 
 
-def colorbar(fig, artist, ax, label: str, log: bool = False, **kwargs):
-    """A colour bar for ``artist``; on a log scale, six labelled ticks across its range
-    (matplotlib's default log ticks label only whole decades, often none or one)."""
-    cbar = fig.colorbar(artist, ax=ax, label=label, **kwargs)
+def scale_for(z: np.ndarray, vmin: float | None = None, vmax: float | None = None, levels: int = 30,
+              scale: str = "auto", step: float | None = None, name: str = "the quantity") -> Scale:
+    """Levels over [vmin, vmax] (default: the finite data), linear or log-spaced (``scale``), or
+    every ``step`` from vmin (the original tool's ``--vlevel``). Refuses what would draw nothing
+    meaningful: no finite value, limits outside the data, non-positive limits on a log scale."""
+    if scale not in SCALES:
+        raise LandscapeError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    z = np.asarray(z, dtype=float)
+    finite = z[np.isfinite(z)]
+    if not finite.size:
+        raise LandscapeError(f"{name} has no finite value (nothing computed yet, or every point overflowed)")
+    lo_data, hi_data = float(finite.min()), float(finite.max())
+    if vmin is not None and vmax is not None and vmax <= vmin:
+        raise LandscapeError(f"the upper limit ({vmax:g}) must be above the lower one ({vmin:g})")
+    if vmax is not None and vmax < lo_data:
+        raise LandscapeError(f"the upper limit {vmax:g} is below every value of {name} ({lo_data:.4g}..{hi_data:.4g})")
+    if vmin is not None and vmin > hi_data:
+        raise LandscapeError(f"the lower limit {vmin:g} is above every value of {name} ({lo_data:.4g}..{hi_data:.4g})")
+    log = scale == "log"
+    if scale == "auto":
+        lo, hi = vmin if vmin is not None else lo_data, vmax if vmax is not None else hi_data
+        log = step is None and lo > 0 and hi / lo > 10 ** AUTO_LOG_DECADES
     if log:
-        lo, hi = artist.norm.vmin, artist.norm.vmax
-        cbar.set_ticks(np.geomspace(lo, hi, 6), labels=[f"{t:.3g}" for t in np.geomspace(lo, hi, 6)])
-        cbar.minorticks_off()
+        for label, v in (("lower", vmin), ("upper", vmax)):
+            if v is not None and v <= 0:
+                raise LandscapeError(f"a log scale needs a positive {label} limit, got {v:g}")
+        positive = finite[finite > 0]
+        if not positive.size:
+            raise LandscapeError(f"a log scale needs positive values; {name} has none")
+        lo = vmin if vmin is not None else float(positive.min())
+    else:
+        lo = vmin if vmin is not None else lo_data
+    hi = vmax if vmax is not None else hi_data
+    if hi <= lo:  # a constant surface: a band around its value
+        pad = abs(lo) * 1e-3 or 1e-3
+        lo, hi = (lo / 1.01, hi * 1.01) if log else (lo - pad, hi + pad)
+    if step is not None:
+        if step <= 0:
+            raise LandscapeError(f"the level step must be positive, got {step:g}")
+        if (hi - lo) / step > 1000:
+            raise LandscapeError(f"a level step of {step:g} gives {int((hi - lo) / step)} levels over {lo:g}..{hi:g}")
+        lv = np.arange(lo, hi + step * 0.5, step)
+        return Scale(lv if len(lv) > 1 else np.array([lo, lo + step]), log)
+    lv = np.geomspace(lo, hi, int(levels)) if log else np.linspace(lo, hi, int(levels))
+    return Scale(lv, log)
+
+
+def colorbar(fig, artist, ax, label: str, scale: Scale | None = None, match_height: bool = True, **kwargs):
+    """A labelled colour bar with round ticks. With ``match_height`` it sits in its own axes beside
+    ``ax``, exactly as tall as it (also for equal-aspect axes)."""
+    log = scale.log if scale is not None else isinstance(getattr(artist, "norm", None), LogNorm)
+    if match_height and isinstance(ax, Axes):
+        cax = ax.inset_axes([1.04, 0.0, 0.05, 1.0])
+        cbar = fig.colorbar(artist, cax=cax, **kwargs)
+    else:
+        cbar = fig.colorbar(artist, ax=ax, **kwargs)
+    cbar.set_label(f"{label} (log scale)" if log else label)
+    if log:
+        cbar.ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        cbar.ax.yaxis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+        cbar.ax.yaxis.set_minor_locator(LogLocator(base=10, subs="auto"))
+    else:
+        cbar.ax.yaxis.set_major_locator(MaxNLocator(7))
     return cbar
 
 
-def _norm(levels: np.ndarray, log: bool):
-    return LogNorm(levels[0], levels[-1]) if log else Normalize(levels[0], levels[-1])
+def _axes_labels(ax, surface: Surface) -> None:
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
 
 
 def _z(surface: Surface, quantity: str, log: bool) -> np.ma.MaskedArray:
-    z = masked(surface.values[f"{surface.split}_{quantity}"])
+    if surface.ndim != 2:
+        raise LandscapeError(f"this view needs a 2D surface; this one is {surface.ndim}D")
+    z = masked(surface.quantity(quantity))
     return np.ma.masked_less_equal(z, 0) if log else z
 
 
-def plot_1d(ax: Axes, surface: Surface, log: bool = False, acc: bool = True, label: str | None = None):
-    """Loss (left axis) and accuracy (right, dashed) along x. Returns ``(loss_line, acc_line)``."""
-    x = surface.x
-    (loss_line,) = ax.plot(x, masked(surface.loss), "b-", lw=2, label=label or "loss")
+def surface_scale(surface: Surface, quantity: str, levels: int = 30, vmin: float | None = None,
+                  vmax: float | None = None, scale: str = "auto", step: float | None = None) -> Scale:
+    """:func:`scale_for` of a surface's quantity; ``auto`` may choose log only for a loss."""
+    if scale == "auto" and not surface.key(quantity).endswith("loss"):
+        scale = "linear"
+    return scale_for(surface.quantity(quantity), vmin, vmax, int(levels), scale, step, surface.label(quantity))
+
+
+def _scale(surface: Surface, quantity: str, levels, vmin, vmax, scale, step) -> Scale:
+    if isinstance(levels, Scale):
+        return levels
+    if not np.isscalar(levels):
+        lv = np.asarray(levels, dtype=float)
+        return Scale(lv, scale == "log")
+    return surface_scale(surface, quantity, int(levels), vmin, vmax, scale, step)
+
+
+def plot_1d(ax: Axes, surface: Surface, quantity: str = "loss", scale: str = "linear", acc: bool = True,
+            label: str | None = None, vmin: float | None = None, vmax: float | None = None,
+            xlim: tuple[float, float] | None = None, color: str = "b"):
+    """A 1D quantity along x (left axis) and, for a loss, the accuracy of its split (right axis,
+    dashed). ``vmin``/``vmax`` limit the left axis, ``xlim`` the x range. Returns ``(line, acc_line)``."""
+    if surface.ndim != 1:
+        raise LandscapeError(f"a 1D view needs a 1D surface; this one is {surface.ndim}D")
+    values = surface.quantity(quantity)
+    sc = scale_for(values, vmin, vmax, 2, scale, name=surface.label(quantity))
+    (line,) = ax.plot(surface.x, masked(values), "-", color=color, lw=2, label=label or surface.label(quantity))
     ax.set_xlabel("x")
-    ax.set_ylabel("loss", color="b")
-    if log:
+    ax.set_ylabel(surface.label(quantity), color=color)
+    if sc.log:
         ax.set_yscale("log")
+    if vmin is not None or vmax is not None:
+        ax.set_ylim(sc.vmin, sc.vmax)
+    if xlim is not None:
+        ax.set_xlim(*xlim)
     acc_line = None
-    if acc and np.isfinite(surface.acc).any():
+    key = surface.key(quantity)
+    acc_key = key[: -len("loss")] + "acc" if key.endswith("loss") else None
+    if acc and acc_key in surface.values and np.isfinite(surface.values[acc_key]).any():
         twin = ax.twinx()
-        (acc_line,) = twin.plot(x, masked(surface.acc), "r--", lw=1.5, label="accuracy")
-        twin.set_ylabel("accuracy (%)", color="r")
+        (acc_line,) = twin.plot(surface.x, masked(surface.values[acc_key]), "r--", lw=1.5, label="accuracy")
+        twin.set_ylabel(surface.label(acc_key), color="r")
         twin.set_ylim(0, 100)
-    return loss_line, acc_line
+    return line, acc_line
 
 
-def contour(ax: Axes, surface: Surface, quantity: str = "loss", levels: int | np.ndarray = 30,
-            vmin: float | None = None, vmax: float | None = None, log: bool = False,
+def contour(ax: Axes, surface: Surface, quantity: str = "loss", levels: int | np.ndarray | Scale = 30,
+            vmin: float | None = None, vmax: float | None = None, scale: str = "auto", step: float | None = None,
             labels: bool = True, cmap: str = "viridis"):
     """Contour lines of a 2D surface. Returns the ``QuadContourSet``."""
-    z = _z(surface, quantity, log)
-    lv = levels if not np.isscalar(levels) else levels_for(z.filled(np.nan), vmin, vmax, int(levels), log)
-    cs = ax.contour(surface.x, surface.y, z.T, levels=lv, cmap=cmap, norm=_norm(np.asarray(lv), log))
-    if labels:
-        ax.clabel(cs, cs.levels[::3], inline=True, fontsize=7, fmt="%.3g", colors="k")  # every 3rd
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
+    sc = _scale(surface, quantity, levels, vmin, vmax, scale, step)
+    z = _z(surface, quantity, sc.log)
+    cs = ax.contour(surface.x, surface.y, z, levels=sc.levels, cmap=cmap, norm=sc.norm)
+    if labels and len(cs.levels):
+        ax.clabel(cs, cs.levels[::5], inline=True, inline_spacing=2, fontsize=7, fmt="%.3g", colors="k")
+    _axes_labels(ax, surface)
     ax.set_aspect("equal", adjustable="box")
     return cs
 
 
-def contourf(ax: Axes, surface: Surface, quantity: str = "loss", levels: int | np.ndarray = 30,
-             vmin: float | None = None, vmax: float | None = None, log: bool = False, cmap: str = "viridis"):
+def contourf(ax: Axes, surface: Surface, quantity: str = "loss", levels: int | np.ndarray | Scale = 30,
+             vmin: float | None = None, vmax: float | None = None, scale: str = "auto", step: float | None = None,
+             cmap: str = "viridis"):
     """Filled contours of a 2D surface. Returns the ``QuadContourSet``."""
-    z = _z(surface, quantity, log)
-    lv = levels if not np.isscalar(levels) else levels_for(z.filled(np.nan), vmin, vmax, int(levels), log)
-    cs = ax.contourf(surface.x, surface.y, z.T, levels=lv, cmap=cmap, norm=_norm(np.asarray(lv), log),
-                     extend="both")
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
+    sc = _scale(surface, quantity, levels, vmin, vmax, scale, step)
+    z = _z(surface, quantity, sc.log)
+    cs = ax.contourf(surface.x, surface.y, z, levels=sc.levels, cmap=cmap, norm=sc.norm, extend="both")
+    _axes_labels(ax, surface)
     ax.set_aspect("equal", adjustable="box")
     return cs
 
 
 def heatmap(ax: Axes, surface: Surface, quantity: str = "loss", vmin: float | None = None,
-            vmax: float | None = None, log: bool = False, cmap: str = "viridis"):
+            vmax: float | None = None, scale: str = "auto", cmap: str = "viridis", levels: Scale | None = None):
     """A heat map of a 2D surface (cells centred on the grid points). Returns the ``QuadMesh``."""
-    z = _z(surface, quantity, log)
-    lv = levels_for(z.filled(np.nan), vmin, vmax, 2, log)
-    mesh = ax.pcolormesh(surface.x, surface.y, z.T, shading="nearest", cmap=cmap, norm=_norm(lv, log))
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
+    sc = levels if isinstance(levels, Scale) else surface_scale(surface, quantity, 2, vmin, vmax, scale)
+    z = _z(surface, quantity, sc.log)
+    mesh = ax.pcolormesh(surface.x, surface.y, z, shading="nearest", cmap=cmap, norm=sc.norm)
+    _axes_labels(ax, surface)
     ax.set_aspect("equal", adjustable="box")
     return mesh
 
 
 def surface3d(ax, surface: Surface, quantity: str = "loss", vmin: float | None = None,
-              vmax: float | None = None, log: bool = False, cmap: str = "viridis"):
+              vmax: float | None = None, scale: str = "auto", cmap: str = "viridis"):
     """A 3D surface on an ``Axes3D`` (``projection="3d"``). Returns the ``Poly3DCollection``.
 
     Masked points are drawn as holes; values above ``vmax`` are clipped to it, so a single
-    exploding point does not flatten the whole picture.
+    exploding point does not flatten the whole picture. On a log scale the height is log10.
     """
-    z = _z(surface, quantity, log)
-    lv = levels_for(z.filled(np.nan), vmin, vmax, 2, log)
-    zz = np.ma.clip(z, lv[0], lv[-1])
-    if log:
+    sc = surface_scale(surface, quantity, 2, vmin, vmax, scale)
+    z = _z(surface, quantity, sc.log)
+    zz = np.ma.clip(z, sc.vmin, sc.vmax)
+    if sc.log:
         zz = np.ma.log10(zz)
-    xx, yy = np.meshgrid(surface.x, surface.y, indexing="ij")
-    art = ax.plot_surface(xx, yy, zz.filled(np.nan), cmap=cmap, linewidth=0, antialiased=True,
-                          norm=Normalize(np.nanmin(zz.filled(np.nan)), np.nanmax(zz.filled(np.nan))))
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
-    ax.set_zlabel(f"log10 {quantity}" if log else quantity)
+    xx, yy = np.meshgrid(surface.x, surface.y)
+    filled = zz.filled(np.nan)
+    art = ax.plot_surface(xx, yy, filled, cmap=cmap, linewidth=0, antialiased=True,
+                          norm=Normalize(np.nanmin(filled), np.nanmax(filled)))
+    _axes_labels(ax, surface)
+    label = surface.label(quantity)
+    ax.set_zlabel(f"log10 {label}" if sc.log else label)
+    for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+        axis.set_major_locator(MaxNLocator(5))
+    ax.tick_params(labelsize=8, pad=1)
     return art

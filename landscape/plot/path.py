@@ -11,8 +11,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from landscape.plot import mpl
-from landscape.surface import Surface
-from landscape.trajectory import Trajectory, pc_labels
+from landscape.surface_file import Surface
+from landscape.trajectory_file import Trajectory, pc_labels
 
 
 def _point_label(traj: Trajectory, k: int, fallback: str) -> str:
@@ -30,10 +30,12 @@ def trajectory(ax: Axes, traj: Trajectory, color: str = "red", annotate: bool = 
     (line,) = ax.plot(x, y, "-o", color=color, ms=3, lw=1.2, label="optimization path")
     ax.plot(x[:1], y[:1], "s", color=color, ms=7)
     ax.plot(x[-1:], y[-1:], "*", color=color, ms=12)
-    if annotate:
+    if annotate:  # boxed labels pushed away from the path, so contours and markers stay readable
         for k, text in ((0, "start"), (len(x) - 1, "end")):
-            ax.annotate(_point_label(traj, k, text), (x[k], y[k]), xytext=(5, 5),
-                        textcoords="offset points", fontsize=8, color=color)
+            ax.annotate(_point_label(traj, k, text), (x[k], y[k]), xytext=(10, -14 if k else 10),
+                        textcoords="offset points", fontsize=8, color=color, zorder=5,
+                        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": color, "alpha": 0.85},
+                        arrowprops={"arrowstyle": "-", "color": color, "lw": 0.8})
     if label_axes:
         xlabel, ylabel = pc_labels(traj)
         ax.set_xlabel(xlabel)
@@ -42,14 +44,16 @@ def trajectory(ax: Axes, traj: Trajectory, color: str = "red", annotate: bool = 
 
 
 def trajectory_figure(traj: Trajectory, surface: Surface | None = None, quantity: str = "loss",
-                      levels: int = 30, log: bool = False, vmin: float | None = None,
-                      vmax: float | None = None) -> Figure:
-    """The path alone, or over the contours of a ``surface`` computed on the same directions."""
-    fig = Figure(figsize=(6, 5), layout="constrained")
+                      levels: int = 30, scale: str = "auto", vmin: float | None = None,
+                      vmax: float | None = None, step: float | None = None) -> Figure:
+    """The path alone, or over the contours of a ``surface`` computed on the same directions;
+    the colour bar is exactly as tall as the (equal-aspect) axes."""
+    fig = Figure(figsize=(6.4, 5), layout="constrained")
     ax = fig.subplots()
     if surface is not None:
-        cs = mpl.contour(ax, surface, quantity, levels=levels, vmin=vmin, vmax=vmax, log=log)
-        mpl.colorbar(fig, cs, ax, f"{quantity} (log scale)" if log else quantity, log, shrink=0.8)
+        sc = mpl.surface_scale(surface, quantity, levels, vmin, vmax, scale, step)
+        cs = mpl.contour(ax, surface, quantity, levels=sc, labels=False)
+        mpl.colorbar(fig, cs, ax, surface.label(quantity), sc)
     trajectory(ax, traj)
     return fig
 

@@ -7,13 +7,12 @@ from collections.abc import Sequence
 
 from matplotlib.figure import Figure
 
-from landscape.errors import LandscapeError
+from landscape.errors import LandscapeError, one_line
 from landscape.plot import mpl
-from landscape.surface import Surface
+from landscape.surface_file import Surface
 
-
-def _label(quantity: str) -> str:
-    return {"loss": "loss", "acc": "accuracy (%)"}.get(quantity, quantity)
+KINDS = ("contour", "contourf", "heatmap", "3d")
+FORMATS = ("png", "pdf", "svg")
 
 
 def save_figure(fig: Figure, prefix: str, name: str, formats: Sequence[str], dpi: int = 150) -> list[str]:
@@ -24,38 +23,46 @@ def save_figure(fig: Figure, prefix: str, name: str, formats: Sequence[str], dpi
         try:
             fig.savefig(path, dpi=dpi, bbox_inches="tight")
         except OSError as exc:
-            raise LandscapeError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+            raise LandscapeError(f"cannot write {path!r}: {one_line(exc.strerror or exc)}") from None
         paths.append(path)
     return paths
 
 
 def figures(surface: Surface, levels: int = 30, vmin: float | None = None, vmax: float | None = None,
-            log: bool = False, kinds: Sequence[str] | None = None,
-            quantity: str = "loss") -> dict[str, Figure]:
+            scale: str = "auto", kinds: Sequence[str] | None = None, quantity: str = "loss",
+            step: float | None = None, xlim: tuple[float, float] | None = None) -> dict[str, Figure]:
     """The standard figures of ``surface`` by name: ``1d`` for a 1D surface, else ``contour``,
     ``contourf``, ``heatmap`` and ``3d`` (or those of ``kinds``). No pyplot, no global state."""
     title = surface.title()
     if surface.ndim == 1:
         fig = Figure(figsize=(6, 4), layout="constrained")
         ax = fig.subplots()
-        mpl.plot_1d(ax, surface, log=log)
+        mpl.plot_1d(ax, surface, quantity, scale="log" if scale == "log" else "linear", vmin=vmin, vmax=vmax,
+                    xlim=xlim)
         ax.set_title(title, fontsize=9)
         return {"1d": fig}
+    if surface.ndim == 3:
+        raise LandscapeError("a volume (3 directions) has no static figures: draw it with the VTK or HTML views")
     draws = {"contour": mpl.contour, "contourf": mpl.contourf, "heatmap": mpl.heatmap}
+    sc = mpl.surface_scale(surface, quantity, levels, vmin, vmax, scale, step)
     out = {}
-    for kind in kinds or ("contour", "contourf", "heatmap", "3d"):
+    for kind in kinds or KINDS:
         if kind != "3d" and kind not in draws:
-            raise LandscapeError(f"unknown plot kind {kind!r} (contour, contourf, heatmap, 3d)")
-        fig = Figure(figsize=(7, 5.5) if kind == "3d" else (6, 5))
+            raise LandscapeError(f"unknown plot kind {kind!r} ({', '.join(KINDS)})")
         if kind == "3d":
+            fig = Figure(figsize=(7, 5.5), layout="constrained")
             ax = fig.add_subplot(projection="3d")
-            art = mpl.surface3d(ax, surface, quantity, vmin=vmin, vmax=vmax, log=log)
-            fig.colorbar(art, ax=ax, shrink=0.6, pad=0.1)
+            # a height on a log scale turns a basin into a spike: 3D is linear unless --log is asked for
+            log3d = scale == "log"
+            art = mpl.surface3d(ax, surface, quantity, vmin=vmin, vmax=vmax, scale="log" if log3d else "linear")
+            cbar = fig.colorbar(art, ax=ax, shrink=0.6, pad=0.08)
+            label = surface.label(quantity)
+            cbar.set_label(f"log10 {label}" if log3d else label)
         else:
+            fig = Figure(figsize=(6, 5), layout="constrained")
             ax = fig.subplots()
-            kw = {"levels": levels} if kind != "heatmap" else {}
-            art = draws[kind](ax, surface, quantity, vmin=vmin, vmax=vmax, log=log, **kw)
-            mpl.colorbar(fig, art, ax, _label(quantity), log)
+            art = draws[kind](ax, surface, quantity, levels=sc)
+            mpl.colorbar(fig, art, ax, surface.label(quantity), sc)
         ax.set_title(title, fontsize=9)
         out[kind] = fig
     return out
@@ -63,16 +70,80 @@ def figures(surface: Surface, levels: int = 30, vmin: float | None = None, vmax:
 
 def render(surface: Surface, prefix: str, formats: Sequence[str] = ("png", "pdf"),
            levels: int = 30, vmin: float | None = None, vmax: float | None = None,
-           log: bool = False, kinds: Sequence[str] | None = None,
-           quantity: str = "loss", dpi: int = 150) -> list[str]:
+           scale: str = "auto", kinds: Sequence[str] | None = None,
+           quantity: str = "loss", dpi: int = 150, step: float | None = None,
+           xlim: tuple[float, float] | None = None) -> list[str]:
     """Write the :func:`figures` of ``surface`` as ``{prefix}_{kind}.{fmt}``; return their paths."""
     for fmt in formats:
-        if fmt not in ("png", "pdf", "svg"):
-            raise LandscapeError(f"unknown figure format {fmt!r} (png, pdf, svg)")
+        if fmt not in FORMATS:
+            raise LandscapeError(f"unknown figure format {fmt!r} ({', '.join(FORMATS)})")
     out_dir = os.path.dirname(os.path.abspath(prefix))
     if not os.path.isdir(out_dir):
         raise LandscapeError(f"output folder {out_dir!r} does not exist")
     paths: list[str] = []
-    for kind, fig in figures(surface, levels, vmin, vmax, log, kinds, quantity).items():
+    for kind, fig in figures(surface, levels, vmin, vmax, scale, kinds, quantity, step, xlim).items():
         paths += save_figure(fig, prefix, kind, formats, dpi)
     return paths
+
+
+def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[str] | None = None,
+               formats: Sequence[str] = ("png", "pdf"), levels: int = 30, vmin: float | None = None,
+               vmax: float | None = None, scale: str = "auto", step: float | None = None,
+               xlim: tuple[float, float] | None = None, dpi: int = 150, quantity: str = "loss",
+               html: bool = False, vtk: bool = False, compare: bool = False, twin: bool = False,
+               trajectory: str | None = None, static: bool | None = None) -> list[tuple[str, list[str]]]:
+    """Every view of the surface files ``paths`` that the options ask for (what ``landscape-plot``
+    does): the static figures, an HTML page, a VTK file, a comparison of all of them on one scale,
+    the optimization path over the contours. Every file is read (and verified) before anything is
+    drawn. Returns ``(source, written files)`` pairs."""
+    from landscape.surface_file import read_surface
+    from landscape.trajectory_file import read_trajectory
+
+    if levels < 2:
+        raise LandscapeError(f"at least 2 contour levels are needed, got {levels}")
+    if out and len(paths) > 1 and not compare:
+        raise LandscapeError("one figure prefix names the figures of one surface; give one surface file with it")
+    surfaces = [read_surface(p) for p in paths]
+    for s in surfaces:
+        s.quantity(quantity)  # every file has the quantity, or the error lists what it has
+    traj = read_trajectory(trajectory, directions=False) if trajectory else None
+    static = static if static is not None else not (html or vtk or compare or trajectory)
+    done: list[tuple[str, list[str]]] = []
+    if compare:
+        from landscape.plot.compare import compare_figure
+
+        written: list[str] = []
+        ndim = surfaces[0].ndim
+        for kind in ([k for k in (kinds or KINDS) if k != "3d"] or ["contour"]) if ndim == 2 else ["1d"]:
+            fig = compare_figure(surfaces, quantity, kind if kind != "1d" else "contour", levels=levels, vmin=vmin,
+                                 vmax=vmax, scale=scale, step=step, twin=twin, xlim=xlim)
+            written += save_figure(fig, out or "compare", kind, formats, dpi)
+        done.append(("compare", written))
+    for path, surface in zip(paths, surfaces, strict=True):
+        prefix = out if out and not compare else os.path.splitext(path)[0]
+        written = []
+        if static:
+            written += render(surface, prefix, formats, levels, vmin, vmax, scale, kinds, quantity, dpi, step, xlim)
+        if traj is not None:
+            from landscape.plot.path import trajectory_figure
+
+            if surface.ndim != 2:
+                raise LandscapeError("an optimization path is drawn over a 2D surface; this one is "
+                                     f"{surface.ndim}D")
+            fig = trajectory_figure(traj, surface, quantity, levels=levels, scale=scale, vmin=vmin, vmax=vmax,
+                                    step=step)
+            written += save_figure(fig, prefix, "trajectory", formats, dpi)
+        if html:
+            from landscape.plot.interactive import write_html
+
+            written.append(write_html(surface, f"{prefix}.html", quantity, scale == "log", trajectory=traj))
+        if vtk:
+            from landscape.plot.vtk import write_vti, write_vtk
+
+            if surface.ndim == 3:
+                written.append(write_vti(surface, f"{prefix}.vti"))
+            else:
+                written.append(write_vtk(surface, f"{prefix}.vts", quantity, scale == "log", zmax=vmax))
+        if written:
+            done.append((path, written))
+    return done

@@ -21,7 +21,7 @@ import numpy as np
 
 from landscape.errors import LandscapeError
 from landscape.files import write_text
-from landscape.surface import Surface
+from landscape.surface_file import Surface
 
 HIDDEN_POINT = 2  # vtkDataSetAttributes::HIDDENPOINT
 TYPES = {np.dtype("<f8"): "Float64", np.dtype("uint8"): "UInt8"}
@@ -39,8 +39,8 @@ def height(values: np.ndarray, log: bool = False, zmax: float | None = None) -> 
 
 
 def _vtk_order(a: np.ndarray) -> np.ndarray:
-    """``[i, j]`` arrays to VTK's point order, x varying fastest."""
-    return np.asarray(a).ravel(order="F")
+    """Meshgrid-order arrays (``[j, i]``, ``[k, j, i]``) are already VTK's point order: x fastest."""
+    return np.asarray(a).ravel()
 
 
 def _data_array(name: str | None, data: np.ndarray, components: int = 1) -> str:
@@ -62,20 +62,20 @@ def write_vtk(surface: Surface, path: str | os.PathLike, quantity: str = "loss",
     """
     path = os.fspath(path)
     if surface.ndim != 2:
-        raise LandscapeError("a VTK surface needs a 2D surface (this one is 1D)")
-    key = f"{surface.split}_{quantity}"
-    if key not in surface.values:
-        raise LandscapeError(f"the surface has no {key!r} (it has {', '.join(surface.values)})")
-    z = height(surface.values[key], log, zmax)
+        raise LandscapeError(f"a VTK surface needs a 2D surface (this one is {surface.ndim}D; volumes: write_vti)")
+    key = surface.key(quantity)
+    z = height(surface.quantity(quantity), log, zmax)
     finite = np.isfinite(z)
-    floor = float(z[finite].min()) if finite.any() else 0.0
-    xx, yy = np.meshgrid(surface.x, surface.y, indexing="ij")
+    if not finite.any():
+        raise LandscapeError(f"{surface.label(quantity)} has no finite value to draw")
+    floor = float(z[finite].min())
+    xx, yy = np.meshgrid(surface.x, surface.y)
     zz = np.where(finite, z, floor)
     points = np.stack([_vtk_order(xx), _vtk_order(yy), _vtk_order(zz)], axis=1)
     ghost = np.where(_vtk_order(finite), 0, HIDDEN_POINT).astype(np.uint8)
     arrays = {name: _vtk_order(v) for name, v in surface.values.items()}
     arrays["z"] = _vtk_order(z)
-    nx, ny = surface.shape
+    ny, nx = surface.shape
     extent = f"0 {nx - 1} 0 {ny - 1} 0 0"
     point_data = "\n".join([_data_array(n, a) for n, a in arrays.items()]
                            + [_data_array("vtkGhostType", ghost)])
@@ -84,11 +84,35 @@ def write_vtk(surface: Surface, path: str | os.PathLike, quantity: str = "loss",
         '<VTKFile type="StructuredGrid" version="1.0" byte_order="LittleEndian" '
         'header_type="UInt64">\n'
         f'<StructuredGrid WholeExtent="{extent}">\n<Piece Extent="{extent}">\n'
-        f'<PointData Scalars={quoteattr(key)}>\n{point_data}\n</PointData>\n'
+        f'<PointData Scalars={quoteattr(key if key in surface.values else "z")}>\n{point_data}\n</PointData>\n'
         f'<Points>\n{_data_array(None, points, 3)}\n</Points>\n'
         '</Piece>\n</StructuredGrid>\n</VTKFile>\n'
     )
     return write_text(path, xml, "ascii")
 
 
-__all__ = ["height", "write_vtk"]
+
+
+def write_vti(surface: Surface, path: str | os.PathLike) -> str:
+    """Write a volume (3 directions) as VTK image data (``.vti``) for ParaView's volume rendering:
+    every quantity is a point-data scalar, NaN kept; the grid spacing is the axes' spacing."""
+    path = os.fspath(path)
+    if surface.ndim != 3:
+        raise LandscapeError(f"VTK image data is for volumes (3 directions); this surface is {surface.ndim}D")
+    nx, ny, nz = (len(c) for c in surface.coords)
+    origin = " ".join(f"{c[0]:.17g}" for c in surface.coords)
+    spacing = " ".join(f"{(c[-1] - c[0]) / max(1, len(c) - 1):.17g}" for c in surface.coords)
+    extent = f"0 {nx - 1} 0 {ny - 1} 0 {nz - 1}"
+    first = surface.key("loss") if surface.key("loss") in surface.values else next(iter(surface.values))
+    arrays = "\n".join(_data_array(n, _vtk_order(v)) for n, v in surface.values.items())
+    xml = (
+        '<?xml version="1.0"?>\n'
+        '<VTKFile type="ImageData" version="1.0" byte_order="LittleEndian" header_type="UInt64">\n'
+        f'<ImageData WholeExtent="{extent}" Origin="{origin}" Spacing="{spacing}">\n'
+        f'<Piece Extent="{extent}">\n<PointData Scalars={quoteattr(first)}>\n{arrays}\n</PointData>\n'
+        '<CellData>\n</CellData>\n</Piece>\n</ImageData>\n</VTKFile>\n'
+    )
+    return write_text(path, xml, "ascii")
+
+
+__all__ = ["height", "write_vti", "write_vtk"]

@@ -1,0 +1,551 @@
+"""Computing a surface: ``landscape.surface(model, data, x=..., y=...)``, the one function that
+every CLI, notebook and script calls.
+
+model + data -> directions -> grid -> metrics at every point (the model moved in place by a
+:class:`landscape.params.Mover`) -> :func:`landscape.parallel.map_points` (MPI when launched by
+``mpirun``, else serial) -> the surface file, written by rank 0 alone.
+
+Every rank runs the same call: it builds the model, data and directions itself (random
+directions come from the seed, checked by checksum across ranks), rank 0 alone probes the batch
+size, opens the file and hands out the points. Resuming is checked by construction: everything
+the values depend on (grid coordinates, the model's tensors, the data's checksum, directions,
+each metric's configuration) is collected into the file's ``inputs`` and compared on resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+from landscape._version import __version__
+from landscape.batches import forward
+from landscape.batchnorm import BatchNormRecompute, has_batchnorm
+from landscape.directions import directions_checksum, random_directions, save_directions
+from landscape.errors import LandscapeError
+from landscape.evaluate import Evaluation, resolve_device
+from landscape.files import OutputLock, remove_stale_temporaries
+from landscape.grid import Grid, make_axis
+from landscape.metrics import Context, Point, as_metric, check_names, config_of, values_of
+from landscape.parallel import collective, local_rank_and_size, map_points, on_root, same_everywhere, world
+from landscape.params import DIR_TYPES, Mover, place_, snapshot, uses_channels_last
+from landscape.surface_file import (
+    ConfigMismatch,
+    DamagedFile,
+    Surface,
+    new_surface,
+    peek_attrs,
+    read_surface,
+    repair_surface,
+    write_surface,
+)
+from landscape.threads import threads as using_threads
+
+MAX_POINTS = 1_000_000
+# What is refreshed on resume rather than checked: it says how this run went, not what it computed.
+CONTEXT_KEYS = ("command", "batch_size", "mpi_ranks", "device", "hostname", "threads_per_rank", "compile",
+                "torch_version", "landscape_version", "numpy_version", "h5py_version", "python_version")
+
+
+def directions_path(out: str) -> str:
+    """Where a surface's own directions go: ``surface.h5`` -> ``surface.dirs.h5``."""
+    root, ext = os.path.splitext(out)
+    return f"{root}.dirs{ext or '.h5'}"
+
+
+def tensors_checksum(tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of named tensors' names, dtypes, shapes and bytes: the identity of a model's point."""
+    h = hashlib.sha256()
+    for name, t in tensors.items():
+        c = t.detach().cpu().contiguous()
+        h.update(f"{name}|{c.dtype}|{tuple(c.shape)}|".encode())
+        h.update((c.float() if c.dtype == torch.bfloat16 else c).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _splits(data) -> dict[str, object]:
+    """``data`` as ``{split: data}``: a mapping of splits as it is, anything else is ``train``."""
+    if isinstance(data, Mapping) and data and all(isinstance(k, str) for k in data) and \
+            not any(torch.is_tensor(v) for v in data.values()):
+        return dict(data)
+    return {"train": data}
+
+
+def _check_directions(directions, ndim: int, origin: Mapping[str, torch.Tensor]) -> list[dict]:
+    dirs = list(directions)
+    if len(dirs) != ndim:
+        raise LandscapeError(f"a {ndim}D grid needs {ndim} directions, got {len(dirs)}")
+    out = []
+    for d in dirs:
+        if not isinstance(d, Mapping):
+            raise LandscapeError("a direction is a dict of tensors named like the model's")
+        out.append({k: torch.as_tensor(d[k]).detach().cpu().float() if k in d else torch.zeros(v.shape)
+                    for k, v in origin.items()})
+        extra = [k for k in d if k not in origin]
+        if extra:
+            raise LandscapeError(f"a direction names tensors the model does not have: {', '.join(extra[:3])}")
+    return out
+
+
+def _metrics(metrics) -> list:
+    if metrics is None:
+        return []
+    if isinstance(metrics, Mapping):
+        return [as_metric(name, m) for name, m in metrics.items()]
+    return [as_metric(getattr(m, "__name__", type(m).__name__), m) for m in metrics]
+
+
+def _python_command(kwargs: Mapping) -> str:
+    shown = []
+    for k, v in kwargs.items():
+        if isinstance(v, str | int | float | bool | tuple | type(None)):
+            shown.append(f"{k}={v!r}")
+        else:
+            shown.append(f"{k}=<{type(v).__name__}>")
+    return "python API: landscape.surface(model, data, " + ", ".join(shown) + ")"
+
+
+WHAT = {"directions": "the directions differ (another seed, normalization, or directions file)",
+        "model": "the model differs (other weights or another class)",
+        "coordinates": "the grid's coordinates differ", "grid": "the grid differs",
+        "dir_type": "the direction type differs", "bn_recompute": "the BatchNorm recomputation differs"}
+
+
+def _mismatch(old: Mapping, new: Mapping) -> str | None:
+    """A sentence naming the first input that differs between a file and this run, or None."""
+    old_core = {k: v for k, v in old.items() if k != "metrics"}
+    new_core = {k: v for k, v in new.items() if k != "metrics"}
+    for key in ("grid", "coordinates", "model", "dir_type", "directions", "bn_recompute"):
+        if old_core.get(key) != new_core.get(key):
+            a, b = old_core.get(key), new_core.get(key)
+            shown = f": {a!r} in the file, {b!r} now" if key in ("grid", "dir_type", "bn_recompute") else ""
+            return WHAT[key] + shown
+    for key in sorted(set(old_core) | set(new_core)):
+        if old_core.get(key) != new_core.get(key):
+            a, b = old_core.get(key), new_core.get(key)
+            if isinstance(a, Mapping) and isinstance(b, Mapping):
+                sub = next((k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)), "")
+                return f"{key} {sub}: {a.get(sub)!r} in the file, {b.get(sub)!r} now"
+            return f"{key}: {a!r} in the file, {b!r} now"
+    old_m = old.get("metrics", {})
+    for name, cfg in new.get("metrics", {}).items():
+        if name in old_m and old_m[name] != cfg:
+            sub = next((k for k in sorted(set(old_m[name]) | set(cfg)) if old_m[name].get(k) != cfg.get(k)), "")
+            what = {"data": "the data differ (checksum)", "samples": "the number of samples differs"}.get(sub)
+            return (f"{name}: {what}" if what else
+                    f"{name} was computed with {sub} {old_m[name].get(sub)!r}, now {cfg.get(sub)!r}")
+    return None
+
+
+def surface(
+    model: nn.Module,
+    data,
+    *,
+    x,
+    y=None,
+    z=None,
+    loss_fn: str | Callable | None = None,
+    accuracy_fn: str | Callable | None = "auto",
+    directions: Sequence[Mapping[str, torch.Tensor]] | None = None,
+    dir_type: str = "weights",
+    norm: str | Sequence[str] = "filter",
+    ignore: str | Sequence[str] = "biasbn",
+    seed: int = 0,
+    semantics: str = "landscape",
+    metrics: Mapping | Sequence | None = None,
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    repair: bool = False,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+    compile: bool = False,
+    threads: int | None = None,
+    bn_recompute: int = 0,
+    bn_data=None,
+    forward_fn: Callable = forward,
+    comm=None,
+    chunk_size: int = 1,
+    flush_seconds: float = 2.0,
+    max_points: int | None = MAX_POINTS,
+    progress: bool = True,
+    provenance: Mapping | None = None,
+    directions_out: str | None = None,
+    extras: Mapping[str, np.ndarray] | None = None,
+) -> Surface:
+    """The loss surface of ``model`` around its current parameters.
+
+    ``data``: a :class:`landscape.Dataset`, ``(X, y)`` tensors, a torch ``Dataset``, a
+    ``DataLoader`` (any re-iterable of batches: tensors, tuples or dicts), or a mapping
+    ``{split: data}`` to evaluate several splits (``train_loss``, ``test_loss``, ...). In-memory
+    data is held on the device once; a loader too big for memory is streamed.
+    ``loss_fn(output, batch) -> mean loss`` (or "crossentropy", "mse"); ``accuracy_fn`` likewise
+    ("auto": argmax accuracy for class labels). Means are weighted by batch size.
+    ``x``, ``y``, ``z``: ``(min, max, num)``, ``"MIN:MAX:NUM"`` or an :class:`landscape.grid.Axis`.
+    ``directions``: your own (dicts of tensors named like ``model``'s), else random ones with
+    ``norm``/``ignore`` (one for all axes, or one per axis), ``seed`` and ``semantics``.
+    ``metrics``: extra quantities at every point, ``{name: fn(model) -> float}`` or metric objects
+    (see :mod:`landscape.metrics`). ``out``: the surface file (resumed when it exists and matches;
+    a damaged one is refused, or with ``repair`` its verified points are kept). ``bn_recompute``:
+    re-estimate BatchNorm statistics from that many batches of ``bn_data`` (default: the data) at
+    every point. ``extras``: arrays stored with the surface (e.g. ``sample_indices``). With ``out``,
+    the directions are written beside it (``directions_out``, default
+    ``OUT.dirs.h5``; ``""``: not written, e.g. when they came from a file named in ``provenance``).
+    Under ``mpirun`` every rank calls this and every rank gets the result.
+
+    ``model`` is used in place (moved to ``device``) and put back at its origin, on its device and
+    in its mode afterwards, also when the call raises. The thread count is restored too.
+    """
+    comm = comm or world()
+    local_rank, local_size = local_rank_and_size(comm)
+    kwargs = {"x": x, "y": y, "z": z, "dir_type": dir_type, "norm": norm, "ignore": ignore, "seed": seed,
+              "out": out, "batch_size": batch_size, "device": device, "precision": precision}
+    provenance = dict(provenance or {})
+    provenance.setdefault("command", _python_command(kwargs))
+    out = os.fspath(out) if out is not None else None
+    if out == "":
+        raise LandscapeError("the output file name is empty")
+    was_training = model.training
+    home = next((t.device for t in model.state_dict().values()), torch.device("cpu"))
+    with using_threads(threads, local_size) as n_threads:
+        state = collective(comm, lambda: _setup(
+            model, data, comm, local_rank, x, y, z, loss_fn, accuracy_fn, directions, dir_type, norm, ignore,
+            seed, semantics, metrics, out, batch_size, device, precision, compile, bn_recompute, bn_data,
+            forward_fn))
+        try:
+            state["extras"] = dict(extras or {})
+            return _run(state, comm, out, overwrite, repair, chunk_size, flush_seconds, max_points, progress,
+                        provenance, directions_out, n_threads)
+        finally:
+            state["mover"].restore_()
+            if state["bn"] is not None:
+                state["bn"].restore_()
+            model.to(home)
+            model.train(was_training)
+
+
+def _setup(model, data, comm, local_rank, x, y, z, loss_fn, accuracy_fn, directions, dir_type, norm, ignore,
+           seed, semantics, metrics, out, batch_size, device, precision, compile, bn_recompute, bn_data,
+           forward_fn) -> dict:
+    """Everything a rank needs before the points: grid, device, metrics set up, mover."""
+    if dir_type not in DIR_TYPES:
+        raise LandscapeError(f"dir_type must be one of {', '.join(DIR_TYPES)}, got {dir_type!r}")
+    axes = [make_axis(a) for a in (x, y, z) if a is not None]
+    if y is None and z is not None:
+        raise LandscapeError("a z axis needs a y axis")
+    grid = Grid(*axes)
+    dev = resolve_device(device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", local_rank % torch.cuda.device_count())  # this rank's GPU on its node
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    splits = _splits(data)
+    first = next(iter(splits.values()))
+    sample = first.x[:1] if hasattr(first, "x") else (
+        first[0][:1] if isinstance(first, tuple | list) and first and torch.is_tensor(first[0]) else None)
+    place_(model, dev, uses_channels_last(model, sample))
+    model.eval()
+    origin = snapshot(model, dir_type)
+    cpu_origin = {k: v.detach().cpu() for k, v in origin.items()}
+    if directions is not None:
+        dirs = _check_directions(directions, grid.ndim, cpu_origin)
+    else:
+        dirs = random_directions(cpu_origin, grid.ndim, norm, ignore, seed, semantics)
+    mover = Mover(model, origin, dirs, dir_type)
+
+    # Batch sizes: the user's; else those of the file being resumed; else rank 0's probe.
+    sizes = {}
+    if batch_size is None and out and os.path.exists(out):
+        recorded = peek_attrs(out).get("batch_size", "")
+        try:
+            sizes = json.loads(recorded) if isinstance(recorded, str) and recorded.startswith("{") else {}
+        except ValueError:
+            sizes = {}
+    evaluations = [Evaluation(d, s, loss_fn, accuracy_fn, batch_size or sizes.get(s), precision, compile,
+                              forward_fn) for s, d in splits.items()]
+    context = Context(model, dev, grid=grid, rank=comm.rank)
+    return {"grid": grid, "device": dev, "model": model, "origin": origin, "dirs": dirs, "mover": mover,
+            "evaluations": evaluations, "extra": _metrics(metrics), "context": context, "dir_type": dir_type,
+            "norm": norm, "ignore": ignore, "seed": seed if directions is None else "", "semantics": semantics,
+            "user_directions": directions is not None, "bn_recompute": bn_recompute, "bn_data": bn_data,
+            "forward_fn": forward_fn, "bn": None, "batch_size": batch_size}
+
+
+def _setup_metrics(state: dict, comm) -> list:
+    """Set every metric up on this rank; rank 0 probes the batch sizes and the others take them."""
+    ctx, evaluations = state["context"], state["evaluations"]
+
+    def setup_evaluations():
+        for e in evaluations:
+            e.setup(ctx)
+        return [e.batch_size for e in evaluations]
+
+    if comm.size > 1 and state["batch_size"] is None:
+        sizes = on_root(comm, setup_evaluations)  # only rank 0 probes: one batch size everywhere
+        if comm.rank != 0:
+            def take():
+                for e, b in zip(evaluations, sizes, strict=True):
+                    e.batch_size = b
+                return setup_evaluations()
+            collective(comm, take)
+        else:
+            collective(comm, lambda: None)
+    else:
+        collective(comm, setup_evaluations)
+    ctx.data = evaluations[0].batches
+    ctx.loss_fn = evaluations[0].loss_fn
+    metrics = [*evaluations, *state["extra"]]
+
+    def setup_rest():
+        for m in state["extra"]:
+            if hasattr(m, "setup"):
+                m.setup(ctx)
+        if state["bn_recompute"]:
+            from landscape.batches import as_batches
+
+            if not has_batchnorm(state["model"]):
+                raise LandscapeError("BatchNorm statistics cannot be recomputed: the model has no BatchNorm")
+            batches = (as_batches(state["bn_data"], state["device"], evaluations[0].batch_size or 256)
+                       if state["bn_data"] is not None else ctx.data)
+            state["bn"] = BatchNormRecompute(state["model"], batches, state["bn_recompute"], state["forward_fn"])
+        check_names(metrics)
+
+    collective(comm, setup_rest)
+    return metrics
+
+
+def _inputs(state: dict, metrics: list) -> dict:
+    """Everything the values depend on (checked on resume), built from the objects themselves."""
+    grid = state["grid"]
+    coords = hashlib.sha256(b"".join(np.asarray(c, dtype="<f8").tobytes() for c in grid.coordinates()))
+    model = state["model"]
+    core = {
+        "grid": grid.specs(), "coordinates": coords.hexdigest(),
+        "model": f"{type(model).__module__}.{type(model).__qualname__}:{tensors_checksum(state['origin'])}",
+        "dir_type": state["dir_type"], "directions": directions_checksum(state["dirs"]),
+        "bn_recompute": state["bn"].config() if state["bn"] is not None else 0,
+    }
+    per_name = {}
+    for m in metrics:
+        cfg = config_of(m)
+        for n in m.names:
+            per_name[n] = cfg
+    return {**core, "metrics": per_name}
+
+
+def _provenance(state: dict, metrics: list, comm, n_threads: int, extra: Mapping) -> dict:
+    evaluations = state["evaluations"]
+    grid = state["grid"]
+    norm, ignore = state["norm"], state["ignore"]
+
+    def per_axis(v) -> str:
+        values = [v] if isinstance(v, str) else list(v)[:grid.ndim]
+        return values[0] if len(set(values)) == 1 else ",".join(values)
+
+    attrs = {
+        "landscape_version": __version__, "torch_version": torch.__version__, "numpy_version": np.__version__,
+        "h5py_version": h5py.__version__, "python_version": platform.python_version(),
+        "hostname": platform.node(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model_class": f"{type(state['model']).__module__}.{type(state['model']).__qualname__}",
+        "model_tensors_sha256": tensors_checksum(state["origin"]),
+        "split": ",".join(e.split for e in evaluations),
+        "samples": evaluations[0].evaluator.n,
+        "loss": evaluations[0].loss_name, "dir_type": state["dir_type"],
+        "norm": "" if state["user_directions"] else per_axis(norm),
+        "ignore": "" if state["user_directions"] else per_axis(ignore),
+        "seed": state["seed"], "semantics": state["semantics"],
+        "directions_sha256": directions_checksum(state["dirs"]),
+        "precision": evaluations[0].precision, "compile": evaluations[0].compile,
+        "device": str(state["device"]), "mpi_ranks": comm.size, "threads_per_rank": n_threads,
+        "batch_size": json.dumps({e.split: e.batch_size for e in evaluations}),
+        "metrics": ",".join(n for m in metrics for n in m.names),
+        "bn_recompute": state["bn"].num_batches if state["bn"] is not None else 0,
+    }
+    for axis, spec in zip("xyz", grid.specs(), strict=False):
+        attrs[f"{axis}spec"] = spec
+    attrs.update(extra)
+    return attrs
+
+
+def _open(out: str, state: dict, names: list[str], inputs: dict, attrs: dict, overwrite: bool, repair: bool,
+          directions_out: str | None, locks: list) -> Surface:
+    """Rank 0: resume the existing file when it matches, else start a new one (never clobber)."""
+    grid = state["grid"]
+    out_dir = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(out_dir):
+        raise LandscapeError(f"output folder {out_dir!r} does not exist")
+    if not os.access(out_dir, os.W_OK):
+        raise LandscapeError(f"output folder {out_dir!r} is not writable")
+    if os.path.isdir(out):
+        raise LandscapeError(f"output {out!r} is a folder")
+    locks.append(OutputLock(out).acquire())
+    dpath = directions_path(out) if directions_out is None else directions_out
+    if dpath:
+        locks.append(OutputLock(dpath).acquire())
+        remove_stale_temporaries(dpath)
+    remove_stale_temporaries(out)
+    surface = None
+    if os.path.exists(out) and not overwrite:
+        try:
+            old = read_surface(out)
+        except DamagedFile:
+            if not repair:
+                raise
+            old, kept = repair_surface(out, grid.coordinates(), inputs)
+            old.attrs["repaired"] = f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}: kept {kept} of {grid.size} points"
+        recorded = old.inputs()
+        if not recorded:
+            raise LandscapeError(f"{out!r} holds a surface that does not record its inputs (another tool, or "
+                                 "landscape 0.1), so it cannot be resumed safely")
+        reason = _mismatch(recorded, inputs)
+        if reason:
+            raise ConfigMismatch(f"{out!r} holds a surface of another configuration ({reason})")
+        for n in names:
+            old.add(n)
+        old.attrs.update({k: attrs[k] for k in CONTEXT_KEYS if k in attrs})
+        old.attrs["inputs"] = json.dumps({**inputs, "metrics": {**recorded.get("metrics", {}),
+                                                                **inputs["metrics"]}}, sort_keys=True)
+        old.attrs["metrics"] = ",".join(old.values)
+        old.attrs["resumed"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        surface = old
+    if surface is None:
+        surface = new_surface(grid.coordinates(), names, attrs)
+        surface.attrs["inputs"] = json.dumps(inputs, sort_keys=True)
+        surface.extras.update(state["extras"])
+    if dpath:
+        _save_directions(dpath, state, attrs, overwrite)
+    if dpath:
+        surface.attrs["directions_file"] = os.path.abspath(dpath)
+    write_surface(out, surface)
+    return surface
+
+
+def _save_directions(dpath: str, state: dict, attrs: Mapping, overwrite: bool) -> None:
+    """Write the run's directions beside the surface, never replacing other directions silently."""
+    from landscape.directions import load_directions
+
+    checksum = directions_checksum(state["dirs"])
+    if os.path.exists(dpath):
+        try:
+            same = directions_checksum(load_directions(dpath)[0][:len(state["dirs"])]) == checksum
+        except LandscapeError:
+            same = False
+        if same:
+            return
+        if not overwrite:
+            raise ConfigMismatch(f"{dpath!r} holds other directions (other surfaces may use them)")
+    keys = ("dir_type", "norm", "ignore", "seed", "semantics", "arch", "model_class", "model_tensors_sha256",
+            "landscape_version")
+    save_directions(dpath, state["dirs"], {k: attrs[k] for k in keys if k in attrs})
+
+
+def _run(state, comm, out, overwrite, repair, chunk_size, flush_seconds, max_points, progress, provenance,
+         directions_out, n_threads) -> Surface:
+    grid = state["grid"]
+    same_everywhere(comm, directions_checksum(state["dirs"]), "the directions")
+    metrics = _setup_metrics(state, comm)
+    ctx, model, mover, bn = state["context"], state["model"], state["mover"], state["bn"]
+
+    def job_for(need: Mapping[int, list[int]] | None):
+        def job(p: int) -> dict:
+            coords = grid.point(p)
+            mover.move_(coords)
+            if bn is not None:
+                bn()
+            ctx.point = Point(p, coords)
+            values: dict[str, float] = {}
+            for m_index in (need[p] if need is not None else range(len(metrics))):
+                m = metrics[m_index]
+                values.update(values_of(m, m(model)))
+            return values
+        return job
+
+    if max_points is not None and grid.size > max_points:
+        t0 = time.perf_counter()
+        job_for(None)(0)
+        seconds = (time.perf_counter() - t0) * grid.size / comm.size
+        raise LandscapeError(f"the grid has {grid.size:,} points (more than {max_points:,}); at "
+                             f"{seconds / grid.size * comm.size:.2g} s per point on {comm.size} rank(s) that is "
+                             f"about {seconds / 3600:.3g} hours; allow it explicitly to go ahead")
+    names = [n for m in metrics for n in m.names]
+    inputs = _inputs(state, metrics)
+    locks: list[OutputLock] = []
+
+    def open_output():
+        attrs = _provenance(state, metrics, comm, n_threads, provenance)
+        if out is None:
+            s = new_surface(grid.coordinates(), names, attrs)
+            s.attrs["inputs"] = json.dumps(inputs, sort_keys=True)
+            s.extras.update(state["extras"])
+            return s
+        return _open(out, state, names, inputs, attrs, overwrite, repair, directions_out, locks)
+
+    try:
+        surf = on_root(comm, open_output)
+        # Which metrics each pending point still needs: rank 0 knows, and tells every rank.
+        plan = None
+        if comm.rank == 0:
+            plan = {}
+            for m_index, m in enumerate(metrics):
+                for p in surf.pending(list(m.names)):
+                    plan.setdefault(int(p), []).append(m_index)
+        plan = comm.bcast(plan, root=0)
+        surf = _compute(surf, comm, plan, job_for(plan), out, chunk_size, flush_seconds, progress)
+    finally:
+        for lock in locks:
+            lock.release()
+    surf = comm.bcast(surf, root=0) if comm.size > 1 else surf
+    surf.directions = state["dirs"]
+    surf.path = out
+    return surf
+
+
+def _compute(surf: Surface | None, comm, plan: dict, job, out, chunk_size, flush_seconds, progress) -> Surface:
+    pending = sorted(plan)
+    bar = None
+    if comm.rank == 0 and progress and pending:
+        from tqdm import tqdm
+
+        total = int(np.prod(surf.shape))
+        bar = tqdm(total=total, initial=total - len(pending), desc="surface", unit="pt", file=sys.stderr,
+                   dynamic_ncols=True)
+    last_write = time.monotonic()
+
+    def on_result(p: int, values: dict) -> None:
+        nonlocal last_write
+        surf.record(p, values)
+        if bar is not None:
+            bar.update(1)
+        if out is not None and time.monotonic() - last_write >= flush_seconds:
+            write_surface(out, surf)
+            last_write = time.monotonic()
+
+    def save() -> None:
+        if surf is not None and out is not None:
+            write_surface(out, surf)
+
+    try:
+        map_points(job, pending, on_result, comm, chunk_size, on_abort=save)
+    except BaseException:
+        if comm.size == 1:
+            save()  # keep every finished point of an interrupted serial run
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    if comm.rank == 0:
+        surf.attrs["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        save()
+    return surf
+
+
+__all__ = ["MAX_POINTS", "directions_path", "surface", "tensors_checksum"]

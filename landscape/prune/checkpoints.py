@@ -1,0 +1,117 @@
+"""The pruned checkpoint: a state dict that loads into the zoo architecture once it is resized.
+
+Format (plain Python types and tensors only, so ``torch.load(weights_only=True)`` reads it)::
+
+    {
+      "state_dict": {name: tensor},             # the smaller model's weights and statistics
+      "arch": "resnet56",                       # zoo name or package.module:callable
+      "num_classes": 10, "in_channels": 3,
+      "widths": {conv name: out_channels},      # every conv whose filters were pruned
+      "prune": {
+        "plan": {conv name: fraction}, "strategy": "independent" | "greedy",
+        "preset": "resnet56-B" or "", "source": "/abs/path/of/the/unpruned.pt" or "",
+        "source_sha256": hex or "", "input_shape": [3, 32, 32],
+        "flops": int, "params": int, "flops_original": int, "params_original": int,
+      },
+    }
+
+To rebuild: ``model = build_model(arch, num_classes, in_channels)``, ``resize_(model,
+widths_of(checkpoint))``, then load the state dict (``landscape.checkpoint.load_model`` does all
+three).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from landscape.errors import LandscapeError
+from landscape.files import replacing
+from landscape.prune.counts import count
+from landscape.prune.removal import STRATEGIES, conv_widths
+
+
+def save_pruned(
+    path: str | os.PathLike,
+    model: nn.Module,
+    *,
+    original: nn.Module,
+    arch: str,
+    plan: Mapping[str, float],
+    input_shape: Sequence[int],
+    num_classes: int,
+    in_channels: int,
+    strategy: str = "independent",
+    preset: str = "",
+    source: str | os.PathLike | None = None,
+) -> dict:
+    """Write the pruned ``model`` (made from ``original`` by ``plan``) to ``path`` atomically, in
+    the format above; returns the checkpoint dict. ``widths`` are relative to ``arch`` as
+    :func:`landscape.models.build_model` builds it (so a pruned model pruned again rebuilds too);
+    FLOPs and parameters are counted on one input of ``input_shape`` under the paper's convention
+    (:func:`landscape.prune.count`), ``*_original`` for ``original``."""
+    from landscape.checkpoint import sha256
+
+    if strategy not in STRATEGIES:
+        raise LandscapeError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    from landscape.models import build_model
+
+    with torch.device("meta"):  # relative to the architecture as built: the original may be pruned already
+        full = conv_widths(build_model(arch, num_classes=num_classes, in_channels=in_channels))
+    small = conv_widths(model)
+    if set(full) != set(small) or set(small) != set(conv_widths(original)):
+        raise LandscapeError(f"the pruned model's conv layers are not those of {arch}")
+    widths = {k: int(w) for k, w in small.items() if w != full[k]}
+    flops, params = count(model, input_shape)
+    flops0, params0 = count(original, input_shape)
+    src = os.path.abspath(source) if source else ""
+    ckpt = {
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "arch": str(arch),
+        "num_classes": int(num_classes),
+        "in_channels": int(in_channels),
+        "widths": widths,
+        "prune": {
+            "plan": {str(k): float(v) for k, v in plan.items()},
+            "strategy": strategy,
+            "preset": preset or "",
+            "source": src,
+            "source_sha256": sha256(src) if src and os.path.isfile(src) else "",
+            "input_shape": [int(d) for d in input_shape],
+            "flops": int(flops),
+            "params": int(params),
+            "flops_original": int(flops0),
+            "params_original": int(params0),
+        },
+    }
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise LandscapeError(f"output folder {folder!r} does not exist")
+    with replacing(path) as tmp:
+        torch.save(ckpt, tmp)
+    return ckpt
+
+
+def widths_of(checkpoint) -> dict[str, int] | None:
+    """The conv widths a pruned checkpoint records (``{conv name: out_channels}``), or None for a
+    checkpoint of a full-width model (no ``widths`` entry, or an empty one)."""
+    if not isinstance(checkpoint, Mapping) or not checkpoint.get("widths"):
+        return None
+    widths = checkpoint["widths"]
+    if not isinstance(widths, Mapping):
+        raise LandscapeError(f"the checkpoint's 'widths' is a {type(widths).__name__}, not a mapping of "
+                             "conv names to widths")
+    out = {}
+    for k, v in widths.items():
+        if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise LandscapeError(f"the checkpoint's widths hold {k!r}: {v!r}; expected conv names and "
+                                 "positive integers")
+        out[k] = v
+    return out
+
+
+__all__ = ["save_pruned", "widths_of"]

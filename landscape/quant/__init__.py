@@ -1,0 +1,21 @@
+"""Quantized training (Li, De, Xu, Studer, Samet, Goldstein, *Training Quantized Nets: A Deeper
+Understanding*, NIPS'17): BinaryConnect, stochastic rounding and rounding, as training hooks.
+
+In the style of torchao, a config dataclass and one in-place verb::
+
+    hook = quantize_(model, QuantConfig(method="bc", bits=1))   # the model now holds Q(w)
+    train(TrainConfig(...), hooks=[hook])    # or TrainConfig(quant="bc", bits=1), which does this
+
+Pieces: :mod:`landscape.quant.quantizer` (grids, Q_d, Q_s), :mod:`landscape.quant.hook` (the
+update rules), :mod:`landscape.quant.markov` (the paper's 1D Markov-chain illustration:
+``python -m landscape.quant.markov --out markov.png``).
+"""
+
+from landscape.quant.config import QuantConfig
+from landscape.quant.hook import BinaryConnect, QuantHook, Rounding, quantize_, quantized_layers
+from landscape.quant.quantizer import Grid, clip, codes, round_nearest, round_stochastic, scale_of
+
+__all__ = [
+    "BinaryConnect", "Grid", "QuantConfig", "QuantHook", "Rounding", "clip", "codes", "quantize_",
+    "quantized_layers", "round_nearest", "round_stochastic", "scale_of",
+]

@@ -1,0 +1,549 @@
+"""The surface file: one HDF5 file per surface, readable by plain h5py, xarray and the original
+loss-landscape tool's scripts.
+
+Layout (``format_version`` 2):
+
+- ``xcoordinates`` (and ``ycoordinates``, ``zcoordinates``): 1-D dimension scales;
+- one float64 array per quantity (``train_loss``, ``train_acc``, ``test_loss``, ``max_eig``, a
+  metric's own name, ...), NaN until computed, in meshgrid order: shape ``(nx,)``, ``(ny, nx)`` or
+  ``(nz, ny, nx)``, so a 2D array holds the point ``(x[i], y[j])`` at ``[j, i]``, row j for y[j],
+  as the original tool's ``plot_2D.py``, ``h52vtp.py``, ``np.meshgrid`` and matplotlib expect;
+  the scales are attached in that order, so xarray labels the dimensions;
+- ``completed``: 1 where every quantity is computed; ``done/NAME``: 1 where quantity NAME is
+  (a rerun that adds a metric computes only that one);
+- ``point_checksums``: a 64-bit checksum of each point's coordinates, values and what they depend
+  on, so that a damaged file can be repaired keeping exactly the points that verify;
+- ``sample_indices`` when the data was a subset;
+- attributes: the provenance, ``inputs`` (JSON of everything the values depend on: checked on
+  resume), ``format_version`` and ``content_sha256``, a checksum of every dataset and attribute.
+
+Every dataset carries HDF5's ``fletcher32`` checksum too. A file failing either check, or missing a
+part, is :class:`DamagedFile`. Files of format 1 (landscape 0.1, 2D arrays ``[i, j]``) and the
+original tool's files are read in their own layouts and returned in this one.
+
+The file is always rewritten whole to a temporary file that then replaces it, so a run killed at
+any moment leaves the old file or the new one. (Surface files are small: the directions live in
+their own file, referenced by path and SHA-256.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+
+from landscape.errors import LandscapeError, one_line
+from landscape.files import replacing
+
+FORMAT_VERSION = 2
+AXES = ("xcoordinates", "ycoordinates", "zcoordinates")
+EXTRAS = ("sample_indices",)
+STRUCTURE = set(AXES) | {"completed", "done", "point_checksums"} | set(EXTRAS)
+# Quantities computed from stored ones: name -> (the arrays it needs, how)
+DERIVED = {
+    "eig_ratio": (("min_eig", "max_eig"), lambda mn, mx: np.abs(mn / np.where(mx == 0, np.nan, mx))),
+}
+LABELS = {"loss": "loss", "acc": "accuracy (%)", "max_eig": "largest Hessian eigenvalue",
+          "min_eig": "smallest Hessian eigenvalue", "eig_ratio": "|min eig / max eig|"}
+
+
+class ConfigMismatch(LandscapeError):
+    """A file that holds a surface of another configuration than the run's."""
+
+
+class DamagedFile(LandscapeError):
+    """A file of ours that fails its checksums or lacks a part: it is damaged, not another kind."""
+
+    def __init__(self, path: str, reason: str | None = None):
+        super().__init__(path if reason is None else f"{path!r} is damaged ({one_line(reason)})")
+
+
+@dataclass
+class Surface:
+    """A surface in memory: coordinates (x first), value arrays in meshgrid order, per-quantity
+    completion masks and attributes; :attr:`directions` when computed in this process."""
+
+    coords: list[np.ndarray]
+    values: dict[str, np.ndarray]
+    done: dict[str, np.ndarray]
+    attrs: dict = field(default_factory=dict)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. sample_indices
+    directions: list | None = None
+    path: str | None = None  # the file it was read from or written to
+
+    @property
+    def x(self) -> np.ndarray:
+        return self.coords[0]
+
+    @property
+    def y(self) -> np.ndarray | None:
+        return self.coords[1] if len(self.coords) > 1 else None
+
+    @property
+    def z(self) -> np.ndarray | None:
+        return self.coords[2] if len(self.coords) > 2 else None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(c) for c in reversed(self.coords))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.coords)
+
+    @property
+    def names(self) -> list[str]:
+        """The stored quantities."""
+        return list(self.values)
+
+    @property
+    def completed(self) -> np.ndarray:
+        """Where every stored quantity is computed."""
+        if not self.done:
+            return np.zeros(self.shape, dtype=bool)
+        return np.logical_and.reduce([d for d in self.done.values()])
+
+    @property
+    def split(self) -> str:
+        """The split that ``loss``/``acc`` name: the first one evaluated."""
+        split = self.attrs.get("split")
+        if split:
+            return str(split).split(",")[0]
+        first = next((n for n in self.values if n.endswith("_loss")), "train_loss")
+        return first.rsplit("_", 1)[0]
+
+    @property
+    def loss(self) -> np.ndarray:
+        return self.quantity("loss")
+
+    @property
+    def acc(self) -> np.ndarray:
+        return self.quantity("acc")
+
+    def key(self, name: str) -> str:
+        """The stored array that ``name`` means: ``loss``/``acc`` are the first split's."""
+        if name in self.values or name in DERIVED:
+            return name
+        if name in ("loss", "acc", "err"):
+            return f"{self.split}_{name}"
+        return name
+
+    def quantity(self, name: str) -> np.ndarray:
+        """The array of quantity ``name`` (stored, ``loss``/``acc`` of the first split, or derived
+        such as ``eig_ratio``); a :class:`LandscapeError` lists what the surface has."""
+        key = self.key(name)
+        if key in self.values:
+            return self.values[key]
+        if key in DERIVED:
+            needs, fn = DERIVED[key]
+            if all(n in self.values for n in needs):
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    return fn(*(self.values[n] for n in needs))
+        have = ", ".join(self.available()) or "nothing"
+        raise LandscapeError(f"the surface has no {name!r} (it has {have})")
+
+    def available(self) -> list[str]:
+        """Every name :meth:`quantity` accepts."""
+        out = list(self.values)
+        out += [n for n, (needs, _) in DERIVED.items() if all(k in self.values for k in needs)]
+        return out
+
+    def label(self, name: str) -> str:
+        """A human label for a quantity: ``loss``, ``accuracy (%)``, ``test loss``, ..."""
+        key = self.key(name)
+        for suffix in ("loss", "acc"):
+            if key.endswith("_" + suffix):
+                split = key[: -len(suffix) - 1]
+                base = LABELS[suffix]
+                return base if split == self.split else f"{split} {base}"
+        return LABELS.get(key, key)
+
+    def pending(self, names: Sequence[str] | None = None) -> np.ndarray:
+        """Flat indices of the points where any of ``names`` (default: all) is not computed."""
+        names = list(names) if names is not None else list(self.done)
+        if not names:
+            return np.arange(int(np.prod(self.shape)))
+        todo = np.logical_or.reduce([~self.done[n] for n in names])
+        return np.flatnonzero(todo.ravel())
+
+    def add(self, name: str) -> None:
+        """Add an empty quantity (NaN, nothing computed)."""
+        if name not in self.values:
+            self.values[name] = np.full(self.shape, np.nan)
+            self.done[name] = np.zeros(self.shape, dtype=bool)
+
+    def record(self, p: int, values: Mapping[str, float]) -> None:
+        """Store the values of flat point ``p`` and mark them done."""
+        idx = np.unravel_index(int(p), self.shape)
+        for name, v in values.items():
+            self.add(name)
+            self.values[name][idx] = v
+            self.done[name][idx] = True
+
+    def title(self) -> str:
+        """A one-line description from the attributes: ``arch | dataset | split | norm=...``."""
+        a = self.attrs
+        bits = [str(a.get(k, "")) for k in ("arch", "dataset", "split")]
+        if a.get("model2"):
+            bits.append("interpolation model -> model2")
+        elif a.get("norm"):
+            bits.append(f"norm={a['norm']}")
+        return " | ".join(b for b in bits if b)
+
+    def inputs(self) -> dict:
+        """What the values depend on, as recorded (``{}`` for files that do not record it)."""
+        text = self.attrs.get("inputs", "")
+        try:
+            return json.loads(text) if text else {}
+        except (TypeError, ValueError):
+            return {}
+
+
+def new_surface(coords: Sequence[np.ndarray], names: Sequence[str] = (), attrs: Mapping | None = None) -> Surface:
+    """An empty surface over ``coords`` (x first) with the quantities ``names``."""
+    s = Surface([np.asarray(c, dtype=float) for c in coords], {}, {}, dict(attrs or {}))
+    for n in names:
+        s.add(n)
+    return s
+
+
+# --------------------------------------------------------------------------------- checksums
+
+_M1, _M2, _GOLD = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64, element-wise on uint64 arrays (wrapping arithmetic)."""
+    z = x + _GOLD
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def _seed(text: str) -> np.uint64:
+    return np.frombuffer(hashlib.sha256(text.encode()).digest()[:8], dtype="<u8")[0]
+
+
+def point_checksums(coords: Sequence[np.ndarray], values: Mapping[str, np.ndarray], done: Mapping[str, np.ndarray],
+                    inputs: Mapping) -> np.ndarray:
+    """One uint64 per point over its coordinates and, for each quantity, its value, whether it is
+    done and the configuration it was computed under (``inputs``)."""
+    shape = tuple(len(c) for c in reversed(coords))
+    core = {k: v for k, v in inputs.items() if k != "metrics"}
+    h = np.full(shape, _seed(json.dumps(core, sort_keys=True)), dtype=np.uint64)
+    mesh = np.meshgrid(*[np.asarray(c, dtype="<f8") for c in reversed(coords)], indexing="ij")
+    with np.errstate(over="ignore"):
+        for m in mesh:
+            h = _mix(h ^ _mix(m.view("<u8")))
+        metrics = inputs.get("metrics", {})
+        for name in sorted(values):
+            tag = _seed(name + json.dumps(metrics.get(name, {}), sort_keys=True))
+            v = np.ascontiguousarray(values[name], dtype="<f8").view("<u8")
+            h = _mix(h ^ _mix(v ^ tag))
+            h = _mix(h ^ done[name].astype(np.uint64))
+    return h
+
+
+def _canon(v) -> bytes:
+    if isinstance(v, bytes):
+        return b"s" + v
+    if isinstance(v, str):
+        return b"s" + v.encode()
+    arr = np.asarray(v)
+    if arr.dtype.kind in "OSU":
+        return b"a" + "\x1f".join(x.decode() if isinstance(x, bytes) else str(x) for x in arr.ravel()).encode()
+    return b"n" + str(arr.dtype).encode() + str(arr.shape).encode() + arr.tobytes()
+
+
+def content_checksum(f: h5py.File) -> str:
+    """SHA-256 over every dataset (name, dtype, shape, bytes) and attribute of an open file, except
+    the ``content_sha256`` attribute itself."""
+    h = hashlib.sha256()
+    names: list[str] = []
+    f.visit(names.append)
+    for name in sorted(names):
+        obj = f[name]
+        if isinstance(obj, h5py.Dataset):
+            data = obj[()]
+            h.update(f"{name}|{data.dtype}|{data.shape}|".encode())
+            h.update(_canon(data))
+    for k in sorted(f.attrs):
+        if k != "content_sha256":
+            h.update(f"@{k}=".encode())
+            h.update(_canon(f.attrs[k]))
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------------- writing
+
+
+def _attr(v):
+    if isinstance(v, bool | np.bool_):
+        return int(v)
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return str(v)
+    if isinstance(v, Mapping):
+        return json.dumps(v, sort_keys=True, default=str)
+    arr = np.asarray(v)
+    if arr.dtype.kind in "UO":
+        return arr.astype(h5py.string_dtype())
+    return arr if arr.ndim else v
+
+
+def _chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """One row per chunk, so damage costs one row and --repair can read around it."""
+    if len(shape) == 1:
+        return (max(1, min(shape[0], 4096)),)
+    return (1,) * (len(shape) - 1) + (shape[-1],)
+
+
+def _dataset(f, name: str, data: np.ndarray):
+    data = np.asarray(data)
+    if data.ndim == 0 or data.size == 0 or data.dtype.kind not in "fiub":
+        return f.create_dataset(name, data=data)
+    return f.create_dataset(name, data=data, chunks=_chunks(data.shape), fletcher32=True)
+
+
+def write_surface(path: str | os.PathLike, surface: Surface) -> None:
+    """Write ``surface`` to ``path`` atomically (temporary file, fsync, rename), with checksums."""
+    inputs = surface.inputs()
+    with replacing(path) as tmp, h5py.File(tmp, "w") as f:
+        scales = []
+        for name, c in zip(AXES, surface.coords, strict=False):
+            ds = _dataset(f, name, np.asarray(c, dtype=float))
+            ds.make_scale(name)
+            scales.append(ds)
+        scales = scales[::-1]  # an array's dimensions are (z, y, x)
+        arrays = dict(surface.values)
+        arrays["completed"] = surface.completed.astype(np.uint8)
+        for name, arr in arrays.items():
+            ds = _dataset(f, name, np.asarray(arr, dtype=np.uint8 if name == "completed" else float))
+            for dim, scale in zip(ds.dims, scales, strict=True):
+                dim.attach_scale(scale)
+        g = f.create_group("done")
+        for name, mask in surface.done.items():
+            _dataset(g, name, mask.astype(np.uint8))
+        _dataset(f, "point_checksums", point_checksums(surface.coords, surface.values, surface.done, inputs))
+        for name, arr in surface.extras.items():
+            _dataset(f, name, arr)
+        attrs = dict(surface.attrs)
+        attrs["format_version"] = FORMAT_VERSION
+        attrs["layout"] = "meshgrid: 2D arrays [j, i] = (x[i], y[j]); 3D [k, j, i]"
+        for k, v in attrs.items():
+            if k != "content_sha256":
+                f.attrs[k] = _attr(v)
+        f.attrs["content_sha256"] = content_checksum(f)
+        f.flush()
+        os.fsync(f.id.get_vfd_handle())
+
+
+# ----------------------------------------------------------------------------------- reading
+
+
+def plain(v):
+    """An HDF5 attribute as plain Python: str for bytes, lists for arrays, numbers for scalars."""
+    if isinstance(v, bytes):
+        return v.decode(errors="replace")
+    if isinstance(v, np.ndarray):
+        return [plain(x) for x in v.tolist()] if v.dtype.kind in "OS" else v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _open(path: str):
+    if not os.path.isfile(path):
+        raise LandscapeError(f"surface file {path!r} does not exist")
+    try:
+        return h5py.File(path, "r")
+    except (OSError, ValueError) as exc:
+        raise LandscapeError(f"{path!r} is not a readable HDF5 file ({one_line(exc)})") from None
+
+
+def is_ours(f: h5py.File) -> bool:
+    return any(k in f.attrs for k in ("format_version", "landscape_version", "content_sha256"))
+
+
+def _float_array(f, name: str, shape: tuple[int, ...], path: str, ours: bool) -> np.ndarray:
+    obj = f[name]
+    if not isinstance(obj, h5py.Dataset) or obj.dtype.kind not in "fiub":
+        raise (DamagedFile(path, f"{name} is not a numeric array") if ours
+               else LandscapeError(f"{path!r}: {name} is not a numeric array"))
+    if obj.shape != shape and int(np.prod(obj.shape)) != int(np.prod(shape)):
+        raise (DamagedFile(path, f"{name} has shape {obj.shape}, the grid {shape}") if ours
+               else LandscapeError(f"{path!r}: {name} has shape {obj.shape}, the grid {shape}"))
+    return np.asarray(obj[()], dtype=float)
+
+
+def read_surface(path: str | os.PathLike) -> Surface:
+    """Read a surface file: ours (verified against its checksums), format 1, or the original's."""
+    path = os.fspath(path)
+    f = _open(path)
+    try:
+        with f:
+            ours = is_ours(f)
+            version = int(f.attrs.get("format_version", 1)) if ours else 0
+            if version > FORMAT_VERSION:
+                raise LandscapeError(f"{path!r} was written by a newer landscape (format {version})")
+            if version >= 2:
+                stored = f.attrs.get("content_sha256")
+                if stored is None:
+                    raise DamagedFile(path, "its checksum attribute is missing")
+                if plain(stored) != content_checksum(f):
+                    raise DamagedFile(path, "its contents do not match their checksum")
+            surface = _read(f, path, version)
+            surface.path = path
+            return surface
+    except DamagedFile:
+        raise
+    except LandscapeError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        if is_ours_path(path):
+            raise DamagedFile(path, str(exc)) from None
+        raise LandscapeError(f"{path!r} is not a readable surface file ({one_line(exc)})") from None
+
+
+def is_ours_path(path: str) -> bool:
+    try:
+        with h5py.File(path, "r") as f:
+            return is_ours(f)
+    except Exception:  # noqa: BLE001 - unreadable: not provably ours
+        return False
+
+
+def _read(f: h5py.File, path: str, version: int) -> Surface:
+    ours = version > 0
+    if "xcoordinates" not in f:
+        if ours:
+            raise DamagedFile(path, "xcoordinates is missing")
+        raise LandscapeError(f"{path!r} is not a surface file (no xcoordinates)")
+    coords = []
+    for name in AXES:
+        if name not in f:
+            break
+        c = np.asarray(f[name][()], dtype=float)
+        if c.ndim != 1 or not len(c) or not np.isfinite(c).all():
+            raise (DamagedFile(path, f"{name} is not a 1-D array of finite numbers") if ours
+                   else LandscapeError(f"{path!r}: {name} is not a 1-D array of finite numbers"))
+        coords.append(c)
+    shape = tuple(len(c) for c in reversed(coords))
+    attrs = {k: plain(v) for k, v in f.attrs.items()}
+    if version >= 2:
+        names = [n for n in f if n not in STRUCTURE and isinstance(f[n], h5py.Dataset)]
+        values = {n: _float_array(f, n, shape, path, True) for n in names}
+        for n, v in values.items():
+            if v.shape != shape:
+                raise DamagedFile(path, f"{n} has shape {v.shape}, the grid {shape}")
+        if "done" not in f or "completed" not in f or "point_checksums" not in f:
+            raise DamagedFile(path, "its completion masks or point checksums are missing")
+        done = {}
+        for n in names:
+            if n not in f["done"]:
+                raise DamagedFile(path, f"done/{n} is missing")
+            mask = f["done"][n][()]
+            if mask.shape != shape:
+                raise DamagedFile(path, f"done/{n} has shape {mask.shape}, the grid {shape}")
+            done[n] = mask.astype(bool)
+        if not values:
+            raise DamagedFile(path, "it holds no quantity")
+    else:
+        names = [n for n in f if n.endswith(("_loss", "_acc")) and isinstance(f[n], h5py.Dataset)]
+        if ours and "completed" not in f:
+            raise DamagedFile(path, "its completion mask is missing")
+        values = {n: _float_array(f, n, shape, path, ours) for n in names}
+        if not values:
+            if ours:
+                raise DamagedFile(path, "it holds no loss or accuracy")
+            raise LandscapeError(f"{path!r} holds no loss or accuracy of shape {shape[::-1]}")
+        if ours:  # format 1: [i, j] arrays
+            values = {n: v.reshape(shape[::-1]).T.copy() if len(shape) == 2 else v.reshape(shape)
+                      for n, v in values.items()}
+            completed = np.asarray(f["completed"][()]).astype(bool)
+            completed = completed.T.copy() if len(shape) == 2 else completed.reshape(shape)
+        else:  # the original tool: every loss starts at -1; point (x[i], y[j]) at flat j*nx + i
+            values = {n: v.ravel().reshape(shape) for n, v in values.items()}
+            first = next(iter(values.values()))
+            completed = np.isfinite(first) & (first != -1)
+        done = {n: completed.copy() for n in values}
+    extras = {k: f[k][()] for k in EXTRAS if k in f}
+    return Surface(coords, values, done, attrs, extras)
+
+
+def repair_surface(path: str | os.PathLike, coords: Sequence[np.ndarray], inputs: Mapping) -> tuple[Surface, int]:
+    """What can be saved from a damaged file of ours for a run over ``coords`` with ``inputs``:
+    every point whose checksum verifies keeps its values; the rest are to be computed again.
+
+    Reads around unreadable parts (each row is its own HDF5 chunk). Returns the surface and the
+    number of points kept.
+    """
+    path = os.fspath(path)
+    shape = tuple(len(c) for c in reversed(coords))
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, ValueError):
+        return new_surface(coords, (), {}), 0
+
+    def rows(obj, dtype, fill):
+        out = np.full(shape, fill, dtype=dtype)
+        if not isinstance(obj, h5py.Dataset) or obj.shape != shape:
+            return out, False
+        flat_out = out.reshape(-1, shape[-1])
+        for r in range(flat_out.shape[0]):
+            idx = np.unravel_index(r, shape[:-1]) if len(shape) > 1 else ()
+            try:
+                flat_out[r] = obj[idx] if len(shape) > 1 else obj[()]
+            except (OSError, ValueError, TypeError):
+                pass
+        return out, True
+
+    with f:
+        names = [n for n in f if n not in STRUCTURE and isinstance(f[n], h5py.Dataset)]
+        values, done = {}, {}
+        for n in names:
+            v, ok = rows(f[n], float, np.nan)
+            d, ok2 = rows(f["done"][n] if "done" in f and n in f["done"] else None, np.uint8, 0)
+            if ok and ok2:
+                values[n], done[n] = v, d.astype(bool)
+        stored, _ = rows(f["point_checksums"] if "point_checksums" in f else None, np.uint64, 0)
+        attrs = {}
+        for k in f.attrs:
+            try:
+                attrs[k] = plain(f.attrs[k])
+            except (OSError, ValueError, TypeError):
+                pass
+        extras = {}
+        for k in EXTRAS:
+            try:
+                if k in f:
+                    extras[k] = f[k][()]
+            except (OSError, ValueError, TypeError):
+                pass
+    metrics = {n: inputs.get("metrics", {}).get(n, {}) for n in values}
+    ok = point_checksums(coords, values, done, {**inputs, "metrics": metrics}) == stored
+    for n in values:
+        done[n] &= ok
+        values[n][~done[n]] = np.nan
+    attrs["inputs"] = json.dumps({**inputs, "metrics": metrics}, sort_keys=True)
+    surface = Surface([np.asarray(c, dtype=float) for c in coords], values, done, attrs, extras)
+    return surface, int(ok.sum()) if values else 0
+
+
+def peek_attrs(path: str | os.PathLike) -> dict:
+    """The attributes of a file, or {} when it cannot be read (no verification)."""
+    try:
+        with h5py.File(os.fspath(path), "r") as f:
+            return {k: plain(v) for k, v in f.attrs.items()}
+    except Exception:  # noqa: BLE001 - a peek never fails
+        return {}
+
+
+__all__ = ["DERIVED", "ConfigMismatch", "DamagedFile", "Surface", "new_surface", "peek_attrs", "plain",
+           "point_checksums", "read_surface", "repair_surface", "write_surface"]

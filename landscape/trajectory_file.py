@@ -1,0 +1,169 @@
+"""The optimization-path file: a :class:`Trajectory` (two directions and where each checkpoint
+lies in their plane) and its HDF5 file. No torch needed to read a path for plotting.
+
+Our file is a directions file (``xdirection``, ``ydirection``) that also holds ``proj_xcoord``,
+``proj_ycoord`` (the original tool's names), ``explained_variance_ratio``, ``explained_variance``,
+``residual``, ``epochs`` and ``checkpoints``. The original tool keeps the projection in a file of
+its own, ``DIRS.h5_proj_cos.h5`` (or ``_proj_lstsq.h5``), beside its PCA directions file
+``DIRS.h5`` (``explained_variance_ratio_``): :func:`read_trajectory` reads both layouts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+
+from landscape.errors import LandscapeError, one_line
+from landscape.files import replacing
+from landscape.surface_file import DamagedFile, content_checksum, plain
+
+
+@dataclass
+class Trajectory:
+    """Two PCA directions of a run and where each checkpoint lies in their plane."""
+
+    directions: list  # of dicts name -> torch.Tensor (empty when read without them)
+    xcoord: np.ndarray
+    ycoord: np.ndarray
+    explained_variance_ratio: np.ndarray
+    residual: np.ndarray
+    checkpoints: list[str]
+    epochs: np.ndarray  # the last number in each checkpoint's file name, -1 where there is none
+    explained_variance: np.ndarray = field(default_factory=lambda: np.full(2, np.nan))
+    attrs: dict = field(default_factory=dict)
+
+
+def pc_labels(traj: Trajectory) -> tuple[str, str]:
+    """Axis labels with the explained variance ratios, e.g. ``("1st PC: 83.5 %", ...)``."""
+    names = ("1st PC", "2nd PC")
+    r = np.asarray(traj.explained_variance_ratio, dtype=float)
+    return tuple(f"{n}: {100 * v:.1f} %" if np.isfinite(v) else n
+                 for n, v in zip(names, r, strict=True))
+
+
+def path_extent(traj: Trajectory, margin: float = 0.2) -> tuple[float, float, float, float]:
+    """``(xmin, xmax, ymin, ymax)`` covering the path and the origin, widened by ``margin``.
+
+    Each side grows by ``margin`` times the larger of the two spans, so a path that is nearly a
+    line still gets a usable second axis.
+    """
+    xs = np.append(traj.xcoord, 0.0)
+    ys = np.append(traj.ycoord, 0.0)
+    pad = margin * max(float(np.ptp(xs)), float(np.ptp(ys)), 1e-12)
+    xmin, xmax, ymin, ymax = xs.min() - pad, xs.max() + pad, ys.min() - pad, ys.max() + pad
+    return float(xmin), float(xmax), float(ymin), float(ymax)
+
+
+DATASETS = ("proj_xcoord", "proj_ycoord", "explained_variance_ratio", "explained_variance",
+            "residual", "epochs", "checkpoints")
+
+
+def write_trajectory(path: str | os.PathLike, traj: Trajectory) -> None:
+    from landscape.directions import seal, write_directions
+
+    """Write a trajectory file atomically: a directions file (``xdirection``, ``ydirection``)
+    that :func:`landscape.directions.load_directions` reads, plus the projection datasets
+    ``proj_xcoord``, ``proj_ycoord`` (the original tool's names), ``explained_variance_ratio``,
+    ``explained_variance``, ``residual``, ``epochs`` and ``checkpoints`` (the paths)."""
+    arrays = dict(zip(DATASETS, (
+        traj.xcoord, traj.ycoord, traj.explained_variance_ratio, traj.explained_variance,
+        traj.residual, traj.epochs, np.array(traj.checkpoints, dtype=h5py.string_dtype()),
+    ), strict=True))
+
+    with replacing(path) as tmp, h5py.File(tmp, "w") as f:
+        write_directions(f, traj.directions, traj.attrs)
+        for name, arr in arrays.items():
+            if np.ndim(arr) and np.size(arr) and np.asarray(arr).dtype.kind in "fiu":
+                f.create_dataset(name, data=arr, fletcher32=True, chunks=np.shape(arr))
+            else:
+                f.create_dataset(name, data=arr)
+        seal(f)
+
+
+def _text(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+ORIGINAL_PROJECTION = re.compile(r"^(?P<dirs>.+)_proj_(cos|lstsq)\.h5$")
+
+
+def _original_variance(path: str) -> np.ndarray:
+    """The explained variance ratios in the original tool's PCA directions file beside a
+    projection file, or NaN when it is not there."""
+    m = ORIGINAL_PROJECTION.match(path)
+    if not m or not os.path.isfile(m.group("dirs")):
+        return np.full(2, np.nan)
+    try:
+        with h5py.File(m.group("dirs"), "r") as f:
+            for key in ("explained_variance_ratio_", "explained_variance_ratio"):
+                if key in f:
+                    r = np.asarray(f[key][()], dtype=float).ravel()
+                    return r[:2] if r.size >= 2 else np.full(2, np.nan)
+    except (OSError, ValueError):
+        pass
+    return np.full(2, np.nan)
+
+
+def read_trajectory(path: str | os.PathLike, directions: bool = True) -> Trajectory:
+    """Read a path file: ours (verified against its checksum), or the original tool's projection
+    file (``*_proj_cos.h5``, with the explained variance from its directions file beside it).
+    ``directions=False`` skips loading the direction tensors (plotting needs only the path)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise LandscapeError(f"trajectory file {path!r} does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, ValueError) as exc:
+        raise LandscapeError(f"{path!r} is not a readable HDF5 file ({one_line(exc)})") from None
+    ours = "content_sha256" in f.attrs or "landscape_version" in f.attrs
+    try:
+        with f:
+            if "content_sha256" in f.attrs and plain(f.attrs["content_sha256"]) != content_checksum(f):
+                raise DamagedFile(path, "its contents do not match their checksum")
+            missing = [k for k in ("proj_xcoord", "proj_ycoord") if k not in f]
+            if missing:
+                if ours:
+                    raise DamagedFile(path, f"{missing[0]} is missing")
+                raise LandscapeError(f"{path!r} holds no optimization path (proj_xcoord, proj_ycoord)")
+            arr = {k: f[k][()] for k in DATASETS if k in f}
+            attrs = {k: plain(v) for k, v in f.attrs.items()}
+            has_dirs = "xdirection" in f and "ydirection" in f
+    except LandscapeError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        if ours:
+            raise DamagedFile(path, str(exc)) from None
+        raise LandscapeError(f"{path!r} is not a readable trajectory file ({one_line(exc)})") from None
+    x = np.asarray(arr["proj_xcoord"], dtype=float).ravel()
+    y = np.asarray(arr["proj_ycoord"], dtype=float).ravel()
+    if len(x) != len(y) or not len(x) or not (np.isfinite(x).all() and np.isfinite(y).all()):
+        problem = f"its path coordinates do not match ({len(x)} x, {len(y)} y, or not finite)"
+        if ours:
+            raise DamagedFile(path, problem)
+        raise LandscapeError(f"{path!r}: {problem}")
+    n = len(x)
+    ratio = arr.get("explained_variance_ratio")
+    ratio = np.asarray(ratio, dtype=float) if ratio is not None else _original_variance(path)
+    dirs: list = []
+    if directions and has_dirs:
+        from landscape.directions import load_directions
+
+        dirs = load_directions(path)[0][:2]
+    epochs = np.asarray(arr.get("epochs", np.full(n, -1))).ravel()
+    return Trajectory(
+        directions=dirs, xcoord=x, ycoord=y, explained_variance_ratio=ratio,
+        residual=np.asarray(arr.get("residual", np.full(n, np.nan)), dtype=float),
+        checkpoints=[_text(c) for c in arr.get("checkpoints", [])],
+        epochs=epochs if len(epochs) == n else np.full(n, -1),
+        explained_variance=np.asarray(arr.get("explained_variance", np.full(2, np.nan)), dtype=float),
+        attrs=attrs,
+    )
+
+
+
+
+__all__ = ["Trajectory", "path_extent", "pc_labels", "read_trajectory", "write_trajectory"]
