@@ -241,7 +241,7 @@ def load_directions(path: str | os.PathLike, names: Sequence[str] | None = None)
             attrs = {k: plain(v) for k, v in f.attrs.items()}
     except LandscapeError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged HDF5 file raises any kind of error
         if ours:
             raise DamagedFile(path, str(exc)) from None
         raise LandscapeError(f"{path!r} is not a readable HDF5 directions file ({one_line(exc)})") from None

@@ -124,7 +124,7 @@ def _mismatch(old: Mapping, new: Mapping) -> str | None:
     """A sentence naming the first input that differs between a file and this run, or None."""
     old_core = {k: v for k, v in old.items() if k != "metrics"}
     new_core = {k: v for k, v in new.items() if k != "metrics"}
-    for key in ("grid", "coordinates", "model", "dir_type", "directions", "bn_recompute"):
+    for key in ("grid", "coordinates", "dir_type", "model", "directions", "bn_recompute"):
         if old_core.get(key) != new_core.get(key):
             a, b = old_core.get(key), new_core.get(key)
             shown = f": {a!r} in the file, {b!r} now" if key in ("grid", "dir_type", "bn_recompute") else ""

@@ -367,8 +367,24 @@ def _open(path: str):
         raise LandscapeError(f"{path!r} is not a readable HDF5 file ({one_line(exc)})") from None
 
 
+V2_MARKS = ("format_version", "content_sha256", "inputs")
+
+
 def is_ours(f: h5py.File) -> bool:
-    return any(k in f.attrs for k in ("format_version", "landscape_version", "content_sha256"))
+    return any(k in f.attrs for k in (*V2_MARKS, "landscape_version")) or "done" in f or "point_checksums" in f
+
+
+def _version(f: h5py.File, path: str) -> int:
+    """2 for files of this format (any of its marks), 1 for landscape 0.1's, 0 for the original's."""
+    if any(k in f.attrs for k in V2_MARKS) or "done" in f or "point_checksums" in f:
+        missing = [k for k in ("format_version", "content_sha256") if k not in f.attrs]
+        if missing:
+            raise DamagedFile(path, f"its {missing[0]} attribute is missing")
+        try:
+            return int(plain(f.attrs["format_version"]))
+        except (TypeError, ValueError):
+            raise DamagedFile(path, "its format_version attribute is not a number") from None
+    return 1 if "landscape_version" in f.attrs else 0
 
 
 def _float_array(f, name: str, shape: tuple[int, ...], path: str, ours: bool) -> np.ndarray:
@@ -388,15 +404,11 @@ def read_surface(path: str | os.PathLike) -> Surface:
     f = _open(path)
     try:
         with f:
-            ours = is_ours(f)
-            version = int(f.attrs.get("format_version", 1)) if ours else 0
+            version = _version(f, path)
             if version > FORMAT_VERSION:
                 raise LandscapeError(f"{path!r} was written by a newer landscape (format {version})")
             if version >= 2:
-                stored = f.attrs.get("content_sha256")
-                if stored is None:
-                    raise DamagedFile(path, "its checksum attribute is missing")
-                if plain(stored) != content_checksum(f):
+                if plain(f.attrs["content_sha256"]) != content_checksum(f):
                     raise DamagedFile(path, "its contents do not match their checksum")
             surface = _read(f, path, version)
             surface.path = path
@@ -405,7 +417,7 @@ def read_surface(path: str | os.PathLike) -> Surface:
         raise
     except LandscapeError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged HDF5 file raises any kind of error
         if is_ours_path(path):
             raise DamagedFile(path, str(exc)) from None
         raise LandscapeError(f"{path!r} is not a readable surface file ({one_line(exc)})") from None

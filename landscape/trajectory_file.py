@@ -134,7 +134,7 @@ def read_trajectory(path: str | os.PathLike, directions: bool = True) -> Traject
             has_dirs = "xdirection" in f and "ydirection" in f
     except LandscapeError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged HDF5 file raises any kind of error
         if ours:
             raise DamagedFile(path, str(exc)) from None
         raise LandscapeError(f"{path!r} is not a readable trajectory file ({one_line(exc)})") from None

@@ -43,7 +43,7 @@ def run_surface(args: argparse.Namespace, comm) -> int:
     cfg = compute.SurfaceConfig(
         model=args.model, arch="digits_cnn", dataset="digits", samples=args.samples,
         x=args.x, y=args.y or None, out=args.out, threads=1, batch_size=args.batch_size or None,
-        chunk_size=args.chunk_size, flush_seconds=args.flush_seconds, overwrite=args.overwrite,
+        chunk_size=args.chunk_size, flush_seconds=args.flush_seconds, overwrite=args.overwrite, seed=args.seed,
     )
 
     def body() -> int:
@@ -51,6 +51,25 @@ def run_surface(args: argparse.Namespace, comm) -> int:
         return 0
 
     return run_cli("mpi_job", body)
+
+
+def run_api(args: argparse.Namespace, comm) -> int:
+    """A user's script: ``landscape.surface`` on an in-memory model and data, a volume, with a metric."""
+    import torch
+
+    import landscape as ls
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    data = ls.load_dataset("digits", split="test")
+
+    def weight_norm(m):
+        return float(m[1].weight.norm())
+
+    surf = ls.surface(model, data, x=(-1, 1, 3), y=(-1, 1, 3), z=(-0.5, 0.5, 2), out=args.out,
+                      metrics={"weight_norm": weight_norm}, batch_size=64, progress=False, comm=comm)
+    assert surf.completed.all(), "every rank gets the finished surface"
+    return 0
 
 
 def run_map(args: argparse.Namespace, comm) -> int:
@@ -96,7 +115,10 @@ def main() -> int:
     s.add_argument("--delay", type=float, default=0.0)
     s.add_argument("--pid-dir")
     s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--seed", type=int, default=0)
     s.add_argument("--progress", action="store_true")
+    a = sub.add_parser("api")
+    a.add_argument("--out", required=True)
     m = sub.add_parser("map")
     m.add_argument("--n", type=int, default=20)
     m.add_argument("--indices", help="comma-separated indices (default: 0..n-1)")
@@ -113,7 +135,7 @@ def main() -> int:
 
     torch.set_num_threads(1)
     comm = world()
-    return run_surface(args, comm) if args.mode == "surface" else run_map(args, comm)
+    return {"surface": run_surface, "api": run_api, "map": run_map}[args.mode](args, comm)
 
 
 if __name__ == "__main__":

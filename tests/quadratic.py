@@ -26,3 +26,8 @@ def classes(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     """The same inputs with integer labels, for cross-entropy."""
     x, t = data(split)
     return x, t.argmax(1)
+
+
+def flat_linear() -> torch.nn.Module:
+    """A linear classifier on flattened 3x32x32 images (CIFAR-shaped tests)."""
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 10))

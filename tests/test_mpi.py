@@ -238,3 +238,15 @@ def test_landscape_surf_under_mpirun(model_path, reference, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("wrote") == 1  # rank 0 alone reports
     assert_same_surface(out, reference)
+
+
+def test_python_api_volume_under_mpirun_equals_serial(tmp_path):
+    serial, parallel = str(tmp_path / "serial.h5"), str(tmp_path / "parallel.h5")
+    assert run(1, "api", "--out", serial).returncode == 0
+    proc = run(2, "api", "--out", parallel)
+    assert proc.returncode == 0, proc.stderr
+    a, b = read_surface(serial), read_surface(parallel)
+    assert a.shape == b.shape == (2, 3, 3) and set(a.values) == {"train_loss", "train_acc", "weight_norm"}
+    for name in a.values:
+        np.testing.assert_allclose(b.values[name], a.values[name], rtol=1e-6, atol=1e-6, err_msg=name)
+    assert b.attrs["mpi_ranks"] == 2 and b.attrs["command"].startswith("python API")

@@ -1,1 +1,21 @@
-"""Command-line entry points: thin argument parsing over library functions."""
+"""Command-line entry points: thin argument parsing over library functions.
+
+Ctrl-C while a command is still starting (importing torch takes seconds) ends it at once with
+"interrupted" and exit code 130, not a traceback; once a command runs, :func:`run_cli` turns it
+into the same line after the library has saved what it must.
+"""
+
+import os
+import signal
+import sys
+
+
+def _interrupted_while_starting(signum, frame):  # pragma: no cover - exercised by a subprocess test
+    prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "landscape"
+    os.write(2, f"{prog}: interrupted\n".encode())
+    os._exit(130)
+
+
+_script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+if _script.startswith("landscape-") and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _interrupted_while_starting)

@@ -66,6 +66,10 @@ def run_cli(prog: str, body: Callable[[], int], hints: Mapping[str, str] | None 
 
     Under MPI every rank meets the same bad input; only rank 0 reports it.
     """
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from now on: KeyboardInterrupt
     try:
         return body()
     except LandscapeError as exc:

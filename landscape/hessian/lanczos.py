@@ -1,0 +1,281 @@
+"""Lanczos: extreme eigenpairs of a symmetric operator from one Krylov space.
+
+:func:`lanczos` runs the process (float64 numpy, full reorthogonalization) and returns the
+tridiagonal matrix with the basis; :func:`eigenpairs` stops it when the wanted Ritz pairs are
+accurate, or hands the operator to SciPy's ``eigsh``.
+
+Accuracy: a Ritz pair ``(theta, y)`` with residual ``r = H y - theta y`` has an eigenvalue of ``H``
+within ``||r||`` of ``theta`` (and within ``||r||^2 / gap`` when the other eigenvalues are ``gap``
+away). :func:`eigenpairs` stops when every wanted pair has ``||r|| <= tol * scale``, ``scale`` the
+largest ``|theta|`` found (the spectral radius from below: ``|lambda_max|`` for a Hessian whose
+largest eigenvalue dominates), so each returned eigenvalue is within ``tol * |lambda_max|`` of an
+eigenvalue of ``H``. Like every Krylov method it cannot certify that no larger (or smaller)
+eigenvalue was missed; a random component in the start vector makes that improbable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse.linalg as spla
+
+from landscape.errors import LandscapeError
+from landscape.hessian.operator import Counting, SymmetricOperator, as_linear_operator, matmat
+
+WHICH = ("largest", "smallest", "both_ends")
+METHODS = ("lanczos", "eigsh")
+DEFAULT_TOL = 1e-3
+
+
+@dataclass(frozen=True)
+class Krylov:
+    """``m`` steps of Lanczos: ``T = tridiag(beta, alpha, beta)`` with ``Q.T @ H @ Q = T``.
+
+    ``basis`` is (m, n) (one row per Lanczos vector); ``beta[j]`` couples vectors ``j`` and
+    ``j + 1``; ``residual_norm`` is the norm of the next (unnormalized) vector, so the Ritz pair
+    of ``T``'s eigenvector ``s`` has residual ``residual_norm * |s[-1]|``. A ``beta`` of zero
+    marks an invariant subspace after which the process went on from a fresh random vector.
+    """
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    basis: np.ndarray | None
+    residual_norm: float
+    matvecs: int
+
+    @property
+    def steps(self) -> int:
+        return len(self.alpha)
+
+    def ritz(self) -> tuple[np.ndarray, np.ndarray]:
+        """Ritz values (ascending) and the eigenvectors of ``T`` (columns)."""
+        return _tridiagonal_eigh(self.alpha, self.beta)
+
+
+@dataclass(frozen=True)
+class Eigenpairs:
+    """Eigenvalues (descending), eigenvectors (columns, ``(n, k)``), their residual norms
+    ``||H y - theta y||`` (Lanczos' estimates; exact for ``eigsh``), the number of operator
+    products spent, and whether the tolerance was met within ``max_iter``."""
+
+    eigenvalues: np.ndarray
+    eigenvectors: np.ndarray
+    residuals: np.ndarray
+    matvecs: int
+    converged: bool = True
+    tol: float = DEFAULT_TOL
+    method: str = "lanczos"
+
+    @property
+    def max(self) -> float:
+        return float(self.eigenvalues[0])
+
+    @property
+    def min(self) -> float:
+        return float(self.eigenvalues[-1])
+
+
+def _tridiagonal_eigh(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if len(alpha) == 1:
+        return np.asarray(alpha, dtype=float).copy(), np.ones((1, 1))
+    return sla.eigh_tridiagonal(alpha, beta[: len(alpha) - 1], lapack_driver="stemr")
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def start_vector(n: int, v0=None, rng: np.random.Generator | None = None, mix: float = 0.1) -> np.ndarray:
+    """A unit start vector: random (Gaussian), or built from warm-start vectors.
+
+    ``v0`` (n,) or (n, m): the columns, each normalized, are summed (so the Krylov space holds
+    all of them) and a random unit vector of weight ``mix`` is added, so that no direction of
+    the space starts with a zero component."""
+    rng = rng if rng is not None else np.random.default_rng(0)
+    r = _unit(rng.standard_normal(n))
+    if v0 is None:
+        return r
+    W = np.asarray(v0, dtype=np.float64)
+    W = W.reshape(n, -1) if W.size == n or (W.ndim == 2 and W.shape[0] == n) else W.T.reshape(n, -1)
+    norms = np.linalg.norm(W, axis=0)
+    W = W[:, norms > 0] / norms[norms > 0]
+    if W.shape[1] == 0:
+        return r
+    w = W.sum(axis=1)
+    if np.linalg.norm(w) < 1e-8 * np.sqrt(W.shape[1]):
+        w = W[:, 0]
+    return _unit(_unit(w) + mix * r)
+
+
+def lanczos(op: SymmetricOperator, num_iters: int, v0=None, seed: int | np.random.Generator = 0,
+            keep_basis: bool = True, stop=None) -> Krylov:
+    """``num_iters`` steps (at most ``op.size``) of Lanczos with full reorthogonalization.
+
+    ``v0``: a start vector (normalized here); default Gaussian from ``seed``. ``stop(alpha, beta,
+    residual_norm) -> bool`` is asked after every step and ends the process early when true.
+    After an invariant subspace (``beta`` ~ 0) the process goes on from a random vector orthogonal
+    to the basis, so ``num_iters`` steps are always taken (up to ``op.size``).
+    """
+    n = int(op.size)
+    m = max(1, min(int(num_iters), n))
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    q = start_vector(n, None, rng) if v0 is None else np.asarray(v0, dtype=np.float64).reshape(n).copy()
+    nq = np.linalg.norm(q)
+    if not np.isfinite(nq) or nq == 0:
+        raise LandscapeError("the Lanczos start vector is zero or not finite")
+    Q = np.empty((m, n))
+    Q[0] = q / nq
+    alpha, beta = np.zeros(m), np.zeros(m)
+    scale, rnorm, steps = 0.0, 0.0, 0
+    for j in range(m):
+        w = np.asarray(op.matvec(Q[j]), dtype=np.float64).reshape(n)
+        if not np.all(np.isfinite(w)):
+            raise LandscapeError("the operator returned a non-finite product (the loss overflows here?)")
+        steps = j + 1
+        alpha[j] = Q[j] @ w
+        w -= alpha[j] * Q[j]
+        if j > 0:
+            w -= beta[j - 1] * Q[j - 1]
+        # Full reorthogonalization, twice ("twice is enough", Parlett): keeps Q orthonormal to
+        # rounding, so the Ritz values do not repeat and the residual estimates hold.
+        for _ in range(2):
+            w -= Q[: j + 1].T @ (Q[: j + 1] @ w)
+        rnorm = float(np.linalg.norm(w))
+        scale = max(scale, abs(alpha[j]) + (beta[j - 1] if j else 0.0) + rnorm)
+        if stop is not None and stop(alpha[: j + 1], beta[: j + 1], rnorm):
+            break
+        if j + 1 == m:
+            break
+        if rnorm <= 1e-10 * max(scale, 1e-300):  # invariant subspace: carry on from a fresh direction
+            beta[j] = 0.0
+            for _ in range(3):
+                r = rng.standard_normal(n)
+                for _ in range(2):
+                    r -= Q[: j + 1].T @ (Q[: j + 1] @ r)
+                if np.linalg.norm(r) > 1e-8:
+                    break
+            Q[j + 1] = _unit(r)
+            rnorm = 0.0
+        else:
+            beta[j] = rnorm
+            Q[j + 1] = w / rnorm
+    return Krylov(alpha[:steps].copy(), beta[: max(steps - 1, 0)].copy(), Q[:steps] if keep_basis else None,
+                  rnorm, steps)
+
+
+def _wanted(theta: np.ndarray, k: int, which: str) -> np.ndarray:
+    """Indices (into ascending ``theta``) of the wanted Ritz values."""
+    m = len(theta)
+    if which == "largest":
+        idx = np.arange(max(0, m - k), m)
+    elif which == "smallest":
+        idx = np.arange(0, min(k, m))
+    else:
+        idx = np.unique(np.concatenate([np.arange(0, min(k, m)), np.arange(max(0, m - k), m)]))
+    return idx
+
+
+def _check_args(op, k: int, which: str, tol: float, method: str) -> int:
+    if which not in WHICH:
+        raise LandscapeError(f"which must be one of {', '.join(WHICH)}, got {which!r}")
+    if method not in METHODS:
+        raise LandscapeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if not (tol > 0):
+        raise LandscapeError(f"tol must be positive, got {tol}")
+    n = int(op.size)
+    wanted = k * (2 if which == "both_ends" else 1)
+    if k < 1 or wanted > n:
+        raise LandscapeError(f"cannot find {wanted} eigenvalue(s) of an operator of size {n}")
+    return n
+
+
+def eigenpairs(
+    op: SymmetricOperator,
+    k: int = 1,
+    which: str = "largest",
+    tol: float = DEFAULT_TOL,
+    v0=None,
+    method: str = "lanczos",
+    max_iter: int | None = None,
+    seed: int = 0,
+    warm_mix: float = 0.1,
+) -> Eigenpairs:
+    """The ``k`` largest (algebraically), ``k`` smallest (most negative), or ``k`` of each end
+    (``"both_ends"``) eigenpairs of the symmetric operator ``op``.
+
+    ``method="lanczos"``: Lanczos with full reorthogonalization from one start vector; both ends
+    of the spectrum come from the same Krylov space, so ``"both_ends"`` costs about what the
+    slower end alone does. Stops when every wanted Ritz pair has residual
+    ``<= tol * max|theta|`` (see the module docstring), or after ``max_iter`` products (default
+    ``min(n, 500)``). ``v0``: warm-start vector(s), (n,) or (n, m), e.g. the eigenvectors of a
+    nearby point: they are combined with a random vector of weight ``warm_mix``
+    (:func:`start_vector`).
+
+    ``method="eigsh"``: SciPy's ARPACK on :meth:`as_linear_operator` (``which`` "LA", "SA" or
+    "BE"); there ``tol`` is ARPACK's relative tolerance, ``||r|| <= tol * |theta|`` for each pair;
+    ``v0`` combined as above. Its residuals are computed exactly (``k`` more products, counted).
+    """
+    n = _check_args(op, k, which, tol, method)
+    rng = np.random.default_rng(seed)
+    max_iter = int(max_iter) if max_iter is not None else min(n, 500)
+    counted = Counting(op)
+    if method == "eigsh":
+        return _eigsh(counted, n, k, which, tol, v0, rng, max_iter, warm_mix)
+
+    q0 = start_vector(n, v0, rng, warm_mix)
+    needed = k * (2 if which == "both_ends" else 1)
+    state = {}
+
+    def stop(alpha, beta, rnorm) -> bool:
+        m = len(alpha)
+        if m < min(n, needed + 1) and rnorm > 0:
+            return False
+        theta, S = _tridiagonal_eigh(alpha, beta)
+        idx = _wanted(theta, k, which)
+        scale = max(np.max(np.abs(theta)), np.finfo(float).tiny)
+        res = rnorm * np.abs(S[-1, idx])
+        state["done"] = bool(np.all(res <= tol * scale))
+        return state["done"]
+
+    kry = lanczos(counted, max_iter, q0, rng, keep_basis=True, stop=stop)
+    theta, S = kry.ritz()
+    idx = _wanted(theta, k, which)[::-1]  # descending
+    vectors = kry.basis.T @ S[:, idx]
+    residuals = kry.residual_norm * np.abs(S[-1, idx])
+    scale = max(np.max(np.abs(theta)), np.finfo(float).tiny)
+    converged = bool(np.all(residuals <= tol * scale)) or kry.steps >= n
+    return Eigenpairs(theta[idx].copy(), vectors, residuals, counted.count, converged, tol, "lanczos")
+
+
+def _eigsh(counted: Counting, n: int, k: int, which: str, tol: float, v0, rng, max_iter: int,
+           warm_mix: float) -> Eigenpairs:
+    kind = {"largest": "LA", "smallest": "SA", "both_ends": "BE"}[which]
+    kk = 2 * k if which == "both_ends" else k
+    A = as_linear_operator(counted)
+    start = start_vector(n, v0, rng, warm_mix)
+    converged = True
+    if kk >= n - 1:  # ARPACK needs k < n - 1: a small problem, solve it densely
+        dense = matmat(counted, np.eye(n))
+        w, Y = np.linalg.eigh((dense + dense.T) / 2)
+        if which == "largest":
+            sel = np.arange(n - k, n)
+        elif which == "smallest":
+            sel = np.arange(k)
+        else:
+            sel = np.unique(np.r_[np.arange(k), np.arange(n - k, n)])
+        w, Y = w[sel], Y[:, sel]
+    else:
+        try:
+            w, Y = spla.eigsh(A, k=kk, which=kind, tol=tol, v0=start, maxiter=max(max_iter, 10))
+        except spla.ArpackNoConvergence as exc:
+            w, Y, converged = exc.eigenvalues, exc.eigenvectors, False
+    order = np.argsort(w)[::-1]
+    w, Y = w[order], Y[:, order]
+    R = matmat(counted, Y) - Y * w  # exact residuals: k more products, counted
+    return Eigenpairs(np.asarray(w, dtype=float), Y, np.linalg.norm(R, axis=0), counted.count, converged, tol,
+                      "eigsh")
+
+
+__all__ = ["DEFAULT_TOL", "Eigenpairs", "Krylov", "eigenpairs", "lanczos", "start_vector"]

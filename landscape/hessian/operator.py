@@ -1,0 +1,386 @@
+"""Symmetric operators: the Hessian of a network's loss as Hessian-vector products, and a dense matrix.
+
+Every algorithm in :mod:`landscape.hessian` runs on any object with ``size`` and
+``matvec(v) -> H v`` (and, when it has one, ``matmat(V) -> H V``): a :class:`HessianOperator`,
+a :class:`MatrixOperator`, or a user's own.
+
+**Scale.** ``HessianOperator(convention="mean")`` is the Hessian of the mean loss over the whole
+data, ``H = sum_b (n_b / N) H_b`` with ``H_b`` the Hessian of batch ``b``'s mean loss, ``n_b`` its
+size and ``N = sum_b n_b``: it does not depend on the batch size. The original loss-landscape tool
+(``hess_vec_prod.py``, used by ``plot_hessian_eigen.py``) sums the batch-mean Hessians,
+``H_orig = sum_b H_b``, which ``convention="batch_sum"`` reproduces for the same batches. For ``B``
+batches of equal size, ``H_orig = B * H`` exactly: its eigenvalues are ``B`` times ours. With
+``N = (B - 1) m + r`` (full batches of ``m`` samples, a last one of ``r < m``),
+``H_orig = (N / m) H + (1 - r / m) H_last``, ``H_last`` the last batch's mean Hessian: not a
+multiple of ``H`` in general (its eigenvalues lie between ``(N / m)`` times ours minus and plus
+``(1 - r / m) ||H_last||``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import scipy.sparse.linalg as spla
+import torch
+from torch import nn
+
+from landscape.batches import Batches, TensorBatches, as_batches, forward
+from landscape.errors import LandscapeError
+from landscape.losses import LOSSES, function_name, resolve_loss, target
+
+CONVENTIONS = ("mean", "batch_sum")
+PARAM_CHOICES = ("all", "original")
+DEFAULT_BATCH_SIZE = 256
+
+ParamSpec = str | Sequence[str] | Callable[[str, nn.Parameter], bool] | None
+
+
+@runtime_checkable
+class SymmetricOperator(Protocol):
+    """What the algorithms need: the dimension and products with a symmetric matrix."""
+
+    size: int
+
+    def matvec(self, v) -> np.ndarray: ...
+
+
+def matmat(op: SymmetricOperator, V: np.ndarray) -> np.ndarray:
+    """``op`` applied to the columns of ``V`` (n, k): ``op.matmat`` when it has one, else column by column."""
+    V = np.asarray(V, dtype=np.float64)
+    if V.ndim == 1:
+        V = V[:, None]
+    if hasattr(op, "matmat"):
+        return np.asarray(op.matmat(V), dtype=np.float64).reshape(V.shape)
+    return np.stack([np.asarray(op.matvec(V[:, j]), dtype=np.float64).ravel() for j in range(V.shape[1])], axis=1)
+
+
+class MatrixOperator:
+    """A dense symmetric matrix as an operator (tests, quadratic models, small problems)."""
+
+    def __init__(self, matrix):
+        a = np.asarray(matrix, dtype=np.float64)
+        if a.ndim != 2 or a.shape[0] != a.shape[1]:
+            raise LandscapeError(f"a MatrixOperator needs a square matrix, got shape {a.shape}")
+        self.matrix = a
+        self.size = a.shape[0]
+
+    def matvec(self, v) -> np.ndarray:
+        return self.matrix @ np.asarray(v, dtype=np.float64).reshape(self.size)
+
+    def matmat(self, V) -> np.ndarray:
+        return self.matrix @ np.asarray(V, dtype=np.float64).reshape(self.size, -1)
+
+    def as_linear_operator(self) -> spla.LinearOperator:
+        return spla.aslinearoperator(self.matrix)
+
+
+class Shifted:
+    """``op - shift * I``: the operator of the original tool's second eigsh run."""
+
+    def __init__(self, op: SymmetricOperator, shift: float):
+        self.op, self.shift, self.size = op, float(shift), op.size
+
+    def matvec(self, v) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64).reshape(self.size)
+        return np.asarray(self.op.matvec(v), dtype=np.float64) - self.shift * v
+
+    def matmat(self, V) -> np.ndarray:
+        V = np.asarray(V, dtype=np.float64).reshape(self.size, -1)
+        return matmat(self.op, V) - self.shift * V
+
+
+class Counting:
+    """An operator that counts the vectors it is applied to (``count``)."""
+
+    def __init__(self, op: SymmetricOperator):
+        self.op, self.size, self.count = op, op.size, 0
+
+    def matvec(self, v) -> np.ndarray:
+        self.count += 1
+        return np.asarray(self.op.matvec(v), dtype=np.float64).reshape(self.size)
+
+    def matmat(self, V) -> np.ndarray:
+        V = np.asarray(V, dtype=np.float64).reshape(self.size, -1)
+        self.count += V.shape[1]
+        return matmat(self.op, V)
+
+
+def as_linear_operator(op: SymmetricOperator) -> spla.LinearOperator:
+    """``op`` as a float64 :class:`scipy.sparse.linalg.LinearOperator` (symmetric)."""
+    n = op.size
+    return spla.LinearOperator((n, n), matvec=lambda v: np.asarray(op.matvec(np.ravel(v)), dtype=np.float64),
+                               matmat=lambda V: matmat(op, V), rmatvec=lambda v: np.asarray(
+                                   op.matvec(np.ravel(v)), dtype=np.float64), dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+def select_params(model: nn.Module, params: ParamSpec = None) -> list[tuple[str, nn.Parameter]]:
+    """The ``(name, parameter)`` pairs a Hessian is taken with respect to, in the model's order.
+
+    ``None`` or ``"all"``: every trainable parameter. ``"original"``: the trainable tensors with
+    more than one dimension, the original loss-landscape tool's choice (no biases, no BatchNorm).
+    A list of names: those (each must exist). A predicate ``f(name, param) -> bool``: those it keeps.
+    """
+    named = [(k, p) for k, p in model.named_parameters()]
+    if params is None or params == "all":
+        chosen = [(k, p) for k, p in named if p.requires_grad]
+    elif params == "original":
+        chosen = [(k, p) for k, p in named if p.requires_grad and p.dim() > 1]
+    elif isinstance(params, str):
+        raise LandscapeError(f"params must be {', '.join(PARAM_CHOICES)}, a list of names or a predicate, "
+                             f"got {params!r}")
+    elif callable(params):
+        chosen = [(k, p) for k, p in named if params(k, p)]
+    else:
+        try:
+            wanted = list(params)
+        except TypeError:
+            raise LandscapeError(f"params must be {', '.join(PARAM_CHOICES)}, a list of names or a predicate, "
+                                 f"got {params!r}") from None
+        known = dict(named)
+        unknown = [k for k in wanted if k not in known]
+        if unknown:
+            raise LandscapeError(f"the model has no parameter {', '.join(map(repr, unknown[:3]))}"
+                                 + (f" (+{len(unknown) - 3} more)" if len(unknown) > 3 else ""))
+        keep = set(wanted)
+        chosen = [(k, p) for k, p in named if k in keep]
+    if not chosen:
+        raise LandscapeError("no parameter selected for the Hessian")
+    bad = [k for k, p in chosen if not p.is_floating_point()]
+    if bad:
+        raise LandscapeError(f"parameters {', '.join(bad[:3])} are not floating point")
+    return chosen
+
+
+def describe_params(params: ParamSpec) -> str:
+    """A short, stable description of a parameter choice, for provenance."""
+    if params is None:
+        return "all"
+    if isinstance(params, str):
+        return params
+    if callable(params):
+        return f"predicate {function_name(params)}"
+    return "names: " + ",".join(params)
+
+
+# ------------------------------------------------------------------------------- losses
+
+
+def _cross_entropy64(output: torch.Tensor, batch) -> torch.Tensor:
+    return nn.functional.cross_entropy(output, target(batch))
+
+
+def _mse64(output: torch.Tensor, batch) -> torch.Tensor:
+    y = target(batch)
+    if y.is_floating_point():
+        return nn.functional.mse_loss(output, y.view_as(output).to(output.dtype))
+    return nn.functional.mse_loss(nn.functional.softmax(output, 1), nn.functional.one_hot(y, output.shape[1])
+                                  .to(output.dtype))
+
+
+# The built-in losses compute in float32 (``output.float()``); in float64 the same losses in double.
+_DOUBLE = {LOSSES["crossentropy"]: _cross_entropy64, LOSSES["mse"]: _mse64}
+
+
+def _cast(batch, dtype: torch.dtype):
+    """``batch`` with its floating tensors in ``dtype`` (the structure kept)."""
+    if torch.is_tensor(batch):
+        return batch.to(dtype) if batch.is_floating_point() else batch
+    if isinstance(batch, Mapping):
+        return {k: _cast(v, dtype) for k, v in batch.items()}
+    if isinstance(batch, tuple | list):
+        return type(batch)(_cast(v, dtype) for v in batch)
+    return batch
+
+
+# ----------------------------------------------------------------------------- the operator
+
+
+class HessianOperator:
+    """The Hessian of a model's mean loss over ``data`` with respect to the chosen parameters.
+
+    ``H v`` is computed batch by batch (a forward pass, a gradient with ``create_graph``, and its
+    backward against ``v``), each batch's product weighted by its share of the samples
+    (``convention="mean"``) or by 1 (``"batch_sum"``, the original tool's scale: see the module
+    docstring), accumulated in float64. ``dtype=torch.float64`` runs a double copy of the model,
+    refreshed from the model before every product.
+
+    The model is evaluated in eval mode (its mode is put back afterwards) at its parameters as
+    they are when the product is taken: nothing about them is cached, so the operator follows
+    the parameters a :class:`landscape.params.Mover` sets. Several vectors at once
+    (:meth:`matmat`) share each batch's forward pass and gradient graph.
+
+    ``data``: anything :func:`landscape.batches.as_batches` takes (a ``Dataset``, ``(X, y)``
+    tensors, a torch ``Dataset``, a ``DataLoader``, ``Batches``). ``loss_fn``: a name or
+    ``fn(output, batch) -> mean loss of the batch`` (default cross-entropy). ``params``: see
+    :func:`select_params`. ``device``: where the products run (default: the model's device; the
+    model is moved there).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data,
+        loss_fn=None,
+        params: ParamSpec = None,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device | None = None,
+        batch_size: int | None = None,
+        convention: str = "mean",
+        forward_fn: Callable[[nn.Module, object], torch.Tensor] = forward,
+    ):
+        if convention not in CONVENTIONS:
+            raise LandscapeError(f"convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
+        if dtype not in (torch.float32, torch.float64):
+            raise LandscapeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        if batch_size is not None and int(batch_size) < 1:
+            raise LandscapeError(f"batch size must be positive, got {batch_size}")
+        if device is None:
+            if isinstance(data, Batches):
+                device = data.device
+            else:
+                first = next(iter(model.parameters()), None)
+                device = first.device if first is not None else torch.device("cpu")
+        self.device = torch.device(device)
+        model.to(self.device)
+        self.model = model
+        self.loss_name, self.loss_fn = resolve_loss(loss_fn)
+        self.params_spec = describe_params(params)
+        chosen = select_params(model, params)
+        self.names: tuple[str, ...] = tuple(k for k, _ in chosen)
+        self.shapes: tuple[torch.Size, ...] = tuple(p.shape for _, p in chosen)
+        self.numels: tuple[int, ...] = tuple(p.numel() for _, p in chosen)
+        self.size: int = int(sum(self.numels))
+        self.dtype, self.convention, self.forward_fn = dtype, convention, forward_fn
+        if isinstance(data, TensorBatches) and batch_size is not None:
+            data = data.with_batch_size(batch_size)
+        self.batches: Batches = as_batches(data, self.device, batch_size or DEFAULT_BATCH_SIZE)
+        self.batch_sizes: tuple[int, ...] = tuple(n for _, n in self.batches)
+        self.num_samples = int(sum(self.batch_sizes))
+        if dtype == torch.float64:
+            self._net = copy.deepcopy(model).to(torch.float64).eval()
+            self._loss = _DOUBLE.get(self.loss_fn, self.loss_fn)
+        else:
+            self._net, self._loss = model, self.loss_fn
+
+    # ----------------------------------------------------------------------------- products
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.size, self.size)
+
+    @property
+    def batch_sum_factor(self) -> float:
+        """``H_batch_sum = factor * H_mean`` when every batch has the same size (else approximate):
+        the number of batches ``N / m``, ``m`` the first batch's size."""
+        return self.num_samples / self.batch_sizes[0]
+
+    def matvec(self, v):
+        """``H v`` for a flat vector ``v`` of :attr:`size` (numpy or torch): float64, of ``v``'s kind."""
+        out = self.matmat(v.reshape(-1, 1) if torch.is_tensor(v) else np.reshape(v, (-1, 1)))
+        return out[:, 0]
+
+    def matmat(self, V):
+        """``H V`` for the columns of ``V`` (size, k) (numpy or torch): float64, of ``V``'s kind.
+
+        The columns share each batch's forward pass and gradient graph."""
+        is_torch = torch.is_tensor(V)
+        Vt = V.detach() if is_torch else torch.from_numpy(np.ascontiguousarray(np.asarray(V, dtype=np.float64)))
+        if Vt.dim() == 1:
+            Vt = Vt[:, None]
+        if Vt.shape[0] != self.size:
+            raise LandscapeError(f"a vector of {Vt.shape[0]} entries for a Hessian of size {self.size}")
+        out = self._products(Vt)
+        if is_torch:
+            return out.to(V.device) if V.device != out.device else out
+        return out.cpu().numpy()
+
+    def __matmul__(self, v):
+        return self.matmat(v) if np.ndim(v) == 2 else self.matvec(v)
+
+    def as_linear_operator(self) -> spla.LinearOperator:
+        """This operator as a :class:`scipy.sparse.linalg.LinearOperator` (float64, numpy)."""
+        return as_linear_operator(self)
+
+    def split(self, v) -> dict[str, torch.Tensor]:
+        """A flat vector as ``{name: tensor}`` shaped like the parameters."""
+        t = v if torch.is_tensor(v) else torch.from_numpy(np.asarray(v))
+        return {k: c.view(s) for k, c, s in zip(self.names, t.split(self.numels), self.shapes, strict=True)}
+
+    def flatten(self, tensors: Mapping[str, torch.Tensor]) -> np.ndarray:
+        """``{name: tensor}`` (e.g. a direction) as a flat float64 vector in this operator's order."""
+        return torch.cat([tensors[k].detach().reshape(-1).double().cpu() for k in self.names]).numpy()
+
+    @contextmanager
+    def _evaluating(self) -> Iterator[list[torch.Tensor]]:
+        """The network in eval mode with only the chosen parameters requiring grad; put back after."""
+        model, net = self.model, self._net
+        if net is not model:  # the float64 copy: refresh it from the model as it is now
+            with torch.no_grad():
+                src = dict(model.named_parameters())
+                for k, p in net.named_parameters():
+                    p.copy_(src[k])
+                src_b = dict(model.named_buffers())
+                for k, b in net.named_buffers():
+                    b.copy_(src_b[k])
+        was_training = model.training
+        flags = [(p, p.requires_grad) for p in net.parameters()]
+        chosen = set(self.names)
+        live = dict(net.named_parameters())
+        try:
+            net.eval()
+            for k, p in net.named_parameters():
+                p.requires_grad_(k in chosen)
+            yield [live[k] for k in self.names]
+        finally:
+            for p, flag in flags:
+                p.requires_grad_(flag)
+            if net is model and was_training:
+                model.train()
+
+    def _products(self, V: torch.Tensor) -> torch.Tensor:
+        k = V.shape[1]
+        acc = torch.zeros(self.size, k, dtype=torch.float64, device=self.device)
+        with self._evaluating() as params:
+            pdtype = params[0].dtype
+            # One (k, *shape) block per parameter: the vectors as gradient outputs.
+            Vd = V.to(device=self.device, dtype=pdtype)
+            blocks = [c.T.reshape(k, *s) for c, s in zip(Vd.split(self.numels), self.shapes, strict=True)]
+            for batch, n in self.batches:
+                weight = n / self.num_samples if self.convention == "mean" else 1.0
+                if self.dtype == torch.float64:
+                    batch = _cast(batch, torch.float64)
+                with torch.enable_grad():
+                    loss = self._loss(self.forward_fn(self._net, batch), batch)
+                    if not loss.requires_grad:
+                        continue  # the loss does not depend on the chosen parameters
+                    grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+                    live = [(i, g) for i, g in enumerate(grads) if g is not None and g.requires_grad]
+                    if not live:
+                        continue  # linear in the parameters: zero Hessian
+                    for j in range(k):
+                        hv = torch.autograd.grad([g for _, g in live], params, [blocks[i][j] for i, _ in live],
+                                                 retain_graph=j < k - 1, allow_unused=True)
+                        col = torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1)
+                                         for h, p in zip(hv, params, strict=True)])
+                        acc[:, j].add_(col.to(torch.float64), alpha=weight)
+        return acc
+
+    def config(self) -> dict:
+        """What the products depend on besides the model and data."""
+        return {"params": self.params_spec, "size": self.size, "convention": self.convention,
+                "dtype": str(self.dtype).replace("torch.", ""), "loss": self.loss_name,
+                "batch_size": self.batch_sizes[0], "num_batches": len(self.batch_sizes),
+                "samples": self.num_samples}
+
+
+__all__ = [
+    "CONVENTIONS", "Counting", "HessianOperator", "MatrixOperator", "Shifted", "SymmetricOperator",
+    "as_linear_operator", "describe_params", "matmat", "select_params",
+]
