@@ -249,7 +249,7 @@ def _mnist(root: str | None, split: str, raw: bool) -> Dataset:
 
 
 def _from_callable(spec: str, root: str | None, split: str) -> Dataset:
-    from landscape.models import load_callable
+    from landscape.models import call_user, load_callable
 
     fn = load_callable(spec, "dataset")
     try:
@@ -257,13 +257,13 @@ def _from_callable(spec: str, root: str | None, split: str) -> Dataset:
     except (TypeError, ValueError):
         params = {}
     kwargs = {k: v for k, v in (("split", split), ("root", root)) if k in params}
-    obj = fn(**kwargs)
+    obj = call_user(fn, f"dataset {spec!r}", **kwargs)
     if isinstance(obj, tuple | list) and len(obj) == 2 and all(torch.is_tensor(t) for t in obj):
         x, y = obj
     elif hasattr(obj, "__len__") and hasattr(obj, "__getitem__"):
         if len(obj) == 0:
             raise LandscapeError(f"dataset {spec!r} is empty")
-        pairs = [obj[i] for i in range(len(obj))]
+        pairs = call_user(lambda: [obj[i] for i in range(len(obj))], f"dataset {spec!r}")
         try:
             x = torch.stack([torch.as_tensor(p[0]) for p in pairs])
             y = torch.as_tensor([int(p[1]) for p in pairs])

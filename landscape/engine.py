@@ -499,6 +499,8 @@ def _run(state, comm, out, overwrite, repair, chunk_size, flush_seconds, max_poi
                 for p in surf.pending(list(m.names)):
                     plan.setdefault(int(p), []).append(m_index)
         plan = comm.bcast(plan, root=0)
+        if comm.rank == 0:
+            _report_fast_paths(state["evaluations"], len(plan), comm.size, surf)
         surf = _compute(surf, comm, plan, job_for(plan), out, chunk_size, flush_seconds, progress)
     finally:
         for lock in locks:
@@ -507,6 +509,23 @@ def _run(state, comm, out, overwrite, repair, chunk_size, flush_seconds, max_poi
     surf.directions = state["dirs"]
     surf.path = out
     return surf
+
+
+def _report_fast_paths(evaluations, pending: int, ranks: int, surf: Surface) -> None:
+    """Say what compiling cost and whether this run repays it (recorded in the file too)."""
+    for e in evaluations:
+        ev = e.evaluator
+        if ev.bf16_speedup:
+            surf.attrs["bf16_speedup"] = round(ev.bf16_speedup, 3)
+        if ev.compile_seconds is None:
+            continue
+        surf.attrs["compile_seconds"] = round(ev.compile_seconds, 2)
+        break_even = ev.compile_seconds / ev.compile_saving if ev.compile_saving else float("inf")
+        line = (f"landscape: torch.compile took {ev.compile_seconds:.1f} s and saves {ev.compile_saving:.3g} s "
+                f"per point ({e.split}); it repays after {break_even:.0f} points per rank")
+        if pending / ranks < break_even:
+            line += f", and this run has {pending / ranks:.0f}: it would be faster without compile"
+        sys.stderr.write(line + "\n")
 
 
 def _compute(surf: Surface | None, comm, plan: dict, job, out, chunk_size, flush_seconds, progress) -> Surface:

@@ -106,6 +106,16 @@ def evaluate(
     return values
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bf16 arithmetic (AVX512_BF16 or AMX), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -119,8 +129,11 @@ class Evaluator:
     (argmax accuracy for class labels, none otherwise), a function, or None. ``batch_size=None``
     picks the fastest of a few sizes by timing them once (tensor data; a loader's batches are
     used as they come). Conv nets on 4-D inputs run channels-last (exact, faster on CPU).
-    ``precision="bf16"`` autocasts the forward pass (opt-in: the loss moves). ``compile=True``
-    uses torch.compile. The model is moved to ``device`` and put in eval mode.
+    ``precision="bf16"`` autocasts the forward pass (opt-in: the loss moves), and is refused where
+    a quick timing finds it slower than fp32 (CPUs without native bf16). ``compile=True`` uses
+    torch.compile, timed: :attr:`compile_seconds` and :attr:`compile_saving` (seconds saved per
+    evaluation) say when it repays; a compiled model that is not faster is refused. The model is
+    moved to ``device`` and put in eval mode.
     """
 
     def __init__(
@@ -157,10 +170,17 @@ class Evaluator:
         self.accuracy_fn = self._resolve_accuracy(accuracy_fn)
         self.accuracy_name = "" if self.accuracy_fn is None else function_name(self.accuracy_fn)
         self._check_fits()
-        self.forward_model = torch.compile(model) if compile else model
+        self.forward_model = model
+        self.bf16_speedup: float | None = None
+        self.compile_seconds: float | None = None
+        self.compile_saving: float | None = None  # seconds saved per evaluation once compiled
+        if precision == "bf16":
+            self._check_bf16()
         if isinstance(self.batches, TensorBatches):
             self.batches = self.batches.with_batch_size(batch_size or self.probe_batch_size())
         self.batch_size = getattr(self.batches, "batch_size", None)
+        if compile:
+            self._compile()
 
     def _resolve_accuracy(self, accuracy_fn):
         if accuracy_fn != "auto":
@@ -199,6 +219,56 @@ class Evaluator:
             raise
         except (RuntimeError, ValueError, IndexError, TypeError, KeyError) as exc:
             raise LandscapeError(f"the loss function fails on the data ({_first_line(exc)})") from None
+
+    def _time(self, batch, autocast_dtype, model=None, rounds: int = 2) -> float:
+        """Best of ``rounds`` timed forward passes (and losses) on ``batch``."""
+        best = float("inf")
+        for _ in range(rounds):
+            self._sync()
+            t0 = time.perf_counter()
+            evaluate(model if model is not None else self.model, [(batch, 1)], self.loss_fn, None, self.forward_fn, autocast_dtype)
+            self._sync()
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    def _check_bf16(self) -> None:
+        """bf16 only where it is faster: the GPU's support, or a quick timing on this CPU."""
+        if self.device.type == "cuda":
+            if not torch.cuda.is_bf16_supported():
+                raise LandscapeError("this GPU has no bf16 support; use fp32")
+            return
+        batch = self.batches.first(min(self.n, 256))
+        self._time(batch, None, rounds=1)
+        self._time(batch, torch.bfloat16, rounds=1)  # warm-up of both kernels
+        fp32, bf16 = self._time(batch, None), self._time(batch, torch.bfloat16)
+        if bf16 >= fp32:
+            native = cpu_has_bf16()
+            why = ("it has native bf16 instructions, but this network does not profit" if native else
+                   "it has no native bf16 instructions (AVX512_BF16 or AMX)")
+            raise LandscapeError(f"bf16 is not faster than fp32 on this CPU ({bf16 * 1e3:.3g} ms vs "
+                                 f"{fp32 * 1e3:.3g} ms per batch: {why}); use fp32")
+        self.bf16_speedup = fp32 / bf16
+
+    def _compile(self) -> None:
+        """torch.compile, timed: what compiling cost and what it saves per evaluation. A compiled
+        model that is not faster is refused (it only costs the compile time)."""
+        batch = self.batches.first(min(self.n, self.batch_size or DEFAULT_BATCH_SIZE))
+        eager = self._time(batch, self.autocast_dtype)
+        compiled = torch.compile(self.model)
+        t0 = time.perf_counter()
+        try:
+            self._time(batch, self.autocast_dtype, compiled, rounds=1)
+        except Exception as exc:  # noqa: BLE001 - inductor needs a C++ compiler and more; report why
+            raise LandscapeError(f"torch.compile failed on this model ({_first_line(exc)}); drop compile") from None
+        self.compile_seconds = time.perf_counter() - t0
+        fast = self._time(batch, self.autocast_dtype, compiled)
+        if fast >= eager:
+            raise LandscapeError(f"torch.compile does not make this model faster here ({fast * 1e3:.3g} ms vs "
+                                 f"{eager * 1e3:.3g} ms per batch, after {self.compile_seconds:.1f} s of "
+                                 "compiling); drop compile")
+        batches = -(-self.n // (self.batch_size or len(inputs_of(batch))))
+        self.compile_saving = (eager - fast) * batches
+        self.forward_model = compiled
 
     def _pass(self, batches) -> dict[str, float]:
         return evaluate(self.forward_model, batches, self.loss_fn, self.accuracy_fn, self.forward_fn,

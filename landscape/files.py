@@ -36,8 +36,9 @@ def replacing(path: str | os.PathLike) -> Iterator[str]:
     try:
         yield tmp
         os.replace(tmp, path)
-    except OSError as exc:
-        raise LandscapeError(f"cannot write {path!r}: {one_line(exc.strerror or exc)}") from None
+    except OSError as exc:  # HDF5's messages name the file it opened: the temporary, not the output
+        reason = one_line(exc.strerror or exc).replace(tmp, path).replace(os.path.basename(tmp), os.path.basename(path))
+        raise LandscapeError(f"cannot write {path!r}: {reason}") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -47,7 +47,7 @@ from landscape.errors import LandscapeError
 from landscape.evaluate import evaluate, keep_malloc_arenas, resolve_device
 from landscape.files import replacing
 from landscape.losses import accuracy, resolve_loss
-from landscape.models import build_model, load_callable
+from landscape.models import build_model, call_user, load_callable
 
 LOG_COLUMNS = ["epoch", "lr", "train_loss", "train_err", "test_loss", "test_err", "seconds"]  # hooks may add
 CKPT_RE = re.compile(r"^model_(\d+)\.pt$")
@@ -104,7 +104,7 @@ class TrainConfig:
     quant: str | None = None  # None | bc (BinaryConnect) | sr (stochastic rounding) | r (rounding)
     bits: int = 1  # 1..8: a symmetric grid of 2**bits levels per layer
     big_batch: int = 1  # the loop runs batches of batch_size * big_batch (the paper's big-batch SR)
-    quant_scale: str = "std"  # each layer's grid scale: std | max | mean | a number (landscape.quant)
+    quant_scale: str = "he"  # each layer's grid scale: he | std | max | mean | a number (landscape.quant)
     quant_keep: str = "none"  # layers kept in full precision: none | first | last | first,last
     quant_step: str = "unit"  # unit: the optimizer steps weights / scale (the paper's +-1) | raw
 
@@ -200,7 +200,7 @@ def _validate(c: TrainConfig) -> None:
         from landscape.quant.config import QuantConfig
 
         QuantConfig.from_train_config(c)
-    elif (c.bits, c.quant_scale, c.quant_keep, c.quant_step) != (1, "std", "none", "unit"):
+    elif (c.bits, c.quant_scale, c.quant_keep, c.quant_step) != (1, "he", "none", "unit"):
         raise LandscapeError("--bits, --quant-scale, --quant-keep and --quant-step need --quant")
     # --
 
@@ -334,6 +334,9 @@ def _load_data(c: TrainConfig) -> tuple[Dataset, Dataset, dict | None]:
         kw["num_classes"] = c.num_classes
     train_set = load_dataset(c.dataset, split="train", **kw)
     test_set = load_dataset(c.dataset, split="test", **kw)
+    for split, data in (("train", train_set), ("test", test_set)):
+        if len(data) == 0:
+            raise LandscapeError(f"dataset {c.dataset!r} has an empty {split} split")
     if c.subset is not None:
         train_set, _ = train_set.subset(c.subset, seed=c.seed)
         test_set, _ = test_set.subset(c.subset, seed=c.seed)
@@ -367,7 +370,7 @@ def make_optimizer(name: str, params, config: TrainConfig) -> torch.optim.Optimi
     """The optimizer ``name`` (a key of :data:`OPTIMIZERS`, or ``package.module:callable`` called
     as ``callable(params, config)``) over ``params``."""
     make = OPTIMIZERS.get(name) or load_callable(name, "optimizer")
-    opt = make(params, config)
+    opt = call_user(make, f"optimizer {name!r}", params, config)
     if not isinstance(opt, torch.optim.Optimizer):
         raise LandscapeError(f"optimizer {name!r} returned {type(opt).__name__}, not a torch.optim.Optimizer")
     return opt

@@ -163,3 +163,53 @@ def test_a_temporary_left_by_a_killed_writer_is_cleaned_up(tmp_path, digits_ckpt
     stale.write_bytes(b"half-written")
     compute_surface(cfg(tmp_path, digits_ckpt, x="-1:1:3", y=None), progress=False)
     assert not stale.exists() and (tmp_path / "s.h5").exists()
+
+
+def test_plane_through_three_models(tmp_path):
+    a, b, c = (save_digits_cnn(tmp_path / f"{n}.pt", seed=k) for k, n in enumerate("abc"))
+    s = compute_surface(cfg(tmp_path, a, model2=b, model3=c, dir_type="states", x="0:1:2", y="0:1:2",
+                            samples=None, split="test"), progress=False)
+    data = load_dataset("digits", split="test")
+    for (j, i), path in (((0, 0), a), ((0, 1), b), ((1, 0), c)):
+        model = build_model("digits_cnn", num_classes=10, in_channels=1)
+        model.load_state_dict(torch.load(path))
+        assert s.loss[j, i] == pytest.approx(Evaluator(model, data, batch_size=256)()["loss"], rel=1e-5)
+    assert s.attrs["model3_sha256"] and s.attrs["directions_from"] == "model2, model3"
+
+
+def test_same_direction_for_both_axes(tmp_path, digits_ckpt):
+    s = compute_surface(cfg(tmp_path, digits_ckpt, same_dir=True, x="-1:1:5", y="-1:1:5"), progress=False)
+    np.testing.assert_allclose(s.loss, s.loss.T, rtol=1e-6)  # f(a, b) = L(theta + (a + b) d)
+    np.testing.assert_allclose(s.loss[0, 4], s.loss[2, 2], rtol=1e-6)  # (1, -1) and (0, 0)
+    with h5py.File(s.path) as f:  # meshgrid layout on disk too: row j is y[j]
+        np.testing.assert_array_equal(f["train_loss"][()], s.loss)
+
+
+def test_file_layout_against_the_closed_form(tmp_path):
+    """file[j, i] is the loss at (x[i], y[j]) on a non-square grid, read with plain h5py."""
+    torch.manual_seed(0)
+    torch.save(quadratic.model().state_dict(), tmp_path / "q.pt")
+    c = cfg(tmp_path, str(tmp_path / "q.pt"), arch="quadratic:model", dataset="quadratic:data",
+            loss="mse", samples=None, x="-2:1:4", y="0:1:3", out=str(tmp_path / "q.h5"))
+    compute_surface(c, progress=False)
+    w0 = torch.load(tmp_path / "q.pt")["weight"].double().numpy()
+    with h5py.File(directions_path(c.out)) as f:
+        d1, d2 = f["xdirection/0"][()].astype(float), f["ydirection/0"][()].astype(float)
+    x, t = (v.double().numpy() for v in quadratic.data())
+    with h5py.File(c.out) as f:
+        z, xs, ys = f["train_loss"][()], f["xcoordinates"][()], f["ycoordinates"][()]
+    assert z.shape == (3, 4)
+    for i, a in enumerate(xs):
+        for j, b in enumerate(ys):
+            w = w0 + a * d1 + b * d2
+            assert z[j, i] == pytest.approx(np.mean(np.sum((x @ w.T - t) ** 2, axis=1)) / quadratic.K, rel=1e-5)
+
+
+def test_train_and_test_in_one_file(tmp_path, digits_ckpt):
+    both = compute_surface(cfg(tmp_path, digits_ckpt, split="train,test", out=str(tmp_path / "both.h5")),
+                           progress=False)
+    assert {"train_loss", "train_acc", "test_loss", "test_acc"} == set(both.values)
+    alone = compute_surface(cfg(tmp_path, digits_ckpt, split="test", out=str(tmp_path / "test.h5")),
+                            progress=False)
+    np.testing.assert_allclose(both.values["test_loss"], alone.values["test_loss"], rtol=1e-6)
+    assert both.split == "train" and both.label("test_loss") == "test loss"

@@ -152,3 +152,62 @@ def test_mover_sets_origin_plus_combination_and_restores():
     mover.restore_()
     for k, v in origin.items():
         assert torch.equal(model.state_dict()[k], v)
+
+
+def original_rule(d: torch.Tensor, w: torch.Tensor, norm: str, ignore: str) -> torch.Tensor:
+    """The original tool's net_plotter.normalize_directions_for_weights, written out per tensor."""
+    d = d.clone()
+    if d.dim() <= 1:
+        return torch.zeros_like(d) if ignore == "biasbn" else w.clone()
+    if norm == "filter":
+        for i in range(d.shape[0]):
+            d[i] = d[i] * (w[i].norm() / (d[i].norm() + 1e-10))
+    elif norm == "layer":
+        d = d * (w.norm() / d.norm())
+    elif norm == "weight":
+        d = d * w
+    elif norm == "dfilter":
+        for i in range(d.shape[0]):
+            d[i] = d[i] / (d[i].norm() + 1e-10)
+    elif norm == "dlayer":
+        d = d / d.norm()
+    return d
+
+
+@pytest.mark.parametrize("norm", ["filter", "layer", "weight", "dfilter", "dlayer", "none"])
+@pytest.mark.parametrize("ignore", ["biasbn", "none"])
+def test_original_semantics_equal_the_original_rule(norm, ignore):
+    origin = origin_of("states")
+    raw = raw_like(origin)
+    d = normalize_({k: v.clone() for k, v in raw.items()}, origin, norm, ignore, semantics="original")
+    for name, w in origin.items():
+        if not w.is_floating_point():
+            continue
+        torch.testing.assert_close(d[name], original_rule(raw[name], w, norm, ignore), rtol=1e-5, atol=1e-7)
+
+
+def test_ours_and_the_originals_differ_where_documented():
+    origin = origin_of()
+    raw = raw_like(origin)
+    ours = normalize_({k: v.clone() for k, v in raw.items()}, origin, "weight", "none")
+    theirs = normalize_({k: v.clone() for k, v in raw.items()}, origin, "weight", "none", semantics="original")
+    bias = "features.1.bias"
+    assert torch.equal(theirs[bias], origin[bias]) and not torch.equal(ours[bias], origin[bias])
+    w = "features.0.weight"
+    torch.testing.assert_close(theirs[w], raw[w] * origin[w])  # element-wise
+    total = math.sqrt(sum(float((ours[k].double() ** 2).sum()) for k in ours))
+    wnorm = math.sqrt(sum(float((origin[k].double() ** 2).sum()) for k in origin))
+    assert total == pytest.approx(wnorm, rel=1e-5)  # ours: one scale over the whole model
+
+
+def test_per_axis_normalization_and_ignore():
+    origin = origin_of()
+    x, y = random_directions(origin, 2, norm=["filter", "none"], ignore=["biasbn", "none"], seed=3)
+    fx, fy = random_directions(origin, 2, norm="filter", ignore="biasbn", seed=3)
+    assert all(torch.equal(x[k], fx[k]) for k in x)  # the same draws, axis by axis
+    g = torch.Generator().manual_seed(3)
+    for v in origin.values():  # the raw Gaussian of the y axis follows the x axis's draws
+        torch.randn(v.shape, generator=g)
+    raw_y = {k: torch.randn(v.shape, generator=g) for k, v in origin.items()}
+    assert all(torch.equal(y[k], raw_y[k]) for k in y)  # none, nothing ignored
+    assert not torch.equal(y["fc.bias"], fy["fc.bias"])

@@ -103,3 +103,51 @@ def test_regression_data_has_no_accuracy_and_a_user_loss_is_used():
     assert set(values) == {"loss"}
     with torch.no_grad():
         assert values["loss"] == pytest.approx(float((net(x) - t).abs().mean()), rel=1e-6)
+
+
+def test_bf16_is_refused_where_it_is_slower(net_and_data, monkeypatch):
+    model, data = net_and_data
+
+    def fake_time(self, batch, dtype, model=None, rounds=2):
+        return 0.02 if dtype is torch.bfloat16 else 0.01  # an AVX2-only CPU: bf16 emulated
+
+    monkeypatch.setattr(Evaluator, "_time", fake_time)
+    with pytest.raises(LandscapeError, match="bf16 is not faster than fp32 on this CPU"):
+        Evaluator(model, data, batch_size=128, precision="bf16")
+
+
+def test_compile_that_does_not_pay_is_refused_and_one_that_does_is_timed(net_and_data, monkeypatch):
+    import time as _time
+
+    model, data = net_and_data
+    calls = {"n": 0}
+
+    def fake_compile(m):
+        class Slow(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.inner = m
+
+            def forward(self, x):
+                calls["n"] += 1
+                _time.sleep(0.05)
+                return self.inner(x)
+        return Slow()
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    with pytest.raises(LandscapeError, match="does not make this model faster"):
+        Evaluator(model, data, batch_size=128, compile=True)
+    assert calls["n"] >= 2
+
+    def fast_compile(m):
+        return m  # as fast as eager at best: timing noise decides; make eager look slower instead
+
+    timings = iter([0.02, 0.5, 0.005, 0.005])  # eager, the compiling call, then compiled
+
+    def fake_time(self, batch, dtype, model=None, rounds=2):
+        return next(timings)
+
+    monkeypatch.setattr(torch, "compile", fast_compile)
+    monkeypatch.setattr(Evaluator, "_time", fake_time)
+    ev = Evaluator(model, data, batch_size=128, compile=True)
+    assert ev.compile_seconds is not None and ev.compile_saving == pytest.approx((0.02 - 0.005) * 3)

@@ -331,7 +331,7 @@ def test_plan_errors_name_the_layer():
     for plan, message in cases:
         with pytest.raises(LandscapeError, match=message):
             prune_filters(r20, plan)
-    # the last conv's channels reach the linear head: prunable; a conv whose output is sliced: not
+    # without skip connections a block's second conv is pruned alone
     assert prune_filters(build_model("resnet20_noshort"), {"layer1.0.conv2": 0.5}).layer1[0].conv2.out_channels == 8
 
 
@@ -537,7 +537,7 @@ def test_graph_of_the_zoo():
     assert len(g.prunable()) == 27  # every block's first conv, nothing else
     assert set(trace(build_model("vgg16")).prunable()) == {n for n, m in build_model("vgg16").named_modules()
                                                             if isinstance(m, nn.Conv2d)}
-    assert len(trace(build_model("resnet56_noshort")).prunable()) == 55  # all but none: no sums
+    assert len(trace(build_model("resnet56_noshort")).prunable()) == 55  # every conv: no residual sums
     assert g.group_of("layer3.4.conv2").leaders == ["layer3.0.shortcut.0"]
 
 

@@ -25,6 +25,7 @@ from landscape.quant import (
     round_stochastic,
     scale_of,
 )
+from landscape.quant.quantizer import matched_scale
 from landscape.train import TrainConfig, train
 
 
@@ -94,14 +95,30 @@ def test_values_outside_the_range_are_clipped_onto_the_end_levels():
 
 def test_scale_rules():
     w = torch.randn(64, 32, generator=torch.Generator().manual_seed(0))
-    assert scale_of(w, "std") == pytest.approx(math.sqrt(3) * w.double().std(unbiased=False).item())
+    sd = w.double().std(unbiased=False).item()
+    assert scale_of(w, "std", bits=1) == pytest.approx(sd)  # binary: +-std
+    assert scale_of(w, "std", bits=2) == pytest.approx(sd * math.sqrt(9 / 5))
+    assert scale_of(w, "he", bits=1) == pytest.approx(math.sqrt(2 / 32))  # fan-in 32
+    conv = torch.empty(8, 4, 3, 3)
+    assert scale_of(conv, "he", bits=1) == pytest.approx(math.sqrt(2 / 36))
     assert scale_of(w, "max") == pytest.approx(w.abs().max().item())
     assert scale_of(w, "mean") == pytest.approx(w.abs().mean().item(), rel=1e-6)
     assert scale_of(w, 1.0) == 1.0
-    u = torch.empty(10_000).uniform_(-0.2, 0.2)  # BinaryConnect's init: std rule = its bound H
-    assert scale_of(u, "std") == pytest.approx(0.2, rel=0.02)
     with pytest.raises(ValueError, match="all zero"):
         scale_of(torch.zeros(3, 3), "std")
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 8])
+def test_matched_grids_have_the_reference_variance(bits):
+    # the levels, used equally often, have the reference variance; for many bits R -> sqrt(3) std,
+    # BinaryConnect's H for its uniform initialization
+    R = matched_scale(0.7, bits)
+    levels = Grid.symmetric(bits, R).levels()
+    assert levels.pow(2).mean().sqrt().item() == pytest.approx(0.7)
+    if bits == 8:
+        assert R == pytest.approx(math.sqrt(3) * 0.7, rel=0.005)
+    u = torch.empty(100_000, dtype=torch.float64).uniform_(-0.2, 0.2)
+    assert scale_of(u, "std", bits=16) == pytest.approx(0.2, rel=0.01)
 
 
 # ---------------------------------------------------------------------------- quantize_
@@ -121,7 +138,7 @@ def test_quantize_keeps_keys_and_quantizes_only_conv_and_linear_weights(method, 
         if k in hook.names:
             grid = hook.grids[hook.names.index(k)]
             assert on_grid(v, grid) and v.unique().numel() <= 2**bits
-            assert grid.hi == pytest.approx(scale_of(before[k], "std"))
+            assert grid.hi == pytest.approx(scale_of(before[k], "he", bits))
         else:  # biases and BatchNorm: untouched
             assert torch.equal(v, before[k]), k
 
@@ -392,6 +409,24 @@ def test_cli_trains_bc_and_big_batch_sr(tmp_path, capsys):
     ckpt = torch.load(tmp_path / "sr" / "model_1.pt", weights_only=True)
     assert ckpt["quant"]["layers"] == ["net.4.weight"] and ckpt["args"]["effective_batch_size"] == 512
     assert "test accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_cli_issue_commands_on_a_cifar_folder(tmp_path):
+    from test_train import make_cifar10
+
+    make_cifar10(tmp_path / "data", n_per_batch=4)
+    base = ["--arch", "vgg9", "--dataset", "cifar10", "--data-root", str(tmp_path / "data"), "--optimizer",
+            "adam", "--lr", "0.01", "--epochs", "1", "--batch-size", "4", "--no-progress"]
+    assert main(base + ["--quant", "bc", "--bits", "1", "--out", str(tmp_path / "vgg9_bc")]) == 0
+    assert main(base + ["--quant", "sr", "--bits", "1", "--big-batch", "4", "--out", str(tmp_path / "vgg9_sr")]) == 0
+    bc = torch.load(tmp_path / "vgg9_bc" / "model_1.pt", weights_only=True)
+    sr = torch.load(tmp_path / "vgg9_sr" / "model_1.pt", weights_only=True)
+    assert len(bc["quant"]["layers"]) == 9 and set(bc["full_precision"]) == set(bc["quant"]["layers"])
+    assert sr["step"] == 2 and sr["args"]["effective_batch_size"] == 16  # 20 images in batches of 16
+    for ckpt in (bc, sr):
+        for layer in ckpt["quant"]["layers"]:
+            assert ckpt["state_dict"][layer].unique().numel() <= 2
 
 
 @pytest.mark.parametrize("args,message", [

@@ -101,9 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--big-batch", type=positive, default=d.big_batch, metavar="K",
                    help="train with batches of K x --batch-size (the paper's big-batch SR; recorded in "
                    "the checkpoints as big_batch and effective_batch_size)")
-    q.add_argument("--quant-scale", default=d.quant_scale, metavar="std|max|mean|X",
-                   help="each layer's outermost level from its initial weights: std (default: sqrt(3) x "
-                   "their std, BinaryConnect's H), max (max |w|), mean (mean |w|), or the number X for all")
+    q.add_argument("--quant-scale", default=d.quant_scale, metavar="he|std|max|mean|X",
+                   help="each layer's outermost level R: he (default: the grid with He's variance "
+                   "2/fan_in; binary +-sqrt(2/fan_in)), from the initial weights std (the grid with their "
+                   "variance), max (max |w|) or mean (mean |w|), or the number X for every layer")
     q.add_argument("--quant-keep", choices=["none", "first", "last", "first,last"], default=d.quant_keep,
                    metavar="none|first|last|first,last",
                    help="keep the first and/or last conv/linear layer in full precision (default none)")

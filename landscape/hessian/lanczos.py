@@ -15,6 +15,7 @@ eigenvalue was missed; a random component in the start vector makes that improba
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,27 +166,28 @@ def lanczos(op: SymmetricOperator, num_iters: int, v0=None, seed: int | np.rando
                   rnorm, steps)
 
 
-def _wanted(theta: np.ndarray, k: int, which: str) -> np.ndarray:
+def _wanted(theta: np.ndarray, k: int, which: str, k_smallest: int | None = None) -> np.ndarray:
     """Indices (into ascending ``theta``) of the wanted Ritz values."""
     m = len(theta)
-    if which == "largest":
-        idx = np.arange(max(0, m - k), m)
-    elif which == "smallest":
-        idx = np.arange(0, min(k, m))
-    else:
-        idx = np.unique(np.concatenate([np.arange(0, min(k, m)), np.arange(max(0, m - k), m)]))
-    return idx
+    top = np.arange(max(0, m - k), m) if which in ("largest", "both_ends") else np.arange(0)
+    ks = k if k_smallest is None else k_smallest
+    bottom = np.arange(0, min(ks, m)) if which in ("smallest", "both_ends") else np.arange(0)
+    if which == "smallest":
+        bottom = np.arange(0, min(k, m))
+    return np.unique(np.concatenate([bottom, top])).astype(int)
 
 
-def _check_args(op, k: int, which: str, tol: float, method: str) -> int:
+def _check_args(op, k: int, which: str, tol: float, method: str, k_smallest: int | None) -> int:
     if which not in WHICH:
         raise LandscapeError(f"which must be one of {', '.join(WHICH)}, got {which!r}")
     if method not in METHODS:
         raise LandscapeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if not (tol > 0):
         raise LandscapeError(f"tol must be positive, got {tol}")
+    if k_smallest is not None and (which != "both_ends" or k_smallest < 0):
+        raise LandscapeError("k_smallest is for which='both_ends' and must be >= 0")
     n = int(op.size)
-    wanted = k * (2 if which == "both_ends" else 1)
+    wanted = k + ((k if k_smallest is None else k_smallest) if which == "both_ends" else 0)
     if k < 1 or wanted > n:
         raise LandscapeError(f"cannot find {wanted} eigenvalue(s) of an operator of size {n}")
     return n
@@ -199,11 +201,12 @@ def eigenpairs(
     v0=None,
     method: str = "lanczos",
     max_iter: int | None = None,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     warm_mix: float = 0.1,
+    k_smallest: int | None = None,
 ) -> Eigenpairs:
     """The ``k`` largest (algebraically), ``k`` smallest (most negative), or ``k`` of each end
-    (``"both_ends"``) eigenpairs of the symmetric operator ``op``.
+    (``"both_ends"``; ``k_smallest`` of the low end if given) eigenpairs of the symmetric ``op``.
 
     ``method="lanczos"``: Lanczos with full reorthogonalization from one start vector; both ends
     of the spectrum come from the same Krylov space, so ``"both_ends"`` costs about what the
@@ -217,60 +220,61 @@ def eigenpairs(
     "BE"); there ``tol`` is ARPACK's relative tolerance, ``||r|| <= tol * |theta|`` for each pair;
     ``v0`` combined as above. Its residuals are computed exactly (``k`` more products, counted).
     """
-    n = _check_args(op, k, which, tol, method)
+    n = _check_args(op, k, which, tol, method, k_smallest)
     rng = np.random.default_rng(seed)
     max_iter = int(max_iter) if max_iter is not None else min(n, 500)
     counted = Counting(op)
     if method == "eigsh":
-        return _eigsh(counted, n, k, which, tol, v0, rng, max_iter, warm_mix)
+        return _eigsh(counted, n, k, which, tol, v0, rng, max_iter, warm_mix, k_smallest)
 
     q0 = start_vector(n, v0, rng, warm_mix)
-    needed = k * (2 if which == "both_ends" else 1)
-    state = {}
+    needed = k + ((k if k_smallest is None else k_smallest) if which == "both_ends" else 0)
+
+    def converged(theta, S, rnorm) -> tuple[np.ndarray, np.ndarray, bool]:
+        idx = _wanted(theta, k, which, k_smallest)
+        scale = max(float(np.max(np.abs(theta))), np.finfo(float).tiny)
+        res = rnorm * np.abs(S[-1, idx])
+        return idx, res, bool(np.all(res <= tol * scale))
 
     def stop(alpha, beta, rnorm) -> bool:
-        m = len(alpha)
-        if m < min(n, needed + 1) and rnorm > 0:
+        if len(alpha) < min(n, needed + 1) and rnorm > 0:
             return False
         theta, S = _tridiagonal_eigh(alpha, beta)
-        idx = _wanted(theta, k, which)
-        scale = max(np.max(np.abs(theta)), np.finfo(float).tiny)
-        res = rnorm * np.abs(S[-1, idx])
-        state["done"] = bool(np.all(res <= tol * scale))
-        return state["done"]
+        return converged(theta, S, rnorm)[2]
 
     kry = lanczos(counted, max_iter, q0, rng, keep_basis=True, stop=stop)
     theta, S = kry.ritz()
-    idx = _wanted(theta, k, which)[::-1]  # descending
+    idx, residuals, done = converged(theta, S, kry.residual_norm)
+    idx, residuals = idx[::-1], residuals[::-1]  # descending
     vectors = kry.basis.T @ S[:, idx]
-    residuals = kry.residual_norm * np.abs(S[-1, idx])
-    scale = max(np.max(np.abs(theta)), np.finfo(float).tiny)
-    converged = bool(np.all(residuals <= tol * scale)) or kry.steps >= n
-    return Eigenpairs(theta[idx].copy(), vectors, residuals, counted.count, converged, tol, "lanczos")
+    return Eigenpairs(theta[idx].copy(), vectors, residuals, counted.count, done or kry.steps >= n, tol, "lanczos")
 
 
 def _eigsh(counted: Counting, n: int, k: int, which: str, tol: float, v0, rng, max_iter: int,
-           warm_mix: float) -> Eigenpairs:
-    kind = {"largest": "LA", "smallest": "SA", "both_ends": "BE"}[which]
-    kk = 2 * k if which == "both_ends" else k
-    A = as_linear_operator(counted)
+           warm_mix: float, k_smallest: int | None) -> Eigenpairs:
     start = start_vector(n, v0, rng, warm_mix)
-    converged = True
-    if kk >= n - 1:  # ARPACK needs k < n - 1: a small problem, solve it densely
-        dense = matmat(counted, np.eye(n))
-        w, Y = np.linalg.eigh((dense + dense.T) / 2)
-        if which == "largest":
-            sel = np.arange(n - k, n)
-        elif which == "smallest":
-            sel = np.arange(k)
-        else:
-            sel = np.unique(np.r_[np.arange(k), np.arange(n - k, n)])
-        w, Y = w[sel], Y[:, sel]
+    if which == "both_ends" and k_smallest is not None and k_smallest != k:
+        runs = [("LA", k)] + ([("SA", k_smallest)] if k_smallest else [])
     else:
-        try:
-            w, Y = spla.eigsh(A, k=kk, which=kind, tol=tol, v0=start, maxiter=max(max_iter, 10))
-        except spla.ArpackNoConvergence as exc:
-            w, Y, converged = exc.eigenvalues, exc.eigenvectors, False
+        runs = [({"largest": "LA", "smallest": "SA", "both_ends": "BE"}[which], k * (2 if which == "both_ends" else 1))]
+    values, vectors, converged = [], [], True
+    for kind, kk in runs:
+        if kk >= n - 1:  # ARPACK needs k < n - 1: a small problem, solved densely
+            dense = matmat(counted, np.eye(n))
+            w, Y = np.linalg.eigh((dense + dense.T) / 2)
+            sel = {"LA": np.arange(n - kk, n), "SA": np.arange(kk)}.get(kind)
+            if sel is None:
+                sel = np.unique(np.r_[np.arange(kk - kk // 2), np.arange(n - kk // 2, n)])
+            w, Y = w[sel], Y[:, sel]
+        else:
+            try:
+                w, Y = spla.eigsh(as_linear_operator(counted), k=kk, which=kind, tol=tol, v0=start,
+                                  maxiter=max(max_iter, 10))
+            except spla.ArpackNoConvergence as exc:
+                w, Y, converged = exc.eigenvalues, exc.eigenvectors, False
+        values.append(w)
+        vectors.append(Y)
+    w, Y = np.concatenate(values), np.concatenate(vectors, axis=1)
     order = np.argsort(w)[::-1]
     w, Y = w[order], Y[:, order]
     R = matmat(counted, Y) - Y * w  # exact residuals: k more products, counted

@@ -13,15 +13,15 @@ STEPS = ("unit", "raw")
 
 
 def parse_scale(rule: str | float) -> str | float:
-    """``"std"``, ``"max"``, ``"mean"`` or a positive number (given as a number or a string)."""
-    if isinstance(rule, str) and rule in ("std", "max", "mean"):
+    """``"he"``, ``"std"``, ``"max"``, ``"mean"`` or a positive number (or its string)."""
+    if isinstance(rule, str) and rule in ("he", "std", "max", "mean"):
         return rule
     try:
         value = float(rule)
     except (TypeError, ValueError):
-        raise LandscapeError(f"--quant-scale must be std, max, mean or a positive number, got {rule!r}") from None
+        raise LandscapeError(f"--quant-scale must be he, std, max, mean or a positive number, got {rule!r}") from None
     if not (value > 0 and math.isfinite(value)):
-        raise LandscapeError(f"--quant-scale must be std, max, mean or a positive number, got {rule!r}")
+        raise LandscapeError(f"--quant-scale must be he, std, max, mean or a positive number, got {rule!r}")
     return value
 
 
@@ -33,9 +33,10 @@ class QuantConfig:
       runs with ``Q_d(w_r)``, the gradient there updates ``w_r``, clipped to the grid's range),
       ``"sr"`` / ``"r"`` (only quantized weights: ``w <- Q(w - step)`` with Q = Q_s / Q_d).
     - ``bits``: 1..8; a symmetric grid of ``2**bits`` levels per layer (1 bit: binary).
-    - ``scale``: each layer's outermost level from its initial weights, see
-      :func:`landscape.quant.quantizer.scale_of` (``"std"``: ``sqrt(3) std(w0)``, BinaryConnect's
-      H; ``"max"``; ``"mean"``; or a number, the same for every layer).
+    - ``scale``: each layer's outermost level R, set before training, see
+      :func:`landscape.quant.quantizer.scale_of`: ``"he"`` (from the layer's fan-in: the grid with
+      He's variance; binary ``+-sqrt(2 / fan_in)``), from the initial weights ``"std"`` (the grid
+      with their variance), ``"max"`` or ``"mean"`` (of ``|w|``), or a number for every layer.
     - ``keep``: layers left in full precision: ``"none"``, ``"first"``, ``"last"``, ``"first,last"``
       (first and last conv/linear layer in the order the model registers them).
     - ``step``: ``"unit"``: the optimizer works on each layer's weights divided by its scale (so
@@ -46,7 +47,7 @@ class QuantConfig:
 
     method: str = "bc"
     bits: int = 1
-    scale: str | float = "std"
+    scale: str | float = "he"
     keep: str = "none"
     step: str = "unit"
     seed: int = 0

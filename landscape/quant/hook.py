@@ -75,7 +75,7 @@ class QuantHook(TrainHook):
         self.params = [p for _, p in chosen]
         self.device = self.params[0].device
         try:
-            scales = [scale_of(p, config.scale) for p in self.params]
+            scales = [scale_of(p, config.scale, config.bits) for p in self.params]
         except ValueError as exc:
             raise LandscapeError(str(exc)) from None
         self._set_grids(scales)
@@ -259,8 +259,9 @@ class Rounding(QuantHook):
 
     def after_step(self, trainer) -> None:
         codes = self._codes
-        if codes is None:  # no after_backward before this step: nothing to round from
-            codes = self.codes()
+        if codes is None:
+            raise RuntimeError("Rounding.after_step needs after_backward first (it records the levels "
+                               "the optimizer starts from)")
         with torch.no_grad():
             old = torch._foreach_add(codes, 0.5)
             torch._foreach_mul_(old, self.opt_delta)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-SCALE_RULES = ("std", "max", "mean")
+SCALE_RULES = ("he", "std", "max", "mean")
 
 
 @dataclass(frozen=True)
@@ -69,22 +69,38 @@ class Grid:
         return (torch.arange(self.low, self.high + 1, dtype=dtype) + self.offset) * self.delta
 
 
-def scale_of(weight: torch.Tensor, rule: str | float) -> float:
-    """A layer's grid scale (its outermost level) from its initial weights.
+def matched_scale(std: float, bits: int) -> float:
+    """The outermost level ``R`` of the symmetric ``2**bits``-level grid whose levels, used equally
+    often, have standard deviation ``std``: ``R = std * sqrt(3 (2^k - 1) / (2^k + 1))``. Binary:
+    ``R = std``; many bits: ``R -> sqrt(3) std``, the bound of the uniform distribution of that
+    std (BinaryConnect's ``H`` for its U(-H, H) initialization)."""
+    n = 2**bits
+    return std * math.sqrt(3.0 * (n - 1) / (n + 1))
 
-    ``"std"``: ``sqrt(3) * std(w)``, the bound of the uniform distribution with the weights'
-    variance. It is BinaryConnect's ``H`` (weights drawn from U(-H, H), binarized to ``+-H``,
-    kept in [-H, H]) for any initialization of the same variance, and unlike the maximum it does not
-    grow with the layer's size under a Gaussian initialization. ``"max"``: ``max |w|``, so that
-    every initial weight lies inside the grid. ``"mean"``: ``mean |w|``, the binary scale closest
-    to the weights in the least-squares sense (XNOR-Net's BWN), fixed at its initial value. A number:
-    that scale for every layer (``1.0``: the paper's +-1 weights).
+
+def scale_of(weight: torch.Tensor, rule: str | float = "he", bits: int = 1) -> float:
+    """A layer's grid scale ``R`` (its outermost level), set once, before training.
+
+    ``"he"`` (the default): from the layer's shape, the grid matched (:func:`matched_scale`) to
+    He's standard deviation ``sqrt(2 / fan_in)``: a quantized layer then passes on the variance of
+    its input as a He-initialized one does (binary: ``+-sqrt(2 / fan_in)``). It equals ``"std"``
+    (in expectation) for the He-normal convs that ``landscape-train`` initializes, and stays sound
+    for layers initialized tiny (the original tool's N(0, 1e-3) linear layers, whose binary copy
+    at that scale would leave BatchNorm's epsilon and its initial running variance dominant, and a
+    final classifier's logits near 0). Like BinaryConnect's ``H``, which its code computes from the
+    layer's fan-in and fan-out. ``"std"``: the grid matched to the initial weights' standard
+    deviation. ``"max"``: ``max |w|``, every initial weight inside the grid. ``"mean"``:
+    ``mean |w|``, the binary scale closest to the initial weights in least squares (XNOR-Net's BWN),
+    kept fixed. A number: that ``R`` for every layer (``1.0``: the paper's +-1 binary weights).
     """
     w = weight.detach().double()
     if isinstance(rule, int | float):
         value = float(rule)
+    elif rule == "he":
+        fan_in = w[0].numel() if w.ndim > 1 else w.numel()
+        value = matched_scale(math.sqrt(2.0 / fan_in), bits)
     elif rule == "std":
-        value = math.sqrt(3.0) * float(w.std(unbiased=False)) if w.numel() > 1 else float(w.abs().max())
+        value = matched_scale(float(w.std(unbiased=False)), bits) if w.numel() > 1 else float(w.abs().max())
     elif rule == "max":
         value = float(w.abs().max())
     elif rule == "mean":
@@ -121,4 +137,4 @@ def clip(w: torch.Tensor, grid: Grid) -> torch.Tensor:
     return w.clamp(grid.lo, grid.hi)
 
 
-__all__ = ["SCALE_RULES", "Grid", "clip", "codes", "round_nearest", "round_stochastic", "scale_of"]
+__all__ = ["SCALE_RULES", "Grid", "clip", "codes", "matched_scale", "round_nearest", "round_stochastic", "scale_of"]

@@ -1,0 +1,149 @@
+"""The convexity map: the Hessian's extreme eigenvalues at every grid point, as a surface metric.
+
+:class:`EigMetric` follows :mod:`landscape.metrics`: it writes ``max_eig`` and ``min_eig`` (the
+original tool's dataset names, so its ``plot_2d_eig_ratio`` reads our files), and the engine
+handles files, MPI, resume and progress. At each point one Lanczos run gives both ends of the
+spectrum, started from the eigenvectors of a finished neighbouring point of the same rank.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from torch import nn
+
+from landscape.batches import forward
+from landscape.errors import LandscapeError
+from landscape.hessian.lanczos import DEFAULT_TOL, Eigenpairs, eigenpairs
+from landscape.hessian.operator import HessianOperator, ParamSpec, describe_params
+
+
+class EigMetric:
+    """``max_eig`` and ``min_eig``: the largest and the smallest (most negative) eigenvalue of the
+    Hessian of the mean loss at the model's current parameters.
+
+    Accuracy: each value is within ``tol * |lambda_max|`` of an eigenvalue of the Hessian (the
+    Lanczos residual bound, see :mod:`landscape.hessian.lanczos`); default ``tol = 1e-3``. In
+    practice the error is far smaller, about ``residual^2 / gap``.
+
+    Warm start: the eigenvectors of up to ``cache_size`` finished points are kept (float32); a
+    point starts from those of its nearest finished neighbour in grid index space (indices that
+    differ by at most 1 on every axis), mixed with a random vector of weight ``warm_mix``.
+    Without a grid (called outside the engine), the previous call's point is used.
+
+    ``data`` and ``loss_fn`` are for use outside the engine; :meth:`setup` takes the engine's.
+    ``params``, ``convention``, ``dtype``, ``batch_size``: see :class:`HessianOperator`.
+    """
+
+    names = ("max_eig", "min_eig")
+
+    def __init__(
+        self,
+        tol: float = DEFAULT_TOL,
+        params: ParamSpec = None,
+        convention: str = "mean",
+        dtype: torch.dtype = torch.float32,
+        batch_size: int | None = None,
+        method: str = "lanczos",
+        max_iter: int = 300,
+        warm_start: bool = True,
+        warm_mix: float = 0.1,
+        cache_size: int = 32,
+        seed: int = 0,
+        data=None,
+        loss_fn=None,
+    ):
+        if not (tol > 0):
+            raise LandscapeError(f"the eigenvalue tolerance must be positive, got {tol}")
+        self.tol, self.params, self.convention, self.dtype = float(tol), params, convention, dtype
+        self.batch_size, self.method, self.max_iter = batch_size, method, int(max_iter)
+        self.warm_start, self.warm_mix, self.cache_size, self.seed = warm_start, float(warm_mix), int(cache_size), seed
+        self.data, self.loss_fn = data, loss_fn
+        self.context = None
+        self.op: HessianOperator | None = None
+        self.shape: tuple[int, ...] | None = None
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._calls = 0
+        self.history: list[dict] = []  # per call: index, matvecs, warm-started from, converged
+        self.last: Eigenpairs | None = None
+
+    def setup(self, context) -> None:
+        """Build the operator on the engine's data, loss and device (once per run and rank)."""
+        self.context = context
+        grid = getattr(context, "grid", None)
+        self.shape = tuple(grid.shape) if grid is not None and hasattr(grid, "shape") else None
+        forward_fn = (getattr(context, "extra", None) or {}).get("forward_fn", forward)
+        self.op = HessianOperator(context.model, context.data, context.loss_fn or self.loss_fn, self.params,
+                                  self.dtype, context.device, self.batch_size, self.convention, forward_fn)
+        self._cache.clear()
+
+    def _operator(self, model: nn.Module) -> HessianOperator:
+        if self.op is None or self.op.model is not model:
+            if self.op is None and self.data is None:
+                raise LandscapeError("EigMetric needs data: run it through the engine (setup) or give data=")
+            data = self.data if self.data is not None else self.op.batches
+            loss = self.loss_fn if self.loss_fn is not None or self.op is None else self.op.loss_fn
+            self.op = HessianOperator(model, data, loss, self.params, self.dtype, None, self.batch_size,
+                                      self.convention)
+            self._cache.clear()
+        return self.op
+
+    def _where(self) -> int:
+        point = getattr(self.context, "point", None)
+        index = getattr(point, "index", -1) if point is not None else -1
+        return int(index) if index is not None and index >= 0 else -1
+
+    def _neighbour(self, index: int) -> int | None:
+        """The cached point to start from: the nearest neighbour of ``index`` in grid index space."""
+        if not self._cache:
+            return None
+        if index < 0 or self.shape is None:
+            return next(reversed(self._cache))  # no grid: the previous point
+        here = np.array(np.unravel_index(index, self.shape))
+        best, best_d = None, None
+        for k in reversed(self._cache):  # most recent first: ties go to it
+            there = np.array(np.unravel_index(k, self.shape))
+            if k == index or np.max(np.abs(there - here)) > 1:
+                continue
+            d = float(np.sum((there - here) ** 2))
+            if best_d is None or d < best_d:
+                best, best_d = k, d
+        return best
+
+    def __call__(self, model: nn.Module) -> dict[str, float]:
+        op = self._operator(model)
+        index = self._where()
+        key = index if index >= 0 else -(self._calls + 1)
+        self._calls += 1
+        start = self._neighbour(index) if self.warm_start else None
+        v0 = self._cache[start].astype(np.float64) if start is not None else None
+        seed = [int(self.seed), int(index if index >= 0 else self._calls)]  # the same at a point on any rank
+        result = eigenpairs(op, k=1, which="both_ends", tol=self.tol, v0=v0, method=self.method,
+                            max_iter=min(self.max_iter, op.size), seed=seed,
+                            warm_mix=self.warm_mix)
+        if not result.converged:
+            warnings.warn(f"the Hessian's extreme eigenvalues at point {index} did not reach the tolerance "
+                          f"{self.tol:g} in {result.matvecs} products (residuals {result.residuals})", stacklevel=2)
+        self.last = result
+        self.history.append({"index": index, "matvecs": result.matvecs, "warm_from": start,
+                             "converged": result.converged})
+        if self.warm_start and self.cache_size > 0:
+            self._cache[key] = result.eigenvectors.astype(np.float32)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return {"max_eig": result.max, "min_eig": result.min}
+
+    def config(self) -> dict:
+        """What the values depend on besides the model, data and loss (checked on resume)."""
+        cfg = {"tol": self.tol, "params": describe_params(self.params), "convention": self.convention,
+               "dtype": str(self.dtype).replace("torch.", ""), "method": self.method}
+        if self.convention == "batch_sum":  # the original tool's scale depends on the batching
+            cfg["batch_size"] = self.op.batch_sizes[0] if self.op is not None else (self.batch_size or "")
+        return cfg
+
+
+__all__ = ["EigMetric"]

@@ -1,0 +1,216 @@
+"""The spectrum summary of one point: top-k and smallest eigenvalues, trace, density; its HDF5 file.
+
+``summarize(model, data, ...)`` runs the algorithms on one :class:`HessianOperator` and returns a
+frozen :class:`HessianSummary`; :func:`write_summary` / :func:`read_summary` store it (what
+``landscape-hessian`` writes), plain HDF5 readable by h5py alone:
+
+- ``top_eigenvalues``, ``top_residuals`` (k,): the k largest eigenvalues, descending;
+- ``max_eig``, ``min_eig`` (scalars, the surface files' names) and ``eig_ratio = |min/max|``;
+- ``trace`` (scalar; attributes ``stderr``, ``samples``, ``tol``, ``converged``), ``trace_samples``;
+- ``density/grid``, ``density/density``, ``density/nodes``, ``density/weights`` (attribute ``sigma``);
+- ``top_eigenvectors`` (n, k) float32 when asked;
+- root attributes: the provenance given to :func:`write_summary` and the summary's own
+  configuration (parameters, convention, dtype, tolerances, timings in seconds).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+from landscape.errors import LandscapeError
+from landscape.files import replacing
+from landscape.hessian.hutchinson import Trace
+from landscape.hessian.hutchinson import trace as hutchinson_trace
+from landscape.hessian.lanczos import DEFAULT_TOL, Eigenpairs, eigenpairs
+from landscape.hessian.operator import HessianOperator, ParamSpec
+from landscape.hessian.quadrature import Density
+from landscape.hessian.quadrature import density as slq_density
+
+FORMAT = "landscape-hessian"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class HessianSummary:
+    """What :func:`summarize` found: ``eigen`` (the top-k and the smallest eigenpairs, descending),
+    ``trace`` and ``density`` when asked, the operator's configuration and the timings."""
+
+    eigen: Eigenpairs
+    top_k: int
+    trace: Trace | None = None
+    density: Density | None = None
+    config: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def top_eigenvalues(self) -> np.ndarray:
+        return self.eigen.eigenvalues[: self.top_k]
+
+    @property
+    def max_eig(self) -> float:
+        return float(self.eigen.eigenvalues[0])
+
+    @property
+    def min_eig(self) -> float:
+        return float(self.eigen.eigenvalues[-1])
+
+    @property
+    def eig_ratio(self) -> float:
+        """``|lambda_min / lambda_max|``: the original tool's convexity measure."""
+        return abs(self.min_eig / self.max_eig) if self.max_eig != 0 else float("nan")
+
+
+def summarize(
+    model: nn.Module,
+    data,
+    loss_fn=None,
+    top_k: int = 5,
+    trace: bool = False,
+    density: bool = False,
+    *,
+    params: ParamSpec = None,
+    convention: str = "mean",
+    dtype: torch.dtype = torch.float32,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+    tol: float = DEFAULT_TOL,
+    max_iter: int | None = None,
+    trace_tol: float = 1e-2,
+    trace_max_samples: int = 200,
+    density_runs: int = 10,
+    density_iters: int = 80,
+    sigma: float | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> HessianSummary:
+    """The Hessian spectrum summary of ``model`` at its current parameters on ``data``.
+
+    One Lanczos run gives the ``top_k`` largest eigenvalues and the smallest one (to ``tol``,
+    see :func:`~landscape.hessian.eigenpairs`); ``trace`` adds Hutchinson's estimate
+    (``trace_tol``, at most ``trace_max_samples`` products), ``density`` the SLQ density
+    (``density_runs * density_iters`` products). ``log`` receives one line per finished step.
+    """
+    if top_k < 1:
+        raise LandscapeError(f"top_k must be at least 1, got {top_k}")
+    say = log or (lambda _line: None)
+    t0 = time.perf_counter()
+    op = HessianOperator(model, data, loss_fn, params, dtype, device, batch_size, convention)
+    if top_k + 1 > op.size:
+        raise LandscapeError(f"top_k={top_k} needs a Hessian larger than its {op.size} parameters")
+    timings = {"setup": time.perf_counter() - t0}
+
+    t0 = time.perf_counter()
+    eig = eigenpairs(op, k=top_k, which="both_ends", k_smallest=1, tol=tol, max_iter=max_iter, seed=seed)
+    timings["eigenpairs"] = time.perf_counter() - t0
+    say(f"eigenvalues: max {eig.eigenvalues[0]:.6g}, min {eig.eigenvalues[-1]:.6g} "
+        f"({eig.matvecs} products, {timings['eigenpairs']:.1f} s)")
+    tr = None
+    if trace:
+        t0 = time.perf_counter()
+        tr = hutchinson_trace(op, tol=trace_tol, max_samples=trace_max_samples, seed=seed)
+        timings["trace"] = time.perf_counter() - t0
+        say(f"trace: {tr.estimate:.6g} +- {tr.stderr:.2g} ({tr.samples} samples, {timings['trace']:.1f} s)")
+    dens = None
+    if density:
+        t0 = time.perf_counter()
+        dens = slq_density(op, num_runs=density_runs, num_iters=density_iters, sigma=sigma, seed=seed)
+        timings["density"] = time.perf_counter() - t0
+        say(f"density: {density_runs} runs x {density_iters} steps ({timings['density']:.1f} s)")
+    config = {**op.config(), "tol": tol, "top_k": top_k, "seed": seed}
+    if trace:
+        config.update(trace_tol=trace_tol, trace_max_samples=trace_max_samples)
+    if density:
+        config.update(density_runs=density_runs, density_iters=density_iters, sigma=dens.sigma)
+    if convention == "batch_sum":
+        config["batch_sizes"] = ",".join(map(str, op.batch_sizes))
+    return HessianSummary(eig, top_k, tr, dens, config, timings)
+
+
+def _attr(value):
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return str(value)  # numpy strings have no HDF5 type
+    if isinstance(value, bool | int | float | np.integer | np.floating):
+        return value
+    return str(value)
+
+
+def write_summary(path: str, summary: HessianSummary, attrs: Mapping | None = None,
+                  vectors: bool = False, extras: Mapping[str, np.ndarray] | None = None) -> str:
+    """Write ``summary`` (with the provenance ``attrs``, the top eigenvectors when ``vectors``,
+    and the arrays ``extras``, e.g. ``sample_indices``) to ``path`` atomically; return the path."""
+    with replacing(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        for k, v in {**(attrs or {}), **summary.config}.items():
+            f.attrs[k] = _attr(v)
+        for k, v in summary.timings.items():
+            f.attrs[f"time_{k}_s"] = float(v)
+        eig = summary.eigen
+        f["top_eigenvalues"] = summary.top_eigenvalues
+        f["top_residuals"] = eig.residuals[: summary.top_k]
+        f["max_eig"] = summary.max_eig
+        f["min_eig"] = summary.min_eig
+        f["min_residual"] = float(eig.residuals[-1])
+        f["eig_ratio"] = summary.eig_ratio
+        for k, v in {"tol": eig.tol, "matvecs": eig.matvecs, "converged": eig.converged,
+                     "method": eig.method}.items():
+            f["top_eigenvalues"].attrs[k] = v
+        if vectors:
+            f.create_dataset("top_eigenvectors", data=eig.eigenvectors[:, : summary.top_k].astype(np.float32),
+                             compression="gzip")
+        if summary.trace is not None:
+            t = summary.trace
+            f["trace"] = t.estimate
+            for k, v in {"stderr": t.stderr, "samples": t.samples, "tol": t.tol, "converged": t.converged}.items():
+                f["trace"].attrs[k] = v
+            f["trace_samples"] = t.values
+        if summary.density is not None:
+            d = summary.density
+            g = f.create_group("density")
+            g["grid"], g["density"] = d.grid, d.density
+            g["nodes"], g["weights"] = d.nodes, d.weights
+            g.attrs["sigma"], g.attrs["matvecs"] = d.sigma, d.matvecs
+        for k, v in (extras or {}).items():
+            f[k] = np.asarray(v)
+    return path
+
+
+def read_summary(path: str) -> tuple[dict, HessianSummary]:
+    """``(attributes, summary)`` from a file :func:`write_summary` wrote."""
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != FORMAT:
+                raise LandscapeError(f"{path!r} is not a landscape-hessian file")
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+            top = f["top_eigenvalues"]
+            values = np.r_[top[()], f["min_eig"][()]]
+            residuals = np.r_[f["top_residuals"][()], f["min_residual"][()]]
+            vecs = f["top_eigenvectors"][()] if "top_eigenvectors" in f else np.empty((0, 0))
+            eig = Eigenpairs(values, vecs, residuals, int(top.attrs["matvecs"]), bool(top.attrs["converged"]),
+                             float(top.attrs["tol"]), str(top.attrs["method"]))
+            tr = None
+            if "trace" in f:
+                a = f["trace"].attrs
+                tr = Trace(float(f["trace"][()]), float(a["stderr"]), int(a["samples"]), bool(a["converged"]),
+                           float(a["tol"]), f["trace_samples"][()])
+            dens = None
+            if "density" in f:
+                g = f["density"]
+                dens = Density(g["grid"][()], g["density"][()], g["nodes"][()], g["weights"][()],
+                               float(g.attrs["sigma"]), int(g.attrs["matvecs"]))
+    except OSError as exc:
+        raise LandscapeError(f"cannot read {path!r}: {exc}") from None
+    timings = {k[5:-2]: v for k, v in attrs.items() if k.startswith("time_") and k.endswith("_s")}
+    return attrs, HessianSummary(eig, len(values) - 1, tr, dens, {}, timings)
+
+
+__all__ = ["HessianSummary", "read_summary", "summarize", "write_summary"]
