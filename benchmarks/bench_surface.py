@@ -40,7 +40,8 @@ from PIL import Image  # noqa: E402  (matplotlib's dependency; what torchvision'
 
 from landscape.data import Dataset  # noqa: E402
 from landscape.directions import random_directions  # noqa: E402
-from landscape.evaluate import Evaluator, keep_malloc_arenas  # noqa: E402
+from landscape.errors import LandscapeError  # noqa: E402
+from landscape.evaluate import Evaluator, cpu_has_bf16, keep_malloc_arenas  # noqa: E402
 from landscape.models import build_model  # noqa: E402
 from landscape.params import Mover, snapshot  # noqa: E402
 
@@ -132,17 +133,20 @@ def bench(arch: str, n: int, rounds: int, with_compile: bool, train_steps: int) 
         ev = Evaluator(model, data, device="cpu", **kw)
         return Mover(model, origin, dirs, "states"), ev
 
-    variants = {}
+    variants, refused = {}, {}
     variants["ours"] = ours_factory()
-    variants["bf16"] = ours_factory(precision="bf16")
+    try:  # refused where bf16 is slower than fp32 (no native bf16 on the CPU)
+        variants["bf16"] = ours_factory(precision="bf16")
+    except LandscapeError as exc:
+        refused["bf16"] = str(exc)
     compile_seconds = float("nan")
     if with_compile:
-        t0 = time.perf_counter()
-        mover, ev = ours_factory(compile=True, batch_size=variants["ours"][1].batch_size)
-        mover.move_(points[0])
-        ev()  # triggers compilation
-        compile_seconds = time.perf_counter() - t0
-        variants["compile"] = (mover, ev)
+        try:  # compiled and timed when built; refused where it is not faster
+            mover, ev = ours_factory(compile=True, batch_size=variants["ours"][1].batch_size)
+            compile_seconds = ev.compile_seconds
+            variants["compile"] = (mover, ev)
+        except LandscapeError as exc:
+            refused["compile"] = str(exc)
     orig_model = build_model(arch)
     loader_data = PerItemDataset(images, labels)
     floor_model = build_model(arch)
@@ -163,17 +167,29 @@ def bench(arch: str, n: int, rounds: int, with_compile: bool, train_steps: int) 
             else:
                 mover, ev = variants[name]
                 mover.move_(p)
-                loss = ev()[0]
+                loss = ev()["loss"]
             dt = time.perf_counter() - t0
             if r:
                 times[name].append(dt)
                 if name in losses:
                     losses[name].append(loss)
     med = {k: statistics.median(v) for k, v in times.items()}
-    bf16_err = max(abs(b - o) / abs(o) for b, o in zip(losses["bf16"], losses["ours"], strict=True))
+    bf16_err = (max(abs(b - o) / abs(o) for b, o in zip(losses["bf16"], losses["ours"], strict=True))
+                if losses["bf16"] else float("nan"))
     orig_err = max(abs(b - o) / abs(o) for b, o in zip(losses["original"], losses["ours"], strict=True))
     return {"arch": arch, "n": n, "batch": variants["ours"][1].batch_size, "med": med,
-            "compile_s": compile_seconds, "bf16_err": bf16_err, "orig_err": orig_err}
+            "compile_s": compile_seconds, "bf16_err": bf16_err, "orig_err": orig_err, "refused": refused}
+
+
+def cpu_model() -> str:
+    """The CPU's model name and whether it has native bf16, from /proc/cpuinfo."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name} ({'native bf16' if cpu_has_bf16() else 'no native bf16'})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,30 +197,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--archs", default="resnet20,vgg9")
     p.add_argument("--size", type=int, default=2048, help="synthetic CIFAR-shaped images")
     p.add_argument("--rounds", type=int, default=4, help="timed points per variant")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--threads", default="1,2", help="torch thread counts to measure, each a table (default 1,2)")
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--train-steps", type=int, default=30, help="SGD steps before measuring")
     p.add_argument("--quick", action="store_true", help="256 images, resnet20, 2 rounds, no compile")
     a = p.parse_args(argv)
     if a.quick:
         a.archs, a.size, a.rounds, a.no_compile, a.train_steps = "resnet20", 256, 2, True, 5
-    torch.set_num_threads(a.threads)
     keep_malloc_arenas()
-    print(f"# bench_surface: torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{a.threads} thread(s), {a.size} images, {a.rounds} timed points per variant (medians), "
-          f"networks after {a.train_steps} SGD steps\n")
-    print("| model | ours s/pt (batch) | original s/pt | floor s/pt | (a)/(c) ours/floor "
-          "| (b)/(a) original/ours | compile speed-up (compile s) | bf16 speed-up | bf16 max rel. loss err |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for arch in a.archs.split(","):
-        r = bench(arch, a.size, a.rounds, not a.no_compile, a.train_steps)
-        m = r["med"]
-        comp = f"{m['ours'] / m['compile']:.2f}x ({r['compile_s']:.0f} s)" if "compile" in m else "-"
-        print(f"| {arch} | {m['ours']:.3f} ({r['batch']}) | {m['original']:.3f} | {m['floor']:.3f} "
-              f"| {m['ours'] / m['floor']:.2f} | {m['original'] / m['ours']:.2f} | {comp} "
-              f"| {m['ours'] / m['bf16']:.2f}x | {100 * r['bf16_err']:.3f}% |", flush=True)
-        if r["orig_err"] > 1e-4:
-            print(f"WARNING: the original loop's loss differs from ours by {r['orig_err']:.2e}")
+    print(f"# bench_surface: torch {torch.__version__}, CPU {cpu_model()}, {a.size} images, {a.rounds} timed "
+          f"points per variant (medians), networks after {a.train_steps} SGD steps")
+    for threads in [int(t) for t in a.threads.split(",")]:
+        torch.set_num_threads(threads)
+        print(f"\n{threads} thread(s):\n")
+        print("| model | ours s/pt (batch) | original s/pt | floor s/pt | (a)/(c) ours/floor "
+              "| (b)/(a) original/ours | compile speed-up (compile s) | bf16 speed-up | bf16 max rel. loss err |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for arch in a.archs.split(","):
+            r = bench(arch, a.size, a.rounds, not a.no_compile, a.train_steps)
+            m = r["med"]
+            comp = (f"{m['ours'] / m['compile']:.2f}x ({r['compile_s']:.0f} s)" if "compile" in m
+                    else "refused" if "compile" in r["refused"] else "-")
+            bf16 = (f"{m['ours'] / m['bf16']:.2f}x | {100 * r['bf16_err']:.3f}%" if "bf16" in m
+                    else "refused | -")
+            print(f"| {arch} | {m['ours']:.3f} ({r['batch']}) | {m['original']:.3f} | {m['floor']:.3f} "
+                  f"| {m['ours'] / m['floor']:.2f} | {m['original'] / m['ours']:.2f} | {comp} | {bf16} |", flush=True)
+            for what, why in r["refused"].items():
+                print(f"  {what} refused: {why}")
+            if r["orig_err"] > 1e-4:
+                print(f"WARNING: the original loop's loss differs from ours by {r['orig_err']:.2e}")
     return 0
 
 

@@ -226,7 +226,8 @@ class Evaluator:
         for _ in range(rounds):
             self._sync()
             t0 = time.perf_counter()
-            evaluate(model if model is not None else self.model, [(batch, 1)], self.loss_fn, None, self.forward_fn, autocast_dtype)
+            evaluate(model if model is not None else self.model, [(batch, 1)], self.loss_fn, None, self.forward_fn,
+                     autocast_dtype)
             self._sync()
             best = min(best, time.perf_counter() - t0)
         return best

@@ -2,8 +2,8 @@
 
 Order of precedence: an explicit count (``--threads``, ``threads=``), then ``OMP_NUM_THREADS``,
 then a default that is safe on a shared machine: the cores this process may use, divided among
-the MPI ranks on the node, and never more than the cores idle right now (the 1-minute load
-average says how many are busy). Intra-op threads that compete for busy cores spin and wait on
+the MPI ranks on the node, and never more than the cores idle right now (the load average and the
+processes runnable right now say how many are busy). Intra-op threads that compete for busy cores spin and wait on
 each other; on a loaded 2-core machine that made a surface 2-5x slower than one thread
 (``benchmarks/bench_threads.py`` measures it).
 """
@@ -24,14 +24,26 @@ def usable_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def idle_cores(cores: int | None = None) -> int:
-    """Cores not busy with other work: ``cores`` minus the 1-minute load average, at least 1."""
-    cores = cores or usable_cores()
+def busy_cores() -> float:
+    """How many cores other work keeps busy: the larger of the 1-minute load average and the
+    processes runnable right now besides this one (``/proc/loadavg``; the average alone lags a
+    load that just started by a minute)."""
     try:
         load = os.getloadavg()[0]
     except (OSError, AttributeError):
-        return cores
-    return max(1, min(cores, int(cores - load + 0.5)))
+        load = 0.0
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0]) - 1
+    except (OSError, ValueError, IndexError):
+        running = 0
+    return max(load, float(running))
+
+
+def idle_cores(cores: int | None = None) -> int:
+    """Cores not busy with other work: ``cores`` minus :func:`busy_cores`, at least 1."""
+    cores = cores or usable_cores()
+    return max(1, min(cores, int(cores - busy_cores() + 0.5)))
 
 
 def default_threads(ranks_on_node: int = 1) -> int:

@@ -69,3 +69,16 @@ def make_surface(coords, values: dict, attrs: dict | None = None):
         s.values[name] = np.asarray(v, dtype=float)
         s.done[name] = np.isfinite(s.values[name])
     return s
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="also run the tests marked slow (the whole suite)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

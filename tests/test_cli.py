@@ -35,6 +35,7 @@ def assert_user_error(code, err, *fragments):
         assert frag in lines[0], lines[0]
 
 
+@pytest.mark.slow
 def test_demo_without_arguments_writes_a_surface_and_figures(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, out, err = surf(["--x=-1:1:3", "--y", "-1:1:3", "--no-progress"], capsys)

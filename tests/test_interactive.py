@@ -13,19 +13,20 @@ import pytest
 
 pytest.importorskip("plotly")
 
+from conftest import make_surface  # noqa: E402
+
 from landscape.plot.interactive import (  # noqa: E402
     contour_figure,
     line_figure,
     surface_figure,
     write_html,
 )
-from conftest import make_surface  # noqa: E402
 from landscape.trajectory import Trajectory  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 
 
-def bowl(nx: int = 7, ny: int = 5) -> Surface:
+def bowl(nx: int = 7, ny: int = 5):
     """A non-square 2D surface, loss = 0.5 + x^2 + 2 y^2, with one NaN and one zero loss."""
     x, y = np.linspace(-1, 1, nx), np.linspace(-2, 2, ny)
     loss = 0.5 + x[None, :] ** 2 + 2 * y[:, None] ** 2  # [j, i] at (x[i], y[j])

@@ -12,8 +12,8 @@ from conftest import make_surface
 
 from landscape.cli import plot as plot_cli
 from landscape.cli import surf as surf_cli
-from landscape.cli import traj as traj_cli
 from landscape.cli import train as train_cli
+from landscape.cli import traj as traj_cli
 from landscape.surface_file import write_surface
 from landscape.threads import default_threads, threads
 
@@ -143,7 +143,7 @@ def test_threads_honour_the_environment_and_are_given_back(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert default_threads(1) == 3
     monkeypatch.delenv("OMP_NUM_THREADS")
-    monkeypatch.setattr(os, "getloadavg", lambda: (1.7, 0.0, 0.0))
+    monkeypatch.setattr("landscape.threads.busy_cores", lambda: 1.7)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)))
     assert default_threads(1) == 2  # two of four cores are busy
     assert default_threads(2) == 1

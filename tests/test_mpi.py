@@ -95,7 +95,7 @@ def assert_same_surface(path: str, reference: str) -> None:
         np.testing.assert_allclose(got.values[name], values, rtol=1e-6, atol=1e-6, err_msg=name)
 
 
-@pytest.mark.parametrize("ranks, batch_size", [(2, "100"), (3, "0")])
+@pytest.mark.parametrize("ranks, batch_size", [(2, "100"), pytest.param(3, "0", marks=pytest.mark.slow)])
 def test_mpirun_gives_the_serial_surface(model_path, reference, tmp_path, ranks, batch_size):
     # batch size 0: each rank probes its own, and rank 0's pick is used everywhere
     out = str(tmp_path / "surface.h5")
@@ -131,6 +131,7 @@ def wait_for_points(out: str, n: int, proc: subprocess.Popen) -> int:
     pytest.fail(f"{out} never reached {n} finished points")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target, sig", [
     ("rank1", signal.SIGKILL), ("rank0", signal.SIGKILL), ("mpirun", signal.SIGKILL),
     ("mpirun", signal.SIGINT),
@@ -162,6 +163,7 @@ def test_killed_job_reruns_to_the_same_file(model_path, reference, tmp_path, tar
     assert_same_surface(out, reference)
 
 
+@pytest.mark.slow
 def test_resume_keeps_finished_points_and_computes_the_rest(model_path, reference, tmp_path):
     out = str(tmp_path / "surface.h5")
     shutil.copy(reference, out)
@@ -192,6 +194,7 @@ def read_log(path: Path) -> list[tuple[int, int, int]]:
     return [tuple(int(v) for v in line.split()) for line in lines if line and line != "aborted"]
 
 
+@pytest.mark.slow
 def test_map_points_hands_out_each_given_index_once(tmp_path):
     log = tmp_path / "log"
     indices = [1, 4, 5, 8, 11, 12, 13, 17, 20, 22, 23, 24]
@@ -204,7 +207,7 @@ def test_map_points_hands_out_each_given_index_once(tmp_path):
     assert len({rank for _, rank, _ in rows}) >= 2  # handed out to several ranks
 
 
-@pytest.mark.parametrize("fail_rank", [1, 0])
+@pytest.mark.parametrize("fail_rank", [pytest.param(1, marks=pytest.mark.slow), 0])
 def test_failure_on_one_rank_ends_the_job(tmp_path, fail_rank):
     log = tmp_path / "log"
     t0 = time.monotonic()
@@ -228,6 +231,7 @@ def test_bad_input_is_reported_once(tmp_path):
     assert len(lines) == 1 and "missing.pt" in lines[0], proc.stderr
 
 
+@pytest.mark.slow
 def test_landscape_surf_under_mpirun(model_path, reference, tmp_path):
     out = str(tmp_path / "surface.h5")
     args = ["--model", model_path, "--arch", "digits_cnn", "--dataset", "digits", "--samples",

@@ -632,3 +632,23 @@ def test_depthwise_conv_follows_its_input_channels():
     with pytest.raises(LandscapeError, match="depthwise"):
         prune_filters(model, {"dw": 0.5})
     assert count(pruned, (3, 6, 6))[0] == 4 * 36 * 27 + 4 * 36 * 9 + 4 * 36 * 4 + 4 * 2
+
+
+def test_densenet_layers_pruned_through_concatenations():
+    """In a DenseNet a layer's maps are concatenated into every later layer's input and normalized
+    there (BatchNorm before the conv). With the BatchNorm shifts at zero a zeroed map stays zero
+    everywhere, so removing it must equal zeroing it at the conv that makes it."""
+    model = randomized(build_model("densenet_cifar"), seed=2)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.zero_()
+                m.bias.zero_()
+    plan = {"dense1.0.conv2": 0.5, "dense2.3.conv1": 0.5, "trans1.conv": 0.25, "dense3.1.conv2": 0.5}
+    mods = dict(model.named_modules())
+    keep = {k: largest(l1(mods[k]), floor_kept(mods[k].out_channels, p)) for k, p in plan.items()}
+    pruned = prune_filters(model, plan).eval()
+    assert pruned.dense1[1].bn1.num_features == model.dense1[1].bn1.num_features - 6
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.allclose(pruned(x), zeroed_output(model, x, keep), atol=1e-5)

@@ -113,9 +113,11 @@ def test_other_bad_inputs(capsys, r20, digits, tmp_path):
           "--out", str(tmp_path / "s.h5")], "[0, 1)"),
         (["--model", digits, "--arch", "digits_cnn", "--sensitivity", "--ratios", "a:b",
           "--out", str(tmp_path / "s.h5")], "--ratios"),
-        (["--model", digits, "--arch", "digits_cnn", "--sensitivity", "--layers", "features.5",
-          "--out", str(tmp_path / "s.h5")], "not a conv layer"),
+        (["--model", digits, "--arch", "digits_cnn", "--sensitivity", "--layers", "features.5", "--dataset",
+          "synthetic", "--synthetic-shape", "1,8,8", "--out", str(tmp_path / "s.h5")], "not a conv layer"),
         (["--arch", "resnet20"], "nothing to do"),
+        (["--arch", "resnet20", "--count", "--plan", "layer1.0.conv1=0.5", "--out", str(tmp_path / "c.pt")],
+         "--count only prints"),
     ]
     for argv, message in cases:
         code, out, err = run(capsys, *argv)
@@ -128,8 +130,9 @@ def test_sensitivity_writes_the_file_and_both_figures_and_resumes(capsys, digits
     out_path = tmp_path / "sens.h5"
 
     def argv(ratios="0.25,0.5"):
-        return ["--model", digits, "--arch", "digits_cnn", "--sensitivity", "--dataset", "digits", "--samples",
-                "64", "--ratios", ratios, "--batch-size", "32", "--no-progress", "--out", str(out_path)]
+        return ["--model", digits, "--arch", "digits_cnn", "--sensitivity", "--dataset", "synthetic",
+                "--synthetic-shape", "1,8,8", "--synthetic-size", "128", "--samples", "64", "--ratios", ratios,
+                "--batch-size", "32", "--no-progress", "--out", str(out_path)]
 
     code, out, err = run(capsys, *argv())
     assert code == 0, err

@@ -52,12 +52,13 @@ def make_cifar(folder: Path, seed: int) -> None:
     ({"sample_seed": 1}, "data differ"),              # same dataset, other samples
     ({"samples": 50}, "data differ"),
     ({"loss": "mse"}, "loss"),
-    ({"precision": "bf16"}, "precision"),
+    ({"precision": "bf16"}, "precision"),  # (bf16's speed check is skipped below: a loaded machine)
     ({"split": "test"}, "test_loss"),                # another split is another quantity... and data
     ({"dir_type": "states"}, "direction type"),
     ({"bn_recompute": 1}, "BatchNorm"),
 ])
-def test_every_input_that_changes_a_value_is_checked(tmp_path, digits_ckpt, change, reason):
+def test_every_input_that_changes_a_value_is_checked(tmp_path, digits_ckpt, change, reason, monkeypatch):
+    monkeypatch.setattr("landscape.evaluate.Evaluator._check_bf16", lambda self: None)
     first = compute_surface(cfg(tmp_path, digits_ckpt), progress=False)
     before = Path(first.path).read_bytes()
     if change == {"split": "test"}:  # a new split adds quantities: allowed, computed, the rest kept
@@ -132,8 +133,8 @@ def job(args: list[str]) -> subprocess.Popen:
 
 def test_two_runs_started_together_and_one_mid_write(tmp_path, model_path):
     out = str(tmp_path / "s.h5")
-    args = ["--model", model_path, "--out", out, "--samples", "50", "--x=-1:1:3", "--y=-1:1:3"]
-    first, second = job(args + ["--delay", "0.4"]), job(args + ["--delay", "0.4", "--seed", "3"])
+    args = ["--model", model_path, "--out", out, "--samples", "50", "--x=-1:1:4", "--y="]
+    first, second = job(args + ["--delay", "0.3"]), job(args + ["--delay", "0.3", "--seed", "3"])
     results = [p.communicate(timeout=120) + (p.returncode,) for p in (first, second)]
     codes = sorted(r[2] for r in results)
     assert codes == [0, 2], results  # exactly one wins; the other is refused at once
@@ -142,7 +143,8 @@ def test_two_runs_started_together_and_one_mid_write(tmp_path, model_path):
     assert ls.read_surface(out).completed.all()
     # a second run while the first is mid-write (its file exists, points pending)
     os.remove(out)
-    slow = job(args + ["--delay", "0.5"])
+    os.remove(str(tmp_path / "s.dirs.h5"))
+    slow = job(args + ["--delay", "1.5"])  # long enough for the late one to start up meanwhile
     deadline = time.monotonic() + 60
     while not os.path.exists(out) and time.monotonic() < deadline:
         time.sleep(0.1)

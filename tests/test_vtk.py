@@ -7,13 +7,13 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+from conftest import make_surface
 
 from landscape.errors import LandscapeError
 from landscape.plot.vtk import write_vti, write_vtk
-from conftest import make_surface
 
 
-def saddle(nx: int = 6, ny: int = 4) -> Surface:
+def saddle(nx: int = 6, ny: int = 4):
     """A non-square surface with a NaN point and one large value to clip."""
     x, y = np.linspace(-1, 1, nx), np.linspace(-3, 3, ny)
     loss = 1.0 + x[None, :] ** 2 - 0.1 * y[:, None] + 0.01 * np.arange(nx * ny).reshape(ny, nx)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from landscape.cli._common import Parser, non_negative, positive, run_cli
 from landscape.errors import LandscapeError
+from landscape.parallel import launcher_rank
 
 PROG = "landscape-prune"
 
@@ -373,6 +374,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise LandscapeError("give one of --count and --sensitivity")
         if not ns.arch:
             raise LandscapeError("--arch is needed (a zoo name or package.module:callable)")
+        if ns.count and ns.out:
+            raise LandscapeError("--count only prints; to write the pruned model give --plan and --out without "
+                                 "--count")
+        if not ns.sensitivity and launcher_rank() != 0:
+            return 0  # under mpirun only the sensitivity scan is shared out; the rest is rank 0's
         if ns.count:
             return _count(ns)
         if ns.sensitivity:

@@ -60,6 +60,7 @@ _BINARY_FUNCTIONS = {
 }
 _BINARY_METHODS = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_"}
 _SIZE_METHODS = {"size", "dim", "numel"}
+_REDUCTIONS = {"mean", "sum", "amax"}
 
 
 def is_shortcut(name: str) -> bool:
@@ -325,6 +326,8 @@ class _Builder:
             return self.merge(a, b, getattr(fn, "__name__", str(fn)))
         if fn is torch.flatten:
             return self.flatten(node, x, self.arg(node, 1, "start_dim", 0), self.arg(node, 2, "end_dim", -1))
+        if fn in (torch.mean, torch.sum, torch.amax):
+            return self.reduction(node, x, fn.__name__)
         if fn is torch.cat:
             tensors = self.arg(node, 0, "tensors")
             dim = self.arg(node, 1, "dim", 0)
@@ -350,10 +353,23 @@ class _Builder:
             return self.merge(x, b, method)
         if method == "flatten":
             return self.flatten(node, x, self.arg(node, 1, "start_dim", 0), self.arg(node, 2, "end_dim", -1))
+        if method in _REDUCTIONS:
+            return self.reduction(node, x, f".{method}()")
         if method in ("view", "reshape") and len(node.args) == 3 and node.args[2] == -1 and x is not None \
                 and x[0] == "c":
             return ("f", x[1])  # x.view(x.size(0), -1)
         return self.unknown(node, f".{method}()")
+
+    def reduction(self, node: fx.Node, x: Layout, what: str) -> Layout:
+        """``x.mean((2, 3))`` and the like: over spatial dimensions only, channels stay in dim 1
+        (flat features, one per channel, when the reduced dimensions are dropped)."""
+        dims = self.arg(node, 1, "dim")
+        dims = (dims,) if isinstance(dims, int) else dims
+        keepdim = self.arg(node, 2, "keepdim", False)
+        if x is not None and x[0] == "c" and isinstance(dims, tuple | list) and dims \
+                and all(isinstance(d, int) and d >= 2 for d in dims) and isinstance(keepdim, bool):
+            return x if keepdim else ("f", x[1])
+        return self.unknown(node, f"{what} over dims {dims}")
 
     def flatten(self, node: fx.Node, x: Layout, start, end) -> Layout:
         if x is not None and x[0] == "c" and start == 1 and end == -1:
