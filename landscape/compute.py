@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from landscape.checkpoint import load_model, load_state_dict, sha256, summary
-from landscape.data import Dataset, load_dataset
+from landscape.data import SPLITS, Dataset, load_dataset
 from landscape.directions import interpolation_direction, load_directions, random_directions
 from landscape.engine import MAX_POINTS, directions_path, surface
 from landscape.errors import LandscapeError
@@ -137,7 +137,7 @@ def path_grid(directions: str, num: int = PATH_GRID_POINTS) -> dict[str, str]:
 
 def splits_of(cfg: SurfaceConfig) -> list[str]:
     splits = [s for s in cfg.split.replace(" ", "").split(",") if s]
-    bad = [s for s in splits if s not in ("train", "test")]
+    bad = [s for s in splits if s not in SPLITS]
     if bad or not splits or len(set(splits)) != len(splits):
         raise LandscapeError(f"split must be train, test or train,test; got {cfg.split!r}")
     return splits

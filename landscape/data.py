@@ -35,6 +35,7 @@ NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "mnist": ((0.1307,), (0.3081,)),
 }
 
+SPLITS = ("train", "test")
 CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 CIFAR_FILES = {
     ("cifar10", "train"): [f"data_batch_{i}" for i in range(1, 6)],
@@ -304,7 +305,7 @@ def load_dataset(
 ) -> Dataset:
     """Load a split of a named dataset (``digits``, ``synthetic``, ``cifar10``, ``cifar100``,
     ``mnist`` or ``package.module:callable``) into memory, normalized unless ``raw``."""
-    if split not in ("train", "test"):
+    if split not in SPLITS:
         raise LandscapeError(f"split must be 'train' or 'test', got {split!r}")
     if name == "digits":
         return _digits(split, raw)

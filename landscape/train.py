@@ -46,10 +46,11 @@ from landscape.data import Dataset, apply_label_noise, augment, load_dataset
 from landscape.errors import LandscapeError
 from landscape.evaluate import evaluate, keep_malloc_arenas, resolve_device
 from landscape.files import replacing
-from landscape.losses import accuracy, resolve_loss
+from landscape.losses import LOSSES, accuracy, resolve_loss
 from landscape.models import build_model, call_user, load_callable
 
 LOG_COLUMNS = ["epoch", "lr", "train_loss", "train_err", "test_loss", "test_err", "seconds"]  # hooks may add
+INITS = ("auto", "original", "torch")
 CKPT_RE = re.compile(r"^model_(\d+)\.pt$")
 RESUME_FILE = "resume.pt"
 LOG_FILE = "log.csv"
@@ -171,8 +172,8 @@ def _validate(c: TrainConfig) -> None:
     checks = [
         (c.optimizer in OPTIMIZERS or ":" in c.optimizer,
          f"--optimizer must be one of {', '.join(OPTIMIZERS)} or package.module:callable, got {c.optimizer!r}"),
-        (c.loss in ("crossentropy", "mse"), f"--loss must be crossentropy or mse, got {c.loss!r}"),
-        (c.init in ("auto", "original", "torch"),
+        (c.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, got {c.loss!r}"),
+        (c.init in INITS,
          f"--init must be auto, original or torch, got {c.init!r}"),
         (c.lr > 0 and math.isfinite(c.lr), f"--lr must be positive, got {c.lr}"),
         (c.batch_size > 0, f"--batch-size must be positive, got {c.batch_size}"),

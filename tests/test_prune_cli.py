@@ -132,7 +132,7 @@ def test_sensitivity_writes_the_file_and_both_figures_and_resumes(capsys, digits
     def argv(ratios="0.25,0.5"):
         return ["--model", digits, "--arch", "digits_cnn", "--sensitivity", "--dataset", "synthetic",
                 "--synthetic-shape", "1,8,8", "--synthetic-size", "128", "--samples", "64", "--ratios", ratios,
-                "--batch-size", "32", "--no-progress", "--out", str(out_path)]
+                "--batch-size", "32", "--threads", "1", "--no-progress", "--out", str(out_path)]
 
     code, out, err = run(capsys, *argv())
     assert code == 0, err

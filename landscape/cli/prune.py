@@ -291,22 +291,30 @@ def _agree(comm, fn):
 def _sensitivity(ns) -> int:
     import torch
 
-    from landscape.checkpoint import sha256
-    from landscape.data import load_dataset
     from landscape.parallel import local_rank_and_size, world
-    from landscape.prune import sensitivity
     from landscape.prune.scan import check_ratios
 
     comm = world()
     out = _check_out(ns.out, ns.overwrite, "--sensitivity")
     if not ns.model:
         raise LandscapeError("--sensitivity needs --model (a trained checkpoint)")
-    _, local_size = local_rank_and_size(comm)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    torch.set_num_threads(ns.threads or max(1, cores // local_size))
     ratios = parse_ratios(ns.ratios)
     check_ratios(ratios)  # before loading anything
     layers = [t.strip() for t in ns.layers.split(",") if t.strip()] if ns.layers else None
+    _, local_size = local_rank_and_size(comm)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = torch.get_num_threads()
+    torch.set_num_threads(ns.threads or max(1, cores // local_size))
+    try:
+        return _scan(ns, comm, out, ratios, layers)
+    finally:
+        torch.set_num_threads(threads)  # main() may be called in a process that goes on
+
+
+def _scan(ns, comm, out: str, ratios: list[float], layers: list[str] | None) -> int:
+    from landscape.checkpoint import sha256
+    from landscape.data import load_dataset
+    from landscape.prune import sensitivity
 
     def setup():
         data = load_dataset(ns.dataset, root=ns.data_root, split=ns.split, raw=ns.raw_data,
@@ -341,9 +349,12 @@ def _sensitivity(ns) -> int:
         except OSError as exc:
             raise LandscapeError(f"cannot write {path!r}: {exc.strerror or exc}") from None
         paths.append(path)
-    worst = min(((result.accuracy[i].min(), n) for i, n in enumerate(result.layers)), default=(float("nan"), ""))
+    import numpy as np
+
+    i, j = np.unravel_index(int(np.nanargmin(result.accuracy)), result.accuracy.shape)
     print(f"{PROG}: wrote {out} ({int(result.completed.sum())}/{result.completed.size} pairs; unpruned accuracy "
-          f"{result.baseline_accuracy:.2f}%; most sensitive: {worst[1]}, {worst[0]:.2f}% at the largest ratio)")
+          f"{result.baseline_accuracy:.2f}%; lowest: {result.accuracy[i, j]:.2f}% with {result.layers[i]} pruned by "
+          f"{result.ratios[j]:g})")
     print(f"{PROG}: figures: {', '.join(paths)}")
     return 0
 

@@ -30,7 +30,8 @@ def _milestones(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.train import TrainConfig
+    from landscape.losses import LOSSES
+    from landscape.train import INITS, TrainConfig
 
     d = TrainConfig()
     p = Parser(
@@ -84,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--milestones", type=_milestones, default=None, metavar="E1,E2,...|none",
                    help="epochs after which the rate decays (default: 50%%, 75%%, 11/12 of "
                    "--epochs, i.e. 150,225,275 of 300)")
-    o.add_argument("--loss", choices=["crossentropy", "mse"], default=d.loss)
-    o.add_argument("--init", choices=["auto", "original", "torch"], default=d.init,
+    o.add_argument("--loss", choices=list(LOSSES), default=d.loss)
+    o.add_argument("--init", choices=INITS, default=d.init,
                    help="original: the loss-landscape tool's initialization; auto (default): "
                    "original for networks with BatchNorm, PyTorch's default otherwise")
     o.add_argument("--seed", type=non_negative, default=d.seed)

@@ -22,6 +22,8 @@ PROG = "landscape-traj"
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
+    from landscape.params import DIR_TYPES, IGNORES
+
     p = Parser(
         prog=PROG,
         description="Find the first two principal directions of the path through the "
@@ -38,9 +40,9 @@ def build_parser() -> Parser:
                    help="default: from the final checkpoint's metadata, else 10")
     p.add_argument("--in-channels", type=positive, default=None,
                    help="default: from the final checkpoint's metadata, else 3")
-    p.add_argument("--dir-type", choices=["weights", "states"], default="weights",
+    p.add_argument("--dir-type", choices=DIR_TYPES, default="weights",
                    help="weights: trainable parameters (default); states: the whole state dict")
-    p.add_argument("--ignore", choices=["biasbn", "none"], default="biasbn",
+    p.add_argument("--ignore", choices=IGNORES, default="biasbn",
                    help="biasbn (default): leave 1-D tensors (biases, BatchNorm) out of the path")
     p.add_argument("--unsafe-pickle", action="store_true",
                    help="allow checkpoints holding pickled Python objects (trusted files only)")
