@@ -26,7 +26,7 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 OUT = os.path.join(ROOT, "benchmarks", "readme_figures.json")
-GROUPS = ("machine", "data", "demo", "tests", "notebooks")
+GROUPS = ("machine", "data", "imports", "demo", "tests", "notebooks")
 
 
 def cpu_model() -> str:
@@ -66,8 +66,22 @@ def demo() -> dict:
         seconds, out = _timed(["landscape-surf", "--no-progress"], os.path.join(tmp, "a"), env)
         m = re.search(r"in ([0-9.]+) s \(test accuracy ([0-9.]+)%\)", out)
         cached, _ = _timed(["landscape-surf", "--no-progress"], os.path.join(tmp, "b"), env)
+        from landscape.plot.mpl import surface_scale
+        from landscape.surface_file import read_surface
+
+        demo_surface = read_surface(os.path.join(tmp, "a", "landscape_demo", "surface.h5"))
+        levels = surface_scale(demo_surface, "loss", 30).levels  # the default contour figure's
     return {"demo_seconds": round(seconds, 1), "demo_train_seconds": float(m.group(1)),
-            "demo_accuracy": float(m.group(2)), "demo_cached_seconds": round(cached, 1)}
+            "demo_accuracy": float(m.group(2)), "demo_cached_seconds": round(cached, 1),
+            "demo_levels_below_1": int((levels < 1).sum()), "demo_levels": len(levels)}
+
+
+def imports() -> dict:
+    """Seconds to ``import landscape`` in a fresh process (best of 5)."""
+    code = "import time; t = time.perf_counter(); import landscape; print(time.perf_counter() - t)"
+    best = min(float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout)
+               for _ in range(5))
+    return {"import_seconds": round(best, 4)}
 
 
 def _pytest(extra: list[str]) -> tuple[int, float]:

@@ -24,7 +24,7 @@ _EXPORTS = {
     "normalize_": "landscape.directions", "random_direction": "landscape.directions",
     "random_directions": "landscape.directions", "save_directions": "landscape.directions",
     "LandscapeError": "landscape.errors",
-    "Evaluator": "landscape.evaluate", "Evaluation": "landscape.evaluate", "evaluate": "landscape.evaluate",
+    "Evaluator": "landscape.evaluate", "Evaluation": "landscape.evaluate",
     "Metric": "landscape.metrics",
     "Axis": "landscape.grid", "Grid": "landscape.grid", "parse_axis": "landscape.grid",
     "build_model": "landscape.models", "list_models": "landscape.models",

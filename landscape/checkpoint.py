@@ -150,8 +150,9 @@ def summary(path: str | os.PathLike, unsafe_pickle: bool = False) -> dict:
         return {}
     args = obj.get("args") if isinstance(obj.get("args"), Mapping) else {}
     out: dict = {}
+    batch = args.get("effective_batch_size", args.get("batch_size"))  # big-batch SR trains on a multiple
     for key, value in (("arch", obj.get("arch")), ("optimizer", args.get("optimizer")),
-                       ("batch_size", args.get("batch_size")), ("weight_decay", args.get("weight_decay")),
+                       ("batch_size", batch), ("weight_decay", args.get("weight_decay")),
                        ("epoch", obj.get("epoch"))):
         if isinstance(value, str | int | float) and not isinstance(value, bool):
             out[key] = value
@@ -162,6 +163,10 @@ def summary(path: str | os.PathLike, unsafe_pickle: bool = False) -> dict:
         out["pruned"] = f"pruned {prune.get('preset') or 'by plan'}"
         if isinstance(prune.get("flops"), int | float):
             out["flops"] = float(prune["flops"])
+    elif args.get("init_from") and obj.get("widths"):
+        out["pruned"] = "pruned, retrained"
+    elif args.get("plan"):
+        out["pruned"] = f"pruned {args['plan']}, from scratch"
     quant = obj.get("quant")
     if isinstance(quant, Mapping) and quant.get("method"):
         out["quant"] = f"{str(quant['method']).upper()} {quant.get('bits', '?')}-bit"

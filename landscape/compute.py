@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from landscape.checkpoint import load_model, load_state_dict, sha256, summary
+from landscape.checkpoint import load_model, load_state_dict, read_checkpoint, sha256, summary
 from landscape.data import SPLITS, Dataset, load_dataset
 from landscape.directions import interpolation_direction, load_directions, random_directions
 from landscape.engine import MAX_POINTS, directions_path, surface
@@ -221,6 +221,23 @@ def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int) -> tu
     return dirs, info
 
 
+def pruned_summary(cfg: SurfaceConfig, model: torch.nn.Module, data: Dataset) -> dict:
+    """:func:`landscape.checkpoint.summary` of the checkpoint, with the network's FLOPs counted as
+    the pruning paper does (shape arithmetic; comparisons show them where they differ)."""
+    info = summary(cfg.model, cfg.unsafe_pickle)
+    meta = read_checkpoint(cfg.model, cfg.unsafe_pickle)
+    if isinstance(meta, dict) and meta.get("widths"):
+        info.setdefault("pruned", "pruned")
+    if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()) and data.x.dim() == 4:
+        from landscape.prune import count
+
+        try:
+            info["flops"] = float(count(model, tuple(data.x.shape[1:]))[0])
+        except Exception:  # noqa: BLE001 - a title detail: a network the counter cannot trace goes without
+            pass
+    return info
+
+
 def metric_objects(cfg: SurfaceConfig) -> list:
     """The per-point metrics ``cfg.metrics`` names besides loss and accuracy."""
     unknown = [m for m in cfg.metrics if m not in QUANTITIES]
@@ -269,7 +286,7 @@ def compute_surface(cfg: SurfaceConfig, comm=None, progress: bool = True) -> Sur
         "synthetic": f"{cfg.synthetic_shape} x {cfg.synthetic_size}, seed {cfg.synthetic_seed}"
         if cfg.dataset == "synthetic" else "",
         "sample_seed": cfg.sample_seed if cfg.samples else "", "same_dir": cfg.same_dir,
-        **{f"checkpoint_{k}": v for k, v in summary(cfg.model, cfg.unsafe_pickle).items()},
+        **{f"checkpoint_{k}": v for k, v in pruned_summary(cfg, model, first).items()},
         **dir_info, **cfg.extra,
     }
     result = surface(

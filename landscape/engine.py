@@ -404,7 +404,7 @@ def _open(out: str, state: dict, names: list[str], inputs: dict, attrs: dict, ov
             old.attrs["repaired"] = f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}: kept {kept} of {grid.size} points"
         recorded = old.inputs()
         if not recorded:
-            raise LandscapeError(f"{out!r} holds a surface that does not record its inputs (another tool, or "
+            raise ConfigMismatch(f"{out!r} holds a surface that does not record its inputs (another tool, or "
                                  "landscape 0.1), so it cannot be resumed safely")
         reason = _mismatch(recorded, inputs)
         if reason:
@@ -537,16 +537,18 @@ def _compute(surf: Surface | None, comm, plan: dict, job, out, chunk_size, flush
         total = int(np.prod(surf.shape))
         bar = tqdm(total=total, initial=total - len(pending), desc="surface", unit="pt", file=sys.stderr,
                    dynamic_ncols=True)
-    last_write = time.monotonic()
+    last_write, interval = time.monotonic(), flush_seconds
 
     def on_result(p: int, values: dict) -> None:
-        nonlocal last_write
+        nonlocal last_write, interval
         surf.record(p, values)
         if bar is not None:
             bar.update(1)
-        if out is not None and time.monotonic() - last_write >= flush_seconds:
+        if out is not None and time.monotonic() - last_write >= interval:
+            t0 = time.monotonic()
             write_surface(out, surf)
             last_write = time.monotonic()
+            interval = max(flush_seconds, 10 * (last_write - t0))  # a big file: writing stays under 10%
 
     def save() -> None:
         if surf is not None and out is not None:

@@ -59,7 +59,7 @@ NOISE_FILE = "label_noise.npz"
 RESUME_KEYS = (
     "arch", "dataset", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size",
     "lr_decay", "milestones", "loss", "seed", "augment", "raw_data", "label_noise", "subset",
-    "num_classes", "init", "synthetic_size", "init_from_sha256",
+    "num_classes", "init", "synthetic_size", "init_from_sha256", "plan",
     "quant", "bits", "big_batch", "quant_scale", "quant_keep", "quant_step",  # quantized training
 )
 
@@ -94,6 +94,7 @@ class TrainConfig:
     num_classes: int | None = None  # None: from the dataset
     init: str = "auto"  # original (the loss-landscape tool's) | torch | auto: original with BN
     init_from: str | None = None  # start from this checkpoint's weights (and its pruned widths)
+    plan: str | None = None  # train a pruned architecture from scratch: a preset or layer=fraction,...
     unsafe_pickle: bool = False  # allow init_from to hold pickled objects (trusted files only)
     synthetic_size: int = 2048
     save_every: int = 10
@@ -194,6 +195,9 @@ def _validate(c: TrainConfig) -> None:
             raise LandscapeError(message)
     if c.init_from is not None and not os.path.isfile(c.init_from):
         raise LandscapeError(f"--init-from {c.init_from!r} does not exist")
+    if c.init_from and c.plan:
+        raise LandscapeError("--plan builds a pruned architecture from scratch; --init-from takes a pruned "
+                             "checkpoint's own widths: give one of them")
     if c.milestones is not None and any(m <= 0 for m in c.milestones):
         raise LandscapeError(f"--milestones must be positive epochs, got {c.milestones}")
     # -- quantized training (landscape.quant): QuantConfig checks its own options
@@ -438,6 +442,10 @@ def build(config: TrainConfig, num_classes: int, in_channels: int, sample: torch
                            unsafe_pickle=c.unsafe_pickle)
     else:
         model = build_model(c.arch, num_classes=num_classes, in_channels=in_channels)
+        if c.plan:  # the paper's "scratch-train": the pruned architecture, freshly initialized
+            from landscape.prune import plan_widths, resize_
+
+            resize_(model, plan_widths(model, c.plan))
         has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         if c.init == "original" or (c.init == "auto" and has_bn):
             init_params(model)
@@ -632,7 +640,7 @@ class Trainer:
             np.savez(os.path.join(out, NOISE_FILE), p=c.label_noise, seed=c.seed, **self._noise)
             changed = int((self._noise["original"] != self._noise["noisy"]).sum())
             self._noise_meta = {"label_noise_file": NOISE_FILE, "label_noise_changed": changed}
-        self._widths = _widths_of(c)
+        self._widths = _widths_of(c, self.num_classes, self.in_channels)
         x_train = _on_device(self.train_set.x, self.device)
         y_train = self.train_set.y.to(x_train.device)
         test_data = (_on_device(self.test_set.x, self.device), self.test_set.y.to(self.device))
@@ -728,8 +736,13 @@ class Trainer:
                            self.model.cpu())
 
 
-def _widths_of(c: TrainConfig) -> dict | None:
-    """The channel widths recorded in ``init_from`` (a pruned checkpoint), carried into ours."""
+def _widths_of(c: TrainConfig, num_classes: int, in_channels: int) -> dict | None:
+    """The channel widths a pruned network needs to be rebuilt: those ``plan`` gives it, or those
+    recorded in ``init_from`` (a pruned checkpoint); carried into every checkpoint of the run."""
+    if c.plan:
+        from landscape.prune import plan_widths
+
+        return plan_widths(build_model(c.arch, num_classes=num_classes, in_channels=in_channels), c.plan)
     if not c.init_from:
         return None
     from landscape.checkpoint import read_checkpoint

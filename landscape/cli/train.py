@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--init-from", metavar="CKPT", default=None,
                    help="start from this checkpoint's weights (a pruned one: with its widths) instead of "
                    "a fresh initialization; the rate then stays constant unless --milestones is given")
+    g.add_argument("--plan", default=None, metavar="PRESET|LAYER=FRACTION,...",
+                   help="train a pruned architecture from scratch (the pruning paper's scratch-train rows): a "
+                   "preset such as resnet56-B (landscape-prune --list-presets) or layer=fraction pairs")
     g.add_argument("--unsafe-pickle", action="store_true",
                    help="allow --init-from to hold pickled Python objects (trusted files only)")
     g.add_argument("--dataset", default=d.dataset,

@@ -10,6 +10,7 @@
 
 from landscape.hessian.hutchinson import Trace, trace
 from landscape.hessian.lanczos import DEFAULT_TOL, Eigenpairs, Krylov, eigenpairs, lanczos, start_vector
+from landscape.hessian.metric import EigMetric
 from landscape.hessian.operator import (
     CONVENTIONS,
     Counting,
@@ -21,9 +22,11 @@ from landscape.hessian.operator import (
     select_params,
 )
 from landscape.hessian.quadrature import Density, density
+from landscape.hessian.summary import HessianSummary, read_summary, summarize, write_summary
 
 __all__ = [
-    "CONVENTIONS", "DEFAULT_TOL", "Counting", "Density", "Eigenpairs", "HessianOperator", "Krylov",
-    "MatrixOperator", "Shifted", "SymmetricOperator", "Trace", "as_linear_operator", "density", "eigenpairs",
-    "lanczos", "select_params", "start_vector", "trace",
+    "CONVENTIONS", "DEFAULT_TOL", "Counting", "Density", "EigMetric", "Eigenpairs", "HessianOperator",
+    "HessianSummary", "Krylov", "MatrixOperator", "Shifted", "SymmetricOperator", "Trace", "as_linear_operator",
+    "density", "eigenpairs", "lanczos", "read_summary", "select_params", "start_vector", "summarize", "trace",
+    "write_summary",
 ]

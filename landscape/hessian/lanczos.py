@@ -6,11 +6,15 @@ accurate, or hands the operator to SciPy's ``eigsh``.
 
 Accuracy: a Ritz pair ``(theta, y)`` with residual ``r = H y - theta y`` has an eigenvalue of ``H``
 within ``||r||`` of ``theta`` (and within ``||r||^2 / gap`` when the other eigenvalues are ``gap``
-away). :func:`eigenpairs` stops when every wanted pair has ``||r|| <= tol * scale``, ``scale`` the
-largest ``|theta|`` found (the spectral radius from below: ``|lambda_max|`` for a Hessian whose
-largest eigenvalue dominates), so each returned eigenvalue is within ``tol * |lambda_max|`` of an
-eigenvalue of ``H``. Like every Krylov method it cannot certify that no larger (or smaller)
-eigenvalue was missed; a random component in the start vector makes that improbable.
+away). :func:`eigenpairs` stops when every wanted pair has
+``||r|| <= tol * max(|theta|, floor * scale)``, ``scale`` the largest ``|theta|`` found (``|lambda_max|``
+for a Hessian whose largest eigenvalue dominates): each eigenvalue is found to relative accuracy
+``tol``, or to ``tol * floor * |lambda_max|`` when it is smaller than ``floor * |lambda_max|``, so
+always within ``tol * |lambda_max|``. The floor (default 0.1) matters for the smallest eigenvalue of a
+network's Hessian, near a dense bulk of eigenvalues around zero: with ``floor=1`` a Ritz value
+still inside the bulk can pass for it before the Krylov space has reached the negative tail.
+Like every Krylov method this cannot certify that no larger (or smaller) eigenvalue was missed;
+the random component of the start vector makes that improbable.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from landscape.hessian.operator import Counting, SymmetricOperator, as_linear_op
 WHICH = ("largest", "smallest", "both_ends")
 METHODS = ("lanczos", "eigsh")
 DEFAULT_TOL = 1e-3
+DEFAULT_FLOOR = 0.1
 
 
 @dataclass(frozen=True)
@@ -177,13 +182,15 @@ def _wanted(theta: np.ndarray, k: int, which: str, k_smallest: int | None = None
     return np.unique(np.concatenate([bottom, top])).astype(int)
 
 
-def _check_args(op, k: int, which: str, tol: float, method: str, k_smallest: int | None) -> int:
+def _check_args(op, k: int, which: str, tol: float, method: str, k_smallest: int | None, floor: float) -> int:
     if which not in WHICH:
         raise LandscapeError(f"which must be one of {', '.join(WHICH)}, got {which!r}")
     if method not in METHODS:
         raise LandscapeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if not (tol > 0):
         raise LandscapeError(f"tol must be positive, got {tol}")
+    if not (0 < floor <= 1):
+        raise LandscapeError(f"floor must be in (0, 1], got {floor}")
     if k_smallest is not None and (which != "both_ends" or k_smallest < 0):
         raise LandscapeError("k_smallest is for which='both_ends' and must be >= 0")
     n = int(op.size)
@@ -204,6 +211,7 @@ def eigenpairs(
     seed: int | Sequence[int] = 0,
     warm_mix: float = 0.1,
     k_smallest: int | None = None,
+    floor: float = DEFAULT_FLOOR,
 ) -> Eigenpairs:
     """The ``k`` largest (algebraically), ``k`` smallest (most negative), or ``k`` of each end
     (``"both_ends"``; ``k_smallest`` of the low end if given) eigenpairs of the symmetric ``op``.
@@ -211,8 +219,8 @@ def eigenpairs(
     ``method="lanczos"``: Lanczos with full reorthogonalization from one start vector; both ends
     of the spectrum come from the same Krylov space, so ``"both_ends"`` costs about what the
     slower end alone does. Stops when every wanted Ritz pair has residual
-    ``<= tol * max|theta|`` (see the module docstring), or after ``max_iter`` products (default
-    ``min(n, 500)``). ``v0``: warm-start vector(s), (n,) or (n, m), e.g. the eigenvectors of a
+    ``<= tol * max(|theta|, floor * max|theta|)`` (see the module docstring), or after ``max_iter``
+    products (default ``min(n, 500)``). ``v0``: warm-start vector(s), (n,) or (n, m), e.g. the eigenvectors of a
     nearby point: they are combined with a random vector of weight ``warm_mix``
     (:func:`start_vector`).
 
@@ -220,7 +228,7 @@ def eigenpairs(
     "BE"); there ``tol`` is ARPACK's relative tolerance, ``||r|| <= tol * |theta|`` for each pair;
     ``v0`` combined as above. Its residuals are computed exactly (``k`` more products, counted).
     """
-    n = _check_args(op, k, which, tol, method, k_smallest)
+    n = _check_args(op, k, which, tol, method, k_smallest, floor)
     rng = np.random.default_rng(seed)
     max_iter = int(max_iter) if max_iter is not None else min(n, 500)
     counted = Counting(op)
@@ -234,7 +242,7 @@ def eigenpairs(
         idx = _wanted(theta, k, which, k_smallest)
         scale = max(float(np.max(np.abs(theta))), np.finfo(float).tiny)
         res = rnorm * np.abs(S[-1, idx])
-        return idx, res, bool(np.all(res <= tol * scale))
+        return idx, res, bool(np.all(res <= tol * np.maximum(np.abs(theta[idx]), floor * scale)))
 
     def stop(alpha, beta, rnorm) -> bool:
         if len(alpha) < min(n, needed + 1) and rnorm > 0:
@@ -282,4 +290,4 @@ def _eigsh(counted: Counting, n: int, k: int, which: str, tol: float, v0, rng, m
                       "eigsh")
 
 
-__all__ = ["DEFAULT_TOL", "Eigenpairs", "Krylov", "eigenpairs", "lanczos", "start_vector"]
+__all__ = ["DEFAULT_FLOOR", "DEFAULT_TOL", "Eigenpairs", "Krylov", "eigenpairs", "lanczos", "start_vector"]

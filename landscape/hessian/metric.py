@@ -34,7 +34,8 @@ class EigMetric:
     differ by at most 1 on every axis), mixed with a random vector of weight ``warm_mix``.
     Without a grid (called outside the engine), the previous call's point is used.
 
-    ``data`` and ``loss_fn`` are for use outside the engine; :meth:`setup` takes the engine's.
+    ``data`` and ``loss_fn`` are for use outside the engine; :meth:`setup` takes the engine's
+    data, and its loss unless ``loss_fn`` is given.
     ``params``, ``convention``, ``dtype``, ``batch_size``: see :class:`HessianOperator`.
     """
 
@@ -76,7 +77,11 @@ class EigMetric:
         grid = getattr(context, "grid", None)
         self.shape = tuple(grid.shape) if grid is not None and hasattr(grid, "shape") else None
         forward_fn = (getattr(context, "extra", None) or {}).get("forward_fn", forward)
-        self.op = HessianOperator(context.model, context.data, context.loss_fn or self.loss_fn, self.params,
+        loss = self.loss_fn if self.loss_fn is not None else context.loss_fn
+        data = context.data if context.data is not None else self.data
+        if data is None:
+            raise LandscapeError("EigMetric has no data: the engine gives none and no data= was given")
+        self.op = HessianOperator(context.model, data, loss, self.params,
                                   self.dtype, context.device, self.batch_size, self.convention, forward_fn)
         self._cache.clear()
 

@@ -28,7 +28,7 @@ import scipy.sparse.linalg as spla
 import torch
 from torch import nn
 
-from landscape.batches import Batches, TensorBatches, as_batches, forward
+from landscape.batches import Batches, TensorBatches, as_batches, default_budget, forward
 from landscape.errors import LandscapeError
 from landscape.losses import LOSSES, function_name, resolve_loss, target
 
@@ -212,9 +212,13 @@ class HessianOperator:
     refreshed from the model before every product.
 
     The model is evaluated in eval mode (its mode is put back afterwards) at its parameters as
-    they are when the product is taken: nothing about them is cached, so the operator follows
-    the parameters a :class:`landscape.params.Mover` sets. Several vectors at once
-    (:meth:`matmat`) share each batch's forward pass and gradient graph.
+    they are when the product is taken, so the operator follows the parameters a
+    :class:`landscape.params.Mover` sets. Several vectors at once (:meth:`matmat`) share each
+    batch's forward pass and gradient graph; and while the parameters stay the same, so do
+    successive products: each batch's gradient graph is kept (up to ``graph_budget`` bytes of
+    saved activations, default an eighth of the free memory; 0: never) and reused. Every product
+    compares the model's parameters and buffers with those the graphs were built at, and
+    rebuilds them when anything changed. :meth:`release` frees them.
 
     ``data``: anything :func:`landscape.batches.as_batches` takes (a ``Dataset``, ``(X, y)``
     tensors, a torch ``Dataset``, a ``DataLoader``, ``Batches``). ``loss_fn``: a name or
@@ -234,6 +238,7 @@ class HessianOperator:
         batch_size: int | None = None,
         convention: str = "mean",
         forward_fn: Callable[[nn.Module, object], torch.Tensor] = forward,
+        graph_budget: int | None = None,
     ):
         if convention not in CONVENTIONS:
             raise LandscapeError(f"convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
@@ -268,6 +273,10 @@ class HessianOperator:
             self._loss = _DOUBLE.get(self.loss_fn, self.loss_fn)
         else:
             self._net, self._loss = model, self.loss_fn
+        self.graph_budget = default_budget(self.device) // 2 if graph_budget is None else int(graph_budget)
+        self._graphs: dict[int, tuple] = {}  # batch index -> (grads that depend on the parameters, indices)
+        self._graph_bytes = 0
+        self._at: list[torch.Tensor] | None = None  # the parameters and buffers the graphs were built at
 
     # ----------------------------------------------------------------------------- products
 
@@ -317,18 +326,34 @@ class HessianOperator:
         """``{name: tensor}`` (e.g. a direction) as a flat float64 vector in this operator's order."""
         return torch.cat([tensors[k].detach().reshape(-1).double().cpu() for k in self.names]).numpy()
 
+    def release(self) -> None:
+        """Free the kept gradient graphs (they are rebuilt by the next product)."""
+        self._graphs.clear()
+        self._graph_bytes = 0
+
+    def _sync(self) -> None:
+        """Compare the model's parameters and buffers with those of the kept graphs; when they
+        differ (or nothing is kept), drop the graphs and take the model as it is now."""
+        current = [t.detach() for t in self.model.parameters()] + \
+            [b for b in self.model.buffers() if b.is_floating_point()]
+        if self._at is not None and len(self._at) == len(current) and \
+                all(torch.equal(a, b) for a, b in zip(self._at, current, strict=True)):
+            return
+        self.release()
+        self._at = [t.clone() for t in current]
+        if self._net is not self.model:  # the float64 copy, refreshed from the model
+            with torch.no_grad():
+                src = dict(self.model.named_parameters())
+                for k, p in self._net.named_parameters():
+                    p.copy_(src[k])
+                src_b = dict(self.model.named_buffers())
+                for k, b in self._net.named_buffers():
+                    b.copy_(src_b[k])
+
     @contextmanager
     def _evaluating(self) -> Iterator[list[torch.Tensor]]:
         """The network in eval mode with only the chosen parameters requiring grad; put back after."""
         model, net = self.model, self._net
-        if net is not model:  # the float64 copy: refresh it from the model as it is now
-            with torch.no_grad():
-                src = dict(model.named_parameters())
-                for k, p in net.named_parameters():
-                    p.copy_(src[k])
-                src_b = dict(model.named_buffers())
-                for k, b in net.named_buffers():
-                    b.copy_(src_b[k])
         was_training = model.training
         flags = [(p, p.requires_grad) for p in net.parameters()]
         chosen = set(self.names)
@@ -344,32 +369,60 @@ class HessianOperator:
             if net is model and was_training:
                 model.train()
 
+    def _graph(self, index: int, batch, params: list[torch.Tensor]) -> tuple | None:
+        """Batch ``index``'s gradients (those that depend on the parameters) with their parameter
+        indices, kept for the next products when the budget allows; None when the loss is linear."""
+        if index in self._graphs:
+            return self._graphs[index]
+        sizes: dict[int, int] = {}
+
+        def pack(t: torch.Tensor):
+            try:
+                st = t.untyped_storage()
+                sizes[st.data_ptr()] = st.nbytes()
+            except (RuntimeError, NotImplementedError):
+                pass
+            return t
+
+        if self.dtype == torch.float64:
+            batch = _cast(batch, torch.float64)
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = self._loss(self.forward_fn(self._net, batch), batch)
+            if not loss.requires_grad:
+                entry = None  # the loss does not depend on the chosen parameters
+            else:
+                grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+                live = [(i, g) for i, g in enumerate(grads) if g is not None and g.requires_grad]
+                entry = (tuple(g for _, g in live), tuple(i for i, _ in live)) if live else None
+        size = sum(sizes.values())
+        if entry is None or self._graph_bytes + size <= self.graph_budget:
+            self._graphs[index] = entry
+            self._graph_bytes += size if entry is not None else 0
+        return entry
+
     def _products(self, V: torch.Tensor) -> torch.Tensor:
         k = V.shape[1]
         acc = torch.zeros(self.size, k, dtype=torch.float64, device=self.device)
+        self._sync()
         with self._evaluating() as params:
             pdtype = params[0].dtype
             # One (k, *shape) block per parameter: the vectors as gradient outputs.
             Vd = V.to(device=self.device, dtype=pdtype)
             blocks = [c.T.reshape(k, *s) for c, s in zip(Vd.split(self.numels), self.shapes, strict=True)]
-            for batch, n in self.batches:
+            for index, (batch, n) in enumerate(self.batches):
                 weight = n / self.num_samples if self.convention == "mean" else 1.0
-                if self.dtype == torch.float64:
-                    batch = _cast(batch, torch.float64)
-                with torch.enable_grad():
-                    loss = self._loss(self.forward_fn(self._net, batch), batch)
-                    if not loss.requires_grad:
-                        continue  # the loss does not depend on the chosen parameters
-                    grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-                    live = [(i, g) for i, g in enumerate(grads) if g is not None and g.requires_grad]
-                    if not live:
-                        continue  # linear in the parameters: zero Hessian
-                    for j in range(k):
-                        hv = torch.autograd.grad([g for _, g in live], params, [blocks[i][j] for i, _ in live],
-                                                 retain_graph=j < k - 1, allow_unused=True)
-                        col = torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1)
-                                         for h, p in zip(hv, params, strict=True)])
-                        acc[:, j].add_(col.to(torch.float64), alpha=weight)
+                entry = self._graph(index, batch, params)
+                if entry is None:
+                    continue  # zero Hessian for this batch
+                grads, which = entry
+                keep = index in self._graphs
+                for j in range(k):
+                    with torch.enable_grad():
+                        hv = torch.autograd.grad(grads, params, [blocks[i][j] for i in which],
+                                                 retain_graph=keep or j < k - 1, allow_unused=True)
+                    col = torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1)
+                                     for h, p in zip(hv, params, strict=True)])
+                    acc[:, j].add_(col.to(torch.float64), alpha=weight)
         return acc
 
     def config(self) -> dict:

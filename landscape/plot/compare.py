@@ -8,6 +8,7 @@ accuracy (dashed, right axis) per surface, as the original tool's ``plot_1d_loss
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -37,9 +38,10 @@ def _training(surface: Surface) -> dict:
         return {}
 
 
-def describe(surface: Surface) -> str:
+def describe(surface: Surface, flops: bool = True) -> str:
     """A one-line title: architecture, optimizer, batch size, weight decay, pruning or quantization,
-    FLOPs and test error, from what was recorded; whatever is unknown is left out."""
+    FLOPs (unless ``flops=False``) and test error, from what was recorded; whatever is unknown is
+    left out."""
     a = surface.attrs
     t = _training(surface)
     bits = [str(a.get("arch") or t.get("arch") or "")]
@@ -53,7 +55,7 @@ def describe(surface: Surface) -> str:
         bits.append(str(t["pruned"]))
     if t.get("quant"):
         bits.append(str(t["quant"]))
-    if t.get("flops") not in (None, ""):
+    if flops and t.get("flops") not in (None, ""):
         bits.append(f"{float(t['flops']):.3g} FLOPs")
     if t.get("test_error") not in (None, ""):
         bits.append(f"test err {float(t['test_error']):.2f} %")
@@ -122,8 +124,15 @@ def _compare_1d(axes: list[Axes], surfaces, quantity, vmin, vmax, scale, titles,
         ax.set_xlabel("x")
         ax.set_ylabel(surfaces[0].label(quantity) + (" (solid)" if twin else ""))
     if overlay:
-        axes[0].legend(fontsize=8, loc="upper center")
+        axes[0].legend(fontsize=8, loc="best")
     return lines
+
+
+def _wrap(title: str, ax: Axes) -> str:
+    """The title broken into lines that fit the panel's width (about 1.9 characters per mm at 9 pt)."""
+    width_in = ax.get_position().width * ax.figure.get_figwidth()
+    chars = max(20, int(width_in * 25.4 * 0.62))
+    return "\n".join(textwrap.wrap(title, chars, break_long_words=False))
 
 
 def compare(axes, surfaces: Sequence[Surface], quantity: str = "loss", kind: str = "contour",
@@ -138,7 +147,10 @@ def compare(axes, surfaces: Sequence[Surface], quantity: str = "loss", kind: str
     """
     ndim = _check(surfaces)
     axes = _axes_list(axes, 1 if ndim == 1 else len(surfaces))
-    titles = list(titles) if titles is not None else [describe(s) for s in surfaces]
+    if titles is None:  # FLOPs only where they tell the surfaces apart (pruned networks)
+        differ = len({_training(s).get("flops") for s in surfaces}) > 1
+        titles = [describe(s, flops=differ) for s in surfaces]
+    titles = list(titles)
     if ndim == 1:
         return _compare_1d(axes, surfaces, quantity, vmin, vmax, scale, titles, twin, xlim)
     if kind not in KINDS:
@@ -160,7 +172,7 @@ def compare(axes, surfaces: Sequence[Surface], quantity: str = "loss", kind: str
             art = draw(ax, s, quantity, levels=sc, cmap=cmap)
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(_wrap(title, ax), fontsize=9)
         artists.append(art)
     return artists
 
