@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from landscape.checkpoint import load_model, load_state_dict, read_checkpoint, sha256, summary
-from landscape.data import SPLITS, Dataset, load_dataset
+from landscape.data import SPLITS, Dataset, DataSpec
 from landscape.directions import interpolation_direction, load_directions, random_directions
 from landscape.engine import MAX_POINTS, directions_path, surface
 from landscape.errors import LandscapeError
@@ -145,16 +145,7 @@ def splits_of(cfg: SurfaceConfig) -> list[str]:
 
 def load_data(cfg: SurfaceConfig, split: str | None = None) -> tuple[Dataset, np.ndarray | None]:
     """One split of the evaluation data, cut to the fixed subset ``cfg.samples`` when given."""
-    data = load_dataset(
-        cfg.dataset, root=cfg.data_root, split=split or splits_of(cfg)[0], shape=cfg.synthetic_shape,
-        num_classes=cfg.num_classes or 10, size=cfg.synthetic_size, seed=cfg.synthetic_seed,
-        raw=cfg.raw_data,
-    )
-    if len(data) == 0:
-        raise LandscapeError(f"dataset {cfg.dataset!r} ({split}) is empty")
-    if cfg.samples is None:
-        return data, None
-    return data.subset(cfg.samples, cfg.sample_seed)
+    return DataSpec.of(cfg).load(split or splits_of(cfg)[0])
 
 
 def build(cfg: SurfaceConfig, data: Dataset, path: str) -> torch.nn.Module:
@@ -281,11 +272,7 @@ def compute_surface(cfg: SurfaceConfig, comm=None, progress: bool = True) -> Sur
         "model2_sha256": sha256(cfg.model2) if cfg.model2 else "",
         "model3": os.path.abspath(cfg.model3) if cfg.model3 else "",
         "model3_sha256": sha256(cfg.model3) if cfg.model3 else "",
-        "dataset": cfg.dataset, "data_root": os.path.abspath(cfg.data_root) if cfg.data_root else "",
-        "raw_data": cfg.raw_data, "num_classes": cfg.num_classes or "",
-        "synthetic": f"{cfg.synthetic_shape} x {cfg.synthetic_size}, seed {cfg.synthetic_seed}"
-        if cfg.dataset == "synthetic" else "",
-        "sample_seed": cfg.sample_seed if cfg.samples else "", "same_dir": cfg.same_dir,
+        **DataSpec.of(cfg).provenance(), "same_dir": cfg.same_dir,
         **{f"checkpoint_{k}": v for k, v in pruned_summary(cfg, model, first).items()},
         **dir_info, **cfg.extra,
     }

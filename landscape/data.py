@@ -323,6 +323,51 @@ def load_dataset(
     )
 
 
+@dataclass(frozen=True)
+class DataSpec:
+    """Which data a command evaluates, in its options' terms: a named dataset and split, cut to a
+    fixed random subset of ``samples`` when given. Every command that loads data loads it here."""
+
+    dataset: str = "digits"
+    data_root: str | None = None
+    split: str = "train"
+    samples: int | None = None
+    sample_seed: int = 0
+    synthetic_shape: tuple[int, ...] = (3, 32, 32)
+    synthetic_size: int = 2048
+    synthetic_seed: int = 0
+    raw_data: bool = False
+    num_classes: int | None = None
+
+    @classmethod
+    def of(cls, obj) -> DataSpec:
+        """The spec from any object with these attributes (a config, parsed options)."""
+        return cls(**{f: getattr(obj, f) for f in cls.__dataclass_fields__ if hasattr(obj, f)})
+
+    def load(self, split: str | None = None) -> tuple[Dataset, np.ndarray | None]:
+        """The split (default ``self.split``, or the first of ``"train,test"``) and the indices of
+        the subset taken (None without ``samples``)."""
+        split = split or self.split.split(",")[0]
+        data = load_dataset(self.dataset, root=self.data_root, split=split, shape=self.synthetic_shape,
+                            num_classes=self.num_classes or 10, size=self.synthetic_size, seed=self.synthetic_seed,
+                            raw=self.raw_data)
+        if len(data) == 0:
+            raise LandscapeError(f"dataset {self.dataset!r} ({split}) is empty")
+        if self.samples is None:
+            return data, None
+        return data.subset(self.samples, self.sample_seed)
+
+    def provenance(self) -> dict:
+        """What a file records about the data besides its checksum."""
+        return {
+            "dataset": self.dataset, "data_root": os.path.abspath(self.data_root) if self.data_root else "",
+            "raw_data": self.raw_data, "num_classes": self.num_classes or "",
+            "synthetic": f"{self.synthetic_shape} x {self.synthetic_size}, seed {self.synthetic_seed}"
+            if self.dataset == "synthetic" else "",
+            "sample_seed": self.sample_seed if self.samples else "",
+        }
+
+
 # --------------------------------------------------------------------------- training helpers
 
 

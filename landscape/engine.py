@@ -376,10 +376,11 @@ def _provenance(state: dict, metrics: list, comm, n_threads: int, extra: Mapping
     return attrs
 
 
-def _open(out: str, state: dict, names: list[str], inputs: dict, attrs: dict, overwrite: bool, repair: bool,
-          directions_out: str | None, locks: list) -> Surface:
-    """Rank 0: resume the existing file when it matches, else start a new one (never clobber)."""
-    grid = state["grid"]
+def _open(out: str, coords: list[np.ndarray], names: list[str], inputs: dict, attrs: dict, overwrite: bool,
+          repair: bool, extras: Mapping, lock_also: Sequence[str], locks: list, what: str) -> Surface:
+    """Rank 0: lock the output (and ``lock_also``), then resume the existing file when it matches,
+    else start a new one (never clobber)."""
+    size = int(np.prod([len(c) for c in coords]))
     out_dir = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(out_dir):
         raise LandscapeError(f"output folder {out_dir!r} does not exist")
@@ -387,28 +388,24 @@ def _open(out: str, state: dict, names: list[str], inputs: dict, attrs: dict, ov
         raise LandscapeError(f"output folder {out_dir!r} is not writable")
     if os.path.isdir(out):
         raise LandscapeError(f"output {out!r} is a folder")
-    locks.append(OutputLock(out).acquire())
-    dpath = directions_path(out) if directions_out is None else directions_out
-    if dpath:
-        locks.append(OutputLock(dpath).acquire())
-        remove_stale_temporaries(dpath)
-    remove_stale_temporaries(out)
-    surface = None
+    for path in (out, *lock_also):
+        locks.append(OutputLock(path).acquire())
+        remove_stale_temporaries(path)
     if os.path.exists(out) and not overwrite:
         try:
             old = read_surface(out)
         except DamagedFile:
             if not repair:
                 raise
-            old, kept = repair_surface(out, grid.coordinates(), inputs)
-            old.attrs["repaired"] = f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}: kept {kept} of {grid.size} points"
+            old, kept = repair_surface(out, coords, inputs)
+            old.attrs["repaired"] = f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}: kept {kept} of {size} points"
         recorded = old.inputs()
         if not recorded:
-            raise ConfigMismatch(f"{out!r} holds a surface that does not record its inputs (another tool, or "
+            raise ConfigMismatch(f"{out!r} holds a {what} that does not record its inputs (another tool, or "
                                  "landscape 0.1), so it cannot be resumed safely")
         reason = _mismatch(recorded, inputs)
         if reason:
-            raise ConfigMismatch(f"{out!r} holds a surface of another configuration ({reason})")
+            raise ConfigMismatch(f"{out!r} holds a {what} of another configuration ({reason})")
         for n in names:
             old.add(n)
         old.attrs.update({k: attrs[k] for k in CONTEXT_KEYS if k in attrs})
@@ -416,17 +413,73 @@ def _open(out: str, state: dict, names: list[str], inputs: dict, attrs: dict, ov
                                                                 **inputs["metrics"]}}, sort_keys=True)
         old.attrs["metrics"] = ",".join(old.values)
         old.attrs["resumed"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        surface = old
-    if surface is None:
-        surface = new_surface(grid.coordinates(), names, attrs)
-        surface.attrs["inputs"] = json.dumps(inputs, sort_keys=True)
-        surface.extras.update(state["extras"])
-    if dpath:
-        _save_directions(dpath, state, attrs, overwrite)
-    if dpath:
-        surface.attrs["directions_file"] = os.path.abspath(dpath)
-    write_surface(out, surface)
+        return old
+    surface = new_surface(coords, names, attrs)
+    surface.attrs["inputs"] = json.dumps(inputs, sort_keys=True)
+    surface.extras.update(extras)
     return surface
+
+
+def run_points(
+    coords: list[np.ndarray],
+    metrics: Sequence,
+    job: Callable[[int, Sequence[int]], dict],
+    *,
+    inputs: dict,
+    attrs: dict,
+    comm,
+    out: str | None = None,
+    overwrite: bool = False,
+    repair: bool = False,
+    extras: Mapping | None = None,
+    lock_also: Sequence[str] = (),
+    on_open: Callable[[Surface], None] | None = None,
+    chunk_size: int = 1,
+    flush_seconds: float = 2.0,
+    progress: bool = True,
+    what: str = "surface",
+) -> Surface:
+    """Compute what is pending of a grid into a surface file: the machinery every grid computation
+    shares (surfaces, pruning's sensitivity scan). Collective: every rank calls it.
+
+    Rank 0 locks ``out`` (and ``lock_also``), resumes it when its recorded ``inputs`` match (else
+    refuses, or repairs a damaged file), calls ``on_open(surface)`` before the first write, and
+    hands out the pending points: ``job(p, metric_indices)`` computes the values of the metrics
+    still missing at flat point ``p``. Every rank returns the finished :class:`Surface`.
+    """
+    names = [n for m in metrics for n in m.names]
+    locks: list[OutputLock] = []
+
+    def open_output():
+        if out is None:
+            s = new_surface(coords, names, attrs)
+            s.attrs["inputs"] = json.dumps(inputs, sort_keys=True)
+            s.extras.update(extras or {})
+        else:
+            s = _open(out, coords, names, inputs, attrs, overwrite, repair, extras or {}, lock_also, locks, what)
+        if on_open is not None:
+            on_open(s)
+        if out is not None:
+            write_surface(out, s)
+        return s
+
+    try:
+        surf = on_root(comm, open_output)
+        # Which metrics each pending point still needs: rank 0 knows, and tells every rank.
+        plan = None
+        if comm.rank == 0:
+            plan = {}
+            for m_index, m in enumerate(metrics):
+                for p in surf.pending(list(m.names)):
+                    plan.setdefault(int(p), []).append(m_index)
+        plan = comm.bcast(plan, root=0)
+        surf = _compute(surf, comm, plan, lambda p: job(p, plan[p]), out, chunk_size, flush_seconds, progress)
+    finally:
+        for lock in locks:
+            lock.release()
+    surf = comm.bcast(surf, root=0) if comm.size > 1 else surf
+    surf.path = out
+    return surf
 
 
 def _save_directions(dpath: str, state: dict, attrs: Mapping, overwrite: bool) -> None:
@@ -455,59 +508,39 @@ def _run(state, comm, out, overwrite, repair, chunk_size, flush_seconds, max_poi
     metrics = _setup_metrics(state, comm)
     ctx, model, mover, bn = state["context"], state["model"], state["mover"], state["bn"]
 
-    def job_for(need: Mapping[int, list[int]] | None):
-        def job(p: int) -> dict:
-            coords = grid.point(p)
-            mover.move_(coords)
-            if bn is not None:
-                bn()
-            ctx.point = Point(p, coords)
-            values: dict[str, float] = {}
-            for m_index in (need[p] if need is not None else range(len(metrics))):
-                m = metrics[m_index]
-                values.update(values_of(m, m(model)))
-            return values
-        return job
+    def job(p: int, needed: Sequence[int]) -> dict:
+        coords = grid.point(p)
+        mover.move_(coords)
+        if bn is not None:
+            bn()
+        ctx.point = Point(p, coords)
+        values: dict[str, float] = {}
+        for m_index in needed:
+            values.update(values_of(metrics[m_index], metrics[m_index](model)))
+        return values
 
     if max_points is not None and grid.size > max_points:
         t0 = time.perf_counter()
-        job_for(None)(0)
+        job(0, range(len(metrics)))
         seconds = (time.perf_counter() - t0) * grid.size / comm.size
         raise LandscapeError(f"the grid has {grid.size:,} points (more than {max_points:,}); at "
                              f"{seconds / grid.size * comm.size:.2g} s per point on {comm.size} rank(s) that is "
                              f"about {seconds / 3600:.3g} hours; allow it explicitly to go ahead")
-    names = [n for m in metrics for n in m.names]
-    inputs = _inputs(state, metrics)
-    locks: list[OutputLock] = []
+    attrs = _provenance(state, metrics, comm, n_threads, provenance) if comm.rank == 0 else {}
+    dpath = (directions_path(out) if directions_out is None else directions_out) if out else ""
 
-    def open_output():
-        attrs = _provenance(state, metrics, comm, n_threads, provenance)
-        if out is None:
-            s = new_surface(grid.coordinates(), names, attrs)
-            s.attrs["inputs"] = json.dumps(inputs, sort_keys=True)
-            s.extras.update(state["extras"])
-            return s
-        return _open(out, state, names, inputs, attrs, overwrite, repair, directions_out, locks)
+    def on_open(surface: Surface) -> None:
+        if dpath:
+            _save_directions(dpath, state, attrs, overwrite)
+            surface.attrs["directions_file"] = os.path.abspath(dpath)
+        pending = int(surface.pending().size)
+        _report_fast_paths(state["evaluations"], pending, comm.size, surface)
 
-    try:
-        surf = on_root(comm, open_output)
-        # Which metrics each pending point still needs: rank 0 knows, and tells every rank.
-        plan = None
-        if comm.rank == 0:
-            plan = {}
-            for m_index, m in enumerate(metrics):
-                for p in surf.pending(list(m.names)):
-                    plan.setdefault(int(p), []).append(m_index)
-        plan = comm.bcast(plan, root=0)
-        if comm.rank == 0:
-            _report_fast_paths(state["evaluations"], len(plan), comm.size, surf)
-        surf = _compute(surf, comm, plan, job_for(plan), out, chunk_size, flush_seconds, progress)
-    finally:
-        for lock in locks:
-            lock.release()
-    surf = comm.bcast(surf, root=0) if comm.size > 1 else surf
+    surf = run_points(grid.coordinates(), metrics, job, inputs=_inputs(state, metrics), attrs=attrs, comm=comm,
+                      out=out, overwrite=overwrite, repair=repair, extras=state["extras"],
+                      lock_also=[dpath] if dpath else [], on_open=on_open, chunk_size=chunk_size,
+                      flush_seconds=flush_seconds, progress=progress)
     surf.directions = state["dirs"]
-    surf.path = out
     return surf
 
 
@@ -569,4 +602,4 @@ def _compute(surf: Surface | None, comm, plan: dict, job, out, chunk_size, flush
     return surf
 
 
-__all__ = ["MAX_POINTS", "directions_path", "surface", "tensors_checksum"]
+__all__ = ["MAX_POINTS", "directions_path", "run_points", "surface", "tensors_checksum"]

@@ -5,6 +5,10 @@ class LandscapeError(Exception):
     """A user-facing error: the CLIs print its message as one line and exit with code 2."""
 
 
+class OutputExists(LandscapeError):
+    """An output file that exists and is not to be replaced without being told so."""
+
+
 def one_line(message: object) -> str:
     """``message`` folded onto one line (HDF5 and torch messages often span several)."""
     return " ".join(str(message).split())

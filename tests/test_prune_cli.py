@@ -103,7 +103,7 @@ def test_other_bad_inputs(capsys, r20, digits, tmp_path):
     existing.write_bytes(b"keep me")
     cases = [
         (["--model", r20, "--arch", "resnet20", "--plan", "layer1.0.conv1=0.5", "--out", str(existing)], "exists"),
-        (["--model", r20, "--arch", "resnet20", "--plan", "layer1.0.conv1=0.5"], "needs --out"),
+        (["--model", r20, "--arch", "resnet20", "--plan", "layer1.0.conv1=0.5"], "need --out"),
         (["--arch", "resnet20", "--plan", "layer1.0.conv1=0.5", "--out", str(tmp_path / "a.pt")], "needs --model"),
         (["--model", r20, "--count"], "--arch is needed"),
         (["--model", str(tmp_path / "missing.pt"), "--arch", "resnet20", "--count"], "does not exist"),
@@ -139,7 +139,7 @@ def test_sensitivity_writes_the_file_and_both_figures_and_resumes(capsys, digits
     assert "6/6 pairs" in out
     assert (tmp_path / "sens.png").stat().st_size > 1000 and (tmp_path / "sens_norms.png").stat().st_size > 1000
     with h5py.File(out_path, "r") as f:
-        assert f["accuracy"].shape == (3, 2) and f["completed"][()].all()
+        assert f["acc"].shape == (3, 2) and f["completed"][()].all()
         assert f.attrs["arch"] == "digits_cnn" and f.attrs["samples"] == 64 and f.attrs["split"] == "test"
         first = f["loss"][()]
     code, out, err = run(capsys, *argv())  # the same inputs: resumed, nothing to compute
@@ -148,7 +148,7 @@ def test_sensitivity_writes_the_file_and_both_figures_and_resumes(capsys, digits
         assert (f["loss"][()] == first).all() and "resumed" in f.attrs
     before = out_path.read_bytes()
     code, out, err = run(capsys, *argv(ratios="0.25"))
-    assert code == 2 and "other inputs" in err and "ratios" in err and err.count("\n") == 1
+    assert code == 2 and "another configuration" in err and "ratios" in err and err.count("\n") == 1
     assert out_path.read_bytes() == before
 
 

@@ -110,9 +110,11 @@ def test_resume_computes_only_missing_pairs_and_equals_an_uninterrupted_run(mode
     calls.clear()
     sensitivity(model, data, RATIOS, out=out, batch_size=32)
     assert calls == []  # nothing left to do
-    with h5py.File(out, "r") as f:
-        assert {"layers", "ratios", "accuracy", "loss", "completed", "kept", "filters", "stages"} <= set(f)
-        assert f["kept"][()].tolist()[0] == [12, 8, 4]  # floor(16 * 0.75), floor(16 * 0.5), floor(16 * 0.25)
+    with h5py.File(out, "r") as f:  # a surface file over (ratio, layer): checksums, resume checks and all
+        assert {"xcoordinates", "ycoordinates", "acc", "loss", "completed", "point_checksums"} <= set(f)
+        assert f["acc"].shape == (len(again.layers), len(RATIOS)) and f.attrs["kind"] == "pruning sensitivity"
+        np.testing.assert_array_equal(f["xcoordinates"][()], RATIOS)
+    assert again.filters[0] == 16 and again.layers[0] == "features.0"
 
 
 def test_other_inputs_are_refused(model, data, tmp_path):
@@ -124,13 +126,13 @@ def test_other_inputs_are_refused(model, data, tmp_path):
     with pytest.raises(LandscapeError, match="layers"):
         sensitivity(model, data, [0.5], layers=["features.0"], out=out, batch_size=32)
     other = randomized(build_model("digits_cnn", num_classes=10, in_channels=1), seed=12)
-    with pytest.raises(LandscapeError, match="model_sha256"):
+    with pytest.raises(LandscapeError, match="model differs"):
         sensitivity(other, data, [0.5], out=out, batch_size=32)
-    with pytest.raises(LandscapeError, match="data_sha256"):
+    with pytest.raises(LandscapeError, match="data differ"):
         sensitivity(model, load_dataset("synthetic", split="test", shape=(1, 8, 8), size=96, seed=1), [0.5], out=out,
                     batch_size=32)
-    with pytest.raises(LandscapeError, match="arch"):
-        sensitivity(model, data, [0.5], out=out, batch_size=32, attrs={"arch": "x", "config_keys": "arch"})
+    with pytest.raises(LandscapeError, match="strategy"):
+        sensitivity(model, data, [0.5], out=out, batch_size=32, strategy="greedy")
     assert out.read_bytes() == before
     res = sensitivity(model, data, [0.25], out=out, batch_size=32, overwrite=True)
     assert read_sensitivity(out).ratios.tolist() == [0.25] == res.ratios.tolist()

@@ -39,6 +39,49 @@ positive.__name__ = "positive integer"  # argparse names the type in its message
 non_negative.__name__ = "non-negative integer"
 
 
+def shape(text: str) -> tuple[int, ...]:
+    """An argparse type: a sample's shape ``C,H,W`` (or ``CxHxW``)."""
+    try:
+        dims = tuple(int(t) for t in text.lower().replace("x", ",").split(",") if t)
+    except ValueError:
+        dims = ()
+    if not dims or min(dims) < 1:
+        raise ValueError(text)
+    return dims
+
+
+shape.__name__ = "shape C,H,W"
+
+
+def add_data_options(p: argparse.ArgumentParser, split: str = "train", several: bool = False):
+    """The options of :class:`landscape.data.DataSpec`, as every command that loads data spells them."""
+    from landscape.data import SPLITS, DataSpec
+
+    d = DataSpec()
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default=d.dataset,
+                   help=f"digits, synthetic, cifar10, cifar100, mnist or package.module:callable (default {d.dataset})")
+    g.add_argument("--data-root", help="folder with cifar-10-batches-py, cifar-100-python or the MNIST IDX files")
+    if several:
+        g.add_argument("--split", default=split, metavar="|".join(SPLITS) + "|train,test",
+                       help=f"the split(s) to evaluate; train,test writes train_loss, train_acc, test_loss and "
+                       f"test_acc into one file (default {split})")
+    else:
+        g.add_argument("--split", choices=SPLITS, default=split)
+    g.add_argument("--samples", type=positive, default=None, metavar="N",
+                   help="evaluate a fixed random subset of N samples (its indices are recorded)")
+    g.add_argument("--sample-seed", type=non_negative, default=d.sample_seed)
+    g.add_argument("--synthetic-shape", type=shape, default=d.synthetic_shape, metavar="C,H,W",
+                   help="input shape of --dataset synthetic (default 3,32,32)")
+    g.add_argument("--synthetic-size", type=positive, default=d.synthetic_size,
+                   help=f"samples of --dataset synthetic (default {d.synthetic_size})")
+    g.add_argument("--synthetic-seed", type=non_negative, default=d.synthetic_seed,
+                   help="seed of --dataset synthetic: the --seed the network was trained with")
+    g.add_argument("--raw-data", action="store_true",
+                   help="no per-channel normalization (for networks trained with --raw-data)")
+    return g
+
+
 def join_negative_values(argv: Sequence[str], options: Sequence[str] = GRID_OPTIONS) -> list[str]:
     """Turn ``--x -1:1:51`` into ``--x=-1:1:51`` so argparse does not read ``-1:1:51`` as an option."""
     out: list[str] = []

@@ -11,28 +11,14 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 
-from landscape.cli._common import Parser, non_negative, positive, run_cli
+from landscape.cli._common import Parser, add_data_options, positive, run_cli, shape
 from landscape.errors import LandscapeError
 from landscape.parallel import launcher_rank
 
 PROG = "landscape-prune"
-
-
-def _shape(text: str) -> tuple[int, ...]:
-    try:
-        dims = tuple(int(t) for t in text.lower().replace("x", ",").split(",") if t)
-    except ValueError:
-        dims = ()
-    if not dims or min(dims) < 1:
-        raise ValueError(text)
-    return dims
-
-
-_shape.__name__ = "shape C,H,W"
 
 
 def parse_ratios(text: str) -> list[float]:
@@ -57,6 +43,7 @@ def parse_ratios(text: str) -> list[float]:
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
+    from landscape.losses import LOSSES
     from landscape.prune import PRESETS, STRATEGIES
 
     p = Parser(
@@ -90,35 +77,24 @@ def build_parser() -> Parser:
                    "input maps survive the layers pruned before (Sec. 3.3)")
 
     c = p.add_argument_group("counting")
-    c.add_argument("--input-shape", type=_shape, default=None, metavar="C,H,W",
+    c.add_argument("--input-shape", type=shape, default=None, metavar="C,H,W",
                    help="input of one sample (default: the preset's, the checkpoint's, the dataset's, else "
                    "224x224 for *_imagenet, 8x8 for digits nets, 28x28 for MNIST nets, 32x32 otherwise)")
     c.add_argument("--shortcuts", action="store_true", help="also count 1x1 projection shortcuts")
     c.add_argument("--per-layer", action="store_true", help="with --count: one line per layer")
 
-    g = p.add_argument_group("data (--sensitivity)")
-    g.add_argument("--dataset", default="digits",
-                   help="digits, synthetic, cifar10, cifar100, mnist or package.module:callable (default digits)")
-    g.add_argument("--data-root", help="folder with cifar-10-batches-py, cifar-100-python or the MNIST IDX files")
-    g.add_argument("--split", choices=["train", "test"], default="test")
-    g.add_argument("--samples", type=positive, default=None, metavar="N",
-                   help="evaluate a fixed random subset of N samples")
-    g.add_argument("--sample-seed", type=non_negative, default=0)
-    g.add_argument("--synthetic-shape", type=_shape, default=(3, 32, 32), metavar="C,H,W")
-    g.add_argument("--synthetic-size", type=positive, default=2048)
-    g.add_argument("--synthetic-seed", type=non_negative, default=0)
-    g.add_argument("--raw-data", action="store_true", help="no per-channel normalization")
+    add_data_options(p, split="test")  # --sensitivity's data: the paper scans on the test set
 
     s = p.add_argument_group("sensitivity")
     s.add_argument("--ratios", default="0.1:0.9:9", help="fractions to prune: MIN:MAX:NUM or a list (default "
                    "0.1:0.9:9)")
     s.add_argument("--layers", default=None, help="comma-separated conv layers (default: every conv that can be "
                    "pruned alone)")
-    s.add_argument("--loss", default="crossentropy", choices=["crossentropy", "mse"])
+    s.add_argument("--loss", default="crossentropy", choices=list(LOSSES))
     s.add_argument("--batch-size", type=positive, default=None, help="default: a quick timing probe picks it")
     s.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
-    s.add_argument("--threads", type=positive, default=None, help="torch threads per process (default: cores / "
-                   "ranks on this node)")
+    s.add_argument("--threads", type=positive, default=None,
+                   help="torch threads per process (default: OMP_NUM_THREADS, else the idle cores / ranks)")
     s.add_argument("--chunk-size", type=positive, default=1, help="(layer, ratio) pairs per work unit under MPI")
     s.add_argument("--no-progress", dest="progress", action="store_false")
 
@@ -126,67 +102,9 @@ def build_parser() -> Parser:
     o.add_argument("--out", help="pruned checkpoint (.pt) or sensitivity file (.h5)")
     o.add_argument("--overwrite", action="store_true", help="replace --out if it exists (a sensitivity file of the "
                    "same inputs is resumed without it)")
+    o.add_argument("--repair", action="store_true", help="resume a damaged sensitivity file, keeping the pairs that "
+                   "verify")
     return p
-
-
-# ------------------------------------------------------------------------------ helpers
-
-
-def _default_shape(arch: str, in_channels: int) -> tuple[int, ...]:
-    if arch.endswith("_imagenet"):
-        return (in_channels, 224, 224)
-    if arch in ("digits_cnn", "mlp"):
-        return (in_channels, 8, 8)
-    if arch in ("lenet", "mlp_mnist"):
-        return (in_channels, 28, 28)
-    return (in_channels, 32, 32)
-
-
-def _io_of(model) -> tuple[int, int]:
-    """``(num_classes, in_channels)`` of a built model: its last linear's outputs, first conv's inputs."""
-    from torch import nn
-
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    convs = [m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)]
-    return (linears[-1].out_features if linears else 10), (convs[0].in_channels if convs else 3)
-
-
-def _meta(path: str, unsafe: bool) -> dict:
-    from landscape.checkpoint import read_checkpoint
-
-    obj = read_checkpoint(path, unsafe)
-    return obj if isinstance(obj, dict) else {}
-
-
-def _load(ns, num_classes: int | None = None, in_channels: int | None = None):
-    """(model, checkpoint metadata) for --model, through the one checkpoint loader."""
-    from landscape.checkpoint import load_model
-
-    meta = _meta(ns.model, ns.unsafe_pickle)
-    model = load_model(ns.arch, ns.model, num_classes=ns.num_classes or num_classes,
-                       in_channels=ns.in_channels or in_channels, unsafe_pickle=ns.unsafe_pickle)
-    return model.eval(), meta
-
-
-def _fresh(ns, num_classes: int, in_channels: int):
-    """The architecture without weights (counting only): built on the meta device."""
-    import torch
-
-    from landscape.models import build_model
-
-    with torch.device("meta"):
-        return build_model(ns.arch, num_classes=num_classes, in_channels=in_channels)
-
-
-def _check_out(path: str | None, overwrite: bool, what: str) -> str:
-    if not path:
-        raise LandscapeError(f"{what} needs --out")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise LandscapeError(f"output folder {folder!r} does not exist")
-    if os.path.isdir(path):
-        raise LandscapeError(f"--out {path!r} is a folder")
-    return path
 
 
 def _short(x: int) -> str:
@@ -195,168 +113,6 @@ def _short(x: int) -> str:
 
 def _fmt(flops: int, params: int) -> str:
     return f"{flops:,} FLOPs ({_short(flops)}), {params:,} params ({_short(params)})"
-
-
-# ------------------------------------------------------------------------------ actions
-
-
-def _input_shape(ns, meta: dict, preset_name: str, in_channels: int) -> tuple[int, ...]:
-    """--input-shape, else the preset's, else what a pruned checkpoint recorded, else by architecture."""
-    from landscape.prune import preset_info
-
-    if ns.input_shape:
-        return tuple(ns.input_shape)
-    if preset_name:
-        return tuple(preset_info(preset_name).input_shape)
-    recorded = meta.get("prune", {}).get("input_shape") if isinstance(meta.get("prune"), dict) else None
-    if recorded:
-        return tuple(int(d) for d in recorded)
-    return _default_shape(ns.arch, in_channels)
-
-
-def _preset_name(ns) -> str:
-    from landscape.prune import PRESETS
-
-    return ns.plan.strip() if ns.plan and ns.plan.strip() in PRESETS else ""
-
-
-def _count(ns) -> int:
-    from landscape.prune import count, layer_counts, plan_widths, preset_info, reduction, resize_, resolve_plan
-    from landscape.prune.counts import meta_copy
-
-    pre = _preset_name(ns)
-    if ns.model:
-        model, meta = _load(ns)
-    else:
-        nc = ns.num_classes or (preset_info(pre).num_classes if pre else 10)
-        ic = ns.in_channels or (preset_info(pre).input_shape[0] if pre else 3)
-        model, meta = _fresh(ns, nc, ic), {}
-    shape = _input_shape(ns, meta, pre, _io_of(model)[1])
-    flops, params = count(model, shape, ns.shortcuts)
-    print(f"{PROG}: {ns.arch} on {'x'.join(map(str, shape))}: {_fmt(flops, params)}")
-    if ns.per_layer:
-        for lc in layer_counts(model, shape, ns.shortcuts):
-            print(f"  {lc.name:28s} {lc.kind:8s} {'x'.join(map(str, lc.output_shape)):>12s} "
-                  f"{lc.flops:>14,} FLOPs {lc.params:>11,} params")
-    if ns.plan:
-        plan, name = resolve_plan(ns.plan, model)
-        widths = plan_widths(model, plan)
-        f1, p1 = count(resize_(meta_copy(model), widths), shape, ns.shortcuts)
-        print(f"{PROG}: pruned by {name or 'the plan'} ({len(widths)} convs narrowed): {_fmt(f1, p1)}; "
-              f"{reduction(flops, f1):.2f}% fewer FLOPs, {reduction(params, p1):.2f}% fewer params")
-    return 0
-
-
-def _prune(ns) -> int:
-    from landscape.prune import prune_filters, reduction, resolve_plan, save_pruned
-
-    out = _check_out(ns.out, ns.overwrite, "--plan (writing a pruned model)")
-    if os.path.exists(out) and not ns.overwrite:
-        raise LandscapeError(f"{out!r} exists; use --overwrite to replace it")
-    if not ns.model:
-        raise LandscapeError("--plan needs --model (the trained checkpoint to prune); to train a pruned "
-                             "architecture from scratch: landscape-train --plan")
-    model, meta = _load(ns)
-    plan, name = resolve_plan(ns.plan, model)
-    pruned = prune_filters(model, plan, ns.strategy)
-    nc, ic = _io_of(model)
-    shape = _input_shape(ns, meta, name, ic)
-    ckpt = save_pruned(out, pruned, original=model, arch=ns.arch, plan=plan, input_shape=shape,
-                       num_classes=nc, in_channels=ic, strategy=ns.strategy, preset=name, source=ns.model)
-    info = ckpt["prune"]
-    print(f"{PROG}: wrote {out}: {len(ckpt['widths'])} convs narrowed ({ns.strategy}); "
-          f"{_fmt(info['flops'], info['params'])}; "
-          f"{reduction(info['flops_original'], info['flops']):.2f}% fewer FLOPs, "
-          f"{reduction(info['params_original'], info['params']):.2f}% fewer params")
-    print(f"{PROG}: retrain it: landscape-train --init-from {out} --arch {ns.arch} --lr 0.001 --epochs 40 ...")
-    return 0
-
-
-def _agree(comm, fn):
-    """Run ``fn`` on every rank; a LandscapeError on any rank ends all of them alike."""
-    from landscape.parallel import abort_on_error, first_error
-
-    value, error = None, None
-    with abort_on_error(comm, PROG):
-        try:
-            value = fn()
-        except LandscapeError as exc:
-            error = str(exc)
-    error = first_error(comm, error)
-    if error:
-        raise LandscapeError(error)
-    return value
-
-
-def _sensitivity(ns) -> int:
-    import torch
-
-    from landscape.parallel import local_rank_and_size, world
-    from landscape.prune.scan import check_ratios
-
-    comm = world()
-    out = _check_out(ns.out, ns.overwrite, "--sensitivity")
-    if not ns.model:
-        raise LandscapeError("--sensitivity needs --model (a trained checkpoint)")
-    ratios = parse_ratios(ns.ratios)
-    check_ratios(ratios)  # before loading anything
-    layers = [t.strip() for t in ns.layers.split(",") if t.strip()] if ns.layers else None
-    _, local_size = local_rank_and_size(comm)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = torch.get_num_threads()
-    torch.set_num_threads(ns.threads or max(1, cores // local_size))
-    try:
-        return _scan(ns, comm, out, ratios, layers)
-    finally:
-        torch.set_num_threads(threads)  # main() may be called in a process that goes on
-
-
-def _scan(ns, comm, out: str, ratios: list[float], layers: list[str] | None) -> int:
-    from landscape.checkpoint import sha256
-    from landscape.data import load_dataset
-    from landscape.prune import sensitivity
-
-    def setup():
-        data = load_dataset(ns.dataset, root=ns.data_root, split=ns.split, raw=ns.raw_data,
-                            shape=ns.synthetic_shape, num_classes=ns.num_classes or 10, size=ns.synthetic_size,
-                            seed=ns.synthetic_seed)
-        if ns.samples:
-            data, _ = data.subset(ns.samples, ns.sample_seed)
-        in_ch = data.x.shape[1] if data.x.dim() == 4 else 1
-        model, _ = _load(ns, num_classes=data.num_classes or None, in_channels=in_ch)
-        return data, model
-
-    data, model = _agree(comm, setup)
-    attrs = {
-        "arch": ns.arch, "model": os.path.abspath(ns.model), "model_file_sha256": sha256(ns.model),
-        "dataset": ns.dataset, "data_root": ns.data_root or "", "split": ns.split, "samples": ns.samples or "",
-        "sample_seed": ns.sample_seed if ns.samples else "", "raw_data": int(ns.raw_data),
-        "config_keys": "arch,dataset,split,samples,sample_seed,raw_data",
-    }
-    result = sensitivity(model, data, ratios, layers, ns.strategy, comm, out, loss=ns.loss,
-                         batch_size=ns.batch_size, device=ns.device, overwrite=ns.overwrite, attrs=attrs,
-                         chunk_size=ns.chunk_size, progress=ns.progress)
-    if result is None:  # a rank other than 0
-        return 0
-    from landscape.plot.prune import figures
-
-    root = os.path.splitext(out)[0]
-    paths = []
-    for key, fig in figures(result, model, name=ns.arch, data=f"{ns.dataset} {ns.split}").items():
-        path = f"{root}.png" if key == "sensitivity" else f"{root}_norms.png"
-        try:
-            fig.savefig(path, dpi=150)
-        except OSError as exc:
-            raise LandscapeError(f"cannot write {path!r}: {exc.strerror or exc}") from None
-        paths.append(path)
-    import numpy as np
-
-    i, j = np.unravel_index(int(np.nanargmin(result.accuracy)), result.accuracy.shape)
-    print(f"{PROG}: wrote {out} ({int(result.completed.sum())}/{result.completed.size} pairs; unpruned accuracy "
-          f"{result.baseline_accuracy:.2f}%; lowest: {result.accuracy[i, j]:.2f}% with {result.layers[i]} pruned by "
-          f"{result.ratios[j]:g})")
-    print(f"{PROG}: figures: {', '.join(paths)}")
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -390,17 +146,60 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  "--count")
         if not ns.sensitivity and launcher_rank() != 0:
             return 0  # under mpirun only the sensitivity scan is shared out; the rest is rank 0's
+        from landscape import prune
+
         if ns.count:
-            return _count(ns)
+            r = prune.count_checkpoint(ns.arch, ns.model, ns.plan, ns.input_shape, ns.shortcuts, ns.per_layer,
+                                       ns.num_classes, ns.in_channels, ns.unsafe_pickle)
+            print(f"{PROG}: {r.arch} on {'x'.join(map(str, r.input_shape))}: {_fmt(r.flops, r.params)}")
+            for lc in r.layers:
+                print(f"  {lc.name:28s} {lc.kind:8s} {'x'.join(map(str, lc.output_shape)):>12s} "
+                      f"{lc.flops:>14,} FLOPs {lc.params:>11,} params")
+            if r.flops_after is not None:
+                print(f"{PROG}: pruned by {r.plan_name or 'the plan'} ({r.narrowed} convs narrowed): "
+                      f"{_fmt(r.flops_after, r.params_after)}; {prune.reduction(r.flops, r.flops_after):.2f}% fewer "
+                      f"FLOPs, {prune.reduction(r.params, r.params_after):.2f}% fewer params")
+            return 0
+        if not ns.model:
+            raise LandscapeError("--sensitivity and --plan need --model (the trained checkpoint); to train a pruned "
+                                 "architecture from scratch: landscape-train --plan")
+        if not ns.out:
+            raise LandscapeError("--sensitivity and --plan need --out (the sensitivity file, or the pruned checkpoint)")
         if ns.sensitivity:
             if ns.plan:
                 raise LandscapeError("--sensitivity prunes each layer alone; it takes no --plan")
-            return _sensitivity(ns)
+            from landscape.data import DataSpec
+
+            layers = [t.strip() for t in ns.layers.split(",") if t.strip()] if ns.layers else None
+            result, figures = prune.scan_checkpoint(
+                ns.model, ns.arch, DataSpec.of(ns), parse_ratios(ns.ratios), ns.out, layers, ns.strategy, ns.loss,
+                ns.batch_size, ns.device, ns.threads, ns.chunk_size, ns.progress, ns.overwrite, ns.repair,
+                ns.num_classes, ns.in_channels, ns.unsafe_pickle)
+            if launcher_rank() == 0:
+                import numpy as np
+
+                i, j = np.unravel_index(int(np.nanargmin(result.accuracy)), result.accuracy.shape)
+                print(f"{PROG}: wrote {ns.out} ({int(result.completed.sum())}/{result.completed.size} pairs; "
+                      f"unpruned accuracy {result.baseline_accuracy:.2f}%; lowest: {result.accuracy[i, j]:.2f}% with "
+                      f"{result.layers[i]} pruned by {result.ratios[j]:g})")
+                print(f"{PROG}: figures: {', '.join(figures)}")
+            return 0
         if ns.plan:
-            return _prune(ns)
+            ckpt = prune.prune_checkpoint(ns.model, ns.arch, ns.plan, ns.out, ns.strategy, ns.input_shape,
+                                          ns.num_classes, ns.in_channels, ns.unsafe_pickle, ns.overwrite)
+            info = ckpt["prune"]
+            print(f"{PROG}: wrote {ns.out}: {len(ckpt['widths'])} convs narrowed ({ns.strategy}); "
+                  f"{_fmt(info['flops'], info['params'])}; "
+                  f"{prune.reduction(info['flops_original'], info['flops']):.2f}% fewer FLOPs, "
+                  f"{prune.reduction(info['params_original'], info['params']):.2f}% fewer params")
+            print(f"{PROG}: retrain it: landscape-train --init-from {ns.out} --arch {ns.arch} --lr 0.001 "
+                  "--epochs 40 ...")
+            return 0
         raise LandscapeError("nothing to do: give --count, --sensitivity, or --plan with --out")
 
-    return run_cli(PROG, body)
+    return run_cli(PROG, body, {"OutputExists": "use --overwrite to replace it",
+                                "ConfigMismatch": "use --overwrite to replace it, or another --out",
+                                "DamagedFile": "rerun with --overwrite, or --repair to keep the pairs that verify"})
 
 
 if __name__ == "__main__":

@@ -12,20 +12,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from landscape.cli._common import Parser, join_negative_values, non_negative, positive, run_cli
+from landscape.cli._common import Parser, add_data_options, join_negative_values, non_negative, positive, run_cli
 
 PROG = "landscape-surf"
 GRID_OPTIONS = ("--x", "--y", "--z")
-
-
-def _shape(text: str) -> tuple[int, ...]:
-    try:
-        dims = tuple(int(t) for t in text.lower().replace("x", ",").split(",") if t)
-    except ValueError:
-        dims = ()
-    if not dims or min(dims) < 1:
-        raise ValueError(text)
-    return dims
 
 
 def _metrics(text: str) -> tuple[str, ...]:
@@ -72,26 +62,7 @@ def build_parser() -> Parser:
                    help="allow checkpoints holding pickled Python objects (a whole nn.Module). "
                    "Unpickling runs arbitrary code from the file: only for files you trust")
 
-    g = p.add_argument_group("data")
-    g.add_argument("--dataset", default=d.dataset,
-                   help="digits, synthetic, cifar10, cifar100, mnist or package.module:callable "
-                   f"(default {d.dataset})")
-    g.add_argument("--data-root", help="folder with cifar-10-batches-py, cifar-100-python or "
-                   "the MNIST IDX files")
-    g.add_argument("--split", default=d.split, metavar="train|test|train,test",
-                   help="the split(s) to evaluate; train,test writes train_loss, train_acc, test_loss and "
-                   "test_acc into one file (default train)")
-    g.add_argument("--samples", type=positive, default=None, metavar="N",
-                   help="evaluate a fixed random subset of N samples (its indices are recorded)")
-    g.add_argument("--sample-seed", type=non_negative, default=d.sample_seed)
-    g.add_argument("--synthetic-shape", type=_shape, default=d.synthetic_shape, metavar="C,H,W",
-                   help="input shape of --dataset synthetic (default 3,32,32)")
-    g.add_argument("--synthetic-size", type=positive, default=d.synthetic_size,
-                   help=f"samples of --dataset synthetic (default {d.synthetic_size})")
-    g.add_argument("--synthetic-seed", type=non_negative, default=d.synthetic_seed,
-                   help="seed of --dataset synthetic: the --seed the network was trained with")
-    g.add_argument("--raw-data", action="store_true",
-                   help="no per-channel normalization (for networks trained with --raw-data)")
+    add_data_options(p, d.split, several=True)
 
     s = p.add_argument_group("grid and directions")
     s.add_argument("--x", default=None, metavar="MIN:MAX:NUM",

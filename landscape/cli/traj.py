@@ -10,12 +10,10 @@ projected path (``proj_xcoord``, ``proj_ycoord``) and the explained variance.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 
 from landscape.cli._common import Parser, positive, run_cli
-from landscape.errors import LandscapeError
 
 PROG = "landscape-traj"
 
@@ -53,41 +51,20 @@ def build_parser() -> Parser:
     return p
 
 
-def _model_shape(final: str, unsafe_pickle: bool) -> tuple[int, int]:
-    """``(num_classes, in_channels)`` as recorded by ``landscape-train``, else (10, 3)."""
-    from landscape.checkpoint import read_checkpoint
-
-    meta = read_checkpoint(final, unsafe_pickle)
-    meta = meta if isinstance(meta, dict) else {}
-    return int(meta.get("num_classes", 10)), int(meta.get("in_channels", 3))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``landscape-traj``; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
-        from landscape.models import build_model
-        from landscape.trajectory import expand_checkpoints, path_extent, pca_directions, write_trajectory
+        from landscape.trajectory import path_extent, trajectory_of_run
 
         ns = build_parser().parse_args(argv)
-        if os.path.exists(ns.out) and not ns.overwrite:
-            raise LandscapeError(f"{ns.out!r} exists; use --overwrite to replace it")
-        out_dir = os.path.dirname(os.path.abspath(ns.out))
-        if not os.path.isdir(out_dir):
-            raise LandscapeError(f"output folder {out_dir!r} does not exist")
-        if ns.cache_mb < 1:
-            raise LandscapeError(f"--cache-mb must be positive, got {ns.cache_mb}")
-        checkpoints = expand_checkpoints(ns.checkpoints)
-        num_classes, in_channels = _model_shape(ns.final, ns.unsafe_pickle)
-        model = build_model(ns.arch, num_classes=ns.num_classes or num_classes,
-                            in_channels=ns.in_channels or in_channels)
-        traj = pca_directions(checkpoints, ns.final, model, ns.dir_type, ns.ignore,
-                              ns.unsafe_pickle, cache_bytes=ns.cache_mb << 20)
-        traj.attrs["arch"] = ns.arch
-        write_trajectory(ns.out, traj)
+        traj = trajectory_of_run(ns.checkpoints, ns.final, ns.arch, ns.out, num_classes=ns.num_classes,
+                                 in_channels=ns.in_channels, dir_type=ns.dir_type, ignore=ns.ignore,
+                                 unsafe_pickle=ns.unsafe_pickle, cache_bytes=ns.cache_mb << 20,
+                                 overwrite=ns.overwrite)
         r = traj.explained_variance_ratio * 100
-        print(f"{PROG}: {len(checkpoints)} checkpoints; explained variance: 1st PC {r[0]:.1f} %, "
+        print(f"{PROG}: {len(traj.checkpoints)} checkpoints; explained variance: 1st PC {r[0]:.1f} %, "
               f"2nd PC {r[1]:.1f} % ({r.sum():.1f} % together); largest residual "
               f"{traj.residual.max():.4g}")
         x0, x1, y0, y1 = path_extent(traj)
@@ -95,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"--directions {ns.out} --x={x0:.3g}:{x1:.3g}:41 --y={y0:.3g}:{y1:.3g}:41")
         return 0
 
-    return run_cli(PROG, body)
+    return run_cli(PROG, body, {"OutputExists": "use --overwrite to replace it"})
 
 
 if __name__ == "__main__":

@@ -1,41 +1,32 @@
 """Sensitivity to pruning (Li et al., Sec. 3.2): prune each conv layer alone at increasing
 fractions and evaluate without retraining; and the sorted filter norms behind it (Fig. 2(a)).
 
-The (layer, fraction) pairs are independent points: :func:`sensitivity` hands them out over MPI
-ranks with :func:`landscape.parallel.map_points` (serially without MPI) and rank 0 keeps one
-HDF5 file, rewritten atomically every few seconds, so a killed run resumes with only the missing
-pairs. The file holds ``layers``, ``ratios``, ``accuracy`` and ``loss`` (layers x ratios, NaN
-until computed), a ``completed`` mask, ``kept``, ``filters`` and ``stages``, and provenance
-attributes; a rerun with other inputs (model, data, layers, ratios, strategy, loss) is refused.
+The (layer, fraction) pairs are the points of a grid over fraction (x) and layer (y), computed on
+the surface engine (:func:`landscape.engine.run_points`): handed out over MPI ranks, resumable,
+into a surface file (``loss``, ``acc`` arrays layer x ratio, with its checksums, lock and
+resume checks), so ``landscape-plot --quantity acc`` draws it too.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
+import json
 import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import h5py
 import numpy as np
 import torch
 from torch import nn
 
 from landscape.data import Dataset
 from landscape.errors import LandscapeError
-from landscape.files import remove_stale_temporaries, replacing
-from landscape.parallel import SerialComm, abort_on_error, first_error, map_points
 from landscape.prune.counts import conv_output_shapes
 from landscape.prune.graph import ChannelGraph, is_conv, trace
 from landscape.prune.plans import kept
 from landscape.prune.removal import STRATEGIES, _group_fractions, _prune, filter_scores
-
-PROG = "landscape-prune"
-# Attributes a resumed run must agree on (besides the layers and ratios themselves).
-CONFIG_KEYS = ("model_sha256", "data_sha256", "strategy", "loss", "num_samples")
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,26 +76,6 @@ def _loss_acc(result) -> tuple[float, float]:
     return float(loss), float(acc)
 
 
-def state_digest(model: nn.Module) -> str:
-    """SHA-256 of a model's state dict (names, shapes, dtypes and bytes)."""
-    h = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def data_digest(data: Dataset) -> str:
-    """SHA-256 of a dataset's inputs and targets."""
-    h = hashlib.sha256()
-    for t in (data.x, data.y):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
 def check_ratios(ratios: Sequence[float]) -> np.ndarray:
     """``ratios`` as a float64 array, after checking they are distinct fractions in [0, 1)."""
     try:
@@ -136,174 +107,7 @@ def _device_data(data: Dataset, model: nn.Module, device: torch.device) -> Datas
     return Dataset(x, data.y.to(device), data.num_classes, data.name, dict(data.info))
 
 
-# --------------------------------------------------------------------------------- file
-
-
-class _State:
-    """The mutable arrays of a run in progress (rank 0)."""
-
-    def __init__(self, layers, ratios, filters, stages, kept_, attrs):
-        shape = (len(layers), len(ratios))
-        self.layers, self.ratios = list(layers), np.asarray(ratios, dtype=np.float64)
-        self.filters, self.stages = np.asarray(filters, dtype=np.int64), np.asarray(stages, dtype=np.int64)
-        self.kept = np.asarray(kept_, dtype=np.int64).reshape(shape)
-        self.accuracy, self.loss = np.full(shape, np.nan), np.full(shape, np.nan)
-        self.completed = np.zeros(shape, dtype=bool)
-        self.baseline = [np.nan, np.nan]  # loss, accuracy
-        self.baseline_done = False
-        self.attrs = dict(attrs)
-
-    def result(self) -> SensitivityResult:
-        return SensitivityResult(
-            tuple(self.layers), self.ratios.copy(), self.accuracy.copy(), self.loss.copy(),
-            float(self.baseline[1]), float(self.baseline[0]), tuple(int(f) for f in self.filters),
-            tuple(int(s) for s in self.stages), self.completed.copy(), dict(self.attrs),
-        )
-
-
-def _attr(v):
-    if isinstance(v, bool | np.bool_):
-        return int(v)
-    if v is None:
-        return ""
-    if isinstance(v, str):
-        return str(v)  # a plain str: h5py cannot store numpy's fixed-width strings as attributes
-    arr = np.asarray(v)
-    if arr.dtype.kind in "UO":
-        return arr.astype(h5py.string_dtype())
-    return v
-
-
-def _write(path: str, st: _State) -> None:
-    with replacing(path) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("layers", data=np.array(st.layers, dtype=h5py.string_dtype()))
-        f.create_dataset("ratios", data=st.ratios)
-        f.create_dataset("accuracy", data=st.accuracy)
-        f.create_dataset("loss", data=st.loss)
-        f.create_dataset("completed", data=st.completed.astype(np.uint8))
-        f.create_dataset("kept", data=st.kept)
-        f.create_dataset("filters", data=st.filters)
-        f.create_dataset("stages", data=st.stages)
-        f.attrs["baseline_loss"] = st.baseline[0]
-        f.attrs["baseline_accuracy"] = st.baseline[1]
-        f.attrs["baseline_completed"] = int(st.baseline_done)
-        for k, v in st.attrs.items():
-            f.attrs[k] = _attr(v)
-        f.flush()
-        os.fsync(f.id.get_vfd_handle())
-
-
-def _plain(v):
-    if isinstance(v, bytes):
-        return v.decode()
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return v
-
-
-def _read_state(path: str) -> _State:
-    try:
-        with h5py.File(path, "r") as f:
-            missing = [k for k in ("layers", "ratios", "accuracy", "loss", "completed") if k not in f]
-            if missing:
-                raise LandscapeError(f"{path!r} is not a sensitivity file (no {', '.join(missing)})")
-            layers = [v.decode() if isinstance(v, bytes) else str(v) for v in f["layers"][()]]
-            ratios = f["ratios"][()]
-            n = (len(layers), len(ratios))
-            get = {k: f[k][()] if k in f else None for k in ("filters", "stages", "kept")}
-            attrs = {k: _plain(v) for k, v in f.attrs.items()}
-            st = _State(layers, ratios, get["filters"] if get["filters"] is not None else np.zeros(n[0]),
-                        get["stages"] if get["stages"] is not None else np.zeros(n[0]),
-                        get["kept"] if get["kept"] is not None else np.zeros(n), {})
-            st.accuracy, st.loss = f["accuracy"][()].astype(float), f["loss"][()].astype(float)
-            st.completed = f["completed"][()].astype(bool)
-    except OSError as exc:
-        raise LandscapeError(f"{path!r} is not a readable HDF5 file ({exc})") from None
-    st.baseline = [float(attrs.pop("baseline_loss", np.nan)), float(attrs.pop("baseline_accuracy", np.nan))]
-    st.baseline_done = bool(attrs.pop("baseline_completed", 0))
-    st.attrs = attrs
-    return st
-
-
-def read_sensitivity(path: str | os.PathLike) -> SensitivityResult:
-    """Read a sensitivity file written by :func:`sensitivity`."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise LandscapeError(f"sensitivity file {path!r} does not exist")
-    return _read_state(path).result()
-
-
-def _mismatch(old: _State, new: _State) -> str | None:
-    if old.layers != new.layers:
-        def names(layers: list[str]) -> str:
-            return ", ".join(layers[:4]) + (f" (+{len(layers) - 4} more)" if len(layers) > 4 else "")
-        return f"the layers are {names(old.layers)} in the file but {names(new.layers)} now"
-    if old.ratios.shape != new.ratios.shape or not np.array_equal(old.ratios, new.ratios):
-        return f"the ratios are {old.ratios.tolist()} in the file but {new.ratios.tolist()} now"
-    keys = [k for k in new.attrs if k in CONFIG_KEYS or k in new.attrs.get("config_keys", "").split(",")]
-    for k in keys:
-        if str(old.attrs.get(k, "")) != str(_attr(new.attrs[k])):
-            return f"{k} is {old.attrs.get(k, '')!r} in the file but {new.attrs[k]!r} now"
-    return None
-
-
-def _open(out: str, st: _State, overwrite: bool) -> _State:
-    folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder):
-        raise LandscapeError(f"output folder {folder!r} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise LandscapeError(f"output folder {folder!r} is not writable")
-    remove_stale_temporaries(out)
-    if os.path.exists(out) and not overwrite:
-        try:
-            old = _read_state(out)
-        except LandscapeError as exc:
-            raise LandscapeError(f"{exc}; refusing to replace it without --overwrite") from None
-        reason = _mismatch(old, st)
-        if reason:
-            raise LandscapeError(f"{out!r} holds a sensitivity scan of other inputs ({reason}); use --overwrite "
-                                 "to replace it or another --out")
-        keep = {k: v for k, v in old.attrs.items() if k in ("created",)}
-        old.attrs.update(st.attrs)
-        old.attrs.update(keep)
-        old.attrs["resumed"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        return old
-    _write(out, st)
-    return st
-
-
 # ------------------------------------------------------------------------------- the run
-
-
-def _everywhere(comm, fn):
-    """Run ``fn`` on every rank; a LandscapeError on any rank is raised on all (no rank hangs)."""
-    value, error = None, None
-    with abort_on_error(comm, PROG):
-        try:
-            value = fn()
-        except LandscapeError as exc:
-            error = str(exc)
-    error = first_error(comm, error)
-    if error:
-        raise LandscapeError(error)
-    return value
-
-
-def _on_root(comm, fn):
-    """Run ``fn`` on rank 0 alone (None elsewhere); its LandscapeError is raised on every rank."""
-    value, error = None, None
-    if comm.rank == 0:
-        with abort_on_error(comm, PROG):
-            try:
-                value = fn()
-            except LandscapeError as exc:
-                error = str(exc)
-    error = comm.bcast(error, root=0)
-    if error:
-        raise LandscapeError(error)
-    return value
 
 
 def _validate(model: nn.Module, graph: ChannelGraph, layers, ratios) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -330,6 +134,43 @@ def _validate(model: nn.Module, graph: ChannelGraph, layers, ratios) -> tuple[li
     return layers, filters, kept_
 
 
+class _Pruned:
+    """The per-point metric of a scan: loss and accuracy (%) of the pruned copy (names for the file,
+    configuration for resume; the scan's job computes them)."""
+
+    names = ("loss", "acc")
+
+    def __init__(self, loss: str, fingerprint: str, samples: int, strategy: str):
+        self._config = {"loss": loss, "data": fingerprint, "samples": samples, "strategy": strategy}
+
+    def config(self) -> dict:
+        return dict(self._config)
+
+
+def _result(surface) -> SensitivityResult:
+    """A sensitivity file (a surface over ratio x layer) as a :class:`SensitivityResult`."""
+    a = surface.attrs
+    try:
+        layers = tuple(json.loads(a["layers"]))
+        filters = tuple(int(v) for v in json.loads(a.get("filters", "[]")))
+        stages = tuple(int(v) for v in json.loads(a.get("stages", "[]")))
+    except (KeyError, TypeError, ValueError):
+        raise LandscapeError(f"{surface.path!r} is not a sensitivity file (no layers)") from None
+    if "loss" not in surface.values or "acc" not in surface.values or len(layers) != surface.shape[0]:
+        raise LandscapeError(f"{surface.path!r} is not a sensitivity file")
+    done = surface.done["loss"] & surface.done["acc"]
+    return SensitivityResult(layers, surface.x.copy(), surface.values["acc"].copy(), surface.values["loss"].copy(),
+                             float(a.get("baseline_accuracy", np.nan)), float(a.get("baseline_loss", np.nan)),
+                             filters, stages, done, dict(a))
+
+
+def read_sensitivity(path: str | os.PathLike) -> SensitivityResult:
+    """Read a sensitivity file written by :func:`sensitivity` (verified like every surface file)."""
+    from landscape.surface_file import read_surface
+
+    return _result(read_surface(path))
+
+
 def sensitivity(
     model: nn.Module,
     data: Dataset,
@@ -343,25 +184,29 @@ def sensitivity(
     batch_size: int | None = None,
     device: str | torch.device | None = "cpu",
     overwrite: bool = False,
+    repair: bool = False,
     attrs: Mapping | None = None,
     flush_seconds: float = 2.0,
     chunk_size: int = 1,
     progress: bool = False,
-) -> SensitivityResult | None:
+) -> SensitivityResult:
     """Prune each of ``layers`` (default: every conv that can be pruned alone) by each of
     ``ratios`` separately and evaluate on ``data`` without retraining.
 
-    Collective under MPI (``comm``; None: serial): every rank calls it with the same model and
-    data; rank 0 returns the :class:`SensitivityResult`, the others None. With ``out``, rank 0
-    keeps the HDF5 file there (resumed when it holds the same inputs, refused when not, unless
-    ``overwrite``). ``attrs``: more provenance for the file (such as the checkpoint path and
-    dataset); those named in ``attrs["config_keys"]`` (comma-separated) must match on resume.
-    ``strategy`` is recorded and passed to the pruning; one layer alone prunes the same either way.
+    It runs on the surface engine (:func:`landscape.engine.run_points`): the (layer, ratio) pairs
+    are the points of a grid over ratio (x) and layer (y), handed out over MPI ranks (``comm``;
+    None: serial, or MPI when launched by mpirun), and the file ``out`` is a surface file with
+    ``loss`` and ``acc`` arrays (layer x ratio), the unpruned network's values in the attributes,
+    and everything a surface file guarantees: resumed when its inputs (model, data, layers,
+    ratios, strategy, loss) match and refused when not, one writer, checksums, ``repair``.
+    ``attrs``: more provenance. Every rank returns the result.
     """
-    from landscape import __version__
+    from landscape._version import __version__
+    from landscape.engine import run_points, tensors_checksum
     from landscape.evaluate import Evaluator, resolve_device
+    from landscape.parallel import collective, on_root, world
 
-    comm = comm or SerialComm()
+    comm = comm or world()
     out = os.fspath(out) if out is not None else None
 
     def check():
@@ -372,96 +217,53 @@ def sensitivity(
         names, filters, kept_ = _validate(model, graph, layers, ratios_)
         stages = _stages(model, names, tuple(data.x.shape[1:]))
         dev = device if isinstance(device, torch.device) else resolve_device(device)
-        return ratios_, graph, names, filters, kept_, stages, dev
+        return ratios_, graph, names, filters, stages, dev
 
-    ratios_, graph, names, filters, kept_, stages, dev = _everywhere(comm, check)
+    ratios_, graph, names, filters, stages, dev = collective(comm, check)
+    ddata = collective(comm, lambda: _device_data(data, model, dev))
 
-    def open_file():  # rank 0, before any evaluation: a refused file costs nothing
-        info = {
-            "landscape_version": __version__, "torch_version": torch.__version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model_sha256": state_digest(model),
-            "data_sha256": data_digest(data), "num_samples": len(data), "strategy": strategy,
-            "loss": loss, "device": str(dev), "mpi_ranks": comm.size,
-            "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
-        }
-        info.update(dict(attrs or {}))
-        st = _State(names, ratios_, filters, stages, kept_, info)
-        return _open(out, st, overwrite) if out is not None else st
+    def baseline_evaluator(size):
+        return Evaluator(copy.deepcopy(model), ddata, loss, batch_size=size, device=dev)
 
-    st = _on_root(comm, open_file)
-
-    def evaluator_for_baseline():
-        ddata = _device_data(data, model, dev)
-        ev = Evaluator(copy.deepcopy(model), ddata, loss, batch_size=batch_size, device=dev)
-        return ddata, ev, int(getattr(ev, "batch_size", batch_size or 0) or 0) or None
-
-    ddata, evaluator, bs = _everywhere(comm, evaluator_for_baseline)
-    if comm.size > 1 and batch_size is None:  # one batch size everywhere: rank 0's pick
-        agreed = comm.bcast(bs, root=0)
-        if agreed != bs:
-            with abort_on_error(comm, PROG):
-                bs = agreed
-                evaluator = Evaluator(evaluator.model, ddata, loss, batch_size=bs, device=dev)
-    if st is not None:
-        st.attrs["batch_size"] = bs or ""
-
+    if comm.size > 1 and batch_size is None:  # one batch size everywhere: rank 0's probe
+        size = on_root(comm, lambda: baseline_evaluator(None).batch_size)
+        evaluator = collective(comm, lambda: baseline_evaluator(size))
+    else:
+        evaluator = collective(comm, lambda: baseline_evaluator(batch_size))
+    bs = evaluator.batch_size
+    metric = _Pruned(evaluator.loss_name, evaluator.batches.fingerprint(), evaluator.n, strategy)
     R = len(ratios_)
-    base_k = len(names) * R
+    coords = [ratios_, np.arange(len(names), dtype=float)]
+    inputs = {
+        "ratios": [float(r) for r in ratios_],
+        "model": f"{type(model).__qualname__}:{tensors_checksum(model.state_dict())}",
+        "layers": list(names), "metrics": {n: metric.config() for n in metric.names},
+    }
+    info = {
+        "kind": "pruning sensitivity", "landscape_version": __version__, "torch_version": torch.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "layers": json.dumps(list(names)),
+        "filters": json.dumps([int(f) for f in filters]), "stages": json.dumps([int(v) for v in stages]),
+        "strategy": strategy, "loss": evaluator.loss_name, "samples": evaluator.n, "device": str(dev),
+        "mpi_ranks": comm.size, "batch_size": bs or "", "xlabel": "fraction pruned", "ylabel": "layer",
+        "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]), **dict(attrs or {}),
+    }
 
-    def job(k: int) -> dict:
-        if k == base_k:
-            loss_, acc = _loss_acc(evaluator())
-        else:
-            i, j = divmod(k, R)
-            pruned = _prune(model, graph, {names[i]: float(ratios_[j])}, strategy)
-            ev = Evaluator(pruned, ddata, loss, batch_size=bs, device=dev)
-            loss_, acc = _loss_acc(ev())
-        return {"loss": loss_, "acc": acc}
+    def on_open(surface) -> None:  # rank 0: the unpruned network's values, once
+        if "baseline_loss" not in surface.attrs:
+            values = evaluator()
+            surface.attrs["baseline_loss"] = values["loss"]
+            surface.attrs["baseline_accuracy"] = values.get("acc", float("nan"))
 
-    pending: list[int] = []
-    if st is not None:
-        pending = ([] if st.baseline_done else [base_k]) + [int(k) for k in np.flatnonzero(~st.completed.ravel())]
-    bar = None
-    if st is not None and progress and pending:
-        from tqdm import tqdm
+    def job(p: int, needed) -> dict:
+        j, i = divmod(p, R)  # layer j, ratio i: arrays are layer x ratio
+        pruned = _prune(model, graph, {names[j]: float(ratios_[i])}, strategy)
+        values = Evaluator(pruned, ddata, loss, batch_size=bs, device=dev)()
+        return {"loss": values["loss"], "acc": values.get("acc", float("nan"))}
 
-        bar = tqdm(total=base_k + 1, initial=base_k + 1 - len(pending), desc="sensitivity", unit="pt",
-                   file=sys.stderr, dynamic_ncols=True)
-    last = time.monotonic()
-
-    def save() -> None:
-        if st is not None and out is not None:
-            _write(out, st)
-
-    def on_result(k: int, values: dict) -> None:
-        nonlocal last
-        if k == base_k:
-            st.baseline = [values["loss"], values["acc"]]
-            st.baseline_done = True
-        else:
-            i, j = divmod(k, R)
-            st.loss[i, j], st.accuracy[i, j] = values["loss"], values["acc"]
-            st.completed[i, j] = True
-        if bar is not None:
-            bar.update(1)
-        if out is not None and time.monotonic() - last >= flush_seconds:
-            save()
-            last = time.monotonic()
-
-    try:
-        map_points(job, pending, on_result, comm, chunk_size, on_abort=save, prog=PROG)
-    except BaseException:
-        if comm.size == 1:
-            save()  # keep every finished pair of an interrupted serial run
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    if comm.rank != 0:
-        return None
-    st.attrs["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    save()
-    return st.result()
+    surface = run_points(coords, [metric], job, inputs=inputs, attrs=info, comm=comm, out=out, overwrite=overwrite,
+                         repair=repair, on_open=on_open, chunk_size=chunk_size, flush_seconds=flush_seconds,
+                         progress=progress, what="sensitivity scan")
+    return _result(surface)
 
 
-__all__ = ["SensitivityResult", "data_digest", "filter_norms", "read_sensitivity", "sensitivity", "state_digest"]
+__all__ = ["SensitivityResult", "filter_norms", "read_sensitivity", "sensitivity"]
