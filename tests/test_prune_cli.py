@@ -104,7 +104,7 @@ def test_other_bad_inputs(capsys, r20, digits, tmp_path):
     cases = [
         (["--model", r20, "--arch", "resnet20", "--plan", "layer1.0.conv1=0.5", "--out", str(existing)], "exists"),
         (["--model", r20, "--arch", "resnet20", "--plan", "layer1.0.conv1=0.5"], "need --out"),
-        (["--arch", "resnet20", "--plan", "layer1.0.conv1=0.5", "--out", str(tmp_path / "a.pt")], "needs --model"),
+        (["--arch", "resnet20", "--plan", "layer1.0.conv1=0.5", "--out", str(tmp_path / "a.pt")], "need --model"),
         (["--model", r20, "--count"], "--arch is needed"),
         (["--model", str(tmp_path / "missing.pt"), "--arch", "resnet20", "--count"], "does not exist"),
         (["--model", r20, "--arch", "vgg9", "--count"], "does not fit"),
