@@ -160,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"{_fmt(r.flops_after, r.params_after)}; {prune.reduction(r.flops, r.flops_after):.2f}% fewer "
                       f"FLOPs, {prune.reduction(r.params, r.params_after):.2f}% fewer params")
             return 0
+        if not (ns.sensitivity or ns.plan):
+            raise LandscapeError("nothing to do: give --count, --sensitivity, or --plan with --out")
         if not ns.model:
             raise LandscapeError("--sensitivity and --plan need --model (the trained checkpoint); to train a pruned "
                                  "architecture from scratch: landscape-train --plan")
@@ -194,8 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{prune.reduction(info['params_original'], info['params']):.2f}% fewer params")
             print(f"{PROG}: retrain it: landscape-train --init-from {ns.out} --arch {ns.arch} --lr 0.001 "
                   "--epochs 40 ...")
-            return 0
-        raise LandscapeError("nothing to do: give --count, --sensitivity, or --plan with --out")
+        return 0
 
     return run_cli(PROG, body, {"OutputExists": "use --overwrite to replace it",
                                 "ConfigMismatch": "use --overwrite to replace it, or another --out",
