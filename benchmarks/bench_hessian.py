@@ -13,10 +13,11 @@ The matrix is the original tool's: the Hessian of the sum of the batch-mean loss
 of 128 (``hess_vec_prod.py``), with respect to the tensors with more than one dimension. Methods,
 timed interleaved at every point:
 
-- ``ours``: :func:`landscape.hessian.eigenpairs` (Lanczos, ``which="both_ends"``, the default
-  tolerance) on a :class:`~landscape.hessian.HessianOperator` (``params="original"``,
-  ``convention="batch_sum"``, ``batch_size=128``), started from the previous point's eigenvectors
-  (the first point cold), as :class:`~landscape.hessian.EigMetric` does;
+- ``ours``: :class:`~landscape.hessian.EigMetric` as the surface engine calls it (``setup`` once,
+  then one call per point with the point's index), with the original's matrix
+  (``params="original"``, ``convention="batch_sum"``, ``batch_size=128``) and its default
+  tolerance: one Lanczos run for both ends per point, started from the previous point's
+  eigenvectors (the first point cold), each product reusing the point's gradient graphs;
 - ``original``: ``min_max_hessian_eigs`` of the original tool, written out below as it runs:
   SciPy ``eigsh(k=1, tol=1e-2)`` on its Hessian-vector product (a forward pass, a gradient with
   ``create_graph``, ``(g * v).sum().backward()`` into ``.grad``, batch by batch), then again on the
@@ -49,9 +50,12 @@ import torch.nn.functional as F  # noqa: E402
 from scipy.sparse.linalg import LinearOperator, eigsh  # noqa: E402
 
 from landscape import hessian  # noqa: E402
+from landscape.batches import as_batches  # noqa: E402
 from landscape.data import load_dataset  # noqa: E402
 from landscape.directions import random_directions  # noqa: E402
 from landscape.evaluate import keep_malloc_arenas  # noqa: E402
+from landscape.grid import Grid, make_axis  # noqa: E402
+from landscape.metrics import Context, Point  # noqa: E402
 from landscape.models import build_model  # noqa: E402
 from landscape.params import Mover, snapshot  # noqa: E402
 
@@ -248,8 +252,12 @@ def main(argv=None) -> int:
     mover = Mover(model, origin, direction)
     batches = [(x[i:i + ORIGINAL_BATCH], y[i:i + ORIGINAL_BATCH]) for i in range(0, samples, ORIGINAL_BATCH)]
 
-    ours_op = hessian.HessianOperator(model, (x, y), params="original", convention="batch_sum",
-                                      batch_size=ORIGINAL_BATCH)
+    grid = Grid(make_axis((0.0, (args.points - 1) * args.step, args.points)) if args.points > 1
+                else make_axis((0.0, 1.0, 1)))
+    metric = hessian.EigMetric(tol=args.tol, params="original", convention="batch_sum", batch_size=ORIGINAL_BATCH)
+    context = Context(model, torch.device("cpu"), data=as_batches((x, y), "cpu", ORIGINAL_BATCH), grid=grid)
+    metric.setup(context)
+    ours_op = metric.op
     fresh_op = hessian.HessianOperator(model, (x, y), params="original", convention="batch_sum",
                                        batch_size=ORIGINAL_BATCH, graph_budget=0)
     print(f"# Hessian eigenvalues per grid point: ResNet-20 ({ours_op.size:,} parameters with dim > 1), "
@@ -259,18 +267,16 @@ def main(argv=None) -> int:
 
     rows = {m: {"t": [], "mv": [], "max": [], "min": []} for m in ("ours", "original", "power")}
     ref = {"max": [], "min": [], "mv": []}
-    prev = None
     for i in range(args.points):
         a = i * args.step
         mover.move_([a])
+        context.point = Point(i, (a,))
         order = ["ours", "original", "power"] if i % 2 == 0 else ["power", "original", "ours"]
         for method in order:
             t0 = time.perf_counter()
             if method == "ours":
-                r = hessian.eigenpairs(ours_op, which="both_ends", tol=args.tol, seed=[0, i],
-                                       v0=None if prev is None else prev.eigenvectors)
-                prev = r
-                values, mv = (r.max, r.min), r.matvecs
+                out = metric(model)
+                values, mv = (out["max_eig"], out["min_eig"]), metric.last.matvecs
             elif method == "original":
                 mx, mn, mv = original_min_max_hessian_eigs(model, batches)
                 values = (mx, mn)

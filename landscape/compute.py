@@ -71,6 +71,8 @@ class SurfaceConfig:
     directions: str | None = None
     metrics: tuple[str, ...] = ("loss",)
     eig_tol: float | None = None
+    eig_convention: str = "mean"  # mean | batch_sum (the original tool's scale)
+    eig_params: str = "all"  # all trainable parameters | original (the original tool's: tensors of dim > 1)
     overwrite: bool = False
     repair: bool = False
     loss: str = "crossentropy"
@@ -240,7 +242,9 @@ def metric_objects(cfg: SurfaceConfig) -> list:
     if "eig" in cfg.metrics:
         from landscape.hessian import EigMetric
 
-        out.append(EigMetric(**({"tol": cfg.eig_tol} if cfg.eig_tol else {})))
+        options = {"tol": cfg.eig_tol} if cfg.eig_tol else {}
+        out.append(EigMetric(convention=cfg.eig_convention, params=None if cfg.eig_params == "all" else cfg.eig_params,
+                             **options))
     return out
 
 

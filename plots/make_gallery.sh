@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Regenerate every figure in plots/ with the project's own commands, on the built-in data
-# (scikit-learn's digits: nothing to download). About a minute and a half on two CPU cores.
+# (scikit-learn's digits: nothing to download). plots/README.md says what each one shows.
 #
 #   plots/make_gallery.sh          # intermediate files in a temporary folder, removed at the end
 #   plots/make_gallery.sh WORKDIR  # keep the checkpoints and .h5 files in WORKDIR
 #
-# Only PNGs land in plots/; plots/README.md says what each one shows.
+# Only PNGs land in plots/.
 set -euo pipefail
 PLOTS="$(cd "$(dirname "$0")" && pwd)"
 if [ $# -ge 1 ]; then
@@ -26,46 +26,85 @@ TRAIN="landscape-train --arch digits_cnn --dataset digits --optimizer sgd --weig
 start=$SECONDS
 step() { echo; echo "== $* ($((SECONDS - start)) s)"; }
 
-step "1. the built-in demo: 2D surface of a small conv net on digits, four views"
+step "1. the built-in demo: 2D surface of a small conv net on digits, four views (default levels)"
 $SURF --out "$WORK/demo.h5"
-$PLOT "$WORK/demo.h5" --kinds contour --vmin 0 --vmax 10 --levels 21 --out "$PLOTS/demo"
-$PLOT "$WORK/demo.h5" --kinds contourf,heatmap,3d --out "$PLOTS/demo"
+$PLOT "$WORK/demo.h5" --out "$PLOTS/demo"
 
-step "2. two minimizers: small batch (32, a checkpoint every epoch), large batch (all 1437 images)"
+step "2. two minimizers: small batch (32, a checkpoint every epoch), large batch (all 1438 images)"
 $TRAIN --lr 0.05 --batch-size 32 --epochs 15 --save-every 1 --out "$WORK/small"
-$TRAIN --lr 1.0 --batch-size 1437 --epochs 60 --save-every 60 --out "$WORK/large"
+$TRAIN --lr 1.0 --batch-size 1438 --epochs 60 --save-every 60 --out "$WORK/large"
 SMALL="$WORK/small/model_15.pt"
 LARGE="$WORK/large/model_60.pt"
 
 step "3. 1D and 2D filter-normalized surfaces of both (the same random directions: seed 0)"
 for name in small large; do
   model="$SMALL"; [ "$name" = large ] && model="$LARGE"
-  $SURF --model "$model" --arch digits_cnn --x=-1:1:41 --out "$WORK/${name}_1d.h5"
+  $SURF --model "$model" --arch digits_cnn --x=-1:1:41 --split train,test --out "$WORK/${name}_1d.h5"
   $SURF --model "$model" --arch digits_cnn --x=-1:1:31 --y=-1:1:31 --samples 500 \
     --out "$WORK/${name}_2d.h5"
 done
 $PLOT "$WORK/small_1d.h5" --log --out "$PLOTS/small_batch"
 
-step "4. small batch vs large batch on one scale"
-$PLOT "$WORK/small_1d.h5" "$WORK/large_1d.h5" --compare --out "$PLOTS/batch_compare"
-$PLOT "$WORK/small_2d.h5" "$WORK/large_2d.h5" --compare --kinds contour --vmin 0 --vmax 10 \
-  --levels 21 --out "$PLOTS/batch_compare"
+step "4. small batch vs large batch on one scale (1D: loss solid, accuracy dashed)"
+$PLOT "$WORK/small_1d.h5" "$WORK/large_1d.h5" --compare --twin --out "$PLOTS/batch_compare"
+$PLOT "$WORK/small_2d.h5" "$WORK/large_2d.h5" --compare --kinds contour --out "$PLOTS/batch_compare"
 
 step "5. linear interpolation from the small-batch (x=0) to the large-batch (x=1) minimizer"
 # --dir-type states interpolates the BatchNorm running statistics too, so x=1 is the large-batch
-# network itself. Left of about x=-0.15 the extrapolated running variances turn negative (the
-# small-batch ones are the smaller) and the network's output is NaN: hence x starts at -0.1.
+# network itself; --bn-recompute re-estimates them at every point from training batches instead.
 $SURF --model "$SMALL" --model2 "$LARGE" --arch digits_cnn --dir-type states --x=-0.1:1.5:33 \
-  --out "$WORK/interp.h5"
+  --split train,test --out "$WORK/interp.h5"
+$SURF --model "$SMALL" --model2 "$LARGE" --arch digits_cnn --x=-0.1:1.5:33 --bn-recompute 10 \
+  --split train,test --out "$WORK/interp_bn.h5"
 $PLOT "$WORK/interp.h5" --log --out "$PLOTS/interpolation"
+$PLOT "$WORK/interp.h5" "$WORK/interp_bn.h5" --compare --log --quantity test_loss \
+  --titles "interpolated statistics|statistics recomputed at every point" --out "$PLOTS/interpolation_bn"
 
 step "6. the small-batch run's optimization path on its two principal directions"
 landscape-traj --checkpoints "$WORK/small/model_*.pt" --final "$SMALL" --arch digits_cnn \
   --out "$WORK/path_pca.h5" --overwrite
-# The window holds the whole path, which runs from about (-10, -1) at epoch 0 to the origin.
-$SURF --model "$SMALL" --arch digits_cnn --directions "$WORK/path_pca.h5" --x=-13:3:33 \
-  --y=-5:5:21 --samples 500 --out "$WORK/path_surface.h5"
+$SURF --model "$SMALL" --arch digits_cnn --directions "$WORK/path_pca.h5" --samples 500 \
+  --out "$WORK/path_surface.h5"          # no --x/--y: a grid that covers the path
 $PLOT "$WORK/path_surface.h5" --trajectory "$WORK/path_pca.h5" --out "$PLOTS/path"
+
+step "7. how convex: the Hessian's extreme eigenvalues over the small-batch minimizer's plane"
+$SURF --model "$SMALL" --arch digits_cnn --x=-1:1:15 --y=-1:1:15 --samples 300 --metrics loss,eig \
+  --out "$WORK/convexity.h5"
+$PLOT "$WORK/convexity.h5" --kinds contour --out "$PLOTS/convexity_loss"
+$PLOT "$WORK/convexity.h5" --quantity eig_ratio --kinds heatmap --out "$PLOTS/convexity_ratio"
+landscape-hessian --model "$SMALL" --arch digits_cnn --dataset digits --samples 1000 --top-k 5 --trace \
+  --density --out "$WORK/hessian.h5" --overwrite
+cp "$WORK/hessian.png" "$PLOTS/hessian_density.png"
+
+step "8. pruned minima: the network, pruned and retrained, pruned and trained from scratch"
+landscape-prune --model "$SMALL" --arch digits_cnn --sensitivity --ratios 0.1:0.9:9 --no-progress \
+  --out "$WORK/sensitivity.h5" --overwrite
+cp "$WORK/sensitivity.png" "$PLOTS/prune_sensitivity.png"
+landscape-prune --model "$SMALL" --arch digits_cnn --plan features.7=0.5 --out "$WORK/pruned.pt" --overwrite
+$TRAIN --init-from "$WORK/pruned.pt" --lr 0.001 --batch-size 32 --epochs 5 --save-every 5 --out "$WORK/retrained"
+$TRAIN --plan features.7=0.5 --lr 0.05 --batch-size 32 --epochs 15 --save-every 15 --out "$WORK/scratch"
+for run in small/model_15 retrained/model_5 scratch/model_15; do
+  name=${run%%/*}
+  $SURF --model "$WORK/$run.pt" --arch digits_cnn --x=-1:1:41 --out "$WORK/prune_${name}_1d.h5"
+  $SURF --model "$WORK/$run.pt" --arch digits_cnn --x=-1:1:31 --y=-1:1:31 --samples 500 \
+    --out "$WORK/prune_${name}_2d.h5"
+done
+$PLOT "$WORK"/prune_{small,retrained,scratch}_1d.h5 --compare --out "$PLOTS/pruned_compare"
+$PLOT "$WORK"/prune_{small,retrained,scratch}_2d.h5 --compare --kinds contour --out "$PLOTS/pruned_compare"
+
+step "9. quantized minima: full precision, BinaryConnect and stochastic rounding, binary weights"
+QTRAIN="landscape-train --arch mlp_bn --dataset digits --optimizer adam --lr 0.01 --batch-size 64 \
+  --weight-decay 0 --epochs 40 --save-every 40 --no-progress --overwrite"
+$QTRAIN --out "$WORK/fp"
+$QTRAIN --quant bc --bits 1 --out "$WORK/bc"
+$QTRAIN --quant sr --bits 1 --out "$WORK/sr"
+for m in fp bc sr; do
+  $SURF --model "$WORK/$m/model_40.pt" --arch mlp_bn --x=-1:1:41 --out "$WORK/${m}_1d.h5"
+  $SURF --model "$WORK/$m/model_40.pt" --arch mlp_bn --x=-1:1:31 --y=-1:1:31 --out "$WORK/${m}_2d.h5"
+done
+$PLOT "$WORK"/{fp,bc,sr}_2d.h5 --compare --kinds contour --out "$PLOTS/quant_compare"
+$PLOT "$WORK"/{fp,bc,sr}_1d.h5 --compare --twin --out "$PLOTS/quant_compare"
+python -m landscape.quant.markov --out "$PLOTS/quant_markov.png"
 
 step "done"
 ls -l "$PLOTS"/*.png

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 import pytest
@@ -73,12 +74,18 @@ def exact_hessian(model: nn.Module, X: torch.Tensor, y: torch.Tensor, names=None
 CASES = {"mlp": (mlp, mlp_data), "convnet": (convnet, conv_data)}
 
 
-@pytest.fixture(scope="module", params=list(CASES))
-def case(request):
-    make, data = CASES[request.param]
+@functools.cache
+def get_case(name: str):
+    """``(name, model, X, y, exact Hessian, its eigenvalues)``, computed once per session."""
+    make, data = CASES[name]
     model, (X, y) = make(), data()
     H = exact_hessian(model, X, y)
-    return request.param, model, X, y, H, np.linalg.eigvalsh(H)
+    return name, model, X, y, H, np.linalg.eigvalsh(H)
+
+
+@pytest.fixture(params=list(CASES))
+def case(request):
+    return get_case(request.param)
 
 
 def rel(a, b) -> float:
@@ -147,10 +154,8 @@ def test_batch_sum_convention_is_the_original_tools_scale():
     np.testing.assert_allclose(summed.matvec(v), sum(parts), rtol=1e-11, atol=0)
 
 
-def test_parameter_selection(case):
-    name, model, X, y, H_all, _ = case
-    if name != "convnet":
-        pytest.skip("one network is enough")
+def test_parameter_selection():
+    _, model, X, y, H_all, _ = get_case("convnet")
     original = hessian.HessianOperator(model, (X, y), params="original", dtype=torch.float64)
     assert list(original.names) == [k for k, p in model.named_parameters() if p.dim() > 1]
     assert original.size == sum(p.numel() for p in model.parameters() if p.dim() > 1)

@@ -83,3 +83,23 @@ def test_an_existing_output_is_kept(digits_ckpt, tmp_path, capsys):
     assert out.read_bytes() == b"precious"
     assert main(["--model", digits_ckpt, *FAST, "--out", str(out), "--overwrite"]) == 0
     assert h5py.is_hdf5(out)
+
+
+def test_density_plot_function_takes_an_ax():
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    from landscape.hessian import Density
+    from landscape.plot.hessian import spectral_density
+
+    grid = np.linspace(-1, 5, 200)
+    values = np.exp(-((grid - 0.1) ** 2) / 0.02) + 1e-3 * np.exp(-((grid - 4) ** 2) / 0.02)
+    dens = Density(grid, values, np.zeros((1, 1)), np.ones((1, 1)), 0.1, 1)
+    ax = Figure().add_subplot()
+    line = spectral_density(ax, dens, eigenvalues=[4.0, 3.5])
+    assert isinstance(line, Line2D) and ax.get_yscale() == "log"
+    assert len(ax.collections) == 1  # the eigenvalue bars
+    assert ax.get_xlim()[1] >= 5
+    ax = Figure().add_subplot()
+    line = spectral_density(ax, (grid, values), log=False)
+    assert ax.get_yscale() == "linear" and np.allclose(line.get_ydata(), values)

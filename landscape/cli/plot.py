@@ -84,6 +84,8 @@ def build_parser() -> Parser:
                    "a volume: PREFIX.vti image data")
     v.add_argument("--compare", action="store_true",
                    help="all surfaces in one figure, one colour scale: PREFIX_{kind}.{format}")
+    v.add_argument("--titles", default=None, metavar="A|B|...",
+                   help="with --compare: the panels' titles, |-separated (default: what each file records)")
     v.add_argument("--twin", action="store_true",
                    help="with --compare of 1D surfaces: accuracy dashed on a right axis")
     v.add_argument("--trajectory", metavar="PATH.h5",
@@ -106,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ns.surfaces, ns.out, kinds=ns.kinds, formats=ns.formats, levels=ns.levels, vmin=ns.vmin,
             vmax=ns.vmax, scale=ns.scale, step=ns.level_step, xlim=ns.xlim, dpi=ns.dpi, quantity=ns.quantity,
             html=ns.html, vtk=ns.vtk, compare=ns.compare, twin=ns.twin, trajectory=ns.trajectory,
-            static=True if ns.static else None)
+            static=True if ns.static else None, titles=ns.titles.split("|") if ns.titles else None)
         for source, paths in done:
             print(f"{PROG}: {source}: {', '.join(paths)}")
         return 0

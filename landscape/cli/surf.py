@@ -36,6 +36,7 @@ def build_parser() -> Parser:
     from landscape.compute import DEMO_GRID, DEMO_OUT, PATH_GRID_POINTS, SurfaceConfig
     from landscape.directions import NORMS, SEMANTICS
     from landscape.evaluate import PRECISIONS
+    from landscape.hessian.operator import CONVENTIONS, PARAM_CHOICES
     from landscape.losses import LOSSES
     from landscape.params import DIR_TYPES, IGNORES
 
@@ -95,7 +96,13 @@ def build_parser() -> Parser:
                    help="quantities at every point: loss (with accuracy; always), eig (the Hessian's extreme "
                    "eigenvalues max_eig, min_eig: the convexity map). Default loss")
     e.add_argument("--eig-tol", type=float, default=None,
-                   help="relative tolerance of the eigenvalues of --metrics eig (see README)")
+                   help="relative tolerance of the eigenvalues of --metrics eig (default 1e-3 of |max_eig|)")
+    e.add_argument("--eig-convention", choices=CONVENTIONS, default=d.eig_convention,
+                   help="mean: the Hessian of the mean loss (default); batch_sum: the original tool's sum of the "
+                   "batch means' Hessians (larger by the number of batches)")
+    e.add_argument("--eig-params", choices=PARAM_CHOICES, default=d.eig_params,
+                   help="the parameters of the Hessian: all trainable ones (default) or the original tool's "
+                   "choice (tensors of more than one dimension)")
     e.add_argument("--loss", choices=list(LOSSES), default=d.loss)
     e.add_argument("--batch-size", type=positive, default=None,
                    help="default: the fastest of 64..512, found by a quick timing probe (rank 0)")

@@ -17,7 +17,7 @@ from torch import nn
 
 from landscape.batches import forward
 from landscape.errors import LandscapeError
-from landscape.hessian.lanczos import DEFAULT_TOL, Eigenpairs, eigenpairs
+from landscape.hessian.lanczos import DEFAULT_FLOOR, DEFAULT_TOL, Eigenpairs, eigenpairs
 from landscape.hessian.operator import HessianOperator, ParamSpec, describe_params
 
 
@@ -27,7 +27,12 @@ class EigMetric:
 
     Accuracy: each value is within ``tol * |lambda_max|`` of an eigenvalue of the Hessian (the
     Lanczos residual bound, see :mod:`landscape.hessian.lanczos`); default ``tol = 1e-3``. In
-    practice the error is far smaller, about ``residual^2 / gap``.
+    practice the error is far smaller, about ``residual^2 / gap``. A cold start (no finished
+    neighbour) stops at residuals ``<= tol * max(|theta|, floor * |lambda_max|)`` (``floor`` 0.1:
+    a random start vector has almost no weight on the negative tail of the spectrum, and a Ritz
+    value still inside the bulk around zero must not pass for ``lambda_min``); a warm start at
+    ``<= tol * max(|theta|, warm_floor * |lambda_max|)`` (``warm_floor`` 1: its start vector holds
+    the neighbour's bottom eigenvector, so the smallest Ritz value starts near the tail).
 
     Warm start: the eigenvectors of up to ``cache_size`` finished points are kept (float32); a
     point starts from those of its nearest finished neighbour in grid index space (indices that
@@ -52,6 +57,8 @@ class EigMetric:
         max_iter: int = 300,
         warm_start: bool = True,
         warm_mix: float = 0.1,
+        floor: float = DEFAULT_FLOOR,
+        warm_floor: float = 1.0,
         cache_size: int = 32,
         seed: int = 0,
         data=None,
@@ -62,6 +69,7 @@ class EigMetric:
         self.tol, self.params, self.convention, self.dtype = float(tol), params, convention, dtype
         self.batch_size, self.method, self.max_iter = batch_size, method, int(max_iter)
         self.warm_start, self.warm_mix, self.cache_size, self.seed = warm_start, float(warm_mix), int(cache_size), seed
+        self.floor, self.warm_floor = float(floor), float(warm_floor)
         self.data, self.loss_fn = data, loss_fn
         self.context = None
         self.op: HessianOperator | None = None
@@ -127,8 +135,8 @@ class EigMetric:
         v0 = self._cache[start].astype(np.float64) if start is not None else None
         seed = [int(self.seed), int(index if index >= 0 else self._calls)]  # the same at a point on any rank
         result = eigenpairs(op, k=1, which="both_ends", tol=self.tol, v0=v0, method=self.method,
-                            max_iter=min(self.max_iter, op.size), seed=seed,
-                            warm_mix=self.warm_mix)
+                            max_iter=min(self.max_iter, op.size), seed=seed, warm_mix=self.warm_mix,
+                            floor=self.floor if v0 is None else self.warm_floor)
         if not result.converged:
             warnings.warn(f"the Hessian's extreme eigenvalues at point {index} did not reach the tolerance "
                           f"{self.tol:g} in {result.matvecs} products (residuals {result.residuals})", stacklevel=2)
@@ -145,7 +153,8 @@ class EigMetric:
     def config(self) -> dict:
         """What the values depend on besides the model, data and loss (checked on resume)."""
         cfg = {"tol": self.tol, "params": describe_params(self.params), "convention": self.convention,
-               "dtype": str(self.dtype).replace("torch.", ""), "method": self.method}
+               "dtype": str(self.dtype).replace("torch.", ""), "method": self.method, "floor": self.floor,
+               "warm_floor": self.warm_floor}
         if self.convention == "batch_sum":  # the original tool's scale depends on the batching
             cfg["batch_size"] = self.op.batch_sizes[0] if self.op is not None else (self.batch_size or "")
         return cfg

@@ -311,7 +311,7 @@ class HessianOperator:
         return out.cpu().numpy()
 
     def __matmul__(self, v):
-        return self.matmat(v) if np.ndim(v) == 2 else self.matvec(v)
+        return self.matmat(v) if getattr(v, "ndim", np.ndim(v)) == 2 else self.matvec(v)
 
     def as_linear_operator(self) -> spla.LinearOperator:
         """This operator as a :class:`scipy.sparse.linalg.LinearOperator` (float64, numpy)."""

@@ -91,7 +91,8 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
                vmax: float | None = None, scale: str = "auto", step: float | None = None,
                xlim: tuple[float, float] | None = None, dpi: int = 150, quantity: str = "loss",
                html: bool = False, vtk: bool = False, compare: bool = False, twin: bool = False,
-               trajectory: str | None = None, static: bool | None = None) -> list[tuple[str, list[str]]]:
+               trajectory: str | None = None, static: bool | None = None,
+               titles: Sequence[str] | None = None) -> list[tuple[str, list[str]]]:
     """Every view of the surface files ``paths`` that the options ask for (what ``landscape-plot``
     does): the static figures, an HTML page, a VTK file, a comparison of all of them on one scale,
     the optimization path over the contours. Every file is read (and verified) before anything is
@@ -101,6 +102,8 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
 
     if levels < 2:
         raise LandscapeError(f"at least 2 contour levels are needed, got {levels}")
+    if titles is not None and len(titles) != len(paths):
+        raise LandscapeError(f"{len(titles)} titles for {len(paths)} surfaces")
     if out and len(paths) > 1 and not compare:
         raise LandscapeError("one figure prefix names the figures of one surface; give one surface file with it")
     surfaces = [read_surface(p) for p in paths]
@@ -116,7 +119,7 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
         ndim = surfaces[0].ndim
         for kind in ([k for k in (kinds or KINDS) if k != "3d"] or ["contour"]) if ndim == 2 else ["1d"]:
             fig = compare_figure(surfaces, quantity, kind if kind != "1d" else "contour", levels=levels, vmin=vmin,
-                                 vmax=vmax, scale=scale, step=step, twin=twin, xlim=xlim)
+                                 vmax=vmax, scale=scale, step=step, twin=twin, xlim=xlim, titles=titles)
             written += save_figure(fig, out or "compare", kind, formats, dpi)
         done.append(("compare", written))
     for path, surface in zip(paths, surfaces, strict=True):
