@@ -65,7 +65,7 @@ class Dataset:
     def subset(self, n: int, seed: int = 0) -> tuple[Dataset, np.ndarray]:
         """A fixed random subset of ``n`` samples and the sorted indices it took."""
         if n <= 0:
-            raise LandscapeError(f"--samples must be positive, got {n}")
+            raise LandscapeError(f"`samples` must be positive, got {n}")
         if n >= len(self):
             return self, np.arange(len(self))
         idx = np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False))
@@ -150,7 +150,7 @@ def _read_cifar_batch(path: str) -> dict:
 
 def _find_folder(root: str | None, name: str, folder: str, hint: str) -> str:
     if root is None:
-        raise LandscapeError(f"dataset {name!r} needs --data-root DIR (the folder holding {hint})")
+        raise LandscapeError(f"dataset {name!r} needs `data_root` DIR (the folder holding {hint})")
     root = os.path.expanduser(root)
     if not os.path.isdir(root):
         raise LandscapeError(f"data root {root!r} does not exist")
@@ -420,7 +420,7 @@ def apply_label_noise(dataset: Dataset, p: float, seed: int = 0) -> tuple[Datase
     Returns the new dataset and a record ``{"indices", "original", "noisy"}`` of numpy arrays.
     """
     if not 0.0 <= p <= 1.0:
-        raise LandscapeError(f"--label-noise must be a probability in [0, 1], got {p}")
+        raise LandscapeError(f"`label_noise` must be a probability in [0, 1], got {p}")
     rng = np.random.default_rng(seed)
     mask = rng.random(len(dataset)) < p
     idx = np.flatnonzero(mask)

@@ -172,41 +172,41 @@ def init_params(model: nn.Module) -> None:
 def _validate(c: TrainConfig) -> None:
     checks = [
         (c.optimizer in OPTIMIZERS or ":" in c.optimizer,
-         f"--optimizer must be one of {', '.join(OPTIMIZERS)} or package.module:callable, got {c.optimizer!r}"),
-        (c.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, got {c.loss!r}"),
+         f"`optimizer` must be one of {', '.join(OPTIMIZERS)} or package.module:callable, got {c.optimizer!r}"),
+        (c.loss in LOSSES, f"`loss` must be one of {', '.join(LOSSES)}, got {c.loss!r}"),
         (c.init in INITS,
-         f"--init must be auto, original or torch, got {c.init!r}"),
-        (c.lr > 0 and math.isfinite(c.lr), f"--lr must be positive, got {c.lr}"),
-        (c.batch_size > 0, f"--batch-size must be positive, got {c.batch_size}"),
-        (c.eval_batch_size > 0, f"--eval-batch-size must be positive, got {c.eval_batch_size}"),
-        (c.epochs > 0, f"--epochs must be positive, got {c.epochs}"),
-        (c.save_every > 0, f"--save-every must be positive, got {c.save_every}"),
-        (c.weight_decay >= 0, f"--weight-decay must be >= 0, got {c.weight_decay}"),
-        (c.momentum >= 0, f"--momentum must be >= 0, got {c.momentum}"),
-        (c.lr_decay > 0, f"--lr-decay must be positive, got {c.lr_decay}"),
-        (0.0 <= c.label_noise <= 1.0, f"--label-noise must be in [0, 1], got {c.label_noise}"),
-        (c.subset is None or c.subset > 0, f"--subset must be positive, got {c.subset}"),
-        (c.ngpu is None or c.ngpu > 0, f"--ngpu must be positive, got {c.ngpu}"),
-        (not (c.resume and c.overwrite), "--resume and --overwrite exclude each other"),
-        (isinstance(c.big_batch, int) and c.big_batch >= 1, f"--big-batch must be >= 1, got {c.big_batch}"),
+         f"`init` must be auto, original or torch, got {c.init!r}"),
+        (c.lr > 0 and math.isfinite(c.lr), f"`lr` must be positive, got {c.lr}"),
+        (c.batch_size > 0, f"`batch_size` must be positive, got {c.batch_size}"),
+        (c.eval_batch_size > 0, f"`eval_batch_size` must be positive, got {c.eval_batch_size}"),
+        (c.epochs > 0, f"`epochs` must be positive, got {c.epochs}"),
+        (c.save_every > 0, f"`save_every` must be positive, got {c.save_every}"),
+        (c.weight_decay >= 0, f"`weight_decay` must be >= 0, got {c.weight_decay}"),
+        (c.momentum >= 0, f"`momentum` must be >= 0, got {c.momentum}"),
+        (c.lr_decay > 0, f"`lr_decay` must be positive, got {c.lr_decay}"),
+        (0.0 <= c.label_noise <= 1.0, f"`label_noise` must be in [0, 1], got {c.label_noise}"),
+        (c.subset is None or c.subset > 0, f"`subset` must be positive, got {c.subset}"),
+        (c.ngpu is None or c.ngpu > 0, f"`ngpu` must be positive, got {c.ngpu}"),
+        (not (c.resume and c.overwrite), "`resume` and `overwrite` exclude each other"),
+        (isinstance(c.big_batch, int) and c.big_batch >= 1, f"`big_batch` must be >= 1, got {c.big_batch}"),
     ]
     for ok, message in checks:
         if not ok:
             raise LandscapeError(message)
     if c.init_from is not None and not os.path.isfile(c.init_from):
-        raise LandscapeError(f"--init-from {c.init_from!r} does not exist")
+        raise LandscapeError(f"`init_from` {c.init_from!r} does not exist")
     if c.init_from and c.plan:
-        raise LandscapeError("--plan builds a pruned architecture from scratch; --init-from takes a pruned "
+        raise LandscapeError("`plan` builds a pruned architecture from scratch; `init_from` takes a pruned "
                              "checkpoint's own widths: give one of them")
     if c.milestones is not None and any(m <= 0 for m in c.milestones):
-        raise LandscapeError(f"--milestones must be positive epochs, got {c.milestones}")
+        raise LandscapeError(f"`milestones` must be positive epochs, got {c.milestones}")
     # -- quantized training (landscape.quant): QuantConfig checks its own options
     if c.quant is not None:
         from landscape.quant.config import QuantConfig
 
         QuantConfig.from_train_config(c)
     elif (c.bits, c.quant_scale, c.quant_keep, c.quant_step) != (1, "he", "none", "unit"):
-        raise LandscapeError("--bits, --quant-scale, --quant-keep and --quant-step need --quant")
+        raise LandscapeError("`bits`, `quant_scale`, `quant_keep` and `quant_step` need `quant`")
     # --
 
 
@@ -247,10 +247,10 @@ def _latest(out: str) -> tuple[int, str] | None:
 
 
 def _prepare_out(c: TrainConfig, out: str) -> tuple[dict | None, list[str]]:
-    """Check the run folder against --resume/--overwrite. Returns the checkpoint to resume from
-    and the files that --overwrite will delete (once the data and model are known to work)."""
+    """Check the run folder against `resume`/`overwrite`. Returns the checkpoint to resume from
+    and the files that `overwrite` will delete (once the data and model are known to work)."""
     if os.path.exists(out) and not os.path.isdir(out):
-        raise LandscapeError(f"--out {out!r} exists and is not a folder")
+        raise LandscapeError(f"`out` {out!r} exists and is not a folder")
     ours = [n for n in os.listdir(out)] if os.path.isdir(out) else []
     ours = [n for n in ours if CKPT_RE.match(n) or n in (RESUME_FILE, LOG_FILE, NOISE_FILE)]
     doomed = [os.path.join(out, n) for n in ours] if c.overwrite else []
@@ -265,8 +265,8 @@ def _prepare_out(c: TrainConfig, out: str) -> tuple[dict | None, list[str]]:
             state = "finished" if saved is not None and latest[0] >= saved else "unfinished"
             state = f"{state}, last saved epoch {latest[0]}"
         raise LandscapeError(
-            f"{out!r} already holds a training run ({state}); pass --resume to continue it "
-            "or --overwrite to start again"
+            f"{out!r} already holds a training run ({state}); pass `resume` to continue it "
+            "or `overwrite` to start again"
         )
     try:
         os.makedirs(out, exist_ok=True)
@@ -275,10 +275,10 @@ def _prepare_out(c: TrainConfig, out: str) -> tuple[dict | None, list[str]]:
             pass
         os.remove(probe)
     except OSError as exc:
-        raise LandscapeError(f"cannot write to --out {out!r} ({exc.strerror or exc})") from None
+        raise LandscapeError(f"cannot write to `out` {out!r} ({exc.strerror or exc})") from None
     if latest is None:
         if c.resume:
-            raise LandscapeError(f"--resume: {out!r} holds no checkpoint to resume from; drop --resume "
+            raise LandscapeError(f"`resume`: {out!r} holds no checkpoint to resume from; drop `resume` "
                                  "to start a new run there")
         return None, doomed
     ckpt = _read_ckpt(latest[1])
@@ -348,7 +348,7 @@ def _load_data(c: TrainConfig) -> tuple[Dataset, Dataset, dict | None]:
     if c.num_classes is not None:
         ymax = int(max(train_set.y.max(), test_set.y.max()))
         if ymax >= c.num_classes:
-            raise LandscapeError(f"--num-classes {c.num_classes} but the labels go up to {ymax}")
+            raise LandscapeError(f"`num_classes` {c.num_classes} but the labels go up to {ymax}")
         train_set.num_classes = test_set.num_classes = c.num_classes
     record = None
     if c.label_noise > 0:
@@ -729,7 +729,7 @@ class Trainer:
         if os.path.isfile(resume_path):  # finished: the last model_E.pt holds the newest state
             os.remove(resume_path)
         if not self.history:
-            raise LandscapeError(f"{out!r} has no epochs in its log.csv to resume from; use --overwrite "
+            raise LandscapeError(f"{out!r} has no epochs in its log.csv to resume from; use `overwrite` "
                                  "to train again")
         final = self.history[-1]
         return TrainResult(out, int(final["epoch"]), 100.0 - final["test_err"], self.history, self.saved,

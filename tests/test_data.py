@@ -115,7 +115,7 @@ def test_cifar10_missing_batch_is_named(tmp_path):
 
 
 def test_cifar_missing_root_and_folder(tmp_path):
-    with pytest.raises(LandscapeError, match="needs --data-root"):
+    with pytest.raises(LandscapeError, match="needs `data_root`"):
         load_dataset("cifar10")
     with pytest.raises(LandscapeError, match="does not exist"):
         load_dataset("cifar10", root=str(tmp_path / "nope"))
@@ -302,5 +302,5 @@ def test_label_noise_is_recorded_and_reproducible():
     untouched[idx] = False
     assert torch.equal(noisy.y[untouched], d.y[untouched])
     assert noisy.info["label_noise"] == 0.5
-    with pytest.raises(LandscapeError, match="label-noise"):
+    with pytest.raises(LandscapeError, match="label_noise"):
         apply_label_noise(d, 1.5)

@@ -154,9 +154,9 @@ def test_keep_first_and_last_layers_in_full_precision():
 
 
 def test_bad_quant_configs_are_user_errors():
-    for kw, match in [(dict(method="xyz"), "--quant"), (dict(bits=0), "--bits"), (dict(bits=9), "--bits"),
-                      (dict(scale="foo"), "--quant-scale"), (dict(scale="-1"), "--quant-scale"),
-                      (dict(keep="middle"), "--quant-keep"), (dict(step="half"), "--quant-step")]:
+    for kw, match in [(dict(method="xyz"), "`quant`"), (dict(bits=0), "`bits`"), (dict(bits=9), "`bits`"),
+                      (dict(scale="foo"), "`quant_scale`"), (dict(scale="-1"), "`quant_scale`"),
+                      (dict(keep="middle"), "`quant_keep`"), (dict(step="half"), "`quant_step`")]:
         with pytest.raises(LandscapeError, match=match):
             QuantConfig(**kw)
     assert QuantConfig(scale="0.5").scale == 0.5
@@ -391,9 +391,9 @@ def test_big_batch_multiplies_the_batch_and_says_so(tmp_path):
     assert ckpt["args"]["big_batch"] == 4 and ckpt["args"]["batch_size"] == 50
     assert ckpt["args"]["effective_batch_size"] == 200
     assert ckpt["step"] == math.ceil(400 / 200)  # 400 training samples (subset)
-    with pytest.raises(LandscapeError, match="--big-batch"):
+    with pytest.raises(LandscapeError, match="`big_batch`"):
         train(quick(tmp_path, "bad", big_batch=0))
-    with pytest.raises(LandscapeError, match="need --quant"):
+    with pytest.raises(LandscapeError, match="need `quant`"):
         train(quick(tmp_path, "bad", bits=2))
 
 

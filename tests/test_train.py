@@ -118,7 +118,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, drop_resume_file):
 
 def test_refuses_to_overwrite_and_checks_resume_settings(tmp_path):
     train(quick(tmp_path, epochs=1))
-    with pytest.raises(LandscapeError, match="finished.*--resume.*--overwrite"):
+    with pytest.raises(LandscapeError, match="finished.*`resume`.*`overwrite`"):
         train(quick(tmp_path, epochs=1))
     with pytest.raises(LandscapeError, match="different settings: lr 0.05 -> 0.1"):
         train(quick(tmp_path, epochs=2, lr=0.1, resume=True))
@@ -155,9 +155,9 @@ def test_adam_mse_and_synthetic(tmp_path):
 def test_bad_settings_are_user_errors(tmp_path):
     with pytest.raises(LandscapeError, match="does not take"):
         train(quick(tmp_path, arch="mlp", dataset="synthetic", synthetic_size=8))
-    with pytest.raises(LandscapeError, match="--optimizer"):
+    with pytest.raises(LandscapeError, match="`optimizer`"):
         train(quick(tmp_path, optimizer="rmsprop"))
-    with pytest.raises(LandscapeError, match="--batch-size"):
+    with pytest.raises(LandscapeError, match="`batch_size`"):
         train(quick(tmp_path, batch_size=0))
     with pytest.raises(LandscapeError, match="no CUDA|not a device"):
         train(quick(tmp_path, device="cuda:7" if not torch.cuda.is_available() else "nodev"))

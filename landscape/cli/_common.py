@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
@@ -95,6 +96,12 @@ def join_negative_values(argv: Sequence[str], options: Sequence[str] = GRID_OPTI
     return out
 
 
+def as_flags(message: str) -> str:
+    """Library messages name parameters in backquotes (```batch_size``` must be positive); a command
+    names them as its flags (``--batch-size``)."""
+    return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: "--" + m.group(1).replace("_", "-"), message)
+
+
 def say(line: str) -> None:
     """One whole line on stderr in one write, so lines of several MPI ranks never interleave."""
     sys.stderr.write(line + "\n")
@@ -118,7 +125,7 @@ def run_cli(prog: str, body: Callable[[], int], hints: Mapping[str, str] | None 
     except LandscapeError as exc:
         if launcher_rank() == 0:
             hint = (hints or {}).get(type(exc).__name__)
-            say(f"{prog}: error: {one_line(exc)}" + (f"; {hint}" if hint else ""))
+            say(f"{prog}: error: {as_flags(one_line(exc))}" + (f"; {hint}" if hint else ""))
         return 2
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0

@@ -91,7 +91,7 @@ def build_parser() -> Parser:
     h.add_argument("--density-runs", type=positive, default=10)
     h.add_argument("--density-iters", type=positive, default=80)
     h.add_argument("--sigma", type=_positive_float, default=None,
-                   help="Gaussian broadening of the density (default 1e-3 of the spectrum's width)")
+                   help="Gaussian broadening of the density (default 5e-3 of the spectrum's width)")
     h.add_argument("--seed", type=non_negative, default=0)
     h.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
     h.add_argument("--threads", type=positive, default=None, help="torch threads (default: the idle cores)")

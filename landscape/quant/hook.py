@@ -70,7 +70,7 @@ class QuantHook(TrainHook):
         chosen = quantized_layers(model, config.keep)
         if not chosen:
             raise LandscapeError(f"nothing to quantize: the model has no conv or linear weight left with "
-                                 f"--quant-keep {config.keep}")
+                                 f"`quant_keep` {config.keep}")
         self.names = [n for n, _ in chosen]
         self.params = [p for _, p in chosen]
         self.device = self.params[0].device
