@@ -36,7 +36,7 @@ from landscape.evaluate import Evaluation, resolve_device
 from landscape.files import OutputLock, remove_stale_temporaries
 from landscape.grid import Grid, make_axis
 from landscape.metrics import Context, Point, as_metric, check_names, config_of, values_of
-from landscape.parallel import collective, local_rank_and_size, map_points, on_root, same_everywhere, world
+from landscape.parallel import collective, local_rank_and_size, map_points, on_root, same_everywhere, share, world
 from landscape.params import DIR_TYPES, Mover, place_, snapshot, uses_channels_last
 from landscape.surface_file import (
     ConfigMismatch,
@@ -472,12 +472,12 @@ def run_points(
             for m_index, m in enumerate(metrics):
                 for p in surf.pending(list(m.names)):
                     plan.setdefault(int(p), []).append(m_index)
-        plan = comm.bcast(plan, root=0)
+        plan = share(comm, plan)
         surf = _compute(surf, comm, plan, lambda p: job(p, plan[p]), out, chunk_size, flush_seconds, progress)
     finally:
         for lock in locks:
             lock.release()
-    surf = comm.bcast(surf, root=0) if comm.size > 1 else surf
+    surf = share(comm, surf)
     surf.path = out
     return surf
 

@@ -141,6 +141,11 @@ def on_root(comm, fn: Callable[[], T]) -> T:
     return value
 
 
+def share(comm, value: T) -> T:
+    """Rank 0's ``value`` on every rank (the value itself with one rank)."""
+    return comm.bcast(value, root=0) if comm.size > 1 else value
+
+
 def same_everywhere(comm, value, what: str) -> None:
     """Refuse a run whose ranks disagree on ``value`` (a checksum of what each rank built)."""
     if comm.size > 1 and len(set(comm.allgather(value))) != 1:
