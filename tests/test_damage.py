@@ -170,3 +170,19 @@ def test_damaged_directions_and_trajectories(originals, tmp_path, capsys, full):
 @pytest.fixture(autouse=True)
 def _subfolder(tmp_path):
     (tmp_path / "t").mkdir()
+
+
+def test_damaged_checkpoints_through_landscape_traj(tmp_path, capsys):
+    from landscape.cli import traj as traj_cli
+    from landscape.models import build_model
+
+    for k in range(3):
+        torch.manual_seed(k)
+        torch.save(build_model("mlp", num_classes=10, in_channels=1).state_dict(), tmp_path / f"m{k}.pt")
+    raw = (tmp_path / "m1.pt").read_bytes()
+    for label, data in (("truncated", raw[: len(raw) // 2]), ("zero bytes", b""), ("text", b"epoch 3\n" * 9)):
+        (tmp_path / "m1.pt").write_bytes(data)
+        code = traj_cli.main(["--checkpoints", str(tmp_path / "m*.pt"), "--final", str(tmp_path / "m2.pt"),
+                              "--arch", "mlp", "--in-channels", "1", "--out", str(tmp_path / "t.h5")])
+        assert one_line_error(code, capsys.readouterr().err), label
+        assert not (tmp_path / "t.h5").exists()
