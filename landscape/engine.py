@@ -21,6 +21,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import h5py
 import numpy as np
@@ -217,26 +218,53 @@ def surface(
     was_training = model.training
     home = next((t.device for t in model.state_dict().values()), torch.device("cpu"))
     with using_threads(threads, local_size) as n_threads:
-        state = collective(comm, lambda: _setup(
+        run = collective(comm, lambda: _setup(
             model, data, comm, local_rank, x, y, z, loss_fn, accuracy_fn, directions, dir_type, norm, ignore,
             seed, semantics, metrics, out, batch_size, device, precision, compile, bn_recompute, bn_data,
             forward_fn))
         try:
-            state["extras"] = dict(extras or {})
-            return _run(state, comm, out, overwrite, repair, chunk_size, flush_seconds, max_points, progress,
+            run.extras = dict(extras or {})
+            return _run(run, comm, out, overwrite, repair, chunk_size, flush_seconds, max_points, progress,
                         provenance, directions_out, n_threads)
         finally:
-            state["mover"].restore_()
-            if state["bn"] is not None:
-                state["bn"].restore_()
+            run.mover.restore_()
+            if run.bn is not None:
+                run.bn.restore_()
             model.to(home)
             model.train(was_training)
 
 
+@dataclass
+class _Run:
+    """What one rank holds for a surface run, from :func:`_setup` on."""
+
+    grid: Grid
+    device: torch.device
+    model: nn.Module
+    origin: dict
+    dirs: list[dict]
+    mover: Mover
+    evaluations: list[Evaluation]
+    extra: list  # the user's metrics
+    context: Context
+    dir_type: str
+    norm: str | Sequence[str]
+    ignore: str | Sequence[str]
+    seed: int | str
+    semantics: str
+    user_directions: bool
+    bn_recompute: int
+    bn_data: object
+    forward_fn: Callable
+    batch_size: int | None
+    bn: BatchNormRecompute | None = None
+    extras: dict = field(default_factory=dict)
+
+
 def _setup(model, data, comm, local_rank, x, y, z, loss_fn, accuracy_fn, directions, dir_type, norm, ignore,
            seed, semantics, metrics, out, batch_size, device, precision, compile, bn_recompute, bn_data,
-           forward_fn) -> dict:
-    """Everything a rank needs before the points: grid, device, metrics set up, mover."""
+           forward_fn) -> _Run:
+    """Everything a rank needs before the points: grid, device, metrics (not set up yet), mover."""
     if dir_type not in DIR_TYPES:
         raise LandscapeError(f"dir_type must be one of {', '.join(DIR_TYPES)}, got {dir_type!r}")
     axes = [make_axis(a) for a in (x, y, z) if a is not None]
@@ -273,23 +301,21 @@ def _setup(model, data, comm, local_rank, x, y, z, loss_fn, accuracy_fn, directi
     evaluations = [Evaluation(d, s, loss_fn, accuracy_fn, batch_size or sizes.get(s), precision, compile,
                               forward_fn) for s, d in splits.items()]
     context = Context(model, dev, grid=grid, rank=comm.rank)
-    return {"grid": grid, "device": dev, "model": model, "origin": origin, "dirs": dirs, "mover": mover,
-            "evaluations": evaluations, "extra": _metrics(metrics), "context": context, "dir_type": dir_type,
-            "norm": norm, "ignore": ignore, "seed": seed if directions is None else "", "semantics": semantics,
-            "user_directions": directions is not None, "bn_recompute": bn_recompute, "bn_data": bn_data,
-            "forward_fn": forward_fn, "bn": None, "batch_size": batch_size}
+    return _Run(grid, dev, model, origin, dirs, mover, evaluations, _metrics(metrics), context, dir_type, norm,
+                ignore, seed if directions is None else "", semantics, directions is not None, bn_recompute,
+                bn_data, forward_fn, batch_size)
 
 
-def _setup_metrics(state: dict, comm) -> list:
+def _setup_metrics(run: _Run, comm) -> list:
     """Set every metric up on this rank; rank 0 probes the batch sizes and the others take them."""
-    ctx, evaluations = state["context"], state["evaluations"]
+    ctx, evaluations = run.context, run.evaluations
 
     def setup_evaluations():
         for e in evaluations:
             e.setup(ctx)
         return [e.batch_size for e in evaluations]
 
-    if comm.size > 1 and state["batch_size"] is None:
+    if comm.size > 1 and run.batch_size is None:
         sizes = on_root(comm, setup_evaluations)  # only rank 0 probes: one batch size everywhere
         if comm.rank != 0:
             def take():
@@ -303,36 +329,36 @@ def _setup_metrics(state: dict, comm) -> list:
         collective(comm, setup_evaluations)
     ctx.data = evaluations[0].batches
     ctx.loss_fn = evaluations[0].loss_fn
-    metrics = [*evaluations, *state["extra"]]
+    metrics = [*evaluations, *run.extra]
 
     def setup_rest():
-        for m in state["extra"]:
+        for m in run.extra:
             if hasattr(m, "setup"):
                 m.setup(ctx)
-        if state["bn_recompute"]:
+        if run.bn_recompute:
             from landscape.batches import as_batches
 
-            if not has_batchnorm(state["model"]):
+            if not has_batchnorm(run.model):
                 raise LandscapeError("BatchNorm statistics cannot be recomputed: the model has no BatchNorm")
-            batches = (as_batches(state["bn_data"], state["device"], evaluations[0].batch_size or 256)
-                       if state["bn_data"] is not None else ctx.data)
-            state["bn"] = BatchNormRecompute(state["model"], batches, state["bn_recompute"], state["forward_fn"])
+            batches = (as_batches(run.bn_data, run.device, evaluations[0].batch_size or 256)
+                       if run.bn_data is not None else ctx.data)
+            run.bn = BatchNormRecompute(run.model, batches, run.bn_recompute, run.forward_fn)
         check_names(metrics)
 
     collective(comm, setup_rest)
     return metrics
 
 
-def _inputs(state: dict, metrics: list) -> dict:
+def _inputs(run: _Run, metrics: list) -> dict:
     """Everything the values depend on (checked on resume), built from the objects themselves."""
-    grid = state["grid"]
+    grid = run.grid
     coords = hashlib.sha256(b"".join(np.asarray(c, dtype="<f8").tobytes() for c in grid.coordinates()))
-    model = state["model"]
+    model = run.model
     core = {
         "grid": grid.specs(), "coordinates": coords.hexdigest(),
-        "model": f"{type(model).__module__}.{type(model).__qualname__}:{tensors_checksum(state['origin'])}",
-        "dir_type": state["dir_type"], "directions": directions_checksum(state["dirs"]),
-        "bn_recompute": state["bn"].config() if state["bn"] is not None else 0,
+        "model": f"{type(model).__module__}.{type(model).__qualname__}:{tensors_checksum(run.origin)}",
+        "dir_type": run.dir_type, "directions": directions_checksum(run.dirs),
+        "bn_recompute": run.bn.config() if run.bn is not None else 0,
     }
     per_name = {}
     for m in metrics:
@@ -342,10 +368,10 @@ def _inputs(state: dict, metrics: list) -> dict:
     return {**core, "metrics": per_name}
 
 
-def _provenance(state: dict, metrics: list, comm, n_threads: int, extra: Mapping) -> dict:
-    evaluations = state["evaluations"]
-    grid = state["grid"]
-    norm, ignore = state["norm"], state["ignore"]
+def _provenance(run: _Run, metrics: list, comm, n_threads: int, extra: Mapping) -> dict:
+    evaluations = run.evaluations
+    grid = run.grid
+    norm, ignore = run.norm, run.ignore
 
     def per_axis(v) -> str:
         values = [v] if isinstance(v, str) else list(v)[:grid.ndim]
@@ -355,20 +381,20 @@ def _provenance(state: dict, metrics: list, comm, n_threads: int, extra: Mapping
         "landscape_version": __version__, "torch_version": torch.__version__, "numpy_version": np.__version__,
         "h5py_version": h5py.__version__, "python_version": platform.python_version(),
         "hostname": platform.node(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "model_class": f"{type(state['model']).__module__}.{type(state['model']).__qualname__}",
-        "model_tensors_sha256": tensors_checksum(state["origin"]),
+        "model_class": f"{type(run.model).__module__}.{type(run.model).__qualname__}",
+        "model_tensors_sha256": tensors_checksum(run.origin),
         "split": ",".join(e.split for e in evaluations),
         "samples": evaluations[0].evaluator.n,
-        "loss": evaluations[0].loss_name, "dir_type": state["dir_type"],
-        "norm": "" if state["user_directions"] else per_axis(norm),
-        "ignore": "" if state["user_directions"] else per_axis(ignore),
-        "seed": state["seed"], "semantics": state["semantics"],
-        "directions_sha256": directions_checksum(state["dirs"]),
+        "loss": evaluations[0].loss_name, "dir_type": run.dir_type,
+        "norm": "" if run.user_directions else per_axis(norm),
+        "ignore": "" if run.user_directions else per_axis(ignore),
+        "seed": run.seed, "semantics": run.semantics,
+        "directions_sha256": directions_checksum(run.dirs),
         "precision": evaluations[0].precision, "compile": evaluations[0].compile,
-        "device": str(state["device"]), "mpi_ranks": comm.size, "threads_per_rank": n_threads,
+        "device": str(run.device), "mpi_ranks": comm.size, "threads_per_rank": n_threads,
         "batch_size": json.dumps({e.split: e.batch_size for e in evaluations}),
         "metrics": ",".join(n for m in metrics for n in m.names),
-        "bn_recompute": state["bn"].num_batches if state["bn"] is not None else 0,
+        "bn_recompute": run.bn.num_batches if run.bn is not None else 0,
     }
     for axis, spec in zip("xyz", grid.specs(), strict=False):
         attrs[f"{axis}spec"] = spec
@@ -482,14 +508,14 @@ def run_points(
     return surf
 
 
-def _save_directions(dpath: str, state: dict, attrs: Mapping, overwrite: bool) -> None:
+def _save_directions(dpath: str, run: _Run, attrs: Mapping, overwrite: bool) -> None:
     """Write the run's directions beside the surface, never replacing other directions silently."""
     from landscape.directions import load_directions
 
-    checksum = directions_checksum(state["dirs"])
+    checksum = directions_checksum(run.dirs)
     if os.path.exists(dpath):
         try:
-            same = directions_checksum(load_directions(dpath)[0][:len(state["dirs"])]) == checksum
+            same = directions_checksum(load_directions(dpath)[0][:len(run.dirs)]) == checksum
         except LandscapeError:
             same = False
         if same:
@@ -498,15 +524,15 @@ def _save_directions(dpath: str, state: dict, attrs: Mapping, overwrite: bool) -
             raise ConfigMismatch(f"{dpath!r} holds other directions (other surfaces may use them)")
     keys = ("dir_type", "norm", "ignore", "seed", "semantics", "arch", "model_class", "model_tensors_sha256",
             "landscape_version")
-    save_directions(dpath, state["dirs"], {k: attrs[k] for k in keys if k in attrs})
+    save_directions(dpath, run.dirs, {k: attrs[k] for k in keys if k in attrs})
 
 
-def _run(state, comm, out, overwrite, repair, chunk_size, flush_seconds, max_points, progress, provenance,
+def _run(run: _Run, comm, out, overwrite, repair, chunk_size, flush_seconds, max_points, progress, provenance,
          directions_out, n_threads) -> Surface:
-    grid = state["grid"]
-    same_everywhere(comm, directions_checksum(state["dirs"]), "the directions")
-    metrics = _setup_metrics(state, comm)
-    ctx, model, mover, bn = state["context"], state["model"], state["mover"], state["bn"]
+    grid = run.grid
+    same_everywhere(comm, directions_checksum(run.dirs), "the directions")
+    metrics = _setup_metrics(run, comm)
+    ctx, model, mover, bn = run.context, run.model, run.mover, run.bn
 
     def job(p: int, needed: Sequence[int]) -> dict:
         coords = grid.point(p)
@@ -526,21 +552,21 @@ def _run(state, comm, out, overwrite, repair, chunk_size, flush_seconds, max_poi
         raise LandscapeError(f"the grid has {grid.size:,} points (more than {max_points:,}); at "
                              f"{seconds / grid.size * comm.size:.2g} s per point on {comm.size} rank(s) that is "
                              f"about {seconds / 3600:.3g} hours; allow it explicitly to go ahead")
-    attrs = _provenance(state, metrics, comm, n_threads, provenance) if comm.rank == 0 else {}
+    attrs = _provenance(run, metrics, comm, n_threads, provenance) if comm.rank == 0 else {}
     dpath = (directions_path(out) if directions_out is None else directions_out) if out else ""
 
     def on_open(surface: Surface) -> None:
         if dpath:
-            _save_directions(dpath, state, attrs, overwrite)
+            _save_directions(dpath, run, attrs, overwrite)
             surface.attrs["directions_file"] = os.path.abspath(dpath)
         pending = int(surface.pending().size)
-        _report_fast_paths(state["evaluations"], pending, comm.size, surface)
+        _report_fast_paths(run.evaluations, pending, comm.size, surface)
 
-    surf = run_points(grid.coordinates(), metrics, job, inputs=_inputs(state, metrics), attrs=attrs, comm=comm,
-                      out=out, overwrite=overwrite, repair=repair, extras=state["extras"],
+    surf = run_points(grid.coordinates(), metrics, job, inputs=_inputs(run, metrics), attrs=attrs, comm=comm,
+                      out=out, overwrite=overwrite, repair=repair, extras=run.extras,
                       lock_also=[dpath] if dpath else [], on_open=on_open, chunk_size=chunk_size,
                       flush_seconds=flush_seconds, progress=progress)
-    surf.directions = state["dirs"]
+    surf.directions = run.dirs
     return surf
 
 
