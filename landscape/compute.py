@@ -30,8 +30,9 @@ QUANTITIES = ("loss", "eig")  # what --metrics may name: loss (and accuracy) per
 
 
 @dataclass
-class SurfaceConfig:
-    """Everything that defines a surface run from files (the fields of ``landscape-surf``'s options).
+class SurfaceConfig(DataSpec):
+    """Everything that defines a surface run from files (the fields of ``landscape-surf``'s options):
+    the data (the fields of :class:`landscape.data.DataSpec`), the model and the grid.
 
     ``model=None`` is the built-in demo. ``xnorm``/``ynorm``/``znorm`` and ``xignore``/... override
     ``norm``/``ignore`` per axis. ``split`` may name several splits (``"train,test"``).
@@ -43,16 +44,6 @@ class SurfaceConfig:
     model2: str | None = None
     model3: str | None = None
     unsafe_pickle: bool = False
-    dataset: str = "digits"
-    data_root: str | None = None
-    split: str = "train"
-    samples: int | None = None
-    sample_seed: int = 0
-    synthetic_shape: tuple[int, ...] = (3, 32, 32)
-    synthetic_size: int = 2048
-    synthetic_seed: int = 0  # landscape-train's --seed, for a network trained on synthetic data
-    raw_data: bool = False  # no per-channel normalization (for networks trained with --raw-data)
-    num_classes: int | None = None
     x: str | None = None
     y: str | None = None
     z: str | None = None

@@ -323,7 +323,7 @@ def load_dataset(
     )
 
 
-@dataclass(frozen=True)
+@dataclass
 class DataSpec:
     """Which data a command evaluates, in its options' terms: a named dataset and split, cut to a
     fixed random subset of ``samples`` when given. Every command that loads data loads it here."""

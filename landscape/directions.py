@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 import torch
 
-from landscape.errors import LandscapeError, one_line
+from landscape.errors import LandscapeError
 from landscape.files import replacing
 from landscape.params import IGNORES, ignored, is_float
 
@@ -197,54 +197,40 @@ def save_directions(path: str | os.PathLike, directions: Sequence[Direction], at
         seal(f)
 
 
+def _read_axis(f: h5py.File, axis: str, path: str, names: Sequence[str] | None) -> Direction:
+    g = f[axis]
+    if not isinstance(g, h5py.Group) or not all(k.isdigit() for k in g.keys()):
+        raise LandscapeError(f"{path!r}: {axis} is not a group of numbered tensors")
+    keys = sorted(g.keys(), key=int)
+    file_names = [n.decode() if isinstance(n, bytes) else str(n) for n in g.attrs.get("names", [])]
+    labels = file_names or list(names or [])
+    if len(labels) != len(keys):
+        raise LandscapeError(f"{path!r}: {axis} has {len(keys)} tensors but the model has {len(labels)}")
+    tensors = {}
+    for n, k in zip(labels, keys, strict=True):
+        arr = np.asarray(g[k][()])
+        if arr.dtype.kind != "f":
+            raise LandscapeError(f"{path!r}: {axis}/{k} is not a float array")
+        tensors[n] = torch.from_numpy(arr.astype(np.float32, copy=False))
+    return tensors
+
+
 def load_directions(path: str | os.PathLike, names: Sequence[str] | None = None) -> tuple[list[Direction], dict]:
     """Read the directions in ``path`` (and its attributes).
 
     ``names`` (the model's tensor names, in order) is used when the file has no ``names``
     attribute, as in files written by the original tool.
     """
-    from landscape.surface_file import DamagedFile, content_checksum, plain
+    from landscape.surface_file import opened, plain
 
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise LandscapeError(f"directions file {path!r} does not exist")
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, ValueError) as exc:
-        raise LandscapeError(f"{path!r} is not a readable HDF5 directions file ({one_line(exc)})") from None
-    ours = "content_sha256" in f.attrs or "landscape_version" in f.attrs or "dir_type" in f.attrs
-    try:
-        with f:
-            if "content_sha256" in f.attrs and plain(f.attrs["content_sha256"]) != content_checksum(f):
-                raise DamagedFile(path, "its contents do not match their checksum")
-            out = []
-            for axis in AXES:
-                if axis not in f:
-                    continue
-                g = f[axis]
-                if not isinstance(g, h5py.Group) or not all(k.isdigit() for k in g.keys()):
-                    raise LandscapeError(f"{path!r}: {axis} is not a group of numbered tensors")
-                keys = sorted(g.keys(), key=int)
-                file_names = [n.decode() if isinstance(n, bytes) else str(n) for n in g.attrs.get("names", [])]
-                labels = file_names or list(names or [])
-                if len(labels) != len(keys):
-                    raise LandscapeError(
-                        f"{path!r}: {axis} has {len(keys)} tensors but the model has {len(labels)}"
-                    )
-                tensors = {}
-                for n, k in zip(labels, keys, strict=True):
-                    arr = np.asarray(g[k][()])
-                    if arr.dtype.kind != "f":
-                        raise LandscapeError(f"{path!r}: {axis}/{k} is not a float array")
-                    tensors[n] = torch.from_numpy(arr.astype(np.float32, copy=False))
-                out.append(tensors)
-            attrs = {k: plain(v) for k, v in f.attrs.items()}
-    except LandscapeError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a damaged HDF5 file raises any kind of error
-        if ours:
-            raise DamagedFile(path, str(exc)) from None
-        raise LandscapeError(f"{path!r} is not a readable HDF5 directions file ({one_line(exc)})") from None
+
+    def ours(f) -> bool:
+        return any(k in f.attrs for k in ("content_sha256", "landscape_version", "dir_type"))
+
+    with opened(path, "directions file", ours) as (f, _):
+        out = [_read_axis(f, axis, path, names) for axis in AXES if axis in f]
+        attrs = {k: plain(v) for k, v in f.attrs.items()}
     if not out:
         raise LandscapeError(f"{path!r} holds no xdirection group")
     return out, attrs

@@ -31,7 +31,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import h5py
@@ -358,13 +359,33 @@ def plain(v):
     return v
 
 
-def _open(path: str):
+@contextmanager
+def opened(path: str, what: str, ours: Callable[[h5py.File], bool]) -> Iterator[tuple[h5py.File, bool]]:
+    """An HDF5 file opened to read, and whether it is one of ours (``ours(file)``). A file of ours
+    that holds a content checksum is verified first. Whatever fails inside the block ends as one
+    :class:`LandscapeError`: :class:`DamagedFile` for a file of ours (a damaged HDF5 file raises
+    any kind of error), "not a readable ..." for another tool's."""
     if not os.path.isfile(path):
-        raise LandscapeError(f"surface file {path!r} does not exist")
+        raise LandscapeError(f"{what} {path!r} does not exist")
     try:
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except (OSError, ValueError) as exc:
         raise LandscapeError(f"{path!r} is not a readable HDF5 file ({one_line(exc)})") from None
+    try:
+        mine = ours(f)
+    except Exception:  # noqa: BLE001 - unreadable attributes: not provably ours
+        mine = False
+    try:
+        with f:
+            if "content_sha256" in f.attrs and plain(f.attrs["content_sha256"]) != content_checksum(f):
+                raise DamagedFile(path, "its contents do not match their checksum")
+            yield f, mine
+    except LandscapeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged HDF5 file raises any kind of error
+        if mine:
+            raise DamagedFile(path, str(exc)) from None
+        raise LandscapeError(f"{path!r} is not a readable {what} ({one_line(exc)})") from None
 
 
 V2_MARKS = ("format_version", "content_sha256", "inputs")
@@ -401,34 +422,13 @@ def _float_array(f, name: str, shape: tuple[int, ...], path: str, ours: bool) ->
 def read_surface(path: str | os.PathLike) -> Surface:
     """Read a surface file: ours (verified against its checksums), format 1, or the original's."""
     path = os.fspath(path)
-    f = _open(path)
-    try:
-        with f:
-            version = _version(f, path)
-            if version > FORMAT_VERSION:
-                raise LandscapeError(f"{path!r} was written by a newer landscape (format {version})")
-            if version >= 2:
-                if plain(f.attrs["content_sha256"]) != content_checksum(f):
-                    raise DamagedFile(path, "its contents do not match their checksum")
-            surface = _read(f, path, version)
-            surface.path = path
-            return surface
-    except DamagedFile:
-        raise
-    except LandscapeError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a damaged HDF5 file raises any kind of error
-        if is_ours_path(path):
-            raise DamagedFile(path, str(exc)) from None
-        raise LandscapeError(f"{path!r} is not a readable surface file ({one_line(exc)})") from None
-
-
-def is_ours_path(path: str) -> bool:
-    try:
-        with h5py.File(path, "r") as f:
-            return is_ours(f)
-    except Exception:  # noqa: BLE001 - unreadable: not provably ours
-        return False
+    with opened(path, "surface file", is_ours) as (f, _):
+        version = _version(f, path)
+        if version > FORMAT_VERSION:
+            raise LandscapeError(f"{path!r} was written by a newer landscape (format {version})")
+        surface = _read(f, path, version)
+    surface.path = path
+    return surface
 
 
 def _read(f: h5py.File, path: str, version: int) -> Surface:
@@ -558,4 +558,4 @@ def peek_attrs(path: str | os.PathLike) -> dict:
 
 
 __all__ = ["DERIVED", "ConfigMismatch", "DamagedFile", "Surface", "new_surface", "peek_attrs", "plain",
-           "point_checksums", "read_surface", "repair_surface", "write_surface"]
+           "opened", "point_checksums", "read_surface", "repair_surface", "write_surface"]

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import h5py
 import numpy as np
 
-from landscape.errors import LandscapeError, one_line
+from landscape.errors import LandscapeError
 from landscape.files import replacing
-from landscape.surface_file import DamagedFile, content_checksum, plain
+from landscape.surface_file import DamagedFile, opened, plain
 
 
 @dataclass
@@ -113,31 +113,19 @@ def read_trajectory(path: str | os.PathLike, directions: bool = True) -> Traject
     file (``*_proj_cos.h5``, with the explained variance from its directions file beside it).
     ``directions=False`` skips loading the direction tensors (plotting needs only the path)."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise LandscapeError(f"trajectory file {path!r} does not exist")
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, ValueError) as exc:
-        raise LandscapeError(f"{path!r} is not a readable HDF5 file ({one_line(exc)})") from None
-    ours = "content_sha256" in f.attrs or "landscape_version" in f.attrs
-    try:
-        with f:
-            if "content_sha256" in f.attrs and plain(f.attrs["content_sha256"]) != content_checksum(f):
-                raise DamagedFile(path, "its contents do not match their checksum")
-            missing = [k for k in ("proj_xcoord", "proj_ycoord") if k not in f]
-            if missing:
-                if ours:
-                    raise DamagedFile(path, f"{missing[0]} is missing")
-                raise LandscapeError(f"{path!r} holds no optimization path (proj_xcoord, proj_ycoord)")
-            arr = {k: f[k][()] for k in DATASETS if k in f}
-            attrs = {k: plain(v) for k, v in f.attrs.items()}
-            has_dirs = "xdirection" in f and "ydirection" in f
-    except LandscapeError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a damaged HDF5 file raises any kind of error
-        if ours:
-            raise DamagedFile(path, str(exc)) from None
-        raise LandscapeError(f"{path!r} is not a readable trajectory file ({one_line(exc)})") from None
+
+    def is_ours(f) -> bool:
+        return "content_sha256" in f.attrs or "landscape_version" in f.attrs
+
+    with opened(path, "trajectory file", is_ours) as (f, ours):
+        missing = [k for k in ("proj_xcoord", "proj_ycoord") if k not in f]
+        if missing:
+            if ours:
+                raise DamagedFile(path, f"{missing[0]} is missing")
+            raise LandscapeError(f"{path!r} holds no optimization path (proj_xcoord, proj_ycoord)")
+        arr = {k: f[k][()] for k in DATASETS if k in f}
+        attrs = {k: plain(v) for k, v in f.attrs.items()}
+        has_dirs = "xdirection" in f and "ydirection" in f
     x = np.asarray(arr["proj_xcoord"], dtype=float).ravel()
     y = np.asarray(arr["proj_ycoord"], dtype=float).ravel()
     if len(x) != len(y) or not len(x) or not (np.isfinite(x).all() and np.isfinite(y).all()):
