@@ -35,6 +35,8 @@ _EXPORTS = {
     "pca_directions": "landscape.trajectory", "read_trajectory": "landscape.trajectory",
     "write_trajectory": "landscape.trajectory",
     "TrainConfig": "landscape.train", "TrainHook": "landscape.train",
+    "quantize_": "landscape.quant", "QuantConfig": "landscape.quant",
+    "DataSpec": "landscape.data",
 }
 _SUBMODULES = ("plot", "hessian", "prune", "quant", "models", "data", "train", "parallel")
 
