@@ -44,6 +44,7 @@ def run_surface(args: argparse.Namespace, comm) -> int:
         model=args.model, arch="digits_cnn", dataset="digits", samples=args.samples,
         x=args.x, y=args.y or None, out=args.out, threads=1, batch_size=args.batch_size or None,
         chunk_size=args.chunk_size, flush_seconds=args.flush_seconds, overwrite=args.overwrite, seed=args.seed,
+        metrics=tuple(args.metrics.split(",")),
     )
 
     def body() -> int:
@@ -116,6 +117,7 @@ def main() -> int:
     s.add_argument("--pid-dir")
     s.add_argument("--overwrite", action="store_true")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--metrics", default="loss")
     s.add_argument("--progress", action="store_true")
     a = sub.add_parser("api")
     a.add_argument("--out", required=True)

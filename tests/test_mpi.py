@@ -254,3 +254,19 @@ def test_python_api_volume_under_mpirun_equals_serial(tmp_path):
     for name in a.values:
         np.testing.assert_allclose(b.values[name], a.values[name], rtol=1e-6, atol=1e-6, err_msg=name)
     assert b.attrs["mpi_ranks"] == 2 and b.attrs["command"].startswith("python API")
+
+
+def test_convexity_map_under_mpirun_equals_serial(model_path, tmp_path):
+    """The Hessian's extreme eigenvalues at every point: the same map from 2 ranks as serially (to
+    the metric's tolerance: each rank warm-starts from the neighbours it computed itself)."""
+    args = ["--model", model_path, "--samples", "60", "--x=-1:1:3", "--y=-1:1:3", "--metrics", "loss,eig",
+            "--batch-size", "60"]
+    serial, parallel = str(tmp_path / "serial.h5"), str(tmp_path / "parallel.h5")
+    assert run(1, "surface", *args, "--out", serial).returncode == 0
+    proc = run(2, "surface", *args, "--out", parallel)
+    assert proc.returncode == 0, proc.stderr
+    a, b = read_surface(serial), read_surface(parallel)
+    scale = np.abs(a.values["max_eig"]).max()
+    for name in ("max_eig", "min_eig"):
+        np.testing.assert_allclose(b.values[name], a.values[name], rtol=0, atol=2e-3 * scale, err_msg=name)
+    np.testing.assert_allclose(b.loss, a.loss, rtol=1e-6)
