@@ -90,7 +90,7 @@ def surface_figure(surface: Surface, quantity: str = "loss", log: bool = False,
     ))
     fig.update_layout(scene={"xaxis_title": "x", "yaxis_title": "y", "zaxis_title": label,
                              "aspectmode": "cube"},
-                      margin={"l": 0, "r": 0, "t": 30, "b": 0})
+                      margin={"l": 0, "r": 100, "t": 30, "b": 0})
     return fig
 
 
@@ -145,7 +145,7 @@ def volume_figure(surface: Surface, quantity: str = "loss", log: bool = False, c
         hovertemplate="x=%{x:.4g}<br>y=%{y:.4g}<br>z=%{z:.4g}<br>" + label + "=%{value:.5g}<extra></extra>",
     ))
     fig.update_layout(scene={"xaxis_title": "x", "yaxis_title": "y", "zaxis_title": "z", "aspectmode": "cube"},
-                      margin={"l": 0, "r": 0, "t": 30, "b": 0})
+                      margin={"l": 0, "r": 100, "t": 30, "b": 0})
     return fig
 
 
