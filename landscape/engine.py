@@ -217,20 +217,25 @@ def surface(
         raise LandscapeError("the output file name is empty")
     was_training = model.training
     home = next((t.device for t in model.state_dict().values()), torch.device("cpu"))
+    contiguous = all(p.is_contiguous() for p in model.parameters())
+    run = None
     with using_threads(threads, local_size) as n_threads:
-        run = collective(comm, lambda: _setup(
-            model, data, comm, local_rank, x, y, z, loss_fn, accuracy_fn, directions, dir_type, norm, ignore,
-            seed, semantics, metrics, out, batch_size, device, precision, compile, bn_recompute, bn_data,
-            forward_fn))
         try:
+            run = collective(comm, lambda: _setup(
+                model, data, comm, local_rank, x, y, z, loss_fn, accuracy_fn, directions, dir_type, norm, ignore,
+                seed, semantics, metrics, out, batch_size, device, precision, compile, bn_recompute, bn_data,
+                forward_fn))
             run.extras = dict(extras or {})
             return _run(run, comm, out, overwrite, repair, chunk_size, flush_seconds, max_points, progress,
                         provenance, directions_out, n_threads)
-        finally:
-            run.mover.restore_()
-            if run.bn is not None:
-                run.bn.restore_()
+        finally:  # the model as it came: at its origin, on its device, in its memory format and mode
+            if run is not None:
+                run.mover.restore_()
+                if run.bn is not None:
+                    run.bn.restore_()
             model.to(home)
+            if contiguous:
+                model.to(memory_format=torch.contiguous_format)
             model.train(was_training)
 
 

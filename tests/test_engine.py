@@ -235,3 +235,15 @@ def test_import_landscape_and_plotting_do_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_conv_net_comes_back_in_its_memory_format_also_when_setup_fails():
+    model = ls.build_model("digits_cnn", num_classes=10, in_channels=1)
+    data = ls.load_dataset("digits", split="test")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ls.surface(model, data, x=(-1, 1, 3), batch_size=128, progress=False)  # runs channels-last inside
+    assert all(p.is_contiguous() for p in model.parameters())
+    with pytest.raises(LandscapeError, match="needs 1 directions"):
+        ls.surface(model, data, x=(-1, 1, 3), directions=[snapshot(model), snapshot(model)], progress=False)
+    assert all(p.is_contiguous() for p in model.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
