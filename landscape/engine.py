@@ -285,7 +285,10 @@ def _setup(model, data, comm, local_rank, x, y, z, loss_fn, accuracy_fn, directi
     first = next(iter(splits.values()))
     sample = first.x[:1] if hasattr(first, "x") else (
         first[0][:1] if isinstance(first, tuple | list) and first and torch.is_tensor(first[0]) else None)
-    place_(model, dev, uses_channels_last(model, sample))
+    extra = _metrics(metrics)
+    # channels-last speeds forward passes up, but a metric may run better without (Hessian products)
+    channels_last = uses_channels_last(model, sample) and all(getattr(m, "channels_last", True) for m in extra)
+    place_(model, dev, channels_last)
     model.eval()
     origin = snapshot(model, dir_type)
     cpu_origin = {k: v.detach().cpu() for k, v in origin.items()}
@@ -304,9 +307,9 @@ def _setup(model, data, comm, local_rank, x, y, z, loss_fn, accuracy_fn, directi
         except ValueError:
             sizes = {}
     evaluations = [Evaluation(d, s, loss_fn, accuracy_fn, batch_size or sizes.get(s), precision, compile,
-                              forward_fn) for s, d in splits.items()]
-    context = Context(model, dev, grid=grid, rank=comm.rank)
-    return _Run(grid, dev, model, origin, dirs, mover, evaluations, _metrics(metrics), context, dir_type, norm,
+                              forward_fn, channels_last) for s, d in splits.items()]
+    context = Context(model, dev, grid=grid, rank=comm.rank, extra={"forward_fn": forward_fn})
+    return _Run(grid, dev, model, origin, dirs, mover, evaluations, extra, context, dir_type, norm,
                 ignore, seed if directions is None else "", semantics, directions is not None, bn_recompute,
                 bn_data, forward_fn, batch_size)
 

@@ -325,17 +325,20 @@ class Evaluation:
 
     def __init__(self, data, split: str = "train", loss_fn: str | Callable | None = None,
                  accuracy_fn: str | Callable | None = "auto", batch_size: int | None = None,
-                 precision: str = "fp32", compile: bool = False, forward_fn: Callable = forward):
+                 precision: str = "fp32", compile: bool = False, forward_fn: Callable = forward,
+                 channels_last: bool | None = None):
         self.data, self.split = data, split
         self.loss_name, self.loss_fn = resolve_loss(loss_fn)
         self.accuracy_fn, self.batch_size = accuracy_fn, batch_size
         self.precision, self.compile, self.forward_fn = precision, compile, forward_fn
+        self.channels_last = channels_last
         self.evaluator: Evaluator | None = None
         self.names: tuple[str, ...] = (f"{split}_loss", f"{split}_acc")
 
     def setup(self, context) -> None:
         self.evaluator = Evaluator(context.model, self.data, self.loss_fn, self.accuracy_fn, self.batch_size,
-                                   context.device, self.precision, self.compile, forward_fn=self.forward_fn)
+                                   context.device, self.precision, self.compile, self.channels_last,
+                                   forward_fn=self.forward_fn)
         self.batch_size = self.evaluator.batch_size
         if self.evaluator.accuracy_fn is None:
             self.names = (f"{self.split}_loss",)

@@ -321,6 +321,7 @@ def test_density_is_exact_on_a_small_matrix():
     assert np.trapezoid(d.density, d.grid) == pytest.approx(1.0, abs=1e-8)
 
 
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")  # PyHessian's own
 def test_pyhessian_agrees_on_the_top_eigenvalue():
     pyhessian = pytest.importorskip("pyhessian")
     model, (X, y) = mlp(), mlp_data()

@@ -76,9 +76,11 @@ def build_parser() -> Parser:
                    "dimension (no biases or BatchNorm), as the original loss-landscape tool")
     h.add_argument("--convention", choices=["mean", "batch_sum"], default="mean",
                    help="mean: the Hessian of the mean loss (default); batch_sum: the sum of the batch-mean "
-                   "Hessians, the original tool's scale (x the number of batches; use --batch-size 128)")
+                   "Hessians, the original tool's scale (x the number of batches; batches of 128 unless "
+                   "--batch-size)")
     h.add_argument("--float64", action="store_true", help="products in double precision (slower)")
-    h.add_argument("--batch-size", type=positive, default=None, help="samples per product batch (default 256)")
+    h.add_argument("--batch-size", type=positive, default=None,
+                   help="samples per product batch (default 256; 128 with --convention batch_sum)")
     h.add_argument("--top-k", type=positive, default=5, help="largest eigenvalues to find (default 5)")
     h.add_argument("--tol", type=_positive_float, default=1e-3,
                    help="eigenvalue tolerance: residuals <= tol * |lambda_max| (default 1e-3)")

@@ -131,7 +131,7 @@ def lanczos(op: SymmetricOperator, num_iters: int, v0=None, seed: int | np.rando
     nq = np.linalg.norm(q)
     if not np.isfinite(nq) or nq == 0:
         raise LandscapeError("the Lanczos start vector is zero or not finite")
-    Q = np.empty((m, n))
+    Q = np.empty((min(m, 32), n))  # grown by doubling: room for max_iter vectors is not taken up front
     Q[0] = q / nq
     alpha, beta = np.zeros(m), np.zeros(m)
     scale, rnorm, steps = 0.0, 0.0, 0
@@ -154,6 +154,8 @@ def lanczos(op: SymmetricOperator, num_iters: int, v0=None, seed: int | np.rando
             break
         if j + 1 == m:
             break
+        if j + 1 == len(Q):
+            Q = np.concatenate([Q, np.empty((min(m, 2 * len(Q)) - len(Q), n))])
         if rnorm <= 1e-10 * max(scale, 1e-300):  # invariant subspace: carry on from a fresh direction
             beta[j] = 0.0
             for _ in range(3):

@@ -12,8 +12,8 @@ size and ``N = sum_b n_b``: it does not depend on the batch size. The original l
 batches of equal size, ``H_orig = B * H`` exactly: its eigenvalues are ``B`` times ours. With
 ``N = (B - 1) m + r`` (full batches of ``m`` samples, a last one of ``r < m``),
 ``H_orig = (N / m) H + (1 - r / m) H_last``, ``H_last`` the last batch's mean Hessian: not a
-multiple of ``H`` in general (its eigenvalues lie between ``(N / m)`` times ours minus and plus
-``(1 - r / m) ||H_last||``).
+multiple of ``H`` in general; by Weyl's inequality each of its eigenvalues is within
+``(1 - r / m) ||H_last||`` of ``N / m`` times ours.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from landscape.losses import LOSSES, function_name, resolve_loss, target
 CONVENTIONS = ("mean", "batch_sum")
 PARAM_CHOICES = ("all", "original")
 DEFAULT_BATCH_SIZE = 256
+ORIGINAL_BATCH_SIZE = 128  # the original tool's default --batch_size: batch_sum's default batching
 
 ParamSpec = str | Sequence[str] | Callable[[str, nn.Parameter], bool] | None
 
@@ -221,7 +222,9 @@ class HessianOperator:
     rebuilds them when anything changed. :meth:`release` frees them.
 
     ``data``: anything :func:`landscape.batches.as_batches` takes (a ``Dataset``, ``(X, y)``
-    tensors, a torch ``Dataset``, a ``DataLoader``, ``Batches``). ``loss_fn``: a name or
+    tensors, a torch ``Dataset``, a ``DataLoader``, ``Batches``); in-memory data is cut into
+    batches of ``batch_size`` (default 256; 128, the original tool's, with ``"batch_sum"``, whose
+    scale depends on it), a loader keeps its own batches. ``loss_fn``: a name or
     ``fn(output, batch) -> mean loss of the batch`` (default cross-entropy). ``params``: see
     :func:`select_params`. ``device``: where the products run (default: the model's device; the
     model is moved there).
@@ -263,6 +266,8 @@ class HessianOperator:
         self.numels: tuple[int, ...] = tuple(p.numel() for _, p in chosen)
         self.size: int = int(sum(self.numels))
         self.dtype, self.convention, self.forward_fn = dtype, convention, forward_fn
+        if convention == "batch_sum" and batch_size is None:
+            batch_size = ORIGINAL_BATCH_SIZE
         if isinstance(data, TensorBatches) and batch_size is not None:
             data = data.with_batch_size(batch_size)
         self.batches: Batches = as_batches(data, self.device, batch_size or DEFAULT_BATCH_SIZE)
@@ -434,6 +439,6 @@ class HessianOperator:
 
 
 __all__ = [
-    "CONVENTIONS", "Counting", "HessianOperator", "MatrixOperator", "Shifted", "SymmetricOperator",
-    "as_linear_operator", "describe_params", "matmat", "select_params",
+    "CONVENTIONS", "ORIGINAL_BATCH_SIZE", "PARAM_CHOICES", "Counting", "HessianOperator", "MatrixOperator", "Shifted",
+    "SymmetricOperator", "as_linear_operator", "describe_params", "matmat", "select_params",
 ]

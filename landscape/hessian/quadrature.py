@@ -18,7 +18,7 @@ from landscape.errors import LandscapeError
 from landscape.hessian.lanczos import lanczos
 from landscape.hessian.operator import SymmetricOperator
 
-RELATIVE_SIGMA = 1e-3  # default broadening: this fraction of the spectrum's width
+RELATIVE_SIGMA = 5e-3  # default broadening: this fraction of the spectrum's width
 MAX_GRID = 100_000
 
 
@@ -69,7 +69,7 @@ def density(
 
     ``num_runs`` Gaussian start vectors, ``num_iters`` Lanczos steps each (full
     reorthogonalization; ``num_runs * num_iters`` products). ``sigma``: the Gaussian broadening
-    (default: 1e-3 of the nodes' span). ``grid``: the points to evaluate the density at, or
+    (default: 5e-3 of the nodes' span). ``grid``: the points to evaluate the density at, or
     their number over the nodes' span widened by 6 sigma on each side (default: fine enough that
     steps are at most sigma / 4, at least 1000 points).
     """

@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 if TYPE_CHECKING:
     from landscape.hessian.summary import HessianSummary
 
-FLOOR = 1e-12  # densities below this fraction of the peak are drawn at it (log scale)
+FLOOR = 1e-7  # densities below this fraction of the peak are drawn at it (log scale)
 
 
 def _arrays(density) -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +72,7 @@ def density_figure(summary: HessianSummary, title: str | None = None, log: bool 
     text = f"max {summary.max_eig:.4g}, min {summary.min_eig:.4g}"
     if summary.trace is not None:
         text += f", trace {summary.trace.estimate:.4g}"
-    ax.set_title(title or f"Hessian spectrum ({text})", fontsize=10)
+    ax.set_title(f"{title}\n{text}" if title else f"Hessian spectrum: {text}", fontsize=10)
     ax.legend(loc="upper right", fontsize=8)
     return fig
 
