@@ -9,7 +9,8 @@ Groups: ``machine`` (CPU, cores, load average before and after), ``data`` (the d
 sizes), ``demo`` (``landscape-surf`` with no arguments on a fresh cache: its wall time, the demo
 network's test accuracy and training time; again with the network cached), ``tests`` (the quick
 and the whole suite: tests run and wall time), ``notebooks`` (each notebook at its default
-settings). In README.md a figure is the number written just before ``<!--fig:NAME-->``.
+settings). In README.md a figure is the number written just before ``<!--fig:NAME-->``; the
+script writes the new figures there.
 """
 
 from __future__ import annotations
@@ -121,6 +122,34 @@ def notebooks() -> dict:
     return out
 
 
+MARK = re.compile(r"([0-9][0-9,]*(?:\.[0-9]+)?)([^0-9<]{0,12}<!--fig:(\w+)-->)")
+
+
+def _written(value) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return f"{value:,}" if isinstance(value, float) and value >= 10000 else str(value)
+
+
+def fill(doc: str, figures: dict) -> list[str]:
+    """Write each measured figure into ``doc`` before its ``<!--fig:NAME-->`` mark (at the precision
+    it was measured to); return the names ``doc`` marks that ``figures`` lacks."""
+    with open(doc) as f:
+        text = f.read()
+    missing = []
+
+    def put(m: re.Match) -> str:
+        if m.group(3) not in figures:
+            missing.append(m.group(3))
+            return m.group(0)
+        return _written(figures[m.group(3)]) + m.group(2)
+
+    text = MARK.sub(put, text)
+    with open(doc, "w") as f:
+        f.write(text)
+    return missing
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--skip", default="", help=f"comma-separated groups to leave as they are ({', '.join(GROUPS)})")
@@ -139,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| figure | value |\n|---|---|")
     for k, v in sorted(figures.items()):
         print(f"| {k} | {v} |")
+    missing = fill(os.path.join(ROOT, "README.md"), figures)
+    print("README.md updated" + (f"; not measured: {', '.join(missing)}" if missing else ""), file=sys.stderr)
     return 0
 
 

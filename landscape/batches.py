@@ -141,13 +141,24 @@ class TensorBatches(Batches):
 
     def fingerprint(self) -> str:
         if self._checksum is None:
-            h = hashlib.sha256()
-            for t in self.tensors:
-                c = t.detach().cpu().contiguous()
-                h.update(f"{c.dtype}{tuple(c.shape)}".encode())
-                h.update(c.numpy().tobytes() if c.dtype != torch.bfloat16 else c.float().numpy().tobytes())
-            self._checksum = "sha256:" + h.hexdigest()
+            self._checksum = data_checksum(self.tensors)
         return self._checksum
+
+
+def tensor_bytes(t: torch.Tensor) -> bytes:
+    """A tensor's values as bytes on the CPU (bfloat16, which numpy lacks, as float32): what checksums hash."""
+    c = t.detach().cpu().contiguous()
+    return (c.float() if c.dtype == torch.bfloat16 else c).numpy().tobytes()
+
+
+def data_checksum(tensors) -> str:
+    """``sha256:...`` of tensors' dtypes, shapes and values, wherever they are: the data's
+    fingerprint in every file."""
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(tensor_bytes(t))
+    return "sha256:" + h.hexdigest()
 
 
 def _sample_digests(batch, n: int) -> list[bytes]:
@@ -156,7 +167,7 @@ def _sample_digests(batch, n: int) -> list[bytes]:
     for i in range(n):
         h = hashlib.sha256()
         for t in ts:
-            h.update(t[i].numpy().tobytes() if t.dtype != torch.bfloat16 else t[i].float().numpy().tobytes())
+            h.update(tensor_bytes(t[i]))
         out.append(h.digest())
     return out
 

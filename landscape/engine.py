@@ -29,12 +29,12 @@ import torch
 from torch import nn
 
 from landscape._version import __version__
-from landscape.batches import forward
+from landscape.batches import forward, tensor_bytes
 from landscape.batchnorm import BatchNormRecompute, has_batchnorm
 from landscape.directions import directions_checksum, random_directions, save_directions
 from landscape.errors import LandscapeError
 from landscape.evaluate import Evaluation, resolve_device
-from landscape.files import OutputLock, remove_stale_temporaries
+from landscape.files import OutputLock, check_output, remove_stale_temporaries
 from landscape.grid import Grid, make_axis
 from landscape.metrics import Context, Point, as_metric, check_names, config_of, values_of
 from landscape.parallel import collective, local_rank_and_size, map_points, on_root, same_everywhere, share, world
@@ -67,9 +67,8 @@ def tensors_checksum(tensors: Mapping[str, torch.Tensor]) -> str:
     """SHA-256 of named tensors' names, dtypes, shapes and bytes: the identity of a model's point."""
     h = hashlib.sha256()
     for name, t in tensors.items():
-        c = t.detach().cpu().contiguous()
-        h.update(f"{name}|{c.dtype}|{tuple(c.shape)}|".encode())
-        h.update((c.float() if c.dtype == torch.bfloat16 else c).numpy().tobytes())
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(tensor_bytes(t))
     return h.hexdigest()
 
 
@@ -415,13 +414,7 @@ def _open(out: str, coords: list[np.ndarray], names: list[str], inputs: dict, at
     """Rank 0: lock the output (and ``lock_also``), then resume the existing file when it matches,
     else start a new one (never clobber)."""
     size = int(np.prod([len(c) for c in coords]))
-    out_dir = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(out_dir):
-        raise LandscapeError(f"output folder {out_dir!r} does not exist")
-    if not os.access(out_dir, os.W_OK):
-        raise LandscapeError(f"output folder {out_dir!r} is not writable")
-    if os.path.isdir(out):
-        raise LandscapeError(f"output {out!r} is a folder")
+    check_output(out)
     for path in (out, *lock_also):
         locks.append(OutputLock(path).acquire())
         remove_stale_temporaries(path)

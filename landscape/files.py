@@ -16,9 +16,31 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from landscape.errors import LandscapeError, one_line
+from landscape.errors import LandscapeError, OutputExists, one_line
 
 HOST = socket.gethostname().replace(".", "_") or "host"
+
+
+def check_folder(path: str | os.PathLike) -> str:
+    """Refuse an output whose folder is missing or read-only; return the folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise LandscapeError(f"output folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise LandscapeError(f"output folder {folder!r} is not writable")
+    return folder
+
+
+def check_output(path: str | os.PathLike, overwrite: bool = True) -> str:
+    """Refuse, before any work, an output that cannot be written: its folder missing or read-only,
+    the path a folder, or (unless ``overwrite``) a file already there (:class:`OutputExists`)."""
+    path = os.fspath(path)
+    check_folder(path)
+    if os.path.isdir(path):
+        raise LandscapeError(f"output {path!r} is a folder")
+    if os.path.exists(path) and not overwrite:
+        raise OutputExists(f"{path!r} exists")
+    return path
 
 
 def _temporary(path: str) -> str:

@@ -2,8 +2,8 @@
 
 Order of precedence: an explicit count (``--threads``, ``threads=``), then ``OMP_NUM_THREADS``,
 then a default that is safe on a shared machine: the cores this process may use, divided among
-the MPI ranks on the node, and never more than the cores idle right now (the load average and the
-processes runnable right now say how many are busy). Intra-op threads that compete for busy cores spin and wait on
+the MPI ranks on the node, and never more than the cores idle right now (measured over 0.05 s from
+``/proc/stat``). Intra-op threads that compete for busy cores spin and wait on
 each other; on a loaded 2-core machine that made a surface 2-5x slower than one thread
 (``benchmarks/bench_threads.py`` measures it).
 """
@@ -11,6 +11,7 @@ each other; on a loaded 2-core machine that made a surface 2-5x slower than one 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -24,10 +25,36 @@ def usable_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def busy_cores() -> float:
-    """How many cores other work keeps busy: the larger of the 1-minute load average and the
-    processes runnable right now besides this one (``/proc/loadavg``; the average alone lags a
-    load that just started by a minute)."""
+def _cpu_times(cpus: set[int]) -> tuple[int, int] | None:
+    """(busy, total) jiffies of ``cpus`` since boot, from ``/proc/stat``; None where there is none."""
+    busy = total = 0
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                name, *fields = line.split()
+                if not (name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus):
+                    continue
+                ticks = [int(v) for v in fields[:8]]  # user nice system idle iowait irq softirq steal
+                total += sum(ticks)
+                busy += sum(ticks) - ticks[3] - ticks[4]
+    except (OSError, ValueError):
+        return None
+    return (busy, total) if total else None
+
+
+def busy_cores(window: float = 0.05) -> float:
+    """How many of this process's cores other work keeps busy right now: their busy share over
+    ``window`` seconds (``/proc/stat``), times their number. Where there is no ``/proc/stat``, the
+    larger of the 1-minute load average and the processes runnable right now. (The load average
+    alone lags by a minute both ways: it counts a load that just ended, and misses one that just
+    began.)"""
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    before = _cpu_times(cpus)
+    if before is not None:
+        time.sleep(window)
+        after = _cpu_times(cpus)
+        if after is not None and after[1] > before[1]:
+            return len(cpus) * (after[0] - before[0]) / (after[1] - before[1])
     try:
         load = os.getloadavg()[0]
     except (OSError, AttributeError):

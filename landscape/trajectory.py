@@ -33,7 +33,8 @@ from torch import nn
 from landscape._version import __version__
 from landscape.checkpoint import load_into_, load_state_dict, sha256
 from landscape.directions import Direction
-from landscape.errors import LandscapeError, OutputExists
+from landscape.errors import LandscapeError
+from landscape.files import check_output
 from landscape.params import ignored, live_tensors
 from landscape.trajectory_file import Trajectory, path_extent, pc_labels, read_trajectory, write_trajectory
 
@@ -232,12 +233,7 @@ def trajectory_of_run(
     from landscape.checkpoint import read_checkpoint
     from landscape.models import build_model
 
-    out = os.fspath(out)
-    if os.path.exists(out) and not overwrite:
-        raise OutputExists(f"{out!r} exists")
-    folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder):
-        raise LandscapeError(f"output folder {folder!r} does not exist")
+    out = check_output(out, overwrite)
     if cache_bytes < 1:
         raise LandscapeError(f"the memory for checkpoint differences must be positive, got {cache_bytes}")
     paths = expand_checkpoints(checkpoints)

@@ -5,7 +5,7 @@
 #   plots/make_gallery.sh          # intermediate files in a temporary folder, removed at the end
 #   plots/make_gallery.sh WORKDIR  # keep the checkpoints and .h5 files in WORKDIR
 #
-# Only PNGs land in plots/.
+# Only PNGs land in plots/, and gallery_figures.json: the figures plots/README.md states.
 set -euo pipefail
 PLOTS="$(cd "$(dirname "$0")" && pwd)"
 if [ $# -ge 1 ]; then
@@ -24,6 +24,7 @@ PLOT="landscape-plot --formats png --dpi 100"
 TRAIN="landscape-train --arch digits_cnn --dataset digits --optimizer sgd --weight-decay 5e-4 \
   --no-progress --overwrite"
 start=$SECONDS
+load_before=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo nan)
 step() { echo; echo "== $* ($((SECONDS - start)) s)"; }
 
 step "1. the built-in demo: 2D surface of a small conv net on digits, four views (default levels)"
@@ -106,5 +107,6 @@ $PLOT "$WORK"/{fp,bc,sr}_2d.h5 --compare --kinds contour --out "$PLOTS/quant_com
 $PLOT "$WORK"/{fp,bc,sr}_1d.h5 --compare --twin --out "$PLOTS/quant_compare"
 python -m landscape.quant.markov --out "$PLOTS/quant_markov.png"
 
-step "done"
+step "done: the figures plots/README.md states"
+python "$PLOTS/gallery_figures.py" "$WORK" "$((SECONDS - start))" "$load_before"
 ls -l "$PLOTS"/*.png

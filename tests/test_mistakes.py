@@ -137,6 +137,31 @@ def test_degenerate_figure_requests_are_refused(tmp_path, capsys, values, args, 
     assert not list(tmp_path.glob("*.png"))
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="measures /proc/stat")
+def test_busy_cores_sees_a_competing_process_at_once():
+    import subprocess
+    import sys
+    import time
+
+    from landscape.threads import busy_cores
+
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert busy_cores(window=0.3) >= 0.7  # one core taken, seconds before the load average would say so
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+def test_busy_cores_without_proc_stat_uses_the_load_average(monkeypatch):
+    from landscape import threads as t
+
+    monkeypatch.setattr(t, "_cpu_times", lambda cpus: None)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.25, 0.0, 0.0))
+    assert t.busy_cores() >= 1.25
+
+
 def test_threads_honour_the_environment_and_are_given_back(monkeypatch):
     import torch
 

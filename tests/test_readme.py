@@ -1,4 +1,6 @@
-"""README.md states the figures benchmarks/readme_figures.py last measured, at their precision."""
+"""README.md and plots/README.md state the figures their scripts last measured, at their precision:
+benchmarks/readme_figures.py (README.md) and plots/gallery_figures.py, which plots/make_gallery.sh
+runs (plots/README.md)."""
 
 from __future__ import annotations
 
@@ -6,23 +8,28 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 MARK = re.compile(r"([0-9][0-9,]*(?:\.[0-9]+)?)[^0-9<]{0,12}<!--fig:(\w+)-->")
+DOCS = [("README.md", "benchmarks/readme_figures.json"), ("plots/README.md", "plots/gallery_figures.json")]
 
 
-def test_readme_figures_match_the_last_measurement():
-    text = (ROOT / "README.md").read_text()
-    figures = json.loads((ROOT / "benchmarks" / "readme_figures.json").read_text())
+@pytest.mark.parametrize("doc, measured", DOCS)
+def test_figures_match_the_last_measurement(doc, measured):
+    text = (ROOT / doc).read_text()
+    figures = json.loads((ROOT / measured).read_text())
     found = MARK.findall(text)
-    assert len(found) >= 8, "README.md marks its measured figures with <!--fig:NAME-->"
+    assert len(found) >= 8, f"{doc} marks its measured figures with <!--fig:NAME-->"
     for written, name in found:
-        assert name in figures, f"README.md states {name}, which readme_figures.py does not measure"
+        assert name in figures, f"{doc} states {name}, which {measured} does not hold"
         decimals = len(written.split(".")[1]) if "." in written else 0
         expected = round(float(figures[name]), decimals)
-        assert float(written.replace(",", "")) == expected, f"{name}: README says {written}, measured {figures[name]}"
+        assert float(written.replace(",", "")) == expected, f"{doc}: {name} is {written}, measured {figures[name]}"
 
 
-def test_the_machine_and_load_are_stated():
-    text = (ROOT / "README.md").read_text()
-    figures = json.loads((ROOT / "benchmarks" / "readme_figures.json").read_text())
+@pytest.mark.parametrize("doc, measured", DOCS)
+def test_the_machine_and_load_are_stated(doc, measured):
+    text = (ROOT / doc).read_text()
+    figures = json.loads((ROOT / measured).read_text())
     assert figures["cpu"] in text and "<!--fig:load_before-->" in text

@@ -11,6 +11,7 @@ from landscape.errors import LandscapeError, one_line
 from landscape.parallel import launcher_rank
 
 GRID_OPTIONS = ("--x", "--y")
+HINTS = {"OutputExists": "use --overwrite to replace it"}  # what every command adds to these errors
 
 
 class Parser(argparse.ArgumentParser):
@@ -36,8 +37,17 @@ def non_negative(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    value = float(text)
+    if not (value > 0) or value == float("inf"):
+        raise ValueError(text)
+    return value
+
+
 positive.__name__ = "positive integer"  # argparse names the type in its message
 non_negative.__name__ = "non-negative integer"
+positive_float.__name__ = "positive number"
 
 
 def shape(text: str) -> tuple[int, ...]:
@@ -124,7 +134,7 @@ def run_cli(prog: str, body: Callable[[], int], hints: Mapping[str, str] | None 
         return body()
     except LandscapeError as exc:
         if launcher_rank() == 0:
-            hint = (hints or {}).get(type(exc).__name__)
+            hint = {**HINTS, **(hints or {})}.get(type(exc).__name__)
             say(f"{prog}: error: {as_flags(one_line(exc))}" + (f"; {hint}" if hint else ""))
         return 2
     except SystemExit as exc:  # --help, --version

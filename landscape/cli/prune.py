@@ -198,8 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "--epochs 40 ...")
         return 0
 
-    return run_cli(PROG, body, {"OutputExists": "use --overwrite to replace it",
-                                "ConfigMismatch": "use --overwrite to replace it, or another --out",
+    return run_cli(PROG, body, {"ConfigMismatch": "use --overwrite to replace it, or another --out",
                                 "DamagedFile": "rerun with --overwrite, or --repair to keep the pairs that verify"})
 
 

@@ -12,7 +12,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from landscape.cli._common import Parser, add_data_options, join_negative_values, non_negative, positive, run_cli
+from landscape.cli._common import (
+    Parser,
+    add_data_options,
+    join_negative_values,
+    non_negative,
+    positive,
+    positive_float,
+    run_cli,
+)
 
 PROG = "landscape-surf"
 GRID_OPTIONS = ("--x", "--y", "--z")
@@ -95,7 +103,7 @@ def build_parser() -> Parser:
     e.add_argument("--metrics", type=_metrics, default=d.metrics,
                    help="quantities at every point: loss (with accuracy; always), eig (the Hessian's extreme "
                    "eigenvalues max_eig, min_eig: the convexity map). Default loss")
-    e.add_argument("--eig-tol", type=float, default=None,
+    e.add_argument("--eig-tol", type=positive_float, default=None,
                    help="relative tolerance of the eigenvalues of --metrics eig (default 1e-3 of |max_eig|)")
     e.add_argument("--eig-convention", choices=CONVENTIONS, default=d.eig_convention,
                    help="mean: the Hessian of the mean loss (default); batch_sum: the original tool's sum of the "

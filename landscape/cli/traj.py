@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"--directions {ns.out} --x={x0:.3g}:{x1:.3g}:41 --y={y0:.3g}:{y1:.3g}:41")
         return 0
 
-    return run_cli(PROG, body, {"OutputExists": "use --overwrite to replace it"})
+    return run_cli(PROG, body)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ frozen :class:`HessianSummary`; :func:`write_summary` / :func:`read_summary` sto
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,8 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from landscape.data import DataSpec
 from landscape.errors import LandscapeError
-from landscape.files import replacing
+from landscape.files import check_output, replacing
 from landscape.hessian.hutchinson import Trace
 from landscape.hessian.hutchinson import trace as hutchinson_trace
 from landscape.hessian.lanczos import DEFAULT_TOL, Eigenpairs, eigenpairs
@@ -213,4 +216,90 @@ def read_summary(path: str) -> tuple[dict, HessianSummary]:
     return attrs, HessianSummary(eig, len(values) - 1, tr, dens, {}, timings)
 
 
-__all__ = ["HessianSummary", "read_summary", "summarize", "write_summary"]
+@dataclass
+class HessianConfig(DataSpec):
+    """What ``landscape-hessian`` computes: a checkpoint, its data (the :class:`DataSpec` fields) and
+    the options of :func:`summarize`; :func:`summarize_checkpoint` runs it."""
+
+    model: str = ""
+    arch: str = ""
+    unsafe_pickle: bool = False
+    loss: str = "crossentropy"
+    params: str = "all"
+    convention: str = "mean"
+    float64: bool = False
+    batch_size: int | None = None
+    top_k: int = 5
+    tol: float = DEFAULT_TOL
+    max_iter: int | None = None
+    trace: bool = False
+    trace_tol: float = 1e-2
+    trace_max_samples: int = 200
+    density: bool = False
+    density_runs: int = 10
+    density_iters: int = 80
+    sigma: float | None = None
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None
+    out: str = "hessian.h5"
+    png: str | None = None
+    save_vectors: bool = False
+    overwrite: bool = False
+
+    def png_path(self) -> str:
+        """Where the density plot goes: ``png``, or ``out`` with ``.png``."""
+        return self.png or os.path.splitext(self.out)[0] + ".png"
+
+
+def summarize_checkpoint(cfg: HessianConfig, command: str = "",
+                         log: Callable[[str], None] | None = None) -> tuple[HessianSummary, list[str]]:
+    """Load ``cfg.model`` and its data, :func:`summarize` it, write the file (with provenance) and,
+    with ``density``, its plot; return the summary and the paths written. Outputs are checked
+    before anything is computed, and an existing one is kept unless ``overwrite``."""
+    check_output(cfg.out, cfg.overwrite)
+    if cfg.density:
+        check_output(cfg.png_path(), cfg.overwrite)
+    elif cfg.png:
+        raise LandscapeError("`png` draws the density: add `density`")
+    from landscape import __version__
+    from landscape.batches import data_checksum
+    from landscape.checkpoint import load_model, sha256
+    from landscape.evaluate import resolve_device
+    from landscape.threads import threads
+
+    device = resolve_device(cfg.device)
+    data, indices = cfg.load()
+    in_channels = data.x.shape[1] if data.x.dim() == 4 else 1
+    model = load_model(cfg.arch, cfg.model, num_classes=cfg.num_classes or data.num_classes or None,
+                       in_channels=in_channels, unsafe_pickle=cfg.unsafe_pickle)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    with threads(cfg.threads) as n_threads:
+        summary = summarize(
+            model, (data.x, data.y), cfg.loss, cfg.top_k, cfg.trace, cfg.density, params=cfg.params,
+            convention=cfg.convention, dtype=torch.float64 if cfg.float64 else torch.float32,
+            batch_size=cfg.batch_size, device=device, tol=cfg.tol, max_iter=cfg.max_iter, trace_tol=cfg.trace_tol,
+            trace_max_samples=cfg.trace_max_samples, density_runs=cfg.density_runs,
+            density_iters=cfg.density_iters, sigma=cfg.sigma, seed=cfg.seed, log=log,
+        )
+    attrs = {
+        **cfg.provenance(), "landscape_version": __version__, "torch_version": torch.__version__,
+        "numpy_version": np.__version__, "h5py_version": h5py.__version__,
+        "python_version": platform.python_version(), "hostname": platform.node(), "command": command,
+        "created": started, "model": os.path.abspath(cfg.model), "model_sha256": sha256(cfg.model),
+        "arch": cfg.arch, "split": cfg.split, "samples_requested": cfg.samples or "",
+        "data_fingerprint": data_checksum((data.x, data.y)), "device": str(device), "threads": n_threads,
+    }
+    extras = {"sample_indices": indices} if indices is not None else {}
+    written = [write_summary(cfg.out, summary, attrs, vectors=cfg.save_vectors, extras=extras)]
+    if cfg.density:
+        from landscape.plot.hessian import density_figure
+
+        fig = density_figure(read_summary(cfg.out)[1], title=f"{cfg.arch}: Hessian spectral density")
+        with replacing(cfg.png_path()) as tmp:
+            fig.savefig(tmp, dpi=150, format="png")
+        written.append(cfg.png_path())
+    return summary, written
+
+
+__all__ = ["HessianConfig", "HessianSummary", "read_summary", "summarize", "summarize_checkpoint", "write_summary"]

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from matplotlib.figure import Figure
 
 from landscape.errors import LandscapeError, one_line
+from landscape.files import check_folder
 from landscape.plot import mpl
 from landscape.surface_file import Surface
 
@@ -77,9 +78,7 @@ def render(surface: Surface, prefix: str, formats: Sequence[str] = ("png", "pdf"
     for fmt in formats:
         if fmt not in FORMATS:
             raise LandscapeError(f"unknown figure format {fmt!r} ({', '.join(FORMATS)})")
-    out_dir = os.path.dirname(os.path.abspath(prefix))
-    if not os.path.isdir(out_dir):
-        raise LandscapeError(f"output folder {out_dir!r} does not exist")
+    check_folder(prefix)  # figures are replaced freely
     paths: list[str] = []
     for kind, fig in figures(surface, levels, vmin, vmax, scale, kinds, quantity, step, xlim).items():
         paths += save_figure(fig, prefix, kind, formats, dpi)

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from landscape.errors import LandscapeError
-from landscape.files import replacing
+from landscape.files import check_output, replacing
 from landscape.prune.counts import count
 from landscape.prune.removal import STRATEGIES, conv_widths
 
@@ -88,10 +88,7 @@ def save_pruned(
             "params_original": int(params0),
         },
     }
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise LandscapeError(f"output folder {folder!r} does not exist")
+    path = check_output(path)
     with replacing(path) as tmp:
         torch.save(ckpt, tmp)
     return ckpt
@@ -217,15 +214,10 @@ def prune_checkpoint(path: str, arch: str, plan: str | Mapping, out: str, strate
                      input_shape: Sequence[int] | None = None, num_classes: int | None = None,
                      in_channels: int | None = None, unsafe_pickle: bool = False, overwrite: bool = False) -> dict:
     """Prune the checkpoint at ``path`` by ``plan`` and write the smaller one to ``out``; returns it."""
-    from landscape.errors import OutputExists
     from landscape.prune.plans import resolve_plan
     from landscape.prune.removal import prune_filters
 
-    out = os.fspath(out)
-    if os.path.isdir(out):
-        raise LandscapeError(f"output {out!r} is a folder")
-    if os.path.exists(out) and not overwrite:
-        raise OutputExists(f"{out!r} exists")
+    out = check_output(out, overwrite)
     model, meta = _model(arch, path, "", num_classes, in_channels, unsafe_pickle)
     resolved, name = resolve_plan(plan, model)
     pruned = prune_filters(model, resolved, strategy)

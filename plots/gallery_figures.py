@@ -1,0 +1,99 @@
+"""The figures plots/README.md states, read from what ``plots/make_gallery.sh`` just made.
+
+    python plots/gallery_figures.py WORK SECONDS LOAD_BEFORE   # make_gallery.sh runs this last
+
+Reads the checkpoints and files in ``WORK`` (test errors, split sizes, the interpolation's
+barrier, the path's explained variance, the Hessian's figures, the pruned network's FLOPs),
+prints them, writes ``plots/gallery_figures.json`` and puts them into plots/README.md (a figure
+there is the number written just before ``<!--fig:NAME-->``); ``tests/test_readme.py`` holds
+plots/README.md to the JSON file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "benchmarks"))
+
+from readme_figures import fill, machine  # noqa: E402  (the same CPU and load wording as README.md)
+
+
+def _error(path: str) -> float:
+    from landscape.checkpoint import summary
+
+    return round(summary(path)["test_error"], 2)
+
+
+def _values(path: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+    from landscape.surface_file import read_surface
+
+    s = read_surface(path)
+    return s.xcoordinates, s.values[name]
+
+
+def figures(work: str) -> dict:
+    import landscape as ls
+    from landscape.hessian import read_summary
+
+    out = {"digits_train": len(ls.load_dataset("digits", split="train")),
+           "digits_test": len(ls.load_dataset("digits", split="test"))}
+    out["small_error"] = _error(f"{work}/small/model_15.pt")
+    out["large_error"] = _error(f"{work}/large/model_60.pt")
+    x, loss = _values(f"{work}/interp.h5", "train_loss")
+    between = (x >= 0) & (x <= 1)
+    out["interp_max_train_loss"] = float(f"{loss[between].max():.2g}")
+    _, bn_loss = _values(f"{work}/interp_bn.h5", "test_loss")
+    _, st_loss = _values(f"{work}/interp.h5", "test_loss")
+    out["interp_max_test_loss"] = float(f"{st_loss[between].max():.2g}")
+    out["interp_bn_max_test_loss"] = float(f"{bn_loss[between].max():.2g}")
+    from landscape.trajectory_file import read_trajectory
+
+    path = read_trajectory(f"{work}/path_pca.h5")
+    out["path_checkpoints"] = len(path.xcoord)
+    out["path_pc1"] = round(100 * float(path.explained_variance_ratio[0]), 1)
+    out["path_pc2"] = round(100 * float(path.explained_variance_ratio[1]), 1)
+    from landscape.surface_file import read_surface
+
+    conv = read_surface(f"{work}/convexity.h5")
+    ratio_map = np.abs(conv.values["min_eig"] / conv.values["max_eig"])
+    out["convexity_max_eig_centre"] = float(f"{conv.values['max_eig'][7, 7]:.3g}")
+    out["convexity_ratio_centre"] = float(f"{ratio_map[7, 7]:.2g}")
+    out["convexity_ratio_max"] = float(f"{np.nanmax(ratio_map):.2g}")
+    _, hs = read_summary(f"{work}/hessian.h5")
+    out["hessian_max_eig"] = float(f"{hs.max_eig:.3g}")
+    out["hessian_min_eig"] = float(f"{hs.min_eig:.3g}")
+    out["hessian_trace"] = float(f"{hs.trace.estimate:.3g}")
+    from landscape.checkpoint import load_model
+    from landscape.prune import count
+
+    flops = [count(load_model("digits_cnn", f"{work}/{m}.pt"), (1, 8, 8))[0] for m in ("small/model_15", "pruned")]
+    out["pruned_flops_fewer"] = round(100 * (1 - flops[1] / flops[0]), 1)
+    out["retrained_error"] = _error(f"{work}/retrained/model_5.pt")
+    out["scratch_error"] = _error(f"{work}/scratch/model_15.pt")
+    for m in ("fp", "bc", "sr"):
+        out[f"quant_{m}_error"] = _error(f"{work}/{m}/model_40.pt")
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    work, seconds, load_before = (argv if argv is not None else sys.argv[1:])[:3]
+    out = {**machine(), **figures(work), "load_before": float(load_before), "gallery_seconds": round(float(seconds)),
+           "load_after": round(os.getloadavg()[0], 2), "measured": time.strftime("%Y-%m-%d")}
+    with open(os.path.join(HERE, "gallery_figures.json"), "w") as f:
+        json.dump(out, f, indent=1, sort_keys=True)
+        f.write("\n")
+    for k, v in sorted(out.items()):
+        print(f"{k}: {v}")
+    missing = fill(os.path.join(HERE, "README.md"), out)
+    print("plots/README.md updated" + (f"; not measured: {', '.join(missing)}" if missing else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
