@@ -122,7 +122,7 @@ def notebooks() -> dict:
     return out
 
 
-MARK = re.compile(r"([0-9][0-9,]*(?:\.[0-9]+)?)([^0-9<]{0,12}<!--fig:(\w+)-->)")
+MARK = re.compile(r"(-?[0-9][0-9,]*(?:\.[0-9]+)?)([^0-9<]{0,12}<!--fig:(\w+)-->)")
 
 
 def _written(value) -> str:

@@ -34,7 +34,7 @@ def _values(path: str, name: str) -> tuple[np.ndarray, np.ndarray]:
     from landscape.surface_file import read_surface
 
     s = read_surface(path)
-    return s.xcoordinates, s.values[name]
+    return s.x, s.values[name]
 
 
 def figures(work: str) -> dict:
@@ -45,13 +45,16 @@ def figures(work: str) -> dict:
            "digits_test": len(ls.load_dataset("digits", split="test"))}
     out["small_error"] = _error(f"{work}/small/model_15.pt")
     out["large_error"] = _error(f"{work}/large/model_60.pt")
-    x, loss = _values(f"{work}/interp.h5", "train_loss")
+    x, train = _values(f"{work}/interp.h5", "train_loss")
+    _, test = _values(f"{work}/interp.h5", "test_loss")
+    _, bn_test = _values(f"{work}/interp_bn.h5", "test_loss")
     between = (x >= 0) & (x <= 1)
-    out["interp_max_train_loss"] = float(f"{loss[between].max():.2g}")
-    _, bn_loss = _values(f"{work}/interp_bn.h5", "test_loss")
-    _, st_loss = _values(f"{work}/interp.h5", "test_loss")
-    out["interp_max_test_loss"] = float(f"{st_loss[between].max():.2g}")
-    out["interp_bn_max_test_loss"] = float(f"{bn_loss[between].max():.2g}")
+    ends = [int(np.argmin(abs(x - e))) for e in (0, 1)]
+    out["interp_train_max"] = float(f"{train[between].max():.2g}")
+    out["interp_test_max"] = float(f"{test[between].max():.2g}")
+    out["interp_test_at_0"] = float(f"{test[ends[0]]:.2g}")
+    out["interp_test_at_1"] = float(f"{test[ends[1]]:.2g}")
+    out["interp_bn_test_max"] = float(f"{bn_test[between].max():.2g}")
     from landscape.trajectory_file import read_trajectory
 
     path = read_trajectory(f"{work}/path_pca.h5")

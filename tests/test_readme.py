@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MARK = re.compile(r"([0-9][0-9,]*(?:\.[0-9]+)?)[^0-9<]{0,12}<!--fig:(\w+)-->")
+MARK = re.compile(r"(-?[0-9][0-9,]*(?:\.[0-9]+)?)[^0-9<]{0,12}<!--fig:(\w+)-->")
 DOCS = [("README.md", "benchmarks/readme_figures.json"), ("plots/README.md", "plots/gallery_figures.json")]
 
 

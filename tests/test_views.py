@@ -33,6 +33,21 @@ def test_1d_view_honours_vmin_vmax_and_the_x_range():
     assert fig.axes[0].get_ylim() == pytest.approx((0.5, 3.0)) and fig.axes[0].get_ylabel() == "test loss"
 
 
+def test_1d_view_of_a_file_with_both_splits_draws_both():
+    s = line()
+    ax = Figure().subplots()
+    loss_line, acc_line = plot_1d(ax, s)
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert set(lines) == {"train loss", "test loss"} and loss_line is lines["train loss"]
+    np.testing.assert_allclose(lines["test loss"].get_ydata(), 2 + s.x**2)
+    assert acc_line.get_label() == "train accuracy"  # the file has no test accuracy: none drawn
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["train loss", "test loss", "train accuracy"]
+    one = Figure().subplots()
+    plot_1d(one, s, "test_loss")  # one quantity asked for: that one alone, no legend
+    assert [ln.get_label() for ln in one.get_lines()] == ["test loss"] and one.get_legend() is None
+
+
 def test_fixed_level_spacing():
     x = y = np.linspace(-1, 1, 9)
     s = make_surface([x, y], {"train_loss": 0.1 + x[None, :] ** 2 + y[:, None] ** 2}, {"split": "train"})

@@ -19,7 +19,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.ticker import LogFormatterSciNotation, LogLocator, MaxNLocator
 
 from landscape.errors import LandscapeError
-from landscape.surface_file import Surface
+from landscape.surface_file import LABELS, Surface
 
 SCALES = ("auto", "linear", "log")
 AUTO_LOG_DECADES = 2.0  # a positive quantity spanning more than this many decades gets a log scale
@@ -149,29 +149,49 @@ def plot_1d(ax: Axes, surface: Surface, quantity: str = "loss", scale: str = "li
             label: str | None = None, vmin: float | None = None, vmax: float | None = None,
             xlim: tuple[float, float] | None = None, color: str = "b"):
     """A 1D quantity along x (left axis) and, for a loss, the accuracy of its split (right axis,
-    dashed). ``vmin``/``vmax`` limit the left axis, ``xlim`` the x range. Returns ``(line, acc_line)``."""
+    dashed). ``quantity="loss"`` on a file with several splits draws each split's loss and accuracy,
+    one colour per split, with a legend. ``vmin``/``vmax`` limit the left axis, ``xlim`` the x
+    range. Returns ``(line, acc_line)`` of ``quantity``."""
     if surface.ndim != 1:
         raise LandscapeError(f"a 1D view needs a 1D surface; this one is {surface.ndim}D")
+    key = surface.key(quantity)
+    keys = [key]
+    if quantity == "loss":  # every split's loss, the first one's first
+        keys += [k for k in surface.values if k.endswith("_loss") and k != key and np.isfinite(surface.values[k]).any()]
+    several = len(keys) > 1
+    colors = [color, "darkorange", "green", "purple"] if several else [color]
     values = surface.quantity(quantity)
-    sc = scale_for(values, vmin, vmax, 2, scale, name=surface.label(quantity))
-    (line,) = ax.plot(surface.x, masked(values), "-", color=color, lw=2, label=label or surface.label(quantity))
+    sc = scale_for(np.concatenate([surface.values[k] for k in keys]) if several else values, vmin, vmax, 2, scale,
+                   name=surface.label(quantity))
+    twin = None
+    first = (None, None)
+    for n, (k, c) in enumerate(zip(keys, colors, strict=False)):
+        split = k[: -len("_loss")]
+        (line,) = ax.plot(surface.x, masked(surface.quantity(k)), "-", color=c, lw=2,
+                          label=f"{split} loss" if several else label or surface.label(quantity))
+        acc_line = None
+        acc_key = k[: -len("loss")] + "acc" if k.endswith("loss") else None
+        if acc and acc_key in surface.values and np.isfinite(surface.values[acc_key]).any():
+            twin = twin or ax.twinx()
+            (acc_line,) = twin.plot(surface.x, masked(surface.values[acc_key]), "--", color=c if several else "r",
+                                    lw=1.5, label=f"{split} accuracy" if several else "accuracy")
+            twin.set_ylabel(LABELS["acc"] if several else surface.label(acc_key), color="k" if several else "r")
+            twin.set_ylim(0, 100)
+        if n == 0:
+            first = (line, acc_line)
     ax.set_xlabel("x")
-    ax.set_ylabel(surface.label(quantity), color=color)
+    ax.set_ylabel(LABELS["loss"] if several else surface.label(quantity), color="k" if several else color)
     if sc.log:
         ax.set_yscale("log")
     if vmin is not None or vmax is not None:
         ax.set_ylim(sc.vmin, sc.vmax)
     if xlim is not None:
         ax.set_xlim(*xlim)
-    acc_line = None
-    key = surface.key(quantity)
-    acc_key = key[: -len("loss")] + "acc" if key.endswith("loss") else None
-    if acc and acc_key in surface.values and np.isfinite(surface.values[acc_key]).any():
-        twin = ax.twinx()
-        (acc_line,) = twin.plot(surface.x, masked(surface.values[acc_key]), "r--", lw=1.5, label="accuracy")
-        twin.set_ylabel(surface.label(acc_key), color="r")
-        twin.set_ylim(0, 100)
-    return line, acc_line
+    if several:
+        handles = ax.get_lines() + (twin.get_lines() if twin else [])
+        ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
+                  frameon=False)  # below the axes: curves fill both axes' whole height
+    return first
 
 
 def contour(ax: Axes, surface: Surface, quantity: str = "loss", levels: int | np.ndarray | Scale = 30,

@@ -30,10 +30,13 @@ def trajectory(ax: Axes, traj: Trajectory, color: str = "red", annotate: bool = 
     (line,) = ax.plot(x, y, "-o", color=color, ms=3, lw=1.2, label="optimization path")
     ax.plot(x[:1], y[:1], "s", color=color, ms=7)
     ax.plot(x[-1:], y[-1:], "*", color=color, ms=12)
-    if annotate:  # boxed labels pushed away from the path, so contours and markers stay readable
+    if annotate:  # boxed labels pushed away from the path, towards the middle so none is cut off
+        x0, x1 = ax.get_xlim()
         for k, text in ((0, "start"), (len(x) - 1, "end")):
-            ax.annotate(_point_label(traj, k, text), (x[k], y[k]), xytext=(10, -14 if k else 10),
+            right = x[k] < (x0 + x1) / 2
+            ax.annotate(_point_label(traj, k, text), (x[k], y[k]), xytext=(10 if right else -10, -14 if k else 10),
                         textcoords="offset points", fontsize=8, color=color, zorder=5,
+                        ha="left" if right else "right",
                         bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": color, "alpha": 0.85},
                         arrowprops={"arrowstyle": "-", "color": color, "lw": 0.8})
     if label_axes:
