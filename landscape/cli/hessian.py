@@ -27,8 +27,7 @@ def build_parser() -> Parser:
                    "(loaded with torch.load(weights_only=True))")
     m.add_argument("--arch", required=True, help="zoo name (resnet20, vgg9, digits_cnn, ...) or "
                    "package.module:callable")
-    m.add_argument("--num-classes", type=positive, default=None, help="default: what the checkpoint records, "
-                   "else the dataset's")
+    m.add_argument("--num-classes", type=positive, default=None, help="default: the dataset's")
     m.add_argument("--unsafe-pickle", action="store_true", help="allow checkpoints holding pickled Python "
                    "objects (a whole nn.Module): unpickling runs arbitrary code, only for files you trust")
 
