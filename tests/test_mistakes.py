@@ -157,6 +157,7 @@ def test_busy_cores_sees_a_competing_process_at_once():
 def test_busy_cores_without_proc_stat_uses_the_load_average(monkeypatch):
     from landscape import threads as t
 
+    monkeypatch.setattr(t, "_measured", [])
     monkeypatch.setattr(t, "_cpu_times", lambda cpus: None)
     monkeypatch.setattr(os, "getloadavg", lambda: (1.25, 0.0, 0.0))
     assert t.busy_cores() >= 1.25
