@@ -104,7 +104,8 @@ def build_parser() -> Parser:
                    help="quantities at every point: loss (with accuracy; always), eig (the Hessian's extreme "
                    "eigenvalues max_eig, min_eig: the convexity map). Default loss")
     e.add_argument("--eig-tol", type=positive_float, default=None,
-                   help="relative tolerance of the eigenvalues of --metrics eig (default 1e-3 of |max_eig|)")
+                   help="relative tolerance of the eigenvalues of --metrics eig (default 1e-3 of |max_eig|; "
+                   "much looser risks taking an eigenvalue near zero for min_eig)")
     e.add_argument("--eig-convention", choices=CONVENTIONS, default=d.eig_convention,
                    help="mean: the Hessian of the mean loss (default); batch_sum: the original tool's sum of the "
                    "batch means' Hessians (larger by the number of batches)")
