@@ -3,8 +3,8 @@
 Order of precedence: an explicit count (``--threads``, ``threads=``), then ``OMP_NUM_THREADS``,
 then a default that is safe on a shared machine: the cores this process may use, divided among
 the MPI ranks on the node, and never more than the cores idle right now (measured over 0.05 s from
-``/proc/stat``). Intra-op threads that compete for busy cores spin and wait on
-each other; on a loaded 2-core machine that made a surface 2-5x slower than one thread
+``/proc/stat``, at most every ``REUSE_SECONDS``). Intra-op threads that compete for busy cores spin and wait on
+each other; on a loaded 2-core machine that made a surface 2-17x slower than one thread
 (``benchmarks/bench_threads.py`` measures it).
 """
 

@@ -155,6 +155,8 @@ def bad_inputs(tmp_path):
     (["--model", "{ckpt}", "--arch", "digits_cnn", "--device", "cuda:3"], ["CUDA"]),
     (["--model", "{ckpt}", "--arch", "digits_cnn", "--threads", "-1"], ["--threads", "positive"]),
     (["--model", "{ckpt}", "--arch", "digits_cnn", "--samples", "0"], ["--samples"]),
+    (["--model", "{ckpt}", "--arch", "digits_cnn", "--metrics", "loss,eig", "--eig-tol", "0"],
+     ["--eig-tol", "positive number"]),
     (["--model", "{ckpt}", "--arch", "digits_cnn", "--x=0:0:1", "--y=-1:1:3"], ["2D grid needs"]),
     (["--model", "{ckpt}", "--arch", "digits_cnn", "--model2", "{ckpt}", "--directions",
       "{t}/states.h5"], ["directions from a file exclude a second model"]),

@@ -19,6 +19,11 @@ PROG = "landscape-hessian"
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
+    from landscape.hessian.operator import CONVENTIONS, DEFAULT_BATCH_SIZE, ORIGINAL_BATCH_SIZE, PARAM_CHOICES
+    from landscape.hessian.summary import HessianConfig
+    from landscape.losses import LOSSES
+
+    d = HessianConfig()
     p = Parser(prog=PROG, description="The Hessian spectrum of a network's mean loss at a checkpoint: the top-k "
                "and the smallest eigenvalues (Lanczos), the trace (Hutchinson) and the spectral density "
                "(stochastic Lanczos quadrature), into an HDF5 file with a PNG of the density.")
@@ -34,36 +39,37 @@ def build_parser() -> Parser:
     add_data_options(p)
 
     h = p.add_argument_group("Hessian")
-    h.add_argument("--loss", choices=["crossentropy", "mse"], default="crossentropy")
-    h.add_argument("--params", choices=["all", "original"], default="all",
+    h.add_argument("--loss", choices=list(LOSSES), default=d.loss)
+    h.add_argument("--params", choices=PARAM_CHOICES, default=d.params,
                    help="all trainable parameters (default), or original: those with more than one "
                    "dimension (no biases or BatchNorm), as the original loss-landscape tool")
-    h.add_argument("--convention", choices=["mean", "batch_sum"], default="mean",
+    h.add_argument("--convention", choices=CONVENTIONS, default=d.convention,
                    help="mean: the Hessian of the mean loss (default); batch_sum: the sum of the batch-mean "
                    "Hessians, the original tool's scale (x the number of batches; batches of 128 unless "
                    "--batch-size)")
     h.add_argument("--float64", action="store_true", help="products in double precision (slower)")
     h.add_argument("--batch-size", type=positive, default=None,
-                   help="samples per product batch (default 256; 128 with --convention batch_sum)")
-    h.add_argument("--top-k", type=positive, default=5, help="largest eigenvalues to find (default 5)")
-    h.add_argument("--tol", type=positive_float, default=1e-3,
-                   help="eigenvalue tolerance: residuals <= tol * |lambda_max| (default 1e-3)")
+                   help=f"samples per product batch (default {DEFAULT_BATCH_SIZE}; {ORIGINAL_BATCH_SIZE} with "
+                   "--convention batch_sum)")
+    h.add_argument("--top-k", type=positive, default=d.top_k, help=f"largest eigenvalues to find (default {d.top_k})")
+    h.add_argument("--tol", type=positive_float, default=d.tol,
+                   help=f"eigenvalue tolerance: residuals <= tol * |lambda_max| (default {d.tol:g})")
     h.add_argument("--max-iter", type=positive, default=None, help="Lanczos products at most (default 500)")
     h.add_argument("--trace", action="store_true", help="estimate the trace (Hutchinson)")
-    h.add_argument("--trace-tol", type=positive_float, default=1e-2,
-                   help="stop the trace at stderr <= tol * |trace| (default 1e-2)")
-    h.add_argument("--trace-max-samples", type=positive, default=200)
+    h.add_argument("--trace-tol", type=positive_float, default=d.trace_tol,
+                   help=f"stop the trace at stderr <= tol * |trace| (default {d.trace_tol:g})")
+    h.add_argument("--trace-max-samples", type=positive, default=d.trace_max_samples)
     h.add_argument("--density", action="store_true", help="the spectral density (SLQ) and its PNG")
-    h.add_argument("--density-runs", type=positive, default=10)
-    h.add_argument("--density-iters", type=positive, default=80)
+    h.add_argument("--density-runs", type=positive, default=d.density_runs)
+    h.add_argument("--density-iters", type=positive, default=d.density_iters)
     h.add_argument("--sigma", type=positive_float, default=None,
                    help="Gaussian broadening of the density (default 5e-3 of the spectrum's width)")
-    h.add_argument("--seed", type=non_negative, default=0)
-    h.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
+    h.add_argument("--seed", type=non_negative, default=d.seed)
+    h.add_argument("--device", default=d.device, help=f"cpu, cuda, cuda:N, auto (default {d.device})")
     h.add_argument("--threads", type=positive, default=None, help="torch threads (default: the idle cores)")
 
     o = p.add_argument_group("output")
-    o.add_argument("--out", default="hessian.h5", help="HDF5 file (default hessian.h5)")
+    o.add_argument("--out", default=d.out, help=f"HDF5 file (default {d.out})")
     o.add_argument("--png", default=None, help="density plot (default: --out with .png; needs --density)")
     o.add_argument("--save-vectors", action="store_true", help="store the top-k eigenvectors (float32)")
     o.add_argument("--overwrite", action="store_true", help="replace --out (and the PNG) if they exist")

@@ -160,8 +160,7 @@ def plot_1d(ax: Axes, surface: Surface, quantity: str = "loss", scale: str = "li
         keys += [k for k in surface.values if k.endswith("_loss") and k != key and np.isfinite(surface.values[k]).any()]
     several = len(keys) > 1
     colors = [color, "darkorange", "green", "purple"] if several else [color]
-    values = surface.quantity(quantity)
-    sc = scale_for(np.concatenate([surface.values[k] for k in keys]) if several else values, vmin, vmax, 2, scale,
+    sc = scale_for(np.concatenate([surface.quantity(k) for k in keys]), vmin, vmax, 2, scale,
                    name=surface.label(quantity))
     twin = None
     first = (None, None)
