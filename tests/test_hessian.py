@@ -114,6 +114,70 @@ def test_products_equal_the_exact_hessian(case):
     assert model.training  # the model's mode is put back (the products ran in eval mode)
 
 
+class OddConvNet(nn.Module):
+    """Strided, dilated, grouped, bias-free and 1-d convolutions, BatchNorm with and without affine."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.c1 = nn.Conv2d(3, 6, 3, stride=2, padding=1)
+        self.b1 = nn.BatchNorm2d(6)
+        self.c2 = nn.Conv2d(6, 6, 3, padding=2, dilation=2, groups=2, bias=False)
+        self.c3 = nn.Conv1d(6, 4, 2)
+        self.b3 = nn.BatchNorm1d(4, affine=False)
+        self.fc = nn.Linear(4 * 7, 3)
+        g = torch.Generator().manual_seed(4)
+        with torch.no_grad():
+            for b in (self.b1, self.b3):
+                b.running_mean.uniform_(-1, 1, generator=g)
+                b.running_var.uniform_(0.5, 2, generator=g)
+            self.b1.weight.uniform_(0.5, 1.5, generator=g)
+
+    def forward(self, x):
+        x = torch.tanh(self.b1(self.c1(x)))
+        x = torch.relu(self.c2(x)).mean(2)
+        return self.fc(torch.tanh(self.b3(self.c3(x))).flatten(1))
+
+
+def test_rewritten_layers_give_the_same_products():
+    from landscape.hessian.layers import rewritten_layers
+
+    model = OddConvNet().eval()
+    g = torch.Generator().manual_seed(5)
+    X, y = torch.randn(10, 3, 16, 16, generator=g), torch.randint(0, 3, (10,), generator=g)
+    with torch.no_grad():
+        before = model(X)
+        with rewritten_layers(model) as n:
+            assert n == 5  # three convolutions, two BatchNorms
+            assert torch.allclose(model(X), before, rtol=1e-5, atol=1e-6)
+    assert not any("forward" in m.__dict__ for m in model.modules())  # torch's own are back
+    H = exact_hessian(model, X, y)
+    V = np.random.default_rng(2).standard_normal((H.shape[0], 3))
+    fast = hessian.HessianOperator(model, (X, y), dtype=torch.float64).matmat(V)
+    own = hessian.HessianOperator(model, (X, y), dtype=torch.float64, fast_layers=False).matmat(V)
+    assert np.abs(fast - H @ V).max() <= 1e-11 * np.abs(H @ V).max()
+    assert np.abs(fast - own).max() <= 1e-12 * np.abs(own).max()
+    f32 = hessian.HessianOperator(model, (X, y)).matmat(V)
+    assert np.abs(f32 - H @ V).max() <= 2e-5 * np.abs(H @ V).max()
+
+
+def test_rewritten_layers_leave_other_layers_alone():
+    from landscape.hessian.layers import rewritten_layers
+
+    class MyConv(nn.Conv2d):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    layers = [nn.Conv2d(2, 2, 3, padding="same"), nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect"),
+              MyConv(2, 2, 1), nn.BatchNorm2d(2), nn.BatchNorm2d(2, track_running_stats=False).eval(),
+              nn.ConvTranspose2d(2, 2, 3), nn.Conv2d(2, 2, 1), nn.BatchNorm2d(2).eval()]
+    model = nn.Sequential(*layers)
+    with rewritten_layers(model) as n:  # training BatchNorm, no running statistics, custom forwards: kept
+        assert n == 2
+        assert [("forward" in m.__dict__) for m in layers] == [False] * 6 + [True] * 2
+    assert not any("forward" in m.__dict__ for m in layers)
+
+
 def test_model_is_evaluated_in_eval_mode_and_mode_kept(case):
     _, model, X, y, H, _ = case  # H: eval mode (BatchNorm with its running statistics)
     model.train()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -30,6 +30,7 @@ from torch import nn
 
 from landscape.batches import Batches, TensorBatches, as_batches, default_budget, forward
 from landscape.errors import LandscapeError
+from landscape.hessian.layers import rewritten_layers
 from landscape.losses import LOSSES, function_name, resolve_loss, target
 
 CONVENTIONS = ("mean", "batch_sum")
@@ -228,6 +229,8 @@ class HessianOperator:
     ``fn(output, batch) -> mean loss of the batch`` (default cross-entropy). ``params``: see
     :func:`select_params`. ``device``: where the products run (default: the model's device; the
     model is moved there).
+    ``fast_layers``: build the graphs with the convolutions and eval-mode BatchNorm layers of
+    :mod:`landscape.hessian.layers` (the same function, a cheaper double backward); False: torch's own.
     """
 
     def __init__(
@@ -242,6 +245,7 @@ class HessianOperator:
         convention: str = "mean",
         forward_fn: Callable[[nn.Module, object], torch.Tensor] = forward,
         graph_budget: int | None = None,
+        fast_layers: bool = True,
     ):
         if convention not in CONVENTIONS:
             raise LandscapeError(f"convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
@@ -278,6 +282,7 @@ class HessianOperator:
             self._loss = _DOUBLE.get(self.loss_fn, self.loss_fn)
         else:
             self._net, self._loss = model, self.loss_fn
+        self.fast_layers = bool(fast_layers)
         self.graph_budget = default_budget(self.device) // 2 if graph_budget is None else int(graph_budget)
         self._graphs: dict[int, tuple] = {}  # batch index -> (grads that depend on the parameters, indices)
         self._graph_bytes = 0
@@ -391,7 +396,8 @@ class HessianOperator:
 
         if self.dtype == torch.float64:
             batch = _cast(batch, torch.float64)
-        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
+                (rewritten_layers(self._net) if self.fast_layers else nullcontext()):
             loss = self._loss(self.forward_fn(self._net, batch), batch)
             if not loss.requires_grad:
                 entry = None  # the loss does not depend on the chosen parameters
