@@ -9,7 +9,7 @@ A metric is any object with
 - optionally ``config() -> dict``: what its values depend on besides the model, data and
   directions (a tolerance, a loss): recorded in the surface file and checked on resume;
 - optionally ``channels_last = False``: the metric runs slower on a channels-last model (Hessian
-  products do), so the engine keeps the model's memory format as it is.
+  products through torch's own layers do), so the engine keeps the model's memory format as it is.
 
 Loss and accuracy are one such metric (:class:`landscape.evaluate.Evaluation`); the Hessian's
 extreme eigenvalues another (:class:`landscape.hessian.EigMetric`); a plain function

@@ -157,8 +157,15 @@ def test_rewritten_layers_give_the_same_products():
     own = hessian.HessianOperator(model, (X, y), dtype=torch.float64, fast_layers=False).matmat(V)
     assert np.abs(fast - H @ V).max() <= 1e-11 * np.abs(H @ V).max()
     assert np.abs(fast - own).max() <= 1e-12 * np.abs(own).max()
-    f32 = hessian.HessianOperator(model, (X, y)).matmat(V)
-    assert np.abs(f32 - H @ V).max() <= 2e-5 * np.abs(H @ V).max()
+    for channels_last in (None, False):  # a conv net on images: channels-last inputs by default
+        op = hessian.HessianOperator(model, (X, y), channels_last=channels_last)
+        f32 = op.matmat(V)
+        assert op.channels_last is (channels_last is None)
+        assert np.abs(f32 - H @ V).max() <= 2e-5 * np.abs(H @ V).max()
+    assert model.c1.weight.is_contiguous()  # the model's own memory format is not touched
+    op = hessian.HessianOperator(mlp(), mlp_data())
+    op.matvec(np.ones(op.size))
+    assert op.channels_last is False
 
 
 def test_rewritten_layers_leave_other_layers_alone():

@@ -28,10 +28,11 @@ import scipy.sparse.linalg as spla
 import torch
 from torch import nn
 
-from landscape.batches import Batches, TensorBatches, as_batches, default_budget, forward
+from landscape.batches import Batches, TensorBatches, as_batches, default_budget, forward, leaves, to_device
 from landscape.errors import LandscapeError
 from landscape.hessian.layers import rewritten_layers
 from landscape.losses import LOSSES, function_name, resolve_loss, target
+from landscape.params import uses_channels_last
 
 CONVENTIONS = ("mean", "batch_sum")
 PARAM_CHOICES = ("all", "original")
@@ -231,6 +232,9 @@ class HessianOperator:
     model is moved there).
     ``fast_layers``: build the graphs with the convolutions and eval-mode BatchNorm layers of
     :mod:`landscape.hessian.layers` (the same function, a cheaper double backward); False: torch's own.
+    ``channels_last``: give a conv net its 4-D inputs channels-last (the model is not touched);
+    default: in float32 when ``fast_layers`` and :func:`landscape.params.uses_channels_last` say so (on
+    ResNet-20 that makes a product 1.25x faster; with torch's own layers it is slower).
     """
 
     def __init__(
@@ -246,6 +250,7 @@ class HessianOperator:
         forward_fn: Callable[[nn.Module, object], torch.Tensor] = forward,
         graph_budget: int | None = None,
         fast_layers: bool = True,
+        channels_last: bool | None = None,
     ):
         if convention not in CONVENTIONS:
             raise LandscapeError(f"convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
@@ -283,6 +288,7 @@ class HessianOperator:
         else:
             self._net, self._loss = model, self.loss_fn
         self.fast_layers = bool(fast_layers)
+        self.channels_last = channels_last  # decided at the first batch when None
         self.graph_budget = default_budget(self.device) // 2 if graph_budget is None else int(graph_budget)
         self._graphs: dict[int, tuple] = {}  # batch index -> (grads that depend on the parameters, indices)
         self._graph_bytes = 0
@@ -394,6 +400,12 @@ class HessianOperator:
                 pass
             return t
 
+        if self.channels_last is None:
+            inputs = [t for t in leaves(batch) if t.is_floating_point()]
+            self.channels_last = (self.fast_layers and self.dtype == torch.float32
+                                  and uses_channels_last(self._net, inputs[0] if inputs else None))
+        if self.channels_last:
+            batch = to_device(batch, self.device, channels_last=True)
         if self.dtype == torch.float64:
             batch = _cast(batch, torch.float64)
         with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
