@@ -38,7 +38,7 @@ def test_names_and_config():
     assert cfg["dtype"] == "float32" and cfg["class"] == "EigMetric"
     cfg = EigMetric(tol=1e-5, params="original", convention="batch_sum", dtype=torch.float64, batch_size=16).config()
     assert cfg == {"tol": 1e-5, "params": "original", "convention": "batch_sum", "dtype": "float64",
-                   "method": "lanczos", "floor": 0.1, "warm_floor": 0.3, "batch_size": 16}
+                   "method": "lanczos", "floor": 0.1, "warm_floor": 0.2, "batch_size": 16}
     with pytest.raises(LandscapeError):
         EigMetric(tol=0)
     with pytest.raises(LandscapeError, match="data"):
