@@ -12,9 +12,10 @@ copied and badly shaped call). :func:`rewritten_layers` runs
   convolution kernels (the forward and the input/weight gradients of the training backward).
 
 Nothing else changes: the values are those of the original layers up to rounding, and the
-Hessian is the same. On ResNet-20 (128 images, CPU) a product takes about 0.45 of the time of
-torch's own double backward (``benchmarks/bench_hessian.py`` measures it). Only layers that run
-torch's own ``forward`` are replaced (zero padding, numeric padding, no ``padding="same"``).
+Hessian is the same. On ResNet-20 (512 images, 2 CPU threads) a product through kept graphs takes
+1.41 s with these layers and channels-last inputs, 2.40 s through torch's own
+(``python benchmarks/bench_hessian.py``). Only layers that run torch's own ``forward`` are
+replaced (zero padding, numeric padding, no ``padding="same"``).
 """
 
 from __future__ import annotations
