@@ -32,9 +32,9 @@ aten = torch.ops.aten
 ConvSpec = tuple[list[int], list[int], list[int], int]
 
 
-def _conv(x: torch.Tensor, w: torch.Tensor, spec: ConvSpec) -> torch.Tensor:
+def _conv(x: torch.Tensor, w: torch.Tensor, spec: ConvSpec, bias: torch.Tensor | None = None) -> torch.Tensor:
     stride, padding, dilation, groups = spec
-    return aten.convolution(x, w, None, stride, padding, dilation, False, [0] * len(stride), groups)
+    return aten.convolution(x, w, bias, stride, padding, dilation, False, [0] * len(stride), groups)
 
 
 def _conv_grads(g: torch.Tensor, x: torch.Tensor, w: torch.Tensor, spec: ConvSpec, want_input: bool,
@@ -88,8 +88,7 @@ class _Conv(torch.autograd.Function):
     def forward(ctx, x, w, b, spec):
         ctx.save_for_backward(x, w)
         ctx.spec, ctx.has_bias = spec, b is not None
-        stride, padding, dilation, groups = spec
-        return aten.convolution(x, w, b, stride, padding, dilation, False, [0] * len(stride), groups)
+        return _conv(x, w, spec, b)
 
     @staticmethod
     def backward(ctx, g):
