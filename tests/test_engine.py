@@ -157,6 +157,36 @@ def test_three_directions_make_a_volume(tmp_path):
     assert ls.read_surface(tmp_path / "v.h5").loss[k, j, i] == surf.loss[k, j, i]
 
 
+class ViewNet(nn.Module):
+    """A conv net that flattens its feature maps with ``.view``: channels-last inputs break it."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.bn, self.fc = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Linear(4 * 8 * 8, 2)
+
+    def forward(self, x):
+        h = self.bn(self.conv(x))
+        return self.fc(h.view(h.size(0), -1))
+
+
+def test_a_model_that_cannot_run_channels_last_keeps_its_memory_format():
+    from landscape import hessian
+    from landscape.params import uses_channels_last
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 3, 8, 8, generator=g), torch.randint(0, 2, (16,), generator=g)
+    model = ViewNet().train()
+    stats = model.bn.running_mean.clone()
+    assert not uses_channels_last(model, x[:1])
+    assert model.training and torch.equal(model.bn.running_mean, stats)  # the probe ran in eval mode
+    assert uses_channels_last(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten()), x[:1])
+    surf = ls.surface(model, (x, y), x=(-1, 1, 3), progress=False)
+    assert np.isfinite(surf.loss).all()
+    op = hessian.HessianOperator(model, (x, y))
+    assert np.isfinite(op.matvec(np.ones(op.size))).all() and op.channels_last is False
+
+
 @pytest.mark.parametrize("order", ["mover first", "evaluator first"])
 def test_mover_and_evaluator_in_either_order(order):
     """The evaluator puts the model channels-last (new tensors); the mover must follow."""
