@@ -131,10 +131,20 @@ def job(args: list[str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
+def release(go: Path, jobs: int) -> None:
+    """Touch ``go`` once ``jobs`` jobs started with ``--go`` are ready and waiting for it."""
+    deadline = time.monotonic() + 60
+    while len(list(go.parent.glob(go.name + ".ready.*"))) < jobs and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.touch()
+
+
 def test_two_runs_started_together_and_one_mid_write(tmp_path, model_path):
-    out = str(tmp_path / "s.h5")
+    out, go = str(tmp_path / "s.h5"), tmp_path / "go"
     args = ["--model", model_path, "--out", out, "--samples", "50", "--x=-1:1:4", "--y="]
-    first, second = job(args + ["--delay", "0.3"]), job(args + ["--delay", "0.3", "--seed", "3"])
+    # both wait, imports done, for one signal: a loaded machine cannot let one finish first
+    first, second = (job(args + ["--delay", "1", "--go", str(go), *extra]) for extra in ([], ["--seed", "3"]))
+    release(go, 2)
     results = [p.communicate(timeout=120) + (p.returncode,) for p in (first, second)]
     codes = sorted(r[2] for r in results)
     assert codes == [0, 2], results  # exactly one wins; the other is refused at once
@@ -142,13 +152,14 @@ def test_two_runs_started_together_and_one_mid_write(tmp_path, model_path):
     assert "being written by another run (pid" in refused[1] and socket.gethostname() in refused[1]
     assert ls.read_surface(out).completed.all()
     # a second run while the first is mid-write (its file exists, points pending)
-    os.remove(out)
-    os.remove(str(tmp_path / "s.dirs.h5"))
-    slow = job(args + ["--delay", "1.5"])  # long enough for the late one to start up meanwhile
+    for f in [out, tmp_path / "s.dirs.h5", go, *tmp_path.glob("go.ready.*")]:
+        os.remove(f)
+    slow = job(args + ["--delay", "1.5"])
+    late = job(args + ["--go", str(go)])  # started now, released once the slow one's file exists
     deadline = time.monotonic() + 60
     while not os.path.exists(out) and time.monotonic() < deadline:
         time.sleep(0.1)
-    late = job(args)
+    release(go, 1)
     _, err, = late.communicate(timeout=60)
     assert late.returncode == 2 and "being written by another run" in err
     slow.communicate(timeout=120)
