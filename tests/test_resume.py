@@ -143,7 +143,7 @@ def test_two_runs_started_together_and_one_mid_write(tmp_path, model_path):
     out, go = str(tmp_path / "s.h5"), tmp_path / "go"
     args = ["--model", model_path, "--out", out, "--samples", "50", "--x=-1:1:4", "--y="]
     # both wait, imports done, for one signal: a loaded machine cannot let one finish first
-    first, second = (job(args + ["--delay", "1", "--go", str(go), *extra]) for extra in ([], ["--seed", "3"]))
+    first, second = (job(args + ["--delay", "1.5", "--go", str(go), *extra]) for extra in ([], ["--seed", "3"]))
     release(go, 2)
     results = [p.communicate(timeout=120) + (p.returncode,) for p in (first, second)]
     codes = sorted(r[2] for r in results)
