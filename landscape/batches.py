@@ -18,7 +18,7 @@ can be weighted by it and do not depend on the batching.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -26,7 +26,6 @@ from torch import nn
 from landscape.errors import LandscapeError
 
 Batch = object
-ForwardFn = Callable[[nn.Module, Batch], torch.Tensor]
 
 
 def leaves(batch) -> list[torch.Tensor]:

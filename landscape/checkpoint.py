@@ -1,4 +1,4 @@
-"""Loading untrusted checkpoints safely and fitting them to an architecture."""
+"""Checkpoints: read an untrusted file once, safely, into a :class:`Checkpoint`; fit a state dict to a model."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import os
 import pickle
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 from torch import nn
 
-from landscape.errors import LandscapeError
+from landscape.errors import LandscapeError, first_line
 
 # Keys under which training scripts (ours, the original loss-landscape tool, common recipes)
 # keep the state dict inside a larger checkpoint dict.
@@ -49,10 +51,9 @@ def _read(path: str, unsafe_pickle: bool):
                 f"{path!r} holds pickled Python objects, not only tensors; if you trust its source, "
                 "rerun with --unsafe-pickle (unpickling can run arbitrary code)"
             ) from None
-        raise LandscapeError(f"{path!r} is not a PyTorch checkpoint ({str(exc).splitlines()[0]})") from None
+        raise LandscapeError(f"{path!r} is not a PyTorch checkpoint ({first_line(exc)})") from None
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LandscapeError(f"{path!r} is not a readable PyTorch checkpoint ({first})") from None
+        raise LandscapeError(f"{path!r} is not a readable PyTorch checkpoint ({first_line(exc)})") from None
 
 
 def _find_state_dict(obj, path: str) -> dict[str, torch.Tensor]:
@@ -78,40 +79,79 @@ def _state_dict_of(obj, path: str) -> dict[str, torch.Tensor]:
 
 
 def load_state_dict(path: str | os.PathLike, unsafe_pickle: bool = False) -> dict[str, torch.Tensor]:
-    """The state dict in ``path``: a bare state dict, or one inside a checkpoint dict.
-
-    Loads with ``weights_only=True`` unless ``unsafe_pickle``: a checkpoint is untrusted input.
-    A ``module.`` prefix left by ``DataParallel`` is removed.
-    """
-    path = os.fspath(path)
-    return _state_dict_of(_read(path, unsafe_pickle), path)
+    """The state dict in ``path`` (see :func:`read_checkpoint`)."""
+    return read_checkpoint(path, unsafe_pickle).state_dict
 
 
-def load_model(arch: str, path: str | os.PathLike, num_classes: int | None = None,
-               in_channels: int | None = None, unsafe_pickle: bool = False) -> nn.Module:
-    """Build ``arch`` and load the checkpoint at ``path`` into it: the one place a network is made
-    from a file. ``num_classes``/``in_channels`` default to what the checkpoint records
-    (``landscape-train`` writes both), else 10 and 3. A pruned checkpoint's recorded ``widths``
-    shrink the architecture first, so its smaller tensors fit."""
-    from landscape.models import build_model
+def widths_of(checkpoint) -> dict[str, int] | None:
+    """The conv widths a pruned checkpoint records (``{conv name: out_channels}``), or None for a
+    checkpoint of a full-width model (no ``widths`` entry, or an empty one)."""
+    if not isinstance(checkpoint, Mapping) or not checkpoint.get("widths"):
+        return None
+    widths = checkpoint["widths"]
+    if not isinstance(widths, Mapping):
+        raise LandscapeError(f"the checkpoint's 'widths' is a {type(widths).__name__}, not a mapping of "
+                             "conv names to widths")
+    out = {}
+    for k, v in widths.items():
+        if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise LandscapeError(f"the checkpoint's widths hold {k!r}: {v!r}; expected conv names and "
+                                 "positive integers")
+        out[k] = v
+    return out
 
+
+def _recorded_int(meta: Mapping, key: str) -> int | None:
+    value = meta.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
+        raise LandscapeError(f"the checkpoint's {key!r} is {value!r}, not a positive integer")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint file read once: its state dict, the other entries of its checkpoint dict
+    (``meta``: epoch, arguments, widths, ...; empty for a bare state dict) and the file's SHA-256."""
+
+    path: str
+    state_dict: dict[str, torch.Tensor]
+    meta: Mapping = field(default_factory=dict)
+
+    @cached_property
+    def sha256(self) -> str:
+        return sha256(self.path)
+
+    @property
+    def widths(self) -> dict[str, int] | None:
+        """The conv widths of a pruned network (validated), or None."""
+        return widths_of(self.meta)
+
+    @property
+    def num_classes(self) -> int | None:
+        return _recorded_int(self.meta, "num_classes")
+
+    @property
+    def in_channels(self) -> int | None:
+        return _recorded_int(self.meta, "in_channels")
+
+    def summary(self) -> dict:
+        """What the checkpoint records about how its network was made, for titles and provenance:
+        ``arch``, ``optimizer``, ``batch_size``, ``weight_decay``, ``epoch``, ``test_error`` (%),
+        ``pruned`` and ``flops`` (a pruned network), ``quant`` (a quantized one). Only what is there."""
+        return summary_of(self.meta)
+
+
+def read_checkpoint(path: str | os.PathLike, unsafe_pickle: bool = False) -> Checkpoint:
+    """Read the checkpoint at ``path`` once: a bare state dict, or a checkpoint dict holding one
+    (under ``state_dict``, ``model``, ...). Loads with ``weights_only=True`` unless
+    ``unsafe_pickle``: a checkpoint is untrusted input. A ``module.`` prefix left by
+    ``DataParallel`` is removed."""
     path = os.fspath(path)
     obj = _read(path, unsafe_pickle)
-    meta = obj if isinstance(obj, Mapping) else {}
-    sd = _state_dict_of(obj, path)
-    model = build_model(arch, num_classes=int(num_classes or meta.get("num_classes", 10)),
-                        in_channels=int(in_channels or meta.get("in_channels", 3)))
-    widths = meta.get("widths")
-    if widths:
-        from landscape.prune import resize_
-
-        resize_(model, dict(widths))
-    return load_into_(model, sd, source=f"checkpoint {path!r}")
-
-
-def read_checkpoint(path: str | os.PathLike, unsafe_pickle: bool = False):
-    """The whole object in a checkpoint file (for metadata such as epoch or arguments)."""
-    return _read(os.fspath(path), unsafe_pickle)
+    meta = {k: v for k, v in obj.items() if k != "state_dict"} if isinstance(obj, Mapping) else {}
+    return Checkpoint(path, _state_dict_of(obj, path), meta)
 
 
 def load_into_(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint") -> nn.Module:
@@ -141,11 +181,8 @@ def load_into_(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source:
     return model
 
 
-def summary(path: str | os.PathLike, unsafe_pickle: bool = False) -> dict:
-    """What a checkpoint records about how its network was made, for titles and provenance:
-    ``arch``, ``optimizer``, ``batch_size``, ``weight_decay``, ``epoch``, ``test_error`` (%),
-    ``pruned`` and ``flops`` (a pruned network), ``quant`` (a quantized one). Only what is there."""
-    obj = _read(os.fspath(path), unsafe_pickle)
+def summary_of(obj: Mapping) -> dict:
+    """See :meth:`Checkpoint.summary`; ``obj`` is the checkpoint dict."""
     if not isinstance(obj, Mapping):
         return {}
     args = obj.get("args") if isinstance(obj.get("args"), Mapping) else {}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from landscape.checkpoint import load_model, load_state_dict, read_checkpoint, sha256, summary
+from landscape.checkpoint import load_state_dict, read_checkpoint, sha256
 from landscape.data import SPLITS, Dataset, DataSpec
 from landscape.directions import interpolation_direction, load_directions, random_directions
 from landscape.engine import MAX_POINTS, directions_path, surface
@@ -143,9 +143,9 @@ def load_data(cfg: SurfaceConfig, split: str | None = None) -> tuple[Dataset, np
 
 def build(cfg: SurfaceConfig, data: Dataset, path: str) -> torch.nn.Module:
     """``cfg.arch`` with the checkpoint at ``path`` loaded (widths of a pruned one included)."""
-    in_channels = data.x.shape[1] if data.x.dim() == 4 else 1
-    return load_model(cfg.arch, path, num_classes=cfg.num_classes or data.num_classes, in_channels=in_channels,
-                      unsafe_pickle=cfg.unsafe_pickle)
+    from landscape.jobs.network import network
+
+    return network(read_checkpoint(path, cfg.unsafe_pickle), cfg.arch, cfg.num_classes, data=data)
 
 
 def per_axis(cfg: SurfaceConfig) -> tuple[list[str], list[str]]:
@@ -208,9 +208,9 @@ def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int) -> tu
 def pruned_summary(cfg: SurfaceConfig, model: torch.nn.Module, data: Dataset) -> dict:
     """:func:`landscape.checkpoint.summary` of the checkpoint, with the network's FLOPs counted as
     the pruning paper does (shape arithmetic; comparisons show them where they differ)."""
-    info = summary(cfg.model, cfg.unsafe_pickle)
-    meta = read_checkpoint(cfg.model, cfg.unsafe_pickle)
-    if isinstance(meta, dict) and meta.get("widths"):
+    ckpt = read_checkpoint(cfg.model, cfg.unsafe_pickle)
+    info = ckpt.summary()
+    if ckpt.meta.get("widths"):
         info.setdefault("pruned", "pruned")
     if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()) and data.x.dim() == 4:
         from landscape.prune import count

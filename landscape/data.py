@@ -250,7 +250,7 @@ def _mnist(root: str | None, split: str, raw: bool) -> Dataset:
 
 
 def _from_callable(spec: str, root: str | None, split: str) -> Dataset:
-    from landscape.models import call_user, load_callable
+    from landscape.usercode import call_user, load_callable
 
     fn = load_callable(spec, "dataset")
     try:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from landscape.errors import LandscapeError
-from landscape.files import replacing
+from landscape.h5 import attr, dataset, opened, plain, writing
 from landscape.params import IGNORES, ignored, is_float
 
 Direction = dict[str, torch.Tensor]
@@ -169,21 +169,9 @@ def write_directions(f: h5py.File, directions: Sequence[Direction], attrs: Mappi
         g = f.create_group(axis)
         g.attrs["names"] = np.array(list(d), dtype=h5py.string_dtype())
         for i, t in enumerate(d.values()):
-            data = t.detach().cpu().float().numpy()
-            if data.ndim and data.size:
-                g.create_dataset(str(i), data=data, fletcher32=True, chunks=data.shape)
-            else:
-                g.create_dataset(str(i), data=data)
+            dataset(g, str(i), t.detach().cpu().float().numpy())
     for k, v in (attrs or {}).items():
-        f.attrs[k] = "" if v is None else v
-
-
-def seal(f: h5py.File) -> None:
-    """Record the content checksum of an open file of ours (verified by the readers)."""
-    from landscape.surface_file import content_checksum
-
-    f.attrs["content_sha256"] = content_checksum(f)
-
+        f.attrs[k] = attr(v)
 
 def save_directions(path: str | os.PathLike, directions: Sequence[Direction], attrs: Mapping | None = None) -> None:
     """Write directions to HDF5, atomically (a temporary file, then rename).
@@ -192,9 +180,8 @@ def save_directions(path: str | os.PathLike, directions: Sequence[Direction], at
     datasets ``"0"``, ``"1"``, ... in parameter order, plus a ``names`` attribute with the tensor
     names; fletcher32 on every dataset and ``content_sha256`` over the file.
     """
-    with replacing(path) as tmp, h5py.File(tmp, "w") as f:
+    with writing(path) as f:
         write_directions(f, directions, attrs)
-        seal(f)
 
 
 def _read_axis(f: h5py.File, axis: str, path: str, names: Sequence[str] | None) -> Direction:
@@ -221,7 +208,6 @@ def load_directions(path: str | os.PathLike, names: Sequence[str] | None = None)
     ``names`` (the model's tensor names, in order) is used when the file has no ``names``
     attribute, as in files written by the original tool.
     """
-    from landscape.surface_file import opened, plain
 
     path = os.fspath(path)
 

@@ -12,3 +12,10 @@ class OutputExists(LandscapeError):
 def one_line(message: object) -> str:
     """``message`` folded onto one line (HDF5 and torch messages often span several)."""
     return " ".join(str(message).split())
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when it has none (torch's and
+    HDF5's messages often go on for pages)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

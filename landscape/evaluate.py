@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from landscape.batches import Batches, TensorBatches, as_batches, forward, inputs_of
-from landscape.errors import LandscapeError
+from landscape.errors import LandscapeError, first_line
 from landscape.losses import accuracy, function_name, resolve_loss, target
 from landscape.params import place_, uses_channels_last
 
@@ -116,11 +116,6 @@ def cpu_has_bf16() -> bool:
     return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 class Evaluator:
     """Mean loss and accuracy (in %) of ``model`` on ``data``, as the parameters stand now.
 
@@ -206,7 +201,7 @@ class Evaluator:
         except (RuntimeError, ValueError, IndexError, TypeError) as exc:
             x = inputs_of(batch)
             shape = f" of shape {tuple(x.shape[1:])}" if torch.is_tensor(x) else ""
-            raise LandscapeError(f"the model does not accept the inputs{shape} ({_first_line(exc)})") from None
+            raise LandscapeError(f"the model does not accept the inputs{shape} ({first_line(exc)})") from None
         if self.accuracy_fn is accuracy:  # every label of in-memory data, else the first batch's
             y = target(self.batches.first(self.n) if isinstance(self.batches, TensorBatches) else batch)
             if out.dim() != 2 or out.shape[1] < int(y.max()) + 1:
@@ -218,7 +213,7 @@ class Evaluator:
         except LandscapeError:
             raise
         except (RuntimeError, ValueError, IndexError, TypeError, KeyError) as exc:
-            raise LandscapeError(f"the loss function fails on the data ({_first_line(exc)})") from None
+            raise LandscapeError(f"the loss function fails on the data ({first_line(exc)})") from None
 
     def _time(self, batch, autocast_dtype, model=None, rounds: int = 2) -> float:
         """Best of ``rounds`` timed forward passes (and losses) on ``batch``."""
@@ -260,7 +255,7 @@ class Evaluator:
         try:
             self._time(batch, self.autocast_dtype, compiled, rounds=1)
         except Exception as exc:  # noqa: BLE001 - inductor needs a C++ compiler and more; report why
-            raise LandscapeError(f"torch.compile failed on this model ({_first_line(exc)}); drop compile") from None
+            raise LandscapeError(f"torch.compile failed on this model ({first_line(exc)}); drop compile") from None
         self.compile_seconds = time.perf_counter() - t0
         fast = self._time(batch, self.autocast_dtype, compiled)
         if fast >= eager:

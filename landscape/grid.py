@@ -14,8 +14,6 @@ import numpy as np
 
 from landscape.errors import LandscapeError
 
-AXIS_NAMES = ("x", "y", "z")
-
 
 @dataclass(frozen=True)
 class Axis:

@@ -31,15 +31,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import h5py
 import numpy as np
 
-from landscape.errors import LandscapeError, one_line
-from landscape.files import replacing
+from landscape.errors import LandscapeError
+from landscape.h5 import DamagedFile, attr, dataset, opened, plain, writing
 
 FORMAT_VERSION = 2
 AXES = ("xcoordinates", "ycoordinates", "zcoordinates")
@@ -55,13 +54,6 @@ LABELS = {"loss": "loss", "acc": "accuracy (%)", "max_eig": "largest Hessian eig
 
 class ConfigMismatch(LandscapeError):
     """A file that holds a surface of another configuration than the run's."""
-
-
-class DamagedFile(LandscapeError):
-    """A file of ours that fails its checksums or lacks a part: it is damaged, not another kind."""
-
-    def __init__(self, path: str, reason: str | None = None):
-        super().__init__(path if reason is None else f"{path!r} is damaged ({one_line(reason)})")
 
 
 @dataclass
@@ -250,142 +242,40 @@ def point_checksums(coords: Sequence[np.ndarray], values: Mapping[str, np.ndarra
     return h
 
 
-def _canon(v) -> bytes:
-    if isinstance(v, bytes):
-        return b"s" + v
-    if isinstance(v, str):
-        return b"s" + v.encode()
-    arr = np.asarray(v)
-    if arr.dtype.kind in "OSU":
-        return b"a" + "\x1f".join(x.decode() if isinstance(x, bytes) else str(x) for x in arr.ravel()).encode()
-    return b"n" + str(arr.dtype).encode() + str(arr.shape).encode() + arr.tobytes()
-
-
-def content_checksum(f: h5py.File) -> str:
-    """SHA-256 over every dataset (name, dtype, shape, bytes) and attribute of an open file, except
-    the ``content_sha256`` attribute itself."""
-    h = hashlib.sha256()
-    names: list[str] = []
-    f.visit(names.append)
-    for name in sorted(names):
-        obj = f[name]
-        if isinstance(obj, h5py.Dataset):
-            data = obj[()]
-            h.update(f"{name}|{data.dtype}|{data.shape}|".encode())
-            h.update(_canon(data))
-    for k in sorted(f.attrs):
-        if k != "content_sha256":
-            h.update(f"@{k}=".encode())
-            h.update(_canon(f.attrs[k]))
-    return h.hexdigest()
-
-
 # ----------------------------------------------------------------------------------- writing
-
-
-def _attr(v):
-    if isinstance(v, bool | np.bool_):
-        return int(v)
-    if v is None:
-        return ""
-    if isinstance(v, str):
-        return str(v)
-    if isinstance(v, Mapping):
-        return json.dumps(v, sort_keys=True, default=str)
-    arr = np.asarray(v)
-    if arr.dtype.kind in "UO":
-        return arr.astype(h5py.string_dtype())
-    return arr if arr.ndim else v
-
-
-def _chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """One row per chunk, so damage costs one row and --repair can read around it."""
-    if len(shape) == 1:
-        return (max(1, min(shape[0], 4096)),)
-    return (1,) * (len(shape) - 1) + (shape[-1],)
-
-
-def _dataset(f, name: str, data: np.ndarray):
-    data = np.asarray(data)
-    if data.ndim == 0 or data.size == 0 or data.dtype.kind not in "fiub":
-        return f.create_dataset(name, data=data)
-    return f.create_dataset(name, data=data, chunks=_chunks(data.shape), fletcher32=True)
 
 
 def write_surface(path: str | os.PathLike, surface: Surface) -> None:
     """Write ``surface`` to ``path`` atomically (temporary file, fsync, rename), with checksums."""
     inputs = surface.inputs()
-    with replacing(path) as tmp, h5py.File(tmp, "w") as f:
+    with writing(path) as f:
         scales = []
         for name, c in zip(AXES, surface.coords, strict=False):
-            ds = _dataset(f, name, np.asarray(c, dtype=float))
+            ds = dataset(f, name, np.asarray(c, dtype=float))
             ds.make_scale(name)
             scales.append(ds)
         scales = scales[::-1]  # an array's dimensions are (z, y, x)
         arrays = dict(surface.values)
         arrays["completed"] = surface.completed.astype(np.uint8)
         for name, arr in arrays.items():
-            ds = _dataset(f, name, np.asarray(arr, dtype=np.uint8 if name == "completed" else float))
+            ds = dataset(f, name, np.asarray(arr, dtype=np.uint8 if name == "completed" else float))
             for dim, scale in zip(ds.dims, scales, strict=True):
                 dim.attach_scale(scale)
         g = f.create_group("done")
         for name, mask in surface.done.items():
-            _dataset(g, name, mask.astype(np.uint8))
-        _dataset(f, "point_checksums", point_checksums(surface.coords, surface.values, surface.done, inputs))
+            dataset(g, name, mask.astype(np.uint8))
+        dataset(f, "point_checksums", point_checksums(surface.coords, surface.values, surface.done, inputs))
         for name, arr in surface.extras.items():
-            _dataset(f, name, arr)
+            dataset(f, name, arr)
         attrs = dict(surface.attrs)
         attrs["format_version"] = FORMAT_VERSION
         attrs["layout"] = "meshgrid: 2D arrays [j, i] = (x[i], y[j]); 3D [k, j, i]"
         for k, v in attrs.items():
             if k != "content_sha256":
-                f.attrs[k] = _attr(v)
-        f.attrs["content_sha256"] = content_checksum(f)
-        f.flush()
-        os.fsync(f.id.get_vfd_handle())
+                f.attrs[k] = attr(v)
 
 
 # ----------------------------------------------------------------------------------- reading
-
-
-def plain(v):
-    """An HDF5 attribute as plain Python: str for bytes, lists for arrays, numbers for scalars."""
-    if isinstance(v, bytes):
-        return v.decode(errors="replace")
-    if isinstance(v, np.ndarray):
-        return [plain(x) for x in v.tolist()] if v.dtype.kind in "OS" else v.tolist()
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
-@contextmanager
-def opened(path: str, what: str, ours: Callable[[h5py.File], bool]) -> Iterator[tuple[h5py.File, bool]]:
-    """An HDF5 file opened to read, and whether it is one of ours (``ours(file)``). A file of ours
-    that holds a content checksum is verified first. Whatever fails inside the block ends as one
-    :class:`LandscapeError`: :class:`DamagedFile` for a file of ours (a damaged HDF5 file raises
-    any kind of error), "not a readable ..." for another tool's."""
-    if not os.path.isfile(path):
-        raise LandscapeError(f"{what} {path!r} does not exist")
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, ValueError) as exc:
-        raise LandscapeError(f"{path!r} is not a readable HDF5 file ({one_line(exc)})") from None
-    try:
-        mine = ours(f)
-    except Exception:  # noqa: BLE001 - unreadable attributes: not provably ours
-        mine = False
-    try:
-        with f:
-            if "content_sha256" in f.attrs and plain(f.attrs["content_sha256"]) != content_checksum(f):
-                raise DamagedFile(path, "its contents do not match their checksum")
-            yield f, mine
-    except LandscapeError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a damaged HDF5 file raises any kind of error
-        if mine:
-            raise DamagedFile(path, str(exc)) from None
-        raise LandscapeError(f"{path!r} is not a readable {what} ({one_line(exc)})") from None
 
 
 V2_MARKS = ("format_version", "content_sha256", "inputs")

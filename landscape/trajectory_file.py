@@ -18,8 +18,7 @@ import h5py
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.files import replacing
-from landscape.surface_file import DamagedFile, opened, plain
+from landscape.h5 import DamagedFile, dataset, opened, plain, writing
 
 
 @dataclass
@@ -63,8 +62,6 @@ DATASETS = ("proj_xcoord", "proj_ycoord", "explained_variance_ratio", "explained
 
 
 def write_trajectory(path: str | os.PathLike, traj: Trajectory) -> None:
-    from landscape.directions import seal, write_directions
-
     """Write a trajectory file atomically: a directions file (``xdirection``, ``ydirection``)
     that :func:`landscape.directions.load_directions` reads, plus the projection datasets
     ``proj_xcoord``, ``proj_ycoord`` (the original tool's names), ``explained_variance_ratio``,
@@ -74,14 +71,12 @@ def write_trajectory(path: str | os.PathLike, traj: Trajectory) -> None:
         traj.residual, traj.epochs, np.array(traj.checkpoints, dtype=h5py.string_dtype()),
     ), strict=True))
 
-    with replacing(path) as tmp, h5py.File(tmp, "w") as f:
+    from landscape.directions import write_directions
+
+    with writing(path) as f:
         write_directions(f, traj.directions, traj.attrs)
         for name, arr in arrays.items():
-            if np.ndim(arr) and np.size(arr) and np.asarray(arr).dtype.kind in "fiu":
-                f.create_dataset(name, data=arr, fletcher32=True, chunks=np.shape(arr))
-            else:
-                f.create_dataset(name, data=arr)
-        seal(f)
+            dataset(f, name, arr)
 
 
 def _text(v) -> str:

@@ -20,7 +20,7 @@ PROG = "landscape-hessian"
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
     from landscape.hessian.operator import CONVENTIONS, DEFAULT_BATCH_SIZE, ORIGINAL_BATCH_SIZE, PARAM_CHOICES
-    from landscape.hessian.summary import HessianConfig
+    from landscape.jobs.hessian import HessianConfig
     from landscape.losses import LOSSES
 
     d = HessianConfig()
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
-        from landscape.hessian.summary import HessianConfig, summarize_checkpoint
+        from landscape.jobs.hessian import HessianConfig, summarize_checkpoint
 
         ns = build_parser().parse_args(argv)
         cfg = HessianConfig(**{k: v for k, v in vars(ns).items() if k in HessianConfig.__dataclass_fields__})

@@ -22,19 +22,11 @@ from landscape.hessian.operator import (
     select_params,
 )
 from landscape.hessian.quadrature import Density, density
-from landscape.hessian.summary import (
-    HessianConfig,
-    HessianSummary,
-    read_summary,
-    summarize,
-    summarize_checkpoint,
-    write_summary,
-)
+from landscape.hessian.summary import HessianSummary, read_summary, summarize, write_summary
 
 __all__ = [
-    "CONVENTIONS", "DEFAULT_TOL", "Counting", "Density", "EigMetric", "Eigenpairs", "HessianConfig", "HessianOperator",
+    "CONVENTIONS", "DEFAULT_TOL", "Counting", "Density", "EigMetric", "Eigenpairs", "HessianOperator",
     "HessianSummary", "Krylov", "MatrixOperator", "Shifted", "SymmetricOperator", "Trace", "as_linear_operator",
     "density", "eigenpairs", "lanczos", "read_summary", "select_params", "start_vector", "summarize",
-    "summarize_checkpoint", "trace",
-    "write_summary",
+    "trace", "write_summary",
 ]

@@ -10,25 +10,23 @@ frozen :class:`HessianSummary`; :func:`write_summary` / :func:`read_summary` sto
 - ``density/grid``, ``density/density``, ``density/nodes``, ``density/weights`` (attribute ``sigma``);
 - ``top_eigenvectors`` (n, k) float32 when asked;
 - root attributes: the provenance given to :func:`write_summary` and the summary's own
-  configuration (parameters, convention, dtype, tolerances, timings in seconds).
+  configuration (parameters, convention, dtype, tolerances, timings in seconds), and
+  ``content_sha256`` over the whole file (:mod:`landscape.h5`), verified when it is read.
 """
 
 from __future__ import annotations
 
 import os
-import platform
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import h5py
 import numpy as np
 import torch
 from torch import nn
 
-from landscape.data import DataSpec
 from landscape.errors import LandscapeError
-from landscape.files import check_output, replacing
+from landscape.h5 import attr, opened, plain, writing
 from landscape.hessian.hutchinson import Trace
 from landscape.hessian.hutchinson import trace as hutchinson_trace
 from landscape.hessian.lanczos import DEFAULT_TOL, Eigenpairs, eigenpairs
@@ -136,25 +134,15 @@ def summarize(
     return HessianSummary(eig, top_k, tr, dens, config, timings)
 
 
-def _attr(value):
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return str(value)  # numpy strings have no HDF5 type
-    if isinstance(value, bool | int | float | np.integer | np.floating):
-        return value
-    return str(value)
-
-
 def write_summary(path: str, summary: HessianSummary, attrs: Mapping | None = None,
                   vectors: bool = False, extras: Mapping[str, np.ndarray] | None = None) -> str:
     """Write ``summary`` (with the provenance ``attrs``, the top eigenvectors when ``vectors``,
     and the arrays ``extras``, e.g. ``sample_indices``) to ``path`` atomically; return the path."""
-    with replacing(path) as tmp, h5py.File(tmp, "w") as f:
+    with writing(path) as f:
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
         for k, v in {**(attrs or {}), **summary.config}.items():
-            f.attrs[k] = _attr(v)
+            f.attrs[k] = attr(v)
         for k, v in summary.timings.items():
             f.attrs[f"time_{k}_s"] = float(v)
         eig = summary.eigen
@@ -187,119 +175,34 @@ def write_summary(path: str, summary: HessianSummary, attrs: Mapping | None = No
     return path
 
 
-def read_summary(path: str) -> tuple[dict, HessianSummary]:
+def _is_summary(f) -> bool:
+    return plain(f.attrs.get("format", "")) == FORMAT
+
+
+def read_summary(path: str | os.PathLike) -> tuple[dict, HessianSummary]:
     """``(attributes, summary)`` from a file :func:`write_summary` wrote."""
-    try:
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != FORMAT:
-                raise LandscapeError(f"{path!r} is not a landscape-hessian file")
-            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-            top = f["top_eigenvalues"]
-            values = np.r_[top[()], f["min_eig"][()]]
-            residuals = np.r_[f["top_residuals"][()], f["min_residual"][()]]
-            vecs = f["top_eigenvectors"][()] if "top_eigenvectors" in f else np.empty((0, 0))
-            eig = Eigenpairs(values, vecs, residuals, int(top.attrs["matvecs"]), bool(top.attrs["converged"]),
-                             float(top.attrs["tol"]), str(top.attrs["method"]))
-            tr = None
-            if "trace" in f:
-                a = f["trace"].attrs
-                tr = Trace(float(f["trace"][()]), float(a["stderr"]), int(a["samples"]), bool(a["converged"]),
-                           float(a["tol"]), f["trace_samples"][()])
-            dens = None
-            if "density" in f:
-                g = f["density"]
-                dens = Density(g["grid"][()], g["density"][()], g["nodes"][()], g["weights"][()],
-                               float(g.attrs["sigma"]), int(g.attrs["matvecs"]))
-    except OSError as exc:
-        raise LandscapeError(f"cannot read {path!r}: {exc}") from None
+    with opened(os.fspath(path), "Hessian summary file", _is_summary) as (f, ours):
+        if not ours:
+            raise LandscapeError(f"{path!r} is not a landscape-hessian file")
+        attrs = {k: plain(v) for k, v in f.attrs.items()}
+        top = f["top_eigenvalues"]
+        values = np.r_[top[()], f["min_eig"][()]]
+        residuals = np.r_[f["top_residuals"][()], f["min_residual"][()]]
+        vecs = f["top_eigenvectors"][()] if "top_eigenvectors" in f else np.empty((0, 0))
+        eig = Eigenpairs(values, vecs, residuals, int(top.attrs["matvecs"]), bool(top.attrs["converged"]),
+                         float(top.attrs["tol"]), str(plain(top.attrs["method"])))
+        tr = None
+        if "trace" in f:
+            a = f["trace"].attrs
+            tr = Trace(float(f["trace"][()]), float(a["stderr"]), int(a["samples"]), bool(a["converged"]),
+                       float(a["tol"]), f["trace_samples"][()])
+        dens = None
+        if "density" in f:
+            g = f["density"]
+            dens = Density(g["grid"][()], g["density"][()], g["nodes"][()], g["weights"][()],
+                           float(g.attrs["sigma"]), int(g.attrs["matvecs"]))
     timings = {k[5:-2]: v for k, v in attrs.items() if k.startswith("time_") and k.endswith("_s")}
     return attrs, HessianSummary(eig, len(values) - 1, tr, dens, {}, timings)
 
 
-@dataclass
-class HessianConfig(DataSpec):
-    """What ``landscape-hessian`` computes: a checkpoint, its data (the :class:`DataSpec` fields) and
-    the options of :func:`summarize`; :func:`summarize_checkpoint` runs it."""
-
-    model: str = ""
-    arch: str = ""
-    unsafe_pickle: bool = False
-    loss: str = "crossentropy"
-    params: str = "all"
-    convention: str = "mean"
-    float64: bool = False
-    batch_size: int | None = None
-    top_k: int = 5
-    tol: float = DEFAULT_TOL
-    max_iter: int | None = None
-    trace: bool = False
-    trace_tol: float = 1e-2
-    trace_max_samples: int = 200
-    density: bool = False
-    density_runs: int = 10
-    density_iters: int = 80
-    sigma: float | None = None
-    seed: int = 0
-    device: str = "cpu"
-    threads: int | None = None
-    out: str = "hessian.h5"
-    png: str | None = None
-    save_vectors: bool = False
-    overwrite: bool = False
-
-    def png_path(self) -> str:
-        """Where the density plot goes: ``png``, or ``out`` with ``.png``."""
-        return self.png or os.path.splitext(self.out)[0] + ".png"
-
-
-def summarize_checkpoint(cfg: HessianConfig, command: str = "",
-                         log: Callable[[str], None] | None = None) -> tuple[HessianSummary, list[str]]:
-    """Load ``cfg.model`` and its data, :func:`summarize` it, write the file (with provenance) and,
-    with ``density``, its plot; return the summary and the paths written. Outputs are checked
-    before anything is computed, and an existing one is kept unless ``overwrite``."""
-    check_output(cfg.out, cfg.overwrite)
-    if cfg.density:
-        check_output(cfg.png_path(), cfg.overwrite)
-    elif cfg.png:
-        raise LandscapeError("`png` draws the density: add `density`")
-    from landscape import __version__
-    from landscape.batches import data_checksum
-    from landscape.checkpoint import load_model, sha256
-    from landscape.evaluate import resolve_device
-    from landscape.threads import threads
-
-    device = resolve_device(cfg.device)
-    data, indices = cfg.load()
-    in_channels = data.x.shape[1] if data.x.dim() == 4 else 1
-    model = load_model(cfg.arch, cfg.model, num_classes=cfg.num_classes or data.num_classes or None,
-                       in_channels=in_channels, unsafe_pickle=cfg.unsafe_pickle)
-    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    with threads(cfg.threads) as n_threads:
-        summary = summarize(
-            model, (data.x, data.y), cfg.loss, cfg.top_k, cfg.trace, cfg.density, params=cfg.params,
-            convention=cfg.convention, dtype=torch.float64 if cfg.float64 else torch.float32,
-            batch_size=cfg.batch_size, device=device, tol=cfg.tol, max_iter=cfg.max_iter, trace_tol=cfg.trace_tol,
-            trace_max_samples=cfg.trace_max_samples, density_runs=cfg.density_runs,
-            density_iters=cfg.density_iters, sigma=cfg.sigma, seed=cfg.seed, log=log,
-        )
-    attrs = {
-        **cfg.provenance(), "landscape_version": __version__, "torch_version": torch.__version__,
-        "numpy_version": np.__version__, "h5py_version": h5py.__version__,
-        "python_version": platform.python_version(), "hostname": platform.node(), "command": command,
-        "created": started, "model": os.path.abspath(cfg.model), "model_sha256": sha256(cfg.model),
-        "arch": cfg.arch, "split": cfg.split, "samples_requested": cfg.samples or "",
-        "data_fingerprint": data_checksum((data.x, data.y)), "device": str(device), "threads": n_threads,
-    }
-    extras = {"sample_indices": indices} if indices is not None else {}
-    written = [write_summary(cfg.out, summary, attrs, vectors=cfg.save_vectors, extras=extras)]
-    if cfg.density:
-        from landscape.plot.hessian import density_figure
-
-        fig = density_figure(read_summary(cfg.out)[1], title=f"{cfg.arch}: Hessian spectral density")
-        with replacing(cfg.png_path()) as tmp:
-            fig.savefig(tmp, dpi=150, format="png")
-        written.append(cfg.png_path())
-    return summary, written
-
-
-__all__ = ["HessianConfig", "HessianSummary", "read_summary", "summarize", "summarize_checkpoint", "write_summary"]
+__all__ = ["HessianSummary", "read_summary", "summarize", "write_summary"]

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.models import register
+from landscape.models.registry import register
 
 
 class DenseLayer(nn.Module):

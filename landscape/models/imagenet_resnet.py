@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.models import register
+from landscape.models.registry import register
 
 
 class _Block(nn.Module):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from landscape.models import register
+from landscape.models.registry import register
 
 
 class MLPBN(nn.Module):

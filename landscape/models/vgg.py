@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from landscape.models import register
+from landscape.models.registry import register
 
 CONFIGS: dict[str, list[int | str]] = {
     "vgg9": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M"],

@@ -22,7 +22,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.errors import LandscapeError
+from landscape.errors import LandscapeError, first_line
 from landscape.prune.graph import _BINARY_FUNCTIONS, _BINARY_METHODS, _PASS_FUNCTIONS, _PASS_MODULES, is_shortcut
 
 
@@ -346,9 +346,8 @@ def _run(model: nn.Module, input_shape: Sequence[int], shortcuts: bool) -> _Shap
     try:
         rec = _trace_counts(model, shape, shortcuts) or _hook_counts(meta_copy(model).eval(), shape, shortcuts)
     except Exception as exc:  # a model that does not take this shape, or cannot run on meta
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LandscapeError(f"cannot run {type(model).__name__} on an input of shape {shape} "
-                             f"to count it ({first})") from None
+                             f"to count it ({first_line(exc)})") from None
     return rec
 
 

@@ -28,7 +28,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.errors import LandscapeError
+from landscape.errors import LandscapeError, first_line
 
 Layout = tuple  # ("c", (group, ...)) | ("f", (group, ...)) | OPAQUE | None
 OPAQUE = ("o", ())
@@ -388,9 +388,8 @@ def trace(model: nn.Module) -> ChannelGraph:
     try:
         gm = fx.symbolic_trace(model)
     except Exception as exc:  # fx raises many types (TraceError, TypeError, NotImplementedError)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LandscapeError(f"cannot trace {type(model).__name__} with torch.fx to find which layers share "
-                             f"channels ({first})") from None
+                             f"channels ({first_line(exc)})") from None
     return _Builder(model, gm).run()
 
 

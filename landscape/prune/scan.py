@@ -13,7 +13,6 @@ import copy
 import json
 import os
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ from torch import nn
 
 from landscape.data import Dataset
 from landscape.errors import LandscapeError
+from landscape.provenance import environment
 from landscape.prune.counts import conv_output_shapes
 from landscape.prune.graph import ChannelGraph, is_conv, trace
 from landscape.prune.plans import kept
@@ -65,15 +65,6 @@ def filter_norms(
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def _loss_acc(result) -> tuple[float, float]:
-    """The evaluator's answer as ``(loss, accuracy)``: a tuple, or a mapping with ``loss`` and
-    ``acc`` (or ``accuracy``)."""
-    if isinstance(result, Mapping):  # no accuracy for regression targets: NaN, as the tuple form
-        return float(result["loss"]), float(result.get("acc", result.get("accuracy", float("nan"))))
-    loss, acc = result[0], result[1]
-    return float(loss), float(acc)
 
 
 def check_ratios(ratios: Sequence[float]) -> np.ndarray:
@@ -201,7 +192,6 @@ def sensitivity(
     ratios, strategy, loss) match and refused when not, one writer, checksums, ``repair``.
     ``attrs``: more provenance. Every rank returns the result.
     """
-    from landscape._version import __version__
     from landscape.engine import run_points, tensors_checksum
     from landscape.evaluate import Evaluator, resolve_device
     from landscape.parallel import collective, on_root, world
@@ -240,8 +230,7 @@ def sensitivity(
         "layers": list(names), "metrics": {n: metric.config() for n in metric.names},
     }
     info = {
-        "kind": "pruning sensitivity", "landscape_version": __version__, "torch_version": torch.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "layers": json.dumps(list(names)),
+        **environment(), "kind": "pruning sensitivity", "layers": json.dumps(list(names)),
         "filters": json.dumps([int(f) for f in filters]), "stages": json.dumps([int(v) for v in stages]),
         "strategy": strategy, "loss": evaluator.loss_name, "samples": evaluator.n, "device": str(dev),
         "mpi_ranks": comm.size, "batch_size": bs or "", "xlabel": "fraction pruned", "ylabel": "layer",

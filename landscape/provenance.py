@@ -1,0 +1,23 @@
+"""Where and with what a result was made: the provenance every output file records."""
+
+from __future__ import annotations
+
+import platform
+import time
+
+
+def environment() -> dict:
+    """The package versions, Python, host and time of this run (``landscape_version``,
+    ``torch_version``, ``numpy_version``, ``h5py_version``, ``python_version``, ``hostname``,
+    ``created``)."""
+    import h5py
+    import numpy as np
+    import torch
+
+    from landscape._version import __version__
+
+    return {
+        "landscape_version": __version__, "torch_version": torch.__version__, "numpy_version": np.__version__,
+        "h5py_version": h5py.__version__, "python_version": platform.python_version(),
+        "hostname": platform.node(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
