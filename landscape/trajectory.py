@@ -34,7 +34,6 @@ from landscape._version import __version__
 from landscape.checkpoint import load_into_, load_state_dict, sha256
 from landscape.directions import Direction
 from landscape.errors import LandscapeError
-from landscape.files import check_output
 from landscape.params import ignored, live_tensors
 from landscape.trajectory_file import Trajectory, path_extent, pc_labels, read_trajectory, write_trajectory
 
@@ -214,42 +213,5 @@ def pca_directions(
     )
 
 
-def trajectory_of_run(
-    checkpoints: str | Sequence[str],
-    final: str,
-    arch: str,
-    out: str | os.PathLike,
-    num_classes: int | None = None,
-    in_channels: int | None = None,
-    dir_type: str = "weights",
-    ignore: str = "biasbn",
-    unsafe_pickle: bool = False,
-    cache_bytes: int = 1 << 30,
-    overwrite: bool = False,
-) -> Trajectory:
-    """What ``landscape-traj`` does: the PCA path of the checkpoints (glob patterns or paths) of one
-    run of ``arch`` around ``final``, written to ``out`` (refused if it exists, unless
-    ``overwrite``). The network's shape comes from the final checkpoint's metadata when not given."""
-    from landscape.checkpoint import read_checkpoint
-    from landscape.models import build_model
-
-    out = check_output(out, overwrite)
-    if cache_bytes < 1:
-        raise LandscapeError(f"the memory for checkpoint differences must be positive, got {cache_bytes}")
-    paths = expand_checkpoints(checkpoints)
-    meta = read_checkpoint(final, unsafe_pickle)
-    meta = meta if isinstance(meta, dict) else {}
-    model = build_model(arch, num_classes=num_classes or int(meta.get("num_classes", 10)),
-                        in_channels=in_channels or int(meta.get("in_channels", 3)))
-    if meta.get("widths"):  # a pruned run: its smaller architecture
-        from landscape.prune import resize_
-
-        resize_(model, dict(meta["widths"]))
-    traj = pca_directions(paths, final, model, dir_type, ignore, unsafe_pickle, cache_bytes=cache_bytes)
-    traj.attrs["arch"] = arch
-    write_trajectory(out, traj)
-    return traj
-
-
 __all__ = ["Trajectory", "epoch_of", "expand_checkpoints", "path_extent", "pc_labels", "pca_directions",
-           "read_trajectory", "trajectory_of_run", "write_trajectory"]
+           "read_trajectory", "write_trajectory"]

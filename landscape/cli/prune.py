@@ -147,9 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not ns.sensitivity and launcher_rank() != 0:
             return 0  # under mpirun only the sensitivity scan is shared out; the rest is rank 0's
         from landscape import prune
+        from landscape.jobs import prune as jobs
 
         if ns.count:
-            r = prune.count_checkpoint(ns.arch, ns.model, ns.plan, ns.input_shape, ns.shortcuts, ns.per_layer,
+            r = jobs.count_checkpoint(ns.arch, ns.model, ns.plan, ns.input_shape, ns.shortcuts, ns.per_layer,
                                        ns.num_classes, ns.in_channels, ns.unsafe_pickle)
             print(f"{PROG}: {r.arch} on {'x'.join(map(str, r.input_shape))}: {_fmt(r.flops, r.params)}")
             for lc in r.layers:
@@ -173,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from landscape.data import DataSpec
 
             layers = [t.strip() for t in ns.layers.split(",") if t.strip()] if ns.layers else None
-            result, figures = prune.scan_checkpoint(
+            result, figures = jobs.scan_checkpoint(
                 ns.model, ns.arch, DataSpec.of(ns), parse_ratios(ns.ratios), ns.out, layers, ns.strategy, ns.loss,
                 ns.batch_size, ns.device, ns.threads, ns.chunk_size, ns.progress, ns.overwrite, ns.repair,
                 ns.num_classes, ns.in_channels, ns.unsafe_pickle)
@@ -187,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{PROG}: figures: {', '.join(figures)}")
             return 0
         if ns.plan:
-            ckpt = prune.prune_checkpoint(ns.model, ns.arch, ns.plan, ns.out, ns.strategy, ns.input_shape,
+            ckpt = jobs.prune_checkpoint(ns.model, ns.arch, ns.plan, ns.out, ns.strategy, ns.input_shape,
                                           ns.num_classes, ns.in_channels, ns.unsafe_pickle, ns.overwrite)
             info = ckpt["prune"]
             print(f"{PROG}: wrote {ns.out}: {len(ckpt['widths'])} convs narrowed ({ns.strategy}); "

@@ -56,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
-        from landscape.trajectory import path_extent, trajectory_of_run
+        from landscape.jobs.trajectory import trajectory_of_run
+        from landscape.trajectory import path_extent
 
         ns = build_parser().parse_args(argv)
         traj = trajectory_of_run(ns.checkpoints, ns.final, ns.arch, ns.out, num_classes=ns.num_classes,

@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from torch import nn
 
 MARKERS = ("o", "s", "^", "v", "D", "x", "+", "*", "p", "h", "<", ">")
 STYLES = ("-", "--", "-.", ":")
@@ -73,17 +72,12 @@ def sensitivity_curves(ax: Axes, result, quantity: str = "accuracy", legend: boo
     return lines
 
 
-def filter_norms(ax: Axes, model: nn.Module | Mapping[str, np.ndarray], layers: Sequence[str] | None = None,
-                 stages: Sequence[int] | None = None, legend: bool = True) -> list:
+def filter_norms(ax: Axes, norms: Mapping[str, np.ndarray], stages: Sequence[int] | None = None,
+                 legend: bool = True) -> list:
     """Each conv layer's filter L1 norms, sorted and divided by the largest, against the filter's
-    rank as a fraction of the layer's filters (Fig. 2(a)). ``model``: a network, or the
-    ``{layer: norms}`` of :func:`landscape.prune.filter_norms`. Colours group layers by
-    ``stages`` (default: by number of filters). Returns the curves."""
-    from landscape.prune.scan import filter_norms as norms_of
-
-    norms = dict(model) if isinstance(model, Mapping) else norms_of(model, layers)
-    if layers is not None:
-        norms = {k: norms[k] for k in layers}
+    rank as a fraction of the layer's filters (Fig. 2(a)). ``norms``: the ``{layer: norms}`` of
+    :func:`landscape.prune.filter_norms`. Colours group layers by ``stages`` (default: by number of
+    filters). Returns the curves."""
     names = list(norms)
     if stages is None:
         widths = sorted({len(v) for v in norms.values()})
@@ -103,9 +97,11 @@ def filter_norms(ax: Axes, model: nn.Module | Mapping[str, np.ndarray], layers: 
     return lines
 
 
-def figures(result=None, model: nn.Module | None = None, name: str = "", data: str = "") -> dict[str, Figure]:
-    """``{"sensitivity": Figure}`` for a result and ``{"filter_norms": Figure}`` for a model;
-    ``name`` (the architecture) and ``data`` (e.g. ``"cifar10 test"``) go in the titles."""
+def figures(result=None, norms: Mapping[str, np.ndarray] | None = None, name: str = "",
+            data: str = "") -> dict[str, Figure]:
+    """``{"sensitivity": Figure}`` for a sensitivity result and ``{"filter_norms": Figure}`` for the
+    ``{layer: norms}`` of :func:`landscape.prune.filter_norms`; ``name`` (the architecture) and
+    ``data`` (e.g. ``"cifar10 test"``) go in the titles."""
     out = {}
     if result is not None:
         fig = Figure(figsize=(6.5, 4.5), layout="constrained")
@@ -114,12 +110,11 @@ def figures(result=None, model: nn.Module | None = None, name: str = "", data: s
         ax.set_title(" | ".join(t for t in (name, data, "one layer pruned at a time, not retrained") if t),
                      fontsize=9)
         out["sensitivity"] = fig
-    if model is not None:
+    if norms is not None:
         fig = Figure(figsize=(6.5, 4.5), layout="constrained")
         ax = fig.subplots()
-        layers = list(result.layers) if result is not None else None
-        stages = list(result.stages) if result is not None and len(result.stages) == len(result.layers) else None
-        filter_norms(ax, model, layers, stages)
+        stages = list(result.stages) if result is not None and len(result.stages) == len(norms) else None
+        filter_norms(ax, norms, stages)
         ax.set_title(" | ".join(t for t in (name, "filters ranked by L1 norm") if t), fontsize=9)
         out["filter_norms"] = fig
     return out

@@ -13,14 +13,7 @@ fx-traceable conv net of convs, BatchNorm, pooling, activations, residual sums, 
 and a flatten-then-linear head is handled, not only the zoo's.
 """
 
-from landscape.prune.checkpoints import (
-    CountReport,
-    count_checkpoint,
-    prune_checkpoint,
-    save_pruned,
-    scan_checkpoint,
-    widths_of,
-)
+from landscape.prune.checkpoints import save_pruned, widths_of
 from landscape.prune.counts import LayerCount, conv_output_shapes, count, layer_counts, reduction
 from landscape.prune.graph import ChannelGraph, Group, trace
 from landscape.prune.plans import (
@@ -48,8 +41,7 @@ from landscape.prune.scan import SensitivityResult, filter_norms, read_sensitivi
 from landscape.prune.table import table1
 
 __all__ = [
-    "PRESETS", "STRATEGIES", "ChannelGraph", "CountReport", "Group", "LayerCount", "Preset", "SensitivityResult",
-    "count_checkpoint", "prune_checkpoint", "scan_checkpoint",
+    "PRESETS", "STRATEGIES", "ChannelGraph", "Group", "LayerCount", "Preset", "SensitivityResult",
     "check_preset", "conv_output_shapes", "conv_widths", "count", "filter_norms", "filter_scores", "kept",
     "layer_counts", "list_presets", "parse_plan", "plan_widths", "preset", "preset_info",
     "prune_filters", "read_sensitivity", "reduction", "reference_model", "resize_", "resolve_plan",

@@ -1,0 +1,163 @@
+"""``landscape-prune``'s jobs, one function per action: count a checkpoint's FLOPs and
+parameters, prune it into a smaller checkpoint, scan its per-layer sensitivity (with the paper's
+figures). The command parses its options, calls one of these and prints."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from landscape.checkpoint import read_checkpoint, sha256
+from landscape.files import check_output, replacing
+from landscape.jobs.network import network
+from landscape.models import build_model
+from landscape.parallel import collective, local_rank_and_size, world
+from landscape.prune.checkpoints import save_pruned
+from landscape.prune.counts import count, layer_counts, meta_copy
+from landscape.prune.plans import PRESETS, preset_info, resolve_plan
+from landscape.prune.removal import plan_widths, prune_filters, resize_
+from landscape.prune.scan import check_ratios, filter_norms, sensitivity
+from landscape.threads import threads as using_threads
+
+
+def default_input_shape(arch: str, in_channels: int) -> tuple[int, ...]:
+    """One sample's shape for an architecture of the zoo: 224x224 for ``*_imagenet``, 8x8 for the
+    digits nets, 28x28 for the MNIST ones, 32x32 otherwise."""
+    if arch.endswith("_imagenet"):
+        return (in_channels, 224, 224)
+    if arch in ("digits_cnn", "mlp", "mlp_bn"):
+        return (in_channels, 8, 8)
+    if arch in ("lenet", "mlp_mnist"):
+        return (in_channels, 28, 28)
+    return (in_channels, 32, 32)
+
+
+def io_of(model: nn.Module) -> tuple[int, int]:
+    """``(num_classes, in_channels)`` of a built model: its last linear's outputs, first conv's inputs."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    convs = [m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)]
+    return (linears[-1].out_features if linears else 10), (convs[0].in_channels if convs else 3)
+
+
+def _model(arch: str, path: str | None, preset_name: str, num_classes: int | None, in_channels: int | None,
+           unsafe_pickle: bool) -> tuple[nn.Module, dict]:
+    """The checkpoint's model and metadata, or (without a checkpoint) the architecture on the meta
+    device, shaped as the preset's network."""
+    if path:
+        ckpt = read_checkpoint(path, unsafe_pickle)
+        return network(ckpt, arch, num_classes, in_channels).eval(), dict(ckpt.meta)
+    info = preset_info(preset_name) if preset_name else None
+    with torch.device("meta"):
+        model = build_model(arch, num_classes=num_classes or (info.num_classes if info else 10),
+                            in_channels=in_channels or (info.input_shape[0] if info else 3))
+    return model, {}
+
+
+def _shape_of(arch: str, meta: dict, preset_name: str, in_channels: int, given) -> tuple[int, ...]:
+    """The given input shape, else the preset's, else what a pruned checkpoint recorded, else the zoo's."""
+    if given:
+        return tuple(int(d) for d in given)
+    if preset_name:
+        return tuple(preset_info(preset_name).input_shape)
+    recorded = meta.get("prune", {}).get("input_shape") if isinstance(meta.get("prune"), dict) else None
+    return tuple(int(d) for d in recorded) if recorded else default_input_shape(arch, in_channels)
+
+
+def _preset_name(plan) -> str:
+    return plan.strip() if isinstance(plan, str) and plan.strip() in PRESETS else ""
+
+
+@dataclass(frozen=True)
+class CountReport:
+    """FLOPs and parameters of a network (the paper's convention), and after a plan if one is given."""
+
+    arch: str
+    input_shape: tuple[int, ...]
+    flops: int
+    params: int
+    layers: tuple = ()  # LayerCount per layer, when asked
+    plan_name: str = ""
+    narrowed: int = 0
+    flops_after: int | None = None
+    params_after: int | None = None
+
+
+def count_checkpoint(arch: str, path: str | None = None, plan: str | Mapping | None = None,
+                     input_shape: Sequence[int] | None = None, shortcuts: bool = False, per_layer: bool = False,
+                     num_classes: int | None = None, in_channels: int | None = None,
+                     unsafe_pickle: bool = False) -> CountReport:
+    """Count a checkpoint's network (or, without one, the architecture: shapes only)."""
+    name = _preset_name(plan)
+    model, meta = _model(arch, path, name, num_classes, in_channels, unsafe_pickle)
+    shape = _shape_of(arch, meta, name, io_of(model)[1], input_shape)
+    flops, params = count(model, shape, shortcuts)
+    report = CountReport(arch, shape, flops, params,
+                         tuple(layer_counts(model, shape, shortcuts)) if per_layer else ())
+    if plan:
+        resolved, name = resolve_plan(plan, model)
+        widths = plan_widths(model, resolved)
+        f1, p1 = count(resize_(meta_copy(model), widths), shape, shortcuts)
+        report = CountReport(arch, shape, flops, params, report.layers, name, len(widths), f1, p1)
+    return report
+
+
+def prune_checkpoint(path: str, arch: str, plan: str | Mapping, out: str, strategy: str = "independent",
+                     input_shape: Sequence[int] | None = None, num_classes: int | None = None,
+                     in_channels: int | None = None, unsafe_pickle: bool = False, overwrite: bool = False) -> dict:
+    """Prune the checkpoint at ``path`` by ``plan`` and write the smaller one to ``out``; returns it."""
+    out = check_output(out, overwrite)
+    model, meta = _model(arch, path, "", num_classes, in_channels, unsafe_pickle)
+    resolved, name = resolve_plan(plan, model)
+    pruned = prune_filters(model, resolved, strategy)
+    nc, ic = io_of(model)
+    shape = _shape_of(arch, meta, name, ic, input_shape)
+    return save_pruned(out, pruned, original=model, arch=arch, plan=resolved, input_shape=shape, num_classes=nc,
+                       in_channels=ic, strategy=strategy, preset=name, source=path)
+
+
+def scan_checkpoint(path: str, arch: str, data, ratios: Sequence[float], out: str,
+                    layers: Sequence[str] | None = None, strategy: str = "independent", loss: str = "crossentropy",
+                    batch_size: int | None = None, device: str | None = "cpu", threads: int | None = None,
+                    chunk_size: int = 1, progress: bool = True, overwrite: bool = False, repair: bool = False,
+                    num_classes: int | None = None, in_channels: int | None = None, unsafe_pickle: bool = False,
+                    comm=None):
+    """The sensitivity scan of a checkpoint on ``data`` (a :class:`landscape.data.DataSpec`), into
+    ``out`` with the paper's Fig. 2(b) and 2(a) beside it (rank 0). Collective under MPI.
+    Returns ``(SensitivityResult, figure paths)``."""
+    comm = comm or world()
+    check_ratios(ratios)  # before loading anything
+
+    def setup():
+        dataset, _ = data.load()
+        in_ch = dataset.x.shape[1] if dataset.x.dim() == 4 else 1
+        model, _ = _model(arch, path, "", num_classes or dataset.num_classes or None, in_channels or in_ch,
+                          unsafe_pickle)
+        return dataset, model
+
+    _, ranks_on_node = local_rank_and_size(comm)
+    with using_threads(threads, ranks_on_node):
+        dataset, model = collective(comm, setup)
+        attrs = {"arch": arch, "model": os.path.abspath(path), "model_file_sha256": sha256(path),
+                 "split": data.split, "samples": data.samples or "", **data.provenance()}
+        result = sensitivity(model, dataset, ratios, layers, strategy, comm, out, loss=loss, batch_size=batch_size,
+                             device=device, overwrite=overwrite, repair=repair, attrs=attrs, chunk_size=chunk_size,
+                             progress=progress)
+    paths: list[str] = []
+    if comm.rank == 0:
+        from landscape.plot.prune import figures  # matplotlib only on the rank that draws
+
+        root = os.path.splitext(out)[0]
+        norms = filter_norms(model, result.layers)
+        for key, fig in figures(result, norms, name=arch, data=f"{data.dataset} {data.split}").items():
+            figure_path = f"{root}.png" if key == "sensitivity" else f"{root}_norms.png"
+            with replacing(figure_path) as tmp:
+                fig.savefig(tmp, dpi=150, format="png")
+            paths.append(figure_path)
+    return result, paths
+
+
+__all__ = ["CountReport", "count_checkpoint", "default_input_shape", "io_of", "prune_checkpoint", "scan_checkpoint"]

@@ -1,0 +1,40 @@
+"""``landscape-traj``'s job: the PCA path of a training run's checkpoints, into a trajectory file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from landscape.checkpoint import read_checkpoint
+from landscape.errors import LandscapeError
+from landscape.files import check_output
+from landscape.jobs.network import network
+from landscape.trajectory import Trajectory, expand_checkpoints, pca_directions
+from landscape.trajectory_file import write_trajectory
+
+
+def trajectory_of_run(
+    checkpoints: str | Sequence[str],
+    final: str,
+    arch: str,
+    out: str | os.PathLike,
+    num_classes: int | None = None,
+    in_channels: int | None = None,
+    dir_type: str = "weights",
+    ignore: str = "biasbn",
+    unsafe_pickle: bool = False,
+    cache_bytes: int = 1 << 30,
+    overwrite: bool = False,
+) -> Trajectory:
+    """What ``landscape-traj`` does: the PCA path of the checkpoints (glob patterns or paths) of one
+    run of ``arch`` around ``final``, written to ``out`` (refused if it exists, unless
+    ``overwrite``). The network's shape comes from the final checkpoint's metadata when not given."""
+    out = check_output(out, overwrite)
+    if cache_bytes < 1:
+        raise LandscapeError(f"the memory for checkpoint differences must be positive, got {cache_bytes}")
+    paths = expand_checkpoints(checkpoints)
+    model = network(read_checkpoint(final, unsafe_pickle), arch, num_classes, in_channels)  # its shape
+    traj = pca_directions(paths, final, model, dir_type, ignore, unsafe_pickle, cache_bytes=cache_bytes)
+    traj.attrs["arch"] = arch
+    write_trajectory(out, traj)
+    return traj
