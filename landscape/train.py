@@ -41,11 +41,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.checkpoint import load_model, sha256
+from landscape.checkpoint import sha256
 from landscape.data import Dataset, apply_label_noise, augment, load_dataset
 from landscape.errors import LandscapeError
 from landscape.evaluate import evaluate, keep_malloc_arenas, resolve_device
 from landscape.files import replacing
+from landscape.jobs.network import load_model
 from landscape.losses import LOSSES, accuracy, resolve_loss
 from landscape.models import build_model, call_user, load_callable
 
@@ -747,8 +748,7 @@ def _widths_of(c: TrainConfig, num_classes: int, in_channels: int) -> dict | Non
         return None
     from landscape.checkpoint import read_checkpoint
 
-    meta = read_checkpoint(c.init_from, c.unsafe_pickle)
-    return meta.get("widths") if isinstance(meta, dict) else None
+    return read_checkpoint(c.init_from, c.unsafe_pickle).widths
 
 
 def train(

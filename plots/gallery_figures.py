@@ -25,9 +25,9 @@ from readme_figures import fill, machine  # noqa: E402  (the same CPU and load w
 
 
 def _error(path: str) -> float:
-    from landscape.checkpoint import summary
+    from landscape.checkpoint import read_checkpoint
 
-    return round(summary(path)["test_error"], 2)
+    return round(read_checkpoint(path).summary()["test_error"], 2)
 
 
 def _values(path: str, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +72,7 @@ def figures(work: str) -> dict:
     out["hessian_max_eig"] = float(f"{hs.max_eig:.3g}")
     out["hessian_min_eig"] = float(f"{hs.min_eig:.3g}")
     out["hessian_trace"] = float(f"{hs.trace.estimate:.3g}")
-    from landscape.checkpoint import load_model
+    from landscape.jobs.network import load_model
     from landscape.prune import count
 
     flops = [count(load_model("digits_cnn", f"{work}/{m}.pt"), (1, 8, 8))[0] for m in ("small/model_15", "pruned")]

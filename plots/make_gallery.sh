@@ -105,7 +105,7 @@ for m in fp bc sr; do
 done
 $PLOT "$WORK"/{fp,bc,sr}_2d.h5 --compare --kinds contour --out "$PLOTS/quant_compare"
 $PLOT "$WORK"/{fp,bc,sr}_1d.h5 --compare --twin --out "$PLOTS/quant_compare"
-python -m landscape.quant.markov --out "$PLOTS/quant_markov.png"
+landscape-markov --out "$PLOTS/quant_markov.png"
 
 step "done: the figures plots/README.md states"
 python "$PLOTS/gallery_figures.py" "$WORK" "$((SECONDS - start))" "$load_before"

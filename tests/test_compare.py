@@ -114,16 +114,26 @@ def test_describe_reads_the_training_checkpoint(tmp_path):
     run = train(TrainConfig(arch="mlp", dataset="digits", epochs=1, batch_size=32,
                             weight_decay=1e-3, save_every=1, subset=100,
                             out=str(tmp_path / "run"), progress=False))
+    from landscape.jobs.plot import record_training_
+
     s = bowl(1.0, attrs={"arch": "mlp", "model": run.checkpoints[-1]})
+    assert describe(s) == "mlp"  # the plot itself never opens a checkpoint
+    record_training_(s)  # landscape-plot does, for files written before the attributes were
     err = 100.0 - run.test_accuracy
     assert describe(s) == f"mlp, SGD, bs=32, wd=0.001, test err {err:.2f} %"
-    assert describe(bowl(1.0, attrs={"arch": "mlp", "model": str(tmp_path / "gone.pt")})) == "mlp"
+    gone = bowl(1.0, attrs={"arch": "mlp", "model": str(tmp_path / "gone.pt")})
+    record_training_(gone)
+    assert describe(gone) == "mlp"
 
 
 def test_describe_does_not_unpickle_objects(tmp_path):
     path = tmp_path / "pickled.pt"
     torch.save({"args": argparse.Namespace(optimizer="sgd"), "accuracy": 90.0}, path)
-    assert describe(bowl(1.0, attrs={"arch": "vgg9", "model": str(path)})) == "vgg9"
+    from landscape.jobs.plot import record_training_
+
+    s = bowl(1.0, attrs={"arch": "vgg9", "model": str(path)})
+    record_training_(s)
+    assert describe(s) == "vgg9"
 
 
 def path_of(ratio=(0.835, 0.1)) -> Trajectory:

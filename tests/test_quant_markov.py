@@ -8,12 +8,12 @@ from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from landscape.cli.markov import main
 from landscape.plot.quant import distribution, markov_figure, objective
 from landscape.quant.markov import (
     RATES,
     Toy,
     compare_rates,
-    main,
     simulate_bc,
     simulate_sr,
     spread,
@@ -90,4 +90,4 @@ def test_cli_writes_the_figure_and_rejects_bad_input(tmp_path, capsys):
     assert main(["--out", str(tmp_path / "m.png"), "--rates", "0,1"]) == 2
     assert main(["--out", str(tmp_path / "noext")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all(line.startswith("python -m landscape.quant.markov: error:") for line in err)
+    assert len(err) == 2 and all(line.startswith("landscape-markov: error:") for line in err)

@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
-        from landscape.plot.render import plot_files
+        from landscape.jobs.plot import plot_files
 
         ns = build_parser().parse_args(argv)
         done = plot_files(

@@ -24,18 +24,9 @@ OPTIMIZERS = {"sgd": "SGD", "adam": "Adam"}
 
 
 def _training(surface: Surface) -> dict:
-    """What the surface's checkpoint recorded about its training (``checkpoint_*`` attributes,
-    written by ``landscape-surf``); for files without them, read from the checkpoint if it exists."""
-    a = surface.attrs
-    found = {k[len("checkpoint_"):]: v for k, v in a.items() if k.startswith("checkpoint_")}
-    if found or not a.get("model"):
-        return found
-    from landscape.checkpoint import summary  # older files: the checkpoint itself (imports torch)
-
-    try:
-        return summary(str(a["model"]))
-    except LandscapeError:
-        return {}
+    """What the surface's checkpoint recorded about its training: the ``checkpoint_*`` attributes
+    that ``landscape-surf`` writes (``landscape-plot`` adds them to older files from the checkpoint)."""
+    return {k[len("checkpoint_"):]: v for k, v in surface.attrs.items() if k.startswith("checkpoint_")}
 
 
 def describe(surface: Surface, flops: bool = True) -> str:

@@ -43,8 +43,6 @@ def markov_figure(result) -> Figure:
     """The objective above, SR's stationary distribution (exact) and BC's simulated distribution of
     its quantized weight at each learning rate below, with each one's entropy (nats) and standard
     deviation."""
-    from landscape.quant.markov import spread
-
     toy = result.toy
     x = toy.states()
     n = len(result.rates)
@@ -56,11 +54,11 @@ def markov_figure(result) -> Figure:
                   f"BC: {result.chains} chains after {result.steps} steps", fontsize=9)
     ax0.legend(fontsize=8, loc="upper center")
     for k, lr in enumerate(result.rates):
-        for row, (probs, color, name) in enumerate(((result.sr[k], SR_COLOR, "SR"),
-                                                   (result.bc[k], BC_COLOR, "BC"))):
+        for row, (probs, (sd, entropy), color, name) in enumerate((
+                (result.sr[k], result.sr_spread[k], SR_COLOR, "SR"),
+                (result.bc[k], result.bc_spread[k], BC_COLOR, "BC"))):
             ax = fig.add_subplot(gs[row + 1, k])
             distribution(ax, x, probs, color=color, label=name)
-            sd, entropy = spread(x, probs)
             ax.set_title(f"{name}, lr = {lr:g}: entropy {entropy:.2f}, sd {sd:.2f}", fontsize=9)
             if k == 0:
                 ax.set_ylabel("probability")

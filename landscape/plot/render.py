@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
@@ -83,69 +82,3 @@ def render(surface: Surface, prefix: str, formats: Sequence[str] = ("png", "pdf"
     for kind, fig in figures(surface, levels, vmin, vmax, scale, kinds, quantity, step, xlim).items():
         paths += save_figure(fig, prefix, kind, formats, dpi)
     return paths
-
-
-def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[str] | None = None,
-               formats: Sequence[str] = ("png", "pdf"), levels: int = 30, vmin: float | None = None,
-               vmax: float | None = None, scale: str = "auto", step: float | None = None,
-               xlim: tuple[float, float] | None = None, dpi: int = 150, quantity: str = "loss",
-               html: bool = False, vtk: bool = False, compare: bool = False, twin: bool = False,
-               trajectory: str | None = None, static: bool | None = None,
-               titles: Sequence[str] | None = None) -> list[tuple[str, list[str]]]:
-    """Every view of the surface files ``paths`` that the options ask for (what ``landscape-plot``
-    does): the static figures, an HTML page, a VTK file, a comparison of all of them on one scale,
-    the optimization path over the contours. Every file is read (and verified) before anything is
-    drawn. Returns ``(source, written files)`` pairs."""
-    from landscape.surface_file import read_surface
-    from landscape.trajectory_file import read_trajectory
-
-    if levels < 2:
-        raise LandscapeError(f"at least 2 contour levels are needed, got {levels}")
-    if titles is not None and len(titles) != len(paths):
-        raise LandscapeError(f"{len(titles)} titles for {len(paths)} surfaces")
-    if out and len(paths) > 1 and not compare:
-        raise LandscapeError("one figure prefix names the figures of one surface; give one surface file with it")
-    surfaces = [read_surface(p) for p in paths]
-    for s in surfaces:
-        s.quantity(quantity)  # every file has the quantity, or the error lists what it has
-    traj = read_trajectory(trajectory, directions=False) if trajectory else None
-    static = static if static is not None else not (html or vtk or compare or trajectory)
-    done: list[tuple[str, list[str]]] = []
-    if compare:
-        from landscape.plot.compare import compare_figure
-
-        written: list[str] = []
-        ndim = surfaces[0].ndim
-        for kind in ([k for k in (kinds or KINDS) if k != "3d"] or ["contour"]) if ndim == 2 else ["1d"]:
-            fig = compare_figure(surfaces, quantity, kind if kind != "1d" else "contour", levels=levels, vmin=vmin,
-                                 vmax=vmax, scale=scale, step=step, twin=twin, xlim=xlim, titles=titles)
-            written += save_figure(fig, out or "compare", kind, formats, dpi)
-        done.append(("compare", written))
-    for path, surface in zip(paths, surfaces, strict=True):
-        prefix = out if out and not compare else os.path.splitext(path)[0]
-        written = []
-        if static:
-            written += render(surface, prefix, formats, levels, vmin, vmax, scale, kinds, quantity, dpi, step, xlim)
-        if traj is not None:
-            from landscape.plot.path import trajectory_figure
-
-            if surface.ndim != 2:
-                raise LandscapeError("an optimization path is drawn over a 2D surface; this one is "
-                                     f"{surface.ndim}D")
-            fig = trajectory_figure(traj, surface, quantity, levels=levels, scale=scale, vmin=vmin, vmax=vmax,
-                                    step=step)
-            written += save_figure(fig, prefix, "trajectory", formats, dpi)
-        if html:
-            from landscape.plot.interactive import write_html
-
-            written.append(write_html(surface, f"{prefix}.html", quantity, scale == "log", trajectory=traj))
-        if vtk:
-            from landscape.plot.vtk import write_vti, write_vtk
-
-            if surface.ndim == 3:
-                written.append(write_vti(surface, f"{prefix}.vti"))
-            else:
-                written.append(write_vtk(surface, f"{prefix}.vts", quantity, scale == "log", zmax=vmax))
-        if written:
-            done.append((path, written))
-    return done

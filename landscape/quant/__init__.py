@@ -8,7 +8,7 @@ In the style of torchao, a config dataclass and one in-place verb::
 
 Pieces: :mod:`landscape.quant.quantizer` (grids, Q_d, Q_s), :mod:`landscape.quant.hook` (the
 update rules), :mod:`landscape.quant.markov` (the paper's 1D Markov-chain illustration:
-``python -m landscape.quant.markov --out markov.png``).
+``landscape-markov --out markov.png``).
 """
 
 from landscape.quant.config import QuantConfig

@@ -12,15 +12,12 @@ A 1D non-convex objective ``f`` (a tilted double well) is minimized with noisy g
 - BC: ``w_r <- clip(w_r - lr * g(Q_d(w_r)))``, simulated (:func:`simulate_bc`) for many chains:
   its quantized weights do concentrate on the minimizers as the rate shrinks.
 
-    python -m landscape.quant.markov --out markov.png
+    landscape-markov --out markov.png      (the figure: landscape.jobs.markov)
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -168,79 +165,31 @@ class MarkovResult:
     bc: list[np.ndarray] = field(default_factory=list)
     steps: int = 0
     chains: int = 0
+    sr_spread: list[tuple[float, float]] = field(default_factory=list)  # (sd, entropy) per rate
+    bc_spread: list[tuple[float, float]] = field(default_factory=list)
 
     def table(self) -> str:
         """A Markdown table of each distribution's spread per rate."""
-        x = self.toy.states()
         rows = ["| rate | SR sd | SR entropy (nats) | BC sd | BC entropy (nats) |", "|---|---|---|---|---|"]
-        for lr, s, b in zip(self.rates, self.sr, self.bc, strict=True):
-            (ssd, sen), (bsd, ben) = spread(x, s), spread(x, b)
+        for lr, (ssd, sen), (bsd, ben) in zip(self.rates, self.sr_spread, self.bc_spread, strict=True):
             rows.append(f"| {lr:g} | {ssd:.3f} | {sen:.3f} | {bsd:.3f} | {ben:.3f} |")
         return "\n".join(rows)
 
 
 def compare_rates(toy: Toy | None = None, rates: Sequence[float] = RATES, steps: int = 20_000,
                   chains: int = 2000, seed: int = 0) -> MarkovResult:
-    """SR's exact stationary distribution and BC's simulated distribution at each rate."""
+    """SR's exact stationary distribution and BC's simulated distribution at each rate, with their
+    spreads."""
     toy = toy or Toy()
     result = MarkovResult(toy, [float(r) for r in rates], steps=steps, chains=chains)
+    x = toy.states()
     for lr in result.rates:
         result.sr.append(stationary_distribution(transition_matrix(toy, lr)))
         result.bc.append(simulate_bc(toy, lr, steps=steps, chains=chains, seed=seed))
+        result.sr_spread.append(spread(x, result.sr[-1]))
+        result.bc_spread.append(spread(x, result.bc[-1]))
     return result
-
-
-def _rates(text: str) -> list[float]:
-    try:
-        rates = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated rates, got {text!r}") from None
-    if not rates or any(not (r > 0 and math.isfinite(r)) for r in rates):
-        raise argparse.ArgumentTypeError(f"rates must be positive, got {text!r}")
-    return rates
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m landscape.quant.markov --out markov.png``: the figure and a table of spreads."""
-    from landscape.cli._common import Parser, positive, run_cli
-
-    prog = "python -m landscape.quant.markov"
-
-    def body() -> int:
-        from landscape.errors import LandscapeError
-        from landscape.files import replacing
-        from landscape.plot.quant import markov_figure
-
-        p = Parser(prog=prog, description=__doc__.splitlines()[0])
-        p.add_argument("--out", default="markov.png", help="figure file; its extension picks the format")
-        p.add_argument("--rates", type=_rates, default=list(RATES), metavar="R1,R2,...")
-        p.add_argument("--noise", type=float, default=Toy.noise, help="gradient noise std (default 2)")
-        p.add_argument("--steps", type=positive, default=20_000, help="BC steps per chain (default 20000)")
-        p.add_argument("--chains", type=positive, default=2000, help="BC chains (default 2000)")
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--dpi", type=positive, default=150)
-        ns = p.parse_args(argv)
-        if not (ns.noise >= 0 and math.isfinite(ns.noise)):
-            raise LandscapeError(f"--noise must be >= 0, got {ns.noise}")
-        fmt = os.path.splitext(ns.out)[1].lstrip(".").lower()
-        if not fmt:
-            raise LandscapeError(f"--out {ns.out!r} needs an extension (.png, .pdf, .svg)")
-        result = compare_rates(Toy(noise=ns.noise), ns.rates, steps=ns.steps, chains=ns.chains, seed=ns.seed)
-        fig = markov_figure(result)
-        with replacing(ns.out) as tmp:
-            try:
-                fig.savefig(tmp, format=fmt, dpi=ns.dpi, bbox_inches="tight")
-            except ValueError as exc:
-                raise LandscapeError(f"cannot write {ns.out!r}: {exc}") from None
-        print(result.table())
-        print(f"{prog}: wrote {ns.out}")
-        return 0
-
-    return run_cli(prog, body)
 
 
 __all__ = ["RATES", "MarkovResult", "Toy", "compare_rates", "simulate_bc", "simulate_sr", "spread",
            "stationary_distribution", "transition_matrix"]
-
-if __name__ == "__main__":
-    sys.exit(main())
