@@ -32,7 +32,7 @@ from torch import nn
 
 from landscape._version import __version__
 from landscape.checkpoint import load_into_, load_state_dict, sha256
-from landscape.directions import Direction
+from landscape.directions_file import Direction
 from landscape.errors import LandscapeError
 from landscape.params import ignored, live_tensors
 from landscape.trajectory_file import Trajectory, path_extent, pc_labels, read_trajectory, write_trajectory
