@@ -1,7 +1,7 @@
 """landscape: loss landscapes of neural networks.
 
     import landscape as ls
-    surf = ls.surface(model, loader, x=(-1, 1, 41), y=(-1, 1, 41), out="surface.h5")
+    surf = ls.surface(model, loader, ls.Grid(x=(-1, 1, 41), y=(-1, 1, 41)), output=ls.Output("surface.h5"))
     ls.plot.contour(ax, surf)
 
 Everything is loaded on first use, so ``import landscape`` is cheap and does not import torch.
@@ -15,8 +15,9 @@ from landscape._version import __version__
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "surface": "landscape.engine",
-    "compute_surface": "landscape.compute", "SurfaceConfig": "landscape.compute",
+    "surface": "landscape.engine", "Directions": "landscape.engine", "EvalOptions": "landscape.engine",
+    "Output": "landscape.engine",
+    "compute_surface": "landscape.jobs.surface", "SurfaceConfig": "landscape.jobs.surface",
     "Surface": "landscape.surface_file", "read_surface": "landscape.surface_file",
     "write_surface": "landscape.surface_file", "DamagedFile": "landscape.surface_file",
     "Dataset": "landscape.data", "load_dataset": "landscape.data",

@@ -1,9 +1,10 @@
-"""Computing a surface: ``landscape.surface(model, data, x=..., y=...)``, the one function that
-every CLI, notebook and script calls.
+"""Computing a surface: ``landscape.surface(model, data, grid, directions=..., evaluation=..., output=...)``.
 
 model + data -> directions -> grid -> metrics at every point (the model moved in place by a
 :class:`landscape.params.Mover`) -> :func:`landscape.parallel.map_points` (MPI when launched by
-``mpirun``, else serial) -> the surface file, written by rank 0 alone.
+``mpirun``, else serial) -> the surface file, written by rank 0 alone. The options come in three
+frozen objects that check themselves when built: :class:`Directions`, :class:`EvalOptions` and
+:class:`Output` (the grid is a :class:`landscape.grid.Grid`).
 
 Every rank runs the same call: it builds the model, data and directions itself (random
 directions come from the seed, checked by checksum across ranks), rank 0 alone probes the batch
@@ -21,7 +22,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 
 import h5py
 import numpy as np
@@ -35,7 +36,7 @@ from landscape.directions import directions_checksum, random_directions, save_di
 from landscape.errors import LandscapeError
 from landscape.evaluate import Evaluation, resolve_device
 from landscape.files import OutputLock, check_output, remove_stale_temporaries
-from landscape.grid import Grid, make_axis
+from landscape.grid import Axis, Grid, as_grid
 from landscape.metrics import Context, Point, as_metric, check_names, config_of, values_of
 from landscape.parallel import collective, local_rank_and_size, map_points, on_root, same_everywhere, share, world
 from landscape.params import DIR_TYPES, Mover, place_, snapshot, uses_channels_last
@@ -55,6 +56,147 @@ MAX_POINTS = 1_000_000
 # What is refreshed on resume rather than checked: it says how this run went, not what it computed.
 CONTEXT_KEYS = ("command", "batch_size", "mpi_ranks", "device", "hostname", "threads_per_rank", "compile",
                 "torch_version", "landscape_version", "numpy_version", "h5py_version", "python_version")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _choice(name: str, value, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise LandscapeError(f"`{name}` must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _per_axis(name: str, value, choices: Sequence[str]) -> str | tuple[str, ...]:
+    """One setting for every axis (a string) or one per axis (a sequence of strings)."""
+    values = [value] if isinstance(value, str) else list(value) if isinstance(value, Sequence) else [value]
+    if not values:
+        raise LandscapeError(f"`{name}` is empty: give one of {', '.join(choices)}, or one per axis")
+    for v in values:
+        _choice(name, v, choices)
+    return value if isinstance(value, str) else tuple(values)
+
+
+@dataclass(frozen=True)
+class Directions:
+    """The directions of a surface: your own ``tensors`` (one dict of tensors named like the
+    model's per axis), else random ones drawn from ``seed`` and normalized by ``norm`` with the
+    ``ignore`` rule (one for all axes, or one per axis) under ``semantics``. ``dir_type``: over the
+    parameters ("weights") or the whole state dict, BatchNorm statistics included ("states")."""
+
+    tensors: Sequence[Mapping[str, torch.Tensor]] | None = None
+    dir_type: str = "weights"
+    norm: str | Sequence[str] = "filter"
+    ignore: str | Sequence[str] = "biasbn"
+    seed: int = 0
+    semantics: str = "landscape"
+
+    def __post_init__(self):
+        from landscape.directions import NORMS, SEMANTICS
+        from landscape.params import IGNORES
+
+        _choice("dir_type", self.dir_type, DIR_TYPES)
+        object.__setattr__(self, "norm", _per_axis("norm", self.norm, NORMS))
+        object.__setattr__(self, "ignore", _per_axis("ignore", self.ignore, IGNORES))
+        _choice("semantics", self.semantics, SEMANTICS)
+        if not _is_int(self.seed) or self.seed < 0:
+            raise LandscapeError(f"`seed` must be a non-negative integer, got {self.seed!r}")
+        if self.tensors is not None:
+            if isinstance(self.tensors, Mapping) or not isinstance(self.tensors, Sequence) or \
+                    not all(isinstance(d, Mapping) for d in self.tensors):
+                raise LandscapeError("`tensors` must be a list of directions, each a dict of tensors named like "
+                                     "the model's")
+            object.__setattr__(self, "tensors", tuple(self.tensors))
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How each point is evaluated. ``loss_fn(output, batch) -> mean loss`` or "crossentropy",
+    "mse" (None: crossentropy); ``accuracy_fn`` likewise ("auto": argmax accuracy for class labels;
+    None: no accuracy). ``batch_size`` None: the fastest of a quick probe. ``device`` None or
+    "auto": CUDA when available. ``precision`` "bf16": autocast. ``compile``: torch.compile the
+    model. ``threads`` None: the idle cores shared by the ranks of a node. ``bn_recompute``:
+    re-estimate BatchNorm statistics from that many batches of ``bn_data`` (None: the data) at every
+    point. ``forward_fn(model, batch) -> output`` for models that take more than the inputs."""
+
+    loss_fn: str | Callable | None = None
+    accuracy_fn: str | Callable | None = "auto"
+    batch_size: int | None = None
+    device: str | torch.device | None = None
+    precision: str = "fp32"
+    compile: bool = False
+    threads: int | None = None
+    bn_recompute: int = 0
+    bn_data: object = None
+    forward_fn: Callable = forward
+
+    def __post_init__(self):
+        from landscape.evaluate import PRECISIONS
+        from landscape.losses import LOSSES
+
+        if isinstance(self.loss_fn, str):
+            _choice("loss_fn", self.loss_fn, tuple(LOSSES))
+        elif self.loss_fn is not None and not callable(self.loss_fn):
+            raise LandscapeError(f"`loss_fn` must be a name or a function loss_fn(output, batch), got {self.loss_fn!r}")
+        if not (self.accuracy_fn in (None, "auto") or callable(self.accuracy_fn)):
+            raise LandscapeError(f"`accuracy_fn` must be a function, 'auto' or None, got {self.accuracy_fn!r}")
+        if self.batch_size is not None and (not _is_int(self.batch_size) or self.batch_size < 1):
+            raise LandscapeError(f"`batch_size` must be a positive integer or None, got {self.batch_size!r}")
+        resolve_device(self.device)  # one line naming the device when it is not one, or not here
+        _choice("precision", self.precision, PRECISIONS)
+        if not isinstance(self.compile, bool):
+            raise LandscapeError(f"`compile` must be True or False, got {self.compile!r}")
+        if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
+            raise LandscapeError(f"`threads` must be a positive integer or None, got {self.threads!r}")
+        if not _is_int(self.bn_recompute) or self.bn_recompute < 0:
+            raise LandscapeError(f"`bn_recompute` must be a non-negative number of batches, got {self.bn_recompute!r}")
+        if not callable(self.forward_fn):
+            raise LandscapeError(f"`forward_fn` must be a function forward_fn(model, batch), got {self.forward_fn!r}")
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where the surface goes and how the run writes it. ``path``: the surface file (None: none;
+    resumed when it exists and matches; a damaged one is refused, or with ``repair`` its verified
+    points are kept; ``overwrite`` replaces one of another configuration). ``chunk_size``: points
+    per work unit under MPI; ``flush_seconds``: how often the file is written; ``max_points``: a
+    larger grid is refused with its estimated time (None: no limit). ``provenance``: attributes
+    recorded in the file. ``directions_file``: where the directions are written (None:
+    ``PATH.dirs.h5``; "": not written, e.g. when they came from a file named in ``provenance``).
+    ``arrays``: arrays stored with the surface (e.g. ``sample_indices``)."""
+
+    path: str | os.PathLike | None = None
+    overwrite: bool = False
+    repair: bool = False
+    chunk_size: int = 1
+    flush_seconds: float = 2.0
+    max_points: int | None = MAX_POINTS
+    progress: bool = True
+    provenance: Mapping | None = None
+    directions_file: str | None = None
+    arrays: Mapping[str, np.ndarray] | None = None
+
+    def __post_init__(self):
+        if self.path is not None:
+            if not isinstance(self.path, str | os.PathLike):
+                raise LandscapeError(f"`path` must be a file name, got {self.path!r}")
+            object.__setattr__(self, "path", os.fspath(self.path))
+            if self.path == "":
+                raise LandscapeError("the output file name is empty (`path`)")
+        for name in ("overwrite", "repair", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise LandscapeError(f"`{name}` must be True or False, got {getattr(self, name)!r}")
+        if not _is_int(self.chunk_size) or self.chunk_size < 1:
+            raise LandscapeError(f"`chunk_size` must be a positive integer, got {self.chunk_size!r}")
+        if not isinstance(self.flush_seconds, int | float) or not 0 <= self.flush_seconds < float("inf"):
+            raise LandscapeError(f"`flush_seconds` must be a non-negative number, got {self.flush_seconds!r}")
+        if self.max_points is not None and (not _is_int(self.max_points) or self.max_points < 1):
+            raise LandscapeError(f"`max_points` must be a positive integer or None, got {self.max_points!r}")
+        for name in ("provenance", "arrays"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), Mapping):
+                raise LandscapeError(f"`{name}` must be a dict, got {type(getattr(self, name)).__name__}")
+        if self.directions_file is not None and not isinstance(self.directions_file, str):
+            raise LandscapeError(f"`directions_file` must be a file name, \"\" or None, got {self.directions_file!r}")
 
 
 def directions_path(out: str) -> str:
@@ -104,13 +246,24 @@ def _metrics(metrics) -> list:
     return [as_metric(getattr(m, "__name__", type(m).__name__), m) for m in metrics]
 
 
-def _python_command(kwargs: Mapping) -> str:
-    shown = []
-    for k, v in kwargs.items():
-        if isinstance(v, str | int | float | bool | tuple | type(None)):
-            shown.append(f"{k}={v!r}")
-        else:
-            shown.append(f"{k}=<{type(v).__name__}>")
+def _python_command(grid: Grid, options: Sequence) -> str:
+    """The call as a line for the file's provenance: non-default options shown, objects by type."""
+    def value(v) -> str:
+        if isinstance(v, str | int | float | bool | type(None)):
+            return repr(v)
+        if isinstance(v, tuple) and all(isinstance(t, str) for t in v):
+            return repr(v)
+        return f"<{type(v).__name__}>"
+
+    shown = [f"Grid({', '.join(f'{a}={str(ax)!r}' for a, ax in zip('xyz', grid.axes, strict=False))})"]
+    def is_default(v, default) -> bool:
+        return v is default or (isinstance(v, str | int | float | bool | tuple) and v == default)
+
+    for name, obj in options:
+        changed = [f"{f.name}={value(getattr(obj, f.name))}" for f in fields(obj)
+                   if not is_default(getattr(obj, f.name), f.default)]
+        if changed:
+            shown.append(f"{name}={type(obj).__name__}({', '.join(changed)})")
     return "python API: landscape.surface(model, data, " + ", ".join(shown) + ")"
 
 
@@ -149,84 +302,56 @@ def _mismatch(old: Mapping, new: Mapping) -> str | None:
 def surface(
     model: nn.Module,
     data,
+    grid: Grid | Axis | str | tuple,
     *,
-    x,
-    y=None,
-    z=None,
-    loss_fn: str | Callable | None = None,
-    accuracy_fn: str | Callable | None = "auto",
-    directions: Sequence[Mapping[str, torch.Tensor]] | None = None,
-    dir_type: str = "weights",
-    norm: str | Sequence[str] = "filter",
-    ignore: str | Sequence[str] = "biasbn",
-    seed: int = 0,
-    semantics: str = "landscape",
+    directions: Directions | Sequence[Mapping[str, torch.Tensor]] | None = None,
     metrics: Mapping | Sequence | None = None,
-    out: str | os.PathLike | None = None,
-    overwrite: bool = False,
-    repair: bool = False,
-    batch_size: int | None = None,
-    device: str | torch.device | None = None,
-    precision: str = "fp32",
-    compile: bool = False,
-    threads: int | None = None,
-    bn_recompute: int = 0,
-    bn_data=None,
-    forward_fn: Callable = forward,
+    evaluation: EvalOptions | None = None,
+    output: Output | None = None,
     comm=None,
-    chunk_size: int = 1,
-    flush_seconds: float = 2.0,
-    max_points: int | None = MAX_POINTS,
-    progress: bool = True,
-    provenance: Mapping | None = None,
-    directions_out: str | None = None,
-    extras: Mapping[str, np.ndarray] | None = None,
 ) -> Surface:
     """The loss surface of ``model`` around its current parameters.
 
     ``data``: a :class:`landscape.Dataset`, ``(X, y)`` tensors, a torch ``Dataset``, a
     ``DataLoader`` (any re-iterable of batches: tensors, tuples or dicts), or a mapping
     ``{split: data}`` to evaluate several splits (``train_loss``, ``test_loss``, ...). In-memory
-    data is held on the device once; a loader too big for memory is streamed.
-    ``loss_fn(output, batch) -> mean loss`` (or "crossentropy", "mse"); ``accuracy_fn`` likewise
-    ("auto": argmax accuracy for class labels). Means are weighted by batch size.
-    ``x``, ``y``, ``z``: ``(min, max, num)``, ``"MIN:MAX:NUM"`` or an :class:`landscape.grid.Axis`.
-    ``directions``: your own (dicts of tensors named like ``model``'s), else random ones with
-    ``norm``/``ignore`` (one for all axes, or one per axis), ``seed`` and ``semantics``.
+    data is held on the device once; a loader too big for memory is streamed. Means are weighted
+    by batch size.
+    ``grid``: a :class:`landscape.grid.Grid` (``Grid(x=(-1, 1, 41), y="-1:1:41")``), or one axis
+    for a 1D surface. ``directions``: :class:`Directions` (default: random, filter-normalized,
+    biases and BatchNorm ignored), or your own as a list of dicts of tensors named like ``model``'s.
     ``metrics``: extra quantities at every point, ``{name: fn(model) -> float}`` or metric objects
-    (see :mod:`landscape.metrics`). ``out``: the surface file (resumed when it exists and matches;
-    a damaged one is refused, or with ``repair`` its verified points are kept). ``bn_recompute``:
-    re-estimate BatchNorm statistics from that many batches of ``bn_data`` (default: the data) at
-    every point. ``extras``: arrays stored with the surface (e.g. ``sample_indices``). With ``out``,
-    the directions are written beside it (``directions_out``, default
-    ``OUT.dirs.h5``; ``""``: not written, e.g. when they came from a file named in ``provenance``).
-    Under ``mpirun`` every rank calls this and every rank gets the result.
+    (see :mod:`landscape.metrics`). ``evaluation``: :class:`EvalOptions` (loss, accuracy, batch
+    size, device, precision, ...). ``output``: :class:`Output` (the file, resume, provenance, ...);
+    default: no file. Under ``mpirun`` every rank calls this and every rank gets the result.
 
-    ``model`` is used in place (moved to ``device``) and put back at its origin, on its device and
+    ``model`` is used in place (moved to the device) and put back at its origin, on its device and
     in its mode afterwards, also when the call raises. The thread count is restored too.
     """
+    grid = as_grid(grid)
+    if directions is None:
+        directions = Directions()
+    elif not isinstance(directions, Directions):
+        directions = Directions(tensors=directions)
+    evaluation = evaluation if evaluation is not None else EvalOptions()
+    output = output if output is not None else Output()
+    for name, value, kind in (("evaluation", evaluation, EvalOptions), ("output", output, Output)):
+        if not isinstance(value, kind):
+            raise LandscapeError(f"`{name}` must be a landscape.{kind.__name__}, got {type(value).__name__}")
     comm = comm or world()
     local_rank, local_size = local_rank_and_size(comm)
-    kwargs = {"x": x, "y": y, "z": z, "dir_type": dir_type, "norm": norm, "ignore": ignore, "seed": seed,
-              "out": out, "batch_size": batch_size, "device": device, "precision": precision}
-    provenance = dict(provenance or {})
-    provenance.setdefault("command", _python_command(kwargs))
-    out = os.fspath(out) if out is not None else None
-    if out == "":
-        raise LandscapeError("the output file name is empty")
+    provenance = dict(output.provenance or {})
+    provenance.setdefault("command", _python_command(grid, [("directions", directions),
+                                                            ("evaluation", evaluation), ("output", output)]))
     was_training = model.training
     home = next((t.device for t in model.state_dict().values()), torch.device("cpu"))
     contiguous = all(p.is_contiguous() for p in model.parameters())
     run = None
-    with using_threads(threads, local_size) as n_threads:
+    with using_threads(evaluation.threads, local_size) as n_threads:
         try:
-            run = collective(comm, lambda: _setup(
-                model, data, comm, local_rank, x, y, z, loss_fn, accuracy_fn, directions, dir_type, norm, ignore,
-                seed, semantics, metrics, out, batch_size, device, precision, compile, bn_recompute, bn_data,
-                forward_fn))
-            run.extras = dict(extras or {})
-            return _run(run, comm, out, overwrite, repair, chunk_size, flush_seconds, max_points, progress,
-                        provenance, directions_out, n_threads)
+            run = collective(comm, lambda: _setup(model, data, grid, directions, metrics, evaluation, output.path,
+                                                  comm, local_rank))
+            return _run(run, comm, output, provenance, n_threads)
         finally:  # the model as it came: at its origin, on its device, in its memory format and mode
             if run is not None:
                 run.mover.restore_()
@@ -243,39 +368,23 @@ class _Run:
     """What one rank holds for a surface run, from :func:`_setup` on."""
 
     grid: Grid
+    directions: Directions
+    evaluation: EvalOptions
     device: torch.device
     model: nn.Module
     origin: dict
     dirs: list[dict]
     mover: Mover
     evaluations: list[Evaluation]
-    extra: list  # the user's metrics
+    user_metrics: list
     context: Context
-    dir_type: str
-    norm: str | Sequence[str]
-    ignore: str | Sequence[str]
-    seed: int | str
-    semantics: str
-    user_directions: bool
-    bn_recompute: int
-    bn_data: object
-    forward_fn: Callable
-    batch_size: int | None
     bn: BatchNormRecompute | None = None
-    extras: dict = field(default_factory=dict)
 
 
-def _setup(model, data, comm, local_rank, x, y, z, loss_fn, accuracy_fn, directions, dir_type, norm, ignore,
-           seed, semantics, metrics, out, batch_size, device, precision, compile, bn_recompute, bn_data,
-           forward_fn) -> _Run:
-    """Everything a rank needs before the points: grid, device, metrics (not set up yet), mover."""
-    if dir_type not in DIR_TYPES:
-        raise LandscapeError(f"dir_type must be one of {', '.join(DIR_TYPES)}, got {dir_type!r}")
-    axes = [make_axis(a) for a in (x, y, z) if a is not None]
-    if y is None and z is not None:
-        raise LandscapeError("a z axis needs a y axis")
-    grid = Grid(*axes)
-    dev = resolve_device(device)
+def _setup(model, data, grid: Grid, directions: Directions, metrics, evaluation: EvalOptions, out: str | None, comm,
+           local_rank: int) -> _Run:
+    """Everything a rank needs before the points: device, metrics (not set up yet), mover."""
+    dev = resolve_device(evaluation.device)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local_rank % torch.cuda.device_count())  # this rank's GPU on its node
     if dev.type == "cuda":
@@ -284,33 +393,35 @@ def _setup(model, data, comm, local_rank, x, y, z, loss_fn, accuracy_fn, directi
     first = next(iter(splits.values()))
     sample = first.x[:1] if hasattr(first, "x") else (
         first[0][:1] if isinstance(first, tuple | list) and first and torch.is_tensor(first[0]) else None)
-    extra = _metrics(metrics)
+    user_metrics = _metrics(metrics)
     # channels-last speeds forward passes up, but a metric may run better without (Hessian products)
-    channels_last = uses_channels_last(model, sample) and all(getattr(m, "channels_last", True) for m in extra)
+    channels_last = uses_channels_last(model, sample) and all(getattr(m, "channels_last", True)
+                                                              for m in user_metrics)
     place_(model, dev, channels_last)
     model.eval()
-    origin = snapshot(model, dir_type)
+    origin = snapshot(model, directions.dir_type)
     cpu_origin = {k: v.detach().cpu() for k, v in origin.items()}
-    if directions is not None:
-        dirs = _check_directions(directions, grid.ndim, cpu_origin)
+    if directions.tensors is not None:
+        dirs = _check_directions(directions.tensors, grid.ndim, cpu_origin)
     else:
-        dirs = random_directions(cpu_origin, grid.ndim, norm, ignore, seed, semantics)
-    mover = Mover(model, origin, dirs, dir_type)
+        dirs = random_directions(cpu_origin, grid.ndim, directions.norm, directions.ignore, directions.seed,
+                                 directions.semantics)
+    mover = Mover(model, origin, dirs, directions.dir_type)
 
     # Batch sizes: the user's; else those of the file being resumed; else rank 0's probe.
     sizes = {}
+    batch_size = evaluation.batch_size
     if batch_size is None and out and os.path.exists(out):
         recorded = peek_attrs(out).get("batch_size", "")
         try:
             sizes = json.loads(recorded) if isinstance(recorded, str) and recorded.startswith("{") else {}
         except ValueError:
             sizes = {}
-    evaluations = [Evaluation(d, s, loss_fn, accuracy_fn, batch_size or sizes.get(s), precision, compile,
-                              forward_fn, channels_last) for s, d in splits.items()]
-    context = Context(model, dev, grid=grid, rank=comm.rank, extra={"forward_fn": forward_fn})
-    return _Run(grid, dev, model, origin, dirs, mover, evaluations, extra, context, dir_type, norm,
-                ignore, seed if directions is None else "", semantics, directions is not None, bn_recompute,
-                bn_data, forward_fn, batch_size)
+    e = evaluation
+    evaluations = [Evaluation(d, s, e.loss_fn, e.accuracy_fn, batch_size or sizes.get(s), e.precision, e.compile,
+                              e.forward_fn, channels_last) for s, d in splits.items()]
+    context = Context(model, dev, grid=grid, rank=comm.rank, extra={"forward_fn": e.forward_fn})
+    return _Run(grid, directions, evaluation, dev, model, origin, dirs, mover, evaluations, user_metrics, context)
 
 
 def _setup_metrics(run: _Run, comm) -> list:
@@ -322,7 +433,7 @@ def _setup_metrics(run: _Run, comm) -> list:
             e.setup(ctx)
         return [e.batch_size for e in evaluations]
 
-    if comm.size > 1 and run.batch_size is None:
+    if comm.size > 1 and run.evaluation.batch_size is None:
         sizes = on_root(comm, setup_evaluations)  # only rank 0 probes: one batch size everywhere
         if comm.rank != 0:
             def take():
@@ -336,20 +447,21 @@ def _setup_metrics(run: _Run, comm) -> list:
         collective(comm, setup_evaluations)
     ctx.data = evaluations[0].batches
     ctx.loss_fn = evaluations[0].loss_fn
-    metrics = [*evaluations, *run.extra]
+    metrics = [*evaluations, *run.user_metrics]
+    e = run.evaluation
 
     def setup_rest():
-        for m in run.extra:
+        for m in run.user_metrics:
             if hasattr(m, "setup"):
                 m.setup(ctx)
-        if run.bn_recompute:
+        if e.bn_recompute:
             from landscape.batches import as_batches
 
             if not has_batchnorm(run.model):
                 raise LandscapeError("BatchNorm statistics cannot be recomputed: the model has no BatchNorm")
-            batches = (as_batches(run.bn_data, run.device, evaluations[0].batch_size or 256)
-                       if run.bn_data is not None else ctx.data)
-            run.bn = BatchNormRecompute(run.model, batches, run.bn_recompute, run.forward_fn)
+            batches = (as_batches(e.bn_data, run.device, evaluations[0].batch_size or 256)
+                       if e.bn_data is not None else ctx.data)
+            run.bn = BatchNormRecompute(run.model, batches, e.bn_recompute, e.forward_fn)
         check_names(metrics)
 
     collective(comm, setup_rest)
@@ -364,7 +476,7 @@ def _inputs(run: _Run, metrics: list) -> dict:
     core = {
         "grid": grid.specs(), "coordinates": coords.hexdigest(),
         "model": f"{type(model).__module__}.{type(model).__qualname__}:{tensors_checksum(run.origin)}",
-        "dir_type": run.dir_type, "directions": directions_checksum(run.dirs),
+        "dir_type": run.directions.dir_type, "directions": directions_checksum(run.dirs),
         "bn_recompute": run.bn.config() if run.bn is not None else 0,
     }
     per_name = {}
@@ -375,10 +487,11 @@ def _inputs(run: _Run, metrics: list) -> dict:
     return {**core, "metrics": per_name}
 
 
-def _provenance(run: _Run, metrics: list, comm, n_threads: int, extra: Mapping) -> dict:
+def _provenance(run: _Run, metrics: list, comm, n_threads: int, provenance: Mapping) -> dict:
     evaluations = run.evaluations
     grid = run.grid
-    norm, ignore = run.norm, run.ignore
+    d = run.directions
+    given = d.tensors is not None
 
     def per_axis(v) -> str:
         values = [v] if isinstance(v, str) else list(v)[:grid.ndim]
@@ -392,10 +505,10 @@ def _provenance(run: _Run, metrics: list, comm, n_threads: int, extra: Mapping) 
         "model_tensors_sha256": tensors_checksum(run.origin),
         "split": ",".join(e.split for e in evaluations),
         "samples": evaluations[0].evaluator.n,
-        "loss": evaluations[0].loss_name, "dir_type": run.dir_type,
-        "norm": "" if run.user_directions else per_axis(norm),
-        "ignore": "" if run.user_directions else per_axis(ignore),
-        "seed": run.seed, "semantics": run.semantics,
+        "loss": evaluations[0].loss_name, "dir_type": d.dir_type,
+        "norm": "" if given else per_axis(d.norm),
+        "ignore": "" if given else per_axis(d.ignore),
+        "seed": "" if given else d.seed, "semantics": d.semantics,
         "directions_sha256": directions_checksum(run.dirs),
         "precision": evaluations[0].precision, "compile": evaluations[0].compile,
         "device": str(run.device), "mpi_ranks": comm.size, "threads_per_rank": n_threads,
@@ -405,12 +518,12 @@ def _provenance(run: _Run, metrics: list, comm, n_threads: int, extra: Mapping) 
     }
     for axis, spec in zip("xyz", grid.specs(), strict=False):
         attrs[f"{axis}spec"] = spec
-    attrs.update(extra)
+    attrs.update(provenance)
     return attrs
 
 
 def _open(out: str, coords: list[np.ndarray], names: list[str], inputs: dict, attrs: dict, overwrite: bool,
-          repair: bool, extras: Mapping, lock_also: Sequence[str], locks: list, what: str) -> Surface:
+          repair: bool, arrays: Mapping, lock_also: Sequence[str], locks: list, what: str) -> Surface:
     """Rank 0: lock the output (and ``lock_also``), then resume the existing file when it matches,
     else start a new one (never clobber)."""
     size = int(np.prod([len(c) for c in coords]))
@@ -443,7 +556,7 @@ def _open(out: str, coords: list[np.ndarray], names: list[str], inputs: dict, at
         return old
     surface = new_surface(coords, names, attrs)
     surface.attrs["inputs"] = json.dumps(inputs, sort_keys=True)
-    surface.extras.update(extras)
+    surface.extras.update(arrays)
     return surface
 
 
@@ -458,7 +571,7 @@ def run_points(
     out: str | None = None,
     overwrite: bool = False,
     repair: bool = False,
-    extras: Mapping | None = None,
+    arrays: Mapping | None = None,
     lock_also: Sequence[str] = (),
     on_open: Callable[[Surface], None] | None = None,
     chunk_size: int = 1,
@@ -481,9 +594,9 @@ def run_points(
         if out is None:
             s = new_surface(coords, names, attrs)
             s.attrs["inputs"] = json.dumps(inputs, sort_keys=True)
-            s.extras.update(extras or {})
+            s.extras.update(arrays or {})
         else:
-            s = _open(out, coords, names, inputs, attrs, overwrite, repair, extras or {}, lock_also, locks, what)
+            s = _open(out, coords, names, inputs, attrs, overwrite, repair, arrays or {}, lock_also, locks, what)
         if on_open is not None:
             on_open(s)
         if out is not None:
@@ -528,9 +641,8 @@ def _save_directions(dpath: str, run: _Run, attrs: Mapping, overwrite: bool) -> 
     save_directions(dpath, run.dirs, {k: attrs[k] for k in keys if k in attrs})
 
 
-def _run(run: _Run, comm, out, overwrite, repair, chunk_size, flush_seconds, max_points, progress, provenance,
-         directions_out, n_threads) -> Surface:
-    grid = run.grid
+def _run(run: _Run, comm, output: Output, provenance: Mapping, n_threads: int) -> Surface:
+    grid, out, max_points = run.grid, output.path, output.max_points
     same_everywhere(comm, directions_checksum(run.dirs), "the directions")
     metrics = _setup_metrics(run, comm)
     ctx, model, mover, bn = run.context, run.model, run.mover, run.bn
@@ -554,19 +666,19 @@ def _run(run: _Run, comm, out, overwrite, repair, chunk_size, flush_seconds, max
                              f"{seconds / grid.size * comm.size:.2g} s per point on {comm.size} rank(s) that is "
                              f"about {seconds / 3600:.3g} hours; allow it explicitly to go ahead")
     attrs = _provenance(run, metrics, comm, n_threads, provenance) if comm.rank == 0 else {}
-    dpath = (directions_path(out) if directions_out is None else directions_out) if out else ""
+    dpath = (directions_path(out) if output.directions_file is None else output.directions_file) if out else ""
 
     def on_open(surface: Surface) -> None:
         if dpath:
-            _save_directions(dpath, run, attrs, overwrite)
+            _save_directions(dpath, run, attrs, output.overwrite)
             surface.attrs["directions_file"] = os.path.abspath(dpath)
         pending = int(surface.pending().size)
         _report_fast_paths(run.evaluations, pending, comm.size, surface)
 
     surf = run_points(grid.coordinates(), metrics, job, inputs=_inputs(run, metrics), attrs=attrs, comm=comm,
-                      out=out, overwrite=overwrite, repair=repair, extras=run.extras,
-                      lock_also=[dpath] if dpath else [], on_open=on_open, chunk_size=chunk_size,
-                      flush_seconds=flush_seconds, progress=progress)
+                      out=out, overwrite=output.overwrite, repair=output.repair, arrays=output.arrays,
+                      lock_also=[dpath] if dpath else [], on_open=on_open, chunk_size=output.chunk_size,
+                      flush_seconds=output.flush_seconds, progress=output.progress)
     surf.directions = run.dirs
     return surf
 
@@ -629,4 +741,5 @@ def _compute(surf: Surface | None, comm, plan: dict, job, out, chunk_size, flush
     return surf
 
 
-__all__ = ["MAX_POINTS", "directions_path", "run_points", "surface", "tensors_checksum"]
+__all__ = ["MAX_POINTS", "Directions", "EvalOptions", "Output", "directions_path", "run_points", "surface",
+           "tensors_checksum"]

@@ -71,13 +71,21 @@ def make_axis(value, label: str | None = None) -> Axis:
 
 @dataclass(frozen=True)
 class Grid:
-    """A grid over 1 to 3 directions: ``Grid(x)``, ``Grid(x, y)`` or ``Grid(x, y, z)``."""
+    """A grid over 1 to 3 directions: ``Grid(x)``, ``Grid(x, y)`` or ``Grid(x, y, z)``; each axis an
+    :class:`Axis`, a ``(min, max, num)`` tuple or a ``"MIN:MAX:NUM"`` string, e.g.
+    ``Grid(x=(-1, 1, 41), y="-1:1:41")``."""
 
     x: Axis
     y: Axis | None = None
     z: Axis | None = None
 
     def __post_init__(self):
+        if self.x is None:
+            raise LandscapeError("a grid needs an x axis (`x`)")
+        for name in ("x", "y", "z"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Axis):
+                object.__setattr__(self, name, make_axis(value))
         if self.z is not None and self.y is None:
             raise LandscapeError("a z axis needs a y axis")
         if self.ndim > 1 and min(a.num for a in self.axes) < 2:
@@ -117,3 +125,8 @@ class Grid:
 
     def specs(self) -> list[str]:
         return [str(a) for a in self.axes]
+
+
+def as_grid(value) -> Grid:
+    """A :class:`Grid` as it is; anything else (an :class:`Axis`, a tuple, a string) is its x axis."""
+    return value if isinstance(value, Grid) else Grid(value)

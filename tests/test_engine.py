@@ -12,9 +12,14 @@ from torch import nn
 
 import landscape as ls
 from landscape.batches import as_batches
+from landscape.engine import Directions, EvalOptions, Output
 from landscape.errors import LandscapeError
 from landscape.evaluate import Evaluator
+from landscape.grid import Grid
 from landscape.params import Mover, snapshot
+
+QUIET = Output(progress=False)
+GRID3x3 = Grid((-1, 1, 3), (-1, 1, 3))
 
 
 class DictNet(nn.Module):
@@ -65,7 +70,8 @@ def test_any_model_dict_batches_and_a_custom_loss_against_a_plain_loop():
     model = DictNet()
     batches = dict_data()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    surf = ls.surface(model, batches, loss_fn=huber, x=(-1, 1, 4), y=(-0.5, 0.5, 3), progress=False)
+    surf = ls.surface(model, batches, Grid((-1, 1, 4), (-0.5, 0.5, 3)), evaluation=EvalOptions(loss_fn=huber),
+                      output=QUIET)
     assert set(surf.values) == {"train_loss"}  # float targets: no accuracy
     expected = plain_loop(model, batches, surf.directions, surf.x, surf.y)
     np.testing.assert_allclose(surf.values["train_loss"], expected, rtol=1e-5)
@@ -80,10 +86,10 @@ def test_a_streamed_loader_gives_the_in_memory_surface():
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data.x, data.y), batch_size=50)
     streamed = as_batches(loader, "cpu", memory_budget=0)
     assert streamed.kind == "streamed" and streamed.n == len(data)
-    kw = dict(x=(-1, 1, 3), y=(-1, 1, 3), progress=False, batch_size=50)
-    a = ls.surface(model, (data.x, data.y), **kw)
-    b = ls.surface(model, streamed, **kw)
-    c = ls.surface(model, loader, **kw)  # fits in memory: read once, kept
+    kw = dict(evaluation=EvalOptions(batch_size=50), output=QUIET)
+    a = ls.surface(model, (data.x, data.y), GRID3x3, **kw)
+    b = ls.surface(model, streamed, GRID3x3, **kw)
+    c = ls.surface(model, loader, GRID3x3, **kw)  # fits in memory: read once, kept
     np.testing.assert_allclose(b.loss, a.loss, rtol=1e-6)
     np.testing.assert_allclose(c.loss, a.loss, rtol=1e-6)
     np.testing.assert_allclose(b.acc, a.acc, atol=1e-9)
@@ -102,8 +108,8 @@ def test_a_metric_with_a_closed_form_at_every_point():
     def sq_norm(m):
         return float(sum((p.double() ** 2).sum() for p in m.parameters()))
 
-    surf = ls.surface(model, (x, y), x=(-1, 1, 5), y=(-1, 1, 3), metrics={"sq_norm": sq_norm},
-                      ignore="none", progress=False)
+    surf = ls.surface(model, (x, y), Grid((-1, 1, 5), (-1, 1, 3)), metrics={"sq_norm": sq_norm},
+                      directions=Directions(ignore="none"), output=QUIET)
     flat = {k: v.detach().double().numpy() for k, v in model.named_parameters()}
     d1 = {k: v.double().numpy() for k, v in surf.directions[0].items()}
     d2 = {k: v.double().numpy() for k, v in surf.directions[1].items()}
@@ -117,8 +123,8 @@ def test_resume_that_adds_a_metric_computes_only_the_metric(tmp_path, monkeypatc
     data = ls.load_dataset("digits", split="test")
     model = ls.build_model("digits_cnn", num_classes=10, in_channels=1)
     out = str(tmp_path / "s.h5")
-    kw = dict(x=(-1, 1, 3), y=(-1, 1, 3), out=out, progress=False, batch_size=128)
-    first = ls.surface(model, data, **kw)
+    kw = dict(evaluation=EvalOptions(batch_size=128), output=Output(out, progress=False))
+    first = ls.surface(model, data, GRID3x3, **kw)
     calls = {"evaluator": 0, "metric": 0}
     original = Evaluator.__call__
 
@@ -132,7 +138,7 @@ def test_resume_that_adds_a_metric_computes_only_the_metric(tmp_path, monkeypatc
         calls["metric"] += 1
         return float(m.features[1].weight.mean())
 
-    second = ls.surface(model, data, metrics={"bn_mean": bn_mean}, **kw)
+    second = ls.surface(model, data, GRID3x3, metrics={"bn_mean": bn_mean}, **kw)
     assert calls == {"evaluator": 0, "metric": 9}
     np.testing.assert_array_equal(second.loss, first.loss)
     assert np.isfinite(second.values["bn_mean"]).all()
@@ -144,8 +150,9 @@ def test_three_directions_make_a_volume(tmp_path):
     torch.manual_seed(0)
     model = nn.Linear(3, 2)
     x, y = torch.randn(20, 3), torch.randint(0, 2, (20,))
-    surf = ls.surface(model, (x, y), x=(-1, 1, 3), y=(-1, 1, 4), z=(0, 1, 2), out=str(tmp_path / "v.h5"),
-                      norm="layer", ignore="none", progress=False)
+    surf = ls.surface(model, (x, y), Grid((-1, 1, 3), (-1, 1, 4), (0, 1, 2)),
+                      directions=Directions(norm="layer", ignore="none"),
+                      output=Output(tmp_path / "v.h5", progress=False))
     assert surf.shape == (2, 4, 3) and surf.completed.all()
     d = [{k: v.double() for k, v in dd.items()} for dd in surf.directions]
     w0 = {k: v.detach().double() for k, v in model.named_parameters()}
@@ -181,7 +188,7 @@ def test_a_model_that_cannot_run_channels_last_keeps_its_memory_format():
     assert not uses_channels_last(model, x[:1])
     assert model.training and torch.equal(model.bn.running_mean, stats)  # the probe ran in eval mode
     assert uses_channels_last(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten()), x[:1])
-    surf = ls.surface(model, (x, y), x=(-1, 1, 3), progress=False)
+    surf = ls.surface(model, (x, y), (-1, 1, 3), output=QUIET)
     assert np.isfinite(surf.loss).all()
     op = hessian.HessianOperator(model, (x, y))
     assert np.isfinite(op.matvec(np.ones(op.size))).all() and op.channels_last is False
@@ -241,7 +248,8 @@ def test_model_device_mode_and_threads_are_given_back_also_on_error():
         return 0.0
 
     with pytest.raises(RuntimeError, match="metric failed"):
-        ls.surface(model, (x, y), x=(-1, 1, 3), metrics={"b": broken}, threads=threads + 1, progress=False)
+        ls.surface(model, (x, y), (-1, 1, 3), metrics={"b": broken}, evaluation=EvalOptions(threads=threads + 1),
+                   output=QUIET)
     assert model.training and torch.get_num_threads() == threads
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k])
@@ -251,13 +259,13 @@ def test_bad_requests_are_user_errors():
     model = nn.Linear(4, 3)
     x, y = torch.randn(10, 4), torch.randint(0, 3, (10,))
     with pytest.raises(LandscapeError, match="needs 2 directions"):
-        ls.surface(model, (x, y), x=(-1, 1, 3), y=(-1, 1, 3), directions=[snapshot(model)], progress=False)
+        ls.surface(model, (x, y), GRID3x3, directions=[snapshot(model)], output=QUIET)
     with pytest.raises(LandscapeError, match="read only once"):
-        ls.surface(model, ((x, y) for _ in range(2)), x=(-1, 1, 3), progress=False)
+        ls.surface(model, ((x, y) for _ in range(2)), (-1, 1, 3), output=QUIET)
     with pytest.raises(LandscapeError, match="more than 5"):
-        ls.surface(model, (x, y), x=(-1, 1, 3), y=(-1, 1, 3), max_points=5, progress=False)
+        ls.surface(model, (x, y), GRID3x3, output=Output(max_points=5, progress=False))
     with pytest.raises(LandscapeError, match="two metrics both write"):
-        ls.surface(model, (x, y), x=(-1, 1, 3), metrics={"train_loss": lambda m: 0.0}, progress=False)
+        ls.surface(model, (x, y), (-1, 1, 3), metrics={"train_loss": lambda m: 0.0}, output=QUIET)
 
 
 def test_import_landscape_and_plotting_do_not_import_torch():
@@ -271,9 +279,10 @@ def test_a_conv_net_comes_back_in_its_memory_format_also_when_setup_fails():
     model = ls.build_model("digits_cnn", num_classes=10, in_channels=1)
     data = ls.load_dataset("digits", split="test")
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    ls.surface(model, data, x=(-1, 1, 3), batch_size=128, progress=False)  # runs channels-last inside
+    # runs channels-last inside
+    ls.surface(model, data, (-1, 1, 3), evaluation=EvalOptions(batch_size=128), output=QUIET)
     assert all(p.is_contiguous() for p in model.parameters())
     with pytest.raises(LandscapeError, match="needs 1 directions"):
-        ls.surface(model, data, x=(-1, 1, 3), directions=[snapshot(model), snapshot(model)], progress=False)
+        ls.surface(model, data, (-1, 1, 3), directions=[snapshot(model), snapshot(model)], output=QUIET)
     assert all(p.is_contiguous() for p in model.parameters())
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 
@@ -41,14 +42,15 @@ _metrics.__name__ = "comma-separated list of loss, acc, eig"
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.compute import DEMO_GRID, DEMO_OUT, PATH_GRID_POINTS, SurfaceConfig
     from landscape.directions import NORMS, SEMANTICS
     from landscape.evaluate import PRECISIONS
     from landscape.hessian.operator import CONVENTIONS, PARAM_CHOICES
+    from landscape.jobs.surface import DEFAULT_GRID, DEFAULT_OUT, DEMO_GRID, DEMO_OUT, PATH_GRID_POINTS, SurfaceConfig
     from landscape.losses import LOSSES
     from landscape.params import DIR_TYPES, IGNORES
 
     d = SurfaceConfig()
+    dirs, ev, out = d.directions, d.evaluation, d.output
     p = Parser(
         prog=PROG,
         description="Compute the loss and accuracy of a network on a grid of points "
@@ -75,27 +77,27 @@ def build_parser() -> Parser:
 
     s = p.add_argument_group("grid and directions")
     s.add_argument("--x", default=None, metavar="MIN:MAX:NUM",
-                   help=f"x axis (default -1:1:51; {DEMO_GRID} for the demo; with a landscape-traj "
+                   help=f"x axis (default {DEFAULT_GRID}; {DEMO_GRID} for the demo; with a landscape-traj "
                    f"--directions file and no --x/--y: {PATH_GRID_POINTS}x{PATH_GRID_POINTS} "
                    "points covering the path)")
     s.add_argument("--y", default=None, metavar="MIN:MAX:NUM", help="y axis; absent: a 1D surface")
     s.add_argument("--z", default=None, metavar="MIN:MAX:NUM",
                    help="a third axis: a volume (VTK image data and plotly isosurfaces in landscape-plot)")
-    s.add_argument("--dir-type", choices=DIR_TYPES, default=d.dir_type,
+    s.add_argument("--dir-type", choices=DIR_TYPES, default=dirs.dir_type,
                    help="directions over the parameters (weights) or the whole state dict "
                    "including BatchNorm statistics (states)")
-    s.add_argument("--norm", choices=NORMS, default=d.norm, help="direction normalization (every axis)")
-    s.add_argument("--ignore", choices=IGNORES, default=d.ignore,
+    s.add_argument("--norm", choices=NORMS, default=dirs.norm, help="direction normalization (every axis)")
+    s.add_argument("--ignore", choices=IGNORES, default=dirs.ignore,
                    help="biasbn: zero direction for biases and BatchNorm (1-D tensors) (every axis)")
     for axis in "xyz":
         s.add_argument(f"--{axis}norm", choices=NORMS, default=None, help=f"normalization of the {axis} direction")
         s.add_argument(f"--{axis}ignore", choices=IGNORES, default=None, help=f"ignore rule of the {axis} direction")
-    s.add_argument("--semantics", choices=SEMANTICS, default=d.semantics,
+    s.add_argument("--semantics", choices=SEMANTICS, default=dirs.semantics,
                    help="original: the original tool's normalization rules where they differ (a kept 1-D "
                    "direction equals the weights; weight norm is element-wise d*w)")
     s.add_argument("--same-dir", action="store_true", help="y direction = x direction (the diagonal)")
-    s.add_argument("--seed", type=non_negative, default=d.seed, help="seed of the random directions")
-    s.add_argument("--directions", metavar="FILE",
+    s.add_argument("--seed", type=non_negative, default=dirs.seed, help="seed of the random directions")
+    s.add_argument("--directions", dest="directions_file", metavar="FILE",
                    help="read the directions from FILE (a .dirs.h5 written by an earlier run, a "
                    "landscape-traj PCA file, or the original tool's directions file) instead of drawing them")
 
@@ -112,23 +114,23 @@ def build_parser() -> Parser:
     e.add_argument("--eig-params", choices=PARAM_CHOICES, default=d.eig_params,
                    help="the parameters of the Hessian: all trainable ones (default) or the original tool's "
                    "choice (tensors of more than one dimension)")
-    e.add_argument("--loss", choices=list(LOSSES), default=d.loss)
-    e.add_argument("--batch-size", type=positive, default=None,
+    e.add_argument("--loss", choices=list(LOSSES), default=ev.loss_fn)
+    e.add_argument("--batch-size", type=positive, default=ev.batch_size,
                    help="default: the fastest of 64..512, found by a quick timing probe (rank 0)")
-    e.add_argument("--bn-recompute", type=non_negative, default=0, metavar="N",
+    e.add_argument("--bn-recompute", type=non_negative, default=ev.bn_recompute, metavar="N",
                    help="re-estimate BatchNorm running statistics from N training batches at every point "
                    "(for paths between BatchNorm networks)")
-    e.add_argument("--device", default=d.device, help="cpu (default), cuda, cuda:N, auto")
-    e.add_argument("--threads", type=positive, default=None,
+    e.add_argument("--device", default=ev.device, help="cpu (default), cuda, cuda:N, auto")
+    e.add_argument("--threads", type=positive, default=ev.threads,
                    help="torch threads per process (default: OMP_NUM_THREADS, else the idle cores / ranks)")
-    e.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+    e.add_argument("--precision", choices=PRECISIONS, default=ev.precision,
                    help="bf16: autocast (only where the CPU or GPU runs it fast; the loss moves, see README)")
     e.add_argument("--compile", action="store_true", help="torch.compile the model (slow start; see README)")
-    e.add_argument("--chunk-size", type=positive, default=d.chunk_size,
+    e.add_argument("--chunk-size", type=positive, default=out.chunk_size,
                    help="points per work unit under MPI")
 
     o = p.add_argument_group("output")
-    o.add_argument("--out", default=None, help=f"surface file (default surface.h5; {DEMO_OUT} "
+    o.add_argument("--out", default=out.path, help=f"surface file (default {DEFAULT_OUT}; {DEMO_OUT} "
                    "for the demo). Rerunning the same command resumes it")
     o.add_argument("--overwrite", action="store_true",
                    help="replace an --out file of another configuration (or a damaged one) instead of refusing")
@@ -138,8 +140,39 @@ def build_parser() -> Parser:
                    help="allow a grid of more than a million points")
     o.add_argument("--plot", action="store_true",
                    help="also draw the figures next to --out (always done for the demo)")
-    o.add_argument("--no-progress", dest="progress", action="store_false")
+    o.add_argument("--no-progress", dest="progress", action="store_false", default=out.progress)
     return p
+
+
+def config_from_args(ns: argparse.Namespace, argv: Sequence[str]):
+    """The :class:`landscape.jobs.surface.SurfaceConfig` of parsed options: the one place where
+    flags become option objects (each object checks its values as it is built)."""
+    from landscape.data import DataSpec
+    from landscape.engine import Directions, EvalOptions, Output
+    from landscape.grid import Grid
+    from landscape.jobs.surface import DEFAULT_GRID, DEMO_GRID, SurfaceConfig
+
+    grid = None  # no axis given: the command's default (the demo's, a path's, or DEFAULT_GRID)
+    if ns.x is not None or ns.y is not None or ns.z is not None:
+        demo = ns.model is None
+        grid = Grid(ns.x or (DEMO_GRID if demo else DEFAULT_GRID), ns.y or (DEMO_GRID if demo else None), ns.z)
+    norm, ignore = ns.norm, ns.ignore
+    if any(getattr(ns, f"{a}{k}") for a in "xyz" for k in ("norm", "ignore")):
+        norm = tuple(getattr(ns, f"{a}norm") or ns.norm for a in "xyz")
+        ignore = tuple(getattr(ns, f"{a}ignore") or ns.ignore for a in "xyz")
+    return SurfaceConfig(
+        **vars(DataSpec.of(ns)), model=ns.model, arch=ns.arch, model2=ns.model2, model3=ns.model3,
+        unsafe_pickle=ns.unsafe_pickle, grid=grid,
+        directions=Directions(dir_type=ns.dir_type, norm=norm, ignore=ignore, seed=ns.seed, semantics=ns.semantics),
+        directions_file=ns.directions_file, same_dir=ns.same_dir, metrics=ns.metrics, eig_tol=ns.eig_tol,
+        eig_convention=ns.eig_convention, eig_params=ns.eig_params,
+        evaluation=EvalOptions(loss_fn=ns.loss, batch_size=ns.batch_size, device=ns.device, precision=ns.precision,
+                               compile=ns.compile, threads=ns.threads, bn_recompute=ns.bn_recompute),
+        output=Output(path=ns.out, overwrite=ns.overwrite, repair=ns.repair, chunk_size=ns.chunk_size,
+                      max_points=None if ns.allow_large else Output.max_points, progress=ns.progress,
+                      provenance={"command": " ".join([PROG, *argv])}),
+        plot=ns.plot,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,16 +180,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = join_negative_values(list(sys.argv[1:] if argv is None else argv), GRID_OPTIONS)
 
     def body() -> int:
-        from landscape.compute import SurfaceConfig, run
-        from landscape.engine import MAX_POINTS
+        from landscape.jobs.surface import run
         from landscape.parallel import world
 
-        ns = build_parser().parse_args(argv)
-        options = {k: v for k, v in vars(ns).items() if k not in ("progress", "allow_large")}
-        cfg = SurfaceConfig(**options, command=" ".join([PROG, *argv]),
-                            max_points=None if ns.allow_large else MAX_POINTS)
+        cfg = config_from_args(build_parser().parse_args(argv), argv)
         comm = world()
-        surface, figures = run(cfg, comm, progress=ns.progress)
+        surface, figures = run(cfg, comm)
         if comm.rank == 0:
             done = surface.completed
             loss = surface.loss

@@ -1,15 +1,15 @@
 """A surface from files: ``compute_surface(SurfaceConfig(model="ckpt.pt", arch="resnet20", ...))``.
 
-What ``landscape-surf`` does, as a library call: checkpoint(s), dataset and directions files are
-loaded into a model, data and directions, and :func:`landscape.engine.surface` does the rest. The
-built-in demo (no checkpoint: a small net trained on scikit-learn's digits) and the grid that
-covers an optimization path are decided here too. Every MPI rank runs this function.
+What ``landscape-surf`` does, as a call: checkpoint(s), dataset and directions files are loaded
+into a model, data and directions, and :func:`landscape.engine.surface` does the rest. The built-in
+demo (no checkpoint: a small net trained on scikit-learn's digits) and the grid that covers an
+optimization path are decided here too. Every MPI rank runs this function.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -17,68 +17,63 @@ import torch
 from landscape.checkpoint import load_state_dict, read_checkpoint, sha256
 from landscape.data import SPLITS, Dataset, DataSpec
 from landscape.directions import interpolation_direction, load_directions, random_directions
-from landscape.engine import MAX_POINTS, directions_path, surface
+from landscape.engine import Directions, EvalOptions, Output, directions_path, surface
 from landscape.errors import LandscapeError
+from landscape.grid import Grid
 from landscape.parallel import on_root, world
 from landscape.params import snapshot
 from landscape.surface_file import Surface
 
 DEMO_OUT = os.path.join("landscape_demo", "surface.h5")
 DEMO_GRID = "-1:1:31"
+DEFAULT_GRID = "-1:1:51"
+DEFAULT_OUT = "surface.h5"
 PATH_GRID_POINTS = 31
 QUANTITIES = ("loss", "eig")  # what --metrics may name: loss (and accuracy) per split; eig: Hessian
 
 
 @dataclass
 class SurfaceConfig(DataSpec):
-    """Everything that defines a surface run from files (the fields of ``landscape-surf``'s options):
-    the data (the fields of :class:`landscape.data.DataSpec`), the model and the grid.
+    """Everything that defines a surface run from files: the data (the fields of
+    :class:`landscape.data.DataSpec`), the checkpoint(s), and the option objects of
+    :func:`landscape.engine.surface`.
 
-    ``model=None`` is the built-in demo. ``xnorm``/``ynorm``/``znorm`` and ``xignore``/... override
-    ``norm``/``ignore`` per axis. ``split`` may name several splits (``"train,test"``).
+    ``model=None`` is the built-in demo. ``grid=None``: the demo's, the one covering the path of a
+    landscape-traj ``directions_file``, else ``-1:1:51``. ``directions``: the random directions'
+    settings (``norm``/``ignore`` one for all axes or one per axis x, y, z); ``directions_file``,
+    ``model2`` (and ``model3``) or ``same_dir`` make the directions from files instead.
+    ``output.path=None``: ``surface.h5`` (the demo's ``landscape_demo/surface.h5``). ``split`` may
+    name several splits (``"train,test"``). ``metrics``: names from ``QUANTITIES``; ``eig_*`` set up
+    the Hessian metric. ``plot``: draw the standard figures beside the file.
     """
 
     model: str | None = None
     arch: str | None = None
-    out: str | None = None
     model2: str | None = None
     model3: str | None = None
     unsafe_pickle: bool = False
-    x: str | None = None
-    y: str | None = None
-    z: str | None = None
-    dir_type: str = "weights"
-    norm: str = "filter"
-    ignore: str = "biasbn"
-    xnorm: str | None = None
-    ynorm: str | None = None
-    znorm: str | None = None
-    xignore: str | None = None
-    yignore: str | None = None
-    zignore: str | None = None
-    semantics: str = "landscape"
+    grid: Grid | None = None
+    directions: Directions = field(default_factory=Directions)
+    directions_file: str | None = None
     same_dir: bool = False
-    seed: int = 0
-    directions: str | None = None
     metrics: tuple[str, ...] = ("loss",)
     eig_tol: float | None = None
     eig_convention: str = "mean"  # mean | batch_sum (the original tool's scale)
     eig_params: str = "all"  # all trainable parameters | original (the original tool's: tensors of dim > 1)
-    overwrite: bool = False
-    repair: bool = False
-    loss: str = "crossentropy"
-    batch_size: int | None = None
-    device: str | None = "cpu"
-    threads: int | None = None
-    compile: bool = False
-    precision: str = "fp32"
-    bn_recompute: int = 0
-    chunk_size: int = 1
-    flush_seconds: float = 2.0
-    max_points: int | None = MAX_POINTS
-    command: str = ""
+    evaluation: EvalOptions = field(default_factory=lambda: EvalOptions(loss_fn="crossentropy", device="cpu"))
+    output: Output = field(default_factory=Output)
     plot: bool = False
-    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name, kind in (("directions", Directions), ("evaluation", EvalOptions), ("output", Output)):
+            if not isinstance(getattr(self, name), kind):
+                raise LandscapeError(f"`{name}` must be a landscape.{kind.__name__}, got "
+                                     f"{type(getattr(self, name)).__name__}")
+        if self.grid is not None and not isinstance(self.grid, Grid):
+            self.grid = Grid(self.grid)
+        if self.directions.tensors is not None:
+            raise LandscapeError("`directions` of a SurfaceConfig are made from files (`directions_file`, "
+                                 "`model2`); give tensors to landscape.surface")
 
 
 def is_demo(cfg: SurfaceConfig) -> bool:
@@ -88,32 +83,32 @@ def is_demo(cfg: SurfaceConfig) -> bool:
 def resolve(cfg: SurfaceConfig, comm=None) -> SurfaceConfig:
     """Fill what the options leave open: the demo (rank 0 trains its network, the others wait),
     the default grid and output, and the grid covering an optimization path."""
-    from dataclasses import replace
-
     comm = comm or world()
     if is_demo(cfg):
-        from landscape.demo import DEMO_ARCH, DEMO_DATASET, demo_checkpoint
+        from landscape.jobs.demo import DEMO_ARCH, DEMO_DATASET, demo_checkpoint
 
         if cfg.model2 or cfg.model3 or (cfg.arch and cfg.arch != DEMO_ARCH):
             raise LandscapeError("a second model and an architecture need a checkpoint (without one: the demo)")
         path = on_root(comm, demo_checkpoint)
-        cfg = replace(cfg, model=path, arch=DEMO_ARCH, dataset=DEMO_DATASET, x=cfg.x or DEMO_GRID,
-                      y=cfg.y or DEMO_GRID, out=cfg.out or DEMO_OUT, plot=True)
-        folder = os.path.dirname(cfg.out) or "."
+        cfg = replace(cfg, model=path, arch=DEMO_ARCH, dataset=DEMO_DATASET,
+                      grid=cfg.grid or Grid(DEMO_GRID, DEMO_GRID),
+                      output=replace(cfg.output, path=cfg.output.path or DEMO_OUT), plot=True)
+        folder = os.path.dirname(cfg.output.path) or "."
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise LandscapeError(f"cannot create the folder {folder!r}: {exc.strerror or exc}") from None
     elif not cfg.arch:
         raise LandscapeError("an architecture is needed with a checkpoint (a zoo name or package.module:callable)")
-    if cfg.directions and cfg.x is None and cfg.y is None:
-        cfg = replace(cfg, **path_grid(cfg.directions))
-    return replace(cfg, x=cfg.x or "-1:1:51", out=cfg.out if cfg.out is not None else "surface.h5")
+    if cfg.grid is None and cfg.directions_file:
+        cfg = replace(cfg, grid=path_grid(cfg.directions_file))
+    return replace(cfg, grid=cfg.grid or Grid(DEFAULT_GRID),
+                   output=cfg.output if cfg.output.path is not None else replace(cfg.output, path=DEFAULT_OUT))
 
 
-def path_grid(directions: str, num: int = PATH_GRID_POINTS) -> dict[str, str]:
-    """For a landscape-traj file: ``x`` and ``y`` covering the optimization path with a margin;
-    for a plain directions file, nothing (the usual defaults apply)."""
+def path_grid(directions: str, num: int = PATH_GRID_POINTS) -> Grid | None:
+    """For a landscape-traj file: the grid covering the optimization path with a margin; for a
+    plain directions file, None (the usual default applies)."""
     import h5py
 
     from landscape.trajectory import path_extent, read_trajectory
@@ -121,11 +116,11 @@ def path_grid(directions: str, num: int = PATH_GRID_POINTS) -> dict[str, str]:
     try:
         with h5py.File(directions, "r") as f:
             if "proj_xcoord" not in f:
-                return {}
+                return None
     except OSError:
-        return {}  # not readable: the directions loader reports it
+        return None  # not readable: the directions loader reports it
     x0, x1, y0, y1 = path_extent(read_trajectory(directions))
-    return {"x": f"{x0:.4g}:{x1:.4g}:{num}", "y": f"{y0:.4g}:{y1:.4g}:{num}"}
+    return Grid(f"{x0:.4g}:{x1:.4g}:{num}", f"{y0:.4g}:{y1:.4g}:{num}")
 
 
 def splits_of(cfg: SurfaceConfig) -> list[str]:
@@ -148,33 +143,37 @@ def build(cfg: SurfaceConfig, data: Dataset, path: str) -> torch.nn.Module:
     return network(read_checkpoint(path, cfg.unsafe_pickle), cfg.arch, cfg.num_classes, data=data)
 
 
-def per_axis(cfg: SurfaceConfig) -> tuple[list[str], list[str]]:
-    norms = [cfg.xnorm or cfg.norm, cfg.ynorm or cfg.norm, cfg.znorm or cfg.norm]
-    ignores = [cfg.xignore or cfg.ignore, cfg.yignore or cfg.ignore, cfg.zignore or cfg.ignore]
-    return norms, ignores
+def per_axis(directions: Directions, ndim: int) -> tuple[list[str], list[str]]:
+    """The norm and ignore rule of each of the ``ndim`` axes."""
+    def each(value) -> list[str]:
+        return [value] * ndim if isinstance(value, str) else list(value)[:ndim]
+
+    return each(directions.norm), each(directions.ignore)
 
 
 def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int) -> tuple[list[dict] | None, dict]:
     """The directions of the run when they are not plain random ones (None then: the engine draws
     them): from a file, towards ``model2`` (and ``model3``), or y = x; and provenance for them."""
-    origin = {k: v.detach().cpu() for k, v in snapshot(model, cfg.dir_type).items()}
-    norms, ignores = per_axis(cfg)
-    if cfg.directions:
+    d = cfg.directions
+    origin = {k: v.detach().cpu() for k, v in snapshot(model, d.dir_type).items()}
+    norms, ignores = per_axis(d, ndim)
+    if cfg.directions_file:
         if cfg.model2 or cfg.model3 or cfg.same_dir:
             raise LandscapeError("directions from a file exclude a second model, a third and the same-direction "
                                  "option: those make the directions themselves")
-        dirs, fattrs = load_directions(cfg.directions, names=list(origin))
+        dirs, fattrs = load_directions(cfg.directions_file, names=list(origin))
         if len(dirs) < ndim:
-            raise LandscapeError(f"{cfg.directions!r} holds {len(dirs)} direction(s); a {ndim}D surface needs {ndim}")
-        made_for = str(fattrs.get("dir_type", cfg.dir_type))
-        if made_for != cfg.dir_type:
-            raise LandscapeError(f"{cfg.directions!r} was made with dir_type {made_for}; use that dir_type")
+            raise LandscapeError(f"{cfg.directions_file!r} holds {len(dirs)} direction(s); a {ndim}D surface "
+                                 f"needs {ndim}")
+        made_for = str(fattrs.get("dir_type", d.dir_type))
+        if made_for != d.dir_type:
+            raise LandscapeError(f"{cfg.directions_file!r} was made with dir_type {made_for}; use that dir_type")
         final_sha = str(fattrs.get("model_sha256", ""))  # landscape-traj files name their final model
         if final_sha and final_sha != sha256(cfg.model):
-            raise LandscapeError(f"{cfg.directions!r} is the trajectory of another final model "
+            raise LandscapeError(f"{cfg.directions_file!r} is the trajectory of another final model "
                                  f"({fattrs.get('model', '?')}); give that checkpoint as the model")
         info = {"norm": "pca" if final_sha else str(fattrs.get("norm", "")), "ignore": str(fattrs.get("ignore", "")),
-                "seed": fattrs.get("seed", ""), "directions_file": os.path.abspath(cfg.directions),
+                "seed": fattrs.get("seed", ""), "directions_file": os.path.abspath(cfg.directions_file),
                 "directions_from": "file"}
         return dirs[:ndim], info
     if cfg.model3 and not cfg.model2:
@@ -198,7 +197,7 @@ def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int) -> tu
         if cfg.same_dir and k == 1:
             dirs.append({n: t.clone() for n, t in dirs[0].items()})
             continue
-        drawn = random_directions(origin, k + 1, norms[:k + 1], ignores[:k + 1], cfg.seed, cfg.semantics)
+        drawn = random_directions(origin, k + 1, norms[:k + 1], ignores[:k + 1], d.seed, d.semantics)
         dirs.append(drawn[k])
     if cfg.same_dir:
         info["directions_from"] = (info.get("directions_from", "random") + "; y = x")
@@ -239,8 +238,8 @@ def metric_objects(cfg: SurfaceConfig) -> list:
     return out
 
 
-def compute_surface(cfg: SurfaceConfig, comm=None, progress: bool = True) -> Surface:
-    """Compute (or resume) the surface ``cfg`` describes and write it to ``cfg.out``.
+def compute_surface(cfg: SurfaceConfig, comm=None) -> Surface:
+    """Compute (or resume) the surface ``cfg`` describes and write it to ``cfg.output.path``.
 
     Collective under MPI: every rank calls it and gets the finished :class:`Surface`. A user error
     on any rank raises :class:`LandscapeError` on all of them.
@@ -254,14 +253,15 @@ def compute_surface(cfg: SurfaceConfig, comm=None, progress: bool = True) -> Sur
         indices = idx if indices is None else indices
     first = data[splits[0]]
     model = build(cfg, first, cfg.model)
-    ndim = 1 + (cfg.y is not None) + (cfg.z is not None)
+    ndim = cfg.grid.ndim
     dirs, dir_info = make_directions(cfg, model, ndim)
-    norms, ignores = per_axis(cfg)
-    bn_data = None
-    if cfg.bn_recompute:
-        bn_data = load_data(cfg, "train")[0] if "train" not in data else data["train"]
+    norms, ignores = per_axis(cfg.directions, ndim)
+    evaluation = cfg.evaluation
+    if evaluation.bn_recompute and evaluation.bn_data is None:
+        evaluation = replace(evaluation, bn_data=load_data(cfg, "train")[0] if "train" not in data else data["train"])
+    given = dict(cfg.output.provenance or {})
     provenance = {
-        "command": cfg.command or "compute_surface", "model": os.path.abspath(cfg.model),
+        "command": given.pop("command", "") or "compute_surface", "model": os.path.abspath(cfg.model),
         "model_sha256": sha256(cfg.model), "arch": cfg.arch,
         "model2": os.path.abspath(cfg.model2) if cfg.model2 else "",
         "model2_sha256": sha256(cfg.model2) if cfg.model2 else "",
@@ -269,36 +269,29 @@ def compute_surface(cfg: SurfaceConfig, comm=None, progress: bool = True) -> Sur
         "model3_sha256": sha256(cfg.model3) if cfg.model3 else "",
         **DataSpec.of(cfg).provenance(), "same_dir": cfg.same_dir,
         **{f"checkpoint_{k}": v for k, v in pruned_summary(cfg, model, first).items()},
-        **dir_info, **cfg.extra,
+        **dir_info, **given,
     }
-    result = surface(
-        model, data, x=cfg.x, y=cfg.y, z=cfg.z, loss_fn=cfg.loss, directions=dirs, dir_type=cfg.dir_type,
-        norm=norms[:ndim], ignore=ignores[:ndim], seed=cfg.seed, semantics=cfg.semantics,
-        metrics=metric_objects(cfg), out=cfg.out, overwrite=cfg.overwrite, repair=cfg.repair,
-        batch_size=cfg.batch_size, device=cfg.device, precision=cfg.precision, compile=cfg.compile,
-        threads=cfg.threads, bn_recompute=cfg.bn_recompute, bn_data=bn_data, comm=comm,
-        chunk_size=cfg.chunk_size, flush_seconds=cfg.flush_seconds, max_points=cfg.max_points,
-        progress=progress, provenance=provenance,
-        directions_out="" if cfg.directions else None,
-        extras={"sample_indices": indices} if indices is not None else None,
-    )
-    return result
+    arrays = {**(cfg.output.arrays or {}), **({"sample_indices": indices} if indices is not None else {})}
+    output = replace(cfg.output, provenance=provenance, arrays=arrays or None,
+                     directions_file="" if cfg.directions_file else cfg.output.directions_file)
+    directions = replace(cfg.directions, tensors=dirs, norm=tuple(norms), ignore=tuple(ignores))
+    return surface(model, data, cfg.grid, directions=directions, metrics=metric_objects(cfg), evaluation=evaluation,
+                   output=output, comm=comm)
 
 
-
-
-def run(cfg: SurfaceConfig, comm=None, progress: bool = True) -> tuple[Surface, list[str]]:
+def run(cfg: SurfaceConfig, comm=None) -> tuple[Surface, list[str]]:
     """:func:`compute_surface`, then (rank 0, when ``cfg.plot`` or for the demo) the standard
     figures beside the file; returns the surface and the figure paths."""
     comm = comm or world()
     cfg = resolve(cfg, comm)
-    result = compute_surface(cfg, comm, progress)
+    result = compute_surface(cfg, comm)
     paths: list[str] = []
     if cfg.plot and comm.rank == 0 and result.ndim < 3:
         from landscape.plot.render import render
 
-        paths = render(result, os.path.splitext(cfg.out)[0])
+        paths = render(result, os.path.splitext(cfg.output.path)[0])
     return result, paths
 
 
-__all__ = ["SurfaceConfig", "compute_surface", "directions_path", "load_data", "make_directions", "resolve", "run"]
+__all__ = ["DEFAULT_GRID", "DEMO_GRID", "DEMO_OUT", "PATH_GRID_POINTS", "SurfaceConfig", "compute_surface",
+           "directions_path", "load_data", "make_directions", "resolve", "run"]
