@@ -30,7 +30,7 @@ _EXPORTS = {
     "Axis": "landscape.grid", "Grid": "landscape.grid", "parse_axis": "landscape.grid",
     "build_model": "landscape.models", "list_models": "landscape.models",
     "load_into_": "landscape.checkpoint", "load_state_dict": "landscape.checkpoint",
-    "load_model": "landscape.checkpoint",
+    "load_model": "landscape.jobs.network",
     "Mover": "landscape.params", "live_tensors": "landscape.params", "snapshot": "landscape.params",
     "Trajectory": "landscape.trajectory", "path_extent": "landscape.trajectory",
     "pca_directions": "landscape.trajectory", "read_trajectory": "landscape.trajectory",
