@@ -230,9 +230,9 @@ def _check_directions(directions, ndim: int, origin: Mapping[str, torch.Tensor])
             raise LandscapeError("a direction is a dict of tensors named like the model's")
         out.append({k: torch.as_tensor(d[k]).detach().cpu().float() if k in d else torch.zeros(v.shape)
                     for k, v in origin.items()})
-        extra = [k for k in d if k not in origin]
-        if extra:
-            raise LandscapeError(f"a direction names tensors the model does not have: {', '.join(extra[:3])}")
+        unknown = [k for k in d if k not in origin]
+        if unknown:
+            raise LandscapeError(f"a direction names tensors the model does not have: {', '.join(unknown[:3])}")
     return out
 
 
@@ -418,7 +418,7 @@ def _setup(model, data, grid: Grid, directions: Directions, metrics, evaluation:
     e = evaluation
     evaluations = [Evaluation(d, s, e.loss_fn, e.accuracy_fn, batch_size or sizes.get(s), e.precision, e.compile,
                               e.forward_fn, channels_last) for s, d in splits.items()]
-    context = Context(model, dev, grid=grid, rank=comm.rank, extra={"forward_fn": e.forward_fn})
+    context = Context(model, dev, grid=grid, rank=comm.rank, forward_fn=e.forward_fn)
     return _Run(grid, directions, evaluation, dev, model, origin, dirs, mover, evaluations, user_metrics, context)
 
 
@@ -552,7 +552,7 @@ def _open(out: str, coords: list[np.ndarray], names: list[str], inputs: dict, at
         return old
     surface = new_surface(coords, names, attrs)
     surface.attrs["inputs"] = json.dumps(inputs, sort_keys=True)
-    surface.extras.update(arrays)
+    surface.arrays.update(arrays)
     return surface
 
 
@@ -590,7 +590,7 @@ def run_points(
         if out is None:
             s = new_surface(coords, names, attrs)
             s.attrs["inputs"] = json.dumps(inputs, sort_keys=True)
-            s.extras.update(arrays or {})
+            s.arrays.update(arrays or {})
         else:
             s = _open(out, coords, names, inputs, attrs, overwrite, repair, arrays or {}, lock_also, locks, what)
         if on_open is not None:

@@ -43,7 +43,8 @@ class Point:
 @dataclass
 class Context:
     """What a metric's ``setup`` may use: the model (already on ``device``), the primary data as
-    :class:`landscape.batches.Batches`, the loss function, the grid, and the current point."""
+    :class:`landscape.batches.Batches`, the loss function, the grid, the current point and the
+    engine's forward function."""
 
     model: nn.Module
     device: torch.device
@@ -52,7 +53,7 @@ class Context:
     grid: Any = None
     rank: int = 0
     point: Point = field(default_factory=Point)
-    extra: dict = field(default_factory=dict)
+    forward_fn: Callable | None = None  # how the engine runs the model on a batch (None: model(x))
 
 
 @runtime_checkable

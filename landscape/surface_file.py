@@ -42,8 +42,8 @@ from landscape.h5 import DamagedFile, attr, dataset, opened, plain, writing
 
 FORMAT_VERSION = 2
 AXES = ("xcoordinates", "ycoordinates", "zcoordinates")
-EXTRAS = ("sample_indices",)
-STRUCTURE = set(AXES) | {"completed", "done", "point_checksums"} | set(EXTRAS)
+ARRAYS = ("sample_indices",)
+STRUCTURE = set(AXES) | {"completed", "done", "point_checksums"} | set(ARRAYS)
 # Quantities computed from stored ones: name -> (the arrays it needs, how)
 DERIVED = {
     "eig_ratio": (("min_eig", "max_eig"), lambda mn, mx: np.abs(mn / np.where(mx == 0, np.nan, mx))),
@@ -65,7 +65,7 @@ class Surface:
     values: dict[str, np.ndarray]
     done: dict[str, np.ndarray]
     attrs: dict = field(default_factory=dict)
-    extras: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. sample_indices
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # other arrays stored with it: sample_indices
     directions: list | None = None
     path: str | None = None  # the file it was read from or written to
 
@@ -265,7 +265,7 @@ def write_surface(path: str | os.PathLike, surface: Surface) -> None:
         for name, mask in surface.done.items():
             dataset(g, name, mask.astype(np.uint8))
         dataset(f, "point_checksums", point_checksums(surface.coords, surface.values, surface.done, inputs))
-        for name, arr in surface.extras.items():
+        for name, arr in surface.arrays.items():
             dataset(f, name, arr)
         attrs = dict(surface.attrs)
         attrs["format_version"] = FORMAT_VERSION
@@ -375,8 +375,8 @@ def _read(f: h5py.File, path: str, version: int) -> Surface:
             first = next(iter(values.values()))
             completed = np.isfinite(first) & (first != -1)
         done = {n: completed.copy() for n in values}
-    extras = {k: f[k][()] for k in EXTRAS if k in f}
-    return Surface(coords, values, done, attrs, extras)
+    arrays = {k: f[k][()] for k in ARRAYS if k in f}
+    return Surface(coords, values, done, attrs, arrays)
 
 
 def repair_surface(path: str | os.PathLike, coords: Sequence[np.ndarray], inputs: Mapping) -> tuple[Surface, int]:
@@ -421,11 +421,11 @@ def repair_surface(path: str | os.PathLike, coords: Sequence[np.ndarray], inputs
                 attrs[k] = plain(f.attrs[k])
             except (OSError, ValueError, TypeError):
                 pass
-        extras = {}
-        for k in EXTRAS:
+        arrays = {}
+        for k in ARRAYS:
             try:
                 if k in f:
-                    extras[k] = f[k][()]
+                    arrays[k] = f[k][()]
             except (OSError, ValueError, TypeError):
                 pass
     metrics = {n: inputs.get("metrics", {}).get(n, {}) for n in values}
@@ -434,7 +434,7 @@ def repair_surface(path: str | os.PathLike, coords: Sequence[np.ndarray], inputs
         done[n] &= ok
         values[n][~done[n]] = np.nan
     attrs["inputs"] = json.dumps({**inputs, "metrics": metrics}, sort_keys=True)
-    surface = Surface([np.asarray(c, dtype=float) for c in coords], values, done, attrs, extras)
+    surface = Surface([np.asarray(c, dtype=float) for c in coords], values, done, attrs, arrays)
     return surface, int(ok.sum()) if values else 0
 
 

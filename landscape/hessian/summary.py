@@ -135,9 +135,9 @@ def summarize(
 
 
 def write_summary(path: str, summary: HessianSummary, attrs: Mapping | None = None,
-                  vectors: bool = False, extras: Mapping[str, np.ndarray] | None = None) -> str:
+                  vectors: bool = False, arrays: Mapping[str, np.ndarray] | None = None) -> str:
     """Write ``summary`` (with the provenance ``attrs``, the top eigenvectors when ``vectors``,
-    and the arrays ``extras``, e.g. ``sample_indices``) to ``path`` atomically; return the path."""
+    and the ``arrays``, e.g. ``sample_indices``) to ``path`` atomically; return the path."""
     with writing(path) as f:
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
@@ -170,7 +170,7 @@ def write_summary(path: str, summary: HessianSummary, attrs: Mapping | None = No
             g["grid"], g["density"] = d.grid, d.density
             g["nodes"], g["weights"] = d.nodes, d.weights
             g.attrs["sigma"], g.attrs["matvecs"] = d.sigma, d.matvecs
-        for k, v in (extras or {}).items():
+        for k, v in (arrays or {}).items():
             f[k] = np.asarray(v)
     return path
 

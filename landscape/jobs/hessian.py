@@ -92,8 +92,8 @@ def summarize_checkpoint(cfg: HessianConfig, command: str = "",
         "arch": cfg.arch, "split": cfg.split, "samples_requested": cfg.samples or "",
         "data_fingerprint": data_checksum((data.x, data.y)), "device": str(device), "threads": n_threads,
     }
-    extras = {"sample_indices": indices} if indices is not None else {}
-    written = [write_summary(cfg.out, summary, attrs, vectors=cfg.save_vectors, extras=extras)]
+    arrays = {"sample_indices": indices} if indices is not None else {}
+    written = [write_summary(cfg.out, summary, attrs, vectors=cfg.save_vectors, arrays=arrays)]
     if cfg.density:
         from landscape.plot.hessian import density_figure  # matplotlib only when a figure is drawn
 

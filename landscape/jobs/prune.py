@@ -98,7 +98,7 @@ def count_checkpoint(arch: str, path: str | None = None, plan: str | Mapping | N
     report = CountReport(arch, shape, flops, params,
                          tuple(layer_counts(model, shape, shortcuts)) if per_layer else ())
     if plan:
-        resolved, name = resolve_plan(plan, model)
+        resolved = resolve_plan(plan, model)
         widths = plan_widths(model, resolved)
         f1, p1 = count(resize_(meta_copy(model), widths), shape, shortcuts)
         report = CountReport(arch, shape, flops, params, report.layers, name, len(widths), f1, p1)
@@ -111,7 +111,8 @@ def prune_checkpoint(path: str, arch: str, plan: str | Mapping, out: str, strate
     """Prune the checkpoint at ``path`` by ``plan`` and write the smaller one to ``out``; returns it."""
     out = check_output(out, overwrite)
     model, meta = _model(arch, path, "", num_classes, in_channels, unsafe_pickle)
-    resolved, name = resolve_plan(plan, model)
+    resolved = resolve_plan(plan, model)
+    name = resolved.preset
     pruned = prune_filters(model, resolved, strategy)
     nc, ic = io_of(model)
     shape = _shape_of(arch, meta, name, ic, input_shape)

@@ -72,7 +72,7 @@ def sensitivity_curves(ax: Axes, result, quantity: str = "accuracy", legend: boo
     return lines
 
 
-def filter_norms(ax: Axes, norms: Mapping[str, np.ndarray], stages: Sequence[int] | None = None,
+def norm_curves(ax: Axes, norms: Mapping[str, np.ndarray], stages: Sequence[int] | None = None,
                  legend: bool = True) -> list:
     """Each conv layer's filter L1 norms, sorted and divided by the largest, against the filter's
     rank as a fraction of the layer's filters (Fig. 2(a)). ``norms``: the ``{layer: norms}`` of
@@ -114,10 +114,10 @@ def figures(result=None, norms: Mapping[str, np.ndarray] | None = None, name: st
         fig = Figure(figsize=(6.5, 4.5), layout="constrained")
         ax = fig.subplots()
         stages = list(result.stages) if result is not None and len(result.stages) == len(norms) else None
-        filter_norms(ax, norms, stages)
+        norm_curves(ax, norms, stages)
         ax.set_title(" | ".join(t for t in (name, "filters ranked by L1 norm") if t), fontsize=9)
         out["filter_norms"] = fig
     return out
 
 
-__all__ = ["figures", "filter_norms", "sensitivity_curves"]
+__all__ = ["figures", "norm_curves", "sensitivity_curves"]
