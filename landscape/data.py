@@ -326,7 +326,8 @@ def load_dataset(
 @dataclass
 class DataSpec:
     """Which data a command evaluates, in its options' terms: a named dataset and split, cut to a
-    fixed random subset of ``samples`` when given. Every command that loads data loads it here."""
+    fixed random subset of ``samples`` when given (the data options of landscape-surf,
+    landscape-hessian and landscape-prune; landscape-train loads both splits whole)."""
 
     dataset: str = "digits"
     data_root: str | None = None
