@@ -590,8 +590,6 @@ def test_load_model_rebuilds_a_pruned_checkpoint(tmp_path):
     import landscape.checkpoint as ckpt_mod
     from landscape.prune import save_pruned
 
-    if not hasattr(ckpt_mod, "load_model"):
-        pytest.skip("landscape.checkpoint.load_model is not there yet")
     model = randomized(build_model("vgg9"))
     pruned = prune_filters(model, VGG9_PLAN).eval()
     save_pruned(tmp_path / "v.pt", pruned, original=model, arch="vgg9", plan=VGG9_PLAN, input_shape=(3, 32, 32),
