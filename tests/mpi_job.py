@@ -3,8 +3,7 @@
 ``python tests/mpi_job.py surface --model M --out O [...]``: ``compute_surface`` through the CLIs'
 error handling (one line and exit code 2 for bad input). ``--delay S`` makes every point take at
 least S seconds, so that a test can kill the job part-way; ``--pid-dir D`` makes every rank write
-its process id to ``D/rank<r>.pid``; ``--go F`` makes it write ``F.ready.<pid>`` once its imports
-are done and wait until F exists, so that a test can start two jobs at one moment on a loaded machine.
+its process id to ``D/rank<r>.pid``.
 
 ``python tests/mpi_job.py map --n N --log L [...]``: ``map_points`` over a recording job. Rank 0
 appends ``index rank value`` to L for every result as it arrives, and ``aborted`` when the job is
@@ -51,11 +50,6 @@ def run_surface(args: argparse.Namespace, comm) -> int:
                       progress=args.progress),
         metrics=tuple(args.metrics.split(",")),
     )
-
-    if args.go:
-        open(f"{args.go}.ready.{os.getpid()}", "w").close()
-        while not os.path.exists(args.go):
-            time.sleep(0.01)
 
     def body() -> int:
         compute_surface(cfg, comm)
@@ -126,7 +120,6 @@ def main() -> int:
     s.add_argument("--flush-seconds", type=float, default=2.0)
     s.add_argument("--delay", type=float, default=0.0)
     s.add_argument("--pid-dir")
-    s.add_argument("--go")
     s.add_argument("--overwrite", action="store_true")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--metrics", default="loss")
