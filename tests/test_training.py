@@ -82,6 +82,24 @@ def test_adam_on_tensors_equals_a_plain_torch_loop():
     assert loop.history[-1]["train_loss"] < loop.history[0]["train_loss"]
 
 
+def test_data_forms_the_engine_takes_train_alike():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from landscape.data import Dataset
+
+    x, y = data(64)
+    forms = {"tensors": (x, y), "dataset": Dataset(x, y, 3, "toy"), "torch dataset": TensorDataset(x, y),
+             "loader": DataLoader(TensorDataset(x, y), batch_size=64), "list": [(x, y)]}
+    finals = {}
+    for name, d in forms.items():
+        model = net()
+        Loop(model, d, torch.optim.SGD(model.parameters(), lr=0.1), test_data=d,
+             config=LoopConfig(epochs=2, batch_size=64)).run()
+        finals[name] = model
+    for name, model in finals.items():
+        assert_close(model, finals["list"]), name
+
+
 def test_every_epoch_sees_every_sample_once_in_a_new_order():
     x, y = data(50)
     seen: list[list[int]] = []
