@@ -216,6 +216,29 @@ def test_a_hook_state_comes_back_on_resume_and_its_settings_are_checked(tmp_path
         assert torch.equal(a, b)
 
 
+def test_resume_from_the_initial_checkpoint_alone(tmp_path):
+    x, y = data(40)
+
+    def loop(hook, folder, epochs=2):
+        model = net()
+        return Loop(model, batches(x, y, 20), torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+                    hooks=[hook], config=LoopConfig(epochs=epochs, save_every=10), folder=folder)
+
+    with RunFolder(tmp_path / "run", {}) as folder, pytest.raises(KeyboardInterrupt):
+        loop(Recorder(), folder).run(lambda epoch, row: (_ for _ in ()).throw(KeyboardInterrupt))
+    os.remove(tmp_path / "run" / "resume.pt")  # as if killed while epoch 1 was written: model_0.pt is left
+    hook = Recorder()
+    with RunFolder(tmp_path / "run", {}, resume=True) as folder:
+        resumed = loop(hook, folder)
+        history = resumed.run()
+    assert hook.calls[:3] == ["load_state_dict", "on_start", "before_forward"]  # epoch 0 is not redone
+    assert [r["epoch"] for r in history] == [0, 1, 2]
+    full = loop(Recorder(), None)
+    full.run()
+    for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
 # ------------------------------------------------------------------------- the run folder
 
 
