@@ -261,6 +261,7 @@ train(TrainConfig(**eval(sys.argv[1])), on_epoch_end=kill)
 """
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9_equals_an_uninterrupted_run(tmp_path):
     from landscape.jobs.train import TrainConfig, train
 
