@@ -56,7 +56,7 @@ RESUME_KEYS = (
 HookSpec = TrainHook | Callable[[nn.Module], TrainHook]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run: the flags of ``landscape-train`` (saved as
     ``args`` in every checkpoint)."""
@@ -295,15 +295,15 @@ class TrainJob:
         self.folder = RunFolder(self.out, self.args, resume=c.resume, overwrite=c.overwrite, check=RESUME_KEYS,
                                 own_files=(NOISE_FILE,))
         try:
-            self.loop = self._assemble(c, device, hooks)
+            self.loop, self.noise = self._assemble(c, device, hooks)
         except BaseException:
             self.folder.close()
             raise
 
-    def _assemble(self, c: TrainConfig, device: torch.device, hooks: Sequence[HookSpec]) -> Loop:
+    def _assemble(self, c: TrainConfig, device: torch.device, hooks: Sequence[HookSpec]) -> tuple[Loop, dict | None]:
         if device.type == "cpu":
             keep_malloc_arenas()
-        train_set, test_set, self.noise = load_data(c)
+        train_set, test_set, noise = load_data(c)
         num_classes = c.num_classes or max(train_set.num_classes, test_set.num_classes)
         in_channels = int(train_set.x.shape[1]) if train_set.x.ndim == 4 else 1
         model = build(c, num_classes, in_channels, train_set.x[:2])
@@ -325,15 +325,14 @@ class TrainJob:
 
             made.append(quantize_(model, quant))
         record = {"arch": c.arch, "num_classes": num_classes, "in_channels": in_channels, "dataset": c.dataset}
-        if self.noise is not None:
-            changed = int((self.noise["original"] != self.noise["noisy"]).sum())
+        if noise is not None:
+            changed = int((noise["original"] != noise["noisy"]).sum())
             record.update(label_noise_file=NOISE_FILE, label_noise_changed=changed)
         widths = _widths_of(c, num_classes, in_channels)
         if widths:
             record["widths"] = widths
         augmenting = bool(self.args["augment"]) and train_set.x.ndim == 4
-        self.train_set = train_set
-        return Loop(
+        loop = Loop(
             model, (train_set.x, train_set.y), optimizer,
             schedule=Milestones(c.lr, c.lr_decay, self.args["milestones"]),
             hooks=made,
@@ -345,6 +344,7 @@ class TrainJob:
             transform=partial(augment, fill=train_set.info.get("pad_fill")) if augmenting else None,
             folder=self.folder, record=record, net=net,
         )
+        return loop, noise
 
     def run(self, on_epoch_end: Callable[[int, dict], None] | None = None) -> TrainResult:
         """Train (or continue) the run; see :func:`train`."""
