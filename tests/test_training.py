@@ -367,8 +367,6 @@ def test_the_loop_imports_neither_quantization_nor_pruning_and_there_is_no_cycle
         assert not graph.chain_exists(importer=a, imported=b, as_packages=True), (a, b)
     for m in ("landscape.training", "landscape.quant", "landscape.jobs.train"):
         mods = [m] if m == "landscape.jobs.train" else sorted(graph.find_descendants(m) | {m})
-        # quant.markov <-> plot.quant is untangled on the command layer's branch (issue 20 part 1)
-        mods = [mod for mod in mods if mod != "landscape.quant.markov"]
         for mod in mods:  # no module of these reaches itself again
             for imported in graph.find_modules_directly_imported_by(mod):
                 assert not graph.chain_exists(importer=imported, imported=mod), (mod, imported)
