@@ -51,6 +51,7 @@ def section(name: str, body: str, command: str, date: str | None = None, machine
     """The text of NAME's section: command, machine, date, then ``body`` (the script's output)."""
     machine_line = machine_line or f"{cpu_model()}, {cores()} cores{_torch_version()}"
     date = date or time.strftime("%Y-%m-%d")
+    body = re.sub(r"^#+ ", "", body, flags=re.M)  # a script's title line is a line of text here, not a heading
     return (f"<!-- bench:{name} -->\nCommand: `{command}`  \nMachine: {machine_line}  \nDate: {date}\n\n"
             f"{body.strip()}\n<!-- /bench:{name} -->")
 
