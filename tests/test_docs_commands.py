@@ -64,13 +64,15 @@ APPEND = [  # (the command, or its start ending in "..."), what is added: their 
 
 
 def bash_commands(page: Path) -> list[str]:
-    """The commands of the page's ```bash blocks, continuation lines joined, comments dropped."""
+    """The commands of the page's ```bash blocks: continuation lines joined, comments dropped, ``&&`` split."""
     commands = []
     for block in re.findall(r"^```bash\n(.*?)^```", page.read_text(), re.S | re.M):
         for line in block.replace("\\\n", " ").splitlines():
             words = shlex.split(line, comments=True)
-            if words:
-                commands.append(shlex.join(words))
+            while words:  # "a && b": two commands
+                end = words.index("&&") if "&&" in words else len(words)
+                commands.append(shlex.join(words[:end]))
+                words = words[end + 1:]
     return commands
 
 
