@@ -8,8 +8,8 @@ resnet56 checkpoints). A ``landscape-*`` command runs in this process through it
 entry point (setup.cfg), any other command (``python ...``, ``mpirun ...``) in a subprocess with
 this checkout first on the path; each must exit 0. The sizes are cut by the rules of ``SMALL``
 (applied to the words of a command, nothing else changes), and a checkpoint a cut training run
-no longer writes (``model_300.pt`` of a 300-epoch run cut to 3) is read under the name it has
-(``model_3.pt``). Commands that cannot run here are listed in ``SKIPPED`` with the reason.
+no longer writes (``model_300.pt`` of a 300-epoch run cut to 2) is read under the name it has
+(``model_2.pt``). Commands that cannot run here are listed in ``SKIPPED`` with the reason.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ SKIPPED = {  # the start of a command -> why it is not run here
     "pip install": "installs packages (.ci/run runs these)",
     "python -m pytest": "the test suite itself",
 }
-EPOCHS, SAMPLES, GRID_POINTS, RANKS = 3, 16, 3, 2
+EPOCHS, SAMPLES, GRID_POINTS, RANKS = 2, 16, 3, 2
 
 
 def _axis(spec: str) -> str:
@@ -48,7 +48,7 @@ def _flag(name: str, cut):
 
 SMALL = dict([  # flag -> its small value (a function of the written one)
     _flag("--x", _axis), _flag("--y", _axis), _flag("--z", _axis),   # at most 3 points an axis
-    _flag("--epochs", lambda v: str(min(int(v), EPOCHS))),          # at most 3 epochs
+    _flag("--epochs", lambda v: str(min(int(v), EPOCHS))),          # at most 2 epochs
     _flag("--save-every", lambda v: "1"),                            # every epoch
     _flag("--samples", lambda v: str(min(int(v), SAMPLES))),        # at most 16 samples
     _flag("--ratios", lambda v: _axis(v) if v.count(":") == 2 else v),
@@ -168,9 +168,9 @@ def test_every_command_is_a_program_of_ours_or_skipped_with_a_reason():
 def test_small_rules_cut_sizes_and_follow_cut_runs():
     renames: dict[str, str] = {}
     words = small(shlex.split("landscape-train --arch resnet56 --epochs 300 --save-every 10 --out runs/r"), renames)
-    assert words == shlex.split("landscape-train --arch resnet56 --epochs 3 --save-every 1 --out runs/r")
+    assert words == shlex.split("landscape-train --arch resnet56 --epochs 2 --save-every 1 --out runs/r")
     assert small(["landscape-surf", "--model", "runs/r/model_300.pt", "--x=-1:1:51", "--y", "-1:1:51"], renames) == \
-        ["landscape-surf", "--model", "runs/r/model_3.pt", "--x=-1:1:3", "--y", "-1:1:3"]
+        ["landscape-surf", "--model", "runs/r/model_2.pt", "--x=-1:1:3", "--y", "-1:1:3"]
     assert small(["landscape-surf"], {}) == ["landscape-surf", "--x=-1:1:3", "--y=-1:1:3"]
 
 
@@ -180,14 +180,51 @@ def test_readme_is_short_and_links_the_architecture_on_its_first_screen():
     assert any("docs/architecture.md" in line for line in lines[:25])
 
 
-def test_relative_links_point_at_files():
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_relative_links_point_at_files_and_headings():
     others = {"docs/sharpness.md", "docs/connect.md"}  # pages the sharpness and connect work adds
     for page in PAGES:
-        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", page.read_text()):
             if "://" in target:
                 continue
-            path = (page.parent / target).resolve()
-            assert path.exists() or str(path.relative_to(ROOT)) in others, f"{page.name}: {target} does not exist"
+            path = (page.parent / target).resolve() if target else page
+            if str(path.relative_to(ROOT)) in others:
+                continue
+            assert path.exists(), f"{page.name}: {target} does not exist"
+            if anchor and path.suffix == ".md":
+                slugs = {_slug(h) for h in re.findall(r"^#+ (.*)$", path.read_text(), re.M)}
+                assert anchor in slugs, f"{page.name}: {target}#{anchor}: no such heading"
+
+
+def help_flags(target: str) -> set[str]:
+    """The flags a command's ``--help`` lists (on its option lines)."""
+    import contextlib
+    import io
+
+    module, func = target.split(":")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        getattr(importlib.import_module(module), func)(["--help"])
+    return set(re.findall(r"^  (?:-\w, )?(--[a-z0-9][a-z0-9-]*)", out.getvalue(), re.M)) - {"--help"}
+
+
+def test_every_flag_of_every_command_is_documented():
+    """Each command's flags appear in its section of docs/cli.md, or on the pages README's table links for it."""
+    readme = (ROOT / "README.md").read_text()
+    sections = dict(re.findall(r"^## (\S+)\n(.*?)(?=^## |\Z)", (ROOT / "docs" / "cli.md").read_text(), re.S | re.M))
+    for program, target in entry_points().items():
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{program}`")), None)
+        assert row, f"README's table of commands has no row for {program}"
+        pages = {ROOT / p for p in re.findall(r"\]\((docs/[^)#]+)", row)}
+        text = sections.get(program, "") + "".join(p.read_text() for p in pages if p.exists())
+        flags = help_flags(target)
+        assert len(flags) >= 3, f"{program} --help printed no flags"
+        missing = sorted(f for f in flags if not re.search(re.escape(f) + r"(?![\w-])", text))
+        assert not missing, f"{program}: {missing} are not documented"
 
 
 # --- slow: run them --------------------------------------------------------------------------
