@@ -63,3 +63,16 @@ def test_run_and_report_writes_only_a_successful_run_of_rank_0(tmp_path, monkeyp
     text = doc.read_text()
     assert ("<!-- bench:bench_x -->" in text and "python benchmarks/bench_x.py --quick" in text
             and "| measured | 42 |" in text) == written
+
+
+def test_every_benchmark_writes_a_section_that_states_command_machine_and_date():
+    folder = os.path.join(_report.ROOT, "benchmarks")
+    page = open(_report.DOC).read()
+    scripts = sorted(f[:-3] for f in os.listdir(folder) if f.startswith("bench_") and f.endswith(".py"))
+    assert len(scripts) >= 8
+    for name in scripts:
+        assert "run_and_report(main" in open(os.path.join(folder, f"{name}.py")).read(), name
+        start, end = page.find(f"<!-- bench:{name} -->"), page.find(f"<!-- /bench:{name} -->")
+        assert 0 <= start < end, f"docs/benchmarks.md has no section of {name}"
+        head = page[start:end].splitlines()[1:4]
+        assert [line.split(":")[0] for line in head] == ["Command", "Machine", "Date"], name
