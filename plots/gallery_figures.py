@@ -5,7 +5,7 @@
 Reads the checkpoints and files in ``WORK`` (test errors, split sizes, the interpolation's
 barrier, the path's explained variance, the Hessian's figures, the pruned network's FLOPs),
 prints them, writes ``plots/gallery_figures.json`` and puts them into plots/README.md (a figure
-there is the number written just before ``<!--fig:NAME-->``); ``tests/test_readme.py`` holds
+there is the number written just before ``<!--fig:NAME-->``); ``tests/test_gallery_figures.py`` holds
 plots/README.md to the JSON file.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "benchmarks"))
 
-from readme_figures import fill, machine  # noqa: E402  (the same CPU and load wording as README.md)
+from _report import fill, machine  # noqa: E402  (the CPU and load wording of docs/benchmarks.md)
 
 
 def _error(path: str) -> float:
