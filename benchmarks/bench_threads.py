@@ -32,7 +32,8 @@ model = ls.build_model("digits_cnn", num_classes=10, in_channels=1)
 data = ls.load_dataset("digits", split="train").subset(int(sys.argv[3]))[0]
 n = int(sys.argv[2])
 t0 = time.perf_counter()
-s = ls.surface(model, data, x=(-1, 1, n), y=(-1, 1, n), threads=threads, batch_size=256, progress=False)
+s = ls.surface(model, data, ls.Grid((-1, 1, n), (-1, 1, n)), evaluation=ls.EvalOptions(threads=threads, batch_size=256),
+               output=ls.Output(progress=False))
 print(time.perf_counter() - t0, s.attrs["threads_per_rank"])
 """
 

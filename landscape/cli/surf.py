@@ -148,7 +148,7 @@ def config_from_args(ns: argparse.Namespace, argv: Sequence[str]):
     """The :class:`landscape.jobs.surface.SurfaceConfig` of parsed options: the one place where
     flags become option objects (each object checks its values as it is built)."""
     from landscape.data import DataSpec
-    from landscape.engine import Directions, EvalOptions, Output
+    from landscape.engine import MAX_POINTS, Directions, EvalOptions, Output
     from landscape.grid import Grid
     from landscape.jobs.surface import DEFAULT_GRID, DEMO_GRID, SurfaceConfig
 
@@ -169,7 +169,7 @@ def config_from_args(ns: argparse.Namespace, argv: Sequence[str]):
         evaluation=EvalOptions(loss_fn=ns.loss, batch_size=ns.batch_size, device=ns.device, precision=ns.precision,
                                compile=ns.compile, threads=ns.threads, bn_recompute=ns.bn_recompute),
         output=Output(path=ns.out, overwrite=ns.overwrite, repair=ns.repair, chunk_size=ns.chunk_size,
-                      max_points=None if ns.allow_large else Output.max_points, progress=ns.progress,
+                      max_points=None if ns.allow_large else MAX_POINTS, progress=ns.progress,
                       provenance={"command": " ".join([PROG, *argv])}),
         plot=ns.plot,
     )

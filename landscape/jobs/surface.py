@@ -16,7 +16,7 @@ import torch
 
 from landscape.checkpoint import Checkpoint, read_checkpoint
 from landscape.data import SPLITS, Dataset, DataSpec
-from landscape.directions import interpolation_direction, load_directions, random_directions
+from landscape.directions import interpolation_direction, load_directions, per_axis, random_directions
 from landscape.engine import Directions, EvalOptions, Output, directions_path, surface
 from landscape.errors import LandscapeError
 from landscape.grid import Grid
@@ -137,14 +137,6 @@ def load_data(cfg: SurfaceConfig, split: str | None = None) -> tuple[Dataset, np
     return DataSpec.of(cfg).load(split or splits_of(cfg)[0])
 
 
-def per_axis(directions: Directions, ndim: int) -> tuple[list[str], list[str]]:
-    """The norm and ignore rule of each of the ``ndim`` axes."""
-    def each(value) -> list[str]:
-        return [value] * ndim if isinstance(value, str) else list(value)[:ndim]
-
-    return each(directions.norm), each(directions.ignore)
-
-
 def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int,
                     ckpts: dict[str, Checkpoint]) -> tuple[list[dict] | None, dict]:
     """The directions of the run when they are not plain random ones (None then: the engine draws
@@ -152,7 +144,7 @@ def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int,
     ``ckpts``: the run's checkpoints, read once, by option name (``model``, ``model2``, ``model3``)."""
     d = cfg.directions
     origin = {k: v.detach().cpu() for k, v in snapshot(model, d.dir_type).items()}
-    norms, ignores = per_axis(d, ndim)
+    norms, ignores = per_axis(d.norm, ndim, "norm"), per_axis(d.ignore, ndim, "ignore")
     if cfg.directions_file:
         if cfg.model2 or cfg.model3 or cfg.same_dir:
             raise LandscapeError("directions from a file exclude a second model, a third and the same-direction "
@@ -253,7 +245,7 @@ def compute_surface(cfg: SurfaceConfig, comm=None) -> Surface:
     model = network(ckpts["model"], cfg.arch, cfg.num_classes, data=first)
     ndim = cfg.grid.ndim
     dirs, dir_info = make_directions(cfg, model, ndim, ckpts)
-    norms, ignores = per_axis(cfg.directions, ndim)
+    norms, ignores = per_axis(cfg.directions.norm, ndim, "norm"), per_axis(cfg.directions.ignore, ndim, "ignore")
     evaluation = cfg.evaluation
     if evaluation.bn_recompute and evaluation.bn_data is None:
         evaluation = replace(evaluation, bn_data=load_data(cfg, "train")[0] if "train" not in data else data["train"])
