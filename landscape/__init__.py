@@ -38,7 +38,7 @@ _EXPORTS = {
     "quantize_": "landscape.quant", "QuantConfig": "landscape.quant",
     "DataSpec": "landscape.data",
 }
-_SUBMODULES = ("plot", "hessian", "prune", "quant", "models", "data", "train", "parallel")
+_SUBMODULES = ("plot", "hessian", "prune", "quant", "models", "data", "train", "parallel", "sharpness")
 
 __all__ = ["__version__", *sorted(_EXPORTS), *_SUBMODULES]
 
