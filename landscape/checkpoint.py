@@ -93,10 +93,17 @@ def load_model(arch: str, path: str | os.PathLike, num_classes: int | None = Non
     from a file. ``num_classes``/``in_channels`` default to what the checkpoint records
     (``landscape-train`` writes both), else 10 and 3. A pruned checkpoint's recorded ``widths``
     shrink the architecture first, so its smaller tensors fit."""
+    path = os.fspath(path)
+    return model_from(_read(path, unsafe_pickle), arch, path, num_classes, in_channels)
+
+
+def model_from(obj, arch: str, path: str | os.PathLike = "checkpoint", num_classes: int | None = None,
+               in_channels: int | None = None) -> nn.Module:
+    """:func:`load_model` of a checkpoint already read (:func:`read_checkpoint`), so a command
+    that also wants its metadata reads the file once."""
     from landscape.models import build_model
 
     path = os.fspath(path)
-    obj = _read(path, unsafe_pickle)
     meta = obj if isinstance(obj, Mapping) else {}
     sd = _state_dict_of(obj, path)
     model = build_model(arch, num_classes=int(num_classes or meta.get("num_classes", 10)),
@@ -145,7 +152,11 @@ def summary(path: str | os.PathLike, unsafe_pickle: bool = False) -> dict:
     """What a checkpoint records about how its network was made, for titles and provenance:
     ``arch``, ``optimizer``, ``batch_size``, ``weight_decay``, ``epoch``, ``test_error`` (%),
     ``pruned`` and ``flops`` (a pruned network), ``quant`` (a quantized one). Only what is there."""
-    obj = _read(os.fspath(path), unsafe_pickle)
+    return summary_of(_read(os.fspath(path), unsafe_pickle))
+
+
+def summary_of(obj) -> dict:
+    """:func:`summary` of a checkpoint already read (:func:`read_checkpoint`)."""
     if not isinstance(obj, Mapping):
         return {}
     args = obj.get("args") if isinstance(obj.get("args"), Mapping) else {}
