@@ -133,16 +133,16 @@ def _load(cfg: CompareConfig, data) -> list[_Minimum]:
     from landscape.plot.compare import describe_training
 
     in_channels = data.x.shape[1] if data.x.dim() == 4 else 1
-    out: list[_Minimum] = []
-    for path in cfg.checkpoints:
-        obj = read_checkpoint(path, cfg.unsafe_pickle)
-        model = model_from(obj, cfg.arch, path, cfg.num_classes or data.num_classes, in_channels)
-        info = summary_of(obj)
-        out.append(_Minimum(path, os.path.abspath(path), sha256(path), model, info,
-                            describe_training(info, str(info.get("arch") or cfg.arch))))
-    archs = {m.info["arch"] for m in out if m.info.get("arch")}
+    objs = [read_checkpoint(path, cfg.unsafe_pickle) for path in cfg.checkpoints]
+    infos = [summary_of(obj) for obj in objs]
+    archs = {str(i["arch"]) for i in infos if i.get("arch")}
     if len(archs) > 1:
         raise LandscapeError(f"the checkpoints are of different architectures ({', '.join(sorted(archs))})")
+    out: list[_Minimum] = []
+    for path, obj, info in zip(cfg.checkpoints, objs, infos, strict=True):
+        model = model_from(obj, cfg.arch, path, cfg.num_classes or data.num_classes, in_channels)
+        out.append(_Minimum(path, os.path.abspath(path), sha256(path), model, info,
+                            describe_training(info, str(info.get("arch") or cfg.arch))))
     first = {k: tuple(v.shape) for k, v in out[0].model.state_dict().items()}
     for m in out[1:]:
         if set(m.model.state_dict()) != set(first):
@@ -234,7 +234,7 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
 
     inputs = {
         "checkpoints": [m.sha256 for m in minima], "jobs": jobs, "config": _config(cfg),
-        "data": {s: data_checksum((d.x, d.y)) for s, d in splits.items()},
+        "data": {s: data_checksum((d.x, d.y)) for s, d in splits.items()}, "metrics": {},
     }
     attrs = {
         "what": "landscape-compare: rows are jobs (train, test, measures), columns checkpoints",
@@ -325,9 +325,9 @@ def table(surf, minima: list[_Minimum], measures) -> tuple[list[dict], list[shar
     return rows, correlations
 
 
-def _fmt(x) -> str:
+def _fmt(x, full: bool = False) -> str:
     if isinstance(x, float):
-        return "" if np.isnan(x) else f"{x:.6g}"
+        return "" if np.isnan(x) else (repr(x) if full else f"{x:.6g}")
     return str(x)
 
 
@@ -338,7 +338,7 @@ def _write_tables(folder: str, rows: list[dict], correlations, cfg: CompareConfi
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: _fmt(x) for k, x in r.items()})
+        writer.writerow({k: _fmt(x, full=True) for k, x in r.items()})
     paths = [write_text(os.path.join(folder, "compare.csv"), buf.getvalue())]
 
     cols = ["#", "checkpoint", "train err %", "test err %", "gap %", *cfg.measures]
