@@ -54,6 +54,15 @@ def test_average_case_none_is_radius_squared_trace_over_two():
     assert res.values[0] == pytest.approx(0.5 * d @ H @ d, rel=1e-3)
 
 
+def test_average_case_stops_at_its_tolerance():
+    model, data, _ = quadratic_minimizer()
+    loose = sharpness.average_case(model, data, radius=0.02, norm="none", loss_fn="mse", tol=0.5, samples=200)
+    assert loose.converged and loose.samples == 10 and loose.stderr <= 0.5 * loose.value
+    tight = sharpness.average_case(model, data, radius=0.02, norm="none", loss_fn="mse", tol=1e-6, samples=30)
+    assert not tight.converged and tight.samples == 30
+    assert np.array_equal(tight.values[:10], loose.values)  # sample k is the same draw either way
+
+
 def test_worst_case_p2_at_the_minimizer_is_radius_squared_lambda_max_over_two():
     model, data, H = quadratic_minimizer()
     r = 0.05
