@@ -262,7 +262,7 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
         surf = run_points([np.arange(K, dtype=float), np.arange(J, dtype=float)], [_Job()], job, inputs=inputs,
                           attrs=attrs, comm=comm, out=out, overwrite=cfg.overwrite, progress=progress,
                           what="comparison")
-        surfaces = _surfaces(cfg, minima, data, line, plane, comm, progress)
+        surfaces = _surfaces(cfg, minima, data, line, plane, comm, progress) if cfg.plot else {"1d": [], "2d": []}
 
     result = None
     if comm.rank == 0:
