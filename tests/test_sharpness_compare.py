@@ -137,3 +137,28 @@ def test_bad_input_is_one_line_and_writes_nothing(case, message, tmp_path, capsy
     assert message in err and len(err.splitlines()) == 1, err
     assert not out.exists()
     assert sorted(os.listdir(tmp_path)) == sorted(p for p in os.listdir(tmp_path) if p.endswith(".pt"))
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_mpirun_gives_the_serial_table(checkpoints, tmp_path):
+    """The (checkpoint, measure) jobs spread over 2 ranks give the serial table."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("mpi4py")
+    from tests.test_mpi import MPIRUN, launcher
+
+    if MPIRUN is None:
+        pytest.skip("no mpirun")
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
+    args = [*checkpoints, *SMALL, "--line", "none", "--plane", "none"]
+    for prefix, out in (([], "serial"), (launcher(2), "mpi")):
+        run = subprocess.run([*prefix, sys.executable, "-m", "landscape.cli.compare", *args, "--out",
+                              str(tmp_path / out)], capture_output=True, text=True, timeout=240, env=env)
+        assert run.returncode == 0, run.stderr
+    serial, mpi = read_csv(tmp_path / "serial" / "compare.csv"), read_csv(tmp_path / "mpi" / "compare.csv")
+    assert serial == mpi
+    assert read_surface(tmp_path / "mpi" / "compare.h5").attrs["mpi_ranks"] == 2
