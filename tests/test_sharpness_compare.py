@@ -114,6 +114,23 @@ def _random_ckpt(path, arch: str, seed: int = 0) -> str:
     return str(path)
 
 
+def test_data_without_class_labels_is_refused(tmp_path, capsys):
+    """quadratic:data has float (regression) targets: no error, no gap."""
+    import quadratic
+
+    paths = []
+    for k in range(2):
+        torch.manual_seed(k)
+        paths.append(str(tmp_path / f"q{k}.pt"))
+        torch.save(quadratic.model().state_dict(), paths[-1])
+    out = tmp_path / "cmp"
+    assert main([*paths, "--arch", "quadratic:model", "--dataset", "quadratic:data", "--loss", "mse",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no class labels" in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("case, message", [
     ("one", "at least 2 checkpoints"),
     ("archs", "different architectures"),
