@@ -19,6 +19,7 @@ SETTINGS = {
     "optimization_path.ipynb": {"EPOCHS": "3", "GRID": "5", "SAMPLES": "100"},
     "pruned_minima.ipynb": {"EPOCHS": "2", "RETRAIN_EPOCHS": "1", "RATIOS": "3", "GRID": "5", "SAMPLES": "100"},
     "quantized_minima.ipynb": {"EPOCHS": "2", "BIG_BATCH": "2", "GRID": "5", "LINE": "9", "SAMPLES": "100"},
+    "sharpness.ipynb": {"EPOCHS": "1", "SAMPLES": "100", "MC": "4", "STEPS": "2", "LINE": "5", "GRID": "3"},
 }
 
 
