@@ -66,7 +66,7 @@ class Counter:
         return grad
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=1024, help="training images")
     ap.add_argument("--batch-size", type=int, default=256)
@@ -120,6 +120,7 @@ def main() -> None:
     print("|---|---:|---:|---|---:|---:|")
     for name, (f, b), reported, seconds in rows:
         print(f"| {name} | {f:g} | {b:g} | {reported} | {seconds:.3f} | {seconds / plain:.1f} |")
+    return 0
 
 
 def _timed(fn):
@@ -129,4 +130,6 @@ def _timed(fn):
 
 
 if __name__ == "__main__":
-    main()
+    from _report import run_and_report  # writes this script's section of docs/benchmarks.md
+
+    sys.exit(run_and_report(main))
