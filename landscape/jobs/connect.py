@@ -1,0 +1,180 @@
+"""What ``landscape-connect`` does, file in -> file out: train a curve between two checkpoints
+(:func:`train`), evaluate a curve file along t into a path file (:func:`evaluate_path`), and read a
+curve file as the path drawn on its plane (:func:`plane_path_of`).
+
+The curve file records the architecture, the data, the training settings and the ends' files
+with their SHA-256, so that evaluating it needs only the file; checkpoints given beside a curve
+file must be the ends it was trained between.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+
+from landscape import connect
+from landscape.batchnorm import has_batchnorm
+from landscape.checkpoint import load_model, sha256
+from landscape.data import SPLITS, Dataset, DataSpec
+from landscape.errors import LandscapeError
+from landscape.files import check_output
+from landscape.parallel import world
+
+# What a curve file records about its data, filled in when a command leaves it open.
+DATA_FIELDS = tuple(f.name for f in fields(DataSpec) if f.name not in ("split", "samples", "sample_seed"))
+
+
+@dataclass
+class CurveConfig(DataSpec):
+    """Training a curve between the checkpoints ``a`` and ``b`` (the fields of ``landscape-connect``):
+    the data (:class:`landscape.data.DataSpec`; the bend trains on the training split), the
+    architecture, the curve's kind and its training settings (:class:`landscape.connect.CurveTraining`)."""
+
+    a: str = ""
+    b: str = ""
+    arch: str | None = None
+    out: str = "curve.pt"
+    kind: str = "bezier"
+    epochs: int = 20
+    lr: float = 0.05
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    seed: int = 0
+    device: str | None = "cpu"
+    overwrite: bool = False
+    unsafe_pickle: bool = False
+    progress: bool = True
+    command: str = ""
+
+
+def _load_end(cfg, path: str, data: Dataset):
+    in_channels = data.x.shape[1] if data.x.dim() == 4 else 1
+    return load_model(cfg.arch, path, num_classes=cfg.num_classes or data.num_classes, in_channels=in_channels,
+                      unsafe_pickle=cfg.unsafe_pickle)
+
+
+def train(cfg: CurveConfig) -> tuple[connect.Curve, str]:
+    """Train the bend between ``cfg.a`` and ``cfg.b`` and write the curve to ``cfg.out`` (never
+    over an existing file unless ``overwrite``). Returns the curve and the path written."""
+    if not cfg.a or not cfg.b:
+        raise LandscapeError("two checkpoints are needed: the ends a and b of the curve")
+    if not cfg.arch:
+        raise LandscapeError("an architecture is needed (a zoo name or package.module:callable)")
+    if cfg.kind not in connect.KINDS:
+        raise LandscapeError(f"the curve kind must be one of {', '.join(connect.KINDS)}, got {cfg.kind!r}")
+    settings = connect.CurveTraining(cfg.epochs, cfg.lr, cfg.optimizer, cfg.momentum, cfg.weight_decay,
+                                     cfg.batch_size, seed=cfg.seed)  # checks them before any work
+    check_output(cfg.out, overwrite=cfg.overwrite)
+    spec = replace(DataSpec.of(cfg), split="train")
+    data, _ = spec.load("train")
+    model_a = _load_end(cfg, cfg.a, data)
+    model_b = _load_end(cfg, cfg.b, data)
+    connect.check_ends(model_a.state_dict(), model_b.state_dict(), f"{cfg.a!r} and {cfg.b!r}")
+    in_channels = int(data.x.shape[1]) if data.x.dim() == 4 else 1
+    meta = {"arch": cfg.arch, "num_classes": cfg.num_classes or data.num_classes, "in_channels": in_channels,
+            "ends": [os.path.abspath(cfg.a), os.path.abspath(cfg.b)], "ends_sha256": [sha256(cfg.a), sha256(cfg.b)],
+            "data": {f: getattr(spec, f) for f in DATA_FIELDS},
+            "command": cfg.command or "landscape.jobs.connect.train"}
+    if meta["data"]["data_root"]:
+        meta["data"]["data_root"] = os.path.abspath(meta["data"]["data_root"])
+    curve = connect.train_curve(model_a, model_b, data, kind=cfg.kind, epochs=settings.epochs, lr=settings.lr,
+                                optimizer=settings.optimizer, momentum=settings.momentum,
+                                weight_decay=settings.weight_decay, batch_size=settings.batch_size, seed=cfg.seed,
+                                device=cfg.device, progress=cfg.progress, meta=meta)
+    check_output(cfg.out, overwrite=cfg.overwrite)  # nothing appeared there while it trained
+    return curve, curve.save(cfg.out)
+
+
+@dataclass
+class PathConfig(DataSpec):
+    """Evaluating a curve file along t (the fields of ``landscape-connect --eval``). Data fields left
+    ``None`` are the curve file's; ``ends``: checkpoints that must be the curve's ends."""
+
+    curve: str = ""
+    ends: tuple[str, ...] = ()
+    points: int = 41
+    out: str = "path.h5"
+    dataset: str | None = None  # type: ignore[assignment]  (None: the curve's)
+    split: str = "train,test"
+    bn_recompute: int | None = None
+    batch_size: int = connect.DEFAULT_BATCH_SIZE
+    device: str | None = "cpu"
+    threads: int | None = None
+    overwrite: bool = False
+    progress: bool = True
+    command: str = ""
+
+
+def read_curve(path: str, ends: tuple[str, ...] = ()) -> connect.Curve:
+    """The curve in ``path``; ``ends`` (zero or two checkpoints) must be its ends' files."""
+    if not os.path.isfile(path):
+        raise LandscapeError(f"curve file {path!r} does not exist")
+    curve = connect.load_curve(path)
+    if ends:
+        if len(ends) != 2:
+            raise LandscapeError(f"a curve has two ends; {len(ends)} checkpoint(s) given")
+        connect.check_ends_files(curve, ends, f"the curve {path!r}")
+    return curve
+
+
+def _data_spec(cfg: PathConfig, curve: connect.Curve) -> DataSpec:
+    recorded = curve.meta.get("data") or {}
+    spec = DataSpec.of(cfg)
+    if cfg.dataset is None:  # the curve's data, all of it
+        spec = replace(spec, **{k: v for k, v in recorded.items() if k in DATA_FIELDS})
+    if spec.dataset is None:
+        raise LandscapeError(f"{cfg.curve!r} records no dataset; give one")
+    return spec
+
+
+def splits_of(text: str) -> list[str]:
+    splits = [s for s in text.replace(" ", "").split(",") if s]
+    if not splits or any(s not in SPLITS for s in splits) or len(set(splits)) != len(splits):
+        raise LandscapeError(f"split must be train, test or train,test; got {text!r}")
+    return splits
+
+
+def evaluate_path(cfg: PathConfig, comm=None) -> connect.PathResult:
+    """Loss and accuracy of the curve in ``cfg.curve`` and of the straight line at ``cfg.points``
+    values of t on every split, into the path file ``cfg.out`` (resumed when it exists and
+    matches). Collective under MPI: every rank calls it."""
+    comm = comm or world()
+    if cfg.points < 2:
+        raise LandscapeError(f"`points` must be at least 2, got {cfg.points}")
+    splits = splits_of(cfg.split)
+    check_output(cfg.out)
+    curve = read_curve(cfg.curve, tuple(cfg.ends))
+    spec = _data_spec(cfg, curve)
+    data, indices = {}, None
+    for s in splits:
+        data[s], idx = spec.load(s)
+        indices = idx if indices is None else indices
+    bn_data = data["train"] if "train" in data else None
+    if bn_data is None and curve.model is not None and has_batchnorm(curve.model):
+        bn_data = spec.load("train")[0]
+    provenance = {"command": cfg.command or "landscape.jobs.connect.evaluate_path",
+                  "curve": os.path.abspath(cfg.curve), "curve_file_sha256": sha256(cfg.curve),
+                  "arch": str(curve.meta.get("arch", "")), **spec.provenance()}
+    return connect.evaluate(curve, data, cfg.points, bn_recompute=cfg.bn_recompute, bn_data=bn_data,
+                            batch_size=cfg.batch_size, device=cfg.device, out=cfg.out, overwrite=cfg.overwrite,
+                            comm=comm, progress=cfg.progress, provenance=provenance, threads=cfg.threads)
+
+
+def plane_path_of(curve_file: str, surface=None) -> connect.PlanePath:
+    """The curve of ``curve_file`` in its plane, for drawing on ``surface`` (which must be that
+    curve's plane, by the checksum it records)."""
+    curve = read_curve(curve_file)
+    if surface is not None:
+        recorded = surface.attrs.get("curve_sha256")
+        if not recorded:
+            raise LandscapeError(f"{surface.path or 'the surface'!r} is not the plane of a curve "
+                                 "(compute it with landscape-surf --curve)")
+        if recorded != curve.checksum():
+            raise LandscapeError(f"{surface.path or 'the surface'!r} is the plane of another curve than "
+                                 f"{curve_file!r}")
+    return connect.plane_path(curve)
+
+
+__all__ = ["CurveConfig", "PathConfig", "evaluate_path", "plane_path_of", "read_curve", "train"]
