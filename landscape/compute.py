@@ -43,6 +43,7 @@ class SurfaceConfig(DataSpec):
     out: str | None = None
     model2: str | None = None
     model3: str | None = None
+    curve: str | None = None  # landscape-connect's curve file: the plane through a, b and the bend
     unsafe_pickle: bool = False
     x: str | None = None
     y: str | None = None
@@ -91,6 +92,10 @@ def resolve(cfg: SurfaceConfig, comm=None) -> SurfaceConfig:
     from dataclasses import replace
 
     comm = comm or world()
+    if cfg.curve:
+        from landscape.jobs.connect import plane_options
+
+        cfg = replace(cfg, **plane_options(cfg))
     if is_demo(cfg):
         from landscape.demo import DEMO_ARCH, DEMO_DATASET, demo_checkpoint
 
@@ -157,6 +162,10 @@ def per_axis(cfg: SurfaceConfig) -> tuple[list[str], list[str]]:
 def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int) -> tuple[list[dict] | None, dict]:
     """The directions of the run when they are not plain random ones (None then: the engine draws
     them): from a file, towards ``model2`` (and ``model3``), or y = x; and provenance for them."""
+    if cfg.curve:
+        from landscape.jobs.connect import plane_of
+
+        return plane_of(cfg.curve, ndim)
     origin = {k: v.detach().cpu() for k, v in snapshot(model, cfg.dir_type).items()}
     norms, ignores = per_axis(cfg)
     if cfg.directions:

@@ -581,9 +581,10 @@ def evaluate(curve: Curve, data, t: int | Sequence[float] = 41, *, loss_fn: str 
 
 
 def plane_directions(curve: Curve) -> tuple[list[dict[str, torch.Tensor]], tuple[float, float]]:
-    """The plane through a, b and the bend, as two directions from ``a`` over the curve's
-    parameters (Garipov et al.'s figures): x along ``b - a`` (b at (1, 0)), y the bend's component
-    orthogonal to it (the bend at (xb, 1)). Returns the directions and the bend's coordinates."""
+    """The plane through a, b and the bend, as two orthogonal directions of equal length from ``a``
+    over the curve's parameters (Garipov et al.'s figures): x along ``b - a`` (b at (1, 0)), y along
+    the bend's component orthogonal to it, so that distances and angles in the plane are true in
+    units of ``|b - a|``. Returns the directions and the bend's coordinates ``(xb, yb)``, yb > 0."""
     names = list(curve.params)
     u = torch.cat([(curve.b[k] - curve.a[k]).double().ravel() for k in names])
     v = torch.cat([(curve.bend[k] - curve.a[k]).double().ravel() for k in names])
@@ -595,19 +596,22 @@ def plane_directions(curve: Curve) -> tuple[list[dict[str, torch.Tensor]], tuple
     if float(w @ w) <= 1e-24 * max(float(v @ v), uu):
         raise LandscapeError("the bend lies on the straight line between the ends (an untrained curve): "
                              "there is no plane through the three")
+    yb = math.sqrt(float(w @ w) / uu)
+    w = w / yb  # as long as b - a
     dx, dy, offset = {}, {}, 0
     for k in names:
         n = curve.a[k].numel()
         dx[k] = (curve.b[k] - curve.a[k]).float()
         dy[k] = w[offset:offset + n].reshape(curve.a[k].shape).float()
         offset += n
-    return [dx, dy], (xb, 1.0)
+    return [dx, dy], (xb, yb)
 
 
 @dataclass(frozen=True)
 class PlanePath:
     """The curve and the straight line in the plane of :func:`plane_directions`: ``x``/``y`` of
-    the curve at ``t``, and the points ``a`` (0, 0), ``b`` (1, 0) and ``bend``."""
+    the curve at ``t``, and the points ``a`` (0, 0), ``b`` (1, 0) and ``bend``; ``curve_sha256``
+    names the curve (a plane's surface file records it)."""
 
     t: np.ndarray
     x: np.ndarray
@@ -616,6 +620,7 @@ class PlanePath:
     b: tuple[float, float]
     bend: tuple[float, float]
     kind: str
+    curve_sha256: str = ""
 
 
 def plane_path(curve: Curve, points: int = 101) -> PlanePath:
@@ -625,7 +630,7 @@ def plane_path(curve: Curve, points: int = 101) -> PlanePath:
     cs = np.array([coefficients(curve.kind, t) for t in ts])
     x = cs[:, 2] + cs[:, 1] * xb
     y = cs[:, 1] * yb
-    return PlanePath(ts, x, y, (0.0, 0.0), (1.0, 0.0), (xb, yb), curve.kind)
+    return PlanePath(ts, x, y, (0.0, 0.0), (1.0, 0.0), (xb, yb), curve.kind, curve.checksum())
 
 
 __all__ = [

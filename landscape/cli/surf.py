@@ -64,6 +64,9 @@ def build_parser() -> Parser:
                    "also interpolates the BatchNorm statistics)")
     m.add_argument("--model3", help="third checkpoint, with --model2: the y direction is model3 - model "
                    "(the plane through three models)")
+    m.add_argument("--curve", metavar="CURVE.pt", help="a landscape-connect curve file: the plane through its ends "
+                   "a, b and its bend (x along b - a, y towards the bend orthogonal to it, as long; the default "
+                   "grid covers the three)")
     m.add_argument("--arch", help="zoo name (resnet20, vgg9, digits_cnn, ...) or "
                    "package.module:callable returning an nn.Module (modules in the current folder are found)")
     m.add_argument("--num-classes", type=positive, default=None, help="default: from the dataset")

@@ -162,19 +162,42 @@ def evaluate_path(cfg: PathConfig, comm=None) -> connect.PathResult:
                             comm=comm, progress=cfg.progress, provenance=provenance, threads=cfg.threads)
 
 
-def plane_path_of(curve_file: str, surface=None) -> connect.PlanePath:
-    """The curve of ``curve_file`` in its plane, for drawing on ``surface`` (which must be that
-    curve's plane, by the checksum it records)."""
-    curve = read_curve(curve_file)
-    if surface is not None:
-        recorded = surface.attrs.get("curve_sha256")
-        if not recorded:
-            raise LandscapeError(f"{surface.path or 'the surface'!r} is not the plane of a curve "
-                                 "(compute it with landscape-surf --curve)")
-        if recorded != curve.checksum():
-            raise LandscapeError(f"{surface.path or 'the surface'!r} is the plane of another curve than "
-                                 f"{curve_file!r}")
-    return connect.plane_path(curve)
+def plane_path_of(curve_file: str) -> connect.PlanePath:
+    """The curve of ``curve_file`` in its plane (x along b - a, y the bend's orthogonal part), for
+    drawing on the plane's surface (``landscape-surf --curve``)."""
+    return connect.plane_path(read_curve(curve_file))
 
 
-__all__ = ["CurveConfig", "PathConfig", "evaluate_path", "plane_path_of", "read_curve", "train"]
+PLANE_POINTS = 29
+PLANE_GRID = f"-0.2:1.2:{PLANE_POINTS}"
+
+
+def plane_options(cfg) -> dict:
+    """What ``landscape-surf --curve`` changes in its configuration: the curve file is the model
+    (its ``state_dict`` is the end a, the plane's origin), the architecture is the curve's unless
+    given, the grid covers a (0, 0), b (1, 0) and the bend with a margin of 0.2 |b - a|, its points
+    equally spaced on both axes, and the surface
+    records the curve's checksum (for ``landscape-plot --path``)."""
+    if (cfg.model and cfg.model != cfg.curve) or cfg.model2 or cfg.model3 or cfg.directions or cfg.same_dir:
+        raise LandscapeError("the plane of a curve is set by the curve: give no --model, --model2, --model3, "
+                             "--directions or --same-dir with --curve")
+    curve = read_curve(cfg.curve)
+    _, (_, yb) = connect.plane_directions(curve)
+    ny = max(9, round(PLANE_POINTS * (yb + 0.4) / 1.4))
+    return {"model": cfg.curve, "arch": cfg.arch or str(curve.meta.get("arch") or "") or None,
+            "x": cfg.x or PLANE_GRID, "y": cfg.y or f"-0.2:{yb + 0.2:.3g}:{ny}",
+            "extra": {**cfg.extra, "curve": os.path.abspath(cfg.curve), "curve_sha256": curve.checksum(),
+                      "curve_kind": curve.kind, "directions_from": "curve plane (a, b, bend)"}}
+
+
+def plane_of(curve_file: str, ndim: int) -> tuple[list[dict], dict]:
+    """The directions of a curve's plane (:func:`landscape.connect.plane_directions`) and what the
+    surface file records about them."""
+    if ndim != 2:
+        raise LandscapeError("the plane of a curve is 2D: give --x and --y (or neither), and no --z")
+    dirs, (xb, yb) = connect.plane_directions(read_curve(curve_file))
+    return dirs, {"norm": "", "ignore": "", "curve_bend_x": xb, "curve_bend_y": yb}
+
+
+__all__ = ["CurveConfig", "PathConfig", "evaluate_path", "plane_of", "plane_options", "plane_path_of", "read_curve",
+           "train"]

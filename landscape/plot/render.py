@@ -35,6 +35,11 @@ def figures(surface: Surface, levels: int = 30, vmin: float | None = None, vmax:
     """The standard figures of ``surface`` by name: ``1d`` for a 1D surface, else ``contour``,
     ``contourf``, ``heatmap`` and ``3d`` (or those of ``kinds``). No pyplot, no global state."""
     title = surface.title()
+    if surface.ndim == 1 and surface.attrs.get("kind") == "connect_path":  # a curve and a straight line along t
+        from landscape.connect import path_result
+        from landscape.plot.connect import path_figure
+
+        return {"path": path_figure(path_result(surface), title, log=scale == "log")}
     if surface.ndim == 1:
         fig = Figure(figsize=(6, 4), layout="constrained")
         ax = fig.subplots()
@@ -91,10 +96,11 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
                xlim: tuple[float, float] | None = None, dpi: int = 150, quantity: str = "loss",
                html: bool = False, vtk: bool = False, compare: bool = False, twin: bool = False,
                trajectory: str | None = None, static: bool | None = None,
-               titles: Sequence[str] | None = None) -> list[tuple[str, list[str]]]:
+               titles: Sequence[str] | None = None, curve=None) -> list[tuple[str, list[str]]]:
     """Every view of the surface files ``paths`` that the options ask for (what ``landscape-plot``
     does): the static figures, an HTML page, a VTK file, a comparison of all of them on one scale,
-    the optimization path over the contours. Every file is read (and verified) before anything is
+    the optimization path over the contours, a mode-connecting curve (``curve``, a
+    :class:`landscape.connect.PlanePath`) on its plane. Every file is read (and verified) before anything is
     drawn. Returns ``(source, written files)`` pairs."""
     from landscape.surface_file import read_surface
     from landscape.trajectory_file import read_trajectory
@@ -109,7 +115,7 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
     for s in surfaces:
         s.quantity(quantity)  # every file has the quantity, or the error lists what it has
     traj = read_trajectory(trajectory, directions=False) if trajectory else None
-    static = static if static is not None else not (html or vtk or compare or trajectory)
+    static = static if static is not None else not (html or vtk or compare or trajectory or curve)
     done: list[tuple[str, list[str]]] = []
     if compare:
         from landscape.plot.compare import compare_figure
@@ -135,6 +141,13 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
             fig = trajectory_figure(traj, surface, quantity, levels=levels, scale=scale, vmin=vmin, vmax=vmax,
                                     step=step)
             written += save_figure(fig, prefix, "trajectory", formats, dpi)
+        if curve is not None:
+            from landscape.plot.connect import plane_figure
+
+            if surface.ndim != 2 or surface.attrs.get("curve_sha256") != curve.curve_sha256:
+                raise LandscapeError(f"{path!r} is not the plane of this curve (landscape-surf --curve computes it)")
+            fig = plane_figure(surface, curve, quantity, levels=levels, scale=scale, vmin=vmin, vmax=vmax, step=step)
+            written += save_figure(fig, prefix, "plane", formats, dpi)
         if html:
             from landscape.plot.interactive import write_html
 
