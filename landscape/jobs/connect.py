@@ -169,6 +169,7 @@ def plane_path_of(curve_file: str) -> connect.PlanePath:
 
 
 PLANE_POINTS = 29
+PLANE_BN_BATCHES = 10  # a BatchNorm network's statistics are re-estimated at every point of its plane
 PLANE_GRID = f"-0.2:1.2:{PLANE_POINTS}"
 
 
@@ -176,7 +177,8 @@ def plane_options(cfg) -> dict:
     """What ``landscape-surf --curve`` changes in its configuration: the curve file is the model
     (its ``state_dict`` is the end a, the plane's origin), the architecture is the curve's unless
     given, the grid covers a (0, 0), b (1, 0) and the bend with a margin of 0.2 |b - a|, its points
-    equally spaced on both axes, and the surface
+    equally spaced on both axes; a BatchNorm network's statistics are re-estimated at every point
+    (from ``PLANE_BN_BATCHES`` batches unless ``bn_recompute`` says), and the surface
     records the curve's checksum (for ``landscape-plot --path``)."""
     if (cfg.model and cfg.model != cfg.curve) or cfg.model2 or cfg.model3 or cfg.directions or cfg.same_dir:
         raise LandscapeError("the plane of a curve is set by the curve: give no --model, --model2, --model3, "
@@ -184,7 +186,8 @@ def plane_options(cfg) -> dict:
     curve = read_curve(cfg.curve)
     _, (_, yb) = connect.plane_directions(curve)
     ny = max(9, round(PLANE_POINTS * (yb + 0.4) / 1.4))
-    return {"model": cfg.curve, "arch": cfg.arch or str(curve.meta.get("arch") or "") or None,
+    bn = cfg.bn_recompute or (PLANE_BN_BATCHES if curve.model is not None and has_batchnorm(curve.model) else 0)
+    return {"bn_recompute": bn, "model": cfg.curve, "arch": cfg.arch or str(curve.meta.get("arch") or "") or None,
             "x": cfg.x or PLANE_GRID, "y": cfg.y or f"-0.2:{yb + 0.2:.3g}:{ny}",
             "extra": {**cfg.extra, "curve": os.path.abspath(cfg.curve), "curve_sha256": curve.checksum(),
                       "curve_kind": curve.kind, "directions_from": "curve plane (a, b, bend)"}}

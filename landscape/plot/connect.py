@@ -78,7 +78,7 @@ def plane_figure(surface: Surface, path: PlanePath, quantity: str = "loss", leve
     ax.set_xlim(float(np.min(surface.x)), float(np.max(surface.x)))
     ax.set_ylim(float(np.min(surface.y)), float(np.max(surface.y)))
     ax.set_xlabel("x (along b - a)")
-    ax.set_ylabel("y (towards the bend, orthogonal to b - a)")
+    ax.set_ylabel("y (towards the bend)")
     mpl.colorbar(fig, cs, ax, surface.label(quantity), sc)
     ax.set_title(surface.title(), fontsize=9)
     return fig
