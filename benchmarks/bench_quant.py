@@ -8,7 +8,7 @@ Trains the same network, from the same initializations (one per seed), in full p
 binary weights by BinaryConnect (BC), big-batch stochastic rounding (SR with ``--big-batch`` times
 the batch; by default for as many epochs times more, so that it takes as many steps as the
 others), stochastic rounding (SR) and rounding (R), all with Adam and the same learning rate and
-schedule, through ``landscape.train.train`` (the code of ``landscape-train --quant ...``). Prints a
+schedule, through ``landscape.jobs.train.train`` (the code of ``landscape-train --quant ...``). Prints a
 Markdown table: the test error's mean and standard deviation over the seeds, each seed's error,
 the fraction of binary weights that differ from their start (the paper's measure of how far SR
 wanders) and the time; then whether the paper's ordering full <= BC < big-batch SR < SR < R holds.
@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import torch  # noqa: E402
 
-from landscape.train import TrainConfig, train  # noqa: E402
+from landscape.jobs.train import TrainConfig, train  # noqa: E402
 
 METHODS = {"fp": "full precision", "bc": "BC", "bigsr": "big-batch SR", "sr": "SR", "r": "R"}
 

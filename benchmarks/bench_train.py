@@ -6,7 +6,7 @@
 
 Times, separately, the training pass over the images (SGD + Nesterov, batch 128, random crop
 + flip on the fly) and the evaluation pass over the same number of test images, per epoch, with
-the same code that :func:`landscape.train.train` runs (a :class:`landscape.train.Trainer`); the
+the same code that :func:`landscape.jobs.train.train` runs (its :class:`landscape.training.Loop`); the
 first epoch is reported apart (warm-up). Prints one Markdown table row per setting.
 
 ``--quant bc,sr`` adds a second table: the same epochs in full precision and with each
@@ -30,19 +30,20 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch  # noqa: E402
 
 from landscape.evaluate import keep_malloc_arenas  # noqa: E402
-from landscape.train import TrainConfig, Trainer  # noqa: E402
+from landscape.jobs.train import TrainConfig, TrainJob  # noqa: E402
+from landscape.training import Loop  # noqa: E402
 
 
-def make_trainer(a, out: str, quant: str | None = None) -> Trainer:
-    """A trainer over synthetic data of ``a.size`` images, writing nothing until it runs."""
+def make_trainer(a, out: str, quant: str | None = None) -> Loop:
+    """The loop of a run over synthetic data of ``a.size`` images, writing nothing until it runs."""
     c = TrainConfig(arch=a.arch, dataset="synthetic", synthetic_size=a.size, epochs=a.epochs,
                     batch_size=a.batch_size, channels_last=a.channels_last, augment=not a.no_aug,
                     device="cpu", progress=False, out=out, quant=quant, bits=1)
-    return Trainer(c)
+    return TrainJob(c).loop
 
 
-def timed_hooks(trainer: Trainer) -> list[float]:
-    """Wrap the trainer's hooks' per-step methods with timers; returns the running total (s)."""
+def timed_hooks(trainer: Loop) -> list[float]:
+    """Wrap the loop's hooks' per-step methods with timers; returns the running total (s)."""
     total = [0.0]
     for h in trainer.hooks:
         for name in ("before_forward", "after_backward", "after_step"):
@@ -57,11 +58,10 @@ def timed_hooks(trainer: Trainer) -> list[float]:
     return total
 
 
-def one_epoch(trainer: Trainer, epoch: int) -> float:
+def one_epoch(trainer: Loop, epoch: int) -> float:
     trainer.epoch = epoch
-    data = (trainer.train_set.x, trainer.train_set.y)
     t0 = time.perf_counter()
-    trainer.train_epoch(data, trainer.train_set.info.get("pad_fill"), None)
+    trainer.train_epoch()
     return time.perf_counter() - t0
 
 
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     train_times, eval_times = [], []
     with tempfile.TemporaryDirectory() as tmp:
         trainer = make_trainer(a, os.path.join(tmp, "run"))
-        test = (trainer.test_set.x, trainer.test_set.y)
+        test = trainer.test_data
         for epoch in range(1, a.epochs + 1):
             train_times.append(one_epoch(trainer, epoch))
             t1 = time.perf_counter()

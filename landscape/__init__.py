@@ -34,11 +34,12 @@ _EXPORTS = {
     "Trajectory": "landscape.trajectory", "path_extent": "landscape.trajectory",
     "pca_directions": "landscape.trajectory", "read_trajectory": "landscape.trajectory",
     "write_trajectory": "landscape.trajectory",
-    "TrainConfig": "landscape.train", "TrainHook": "landscape.train",
+    "TrainConfig": "landscape.jobs.train", "TrainHook": "landscape.training",
+    "Loop": "landscape.training", "LoopConfig": "landscape.training", "RunFolder": "landscape.training",
     "quantize_": "landscape.quant", "QuantConfig": "landscape.quant",
     "DataSpec": "landscape.data",
 }
-_SUBMODULES = ("plot", "hessian", "prune", "quant", "models", "data", "train", "parallel")
+_SUBMODULES = ("plot", "hessian", "prune", "quant", "models", "data", "training", "parallel")
 
 __all__ = ["__version__", *sorted(_EXPORTS), *_SUBMODULES]
 

@@ -13,6 +13,7 @@ from torch import nn
 from landscape.checkpoint import load_state_dict
 from landscape.cli.train import main
 from landscape.errors import LandscapeError
+from landscape.jobs.train import TrainConfig, train
 from landscape.models import build_model
 from landscape.quant import (
     BinaryConnect,
@@ -26,7 +27,6 @@ from landscape.quant import (
     scale_of,
 )
 from landscape.quant.quantizer import matched_scale
-from landscape.train import TrainConfig, train
 
 
 def small_net() -> nn.Module:

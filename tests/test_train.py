@@ -12,7 +12,8 @@ import torch
 from landscape.checkpoint import load_state_dict
 from landscape.cli.train import main
 from landscape.errors import LandscapeError
-from landscape.train import TrainConfig, default_milestones, lr_at, train
+from landscape.jobs.train import TrainConfig, train
+from landscape.training import Milestones, default_milestones
 
 
 def make_cifar10(root, n_per_batch: int = 4, skip: str | None = None):
@@ -40,11 +41,10 @@ def quick(tmp_path, name="run", **kw) -> TrainConfig:
 
 def test_schedule_is_the_originals():
     assert default_milestones(300) == [150, 225, 275]
-    c = TrainConfig(lr=0.1, epochs=300)
-    ms = default_milestones(300)
-    assert lr_at(c, 150, ms) == 0.1
-    assert lr_at(c, 151, ms) == pytest.approx(0.01)
-    assert lr_at(c, 276, ms) == pytest.approx(1e-4)
+    lr_at = Milestones(0.1, 0.1, default_milestones(300))
+    assert lr_at(150) == 0.1
+    assert lr_at(151) == pytest.approx(0.01)
+    assert lr_at(276) == pytest.approx(1e-4)
 
 
 def test_mlp_learns_digits(tmp_path):

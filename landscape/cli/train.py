@@ -13,7 +13,6 @@ import sys
 from collections.abc import Sequence
 
 from landscape.cli._common import Parser, non_negative, positive, run_cli
-from landscape.errors import LandscapeError
 
 PROG = "landscape-train"
 
@@ -30,8 +29,8 @@ def _milestones(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
+    from landscape.jobs.train import INITS, TrainConfig
     from landscape.losses import LOSSES
-    from landscape.train import INITS, TrainConfig
 
     d = TrainConfig()
     p = Parser(
@@ -145,17 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     def body() -> int:
-        from landscape.train import TrainConfig, train
+        from landscape.jobs.train import TrainConfig, train
 
         ns = build_parser().parse_args(argv)
-        config = TrainConfig(**{k: v for k, v in vars(ns).items() if k != "list_archs"})
-        result = train(config)
-        if not result.history:
-            raise LandscapeError("no epoch was run")
-        print(
-            f"{PROG}: {result.out}: epoch {result.epoch}, test accuracy "
-            f"{result.test_accuracy:.2f}%, {len(result.checkpoints)} checkpoints"
-        )
+        result = train(TrainConfig(**{k: v for k, v in vars(ns).items() if k != "list_archs"}))
+        print(f"{PROG}: {result.out}: epoch {result.epoch}, test accuracy {result.test_accuracy:.2f}%, "
+              f"{len(result.checkpoints)} checkpoints")
         return 0
 
     return run_cli(PROG, body)

@@ -4,7 +4,9 @@ Understanding*, NIPS'17): BinaryConnect, stochastic rounding and rounding, as tr
 In the style of torchao, a config dataclass and one in-place verb::
 
     hook = quantize_(model, QuantConfig(method="bc", bits=1))   # the model now holds Q(w)
-    train(TrainConfig(...), hooks=[hook])    # or TrainConfig(quant="bc", bits=1), which does this
+    Loop(model, data, optimizer, hooks=[hook]).run()    # or the hook in a loop of your own
+
+(``landscape-train --quant bc --bits 1`` does this with a zoo model; see docs/training.md.)
 
 Pieces: :mod:`landscape.quant.quantizer` (grids, Q_d, Q_s), :mod:`landscape.quant.hook` (the
 update rules), :mod:`landscape.quant.markov` (the paper's 1D Markov-chain illustration:

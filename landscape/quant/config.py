@@ -65,11 +65,5 @@ class QuantConfig:
         if self.step not in STEPS:
             raise LandscapeError(f"`quant_step` must be one of {', '.join(STEPS)}, got {self.step!r}")
 
-    @classmethod
-    def from_train_config(cls, config) -> QuantConfig:
-        """The quantization a :class:`landscape.train.TrainConfig` asks for (``config.quant`` set)."""
-        return cls(method=config.quant, bits=config.bits, scale=config.quant_scale, keep=config.quant_keep,
-                   step=config.quant_step, seed=config.seed)
-
 
 __all__ = ["KEEP", "METHODS", "STEPS", "QuantConfig", "parse_scale"]

@@ -1,4 +1,4 @@
-"""The update rules of quantized training as :class:`landscape.train.TrainHook` s, and ``quantize_``.
+"""The update rules of quantized training as :class:`landscape.training.TrainHook` s, and ``quantize_``.
 
 ``quantize_(model, QuantConfig(method, bits, ...))`` picks the conv and linear weights to
 quantize, sets each one's grid from its initial weights, writes the quantized weights into the
@@ -34,7 +34,7 @@ from torch import nn
 from landscape.errors import LandscapeError
 from landscape.quant.config import METHODS, QuantConfig
 from landscape.quant.quantizer import Grid, round_nearest, round_stochastic, scale_of
-from landscape.train import TrainHook
+from landscape.training.hooks import TrainHook, hook_key
 
 CHANGED_COLUMN = "quant_changed"
 FULL_PRECISION_KEY = "full_precision"
@@ -66,7 +66,7 @@ class QuantHook(TrainHook):
     name = "quant"
 
     def __init__(self, model: nn.Module, config: QuantConfig):
-        self.config = config
+        self.quant = config
         chosen = quantized_layers(model, config.keep)
         if not chosen:
             raise LandscapeError(f"nothing to quantize: the model has no conv or linear weight left with "
@@ -85,16 +85,16 @@ class QuantHook(TrainHook):
     # -- grids -----------------------------------------------------------------------------
 
     def _set_grids(self, scales: list[float]) -> None:
-        bits = self.config.bits
+        bits = self.quant.bits
         self.grids = [Grid.symmetric(bits, s) for s in scales]
         self.scales = [float(s) for s in scales]
         self.delta = [g.delta for g in self.grids]
         self.low, self.high = self.grids[0].low, self.grids[0].high
         # the optimizer's units: weights / R ("unit") or the weights themselves ("raw")
-        self.unit = list(self.scales) if self.config.step == "unit" else [1.0] * len(scales)
+        self.unit = list(self.scales) if self.quant.step == "unit" else [1.0] * len(scales)
         self.opt_delta = [d / u for d, u in zip(self.delta, self.unit, strict=True)]
         self.neg_scales = [-s for s in self.scales]
-        self.scaled = self.config.step == "unit"
+        self.scaled = self.quant.step == "unit"
 
     def codes(self) -> list[torch.Tensor]:
         """The current level index of every quantized weight (the parameters hold levels)."""
@@ -131,7 +131,7 @@ class QuantHook(TrainHook):
 
     def describe(self) -> dict:
         """What a checkpoint records under ``"quant"`` (plain Python types)."""
-        c = self.config
+        c = self.quant
         return {
             "method": c.method, "name": METHODS[c.method], "bits": c.bits, "levels": 2 ** c.bits,
             "scale_rule": c.scale, "step": c.step, "keep": c.keep,
@@ -141,14 +141,19 @@ class QuantHook(TrainHook):
             "changed": self.changed(),
         }
 
-    def on_epoch_end(self, trainer, epoch: int, row: dict) -> None:
+    def config(self) -> dict:
+        """The settings a resumed run must share (checked by the loop)."""
+        c = self.quant
+        return {"method": c.method, "bits": c.bits, "scale": c.scale, "keep": c.keep, "step": c.step, "seed": c.seed}
+
+    def on_epoch_end(self, loop, epoch: int, row: dict) -> None:
         row[CHANGED_COLUMN] = self.changed()
 
-    def on_checkpoint(self, trainer, state: dict) -> None:
+    def on_checkpoint(self, loop, state: dict) -> None:
         state["quant"] = self.describe()
 
     def state_dict(self) -> dict:
-        c = self.config
+        c = self.quant
         state = {"method": c.method, "bits": c.bits, "step": c.step, "layers": list(self.names),
                  "scale": list(self.scales), "init_codes": [t.cpu().clone() for t in self.init_codes]}
         if self.generator is not None:
@@ -156,7 +161,7 @@ class QuantHook(TrainHook):
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        c = self.config
+        c = self.quant
         saved = (state.get("method"), state.get("bits"), state.get("step"), state.get("layers"))
         if saved != (c.method, c.bits, c.step, self.names):
             raise LandscapeError(
@@ -184,14 +189,14 @@ class BinaryConnect(QuantHook):
                 p.copy_(round_nearest(w, g))
         self._remember_start()
 
-    def after_backward(self, trainer) -> None:
+    def after_backward(self, loop) -> None:
         with torch.no_grad():
             torch._foreach_copy_(self.params, self.real)
             if self.scaled:
                 torch._foreach_div_(self.params, self.unit)
             self._grads_times_unit_()
 
-    def after_step(self, trainer) -> None:
+    def after_step(self, loop) -> None:
         with torch.no_grad():
             p = self.params
             if self.scaled:
@@ -221,13 +226,13 @@ class BinaryConnect(QuantHook):
             for n, w in zip(self.names, self.real, strict=True):
                 w.copy_(saved[n])
 
-    def on_checkpoint(self, trainer, state: dict) -> None:
-        super().on_checkpoint(trainer, state)
+    def on_checkpoint(self, loop, state: dict) -> None:
+        super().on_checkpoint(loop, state)
         state["quant"]["full_precision_key"] = FULL_PRECISION_KEY
         mine = None
-        for k, h in enumerate(getattr(trainer, "hooks", [])):
+        for k, h in enumerate(getattr(loop, "hooks", [])):
             if h is self:
-                mine = state.get("hooks", {}).get(f"{k}:{self.name}")
+                mine = state.get("hooks", {}).get(hook_key(k, self))
         # the same tensors as in the hook's state: torch.save stores them once
         state[FULL_PRECISION_KEY] = mine[FULL_PRECISION_KEY] if mine else self.full_precision()
 
@@ -248,7 +253,7 @@ class Rounding(QuantHook):
         self._codes: list[torch.Tensor] | None = None
         self._sizes = [p.numel() for p in self.params]
 
-    def after_backward(self, trainer) -> None:
+    def after_backward(self, loop) -> None:
         with torch.no_grad():
             self._codes = self.codes()
             if self.scaled:  # the optimizer steps the levels in units of R
@@ -257,7 +262,7 @@ class Rounding(QuantHook):
                 torch._foreach_copy_(self.params, u)
             self._grads_times_unit_()
 
-    def after_step(self, trainer) -> None:
+    def after_step(self, loop) -> None:
         codes = self._codes
         if codes is None:
             raise RuntimeError("Rounding.after_step needs after_backward first (it records the levels "
@@ -287,9 +292,10 @@ class Rounding(QuantHook):
 def quantize_(model: nn.Module, config: QuantConfig | None = None) -> QuantHook:
     """Quantize ``model``'s conv and linear weights in place and return the training hook.
 
-    The state-dict keys do not change. Pass the hook to :func:`landscape.train.train`
-    (``hooks=[lambda m: quantize_(m, QuantConfig("sr"))]``) or set ``quant`` in the
-    :class:`~landscape.train.TrainConfig`, which does the same.
+    The state-dict keys do not change. Pass the hook to :class:`landscape.training.Loop`
+    (``hooks=[hook]``), or call its ``after_backward(None)`` and ``after_step(None)`` around the
+    optimizer step of a loop of your own (docs/training.md); ``landscape-train --quant`` does the
+    same.
     """
     config = config or QuantConfig()
     return BinaryConnect(model, config) if config.method == "bc" else Rounding(model, config)
