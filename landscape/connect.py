@@ -23,7 +23,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -289,9 +288,10 @@ class CurveModel(nn.Module):
 
 @dataclass(frozen=True)
 class CurveTraining:
-    """How the bend is trained: the optimizer (``sgd`` with momentum, or ``adam``), its rate and
-    weight decay, batches, epochs and seed. The rate follows Garipov et al.'s schedule: constant
-    for half the epochs, then linearly down to ``lr * final_lr`` at 90 %, constant after."""
+    """How the bend is trained: the optimizer (a name of :data:`landscape.training.OPTIMIZERS`,
+    ``sgd`` or ``adam``, or ``package.module:callable``), its rate, momentum and weight decay,
+    batches, epochs and seed. The rate follows Garipov et al.'s schedule (:meth:`lr_at`):
+    constant for half the epochs, then linearly down to ``lr * final_lr`` at 90 %, constant after."""
 
     epochs: int = 20
     lr: float = 0.05
@@ -301,11 +301,16 @@ class CurveTraining:
     batch_size: int = 128
     final_lr: float = 0.01
     seed: int = 0
+    nesterov: bool = False
 
     def __post_init__(self):
+        from landscape.training import OPTIMIZERS
+
         checks = [(self.epochs >= 1, f"`epochs` must be positive, got {self.epochs}"),
                   (self.lr > 0 and math.isfinite(self.lr), f"`lr` must be positive, got {self.lr}"),
-                  (self.optimizer in ("sgd", "adam"), f"`optimizer` must be sgd or adam, got {self.optimizer!r}"),
+                  (self.optimizer in OPTIMIZERS or ":" in self.optimizer,
+                   f"`optimizer` must be one of {', '.join(OPTIMIZERS)} or package.module:callable, "
+                   f"got {self.optimizer!r}"),
                   (self.momentum >= 0, f"`momentum` must be >= 0, got {self.momentum}"),
                   (self.weight_decay >= 0, f"`weight_decay` must be >= 0, got {self.weight_decay}"),
                   (self.batch_size >= 1, f"`batch_size` must be positive, got {self.batch_size}"),
@@ -315,85 +320,55 @@ class CurveTraining:
                 raise LandscapeError(message)
 
     def lr_at(self, epoch: int) -> float:
-        """The rate of (0-based) ``epoch``."""
-        f = epoch / self.epochs
+        """The rate of (1-based) ``epoch``: the training loop's schedule."""
+        f = (epoch - 1) / self.epochs
         if f <= 0.5:
             return self.lr
         if f <= 0.9:
             return self.lr * (1.0 - (f - 0.5) / 0.4 * (1.0 - self.final_lr))
         return self.lr * self.final_lr
 
-
-def _train_tensors(data) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(data, Mapping) and "train" in data:
-        data = data["train"]
-    if hasattr(data, "x") and hasattr(data, "y"):
-        return data.x, data.y
-    if isinstance(data, tuple | list) and len(data) == 2 and all(torch.is_tensor(v) for v in data):
-        return data[0], data[1]
-    raise LandscapeError("the training data must be a landscape Dataset or (X, y) tensors")
+    def settings(self) -> dict:
+        """The settings as plain values (recorded in the curve file and the run folder)."""
+        return dict(self.__dict__)
 
 
 def train_curve(model_a: nn.Module, model_b: nn.Module, data, *, kind: str = "bezier", epochs: int = 20,
                 lr: float = 0.05, optimizer: str = "sgd", momentum: float = 0.9, weight_decay: float = 0.0,
                 batch_size: int = 128, seed: int = 0, loss_fn: str | Callable = "crossentropy",
-                device: str | torch.device | None = "cpu", progress: bool = False,
+                device: str | torch.device | None = "cpu", test_data=None, folder: str | os.PathLike | None = None,
+                resume: bool = False, overwrite: bool = False, progress: bool = False,
                 on_epoch_end: Callable[[int, dict], None] | None = None, meta: Mapping | None = None) -> Curve:
     """Train the bend of a ``kind`` curve from ``model_a`` to ``model_b`` (ends fixed) on ``data``
-    (a Dataset, ``(X, y)``, or ``{"train": ...}``): every batch draws t ~ U[0, 1] and steps the
-    bend on the loss at theta(t). Returns the trained :class:`Curve`, whose ``meta`` records the
-    settings and the loss of every epoch."""
+    (a Dataset, ``(X, y)``, a loader, or ``{"train": ...}``) with the project's training loop
+    (:class:`landscape.training.Loop` on a :class:`CurveModel`): every batch draws t ~ U[0, 1] and
+    steps the bend on the loss at theta(t). The log's epoch 0 is the loss at t = 1/2 before training
+    (the straight line's midpoint), ``test_data`` is evaluated there too. ``folder``: a run folder
+    (checkpoints, ``log.csv``; continued bit for bit with ``resume`` after an interruption, even
+    ``kill -9``). Returns the trained :class:`Curve`; its ``meta`` records the settings and the log."""
     from landscape.evaluate import resolve_device
-    from landscape.losses import resolve_loss
+    from landscape.training import Loop, LoopConfig, RunFolder, make_optimizer
 
     settings = CurveTraining(epochs, lr, optimizer, momentum, weight_decay, batch_size, seed=seed)
     curve = Curve.between(model_a, model_b, kind, meta=meta)
-    x, y = _train_tensors(data)
-    dev = resolve_device(device)
-    _, loss = resolve_loss(loss_fn)
-    torch.manual_seed(seed)
-    net = CurveModel(curve).to(dev)
-    params = list(net.bend)
-    if optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    else:
-        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    x, y = x.to(dev), y.to(dev)
-    history = []
-    gen = torch.Generator().manual_seed(seed)
-    for epoch in range(epochs):
-        for group in opt.param_groups:
-            group["lr"] = settings.lr_at(epoch)
-        net.train()
-        t0, total, n = time.perf_counter(), 0.0, 0
-        perm = torch.randperm(len(y), generator=gen).to(dev)
-        for i in range(0, len(y), batch_size):
-            idx = perm[i:i + batch_size]
-            if len(idx) < 2:
-                break
-            batch = (x[idx], y[idx])
-            opt.zero_grad(set_to_none=True)
-            value = loss(net(batch[0]).float(), batch)
-            value.backward()
-            opt.step()
-            total += float(value.detach()) * len(idx)
-            n += len(idx)
-        row = {"epoch": epoch + 1, "lr": settings.lr_at(epoch), "train_loss": total / max(n, 1),
-               "seconds": time.perf_counter() - t0}
-        if not math.isfinite(row["train_loss"]):
-            raise LandscapeError(f"training the bend diverged in epoch {epoch + 1} (learning rate {row['lr']:g} "
-                                 "too high?)")
-        history.append(row)
-        if progress:
-            sys.stderr.write(f"epoch {epoch + 1}/{epochs} lr {row['lr']:.4g} loss along the curve "
-                             f"{row['train_loss']:.4f} ({row['seconds']:.1f} s)\n")
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, row)
+    if isinstance(data, Mapping) and "train" in data:
+        data = data["train"]
+    net = CurveModel(curve).to(resolve_device(device))
+    opt = make_optimizer(optimizer, list(net.bend), settings)
+    record = {"kind": kind, "ends_tensors_sha256": [tensors_sha256(curve.a), tensors_sha256(curve.b)],
+              "loss": loss_fn if isinstance(loss_fn, str) else "custom", **settings.settings()}
+    run = RunFolder(folder, record, resume=resume, overwrite=overwrite) if folder is not None else None
+    try:
+        loop = Loop(net, data, opt, schedule=settings.lr_at, test_data=test_data, loss=loss_fn, folder=run,
+                    config=LoopConfig(epochs=epochs, batch_size=batch_size, seed=seed, save_every=epochs,
+                                      progress=progress))
+        history = loop.run(on_epoch_end)
+    finally:
+        if run is not None:
+            run.close()
     trained = net.curve(curve)
     trained.model = model_a
-    trained.meta = {**curve.meta, "training": {**settings.__dict__, "kind": kind,
-                                               "loss": loss_fn if isinstance(loss_fn, str) else "custom"},
-                    "history": history}
+    trained.meta = {**curve.meta, "training": record, "history": history}
     return trained
 
 

@@ -190,6 +190,28 @@ def test_trained_curve_beats_the_line(minima, digits):
     assert result.t[10] == pytest.approx(0.5)
 
 
+def test_resume_is_exact(minima, digits, tmp_path):
+    """Training through the project's loop: stopped after epoch 1 and resumed from its run folder,
+    the bend is bit for bit that of an uninterrupted run."""
+    a, b = minima
+    options = {"kind": "polychain", "epochs": 3, "lr": 0.05, "batch_size": 256}
+    whole = connect.train_curve(a, b, digits[0], folder=tmp_path / "whole", **options)
+
+    def stop(epoch, row):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        connect.train_curve(a, b, digits[0], folder=tmp_path / "cut", on_epoch_end=stop, **options)
+    with pytest.raises(LandscapeError, match="resume"):  # an unfinished run is not silently restarted
+        connect.train_curve(a, b, digits[0], folder=tmp_path / "cut", **options)
+    resumed = connect.train_curve(a, b, digits[0], folder=tmp_path / "cut", resume=True, **options)
+    for k, v in whole.bend.items():
+        assert torch.equal(resumed.bend[k], v), k
+    assert [r["train_loss"] for r in resumed.meta["history"]] == [r["train_loss"] for r in whole.meta["history"]]
+    assert not torch.equal(whole.bend["net.1.weight"], connect.Curve.between(a, b).bend["net.1.weight"])
+
+
 def test_bend_only_is_trained(minima, digits):
     a, b = minima
     curve = connect.Curve.between(a, b)
@@ -224,7 +246,7 @@ def test_cli_round_trip(ends, tmp_path, capsys):
     from landscape.checkpoint import sha256
 
     assert raw["ends_sha256"] == [sha256(ends[0]), sha256(ends[1])] and raw["kind"] == "polychain"
-    assert raw["training"]["epochs"] == 3 and len(raw["history"]) == 3
+    assert raw["training"]["epochs"] == 3 and [r["epoch"] for r in raw["history"]] == [0, 1, 2, 3]
     assert _cli("--eval", curve_file, *ends, "--points", "5", "--split", "train,test", "--out", path_file) == 0
     out = capsys.readouterr().out
     assert "train barrier: curve" in out and "straight line" in out

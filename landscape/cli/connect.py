@@ -35,7 +35,7 @@ def build_parser() -> Parser:
     m.add_argument("--epochs", type=positive, default=t.epochs, help=f"default {t.epochs}")
     m.add_argument("--lr", type=positive_float, default=t.lr, help=f"learning rate of the bend (default {t.lr}); "
                    "constant for half the epochs, then down to 1%% at 90%%")
-    m.add_argument("--optimizer", choices=("sgd", "adam"), default=t.optimizer)
+    m.add_argument("--optimizer", default=t.optimizer, help="sgd (default), adam or package.module:callable")
     m.add_argument("--momentum", type=float, default=t.momentum)
     m.add_argument("--weight-decay", type=float, default=t.weight_decay)
     m.add_argument("--batch-size", type=positive, default=None,
@@ -54,7 +54,10 @@ def build_parser() -> Parser:
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
     p.add_argument("--out", default=None, help="the curve file (default curve.pt) or, with --eval, the path file "
                    "(default path.h5; rerunning the same command resumes it)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    m.add_argument("--run-folder", default=None, metavar="DIR",
+                   help="the training run's checkpoints and log.csv (default: --out without .pt, plus .run)")
+    m.add_argument("--resume", action="store_true", help="continue an interrupted training run from its run folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file (and training run)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     return p
 
@@ -92,11 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = job.CurveConfig(a=ns.ends[0], b=ns.ends[1], arch=ns.arch, out=ns.out or "curve.pt", kind=ns.kind,
                               epochs=ns.epochs, lr=ns.lr, optimizer=ns.optimizer, momentum=ns.momentum,
                               weight_decay=ns.weight_decay, batch_size=ns.batch_size or 128, seed=ns.seed,
-                              device=ns.device, overwrite=ns.overwrite, unsafe_pickle=ns.unsafe_pickle,
+                              device=ns.device, folder=ns.run_folder, resume=ns.resume, overwrite=ns.overwrite,
+                              unsafe_pickle=ns.unsafe_pickle,
                               progress=ns.progress, command=command, dataset=ns.dataset or "digits", **data)
         curve, path = job.train(cfg)
         last = curve.meta["history"][-1]["train_loss"]
-        print(f"{PROG}: wrote {path} ({curve.kind} curve, {cfg.epochs} epochs, last epoch's loss along it {last:.4g})")
+        print(f"{PROG}: wrote {path} ({curve.kind} curve, {cfg.epochs} epochs, last epoch's loss along it {last:.4g}; "
+              f"run folder {job.run_folder(cfg)})")
         return 0
 
     return run_cli(PROG, body, {"ConfigMismatch": "use --overwrite to replace it, or --out for a new file",

@@ -43,10 +43,17 @@ class CurveConfig(DataSpec):
     batch_size: int = 128
     seed: int = 0
     device: str | None = "cpu"
+    folder: str | None = None  # the run folder (checkpoints, log.csv); default: OUT without .pt, + ".run"
+    resume: bool = False
     overwrite: bool = False
     unsafe_pickle: bool = False
     progress: bool = True
     command: str = ""
+
+
+def run_folder(cfg: CurveConfig) -> str:
+    """Where a curve's training run keeps its checkpoints and log: ``ab_curve.pt`` -> ``ab_curve.run``."""
+    return cfg.folder or os.path.splitext(cfg.out)[0] + ".run"
 
 
 def _load_end(cfg, path: str, data: Dataset):
@@ -57,7 +64,9 @@ def _load_end(cfg, path: str, data: Dataset):
 
 def train(cfg: CurveConfig) -> tuple[connect.Curve, str]:
     """Train the bend between ``cfg.a`` and ``cfg.b`` and write the curve to ``cfg.out`` (never
-    over an existing file unless ``overwrite``). Returns the curve and the path written."""
+    over an existing file unless ``overwrite``). The training run's folder (:func:`run_folder`)
+    holds its checkpoints and log; ``resume`` continues an interrupted run there. Returns the
+    curve and the path written."""
     if not cfg.a or not cfg.b:
         raise LandscapeError("two checkpoints are needed: the ends a and b of the curve")
     if not cfg.arch:
@@ -69,6 +78,7 @@ def train(cfg: CurveConfig) -> tuple[connect.Curve, str]:
     check_output(cfg.out, overwrite=cfg.overwrite)
     spec = replace(DataSpec.of(cfg), split="train")
     data, _ = spec.load("train")
+    test, _ = spec.load("test")
     model_a = _load_end(cfg, cfg.a, data)
     model_b = _load_end(cfg, cfg.b, data)
     connect.check_ends(model_a.state_dict(), model_b.state_dict(), f"{cfg.a!r} and {cfg.b!r}")
@@ -82,7 +92,8 @@ def train(cfg: CurveConfig) -> tuple[connect.Curve, str]:
     curve = connect.train_curve(model_a, model_b, data, kind=cfg.kind, epochs=settings.epochs, lr=settings.lr,
                                 optimizer=settings.optimizer, momentum=settings.momentum,
                                 weight_decay=settings.weight_decay, batch_size=settings.batch_size, seed=cfg.seed,
-                                device=cfg.device, progress=cfg.progress, meta=meta)
+                                device=cfg.device, test_data=test, folder=run_folder(cfg), resume=cfg.resume,
+                                overwrite=cfg.overwrite, progress=cfg.progress, meta=meta)
     check_output(cfg.out, overwrite=cfg.overwrite)  # nothing appeared there while it trained
     return curve, curve.save(cfg.out)
 
@@ -203,4 +214,4 @@ def plane_of(curve_file: str, ndim: int) -> tuple[list[dict], dict]:
 
 
 __all__ = ["CurveConfig", "PathConfig", "evaluate_path", "plane_of", "plane_options", "plane_path_of", "read_curve",
-           "train"]
+           "run_folder", "train"]
