@@ -39,7 +39,7 @@ _EXPORTS = {
     "quantize_": "landscape.quant", "QuantConfig": "landscape.quant",
     "DataSpec": "landscape.data",
 }
-_SUBMODULES = ("plot", "hessian", "prune", "quant", "models", "data", "training", "parallel")
+_SUBMODULES = ("plot", "hessian", "prune", "quant", "models", "data", "training", "parallel", "connect")
 
 __all__ = ["__version__", *sorted(_EXPORTS), *_SUBMODULES]
 

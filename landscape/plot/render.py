@@ -39,7 +39,8 @@ def figures(surface: Surface, levels: int = 30, vmin: float | None = None, vmax:
         from landscape.connect import path_result
         from landscape.plot.connect import path_figure
 
-        return {"path": path_figure(path_result(surface), title, log=scale == "log")}
+        kind = surface.attrs.get("curve_kind", "")
+        return {"path": path_figure(path_result(surface), f"{title} | {kind} curve and straight line", scale == "log")}
     if surface.ndim == 1:
         fig = Figure(figsize=(6, 4), layout="constrained")
         ax = fig.subplots()
