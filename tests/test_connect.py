@@ -327,6 +327,8 @@ def test_cli_errors(ends, tmp_path, capsys):
     # one checkpoint, or t from too few points
     assert "two checkpoints" in one_line_exit_2(ends[0], "--arch", "mlp", "--out", tmp_path / "y.pt")
     assert "at least 2" in one_line_exit_2("--eval", curve_file, "--points", "1", "--out", tmp_path / "z.h5")
+    for spec in (["--t", "-0.1:1:5"], ["--t=0:1.5:5"]):  # t outside [0, 1]
+        assert "t must lie in [0, 1]" in one_line_exit_2("--eval", curve_file, *spec, "--out", tmp_path / "z.h5")
     assert "not a curve file" in one_line_exit_2("--eval", ends[0], "--out", tmp_path / "z.h5")
     assert not (tmp_path / "z.h5").exists()
 

@@ -11,7 +11,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from landscape.cli._common import Parser, add_data_options, non_negative, positive, positive_float, run_cli
+from landscape.cli._common import (
+    Parser,
+    add_data_options,
+    join_negative_values,
+    non_negative,
+    positive,
+    positive_float,
+    run_cli,
+)
 
 PROG = "landscape-connect"
 
@@ -47,6 +55,8 @@ def build_parser() -> Parser:
     p.set_defaults(dataset=None)  # with --eval: the curve's data
     e = p.add_argument_group("evaluation (--eval)")
     e.add_argument("--points", type=positive, default=41, help="values of t, evenly spaced in [0, 1] (default 41)")
+    e.add_argument("--t", default=None, metavar="MIN:MAX:NUM",
+                   help="the values of t instead of --points: NUM evenly spaced from MIN to MAX, within [0, 1]")
     e.add_argument("--bn-recompute", type=non_negative, default=None, metavar="N",
                    help="re-estimate BatchNorm statistics from N training batches at every t (default: all of them; "
                    "networks with BatchNorm only)")
@@ -64,7 +74,7 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``landscape-connect``; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = join_negative_values(list(sys.argv[1:] if argv is None else argv), ("--t",))
 
     def body() -> int:
         from landscape.errors import LandscapeError
@@ -76,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = {k: getattr(ns, k) for k in ("data_root", "samples", "sample_seed", "synthetic_shape",
                                             "synthetic_size", "synthetic_seed", "raw_data", "num_classes")}
         if ns.eval:
-            cfg = job.PathConfig(curve=ns.eval, ends=tuple(ns.ends), points=ns.points, out=ns.out or "path.h5",
+            cfg = job.PathConfig(curve=ns.eval, ends=tuple(ns.ends), points=ns.points, t=ns.t, out=ns.out or "path.h5",
                                  dataset=ns.dataset, split=ns.split, bn_recompute=ns.bn_recompute,
                                  batch_size=ns.batch_size or 256, device=ns.device, threads=ns.threads,
                                  overwrite=ns.overwrite, progress=ns.progress, command=command, **data)

@@ -106,6 +106,7 @@ class PathConfig(DataSpec):
     curve: str = ""
     ends: tuple[str, ...] = ()
     points: int = 41
+    t: str | None = None  # MIN:MAX:NUM within [0, 1], instead of `points` from 0 to 1
     out: str = "path.h5"
     dataset: str | None = None  # type: ignore[assignment]  (None: the curve's)
     split: str = "train,test"
@@ -152,8 +153,14 @@ def evaluate_path(cfg: PathConfig, comm=None) -> connect.PathResult:
     values of t on every split, into the path file ``cfg.out`` (resumed when it exists and
     matches). Collective under MPI: every rank calls it."""
     comm = comm or world()
-    if cfg.points < 2:
+    if cfg.t is not None:
+        from landscape.grid import parse_axis
+
+        ts = connect.t_values(parse_axis(cfg.t).coordinates)
+    elif cfg.points < 2:
         raise LandscapeError(f"`points` must be at least 2, got {cfg.points}")
+    else:
+        ts = cfg.points
     splits = splits_of(cfg.split)
     check_output(cfg.out)
     curve = read_curve(cfg.curve, tuple(cfg.ends))
@@ -168,7 +175,7 @@ def evaluate_path(cfg: PathConfig, comm=None) -> connect.PathResult:
     provenance = {"command": cfg.command or "landscape.jobs.connect.evaluate_path",
                   "curve": os.path.abspath(cfg.curve), "curve_file_sha256": sha256(cfg.curve),
                   "arch": str(curve.meta.get("arch", "")), **spec.provenance()}
-    return connect.evaluate(curve, data, cfg.points, bn_recompute=cfg.bn_recompute, bn_data=bn_data,
+    return connect.evaluate(curve, data, ts, bn_recompute=cfg.bn_recompute, bn_data=bn_data,
                             batch_size=cfg.batch_size, device=cfg.device, out=cfg.out, overwrite=cfg.overwrite,
                             comm=comm, progress=cfg.progress, provenance=provenance, threads=cfg.threads)
 
