@@ -481,7 +481,7 @@ def evaluate(curve: Curve, data, t: int | Sequence[float] = 41, *, loss_fn: str 
     """
     from landscape.engine import _splits, run_points
     from landscape.evaluate import Evaluator, resolve_device
-    from landscape.parallel import collective, world
+    from landscape.parallel import collective, local_rank_and_size, world
     from landscape.surface_file import write_surface
     from landscape.threads import threads as using_threads
 
@@ -490,7 +490,7 @@ def evaluate(curve: Curve, data, t: int | Sequence[float] = 41, *, loss_fn: str 
     splits = _splits(data)
     net = curve.network()
     dev = resolve_device(device)
-    with using_threads(threads, 1):
+    with using_threads(threads, local_rank_and_size(comm)[1]):
         def setup():
             evaluators = {s: Evaluator(net, d, loss_fn, "auto", batch_size, dev, channels_last=False)
                           for s, d in splits.items()}
