@@ -383,3 +383,29 @@ def test_mpi_eval_equals_serial(ends, tmp_path):
         assert np.array_equal(values, b.values[name]), name
     for key in ("barrier_curve_train_loss", "barrier_line_test_loss"):
         assert a.attrs[key] == b.attrs[key]
+
+
+@pytest.mark.slow
+def test_kill_9_and_resume(ends, tmp_path):
+    """``landscape-connect`` killed with SIGKILL mid-training, rerun with --resume: the same curve
+    file, tensor for tensor, as an uninterrupted run."""
+    import signal
+    import time
+
+    args = [*ends, "--arch", "mlp", "--epochs", "40", "--batch-size", "8", "--no-progress"]
+    assert _cli(*args, "--out", tmp_path / "whole.pt") == 0
+    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "landscape.cli.connect", *map(str, args), "--out", str(tmp_path / "cut.pt")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "cut.run" / "resume.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "cut.pt").exists(), "the run finished before it could be killed"
+    assert _cli(*args, "--out", tmp_path / "cut.pt") == 2  # an unfinished run is not restarted silently
+    assert _cli(*args, "--out", tmp_path / "cut.pt", "--resume") == 0
+    whole, cut = (torch.load(tmp_path / f"{n}.pt", weights_only=True) for n in ("whole", "cut"))
+    assert whole["curve_sha256"] == cut["curve_sha256"]
+    for k, v in whole["bend"].items():
+        assert torch.equal(cut["bend"][k], v), k
