@@ -273,8 +273,9 @@ def test_cli_round_trip(ends, tmp_path, capsys):
     assert surf_main(["--curve", str(curve_file), "--x=-0.2:1.2:5", "--y=-0.2:1.2:4", "--out", str(plane),
                       "--no-progress"]) == 0
     assert read_surface(plane).attrs["curve_sha256"] == connect.load_curve(curve_file).checksum()
-    assert plot_main([str(plane), "--path", str(curve_file), "--formats", "png"]) == 0
-    assert (tmp_path / "ab_plane_plane.png").is_file()
+    assert plot_main([str(plane), "--path", str(curve_file), "--html", "--vtk", "--static", "--formats", "png"]) == 0
+    for name in ("ab_plane_plane.png", "ab_plane_contour.png", "ab_plane.html", "ab_plane.vts"):  # like any surface
+        assert (tmp_path / name).is_file(), name
     assert plot_main([str(path_file), "--path", str(curve_file), "--formats", "png"]) == 2  # not a plane
 
 
