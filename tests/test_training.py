@@ -82,6 +82,24 @@ def test_adam_on_tensors_equals_a_plain_torch_loop():
     assert loop.history[-1]["train_loss"] < loop.history[0]["train_loss"]
 
 
+def test_data_forms_the_engine_takes_train_alike():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from landscape.data import Dataset
+
+    x, y = data(64)
+    forms = {"tensors": (x, y), "dataset": Dataset(x, y, 3, "toy"), "torch dataset": TensorDataset(x, y),
+             "loader": DataLoader(TensorDataset(x, y), batch_size=64), "list": [(x, y)]}
+    finals = {}
+    for name, d in forms.items():
+        model = net()
+        Loop(model, d, torch.optim.SGD(model.parameters(), lr=0.1), test_data=d,
+             config=LoopConfig(epochs=2, batch_size=64)).run()
+        finals[name] = model
+    for name, model in finals.items():
+        assert_close(model, finals["list"]), name
+
+
 def test_every_epoch_sees_every_sample_once_in_a_new_order():
     x, y = data(50)
     seen: list[list[int]] = []
@@ -198,6 +216,29 @@ def test_a_hook_state_comes_back_on_resume_and_its_settings_are_checked(tmp_path
         assert torch.equal(a, b)
 
 
+def test_resume_from_the_initial_checkpoint_alone(tmp_path):
+    x, y = data(40)
+
+    def loop(hook, folder, epochs=2):
+        model = net()
+        return Loop(model, batches(x, y, 20), torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+                    hooks=[hook], config=LoopConfig(epochs=epochs, save_every=10), folder=folder)
+
+    with RunFolder(tmp_path / "run", {}) as folder, pytest.raises(KeyboardInterrupt):
+        loop(Recorder(), folder).run(lambda epoch, row: (_ for _ in ()).throw(KeyboardInterrupt))
+    os.remove(tmp_path / "run" / "resume.pt")  # as if killed while epoch 1 was written: model_0.pt is left
+    hook = Recorder()
+    with RunFolder(tmp_path / "run", {}, resume=True) as folder:
+        resumed = loop(hook, folder)
+        history = resumed.run()
+    assert hook.calls[:3] == ["load_state_dict", "on_start", "before_forward"]  # epoch 0 is not redone
+    assert [r["epoch"] for r in history] == [0, 1, 2]
+    full = loop(Recorder(), None)
+    full.run()
+    for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
 # ------------------------------------------------------------------------- the run folder
 
 
@@ -220,6 +261,7 @@ train(TrainConfig(**eval(sys.argv[1])), on_epoch_end=kill)
 """
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9_equals_an_uninterrupted_run(tmp_path):
     from landscape.jobs.train import TrainConfig, train
 

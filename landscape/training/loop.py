@@ -333,7 +333,7 @@ class Loop:
                 self.saved = [p for e, p in sorted(folder.checkpoints().items()) if e < start]
         for h in self.hooks:
             h.on_start(self)
-        if start == 1:
+        if not self.resumed:
             self.epoch = 0
             t0 = time.perf_counter()
             lr = float(self.schedule(1)) if self.schedule is not None else self.lr()

@@ -183,9 +183,12 @@ class RunFolder:
 
     def close(self) -> None:
         """Release the folder's lock (also released when the process ends)."""
-        if self.lock is not None:
+        if getattr(self, "lock", None) is not None:  # None too when __init__ failed early
             self.lock.release()
             self.lock = None
+
+    def __del__(self) -> None:
+        self.close()
 
     def __enter__(self) -> RunFolder:
         return self
