@@ -3,7 +3,8 @@
     python plots/gallery_figures.py WORK SECONDS LOAD_BEFORE   # make_gallery.sh runs this last
 
 Reads the checkpoints and files in ``WORK`` (test errors, split sizes, the interpolation's
-barrier, the path's explained variance, the Hessian's figures, the pruned network's FLOPs),
+barrier, the path's explained variance, the Hessian's figures, the pruned network's FLOPs, the
+mode-connecting curve's and the straight line's barriers),
 prints them, writes ``plots/gallery_figures.json`` and puts them into plots/README.md (a figure
 there is the number written just before ``<!--fig:NAME-->``); ``tests/test_gallery_figures.py`` holds
 plots/README.md to the JSON file.
@@ -81,7 +82,23 @@ def figures(work: str) -> dict:
     out["scratch_error"] = _error(f"{work}/scratch/model_15.pt")
     for m in ("fp", "bc", "sr"):
         out[f"quant_{m}_error"] = _error(f"{work}/{m}/model_40.pt")
+    out.update(connect_figures(work))
     return {k: v for k, v in out.items() if v is not None}
+
+
+def connect_figures(work: str) -> dict:
+    """The mode-connectivity step's figures: the second seed's test error, the barriers (train loss,
+    test error) of the straight line and of the trained curve, and where the bend lies."""
+    from landscape.surface_file import read_surface
+
+    a = read_surface(f"{work}/ab_path.h5").attrs
+    plane = read_surface(f"{work}/ab_plane.h5").attrs
+    return {"seed1_error": _error(f"{work}/seed1/model_15.pt"),
+            "connect_line_barrier": float(f"{a['barrier_line_train_loss']:.2g}"),
+            "connect_curve_barrier": float(f"{a['barrier_curve_train_loss']:.2g}"),
+            "connect_line_err_barrier": round(float(a["barrier_line_test_err"]), 1),
+            "connect_curve_err_barrier": round(float(a["barrier_curve_test_err"]), 1),
+            "connect_bend_y": round(float(plane["curve_bend_y"]), 2)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@
     landscape-plot surface.h5 --vtk            # .vts (2D) or .vti (volume) for ParaView
     landscape-plot a.h5 b.h5 c.h5 --compare    # side by side on one colour scale
     landscape-plot surf.h5 --trajectory pca.h5 # the optimization path over the contours
+    landscape-plot plane.h5 --path curve.pt    # a mode-connecting curve on its plane (landscape-connect)
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ def build_parser() -> Parser:
                    help="draw an optimization path over the contours: a landscape-traj file, or the "
                    "original tool's projection file (*_proj_cos.h5) (PREFIX_trajectory.{format}; "
                    "also on the --html page)")
+    v.add_argument("--path", metavar="CURVE.pt",
+                   help="draw a mode-connecting curve (landscape-connect) and the points a, b and its bend on the "
+                   "plane that landscape-surf --curve computed for it (PREFIX_plane.{format})")
     v.add_argument("--static", action="store_true", help="also the usual static figures")
     return p
 
@@ -108,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ns.surfaces, ns.out, kinds=ns.kinds, formats=ns.formats, levels=ns.levels, vmin=ns.vmin,
             vmax=ns.vmax, scale=ns.scale, step=ns.level_step, xlim=ns.xlim, dpi=ns.dpi, quantity=ns.quantity,
             html=ns.html, vtk=ns.vtk, compare=ns.compare, twin=ns.twin, trajectory=ns.trajectory,
-            static=True if ns.static else None, titles=ns.titles.split("|") if ns.titles else None)
+            static=True if ns.static else None, titles=ns.titles.split("|") if ns.titles else None, curve=ns.path)
         for source, paths in done:
             print(f"{PROG}: {source}: {', '.join(paths)}")
         return 0

@@ -66,6 +66,9 @@ def build_parser() -> Parser:
                    "also interpolates the BatchNorm statistics)")
     m.add_argument("--model3", help="third checkpoint, with --model2: the y direction is model3 - model "
                    "(the plane through three models)")
+    m.add_argument("--curve", metavar="CURVE.pt", help="a landscape-connect curve file: the plane through its ends "
+                   "a, b and its bend (x along b - a, y towards the bend orthogonal to it, as long; the default "
+                   "grid covers the three)")
     m.add_argument("--arch", help="zoo name (resnet20, vgg9, digits_cnn, ...) or "
                    "package.module:callable returning an nn.Module (modules in the current folder are found)")
     m.add_argument("--num-classes", type=positive, default=None, help="default: from the dataset")
@@ -161,7 +164,7 @@ def config_from_args(ns: argparse.Namespace, argv: Sequence[str]):
         norm = tuple(getattr(ns, f"{a}norm") or ns.norm for a in "xyz")
         ignore = tuple(getattr(ns, f"{a}ignore") or ns.ignore for a in "xyz")
     return SurfaceConfig(
-        **vars(DataSpec.of(ns)), model=ns.model, arch=ns.arch, model2=ns.model2, model3=ns.model3,
+        **vars(DataSpec.of(ns)), model=ns.model, arch=ns.arch, model2=ns.model2, model3=ns.model3, curve=ns.curve,
         unsafe_pickle=ns.unsafe_pickle, grid=grid,
         directions=Directions(dir_type=ns.dir_type, norm=norm, ignore=ignore, seed=ns.seed, semantics=ns.semantics),
         directions_file=ns.directions_file, same_dir=ns.same_dir, metrics=ns.metrics, eig_tol=ns.eig_tol,

@@ -31,11 +31,12 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
                xlim: tuple[float, float] | None = None, dpi: int = 150, quantity: str = "loss",
                html: bool = False, vtk: bool = False, compare: bool = False, twin: bool = False,
                trajectory: str | None = None, static: bool | None = None,
-               titles: Sequence[str] | None = None) -> list[tuple[str, list[str]]]:
+               titles: Sequence[str] | None = None, curve: str | None = None) -> list[tuple[str, list[str]]]:
     """Every view of the surface files ``paths`` that the options ask for (what ``landscape-plot``
     does): the static figures, an HTML page, a VTK file, a comparison of all of them on one scale,
-    the optimization path over the contours. Every file is read (and verified) before anything is
-    drawn. Returns ``(source, written files)`` pairs."""
+    the optimization path over the contours, a mode-connecting curve (``curve``: a landscape-connect
+    curve file) on its plane. Every file is read (and verified) before anything is drawn. Returns
+    ``(source, written files)`` pairs."""
     if levels < 2:
         raise LandscapeError(f"at least 2 contour levels are needed, got {levels}")
     if titles is not None and len(titles) != len(paths):
@@ -46,7 +47,11 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
     for s in surfaces:
         s.quantity(quantity)  # every file has the quantity, or the error lists what it has
     traj = read_trajectory(trajectory, directions=False) if trajectory else None
-    static = static if static is not None else not (html or vtk or compare or trajectory)
+    if curve is not None:
+        from landscape.jobs.connect import plane_path_of
+
+        curve = plane_path_of(curve)
+    static = static if static is not None else not (html or vtk or compare or trajectory or curve)
     done: list[tuple[str, list[str]]] = []
     if compare:
         from landscape.plot.compare import compare_figure
@@ -74,6 +79,13 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
             fig = trajectory_figure(traj, surface, quantity, levels=levels, scale=scale, vmin=vmin, vmax=vmax,
                                     step=step)
             written += save_figure(fig, prefix, "trajectory", formats, dpi)
+        if curve is not None:
+            from landscape.plot.connect import plane_figure
+
+            if surface.ndim != 2 or surface.attrs.get("curve_sha256") != curve.curve_sha256:
+                raise LandscapeError(f"{path!r} is not the plane of this curve (landscape-surf --curve computes it)")
+            fig = plane_figure(surface, curve, quantity, levels=levels, scale=scale, vmin=vmin, vmax=vmax, step=step)
+            written += save_figure(fig, prefix, "plane", formats, dpi)
         if html:
             from landscape.plot.interactive import write_html
 

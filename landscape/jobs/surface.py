@@ -52,6 +52,7 @@ class SurfaceConfig(DataSpec):
     arch: str | None = None
     model2: str | None = None
     model3: str | None = None
+    curve: str | None = None  # landscape-connect's curve file: the plane through a, b and the bend
     unsafe_pickle: bool = False
     grid: Grid | None = None
     directions: Directions = field(default_factory=Directions)
@@ -85,6 +86,10 @@ def resolve(cfg: SurfaceConfig, comm=None) -> SurfaceConfig:
     """Fill what the options leave open: the demo (rank 0 trains its network, the others wait),
     the default grid and output, and the grid covering an optimization path."""
     comm = comm or world()
+    if cfg.curve:
+        from landscape.jobs.connect import plane_options
+
+        cfg = replace(cfg, **plane_options(cfg))
     if is_demo(cfg):
         from landscape.jobs.demo import DEMO_ARCH, DEMO_DATASET, demo_checkpoint
 
@@ -140,8 +145,13 @@ def load_data(cfg: SurfaceConfig, split: str | None = None) -> tuple[Dataset, np
 def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int,
                     ckpts: dict[str, Checkpoint]) -> tuple[list[dict] | None, dict]:
     """The directions of the run when they are not plain random ones (None then: the engine draws
-    them): from a file, towards ``model2`` (and ``model3``), or y = x; and provenance for them.
-    ``ckpts``: the run's checkpoints, read once, by option name (``model``, ``model2``, ``model3``)."""
+    them): from a file, towards ``model2`` (and ``model3``), or y = x, or the plane of a curve; and
+    provenance for them. ``ckpts``: the run's checkpoints, read once, by option name (``model``,
+    ``model2``, ``model3``)."""
+    if cfg.curve:
+        from landscape.jobs.connect import plane_of
+
+        return plane_of(cfg.curve, ndim)
     d = cfg.directions
     origin = {k: v.detach().cpu() for k, v in snapshot(model, d.dir_type).items()}
     norms, ignores = per_axis(d.norm, ndim, "norm"), per_axis(d.ignore, ndim, "ignore")

@@ -34,6 +34,12 @@ def figures(surface: Surface, levels: int = 30, vmin: float | None = None, vmax:
     """The standard figures of ``surface`` by name: ``1d`` for a 1D surface, else ``contour``,
     ``contourf``, ``heatmap`` and ``3d`` (or those of ``kinds``). No pyplot, no global state."""
     title = surface.title()
+    if surface.ndim == 1 and surface.attrs.get("kind") == "connect_path":  # a curve and a straight line along t
+        from landscape.connect import path_result
+        from landscape.plot.connect import path_figure
+
+        kind = surface.attrs.get("curve_kind", "")
+        return {"path": path_figure(path_result(surface), f"{title} | {kind} curve and straight line", scale == "log")}
     if surface.ndim == 1:
         fig = Figure(figsize=(6, 4), layout="constrained")
         ax = fig.subplots()
