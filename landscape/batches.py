@@ -233,7 +233,7 @@ def default_budget(device: torch.device) -> int:
         return 2 << 30
 
 
-def _tensors_of(data) -> tuple[torch.Tensor, ...] | None:
+def tensors_of(data) -> tuple[torch.Tensor, ...] | None:
     """The tensors behind in-memory data, or None for a loader."""
     from landscape.data import Dataset
 
@@ -266,7 +266,7 @@ def as_batches(data, device: torch.device | str = "cpu", batch_size: int = 256, 
     if isinstance(data, Batches):
         return data
     budget = default_budget(device) if memory_budget is None else memory_budget
-    tensors = _tensors_of(data)
+    tensors = tensors_of(data)
     if tensors is not None:
         if len(tensors[0]) == 0:
             raise LandscapeError("the data is empty")

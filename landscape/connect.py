@@ -480,7 +480,7 @@ def evaluate(curve: Curve, data, t: int | Sequence[float] = 41, *, loss_fn: str 
     ``bn_data`` (default: all batches of the training split, else of the first); a network
     without BatchNorm needs none. The barriers go into the file's attributes.
     """
-    from landscape.engine import _splits, run_points
+    from landscape.engine import by_split, run_points
     from landscape.evaluate import Evaluator, resolve_device
     from landscape.parallel import collective, local_rank_and_size, world
     from landscape.surface_file import write_surface
@@ -488,7 +488,7 @@ def evaluate(curve: Curve, data, t: int | Sequence[float] = 41, *, loss_fn: str 
 
     comm = comm or world()
     ts = t_values(t)
-    splits = _splits(data)
+    splits = by_split(data)
     net = curve.network()
     dev = resolve_device(device)
     with using_threads(threads, local_rank_and_size(comm)[1]):

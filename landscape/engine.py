@@ -212,7 +212,7 @@ def tensors_checksum(tensors: Mapping[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _splits(data) -> dict[str, object]:
+def by_split(data) -> dict[str, object]:
     """``data`` as ``{split: data}``: a mapping of splits as it is, anything else is ``train``."""
     if isinstance(data, Mapping) and data and all(isinstance(k, str) for k in data) and \
             not any(torch.is_tensor(v) for v in data.values()):
@@ -387,7 +387,7 @@ def _setup(model, data, grid: Grid, directions: Directions, metrics, evaluation:
         dev = torch.device("cuda", local_rank % torch.cuda.device_count())  # this rank's GPU on its node
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-    splits = _splits(data)
+    splits = by_split(data)
     first = next(iter(splits.values()))
     sample = first.x[:1] if hasattr(first, "x") else (
         first[0][:1] if isinstance(first, tuple | list) and first and torch.is_tensor(first[0]) else None)

@@ -131,7 +131,7 @@ def _check_norm(norm: str, ignore: str) -> None:
         raise LandscapeError(f"ignore must be one of {', '.join(IGNORES)}, got {ignore!r}")
 
 
-def _check_radius(radius: float, what: str = "radius") -> float:
+def check_radius(radius: float, what: str = "radius") -> float:
     try:
         r = float(radius)
     except (TypeError, ValueError):
@@ -141,7 +141,7 @@ def _check_radius(radius: float, what: str = "radius") -> float:
     return r
 
 
-def _check_p(p) -> int | str:
+def check_p(p) -> int | str:
     if p in (2, "2"):
         return 2
     if p in ("inf", float("inf")):
@@ -268,7 +268,7 @@ def average_case(
     """
     from landscape.parallel import map_points, share
 
-    radius = _check_radius(radius)
+    radius = check_radius(radius)
     _check_norm(norm, ignore)
     if samples is not None and int(samples) < 1:
         raise LandscapeError(f"samples must be at least 1, got {samples}")
@@ -451,9 +451,9 @@ def worst_case(
     ranks). ``.delta`` is the maximizer (None with ``m``). Cost per batch: ``steps + 1`` forward
     and ``steps`` backward passes (the first forward pass gives the loss at the minimizer).
     """
-    radius = _check_radius(radius)
+    radius = check_radius(radius)
     _check_norm(norm, ignore)
-    p = _check_p(p)
+    p = check_p(p)
     return _worst(model, data, measure="worst_case", T_of=lambda o: scale(o, norm, ignore), radius=radius,
                   norm=norm, p=p, steps=steps, m=m, loss_fn=loss_fn, seed=seed, batch_size=batch_size,
                   device=device, forward_fn=forward_fn, comm=comm)
@@ -479,7 +479,7 @@ def epsilon(
     maximum is found by the projected (sign) gradient ascent of :func:`worst_case` with ``p="inf"``
     where they used L-BFGS-B, so it is a lower bound of the true maximum, like theirs.
     """
-    eps = _check_radius(eps, "eps")
+    eps = check_radius(eps, "eps")
     if ignore not in IGNORES:
         raise LandscapeError(f"ignore must be one of {', '.join(IGNORES)}, got {ignore!r}")
 
@@ -638,7 +638,7 @@ def curvature(
     from landscape.engine import Directions, EvalOptions, Output, surface
     from landscape.grid import Grid
 
-    radius = _check_radius(radius)
+    radius = check_radius(radius)
     if ndim not in (1, 2):
         raise LandscapeError(f"ndim must be 1 or 2, got {ndim}")
     if int(points) < 3:

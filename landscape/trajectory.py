@@ -23,18 +23,17 @@ from __future__ import annotations
 import glob
 import os
 import re
-import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from landscape._version import __version__
 from landscape.checkpoint import load_into_, load_state_dict, sha256
 from landscape.directions_file import Direction
 from landscape.errors import LandscapeError
 from landscape.params import ignored, live_tensors
+from landscape.provenance import environment
 from landscape.trajectory_file import Trajectory, path_extent, pc_labels, read_trajectory, write_trajectory
 
 CHUNK = 1 << 16  # columns converted to float64 at a time when forming dot products
@@ -207,8 +206,7 @@ def pca_directions(
         epochs=np.array([epoch_of(p) for p in checkpoints]), explained_variance=variance,
         attrs={
             "method": "pca", "model": os.path.abspath(final), "model_sha256": sha256(final),
-            "dir_type": dir_type, "ignore": ignore, "landscape_version": __version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "dir_type": dir_type, "ignore": ignore, **environment(),
         },
     )
 

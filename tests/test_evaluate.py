@@ -57,7 +57,7 @@ def test_mse_on_labels_compares_softmax_with_one_hot_targets(net_and_data):
     assert loss == pytest.approx(expected, rel=1e-5)
 
 
-BF16_LOSS_TOLERANCE = 5e-3  # DESIGN.md: "bf16 autocast ... the loss moves by up to 0.5% (opt-in, stated)"
+BF16_LOSS_TOLERANCE = 5e-3  # docs/performance.md: bf16 "moves the loss by up to 0.5%"
 
 
 def test_bf16_moves_the_loss_by_at_most_the_stated_tolerance(monkeypatch):

@@ -23,7 +23,6 @@ import csv
 import io
 import json
 import os
-import platform
 import time
 from dataclasses import dataclass, field
 
@@ -33,6 +32,7 @@ import torch
 from landscape import sharpness
 from landscape.data import DataSpec
 from landscape.errors import LandscapeError, OutputExists
+from landscape.provenance import environment
 
 FILES = ("compare.h5", "compare.csv", "compare.md", "curves_1d.png", "contours_2d.png", "gap_vs_measure.png")
 EVALUATIONS = ("train", "test")  # the first jobs of every checkpoint: loss and error on each split
@@ -74,7 +74,7 @@ class CompareConfig(DataSpec):
     unsafe_pickle: bool = False
     plot: bool = True
     command: str = ""
-    extra: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)  # more attributes for the file (the command line)
 
     def jobs(self) -> list[str]:
         return [*EVALUATIONS, *self.measures]
@@ -113,8 +113,8 @@ def _check(cfg: CompareConfig) -> None:
     if len(set(cfg.measures)) != len(cfg.measures):
         raise LandscapeError("a measure is named twice")
     for name in ("radius", "eps", "curvature_radius"):
-        sharpness._check_radius(getattr(cfg, name), f"`{name}`")
-    sharpness._check_p(cfg.p)
+        sharpness.check_radius(getattr(cfg, name), f"`{name}`")
+    sharpness.check_p(cfg.p)
     if cfg.m is not None and cfg.m < 1:
         raise LandscapeError(f"`m` must be at least 1, got {cfg.m}")
     if cfg.split not in EVALUATIONS:
@@ -242,9 +242,7 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
         "checkpoint_sha256": json.dumps([m.sha256 for m in minima]), "jobs": json.dumps(jobs),
         "arch": cfg.arch, **spec.provenance(), "split": cfg.split, "samples": len(data),
         "command": cfg.command or "landscape.jobs.compare.compare", "options": json.dumps(_config(cfg)),
-        "landscape_version": _version(), "torch_version": torch.__version__,
-        "python_version": platform.python_version(), "hostname": platform.node(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "mpi_ranks": comm.size, **cfg.extra,
+        **environment(), "mpi_ranks": comm.size, **cfg.provenance,
     }
     serial = SerialComm()
 
@@ -275,12 +273,6 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
             paths += _figures(folder, surfaces, correlations)
         result = Comparison(tuple(rows), tuple(correlations), tuple(paths))
     return on_root(comm, lambda: result)
-
-
-def _version() -> str:
-    from landscape._version import __version__
-
-    return __version__
 
 
 def _surfaces(cfg: CompareConfig, minima: list[_Minimum], data, line, plane, comm, progress) -> dict:

@@ -40,7 +40,7 @@ def describe(surface: Surface, flops: bool = True) -> str:
 
 
 def describe_training(t: Mapping, arch: str = "", flops: bool = True) -> str:
-    """:func:`describe`'s title from what a checkpoint records (:func:`landscape.checkpoint.summary`)."""
+    """:func:`describe`'s title from what a checkpoint records (:meth:`landscape.checkpoint.Checkpoint.summary`)."""
     bits = [arch]
     if t.get("optimizer"):
         bits.append(OPTIMIZERS.get(str(t["optimizer"]), str(t["optimizer"])))

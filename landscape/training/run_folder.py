@@ -29,7 +29,7 @@ LOG_FILE = "log.csv"
 LOG_COLUMNS = ["epoch", "lr", "train_loss", "train_err", "test_loss", "test_err", "seconds"]  # hooks may add
 
 
-def read_checkpoint(path: str) -> dict:
+def read_saved(path: str) -> dict:
     """A training checkpoint (``weights_only``), or a :class:`LandscapeError` saying why not."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -95,7 +95,7 @@ class RunFolder:
             if latest is None:
                 state = "a log but no checkpoint"
             else:
-                saved = read_checkpoint(latest[1]).get("args", {}).get("epochs")
+                saved = read_saved(latest[1]).get("args", {}).get("epochs")
                 state = "finished" if saved is not None and latest[0] >= saved else "unfinished"
                 state = f"{state}, last saved epoch {latest[0]}"
             raise LandscapeError(f"{out!r} already holds a training run ({state}); pass `resume` to continue it "
@@ -105,7 +105,7 @@ class RunFolder:
                 raise LandscapeError(f"`resume`: {out!r} holds no checkpoint to resume from; drop `resume` "
                                      "to start a new run there")
             return
-        ckpt = read_checkpoint(latest[1])
+        ckpt = read_saved(latest[1])
         saved = ckpt.get("args", {})
         differ = [k for k in self.check if k in saved and saved[k] != self.settings.get(k)]
         if differ:
@@ -131,7 +131,7 @@ class RunFolder:
         best = max(ckpts.items()) if ckpts else None
         resume = os.path.join(self.path, RESUME_FILE)
         if os.path.isfile(resume):
-            epoch = int(read_checkpoint(resume)["epoch"])
+            epoch = int(read_saved(resume)["epoch"])
             if best is None or epoch > best[0]:
                 best = (epoch, resume)
         return best
@@ -196,4 +196,4 @@ class RunFolder:
         self.close()
 
 
-__all__ = ["CHECKPOINT_RE", "LOG_COLUMNS", "LOG_FILE", "RESUME_FILE", "RunFolder", "read_checkpoint"]
+__all__ = ["CHECKPOINT_RE", "LOG_COLUMNS", "LOG_FILE", "RESUME_FILE", "RunFolder", "read_saved"]
