@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.checkpoint import read_checkpoint, sha256
+from landscape.checkpoint import Checkpoint, read_checkpoint
 from landscape.data import Dataset, apply_label_noise, augment, load_dataset
 from landscape.errors import LandscapeError, first_line
 from landscape.evaluate import keep_malloc_arenas, resolve_device
@@ -194,16 +194,17 @@ def _validate(c: TrainConfig) -> None:
     quant_config(c)  # QuantConfig checks its own options
 
 
-def resolved(c: TrainConfig) -> dict:
+def resolved(c: TrainConfig, init: Checkpoint | None = None) -> dict:
     """The config as saved (``args``): plain Python types, with defaults that depend on others
-    filled in, and ``effective_batch_size`` with ``big_batch``."""
+    filled in (``init``: the ``init_from`` checkpoint, read), and ``effective_batch_size`` with
+    ``big_batch``."""
     d = asdict(c)
     if c.milestones is not None:
         marks = c.milestones
     else:  # retraining from a checkpoint runs at a constant rate, as the pruning paper's 40 epochs
         marks = [] if c.init_from else default_milestones(c.epochs)
     d["milestones"] = [int(m) for m in marks]
-    d["init_from_sha256"] = sha256(c.init_from) if c.init_from and os.path.isfile(c.init_from) else ""
+    d["init_from_sha256"] = init.sha256 if init is not None else ""
     d["augment"] = c.augment if c.augment is not None else c.dataset in ("cifar10", "cifar100")
     d["out"] = c.out or default_out(c)
     if c.big_batch > 1:  # the loop runs batch_size * big_batch; args keep both, and the product
@@ -235,20 +236,21 @@ def load_data(c: TrainConfig) -> tuple[Dataset, Dataset, dict | None]:
     return train_set, test_set, record
 
 
-def build(config: TrainConfig, num_classes: int, in_channels: int, sample: torch.Tensor) -> nn.Module:
-    """The network a run trains, built in one place: the architecture (with a pruned checkpoint's
-    widths when ``init_from`` names one, or the widths of ``plan``), initialized, and checked
-    against a data sample."""
+def build(config: TrainConfig, num_classes: int, in_channels: int, sample: torch.Tensor,
+          init: Checkpoint | None = None, widths: Mapping[str, int] | None = None) -> nn.Module:
+    """The network a run trains, built in one place: ``init`` (the ``init_from`` checkpoint, read
+    once) in its architecture, or the architecture resized to ``widths`` (a pruned one from
+    ``plan``: the paper's "scratch-train") and initialized; checked against a data sample."""
     c = config
     torch.manual_seed(c.seed)
-    if c.init_from:
-        model = network(read_checkpoint(c.init_from, c.unsafe_pickle), c.arch, num_classes, in_channels)
+    if init is not None:
+        model = network(init, c.arch, num_classes, in_channels)
     else:
         model = build_model(c.arch, num_classes=num_classes, in_channels=in_channels)
-        if c.plan:  # the paper's "scratch-train": the pruned architecture, freshly initialized
-            from landscape.prune import plan_widths, resize_
+        if widths:
+            from landscape.prune import resize_
 
-            resize_(model, plan_widths(model, c.plan))
+            resize_(model, dict(widths))
         has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         if c.init == "original" or (c.init == "auto" and has_bn):
             init_params(model)
@@ -265,16 +267,16 @@ def build(config: TrainConfig, num_classes: int, in_channels: int, sample: torch
     return model
 
 
-def _widths_of(c: TrainConfig, num_classes: int, in_channels: int) -> dict | None:
-    """The channel widths a pruned network needs to be rebuilt: those ``plan`` gives it, or those
-    recorded in ``init_from`` (a pruned checkpoint); carried into every checkpoint of the run."""
+def _widths_of(c: TrainConfig, num_classes: int, in_channels: int, init: Checkpoint | None) -> dict | None:
+    """The channel widths a pruned network needs to be rebuilt: those ``plan`` gives it (shapes
+    only, on the meta device), or those recorded in ``init`` (a pruned checkpoint); carried into
+    every checkpoint of the run."""
     if c.plan:
         from landscape.prune import plan_widths
 
-        return plan_widths(build_model(c.arch, num_classes=num_classes, in_channels=in_channels), c.plan)
-    if not c.init_from:
-        return None
-    return read_checkpoint(c.init_from, c.unsafe_pickle).widths
+        with torch.device("meta"):
+            return plan_widths(build_model(c.arch, num_classes=num_classes, in_channels=in_channels), c.plan)
+    return init.widths if init is not None else None
 
 
 class TrainJob:
@@ -289,7 +291,8 @@ class TrainJob:
     def __init__(self, config: TrainConfig, hooks: Sequence[HookSpec] = ()):
         c = self.config = config
         _validate(c)
-        self.args = resolved(c)
+        self.init = read_checkpoint(c.init_from, c.unsafe_pickle) if c.init_from else None  # read once
+        self.args = resolved(c, self.init)
         self.out = self.args["out"]
         device = resolve_device(c.device)  # before the run folder is created
         self.folder = RunFolder(self.out, self.args, resume=c.resume, overwrite=c.overwrite, check=RESUME_KEYS,
@@ -306,7 +309,8 @@ class TrainJob:
         train_set, test_set, noise = load_data(c)
         num_classes = c.num_classes or max(train_set.num_classes, test_set.num_classes)
         in_channels = int(train_set.x.shape[1]) if train_set.x.ndim == 4 else 1
-        model = build(c, num_classes, in_channels, train_set.x[:2])
+        widths = _widths_of(c, num_classes, in_channels, self.init)
+        model = build(c, num_classes, in_channels, train_set.x[:2], self.init, widths if c.plan else None)
         if c.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model = model.to(device)
@@ -328,7 +332,6 @@ class TrainJob:
         if noise is not None:
             changed = int((noise["original"] != noise["noisy"]).sum())
             record.update(label_noise_file=NOISE_FILE, label_noise_changed=changed)
-        widths = _widths_of(c, num_classes, in_channels)
         if widths:
             record["widths"] = widths
         augmenting = bool(self.args["augment"]) and train_set.x.ndim == 4
