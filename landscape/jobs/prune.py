@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from landscape.checkpoint import read_checkpoint, sha256
+from landscape.checkpoint import Checkpoint, read_checkpoint
 from landscape.files import check_output, replacing
 from landscape.jobs.network import network
 from landscape.models import build_model
@@ -44,25 +44,26 @@ def io_of(model: nn.Module) -> tuple[int, int]:
 
 
 def _model(arch: str, path: str | None, preset_name: str, num_classes: int | None, in_channels: int | None,
-           unsafe_pickle: bool) -> tuple[nn.Module, dict]:
-    """The checkpoint's model and metadata, or (without a checkpoint) the architecture on the meta
-    device, shaped as the preset's network."""
+           unsafe_pickle: bool) -> tuple[nn.Module, Checkpoint | None]:
+    """The checkpoint's model and the checkpoint (read once), or (without a checkpoint) the
+    architecture on the meta device, shaped as the preset's network, and None."""
     if path:
         ckpt = read_checkpoint(path, unsafe_pickle)
-        return network(ckpt, arch, num_classes, in_channels).eval(), dict(ckpt.meta)
+        return network(ckpt, arch, num_classes, in_channels).eval(), ckpt
     info = preset_info(preset_name) if preset_name else None
     with torch.device("meta"):
         model = build_model(arch, num_classes=num_classes or (info.num_classes if info else 10),
                             in_channels=in_channels or (info.input_shape[0] if info else 3))
-    return model, {}
+    return model, None
 
 
-def _shape_of(arch: str, meta: dict, preset_name: str, in_channels: int, given) -> tuple[int, ...]:
+def _shape_of(arch: str, ckpt: Checkpoint | None, preset_name: str, in_channels: int, given) -> tuple[int, ...]:
     """The given input shape, else the preset's, else what a pruned checkpoint recorded, else the zoo's."""
     if given:
         return tuple(int(d) for d in given)
     if preset_name:
         return tuple(preset_info(preset_name).input_shape)
+    meta = ckpt.meta if ckpt is not None else {}
     recorded = meta.get("prune", {}).get("input_shape") if isinstance(meta.get("prune"), dict) else None
     return tuple(int(d) for d in recorded) if recorded else default_input_shape(arch, in_channels)
 
@@ -92,8 +93,8 @@ def count_checkpoint(arch: str, path: str | None = None, plan: str | Mapping | N
                      unsafe_pickle: bool = False) -> CountReport:
     """Count a checkpoint's network (or, without one, the architecture: shapes only)."""
     name = _preset_name(plan)
-    model, meta = _model(arch, path, name, num_classes, in_channels, unsafe_pickle)
-    shape = _shape_of(arch, meta, name, io_of(model)[1], input_shape)
+    model, ckpt = _model(arch, path, name, num_classes, in_channels, unsafe_pickle)
+    shape = _shape_of(arch, ckpt, name, io_of(model)[1], input_shape)
     flops, params = count(model, shape, shortcuts)
     report = CountReport(arch, shape, flops, params,
                          tuple(layer_counts(model, shape, shortcuts)) if per_layer else ())
@@ -110,14 +111,14 @@ def prune_checkpoint(path: str, arch: str, plan: str | Mapping, out: str, strate
                      in_channels: int | None = None, unsafe_pickle: bool = False, overwrite: bool = False) -> dict:
     """Prune the checkpoint at ``path`` by ``plan`` and write the smaller one to ``out``; returns it."""
     out = check_output(out, overwrite)
-    model, meta = _model(arch, path, "", num_classes, in_channels, unsafe_pickle)
+    model, ckpt = _model(arch, path, "", num_classes, in_channels, unsafe_pickle)
     resolved = resolve_plan(plan, model)
     name = resolved.preset
     pruned = prune_filters(model, resolved, strategy)
     nc, ic = io_of(model)
-    shape = _shape_of(arch, meta, name, ic, input_shape)
+    shape = _shape_of(arch, ckpt, name, ic, input_shape)
     return save_pruned(out, pruned, original=model, arch=arch, plan=resolved, input_shape=shape, num_classes=nc,
-                       in_channels=ic, strategy=strategy, preset=name, source=path)
+                       in_channels=ic, strategy=strategy, preset=name, source=path, source_sha256=ckpt.sha256)
 
 
 def scan_checkpoint(path: str, arch: str, data, ratios: Sequence[float], out: str,
@@ -135,14 +136,14 @@ def scan_checkpoint(path: str, arch: str, data, ratios: Sequence[float], out: st
     def setup():
         dataset, _ = data.load()
         in_ch = dataset.x.shape[1] if dataset.x.dim() == 4 else 1
-        model, _ = _model(arch, path, "", num_classes or dataset.num_classes or None, in_channels or in_ch,
-                          unsafe_pickle)
-        return dataset, model
+        model, ckpt = _model(arch, path, "", num_classes or dataset.num_classes or None, in_channels or in_ch,
+                             unsafe_pickle)
+        return dataset, model, ckpt.sha256
 
     _, ranks_on_node = local_rank_and_size(comm)
     with using_threads(threads, ranks_on_node):
-        dataset, model = collective(comm, setup)
-        attrs = {"arch": arch, "model": os.path.abspath(path), "model_file_sha256": sha256(path),
+        dataset, model, model_sha256 = collective(comm, setup)
+        attrs = {"arch": arch, "model": os.path.abspath(path), "model_sha256": model_sha256,
                  "split": data.split, "samples": data.samples or "", **data.provenance()}
         result = sensitivity(model, dataset, ratios, layers, strategy, comm, out, loss=loss, batch_size=batch_size,
                              device=device, overwrite=overwrite, repair=repair, attrs=attrs, chunk_size=chunk_size,

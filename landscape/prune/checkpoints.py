@@ -48,12 +48,14 @@ def save_pruned(
     strategy: str = "independent",
     preset: str = "",
     source: str | os.PathLike | None = None,
+    source_sha256: str | None = None,
 ) -> dict:
     """Write the pruned ``model`` (made from ``original`` by ``plan``) to ``path`` atomically, in
     the format above; returns the checkpoint dict. ``widths`` are relative to ``arch`` as
     :func:`landscape.models.build_model` builds it (so a pruned model pruned again rebuilds too);
     FLOPs and parameters are counted on one input of ``input_shape`` under the paper's convention
-    (:func:`landscape.prune.count`), ``*_original`` for ``original``."""
+    (:func:`landscape.prune.count`), ``*_original`` for ``original``. ``source``: the unpruned
+    checkpoint's file, recorded with its SHA-256 (``source_sha256`` when already known).
     if strategy not in STRATEGIES:
         raise LandscapeError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     from landscape.models import build_model
@@ -78,7 +80,7 @@ def save_pruned(
             "strategy": strategy,
             "preset": preset or "",
             "source": src,
-            "source_sha256": sha256(src) if src and os.path.isfile(src) else "",
+            "source_sha256": source_sha256 or (sha256(src) if src and os.path.isfile(src) else ""),
             "input_shape": [int(d) for d in input_shape],
             "flops": int(flops),
             "params": int(params),
