@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.checkpoint import load_into_, load_state_dict, sha256
+from landscape.checkpoint import Checkpoint, load_into_, load_state_dict, read_checkpoint
 from landscape.directions_file import Direction
 from landscape.errors import LandscapeError
 from landscape.params import ignored, live_tensors
@@ -153,7 +153,7 @@ def _unflatten(flat: np.ndarray, shapes: dict[str, tuple], active: list[str]) ->
 
 def pca_directions(
     checkpoints: Sequence[str],
-    final: str,
+    final: str | Checkpoint,
     model: nn.Module,
     dir_type: str = "weights",
     ignore: str = "biasbn",
@@ -162,8 +162,9 @@ def pca_directions(
 ) -> Trajectory:
     """PCA directions of the path through ``checkpoints`` around ``final`` (see the module doc).
 
-    ``model`` is the architecture: every checkpoint must load into it, and it tells parameters
-    from buffers. Its own values are overwritten. The directions come in the order and with the
+    ``final``: its path or the :class:`landscape.checkpoint.Checkpoint` already read. ``model`` is
+    the architecture: every checkpoint must load into it, and it tells parameters from buffers.
+    Its own values are overwritten. The directions come in the order and with the
     names of :func:`landscape.params.live_tensors`, so ``landscape-surf`` can load them.
     """
     checkpoints = list(checkpoints)
@@ -173,11 +174,13 @@ def pca_directions(
             "need at least 3"
         )
 
-    def state(path: str) -> dict[str, torch.Tensor]:
-        load_into_(model, load_state_dict(path, unsafe_pickle), source=f"checkpoint {path!r}")
+    def state(path: str, tensors: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        load_into_(model, load_state_dict(path, unsafe_pickle) if tensors is None else tensors,
+                   source=f"checkpoint {path!r}")
         return live_tensors(model, dir_type)
 
-    live = state(final)
+    final = final if isinstance(final, Checkpoint) else read_checkpoint(final, unsafe_pickle)
+    live = state(final.path, final.state_dict)
     active = _active(live, ignore)
     if not active:
         raise LandscapeError(
@@ -205,7 +208,7 @@ def pca_directions(
         checkpoints=[os.path.abspath(p) for p in checkpoints],
         epochs=np.array([epoch_of(p) for p in checkpoints]), explained_variance=variance,
         attrs={
-            "method": "pca", "model": os.path.abspath(final), "model_sha256": sha256(final),
+            "method": "pca", "model": os.path.abspath(final.path), "model_sha256": final.sha256,
             "dir_type": dir_type, "ignore": ignore, **environment(),
         },
     )

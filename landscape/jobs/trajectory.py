@@ -33,8 +33,9 @@ def trajectory_of_run(
     if cache_bytes < 1:
         raise LandscapeError(f"the memory for checkpoint differences must be positive, got {cache_bytes}")
     paths = expand_checkpoints(checkpoints)
-    model = network(read_checkpoint(final, unsafe_pickle), arch, num_classes, in_channels)  # its shape
-    traj = pca_directions(paths, final, model, dir_type, ignore, unsafe_pickle, cache_bytes=cache_bytes)
+    ckpt = read_checkpoint(final, unsafe_pickle)
+    model = network(ckpt, arch, num_classes, in_channels)  # the architecture, at the final weights
+    traj = pca_directions(paths, ckpt, model, dir_type, ignore, unsafe_pickle, cache_bytes=cache_bytes)
     traj.attrs["arch"] = arch
     write_trajectory(out, traj)
     return traj

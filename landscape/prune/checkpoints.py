@@ -55,7 +55,7 @@ def save_pruned(
     :func:`landscape.models.build_model` builds it (so a pruned model pruned again rebuilds too);
     FLOPs and parameters are counted on one input of ``input_shape`` under the paper's convention
     (:func:`landscape.prune.count`), ``*_original`` for ``original``. ``source``: the unpruned
-    checkpoint's file, recorded with its SHA-256 (``source_sha256`` when already known).
+    checkpoint's file, recorded with its SHA-256 (``source_sha256`` when already known)."""
     if strategy not in STRATEGIES:
         raise LandscapeError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     from landscape.models import build_model
