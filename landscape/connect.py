@@ -23,7 +23,6 @@ import hashlib
 import json
 import math
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +34,7 @@ from landscape.batches import as_batches
 from landscape.batchnorm import BatchNormRecompute, has_batchnorm
 from landscape.errors import LandscapeError
 from landscape.files import check_output, replacing
+from landscape.provenance import environment
 
 KINDS = ("bezier", "polychain")
 PATHS = ("curve", "line")
@@ -516,14 +516,11 @@ def evaluate(curve: Curve, data, t: int | Sequence[float] = 41, *, loss_fn: str 
                   "model": f"{type(net).__module__}.{type(net).__qualname__}:{curve.checksum()}",
                   "bn_recompute": bn.config() if bn is not None else 0,
                   "metrics": {n: {"class": "path", **m.config()} for m in metrics for n in m.names}}
-        from landscape import __version__
-
-        attrs = {"kind": "connect_path", "curve_kind": curve.kind, "curve_sha256": curve.checksum(),
+        attrs = {**environment(), "kind": "connect_path", "curve_kind": curve.kind, "curve_sha256": curve.checksum(),
                  "split": ",".join(splits), "xlabel": "t", "samples": next(iter(evaluators.values())).n,
                  "loss": next(iter(evaluators.values())).loss_name, "batch_size": batch_size,
                  "bn_recompute": bn.num_batches if bn is not None else 0, "mpi_ranks": comm.size,
-                 "landscape_version": __version__, "torch_version": torch.__version__,
-                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": "landscape.connect.evaluate",
+                 "command": "landscape.connect.evaluate",
                  **{k: v for k, v in curve.meta.items() if isinstance(v, str | int | float | bool)},
                  **dict(provenance or {})}
 

@@ -37,7 +37,7 @@ from landscape.grid import Axis, Grid, as_grid
 from landscape.metrics import Context, Point, as_metric, check_names, config_of, values_of
 from landscape.parallel import collective, local_rank_and_size, map_points, on_root, same_everywhere, share, world
 from landscape.params import DIR_TYPES, Mover, place_, snapshot, uses_channels_last
-from landscape.provenance import environment
+from landscape.provenance import environment, now
 from landscape.surface_file import (
     ConfigMismatch,
     DamagedFile,
@@ -534,7 +534,7 @@ def _open(out: str, coords: list[np.ndarray], names: list[str], inputs: dict, at
             if not repair:
                 raise
             old, kept = repair_surface(out, coords, inputs)
-            old.attrs["repaired"] = f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}: kept {kept} of {size} points"
+            old.attrs["repaired"] = f"{now()}: kept {kept} of {size} points"
         recorded = old.inputs()
         if not recorded:
             raise ConfigMismatch(f"{out!r} holds a {what} that does not record its inputs (another tool, or "
@@ -548,7 +548,7 @@ def _open(out: str, coords: list[np.ndarray], names: list[str], inputs: dict, at
         old.attrs["inputs"] = json.dumps({**inputs, "metrics": {**recorded.get("metrics", {}),
                                                                 **inputs["metrics"]}}, sort_keys=True)
         old.attrs["metrics"] = ",".join(old.values)
-        old.attrs["resumed"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        old.attrs["resumed"] = now()
         return old
     surface = new_surface(coords, names, attrs)
     surface.attrs["inputs"] = json.dumps(inputs, sort_keys=True)
@@ -732,7 +732,7 @@ def _compute(surf: Surface | None, comm, todo: dict, job, out, chunk_size, flush
         if bar is not None:
             bar.close()
     if comm.rank == 0:
-        surf.attrs["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        surf.attrs["finished"] = now()
         save()
     return surf
 
