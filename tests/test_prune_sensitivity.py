@@ -149,10 +149,10 @@ def test_filter_norms(model):
 
 
 def test_plots(model, data, tmp_path):
-    from landscape.plot.prune import figures, norm_curves, sensitivity_curves
+    from landscape.plot.prune import norm_curves, pruning_figures, sensitivity_curves
 
     res = sensitivity(model, data, RATIOS, batch_size=32)
-    fig = figures(res, filter_norms(model, res.layers))
+    fig = pruning_figures(res, filter_norms(model, res.layers))
     ax = fig["sensitivity"].axes[0]
     lines = [ln for ln in ax.get_lines() if ln.get_label() in LAYERS]
     assert len(lines) == 3

@@ -150,11 +150,11 @@ def scan_checkpoint(path: str, arch: str, data, ratios: Sequence[float], out: st
                              progress=progress)
     paths: list[str] = []
     if comm.rank == 0:
-        from landscape.plot.prune import figures  # matplotlib only on the rank that draws
+        from landscape.plot.prune import pruning_figures  # matplotlib only on the rank that draws
 
         root = os.path.splitext(out)[0]
         norms = filter_norms(model, result.layers)
-        for key, fig in figures(result, norms, name=arch, data=f"{data.dataset} {data.split}").items():
+        for key, fig in pruning_figures(result, norms, name=arch, data=f"{data.dataset} {data.split}").items():
             figure_path = f"{root}.png" if key == "sensitivity" else f"{root}_norms.png"
             with replacing(figure_path) as tmp:
                 fig.savefig(tmp, dpi=150, format="png")

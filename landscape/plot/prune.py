@@ -1,6 +1,6 @@
 """Figures of filter pruning (Li et al., ICLR'17, Fig. 2): sorted filter norms and sensitivity.
 
-Each drawing function takes a matplotlib ``ax`` and returns the artists it drew; :func:`figures`
+Each drawing function takes a matplotlib ``ax`` and returns the artists it drew; :func:`pruning_figures`
 makes the two standard figures as :class:`matplotlib.figure.Figure` (no pyplot, no global state).
 """
 
@@ -97,7 +97,7 @@ def norm_curves(ax: Axes, norms: Mapping[str, np.ndarray], stages: Sequence[int]
     return lines
 
 
-def figures(result=None, norms: Mapping[str, np.ndarray] | None = None, name: str = "",
+def pruning_figures(result=None, norms: Mapping[str, np.ndarray] | None = None, name: str = "",
             data: str = "") -> dict[str, Figure]:
     """``{"sensitivity": Figure}`` for a sensitivity result and ``{"filter_norms": Figure}`` for the
     ``{layer: norms}`` of :func:`landscape.prune.filter_norms`; ``name`` (the architecture) and
@@ -120,4 +120,4 @@ def figures(result=None, norms: Mapping[str, np.ndarray] | None = None, name: st
     return out
 
 
-__all__ = ["figures", "norm_curves", "sensitivity_curves"]
+__all__ = ["norm_curves", "pruning_figures", "sensitivity_curves"]
