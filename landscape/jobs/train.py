@@ -212,7 +212,7 @@ def resolved(c: TrainConfig, init: Checkpoint | None = None) -> dict:
     return d
 
 
-def load_data(c: TrainConfig) -> tuple[Dataset, Dataset, dict | None]:
+def load_splits(c: TrainConfig) -> tuple[Dataset, Dataset, dict | None]:
     """The train and test splits the config asks for, and the label-noise record (or None)."""
     kw = dict(root=c.data_root, raw=c.raw_data, size=c.synthetic_size, seed=c.seed)
     if c.num_classes is not None:
@@ -306,7 +306,7 @@ class TrainJob:
     def _assemble(self, c: TrainConfig, device: torch.device, hooks: Sequence[HookSpec]) -> tuple[Loop, dict | None]:
         if device.type == "cpu":
             keep_malloc_arenas()
-        train_set, test_set, noise = load_data(c)
+        train_set, test_set, noise = load_splits(c)
         num_classes = c.num_classes or max(train_set.num_classes, test_set.num_classes)
         in_channels = int(train_set.x.shape[1]) if train_set.x.ndim == 4 else 1
         widths = _widths_of(c, num_classes, in_channels, self.init)
@@ -379,4 +379,4 @@ def train(
 
 
 __all__ = ["INITS", "RESUME_KEYS", "TrainConfig", "TrainJob", "TrainResult", "build", "default_out", "init_params",
-           "load_data", "quant_config", "resolved", "train"]
+           "load_splits", "quant_config", "resolved", "train"]
