@@ -107,12 +107,15 @@ def count_checkpoint(arch: str, path: str | None = None, plan: str | Mapping | N
 
 def prune_checkpoint(path: str, arch: str, plan: str | Mapping, out: str, strategy: str = "independent",
                      input_shape: Sequence[int] | None = None, num_classes: int | None = None,
-                     in_channels: int | None = None, unsafe_pickle: bool = False, overwrite: bool = False) -> dict:
-    """Prune the checkpoint at ``path`` by ``plan`` and write the smaller one to ``out``; returns it."""
+                     in_channels: int | None = None, unsafe_pickle: bool = False, overwrite: bool = False,
+                     threads: int | None = None) -> dict:
+    """Prune the checkpoint at ``path`` by ``plan`` and write the smaller one to ``out``; returns it.
+    ``threads``: torch threads (None: :mod:`landscape.threads`' policy)."""
     out = check_output(out, overwrite)
     model, meta = _model(arch, path, "", num_classes, in_channels, unsafe_pickle)
     resolved, name = resolve_plan(plan, model)
-    pruned = prune_filters(model, resolved, strategy)
+    with using_threads(threads):
+        pruned = prune_filters(model, resolved, strategy)
     nc, ic = io_of(model)
     shape = _shape_of(arch, meta, name, ic, input_shape)
     return save_pruned(out, pruned, original=model, arch=arch, plan=resolved, input_shape=shape, num_classes=nc,

@@ -89,7 +89,7 @@ def resolve(cfg: SurfaceConfig, comm=None) -> SurfaceConfig:
 
         if cfg.model2 or cfg.model3 or (cfg.arch and cfg.arch != DEMO_ARCH):
             raise LandscapeError("a second model and an architecture need a checkpoint (without one: the demo)")
-        path = on_root(comm, demo_checkpoint)
+        path = on_root(comm, lambda: demo_checkpoint(threads=cfg.evaluation.threads))
         cfg = replace(cfg, model=path, arch=DEMO_ARCH, dataset=DEMO_DATASET,
                       grid=cfg.grid or Grid(DEMO_GRID, DEMO_GRID),
                       output=replace(cfg.output, path=cfg.output.path or DEMO_OUT), plot=True)

@@ -1,0 +1,54 @@
+"""What a new user and a fault campaign hit (issue 24): the thread policy of every command, damaged
+and foreign files, one writer per output, full disks, one data contract, metrics with gradients."""
+
+from __future__ import annotations
+
+import torch
+
+from landscape import threads as thread_policy
+
+
+def _busy_machine(monkeypatch, idle: int = 1) -> None:
+    """The caller runs with 2 torch threads, but the thread policy finds ``idle`` cores idle."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(thread_policy, "default_threads", lambda ranks_on_node=1: idle)
+    torch.set_num_threads(2)
+
+
+# -- 1. training follows the thread policy ---------------------------------------------------
+
+
+def test_training_follows_the_thread_policy_and_takes_threads(tmp_path, monkeypatch):
+    from landscape.cli.train import build_parser
+    from landscape.jobs.train import TrainConfig, train
+
+    _busy_machine(monkeypatch)
+    seen = []
+    cfg = TrainConfig(arch="mlp", dataset="digits", epochs=1, subset=200, batch_size=64, out=str(tmp_path / "a"),
+                      progress=False)
+    train(cfg, on_epoch_end=lambda epoch, row: seen.append(torch.get_num_threads()))
+    assert seen == [1] and torch.get_num_threads() == 2  # the policy inside, the caller's setting after
+    seen.clear()
+    train(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "b"), "threads": 3}),
+          on_epoch_end=lambda epoch, row: seen.append(torch.get_num_threads()))
+    assert seen == [3]
+    assert build_parser().parse_args(["--arch", "mlp", "--threads", "2"]).threads == 2
+
+
+def test_demo_training_follows_the_thread_policy(monkeypatch):
+    from landscape.jobs import demo
+
+    _busy_machine(monkeypatch)
+    monkeypatch.setattr(demo, "DEMO_EPOCHS", 1)
+    seen = []
+    build = demo.build_model
+    monkeypatch.setattr(demo, "build_model", lambda *a, **k: seen.append(torch.get_num_threads()) or build(*a, **k))
+    demo.demo_checkpoint(verbose=False)
+    assert seen == [1] and torch.get_num_threads() == 2
+
+
+def test_every_computing_command_takes_threads():
+    from landscape.cli import hessian, markov, prune, surf, train, traj
+
+    for cli in (hessian, markov, prune, surf, train, traj):
+        assert any("--threads" in a.option_strings for a in cli.build_parser()._actions), cli.PROG
