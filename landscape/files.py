@@ -6,6 +6,8 @@
   (:func:`remove_stale_temporaries`), never one that a live run on this or another host writes.
 - :class:`OutputLock` holds an OS lock (``fcntl.flock``) on ``.NAME.lock`` beside an output for a
   run's whole life; a second run on the same output is refused at once, naming the owner.
+  :func:`owned_output` is what every command that writes a file does first: lock it, then refuse
+  it if it exists (unless told to replace it).
 """
 
 from __future__ import annotations
@@ -161,3 +163,20 @@ class OutputLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+@contextmanager
+def owned_output(*paths: str | os.PathLike, overwrite: bool = False) -> Iterator[tuple[str, ...]]:
+    """One writer per output: lock every path of ``paths`` (:class:`OutputLock`) for the block,
+    then refuse (:func:`check_output`) an output that cannot be written or, unless ``overwrite``,
+    exists. Locking first means that of two runs started together, one is refused as "being
+    written by another run", never both allowed because neither file existed yet."""
+    locks: list[OutputLock] = []
+    try:
+        for path in paths:
+            check_folder(path)
+            locks.append(OutputLock(path).acquire())
+        yield tuple(check_output(p, overwrite) for p in paths)
+    finally:
+        for lock in locks:
+            lock.release()

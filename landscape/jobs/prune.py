@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from landscape.checkpoint import read_checkpoint, sha256
-from landscape.files import check_output, replacing
+from landscape.files import owned_output, replacing
 from landscape.jobs.network import network
 from landscape.models import build_model
 from landscape.parallel import collective, local_rank_and_size, world
@@ -111,15 +111,15 @@ def prune_checkpoint(path: str, arch: str, plan: str | Mapping, out: str, strate
                      threads: int | None = None) -> dict:
     """Prune the checkpoint at ``path`` by ``plan`` and write the smaller one to ``out``; returns it.
     ``threads``: torch threads (None: :mod:`landscape.threads`' policy)."""
-    out = check_output(out, overwrite)
-    model, meta = _model(arch, path, "", num_classes, in_channels, unsafe_pickle)
-    resolved, name = resolve_plan(plan, model)
-    with using_threads(threads):
-        pruned = prune_filters(model, resolved, strategy)
-    nc, ic = io_of(model)
-    shape = _shape_of(arch, meta, name, ic, input_shape)
-    return save_pruned(out, pruned, original=model, arch=arch, plan=resolved, input_shape=shape, num_classes=nc,
-                       in_channels=ic, strategy=strategy, preset=name, source=path)
+    with owned_output(out, overwrite=overwrite) as (out,):
+        model, meta = _model(arch, path, "", num_classes, in_channels, unsafe_pickle)
+        resolved, name = resolve_plan(plan, model)
+        with using_threads(threads):
+            pruned = prune_filters(model, resolved, strategy)
+        nc, ic = io_of(model)
+        shape = _shape_of(arch, meta, name, ic, input_shape)
+        return save_pruned(out, pruned, original=model, arch=arch, plan=resolved, input_shape=shape, num_classes=nc,
+                           in_channels=ic, strategy=strategy, preset=name, source=path)
 
 
 def scan_checkpoint(path: str, arch: str, data, ratios: Sequence[float], out: str,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from landscape.checkpoint import read_checkpoint
 from landscape.errors import LandscapeError
-from landscape.files import check_output
+from landscape.files import owned_output
 from landscape.jobs.network import network
 from landscape.threads import threads as using_threads
 from landscape.trajectory import Trajectory, expand_checkpoints, pca_directions
@@ -32,9 +32,15 @@ def trajectory_of_run(
     run of ``arch`` around ``final``, written to ``out`` (refused if it exists, unless
     ``overwrite``). The network's shape comes from the final checkpoint's metadata when not given.
     ``threads``: torch threads (None: :mod:`landscape.threads`' policy, the idle cores)."""
-    out = check_output(out, overwrite)
     if cache_bytes < 1:
         raise LandscapeError(f"the memory for checkpoint differences must be positive, got {cache_bytes}")
+    with owned_output(out, overwrite=overwrite) as (out,):
+        return _trajectory(checkpoints, final, arch, out, num_classes, in_channels, dir_type, ignore, unsafe_pickle,
+                           cache_bytes, threads)
+
+
+def _trajectory(checkpoints, final, arch, out, num_classes, in_channels, dir_type, ignore, unsafe_pickle,
+                cache_bytes, threads) -> Trajectory:
     paths = expand_checkpoints(checkpoints)
     model = network(read_checkpoint(final, unsafe_pickle), arch, num_classes, in_channels)  # its shape
     with using_threads(threads):
