@@ -68,11 +68,32 @@ def replacing(path: str | os.PathLike) -> Iterator[str]:
             os.remove(tmp)
 
 
-def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> str:
-    """Write ``text`` to ``path`` through :func:`replacing`; return the path."""
-    with replacing(path) as tmp, open(tmp, "w", encoding=encoding, newline="") as f:
-        f.write(text)
+def _write_all(fd: int, data) -> None:
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[os.write(fd, view[: 1 << 30]):]
+
+
+def write_bytes(path: str | os.PathLike, data) -> str:
+    """Write ``data`` (bytes) to ``path`` through :func:`replacing`, synced to disk; return the path.
+
+    Everything we write goes to disk through here as plain writes (HDF5 files are built in memory,
+    checkpoints serialized first), so a full disk is an ``OSError`` (ENOSPC) that ends as one
+    :class:`LandscapeError` with the temporary removed, never a crash inside a library that cannot
+    write."""
+    with replacing(path) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     return os.fspath(path)
+
+
+def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> str:
+    """Write ``text`` to ``path`` through :func:`write_bytes`; return the path."""
+    return write_bytes(path, text.encode(encoding))
 
 
 def _alive(pid: int) -> bool:
@@ -148,8 +169,12 @@ class OutputLock:
                 raise LandscapeError(f"{self.path!r} is being written by another run ({owner}); wait for it "
                                      "to finish or choose another output") from None
             raise LandscapeError(f"cannot lock {self.path!r}: {one_line(exc.strerror or exc)}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            _write_all(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        except OSError as exc:  # a full disk: the lock is ours, but say so rather than run on
+            os.close(fd)
+            raise LandscapeError(f"cannot write beside {self.path!r}: {one_line(exc.strerror or exc)}") from None
         self._fd = fd
         return self
 
@@ -172,9 +197,10 @@ def owned_output(*paths: str | os.PathLike, overwrite: bool = False) -> Iterator
     exists. Locking first means that of two runs started together, one is refused as "being
     written by another run", never both allowed because neither file existed yet."""
     locks: list[OutputLock] = []
+    for path in paths:
+        check_output(path, overwrite)  # before a lock file is made beside it
     try:
         for path in paths:
-            check_folder(path)
             locks.append(OutputLock(path).acquire())
         yield tuple(check_output(p, overwrite) for p in paths)
     finally:

@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from landscape.errors import LandscapeError, one_line
-from landscape.files import replacing
+from landscape.files import write_bytes
 
 
 class DamagedFile(LandscapeError):
@@ -63,19 +63,25 @@ def content_checksum(f: h5py.File) -> str:
 
 
 def seal(f: h5py.File) -> None:
-    """Record the content checksum of an open file of ours and flush it to disk."""
+    """Record the content checksum of an open file of ours."""
     f.attrs["content_sha256"] = content_checksum(f)
-    f.flush()
-    os.fsync(f.id.get_vfd_handle())
 
 
 @contextmanager
 def writing(path: str | os.PathLike) -> Iterator[h5py.File]:
-    """A new HDF5 file for ``path``, written to a temporary that is sealed (:func:`seal`) and then
-    replaces ``path`` when the block ends without an error (else it is removed)."""
-    with replacing(path) as tmp, h5py.File(tmp, "w") as f:
-        yield f
-        seal(f)
+    """A new HDF5 file for ``path``: built in memory, sealed (:func:`seal`), then written with
+    :func:`landscape.files.write_bytes` to a temporary that replaces ``path``, only when the block
+    ends without an error. The HDF5 library never writes to disk itself, so a full disk is one
+    clean error (it crashed HDF5 when it ran out of space mid-file)."""
+    try:
+        with h5py.File(f"in-memory:{os.fspath(path)}", "w", driver="core", backing_store=False) as f:
+            yield f
+            seal(f)
+            f.flush()
+            image = f.id.get_file_image()
+    except OSError as exc:
+        raise LandscapeError(f"cannot write {os.fspath(path)!r}: {one_line(exc.strerror or exc)}") from None
+    write_bytes(path, image)
 
 
 def attr(v):

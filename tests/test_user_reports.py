@@ -3,7 +3,9 @@ and foreign files, one writer per output, full disks, one data contract, metrics
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 
 import pytest
 import torch
@@ -89,3 +91,62 @@ def test_markov_replaces_its_figure_only_with_overwrite(tmp_path, capsys):
     assert out.read_bytes() == b"mine" and "exists" in capsys.readouterr().err
     assert main(["--steps", "20", "--chains", "20", "--rates", "1", "--out", str(out), "--overwrite"]) == 0
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+# -- 13. a full disk -----------------------------------------------------------------------------
+
+SURF = ["--arch", "digits_cnn", "--dataset", "digits", "--samples", "60", "--batch-size", "64", "--no-progress",
+        "--threads", "1"]
+
+
+def _full_disk(monkeypatch, when=lambda name: True) -> list[str]:
+    """Every write whose file's name passes ``when`` writes a little, then finds the disk full."""
+    from landscape import files
+
+    real, failed = files._write_all if hasattr(files, "_write_all") else None, []
+
+    def write_all(fd, data):
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        if when(name):
+            os.write(fd, bytes(memoryview(data)[:10]))
+            failed.append(name)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(fd, data)
+
+    monkeypatch.setattr(files, "_write_all", write_all, raising=False)
+    return failed
+
+
+def _assert_one_line(err: str, prog: str, *fragments: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error:") and "Traceback" not in err, err
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("full", ["surface", "everything"])
+def test_a_full_disk_ends_surf_in_one_line_without_temporaries(tmp_path, digits_ckpt, monkeypatch, capsys, full):
+    from landscape.cli.surf import main
+
+    out = tmp_path / "s.h5"
+    # "surface": the directions fit, the surface's rewrite does not; "everything": 0 bytes free
+    failed = _full_disk(monkeypatch, (lambda n: ".s.h5.tmp" in n) if full == "surface" else (lambda n: True))
+    assert main(["--model", digits_ckpt, *SURF, "--x=-1:1:3", "--out", str(out)]) == 2
+    _assert_one_line(capsys.readouterr().err, "landscape-surf", "No space left on device")
+    assert failed and not out.exists()
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+def test_a_full_disk_ends_training_in_one_line_without_temporaries(tmp_path, monkeypatch, capsys):
+    from landscape.cli.train import main
+
+    out = tmp_path / "run"
+    failed = _full_disk(monkeypatch, lambda n: n.startswith(".model_1.pt.tmp"))
+    argv = ["--arch", "mlp", "--dataset", "digits", "--epochs", "2", "--save-every", "1", "--subset", "100",
+            "--no-progress", "--threads", "1", "--out", str(out)]
+    assert main(argv) == 2
+    _assert_one_line(capsys.readouterr().err, "landscape-train", "model_1.pt", "No space left on device")
+    assert failed and not [p.name for p in out.iterdir() if ".tmp" in p.name]
+    assert (out / "model_0.pt").exists()  # what was written before stays
+    monkeypatch.undo()
+    assert main([*argv, "--resume"]) == 0  # and the run goes on once there is space again

@@ -8,9 +8,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+from landscape.checkpoint import save_checkpoint
 from landscape.data import load_dataset
 from landscape.errors import LandscapeError
-from landscape.files import replacing
 from landscape.models import build_model
 from landscape.threads import threads as using_threads
 
@@ -40,8 +40,7 @@ def demo_checkpoint(seed: int = 0, verbose: bool = True, threads: int | None = N
                              f"({exc.strerror or exc}); set LANDSCAPE_CACHE to a writable folder") from None
     with using_threads(threads):
         model, acc, seconds = _train_demo(seed)
-    with replacing(path) as tmp:
-        torch.save({"state_dict": model.state_dict(), "epoch": DEMO_EPOCHS, "accuracy": acc}, tmp)
+    save_checkpoint(path, {"state_dict": model.state_dict(), "epoch": DEMO_EPOCHS, "accuracy": acc})
     if verbose:
         print(f"built-in demo: trained {DEMO_ARCH} on {DEMO_DATASET} in {seconds:.1f} s "
               f"(test accuracy {acc:.1f}%), cached at {path}")

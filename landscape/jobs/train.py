@@ -24,6 +24,7 @@ loads with ``torch.load(weights_only=True)`` and :func:`landscape.checkpoint.loa
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -38,6 +39,7 @@ from landscape.checkpoint import read_checkpoint, sha256
 from landscape.data import Dataset, apply_label_noise, augment, load_dataset
 from landscape.errors import LandscapeError, first_line
 from landscape.evaluate import keep_malloc_arenas, resolve_device
+from landscape.files import write_bytes
 from landscape.jobs.network import network
 from landscape.losses import LOSSES
 from landscape.models import build_model
@@ -356,7 +358,9 @@ class TrainJob:
         try:
             self.folder.begin()  # everything is known to work: only now touch the run folder
             if self.noise is not None:
-                np.savez(os.path.join(self.out, NOISE_FILE), p=c.label_noise, seed=c.seed, **self.noise)
+                buffer = io.BytesIO()
+                np.savez(buffer, p=c.label_noise, seed=c.seed, **self.noise)
+                write_bytes(os.path.join(self.out, NOISE_FILE), buffer.getbuffer())
             with using_threads(c.threads):
                 history = loop.run(on_epoch_end)
         finally:
