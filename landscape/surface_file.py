@@ -38,7 +38,7 @@ import h5py
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.h5 import DamagedFile, attr, dataset, opened, plain, writing
+from landscape.h5 import DamagedFile, attr, dataset, opened, plain, probe, writing
 
 FORMAT_VERSION = 2
 AXES = ("xcoordinates", "ycoordinates", "zcoordinates")
@@ -388,6 +388,8 @@ def repair_surface(path: str | os.PathLike, coords: Sequence[np.ndarray], inputs
     """
     path = os.fspath(path)
     shape = tuple(len(c) for c in reversed(coords))
+    if probe(path).status in ("crashed", "unopenable"):  # nothing can be read from it: start again
+        return new_surface(coords, (), {}), 0
     try:
         f = h5py.File(path, "r")
     except (OSError, ValueError):
@@ -439,7 +441,10 @@ def repair_surface(path: str | os.PathLike, coords: Sequence[np.ndarray], inputs
 
 
 def peek_attrs(path: str | os.PathLike) -> dict:
-    """The attributes of a file, or {} when it cannot be read (no verification)."""
+    """The attributes of a file, or {} when it cannot be read (no verification; a file that
+    crashes the HDF5 library is read in a child process only, see :func:`landscape.h5.probe`)."""
+    if probe(os.fspath(path)).status != "ok":
+        return {}
     try:
         with h5py.File(os.fspath(path), "r") as f:
             return {k: plain(v) for k, v in f.attrs.items()}

@@ -6,10 +6,16 @@ from __future__ import annotations
 import errno
 import importlib
 import os
+import shutil
+import signal
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 import torch
 
+import landscape
 from landscape import threads as thread_policy
 
 
@@ -150,3 +156,74 @@ def test_a_full_disk_ends_training_in_one_line_without_temporaries(tmp_path, mon
     assert (out / "model_0.pt").exists()  # what was written before stays
     monkeypatch.undo()
     assert main([*argv, "--resume"]) == 0  # and the run goes on once there is space again
+
+
+# -- 2. a file that crashes the HDF5 library -------------------------------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(landscape.__file__)))
+
+
+def _run(code: str, cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def crashing_surface(tmp_path_factory):
+    """A surface file with one flipped byte in the datatype of its ``arch`` attribute: reading its
+    attributes kills plain h5py with a segmentation fault (found by flipping every byte of a file)."""
+    from landscape.surface_file import new_surface, write_surface
+
+    folder = tmp_path_factory.mktemp("crash")
+    s = new_surface([np.linspace(-1, 1, 3)], ["train_loss", "train_acc"], {"arch": "digits_cnn", "model": "m.pt"})
+    s.values["train_loss"][:] = [1.0, 0.5, 1.0]
+    s.values["train_acc"][:] = [50.0, 90.0, 50.0]
+    for n in s.done:
+        s.done[n][:] = True
+    write_surface(folder / "good.h5", s)
+    data = bytearray((folder / "good.h5").read_bytes())
+    data[data.find(b"arch\x00") + 9] ^= 0xFF  # attribute message: name padded to 8, then the datatype
+    (folder / "bad.h5").write_bytes(bytes(data))
+    plain = _run(f"import h5py\nf = h5py.File({str(folder / 'bad.h5')!r}, 'r')\n[f.attrs[k] for k in f.attrs]", folder)
+    if plain.returncode >= 0:
+        pytest.skip(f"this HDF5 library does not crash on the flipped byte (exit {plain.returncode})")
+    return folder / "bad.h5"
+
+
+def test_a_file_that_crashes_the_hdf5_library_is_damaged_not_a_crash(crashing_surface, tmp_path):
+    bad = tmp_path / "s.h5"
+    shutil.copy(crashing_surface, bad)
+    r = _run(f"import sys\nfrom landscape.cli.plot import main\nsys.exit(main([{str(bad)!r}, '--formats', 'png']))",
+             tmp_path)
+    assert r.returncode == 2, (r.returncode, r.stderr[-500:])
+    _assert_one_line(r.stderr, "landscape-plot", "is damaged", "crashed")
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_overwrite_replaces_a_file_that_crashes_the_hdf5_library(crashing_surface, tmp_path, digits_ckpt):
+    bad = tmp_path / "s.h5"
+    shutil.copy(crashing_surface, bad)
+    surf = [a for a in SURF if a not in ("--batch-size", "64")]  # with no batch size the old file's is looked up
+    argv = ["--model", digits_ckpt, *surf, "--x=-1:1:3", "--out", str(bad), "--overwrite"]
+    r = _run(f"import sys\nfrom landscape.cli.surf import main\nsys.exit(main({argv!r}))", tmp_path)
+    assert r.returncode == 0, (r.returncode, r.stderr[-500:])
+    from landscape.surface_file import read_surface
+
+    assert read_surface(bad).done["train_loss"].all()
+
+
+def test_the_reader_child_turns_any_crash_into_damaged(tmp_path, monkeypatch):
+    """The mechanism, in-process: a reader child that dies of a signal means "damaged"."""
+    from landscape import h5
+    from landscape.errors import LandscapeError
+    from landscape.surface_file import new_surface, peek_attrs, read_surface, write_surface
+
+    s = new_surface([np.linspace(-1, 1, 3)], ["train_loss"], {"arch": "mlp"})
+    write_surface(tmp_path / "s.h5", s)
+    monkeypatch.setattr(h5, "_examine", lambda path: os.kill(os.getpid(), signal.SIGSEGV), raising=False)
+    monkeypatch.setattr(h5, "_READER", h5._Reader() if hasattr(h5, "_Reader") else None, raising=False)
+    with pytest.raises(LandscapeError, match="damaged .*crashed"):
+        read_surface(tmp_path / "s.h5")
+    assert peek_attrs(tmp_path / "s.h5") == {}
+    monkeypatch.undo()
+    assert read_surface(tmp_path / "s.h5").attrs["arch"] == "mlp"  # a new child reads it again

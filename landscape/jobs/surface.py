@@ -111,8 +111,11 @@ def path_grid(directions: str, num: int = PATH_GRID_POINTS) -> Grid | None:
     plain directions file, None (the usual default applies)."""
     import h5py
 
+    from landscape.h5 import probe
     from landscape.trajectory import path_extent, read_trajectory
 
+    if probe(directions).status != "ok":
+        return None  # not readable: the directions loader reports it
     try:
         with h5py.File(directions, "r") as f:
             if "proj_xcoord" not in f:
