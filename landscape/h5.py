@@ -261,6 +261,27 @@ def probe(path: str) -> Probe:
     return _READER.probe(os.path.abspath(path))
 
 
+MADE_BY = {"surface file": "landscape-surf", "trajectory file": "landscape-traj",
+           "directions file": "landscape-surf", "Hessian summary file": "landscape-hessian",
+           "pruning sensitivity file": "landscape-prune --sensitivity"}
+
+
+def kind_of(f: h5py.File) -> str:
+    """What a file of ours is, from what it holds: a key of :data:`MADE_BY`, or "" when unknown."""
+    a = f.attrs
+    if plain(a.get("kind", "")) == "pruning sensitivity":
+        return "pruning sensitivity file"
+    if plain(a.get("format", "")) == "landscape-hessian":
+        return "Hessian summary file"
+    if "proj_xcoord" in f:
+        return "trajectory file"
+    if "xcoordinates" in f:
+        return "surface file"
+    if "xdirection" in f:
+        return "directions file"
+    return ""
+
+
 @contextmanager
 def opened(path: str, what: str, ours: Callable[[h5py.File], bool]) -> Iterator[tuple[h5py.File, bool]]:
     """An HDF5 file opened to read, and whether it is one of ours (``ours(file)``). The file is
@@ -292,7 +313,13 @@ def opened(path: str, what: str, ours: Callable[[h5py.File], bool]) -> Iterator[
         raise LandscapeError(f"{path!r} is not a readable {what} ({reason})")
     try:
         with f:
-            yield f, mine
+            try:
+                yield f, mine
+            except LandscapeError:
+                kind = kind_of(f) if found.verified else ""
+                if kind and kind != what:  # intact, of another kind: say what it is, not "damaged"
+                    raise LandscapeError(f"{path!r} is a {kind} ({MADE_BY[kind]}), not a {what}") from None
+                raise
     except LandscapeError:
         raise
     except Exception as exc:  # noqa: BLE001 - a damaged HDF5 file raises any kind of error

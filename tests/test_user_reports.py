@@ -227,3 +227,68 @@ def test_the_reader_child_turns_any_crash_into_damaged(tmp_path, monkeypatch):
     assert peek_attrs(tmp_path / "s.h5") == {}
     monkeypatch.undo()
     assert read_surface(tmp_path / "s.h5").attrs["arch"] == "mlp"  # a new child reads it again
+
+
+# -- 3. files of another kind are named, never "damaged"; drawings that would mislead are refused --
+
+
+@pytest.fixture(scope="module")
+def kinds(tmp_path_factory):
+    """One file of every kind: surfaces (random directions, the trajectory's, 1D), a trajectory,
+    a Hessian summary and a pruning sensitivity scan."""
+    from conftest import save_digits_cnn
+
+    from landscape.cli import hessian, prune, surf, traj
+
+    d = tmp_path_factory.mktemp("kinds")
+    ckpts = [save_digits_cnn(d / f"model_{i}.pt", seed=i) for i in range(3)]
+    data = ["--dataset", "digits", "--samples", "60"]
+    common = ["--model", ckpts[-1], "--arch", "digits_cnn", *data]
+    run = ["--batch-size", "64", "--no-progress", "--threads", "1"]
+    assert traj.main(["--checkpoints", *ckpts, "--final", ckpts[-1], "--arch", "digits_cnn", "--in-channels", "1",
+                      "--out", str(d / "pca.h5")]) == 0
+    assert surf.main([*common, *run, "--x=-1:1:3", "--y=-1:1:3", "--out", str(d / "random.h5")]) == 0
+    assert surf.main([*common, *run, "--directions", str(d / "pca.h5"), "--x=-1:1:3", "--y=-1:1:3",
+                      "--out", str(d / "onpath.h5")]) == 0
+    assert surf.main([*common, *run, "--x=-1:1:5", "--out", str(d / "line.h5")]) == 0
+    assert hessian.main([*common, "--top-k", "1", "--threads", "1", "--out", str(d / "hess.h5")]) == 0
+    assert prune.main([*common, "--sensitivity", "--ratios", "0.5", "--layers", "features.0", "--no-progress",
+                       "--threads", "1", "--out", str(d / "sens.h5")]) == 0
+    return d
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["hess.h5"], "'{d}/hess.h5' is a Hessian summary file (landscape-hessian), not a surface file"),
+    (["pca.h5"], "'{d}/pca.h5' is a trajectory file (landscape-traj), not a surface file"),
+    (["onpath.h5", "--trajectory", "random.h5"], "'{d}/random.h5' is a surface file (landscape-surf), not a "
+     "trajectory file"),
+    (["sens.h5"], "'{d}/sens.h5' is a pruning sensitivity file, not a loss surface"),
+    (["random.h5", "--trajectory", "pca.h5"], "'{d}/random.h5' was not computed on the directions of '{d}/pca.h5'"),
+    (["line.h5", "--xlim", "5:6"], "the x range 5:6 lies outside the data (-1..1)"),
+])
+def test_plot_names_what_a_file_is_and_refuses_misleading_drawings(kinds, capsys, argv, message):
+    from landscape.cli.plot import main
+
+    argv = [str(kinds / a) if a.endswith(".h5") else a for a in argv]
+    assert main([*argv, "--formats", "png"]) == 2
+    _assert_one_line(capsys.readouterr().err, "landscape-plot", message.format(d=kinds))
+    assert sorted(p.name for p in kinds.glob("*.png")) == ["sens.png", "sens_norms.png"]  # prune's own, no more
+
+
+def test_a_path_is_drawn_over_a_surface_of_its_own_directions(kinds, capsys, tmp_path):
+    from landscape.cli.plot import main
+
+    assert main([str(kinds / "onpath.h5"), "--trajectory", str(kinds / "pca.h5"), "--formats", "png",
+                 "--out", str(tmp_path / "p")]) == 0
+    assert (tmp_path / "p_trajectory.png").exists()
+
+
+def test_other_readers_name_the_kind_too(kinds):
+    from landscape.errors import LandscapeError
+    from landscape.hessian.summary import read_summary
+    from landscape.trajectory_file import read_trajectory
+
+    with pytest.raises(LandscapeError, match="is a surface file .*, not a Hessian summary file"):
+        read_summary(kinds / "random.h5")
+    with pytest.raises(LandscapeError, match="is a Hessian summary file .*, not a trajectory file"):
+        read_trajectory(kinds / "hess.h5")

@@ -25,6 +25,23 @@ def record_training_(surface: Surface) -> None:
         pass
 
 
+def check_same_directions(surface: Surface, path: str, trajectory: str) -> None:
+    """Refuse to draw the path of ``trajectory`` over a surface whose axes are other directions
+    (its recorded directions checksum differs from the trajectory file's directions): the path
+    would be drawn at the wrong coordinates. Files that record no directions (the original
+    tool's) cannot be checked and are drawn as they are."""
+    recorded = surface.inputs().get("directions")
+    if not recorded:
+        return
+    from landscape.directions import directions_checksum  # torch: only when there is something to check
+
+    tensors = read_trajectory(trajectory).directions
+    if tensors and directions_checksum(tensors[: surface.ndim]) != recorded:
+        raise LandscapeError(f"{path!r} was not computed on the directions of {trajectory!r}: its axes are other "
+                             f"directions, so the path cannot be drawn on it; compute the surface on them with "
+                             f"landscape-surf --directions {trajectory}")
+
+
 def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[str] | None = None,
                formats: Sequence[str] = ("png", "pdf"), levels: int = 30, vmin: float | None = None,
                vmax: float | None = None, scale: str = "auto", step: float | None = None,
@@ -43,9 +60,15 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
     if out and len(paths) > 1 and not compare:
         raise LandscapeError("one figure prefix names the figures of one surface; give one surface file with it")
     surfaces = [read_surface(p) for p in paths]
-    for s in surfaces:
+    for path, s in zip(paths, surfaces, strict=True):
+        if s.attrs.get("kind") == "pruning sensitivity":
+            raise LandscapeError(f"{path!r} is a pruning sensitivity file, not a loss surface: landscape-prune "
+                                 "--sensitivity draws its figures (layer x fraction pruned)")
         s.quantity(quantity)  # every file has the quantity, or the error lists what it has
     traj = read_trajectory(trajectory, directions=False) if trajectory else None
+    if traj is not None:
+        for path, s in zip(paths, surfaces, strict=True):
+            check_same_directions(s, path, trajectory)
     static = static if static is not None else not (html or vtk or compare or trajectory)
     done: list[tuple[str, list[str]]] = []
     if compare:
