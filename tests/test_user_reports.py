@@ -292,3 +292,34 @@ def test_other_readers_name_the_kind_too(kinds):
         read_summary(kinds / "random.h5")
     with pytest.raises(LandscapeError, match="is a Hessian summary file .*, not a trajectory file"):
         read_trajectory(kinds / "hess.h5")
+
+
+# -- 4. figures of another quantity say it in their names ------------------------------------------
+
+
+def _eig_surface(path, names=("train_loss", "train_acc", "max_eig", "min_eig")):
+    from conftest import make_surface
+
+    from landscape.surface_file import write_surface
+
+    x = np.linspace(-1, 1, 5)
+    xx, yy = np.meshgrid(x, x)
+    values = {"train_loss": 1 + xx**2 + yy**2, "train_acc": 90 - xx**2, "max_eig": 2 + xx, "min_eig": -0.1 * yy}
+    write_surface(path, make_surface([x, x], {n: values[n] for n in names}))
+    return path
+
+
+def test_figures_of_another_quantity_carry_its_name_and_replace_no_others(tmp_path, capsys):
+    from landscape.cli.plot import main
+
+    path = _eig_surface(tmp_path / "s.h5")
+    opts = ["--kinds", "contour,heatmap", "--formats", "png"]
+    assert main([str(path), *opts]) == 0
+    loss = {p: p.read_bytes() for p in tmp_path.glob("*.png")}
+    assert sorted(p.name for p in loss) == ["s_contour.png", "s_heatmap.png"]
+    for quantity, tag in [("eig_ratio", "eig_ratio"), ("acc", "train_acc"), ("max_eig", "max_eig")]:
+        assert main([str(path), *opts, "--quantity", quantity]) == 0
+        assert (tmp_path / f"s_{tag}_contour.png").exists() and (tmp_path / f"s_{tag}_heatmap.png").exists()
+    assert main([str(path), *opts, "--quantity", "eig_ratio", "--html"]) == 0
+    assert (tmp_path / "s_eig_ratio.html").exists() and not (tmp_path / "s.html").exists()
+    assert all(p.read_bytes() == data for p, data in loss.items())  # the loss figures were never replaced

@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 
 from landscape.errors import LandscapeError
-from landscape.plot.render import KINDS, render, save_figure
+from landscape.plot.render import KINDS, figure_prefix, render, save_figure
 from landscape.surface_file import Surface, read_surface
 from landscape.trajectory_file import read_trajectory
 
@@ -81,13 +81,14 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
         for kind in ([k for k in (kinds or KINDS) if k != "3d"] or ["contour"]) if ndim == 2 else ["1d"]:
             fig = compare_figure(surfaces, quantity, kind if kind != "1d" else "contour", levels=levels, vmin=vmin,
                                  vmax=vmax, scale=scale, step=step, twin=twin, xlim=xlim, titles=titles)
-            written += save_figure(fig, out or "compare", kind, formats, dpi)
+            written += save_figure(fig, figure_prefix(out or "compare", surfaces[0], quantity), kind, formats, dpi)
         done.append(("compare", written))
     for path, surface in zip(paths, surfaces, strict=True):
         prefix = out if out and not compare else os.path.splitext(path)[0]
         written = []
         if static:
             written += render(surface, prefix, formats, levels, vmin, vmax, scale, kinds, quantity, dpi, step, xlim)
+        tagged = figure_prefix(prefix, surface, quantity)  # render tags its own
         if traj is not None:
             from landscape.plot.path import trajectory_figure
 
@@ -96,18 +97,18 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
                                      f"{surface.ndim}D")
             fig = trajectory_figure(traj, surface, quantity, levels=levels, scale=scale, vmin=vmin, vmax=vmax,
                                     step=step)
-            written += save_figure(fig, prefix, "trajectory", formats, dpi)
+            written += save_figure(fig, tagged, "trajectory", formats, dpi)
         if html:
             from landscape.plot.interactive import write_html
 
-            written.append(write_html(surface, f"{prefix}.html", quantity, scale == "log", trajectory=traj))
+            written.append(write_html(surface, f"{tagged}.html", quantity, scale == "log", trajectory=traj))
         if vtk:
             from landscape.plot.vtk import write_vti, write_vtk
 
             if surface.ndim == 3:
                 written.append(write_vti(surface, f"{prefix}.vti"))
             else:
-                written.append(write_vtk(surface, f"{prefix}.vts", quantity, scale == "log", zmax=vmax))
+                written.append(write_vtk(surface, f"{tagged}.vts", quantity, scale == "log", zmax=vmax))
         if written:
             done.append((path, written))
     return done
