@@ -323,3 +323,40 @@ def test_figures_of_another_quantity_carry_its_name_and_replace_no_others(tmp_pa
     assert main([str(path), *opts, "--quantity", "eig_ratio", "--html"]) == 0
     assert (tmp_path / "s_eig_ratio.html").exists() and not (tmp_path / "s.html").exists()
     assert all(p.read_bytes() == data for p, data in loss.items())  # the loss figures were never replaced
+
+
+# -- 5. the original tool's convexity files --------------------------------------------------------
+
+
+def _original_convexity_file(path, with_loss: bool):
+    """As its plot_hessian_eigen.py writes one (arrays shaped (nx, ny), point (x[i], y[j]) at flat
+    j*nx + i, max_eig starting at -1 and min_eig at 1), and its plot_surface.py adds the loss to."""
+    import h5py
+
+    x, y = np.linspace(-1, 1, 5), np.linspace(-0.5, 0.5, 3)
+    xx, yy = np.meshgrid(x, y)  # [j, i]
+    mx, mn, loss = 2 + xx, -0.1 * yy - 0.05, 1 + xx**2 + yy**2
+    mx[2, 4], mn[2, 4] = -1, 1  # one point not computed yet
+    with h5py.File(path, "w") as f:
+        f["xcoordinates"], f["ycoordinates"] = x, y
+        f["max_eig"], f["min_eig"] = mx.ravel().reshape(5, 3), mn.ravel().reshape(5, 3)
+        if with_loss:
+            f["train_loss"] = loss.ravel().reshape(5, 3)
+            f["train_acc"] = (100 - loss).ravel().reshape(5, 3)
+    return np.where(mx == -1, np.nan, np.abs(mn / mx))
+
+
+def test_the_original_tools_convexity_files_are_read_and_drawn(tmp_path, capsys):
+    from landscape.cli.plot import main
+    from landscape.surface_file import read_surface
+
+    ratio = _original_convexity_file(tmp_path / "c.h5", with_loss=False)
+    np.testing.assert_allclose(read_surface(tmp_path / "c.h5").quantity("eig_ratio"), ratio)
+    assert main([str(tmp_path / "c.h5"), "--kinds", "contour", "--formats", "png"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "c_eig_ratio_contour.png").exists()  # its one map, named as such
+
+    _original_convexity_file(tmp_path / "l.h5", with_loss=True)
+    for quantity in ("max_eig", "eig_ratio", "loss"):
+        assert main([str(tmp_path / "l.h5"), "--quantity", quantity, "--kinds", "contour", "--formats", "png"]) == 0
+    assert sorted(p.name for p in tmp_path.glob("l_*.png")) == ["l_contour.png", "l_eig_ratio_contour.png",
+                                                                 "l_max_eig_contour.png"]

@@ -25,6 +25,14 @@ def record_training_(surface: Surface) -> None:
         pass
 
 
+def default_quantity(surfaces: Sequence[Surface], quantity: str) -> str:
+    """``quantity``; but the default ``loss`` of files that hold no loss at all (the original
+    tool's convexity files: ``max_eig`` and ``min_eig`` only) is their convexity map ``eig_ratio``."""
+    if quantity != "loss" or any(s.key("loss") in s.values for s in surfaces):
+        return quantity
+    return "eig_ratio" if all("eig_ratio" in s.available() for s in surfaces) else quantity
+
+
 def check_same_directions(surface: Surface, path: str, trajectory: str) -> None:
     """Refuse to draw the path of ``trajectory`` over a surface whose axes are other directions
     (its recorded directions checksum differs from the trajectory file's directions): the path
@@ -60,6 +68,7 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
     if out and len(paths) > 1 and not compare:
         raise LandscapeError("one figure prefix names the figures of one surface; give one surface file with it")
     surfaces = [read_surface(p) for p in paths]
+    quantity = default_quantity(surfaces, quantity)
     for path, s in zip(paths, surfaces, strict=True):
         if s.attrs.get("kind") == "pruning sensitivity":
             raise LandscapeError(f"{path!r} is a pruning sensitivity file, not a loss surface: landscape-prune "
