@@ -233,8 +233,9 @@ def default_budget(device: torch.device) -> int:
         return 2 << 30
 
 
-def _tensors_of(data) -> tuple[torch.Tensor, ...] | None:
-    """The tensors behind in-memory data, or None for a loader."""
+def tensors_of(data) -> tuple[torch.Tensor, ...] | None:
+    """The tensors behind in-memory data (a :class:`landscape.Dataset`, ``(X, y)``, a map-style
+    torch Dataset read once), or None for a loader."""
     from landscape.data import Dataset
 
     if isinstance(data, Dataset):
@@ -266,7 +267,7 @@ def as_batches(data, device: torch.device | str = "cpu", batch_size: int = 256, 
     if isinstance(data, Batches):
         return data
     budget = default_budget(device) if memory_budget is None else memory_budget
-    tensors = _tensors_of(data)
+    tensors = tensors_of(data)
     if tensors is not None:
         if len(tensors[0]) == 0:
             raise LandscapeError("the data is empty")
@@ -303,5 +304,5 @@ def as_batches(data, device: torch.device | str = "cpu", batch_size: int = 256, 
 
 __all__ = [
     "Batches", "CachedBatches", "StreamedBatches", "TensorBatches", "as_batches", "forward", "inputs_of",
-    "leaves", "size_of", "to_device",
+    "leaves", "size_of", "tensors_of", "to_device",
 ]

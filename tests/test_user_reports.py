@@ -360,3 +360,28 @@ def test_the_original_tools_convexity_files_are_read_and_drawn(tmp_path, capsys)
         assert main([str(tmp_path / "l.h5"), "--quantity", quantity, "--kinds", "contour", "--formats", "png"]) == 0
     assert sorted(p.name for p in tmp_path.glob("l_*.png")) == ["l_contour.png", "l_eig_ratio_contour.png",
                                                                  "l_max_eig_contour.png"]
+
+
+# -- 6. one data contract ----------------------------------------------------------------------------
+
+
+def test_sensitivity_takes_what_surface_takes():
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from landscape.data import load_dataset
+    from landscape.models import build_model
+    from landscape.prune import prune_filters, sensitivity
+
+    torch.manual_seed(0)
+    model = build_model("digits_cnn", num_classes=10, in_channels=1).eval()
+    data = load_dataset("synthetic", split="test", shape=(1, 8, 8), size=64)
+    X, y = data.x, data.y
+    with torch.no_grad():  # the reference: a plain forward pass of the pruned network
+        out = prune_filters(model, {"features.3": 0.5}).eval()(X)
+    loss, acc = F.cross_entropy(out, y).item(), 100.0 * (out.argmax(1) == y).double().mean().item()
+    for given in [(X, y), data, TensorDataset(X, y), DataLoader(TensorDataset(X, y), batch_size=16)]:
+        res = sensitivity(model, given, [0.5], layers=["features.3"], batch_size=16)
+        assert res.loss[0, 0] == pytest.approx(loss, rel=1e-5), type(given).__name__
+        assert res.accuracy[0, 0] == pytest.approx(acc, abs=1e-9)
+        assert res.stages == (0,)
