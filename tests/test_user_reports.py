@@ -385,3 +385,133 @@ def test_sensitivity_takes_what_surface_takes():
         assert res.loss[0, 0] == pytest.approx(loss, rel=1e-5), type(given).__name__
         assert res.accuracy[0, 0] == pytest.approx(acc, abs=1e-9)
         assert res.stages == (0,)
+
+
+# -- 7. metrics and Hessians on users' models ----------------------------------------------------------
+
+
+def _mlp_and_data(hidden: int = 8):
+    from landscape.data import load_dataset
+
+    torch.manual_seed(0)
+    d = load_dataset("digits", split="train")
+    X, y = d.x[:200].flatten(1), d.y[:200]
+    return torch.nn.Sequential(torch.nn.Linear(64, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 10)), X, y
+
+
+def test_a_gradient_metric_gets_gradients_when_it_asks():
+    import torch.nn.functional as F
+
+    import landscape as ls
+    from landscape.errors import LandscapeError
+    from landscape.metrics import needs_grad
+
+    model, X, y = _mlp_and_data()
+
+    def grad_norm(m):
+        g = torch.autograd.grad(F.cross_entropy(m(X), y), list(m.parameters()))
+        return torch.cat([t.flatten() for t in g]).norm().item()
+
+    with pytest.raises(LandscapeError, match="metric 'grad_norm' takes gradients.*needs_grad = True"):
+        ls.surface(model, (X, y), ls.Grid("-1:1:3"), metrics={"grad_norm": grad_norm},
+                   output=ls.Output(progress=False))
+    expected = grad_norm(model)  # at the origin, the middle point
+    s = ls.surface(model, (X, y), ls.Grid("-1:1:3"), metrics={"grad_norm": needs_grad(grad_norm)},
+                   output=ls.Output(progress=False))
+    assert s.values["grad_norm"][1] == pytest.approx(expected, rel=1e-5)
+    assert np.isfinite(s.values["grad_norm"]).all() and len(set(s.values["grad_norm"].round(6))) == 3
+
+
+def test_a_metric_whose_code_changed_is_refused_on_resume(tmp_path, monkeypatch):
+    import landscape as ls
+    from landscape.errors import LandscapeError
+
+    model, X, y = _mlp_and_data()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = tmp_path / "usermetric_24.py"
+    module.write_text("def metric(model):\n    return 1.0\n")
+    import usermetric_24
+
+    out = str(tmp_path / "s.h5")
+    run = dict(metrics={"m": usermetric_24.metric}, output=ls.Output(path=out, progress=False))
+    ls.surface(model, (X, y), ls.Grid("-1:1:3"), **run)
+    ls.surface(model, (X, y), ls.Grid("-1:1:3"), **run)  # the same code resumes (nothing to do)
+    module.write_text("def metric(model):\n    return 2.0  # changed\n")
+    importlib.reload(usermetric_24)
+    with pytest.raises(LandscapeError, match="m was computed with source_sha256"):
+        ls.surface(model, (X, y), ls.Grid("-1:1:3"), metrics={"m": usermetric_24.metric},
+                   output=ls.Output(path=out, progress=False))
+
+
+def test_hessian_products_through_a_transformer_layer_on_cpu():
+    from torch.func import functional_call
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from landscape.hessian import HessianOperator
+
+    torch.manual_seed(0)
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Linear(4, 8)
+            self.enc = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+            self.head = torch.nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.head(self.enc(self.emb(x)).mean(1))
+
+    model, X, y = Tiny().eval(), torch.randn(12, 5, 4), torch.randint(0, 3, (12,))
+    op = HessianOperator(model, (X, y))
+    v = np.random.default_rng(0).standard_normal(op.size)
+    names = [k for k, _ in model.named_parameters()]
+    shapes = [p.shape for _, p in model.named_parameters()]
+
+    def loss(flat):  # the reference: torch's own Hessian-vector product, math attention
+        parts = dict(zip(names, (c.reshape(s) for c, s in zip(flat.split([s.numel() for s in shapes]), shapes,
+                                                                strict=True)), strict=True))
+        return torch.nn.functional.cross_entropy(functional_call(model, parts, (X,)), y)
+
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+    with sdpa_kernel(SDPBackend.MATH):
+        _, ref = torch.autograd.functional.hvp(loss, flat, torch.as_tensor(v, dtype=torch.float32))
+    np.testing.assert_allclose(op.matvec(v), ref.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_model_without_parameters_is_one_clear_error():
+    import landscape as ls
+    from landscape.errors import LandscapeError
+    from landscape.hessian import HessianOperator
+
+    class NoParams(torch.nn.Module):
+        def forward(self, x):
+            return x[:, :3]
+
+    data = (torch.randn(8, 4), torch.randint(0, 3, (8,)))
+    with pytest.raises(LandscapeError, match=r"^the model \(NoParams\) has no parameters: a landscape moves them$"):
+        ls.surface(NoParams(), data, ls.Grid("-1:1:3"), output=ls.Output(progress=False))
+    with pytest.raises(LandscapeError, match=r"^the model \(NoParams\) has no parameters: a Hessian needs some$"):
+        HessianOperator(NoParams(), data)
+
+
+def test_the_trace_default_converges_on_a_small_model_and_says_when_it_did_not():
+    import torch.nn.functional as F
+
+    from landscape.hessian import HessianOperator, trace
+    from landscape.hessian.operator import matmat
+
+    model, X, y = _mlp_and_data(hidden=4)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(100):  # a newcomer's trained model
+        opt.zero_grad()
+        F.cross_entropy(model(X), y).backward()
+        opt.step()
+    op = HessianOperator(model.eval(), (X, y))
+    exact = float(np.trace(matmat(op, np.eye(op.size))))
+    tr = trace(op)
+    assert tr.converged and tr.samples < 1000, repr(tr)
+    assert abs(tr.estimate - exact) <= 4 * tr.stderr
+    assert "converged" in str(tr) and "NOT" not in str(tr)
+    short = trace(op, tol=1e-6, max_samples=8, min_samples=4)
+    assert not short.converged
+    assert "NOT converged" in str(short) and "NOT converged" in repr(short)

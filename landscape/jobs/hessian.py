@@ -20,6 +20,7 @@ from landscape.data import DataSpec
 from landscape.errors import LandscapeError
 from landscape.evaluate import resolve_device
 from landscape.files import owned_output, replacing
+from landscape.hessian.hutchinson import DEFAULT_TRACE_TOL
 from landscape.hessian.lanczos import DEFAULT_TOL
 from landscape.hessian.summary import HessianSummary, read_summary, summarize, write_summary
 from landscape.jobs.network import network
@@ -44,7 +45,7 @@ class HessianConfig(DataSpec):
     tol: float = DEFAULT_TOL
     max_iter: int | None = None
     trace: bool = False
-    trace_tol: float = 1e-2
+    trace_tol: float = DEFAULT_TRACE_TOL
     trace_max_samples: int = 200
     density: bool = False
     density_runs: int = 10
