@@ -180,8 +180,7 @@ class _Reader:
             pid = os.fork()
         if pid == 0:  # the child: serve until the parent goes, then leave without the parent's exit handlers
             try:
-                os.close(down_w)
-                os.close(up_r)
+                _close_all_but(down_r, up_w)  # a lock the caller holds must not live on in the reader
                 faulthandler.disable()
                 null = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(null, 1)
@@ -227,6 +226,21 @@ class _Reader:
             sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
             return Probe("crashed", reason=f"the HDF5 library crashed reading it (signal {sig})" if sig else
                          "reading it failed in a child process")
+
+
+def _close_all_but(*keep: int) -> None:
+    """Close every file descriptor above 2 except ``keep`` (in a forked child: an ``flock`` lives
+    as long as any descriptor of it, so the parent's output locks would outlive their release)."""
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 4096))
+    for fd in fds:
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def _write_line(fd: int, value) -> None:

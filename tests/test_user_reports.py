@@ -515,3 +515,16 @@ def test_the_trace_default_converges_on_a_small_model_and_says_when_it_did_not()
     short = trace(op, tol=1e-6, max_samples=8, min_samples=4)
     assert not short.converged
     assert "NOT converged" in str(short) and "NOT converged" in repr(short)
+
+
+def test_the_reader_child_never_holds_the_callers_locks(tmp_path, monkeypatch):
+    from landscape import h5
+    from landscape.files import OutputLock
+    from landscape.surface_file import new_surface, read_surface, write_surface
+
+    write_surface(tmp_path / "s.h5", new_surface([np.linspace(-1, 1, 3)], ["train_loss"], {}))
+    monkeypatch.setattr(h5, "_READER", h5._Reader())  # forked below, while the lock is held
+    lock = OutputLock(tmp_path / "s.h5").acquire()
+    read_surface(tmp_path / "s.h5")
+    lock.release()
+    OutputLock(tmp_path / "s.h5").acquire().release()  # free again: the reader did not keep it
