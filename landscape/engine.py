@@ -541,6 +541,7 @@ def _open(out: str, coords: list[np.ndarray], names: list[str], inputs: dict, at
             if not repair:
                 raise
             old, kept = repair_surface(out, coords, inputs)
+            old.attrs = {**attrs, **old.attrs}  # what the file lost of its provenance: this run's
             old.attrs["repaired"] = f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}: kept {kept} of {size} points"
         recorded = old.inputs()
         if not recorded:

@@ -400,12 +400,17 @@ def repair_surface(path: str | os.PathLike, coords: Sequence[np.ndarray], inputs
     """
     path = os.fspath(path)
     shape = tuple(len(c) for c in reversed(coords))
-    if probe(path).status in ("crashed", "unopenable"):  # nothing can be read from it: start again
-        return new_surface(coords, (), {}), 0
+    def fresh() -> tuple[Surface, int]:  # nothing can be read from it: start again, for this run's inputs
+        s = new_surface(coords, (), {})
+        s.attrs["inputs"] = json.dumps({**inputs, "metrics": {}}, sort_keys=True)
+        return s, 0
+
+    if probe(path).status in ("crashed", "unopenable"):
+        return fresh()
     try:
         f = h5py.File(path, "r")
     except (OSError, ValueError):
-        return new_surface(coords, (), {}), 0
+        return fresh()
 
     def rows(obj, dtype, fill):
         out = np.full(shape, fill, dtype=dtype)

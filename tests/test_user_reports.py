@@ -200,16 +200,19 @@ def test_a_file_that_crashes_the_hdf5_library_is_damaged_not_a_crash(crashing_su
     assert not list(tmp_path.glob("*.png"))
 
 
-def test_overwrite_replaces_a_file_that_crashes_the_hdf5_library(crashing_surface, tmp_path, digits_ckpt):
+@pytest.mark.parametrize("flag", ["--overwrite", "--repair"])
+def test_overwrite_and_repair_replace_a_file_that_crashes_the_hdf5_library(crashing_surface, tmp_path, digits_ckpt,
+                                                                           flag):
     bad = tmp_path / "s.h5"
     shutil.copy(crashing_surface, bad)
     surf = [a for a in SURF if a not in ("--batch-size", "64")]  # with no batch size the old file's is looked up
-    argv = ["--model", digits_ckpt, *surf, "--x=-1:1:3", "--out", str(bad), "--overwrite"]
+    argv = ["--model", digits_ckpt, *surf, "--x=-1:1:3", "--out", str(bad), flag]
     r = _run(f"import sys\nfrom landscape.cli.surf import main\nsys.exit(main({argv!r}))", tmp_path)
     assert r.returncode == 0, (r.returncode, r.stderr[-500:])
     from landscape.surface_file import read_surface
 
-    assert read_surface(bad).done["train_loss"].all()
+    repaired = read_surface(bad)
+    assert repaired.done["train_loss"].all() and repaired.attrs["arch"] == "digits_cnn"
 
 
 def test_the_reader_child_turns_any_crash_into_damaged(tmp_path, monkeypatch):
