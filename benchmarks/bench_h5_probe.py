@@ -47,12 +47,12 @@ def main() -> None:
         path = os.path.join(folder, f"s{n}.h5")
         write_surface(path, s)
         reps = 20 if n < 401 else 5
-        with_child = best(lambda: read_surface(path), reps)
-        probe = best(lambda: h5.probe(path), reps)
+        with_child = best(lambda p=path: read_surface(p), reps)
+        probe = best(lambda p=path: h5.probe(p), reps)
         real = h5.probe
         h5.probe = h5._examine  # in-process: the reading without the child
         try:
-            in_process = best(lambda: read_surface(path), reps)
+            in_process = best(lambda p=path: read_surface(p), reps)
         finally:
             h5.probe = real
         print(f"{n}x{n} ({os.path.getsize(path) / 1e3:.0f} kB): read_surface {with_child * 1e3:.1f} ms with the "
