@@ -200,7 +200,7 @@ def test_a_file_that_crashes_the_hdf5_library_is_damaged_not_a_crash(crashing_su
     assert not list(tmp_path.glob("*.png"))
 
 
-@pytest.mark.parametrize("flag", ["--overwrite", "--repair"])
+@pytest.mark.parametrize("flag", ["--overwrite", pytest.param("--repair", marks=pytest.mark.slow)])
 def test_overwrite_and_repair_replace_a_file_that_crashes_the_hdf5_library(crashing_surface, tmp_path, digits_ckpt,
                                                                            flag):
     bad = tmp_path / "s.h5"
