@@ -234,7 +234,8 @@ def default_budget(device: torch.device) -> int:
 
 
 def tensors_of(data) -> tuple[torch.Tensor, ...] | None:
-    """The tensors behind in-memory data, or None for a loader."""
+    """The tensors behind in-memory data (a :class:`landscape.Dataset`, ``(X, y)``, a map-style
+    torch Dataset read once), or None for a loader."""
     from landscape.data import Dataset
 
     if isinstance(data, Dataset):
@@ -303,5 +304,5 @@ def as_batches(data, device: torch.device | str = "cpu", batch_size: int = 256, 
 
 __all__ = [
     "Batches", "CachedBatches", "StreamedBatches", "TensorBatches", "as_batches", "forward", "inputs_of",
-    "leaves", "size_of", "to_device",
+    "leaves", "size_of", "tensors_of", "to_device",
 ]

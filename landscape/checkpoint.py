@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import zipfile
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from landscape.errors import LandscapeError, first_line
+from landscape.files import write_bytes
 
 # Keys under which training scripts (ours, the original loss-landscape tool, common recipes)
 # keep the state dict inside a larger checkpoint dict.
@@ -27,6 +29,15 @@ def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def save_checkpoint(path: str | os.PathLike, obj) -> str:
+    """``torch.save(obj)`` to ``path``, atomically and safely: serialized in memory, then written
+    by :func:`landscape.files.write_bytes` (a full disk is one clean error, not torch's
+    "file write failed"); return the path."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return write_bytes(path, buffer.getbuffer())
 
 
 def _looks_like_torch_file(path: str) -> bool:

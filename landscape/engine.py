@@ -36,7 +36,7 @@ from landscape.files import OutputLock, check_output, remove_stale_temporaries
 from landscape.grid import Axis, Grid, as_grid
 from landscape.metrics import Context, Point, as_metric, check_names, config_of, values_of
 from landscape.parallel import collective, local_rank_and_size, map_points, on_root, same_everywhere, share, world
-from landscape.params import DIR_TYPES, Mover, place_, snapshot, uses_channels_last
+from landscape.params import DIR_TYPES, Mover, live_tensors, place_, snapshot, uses_channels_last
 from landscape.provenance import environment, now
 from landscape.surface_file import (
     ConfigMismatch,
@@ -382,6 +382,9 @@ class _Run:
 def _setup(model, data, grid: Grid, directions: Directions, metrics, evaluation: EvalOptions, out: str | None, comm,
            local_rank: int) -> _Run:
     """Everything a rank needs before the points: device, metrics (not set up yet), mover."""
+    if not live_tensors(model, directions.dir_type):
+        what = "parameters" if directions.dir_type == "weights" else "floating-point parameters or buffers"
+        raise LandscapeError(f"the model ({type(model).__name__}) has no {what}: a landscape moves them")
     dev = resolve_device(evaluation.device)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local_rank % torch.cuda.device_count())  # this rank's GPU on its node
@@ -534,6 +537,7 @@ def _open(out: str, coords: list[np.ndarray], names: list[str], inputs: dict, at
             if not repair:
                 raise
             old, kept = repair_surface(out, coords, inputs)
+            old.attrs = {**attrs, **old.attrs}  # what the file lost of its provenance: this run's
             old.attrs["repaired"] = f"{now()}: kept {kept} of {size} points"
         recorded = old.inputs()
         if not recorded:

@@ -6,6 +6,8 @@
   (:func:`remove_stale_temporaries`), never one that a live run on this or another host writes.
 - :class:`OutputLock` holds an OS lock (``fcntl.flock``) on ``.NAME.lock`` beside an output for a
   run's whole life; a second run on the same output is refused at once, naming the owner.
+  :func:`owned_output` is what every command that writes a file does first: lock it, then refuse
+  it if it exists (unless told to replace it).
 """
 
 from __future__ import annotations
@@ -68,11 +70,32 @@ def replacing(path: str | os.PathLike) -> Iterator[str]:
             os.remove(tmp)
 
 
-def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> str:
-    """Write ``text`` to ``path`` through :func:`replacing`; return the path."""
-    with replacing(path) as tmp, open(tmp, "w", encoding=encoding, newline="") as f:
-        f.write(text)
+def _write_all(fd: int, data) -> None:
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[os.write(fd, view[: 1 << 30]):]
+
+
+def write_bytes(path: str | os.PathLike, data) -> str:
+    """Write ``data`` (bytes) to ``path`` through :func:`replacing`, synced to disk; return the path.
+
+    Everything we write goes to disk through here as plain writes (HDF5 files are built in memory,
+    checkpoints serialized first), so a full disk is an ``OSError`` (ENOSPC) that ends as one
+    :class:`LandscapeError` with the temporary removed, never a crash inside a library that cannot
+    write."""
+    with replacing(path) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     return os.fspath(path)
+
+
+def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> str:
+    """Write ``text`` to ``path`` through :func:`write_bytes`; return the path."""
+    return write_bytes(path, text.encode(encoding))
 
 
 def _alive(pid: int) -> bool:
@@ -156,8 +179,12 @@ class OutputLock:
             raise LandscapeError(f"{self.path!r} is being written by another run ({owner}); wait for it to finish "
                                  "or choose another output")
         record = f"pid {os.getpid()} on {socket.gethostname()}\n".encode()
-        os.pwrite(fd, record, 0)  # whole line first, then the tail of a longer old record cut off
-        os.ftruncate(fd, len(record))
+        try:
+            os.pwrite(fd, record, 0)  # whole line first, then the tail of a longer old record cut off
+            os.ftruncate(fd, len(record))
+        except OSError as exc:  # a full disk: the lock is ours, but say so rather than run on
+            os.close(fd)
+            raise LandscapeError(f"cannot write beside {self.path!r}: {one_line(exc.strerror or exc)}") from None
         self._fd = fd
         return self
 
@@ -201,3 +228,19 @@ def _owner(fd: int) -> str | None:
     if words[3] == socket.gethostname() and not _alive(int(words[1])):
         return None
     return line.strip()
+@contextmanager
+def owned_output(*paths: str | os.PathLike, overwrite: bool = False) -> Iterator[tuple[str, ...]]:
+    """One writer per output: lock every path of ``paths`` (:class:`OutputLock`) for the block,
+    then refuse (:func:`check_output`) an output that cannot be written or, unless ``overwrite``,
+    exists. Locking first means that of two runs started together, one is refused as "being
+    written by another run", never both allowed because neither file existed yet."""
+    locks: list[OutputLock] = []
+    for path in paths:
+        check_output(path, overwrite)  # before a lock file is made beside it
+    try:
+        for path in paths:
+            locks.append(OutputLock(path).acquire())
+        yield tuple(check_output(p, overwrite) for p in paths)
+    finally:
+        for lock in locks:
+            lock.release()

@@ -38,7 +38,7 @@ import h5py
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.h5 import DamagedFile, attr, dataset, opened, plain, writing
+from landscape.h5 import DamagedFile, attr, dataset, opened, plain, probe, writing
 
 FORMAT_VERSION = 2
 AXES = ("xcoordinates", "ycoordinates", "zcoordinates")
@@ -357,14 +357,19 @@ def _read(f: h5py.File, path: str, version: int) -> Surface:
         if not values:
             raise DamagedFile(path, "it holds no quantity")
     else:
-        names = [n for n in f if n.endswith(("_loss", "_acc")) and isinstance(f[n], h5py.Dataset)]
+        if ours:  # format 1 stored losses and accuracies only
+            names = [n for n in f if n.endswith(("_loss", "_acc")) and isinstance(f[n], h5py.Dataset)]
+        else:  # the original's: losses, accuracies, and its convexity scripts' max_eig, min_eig
+            size = int(np.prod(shape))
+            names = [n for n in f if n not in STRUCTURE and isinstance(f[n], h5py.Dataset)
+                     and f[n].dtype.kind in "fiu" and f[n].size == size]
         if ours and "completed" not in f:
             raise DamagedFile(path, "its completion mask is missing")
         values = {n: _float_array(f, n, shape, path, ours) for n in names}
         if not values:
             if ours:
                 raise DamagedFile(path, "it holds no loss or accuracy")
-            raise LandscapeError(f"{path!r} holds no loss or accuracy of shape {shape[::-1]}")
+            raise LandscapeError(f"{path!r} holds no loss, accuracy or eigenvalues of shape {shape[::-1]}")
         if ours:  # format 1: [i, j] arrays
             values = {n: v.reshape(shape[::-1]).T.copy() if len(shape) == 2 else v.reshape(shape)
                       for n, v in values.items()}
@@ -372,9 +377,16 @@ def _read(f: h5py.File, path: str, version: int) -> Surface:
             completed = completed.T.copy() if len(shape) == 2 else completed.reshape(shape)
         else:  # the original tool: every loss starts at -1; point (x[i], y[j]) at flat j*nx + i
             values = {n: v.ravel().reshape(shape) for n, v in values.items()}
-            first = next(iter(values.values()))
+            losses = [v for n, v in values.items() if n.endswith(("_loss", "_acc"))]
+            first = losses[0] if losses else next(iter(values.values()))
             completed = np.isfinite(first) & (first != -1)
         done = {n: completed.copy() for n in values}
+        if not ours and "max_eig" in values and "min_eig" in values:
+            # its plot_hessian_eigen.py starts max_eig at -1 and min_eig at 1: a point not yet computed
+            unset = (values["max_eig"] == -1) & (values["min_eig"] == 1)
+            for n in ("max_eig", "min_eig"):
+                done[n] = np.isfinite(values[n]) & ~unset
+                values[n] = np.where(done[n], values[n], np.nan)
     arrays = {k: f[k][()] for k in ARRAYS if k in f}
     return Surface(coords, values, done, attrs, arrays)
 
@@ -388,10 +400,17 @@ def repair_surface(path: str | os.PathLike, coords: Sequence[np.ndarray], inputs
     """
     path = os.fspath(path)
     shape = tuple(len(c) for c in reversed(coords))
+    def fresh() -> tuple[Surface, int]:  # nothing can be read from it: start again, for this run's inputs
+        s = new_surface(coords, (), {})
+        s.attrs["inputs"] = json.dumps({**inputs, "metrics": {}}, sort_keys=True)
+        return s, 0
+
+    if probe(path).status in ("crashed", "unopenable"):
+        return fresh()
     try:
         f = h5py.File(path, "r")
     except (OSError, ValueError):
-        return new_surface(coords, (), {}), 0
+        return fresh()
 
     def rows(obj, dtype, fill):
         out = np.full(shape, fill, dtype=dtype)
@@ -439,7 +458,10 @@ def repair_surface(path: str | os.PathLike, coords: Sequence[np.ndarray], inputs
 
 
 def peek_attrs(path: str | os.PathLike) -> dict:
-    """The attributes of a file, or {} when it cannot be read (no verification)."""
+    """The attributes of a file, or {} when it cannot be read (no verification; a file that
+    crashes the HDF5 library is read in a child process only, see :func:`landscape.h5.probe`)."""
+    if probe(os.fspath(path)).status != "ok":
+        return {}
     try:
         with h5py.File(os.fspath(path), "r") as f:
             return {k: plain(v) for k, v in f.attrs.items()}

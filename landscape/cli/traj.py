@@ -46,6 +46,8 @@ def build_parser() -> Parser:
                    help="allow checkpoints holding pickled Python objects (trusted files only)")
     p.add_argument("--cache-mb", type=positive, default=1024,
                    help="memory for checkpoint differences held at once (default 1024)")
+    p.add_argument("--threads", type=positive, default=None,
+                   help="torch threads (default: OMP_NUM_THREADS, else the idle cores)")
     p.add_argument("--out", required=True, help="output HDF5 file")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     return p
@@ -63,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         traj = trajectory_of_run(ns.checkpoints, ns.final, ns.arch, ns.out, num_classes=ns.num_classes,
                                  in_channels=ns.in_channels, dir_type=ns.dir_type, ignore=ns.ignore,
                                  unsafe_pickle=ns.unsafe_pickle, cache_bytes=ns.cache_mb << 20,
-                                 overwrite=ns.overwrite)
+                                 overwrite=ns.overwrite, threads=ns.threads)
         r = traj.explained_variance_ratio * 100
         print(f"{PROG}: {len(traj.checkpoints)} checkpoints; explained variance: 1st PC {r[0]:.1f} %, "
               f"2nd PC {r[1]:.1f} % ({r.sum():.1f} % together); largest residual "

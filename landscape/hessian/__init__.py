@@ -4,7 +4,7 @@
 >>> op = hessian.HessianOperator(model, data)                 # op.matvec(v), op.size
 >>> top = hessian.eigenpairs(op, k=5, which="largest")        # .eigenvalues (descending)
 >>> ends = hessian.eigenpairs(op, which="both_ends")          # lambda_max and lambda_min
->>> tr = hessian.trace(op, tol=1e-2)                          # .estimate, .stderr, .samples
+>>> tr = hessian.trace(op)                                    # .estimate, .stderr, .samples, .converged
 >>> dens = hessian.density(op, num_runs=10, num_iters=80)     # .grid, .density
 """
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from landscape.errors import LandscapeError
 from landscape.h5 import attr, opened, plain, writing
-from landscape.hessian.hutchinson import Trace
+from landscape.hessian.hutchinson import DEFAULT_TRACE_TOL, Trace
 from landscape.hessian.hutchinson import trace as hutchinson_trace
 from landscape.hessian.lanczos import DEFAULT_TOL, Eigenpairs, eigenpairs
 from landscape.hessian.operator import HessianOperator, ParamSpec
@@ -83,7 +83,7 @@ def summarize(
     device: str | torch.device | None = None,
     tol: float = DEFAULT_TOL,
     max_iter: int | None = None,
-    trace_tol: float = 1e-2,
+    trace_tol: float = DEFAULT_TRACE_TOL,
     trace_max_samples: int = 200,
     density_runs: int = 10,
     density_iters: int = 80,

@@ -19,7 +19,8 @@ from landscape.checkpoint import read_checkpoint
 from landscape.data import DataSpec
 from landscape.errors import LandscapeError
 from landscape.evaluate import resolve_device
-from landscape.files import check_output, replacing
+from landscape.files import owned_output, replacing
+from landscape.hessian.hutchinson import DEFAULT_TRACE_TOL
 from landscape.hessian.lanczos import DEFAULT_TOL
 from landscape.hessian.summary import HessianSummary, read_summary, summarize, write_summary
 from landscape.jobs.network import network
@@ -44,7 +45,7 @@ class HessianConfig(DataSpec):
     tol: float = DEFAULT_TOL
     max_iter: int | None = None
     trace: bool = False
-    trace_tol: float = 1e-2
+    trace_tol: float = DEFAULT_TRACE_TOL
     trace_max_samples: int = 200
     density: bool = False
     density_runs: int = 10
@@ -68,11 +69,14 @@ def summarize_checkpoint(cfg: HessianConfig, command: str = "",
     """Load ``cfg.model`` and its data, :func:`summarize` it, write the file (with provenance) and,
     with ``density``, its plot; return the summary and the paths written. Outputs are checked
     before anything is computed, and an existing one is kept unless ``overwrite``."""
-    check_output(cfg.out, cfg.overwrite)
-    if cfg.density:
-        check_output(cfg.png_path(), cfg.overwrite)
-    elif cfg.png:
+    if cfg.png and not cfg.density:
         raise LandscapeError("`png` draws the density: add `density`")
+    outputs = (cfg.out, cfg.png_path()) if cfg.density else (cfg.out,)
+    with owned_output(*outputs, overwrite=cfg.overwrite):  # one writer, and no silent replacement
+        return _summarize(cfg, command, log)
+
+
+def _summarize(cfg: HessianConfig, command: str, log: Callable[[str], None] | None) -> tuple[HessianSummary, list[str]]:
     device = resolve_device(cfg.device)
     data, indices = cfg.load()
     ckpt = read_checkpoint(cfg.model, cfg.unsafe_pickle)

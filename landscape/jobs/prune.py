@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from landscape.checkpoint import Checkpoint, read_checkpoint
-from landscape.files import check_output, replacing
+from landscape.files import owned_output, replacing
 from landscape.jobs.network import network
 from landscape.models import build_model
 from landscape.parallel import collective, local_rank_and_size, world
@@ -108,17 +108,20 @@ def count_checkpoint(arch: str, path: str | None = None, plan: str | Mapping | N
 
 def prune_checkpoint(path: str, arch: str, plan: str | Mapping, out: str, strategy: str = "independent",
                      input_shape: Sequence[int] | None = None, num_classes: int | None = None,
-                     in_channels: int | None = None, unsafe_pickle: bool = False, overwrite: bool = False) -> dict:
-    """Prune the checkpoint at ``path`` by ``plan`` and write the smaller one to ``out``; returns it."""
-    out = check_output(out, overwrite)
-    model, ckpt = _model(arch, path, "", num_classes, in_channels, unsafe_pickle)
-    resolved = resolve_plan(plan, model)
-    name = resolved.preset
-    pruned = prune_filters(model, resolved, strategy)
-    nc, ic = io_of(model)
-    shape = _shape_of(arch, ckpt, name, ic, input_shape)
-    return save_pruned(out, pruned, original=model, arch=arch, plan=resolved, input_shape=shape, num_classes=nc,
-                       in_channels=ic, strategy=strategy, preset=name, source=path, source_sha256=ckpt.sha256)
+                     in_channels: int | None = None, unsafe_pickle: bool = False, overwrite: bool = False,
+                     threads: int | None = None) -> dict:
+    """Prune the checkpoint at ``path`` by ``plan`` and write the smaller one to ``out``; returns it.
+    ``threads``: torch threads (None: :mod:`landscape.threads`' policy)."""
+    with owned_output(out, overwrite=overwrite) as (out,):
+        model, ckpt = _model(arch, path, "", num_classes, in_channels, unsafe_pickle)
+        resolved = resolve_plan(plan, model)
+        name = resolved.preset
+        with using_threads(threads):
+            pruned = prune_filters(model, resolved, strategy)
+        nc, ic = io_of(model)
+        shape = _shape_of(arch, ckpt, name, ic, input_shape)
+        return save_pruned(out, pruned, original=model, arch=arch, plan=resolved, input_shape=shape, num_classes=nc,
+                           in_channels=ic, strategy=strategy, preset=name, source=path, source_sha256=ckpt.sha256)
 
 
 def scan_checkpoint(path: str, arch: str, data, ratios: Sequence[float], out: str,

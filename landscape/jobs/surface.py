@@ -95,7 +95,7 @@ def resolve(cfg: SurfaceConfig, comm=None) -> SurfaceConfig:
 
         if cfg.model2 or cfg.model3 or (cfg.arch and cfg.arch != DEMO_ARCH):
             raise LandscapeError("a second model and an architecture need a checkpoint (without one: the demo)")
-        path = on_root(comm, demo_checkpoint)
+        path = on_root(comm, lambda: demo_checkpoint(threads=cfg.evaluation.threads))
         cfg = replace(cfg, model=path, arch=DEMO_ARCH, dataset=DEMO_DATASET,
                       grid=cfg.grid or Grid(DEMO_GRID, DEMO_GRID),
                       output=replace(cfg.output, path=cfg.output.path or DEMO_OUT), plot=True)
@@ -117,8 +117,11 @@ def path_grid(directions: str, num: int = PATH_GRID_POINTS) -> Grid | None:
     plain directions file, None (the usual default applies)."""
     import h5py
 
+    from landscape.h5 import probe
     from landscape.trajectory import path_extent, read_trajectory
 
+    if probe(directions).status != "ok":
+        return None  # not readable: the directions loader reports it
     try:
         with h5py.File(directions, "r") as f:
             if "proj_xcoord" not in f:

@@ -24,6 +24,7 @@ loads with ``torch.load(weights_only=True)`` and :func:`landscape.checkpoint.loa
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -38,9 +39,11 @@ from landscape.checkpoint import Checkpoint, read_checkpoint
 from landscape.data import Dataset, apply_label_noise, augment, load_dataset
 from landscape.errors import LandscapeError, first_line
 from landscape.evaluate import keep_malloc_arenas, resolve_device
+from landscape.files import write_bytes
 from landscape.jobs.network import network
 from landscape.losses import LOSSES
 from landscape.models import build_model
+from landscape.threads import threads as using_threads
 from landscape.training import OPTIMIZERS, Loop, LoopConfig, Milestones, RunFolder, TrainHook, make_optimizer
 from landscape.training.optim import default_milestones
 
@@ -77,6 +80,7 @@ class TrainConfig:
     loss: str = "crossentropy"  # crossentropy | mse (on softmax outputs, as the original)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    threads: int | None = None  # torch threads; None: landscape.threads' policy (the idle cores)
     ngpu: int | None = None  # GPUs for DataParallel; None: all visible ones
     channels_last: bool = False
     amp: bool = False  # float16 autocast + gradient scaling on CUDA, bfloat16 on CPU
@@ -178,6 +182,8 @@ def _validate(c: TrainConfig) -> None:
         (0.0 <= c.label_noise <= 1.0, f"`label_noise` must be in [0, 1], got {c.label_noise}"),
         (c.subset is None or c.subset > 0, f"`subset` must be positive, got {c.subset}"),
         (c.ngpu is None or c.ngpu > 0, f"`ngpu` must be positive, got {c.ngpu}"),
+        (c.threads is None or (isinstance(c.threads, int) and c.threads > 0),
+         f"`threads` must be a positive integer or None, got {c.threads!r}"),
         (not (c.resume and c.overwrite), "`resume` and `overwrite` exclude each other"),
         (isinstance(c.big_batch, int) and c.big_batch >= 1, f"`big_batch` must be >= 1, got {c.big_batch}"),
     ]
@@ -355,8 +361,11 @@ class TrainJob:
         try:
             self.folder.begin()  # everything is known to work: only now touch the run folder
             if self.noise is not None:
-                np.savez(os.path.join(self.out, NOISE_FILE), p=c.label_noise, seed=c.seed, **self.noise)
-            history = loop.run(on_epoch_end)
+                buffer = io.BytesIO()
+                np.savez(buffer, p=c.label_noise, seed=c.seed, **self.noise)
+                write_bytes(os.path.join(self.out, NOISE_FILE), buffer.getbuffer())
+            with using_threads(c.threads):
+                history = loop.run(on_epoch_end)
         finally:
             self.folder.close()
         final = history[-1]

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 from landscape.checkpoint import read_checkpoint
 from landscape.errors import LandscapeError
-from landscape.files import check_output
+from landscape.files import owned_output
 from landscape.jobs.network import network
+from landscape.threads import threads as using_threads
 from landscape.trajectory import Trajectory, expand_checkpoints, pca_directions
 from landscape.trajectory_file import write_trajectory
 
@@ -25,17 +26,26 @@ def trajectory_of_run(
     unsafe_pickle: bool = False,
     cache_bytes: int = 1 << 30,
     overwrite: bool = False,
+    threads: int | None = None,
 ) -> Trajectory:
     """What ``landscape-traj`` does: the PCA path of the checkpoints (glob patterns or paths) of one
     run of ``arch`` around ``final``, written to ``out`` (refused if it exists, unless
-    ``overwrite``). The network's shape comes from the final checkpoint's metadata when not given."""
-    out = check_output(out, overwrite)
+    ``overwrite``). The network's shape comes from the final checkpoint's metadata when not given.
+    ``threads``: torch threads (None: :mod:`landscape.threads`' policy, the idle cores)."""
     if cache_bytes < 1:
         raise LandscapeError(f"the memory for checkpoint differences must be positive, got {cache_bytes}")
+    with owned_output(out, overwrite=overwrite) as (out,):
+        return _trajectory(checkpoints, final, arch, out, num_classes, in_channels, dir_type, ignore, unsafe_pickle,
+                           cache_bytes, threads)
+
+
+def _trajectory(checkpoints, final, arch, out, num_classes, in_channels, dir_type, ignore, unsafe_pickle,
+                cache_bytes, threads) -> Trajectory:
     paths = expand_checkpoints(checkpoints)
     ckpt = read_checkpoint(final, unsafe_pickle)
     model = network(ckpt, arch, num_classes, in_channels)  # the architecture, at the final weights
-    traj = pca_directions(paths, ckpt, model, dir_type, ignore, unsafe_pickle, cache_bytes=cache_bytes)
+    with using_threads(threads):
+        traj = pca_directions(paths, ckpt, model, dir_type, ignore, unsafe_pickle, cache_bytes=cache_bytes)
     traj.attrs["arch"] = arch
     write_trajectory(out, traj)
     return traj

@@ -154,6 +154,9 @@ def plot_1d(ax: Axes, surface: Surface, quantity: str = "loss", scale: str = "li
     range. Returns ``(line, acc_line)`` of ``quantity``."""
     if surface.ndim != 1:
         raise LandscapeError(f"a 1D view needs a 1D surface; this one is {surface.ndim}D")
+    if xlim is not None and (xlim[1] <= surface.x.min() or xlim[0] >= surface.x.max()):
+        raise LandscapeError(f"the x range {xlim[0]:g}:{xlim[1]:g} lies outside the data "
+                             f"({surface.x.min():g}..{surface.x.max():g}): the figure would be empty")
     key = surface.key(quantity)
     keys = [key]
     if quantity == "loss":  # every split's loss, the first one's first

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
@@ -13,6 +14,16 @@ from landscape.surface_file import Surface
 
 KINDS = ("contour", "contourf", "heatmap", "3d")
 FORMATS = ("png", "pdf", "svg")
+
+
+def figure_prefix(prefix: str, surface: Surface, quantity: str = "loss") -> str:
+    """The prefix of the figures of ``quantity``: ``prefix`` for the default loss, else
+    ``prefix_QUANTITY`` (``s_eig_ratio_contour.png``, as the original tool's
+    ``s_train_acc_2dcontour``), so that figures of one quantity never replace another's."""
+    key = surface.key(quantity)
+    if key == surface.key("loss"):
+        return prefix
+    return f"{prefix}_{re.sub(r'[^A-Za-z0-9_.+-]+', '_', key)}"
 
 
 def save_figure(fig: Figure, prefix: str, name: str, formats: Sequence[str], dpi: int = 150) -> list[str]:
@@ -79,11 +90,13 @@ def render(surface: Surface, prefix: str, formats: Sequence[str] = ("png", "pdf"
            scale: str = "auto", kinds: Sequence[str] | None = None,
            quantity: str = "loss", dpi: int = 150, step: float | None = None,
            xlim: tuple[float, float] | None = None) -> list[str]:
-    """Write the :func:`figures` of ``surface`` as ``{prefix}_{kind}.{fmt}``; return their paths."""
+    """Write the :func:`figures` of ``surface`` as ``{prefix}_{kind}.{fmt}`` (with the quantity in the
+    prefix unless it is the default loss: :func:`figure_prefix`); return their paths."""
     for fmt in formats:
         if fmt not in FORMATS:
             raise LandscapeError(f"unknown figure format {fmt!r} ({', '.join(FORMATS)})")
-    check_folder(prefix)  # figures are replaced freely
+    check_folder(prefix)  # figures of the same quantity are replaced freely
+    prefix = figure_prefix(prefix, surface, quantity)
     paths: list[str] = []
     for kind, fig in figures(surface, levels, vmin, vmax, scale, kinds, quantity, step, xlim).items():
         paths += save_figure(fig, prefix, kind, formats, dpi)

@@ -28,9 +28,9 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from landscape.checkpoint import sha256, widths_of
+from landscape.checkpoint import save_checkpoint, sha256, widths_of
 from landscape.errors import LandscapeError
-from landscape.files import check_output, replacing
+from landscape.files import check_output
 from landscape.prune.counts import count
 from landscape.prune.removal import STRATEGIES, conv_widths
 
@@ -89,8 +89,7 @@ def save_pruned(
         },
     }
     path = check_output(path)
-    with replacing(path) as tmp:
-        torch.save(ckpt, tmp)
+    save_checkpoint(path, ckpt)
     return ckpt
 
 

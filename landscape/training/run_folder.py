@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import torch
 
+from landscape.checkpoint import save_checkpoint
 from landscape.errors import LandscapeError, first_line
 from landscape.files import OutputLock, remove_stale_temporaries, replacing
 
@@ -161,9 +162,7 @@ class RunFolder:
     def save(self, epoch: int, state: dict, keep: bool) -> str:
         """Write ``state`` (plus ``"args"``) as ``model_{epoch}.pt`` (``keep``) or ``resume.pt``."""
         path = os.path.join(self.path, f"model_{epoch}.pt" if keep else RESUME_FILE)
-        with replacing(path) as tmp:
-            torch.save({**state, "args": self.settings}, tmp)
-        return path
+        return save_checkpoint(path, {**state, "args": self.settings})
 
     def write_log(self, rows: list[dict]) -> None:
         """Replace ``log.csv`` with ``rows`` (the standard columns first, then any hook's)."""
