@@ -83,6 +83,7 @@ def figures(work: str) -> dict:
     for m in ("fp", "bc", "sr"):
         out[f"quant_{m}_error"] = _error(f"{work}/{m}/model_40.pt")
     out.update(connect_figures(work))
+    out.update(sharpness_figures(work))
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -99,6 +100,25 @@ def connect_figures(work: str) -> dict:
             "connect_line_err_barrier": round(float(a["barrier_line_test_err"]), 1),
             "connect_curve_err_barrier": round(float(a["barrier_curve_test_err"]), 1),
             "connect_bend_y": round(float(plane["curve_bend_y"]), 2)}
+
+
+def sharpness_figures(work: str) -> dict:
+    """The sharpness step's figures: Kendall's tau of three measures against the gap, and each
+    minimum's filter-normalized average-case sharpness and lambda_max (minima 1-3: small batch,
+    large batch, seed 1)."""
+    import csv
+
+    with open(f"{work}/compare/compare.csv") as f:
+        rows = list(csv.DictReader(f))
+    with open(f"{work}/compare/compare.md") as f:
+        taus = {line.split("|")[1].strip(): float(line.split("|")[2])
+                for line in f if line.startswith("| ") and line.count("|") == 4 and "tau" not in line}
+    out = {f"sharp_tau_{m}": round(taus[m], 2) for m in ("avg_filter", "lambda_max", "curvature") if m in taus}
+    for k, row in enumerate(rows, 1):
+        out[f"sharp_{k}_gap"] = round(float(row["gap"]), 2)
+        out[f"sharp_{k}_lambda_max"] = float(f"{float(row['lambda_max']):.3g}")
+        out[f"sharp_{k}_curvature"] = float(f"{float(row['curvature']):.3g}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -117,6 +117,12 @@ $PLOT "$WORK/ab_path.h5" --out "$PLOTS/connect"
 $SURF --curve "$WORK/ab_curve.pt" --out "$WORK/ab_plane.h5"   # no --x/--y: a grid around a, b and the bend
 $PLOT "$WORK/ab_plane.h5" --path "$WORK/ab_curve.pt" --log --out "$PLOTS/connect"
 
+step "11. sharpness by numbers: the small-batch, large-batch and seed-1 minima in one table"
+landscape-compare "$SMALL" "$LARGE" "$WORK/seed1/model_15.pt" --arch digits_cnn --dataset digits \
+  --threads "$OMP_NUM_THREADS" --overwrite --out "$WORK/compare"
+cp "$WORK/compare/gap_vs_measure.png" "$PLOTS/sharpness_gap.png"
+cp "$WORK/compare/curves_1d.png" "$PLOTS/sharpness_curves_1d.png"
+
 step "done: the figures plots/README.md states"
 python "$PLOTS/gallery_figures.py" "$WORK" "$((SECONDS - start))" "$load_before"
 ls -l "$PLOTS"/*.png

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 if TYPE_CHECKING:
     from landscape.sharpness import Correlation
@@ -32,6 +33,8 @@ def gap_scatter(ax: Axes, correlation: Correlation, xlabel: str | None = None,
                     xytext=(4, 4), fontsize=7)
     ax.set_xlabel(xlabel or c.measure)
     ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(4))  # measures span 1e-4 to 1e2: few ticks, in powers of ten
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3), useMathText=True)
     ax.set_title(f"{c.measure}: Kendall's tau {c.tau:.2f} (p = {c.p_value:.2g}, K = {len(x)})", fontsize=9)
     return art
 
