@@ -32,7 +32,7 @@ def best(fn, reps: int) -> float:
     return min(times)
 
 
-def main() -> None:
+def main() -> int:
     folder = tempfile.mkdtemp()
     t = time.perf_counter()
     first = os.path.join(folder, "first.h5")
@@ -57,7 +57,10 @@ def main() -> None:
             h5.probe = real
         print(f"{n}x{n} ({os.path.getsize(path) / 1e3:.0f} kB): read_surface {with_child * 1e3:.1f} ms with the "
               f"child ({probe * 1e3:.1f} ms of it the probe), {in_process * 1e3:.1f} ms in-process")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    from _report import run_and_report  # writes this script's section of docs/benchmarks.md
+
+    sys.exit(run_and_report(main))

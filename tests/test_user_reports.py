@@ -46,9 +46,10 @@ def test_training_follows_the_thread_policy_and_takes_threads(tmp_path, monkeypa
     assert build_parser().parse_args(["--arch", "mlp", "--threads", "2"]).threads == 2
 
 
-def test_demo_training_follows_the_thread_policy(monkeypatch):
+def test_demo_training_follows_the_thread_policy(monkeypatch, tmp_path):
     from landscape.jobs import demo
 
+    monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path))  # an empty cache: the demo network is trained here
     _busy_machine(monkeypatch)
     monkeypatch.setattr(demo, "DEMO_EPOCHS", 1)
     seen = []
