@@ -99,3 +99,27 @@ def test_float32_summary_is_close_to_the_exact_one(tiny):
     s = summarize(model, data, top_k=2)
     np.testing.assert_allclose(s.top_eigenvalues, w[::-1][:2], atol=1e-3 * w[-1])
     assert abs(s.min_eig - w[0]) <= 1e-3 * w[-1]
+
+
+def test_options_are_declared_once_and_checked(tiny):
+    from landscape.cli.hessian import build_parser
+    from landscape.errors import LandscapeError
+    from landscape.hessian import SummaryOptions
+
+    model, data, *_ = tiny
+    opts = SummaryOptions(top_k=2, dtype=torch.float64, tol=1e-8)
+    a = summarize(model, data, options=opts)
+    b = summarize(model, data, top_k=2, dtype=torch.float64, tol=1e-8)  # the same fields as keywords
+    np.testing.assert_array_equal(a.eigen.eigenvalues, b.eigen.eigenvalues)
+    for bad in ({"top_k": 0}, {"tol": -1.0}, {"convention": "sum"}, {"dtype": torch.float16}, {"seed": -1},
+                {"density_iters": 2.5}):
+        with pytest.raises(LandscapeError) as info:
+            SummaryOptions(**bad)
+        assert "\n" not in str(info.value) and next(iter(bad)) in str(info.value)
+    with pytest.raises(LandscapeError, match="no option 'topk'"):
+        summarize(model, data, topk=2)
+    ns = build_parser().parse_args(["--model", "m.pt", "--arch", "mlp"])  # the flags' defaults are the options'
+    d = SummaryOptions()
+    for name in ("top_k", "tol", "trace_tol", "trace_max_samples", "density_runs", "density_iters", "seed",
+                 "convention"):
+        assert getattr(ns, name) == getattr(d, name), name
