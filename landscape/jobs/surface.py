@@ -115,20 +115,16 @@ def resolve(cfg: SurfaceConfig, comm=None) -> SurfaceConfig:
 def path_grid(directions: str, num: int = PATH_GRID_POINTS) -> Grid | None:
     """For a landscape-traj file: the grid covering the optimization path with a margin; for a
     plain directions file, None (the usual default applies)."""
-    import h5py
+    from landscape.h5 import opened
+    from landscape.trajectory_file import path_extent, read_trajectory
 
-    from landscape.h5 import probe
-    from landscape.trajectory import path_extent, read_trajectory
-
-    if probe(directions).status != "ok":
-        return None  # not readable: the directions loader reports it
     try:
-        with h5py.File(directions, "r") as f:
+        with opened(directions, "directions file", lambda f: True) as (f, _):
             if "proj_xcoord" not in f:
                 return None
-    except OSError:
+    except LandscapeError:
         return None  # not readable: the directions loader reports it
-    x0, x1, y0, y1 = path_extent(read_trajectory(directions))
+    x0, x1, y0, y1 = path_extent(read_trajectory(directions, directions=False))  # the path alone
     return Grid(f"{x0:.4g}:{x1:.4g}:{num}", f"{y0:.4g}:{y1:.4g}:{num}")
 
 
