@@ -144,10 +144,13 @@ class TensorBatches(Batches):
         return self._checksum
 
 
-def tensor_bytes(t: torch.Tensor) -> bytes:
-    """A tensor's values as bytes on the CPU (bfloat16, which numpy lacks, as float32): what checksums hash."""
+def tensor_bytes(t: torch.Tensor) -> memoryview:
+    """A tensor's values as bytes on the CPU (bfloat16, which numpy lacks, as float32): what checksums
+    hash. A view of the tensor's own memory where it is a contiguous CPU tensor already (no copy)."""
     c = t.detach().cpu().contiguous()
-    return (c.float() if c.dtype == torch.bfloat16 else c).numpy().tobytes()
+    if c.numel() == 0:
+        return memoryview(b"")
+    return memoryview((c.float() if c.dtype == torch.bfloat16 else c).numpy().reshape(-1)).cast("B")
 
 
 def data_checksum(tensors) -> str:

@@ -14,6 +14,7 @@ import torch
 
 from landscape.errors import LandscapeError
 from landscape.h5 import attr, dataset, opened, plain, writing
+from landscape.params import LazyDirection, scratch
 
 Direction = dict[str, torch.Tensor]
 
@@ -25,8 +26,11 @@ def write_directions(f: h5py.File, directions: Sequence[Direction], attrs: Mappi
     for axis, d in zip(AXES, directions, strict=False):
         g = f.create_group(axis)
         g.attrs["names"] = np.array(list(d), dtype=h5py.string_dtype())
-        for i, t in enumerate(d.values()):
+        buffer = scratch([d])
+        for i, name in enumerate(d):
+            t = d.read_(name, buffer) if isinstance(d, LazyDirection) else d[name]
             dataset(g, str(i), t.detach().cpu().float().numpy())
+            del t  # before the next one is made (a lazy direction makes them one at a time)
     for k, v in (attrs or {}).items():
         f.attrs[k] = attr(v)
 

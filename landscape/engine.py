@@ -36,7 +36,7 @@ from landscape.files import OutputLock, check_output, remove_stale_temporaries
 from landscape.grid import Axis, Grid, as_grid
 from landscape.metrics import Context, Point, as_metric, check_names, config_of, values_of
 from landscape.parallel import collective, local_rank_and_size, map_points, on_root, same_everywhere, share, world
-from landscape.params import DIR_TYPES, Mover, place_, snapshot, uses_channels_last
+from landscape.params import DIR_TYPES, LazyDirection, Mover, place_, snapshot, uses_channels_last
 from landscape.provenance import environment
 from landscape.surface_file import (
     ConfigMismatch,
@@ -80,7 +80,10 @@ class Directions:
     """The directions of a surface: your own ``tensors`` (one dict of tensors named like the
     model's per axis), else random ones drawn from ``seed`` and normalized by ``norm`` with the
     ``ignore`` rule (one for all axes, or one per axis) under ``semantics``. ``dir_type``: over the
-    parameters ("weights") or the whole state dict, BatchNorm statistics included ("states")."""
+    parameters ("weights") or the whole state dict, BatchNorm statistics included ("states").
+    Random directions are regenerated tensor by tensor at every point (the same values; a surface
+    then holds the origin and one tensor beyond the model); ``hold=True`` keeps them whole instead
+    (two more copies of the model's size, for when memory is plentiful and points are cheap)."""
 
     tensors: Sequence[Mapping[str, torch.Tensor]] | None = None
     dir_type: str = "weights"
@@ -88,6 +91,7 @@ class Directions:
     ignore: str | Sequence[str] = "biasbn"
     seed: int = 0
     semantics: str = "landscape"
+    hold: bool = False
 
     def __post_init__(self):
         from landscape.directions import NORMS, SEMANTICS
@@ -99,6 +103,8 @@ class Directions:
         _choice("semantics", self.semantics, SEMANTICS)
         if not _is_int(self.seed) or self.seed < 0:
             raise LandscapeError(f"`seed` must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.hold, bool):
+            raise LandscapeError(f"`hold` must be True or False, got {self.hold!r}")
         if self.tensors is not None:
             if isinstance(self.tensors, Mapping) or not isinstance(self.tensors, Sequence) or \
                     not all(isinstance(d, Mapping) for d in self.tensors):
@@ -228,8 +234,11 @@ def _check_directions(directions, ndim: int, origin: Mapping[str, torch.Tensor])
     for d in dirs:
         if not isinstance(d, Mapping):
             raise LandscapeError("a direction is a dict of tensors named like the model's")
-        out.append({k: torch.as_tensor(d[k]).detach().cpu().float() if k in d else torch.zeros(v.shape)
-                    for k, v in origin.items()})
+        if isinstance(d, LazyDirection):  # made tensor by tensor when read: kept as it is
+            out.append(d)
+        else:
+            out.append({k: torch.as_tensor(d[k]).detach().cpu().float() if k in d else torch.zeros(v.shape)
+                        for k, v in origin.items()})
         unknown = [k for k in d if k not in origin]
         if unknown:
             raise LandscapeError(f"a direction names tensors the model does not have: {', '.join(unknown[:3])}")
@@ -376,6 +385,7 @@ class _Run:
     evaluations: list[Evaluation]
     user_metrics: list
     context: Context
+    dirs_checksum: str
     bn: BatchNormRecompute | None = None
 
 
@@ -403,7 +413,8 @@ def _setup(model, data, grid: Grid, directions: Directions, metrics, evaluation:
         dirs = _check_directions(directions.tensors, grid.ndim, cpu_origin)
     else:
         dirs = random_directions(cpu_origin, grid.ndim, directions.norm, directions.ignore, directions.seed,
-                                 directions.semantics)
+                                 directions.semantics, lazy=not directions.hold)
+    del cpu_origin
     mover = Mover(model, origin, dirs, directions.dir_type)
 
     # Batch sizes: the user's; else those of the file being resumed; else rank 0's probe.
@@ -419,7 +430,8 @@ def _setup(model, data, grid: Grid, directions: Directions, metrics, evaluation:
     evaluations = [Evaluation(d, s, e.loss_fn, e.accuracy_fn, batch_size or sizes.get(s), e.precision, e.compile,
                               e.forward_fn, channels_last) for s, d in splits.items()]
     context = Context(model, dev, grid=grid, rank=comm.rank, forward_fn=e.forward_fn)
-    return _Run(grid, directions, evaluation, dev, model, origin, dirs, mover, evaluations, user_metrics, context)
+    return _Run(grid, directions, evaluation, dev, model, origin, dirs, mover, evaluations, user_metrics, context,
+                directions_checksum(dirs))
 
 
 def _setup_metrics(run: _Run, comm) -> list:
@@ -474,7 +486,7 @@ def _inputs(run: _Run, metrics: list) -> dict:
     core = {
         "grid": grid.specs(), "coordinates": coords.hexdigest(),
         "model": f"{type(model).__module__}.{type(model).__qualname__}:{tensors_checksum(run.origin)}",
-        "dir_type": run.directions.dir_type, "directions": directions_checksum(run.dirs),
+        "dir_type": run.directions.dir_type, "directions": run.dirs_checksum,
         "bn_recompute": run.bn.config() if run.bn is not None else 0,
     }
     per_name = {}
@@ -505,7 +517,7 @@ def _provenance(run: _Run, metrics: list, comm, n_threads: int, provenance: Mapp
         "norm": "" if given else per_axis(d.norm),
         "ignore": "" if given else per_axis(d.ignore),
         "seed": "" if given else d.seed, "semantics": d.semantics,
-        "directions_sha256": directions_checksum(run.dirs),
+        "directions_sha256": run.dirs_checksum,
         "precision": evaluations[0].precision, "compile": evaluations[0].compile,
         "device": str(run.device), "mpi_ranks": comm.size, "threads_per_rank": n_threads,
         "batch_size": json.dumps({e.split: e.batch_size for e in evaluations}),
@@ -622,7 +634,7 @@ def _save_directions(dpath: str, run: _Run, attrs: Mapping, overwrite: bool) -> 
     """Write the run's directions beside the surface, never replacing other directions silently."""
     from landscape.directions import load_directions
 
-    checksum = directions_checksum(run.dirs)
+    checksum = run.dirs_checksum
     if os.path.exists(dpath):
         try:
             same = directions_checksum(load_directions(dpath)[0][:len(run.dirs)]) == checksum
@@ -639,7 +651,7 @@ def _save_directions(dpath: str, run: _Run, attrs: Mapping, overwrite: bool) -> 
 
 def _run(run: _Run, comm, output: Output, provenance: Mapping, n_threads: int) -> Surface:
     grid, out, max_points = run.grid, output.path, output.max_points
-    same_everywhere(comm, directions_checksum(run.dirs), "the directions")
+    same_everywhere(comm, run.dirs_checksum, "the directions")
     metrics = _setup_metrics(run, comm)
     ctx, model, mover, bn = run.context, run.model, run.mover, run.bn
 

@@ -22,7 +22,7 @@ from landscape.errors import LandscapeError
 from landscape.grid import Grid
 from landscape.jobs.network import network
 from landscape.parallel import on_root, world
-from landscape.params import snapshot
+from landscape.params import live_tensors, snapshot
 from landscape.surface_file import Surface
 
 DEMO_OUT = os.path.join("landscape_demo", "surface.h5")
@@ -151,7 +151,8 @@ def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int,
     them): from a file, towards ``model2`` (and ``model3``), or y = x; and provenance for them.
     ``ckpts``: the run's checkpoints, read once, by option name (``model``, ``model2``, ``model3``)."""
     d = cfg.directions
-    origin = {k: v.detach().cpu() for k, v in snapshot(model, d.dir_type).items()}
+    # the model's own tensors (no copy): read here, before anything moves the model
+    origin = {k: v.detach().cpu() for k, v in live_tensors(model, d.dir_type).items()}
     norms, ignores = per_axis(d, ndim)
     if cfg.directions_file:
         if cfg.model2 or cfg.model3 or cfg.same_dir:
@@ -178,22 +179,28 @@ def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int,
         raise LandscapeError("the plane through three models is 2D: give a y axis")
     if cfg.same_dir and ndim < 2:
         raise LandscapeError("the same direction for y as for x needs a y axis")
-    dirs: list[dict] = []
+    dirs: list = []
     info: dict = {}
     if cfg.model2:
-        dirs.append(interpolation_direction(origin, ckpts["model2"].state_dict))
+        # target - origin tensor by tensor (no whole difference held); the origin is the checkpoint's
+        # own tensors where they are the model's to the bit (same dtype), else the model's snapshot
+        held = ckpts["model"].state_dict
+        same = all(k in held and held[k].dtype == v.dtype and held[k].shape == v.shape for k, v in origin.items())
+        base = {k: held[k] for k in origin} if same else {k: v.cpu() for k, v in snapshot(model, d.dir_type).items()}
+        dirs.append(interpolation_direction(base, ckpts["model2"].state_dict, lazy=True))
         info["directions_from"] = "model2"
         if cfg.model3:
-            dirs.append(interpolation_direction(origin, ckpts["model3"].state_dict))
+            dirs.append(interpolation_direction(base, ckpts["model3"].state_dict, lazy=True))
             info["directions_from"] = "model2, model3"
     elif not cfg.same_dir:
         return None, {}
     while len(dirs) < ndim:  # the remaining axes: random (or, with same_dir, y = x)
         k = len(dirs)
         if cfg.same_dir and k == 1:
-            dirs.append({n: t.clone() for n, t in dirs[0].items()})
+            dirs.append(dirs[0])  # the same object: read, never written
             continue
-        drawn = random_directions(origin, k + 1, norms[:k + 1], ignores[:k + 1], d.seed, d.semantics)
+        drawn = random_directions(origin, k + 1, norms[:k + 1], ignores[:k + 1], d.seed, d.semantics,
+                                  lazy=not d.hold)
         dirs.append(drawn[k])
     if cfg.same_dir:
         info["directions_from"] = (info.get("directions_from", "random") + "; y = x")
