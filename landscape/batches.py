@@ -61,8 +61,23 @@ def to_device(batch, device: torch.device, channels_last: bool = False, non_bloc
     return batch
 
 
+def is_hf_model(model: nn.Module) -> bool:
+    """A Hugging Face ``transformers`` model (it takes its inputs by keyword)."""
+    return hasattr(model, "main_input_name") and hasattr(model, "config")
+
+
 def forward(model: nn.Module, batch) -> torch.Tensor:
-    """The model's output on a batch: ``model(x)`` for ``(x, y, ...)``, else ``model(batch)``."""
+    """The model's output on a batch: ``model(x)`` for ``(x, y, ...)``, else ``model(batch)``.
+
+    A Hugging Face model takes a dict batch as keywords, ``model(**batch)``, and ``(ids, labels)``
+    of one shape as ``model(input_ids=ids, labels=labels)``, so it returns its own loss."""
+    if is_hf_model(model):
+        if isinstance(batch, Mapping):
+            return model(**batch)
+        if isinstance(batch, tuple | list) and len(batch) >= 2 and torch.is_tensor(batch[1]) and \
+                tuple(batch[1].shape) == tuple(batch[0].shape) and not batch[1].is_floating_point():
+            return model(**{model.main_input_name: batch[0], "labels": batch[1]})
+        return model(batch[0] if isinstance(batch, tuple | list) else batch)
     if isinstance(batch, tuple | list):
         return model(batch[0])
     return model(batch)

@@ -59,15 +59,16 @@ def build_parser() -> Parser:
     )
     m = p.add_argument_group("model")
     m.add_argument("--model", help="checkpoint: a state dict, or a dict holding one under "
-                   "'state_dict' (loaded with torch.load(weights_only=True)); a pruned checkpoint's widths "
-                   "are read from it")
+                   "'state_dict' (loaded with torch.load(weights_only=True)), or a .safetensors file; a pruned "
+                   "checkpoint's widths are read from it. With --arch hf:DIR: default DIR's weights")
     m.add_argument("--model2", help="second checkpoint: the x direction becomes model2 - model "
                    "(linear interpolation; x=0 is --model, x=1 is --model2 when --dir-type states "
                    "also interpolates the BatchNorm statistics)")
     m.add_argument("--model3", help="third checkpoint, with --model2: the y direction is model3 - model "
                    "(the plane through three models)")
-    m.add_argument("--arch", help="zoo name (resnet20, vgg9, digits_cnn, ...) or "
-                   "package.module:callable returning an nn.Module (modules in the current folder are found)")
+    m.add_argument("--arch", help="zoo name (resnet20, vgg9, digits_cnn, ...), "
+                   "package.module:callable returning an nn.Module (modules in the current folder are found), "
+                   "or hf:DIR, the Hugging Face model of DIR/config.json (offline; pip install 'landscape[hf]')")
     m.add_argument("--num-classes", type=positive, default=None, help="default: from the dataset")
     m.add_argument("--unsafe-pickle", action="store_true",
                    help="allow checkpoints holding pickled Python objects (a whole nn.Module). "
@@ -154,7 +155,7 @@ def config_from_args(ns: argparse.Namespace, argv: Sequence[str]):
 
     grid = None  # no axis given: the command's default (the demo's, a path's, or DEFAULT_GRID)
     if ns.x is not None or ns.y is not None or ns.z is not None:
-        demo = ns.model is None
+        demo = ns.model is None and not (ns.arch or "").startswith("hf:")
         grid = Grid(ns.x or (DEMO_GRID if demo else DEFAULT_GRID), ns.y or (DEMO_GRID if demo else None), ns.z)
     norm, ignore = ns.norm, ns.ignore
     if any(getattr(ns, f"{a}{k}") for a in "xyz" for k in ("norm", "ignore")):

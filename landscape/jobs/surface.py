@@ -85,6 +85,10 @@ def resolve(cfg: SurfaceConfig, comm=None) -> SurfaceConfig:
     """Fill what the options leave open: the demo (rank 0 trains its network, the others wait),
     the default grid and output, and the grid covering an optimization path."""
     comm = comm or world()
+    if cfg.model is None and (cfg.arch or "").startswith("hf:"):
+        from landscape.models.hf import default_weights
+
+        cfg = replace(cfg, model=default_weights(cfg.arch[3:]))  # a Hugging Face folder's own weights
     if is_demo(cfg):
         from landscape.jobs.demo import DEMO_ARCH, DEMO_DATASET, demo_checkpoint
 
