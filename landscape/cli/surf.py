@@ -84,6 +84,10 @@ def build_parser() -> Parser:
     s.add_argument("--y", default=None, metavar="MIN:MAX:NUM", help="y axis; absent: a 1D surface")
     s.add_argument("--z", default=None, metavar="MIN:MAX:NUM",
                    help="a third axis: a volume (VTK image data and plotly isosurfaces in landscape-plot)")
+    s.add_argument("--adaptive", type=float, default=None, metavar="TOL",
+                   help="evaluate a coarse grid, then refine only where interpolation misses by more than TOL "
+                   "(relative, e.g. 0.01); the other points are interpolated and the file marks the evaluated "
+                   "ones (1D and 2D)")
     s.add_argument("--dir-type", choices=DIR_TYPES, default=dirs.dir_type,
                    help="directions over the parameters (weights) or the whole state dict "
                    "including BatchNorm statistics (states)")
@@ -163,7 +167,7 @@ def config_from_args(ns: argparse.Namespace, argv: Sequence[str]):
         ignore = tuple(getattr(ns, f"{a}ignore") or ns.ignore for a in "xyz")
     return SurfaceConfig(
         **vars(DataSpec.of(ns)), model=ns.model, arch=ns.arch, model2=ns.model2, model3=ns.model3,
-        unsafe_pickle=ns.unsafe_pickle, grid=grid,
+        unsafe_pickle=ns.unsafe_pickle, grid=grid, adaptive=ns.adaptive,
         directions=Directions(dir_type=ns.dir_type, norm=norm, ignore=ignore, seed=ns.seed, semantics=ns.semantics),
         directions_file=ns.directions_file, same_dir=ns.same_dir, metrics=ns.metrics, eig_tol=ns.eig_tol,
         eig_convention=ns.eig_convention, eig_params=ns.eig_params,

@@ -43,6 +43,7 @@ class SurfaceConfig(DataSpec):
     landscape-traj ``directions_file``, else ``-1:1:51``. ``directions``: the random directions'
     settings (``norm``/``ignore`` one for all axes or one per axis x, y, z); ``directions_file``,
     ``model2`` (and ``model3``) or ``same_dir`` make the directions from files instead.
+    ``adaptive``: the grid's adaptive tolerance (:class:`landscape.grid.Grid`), whichever grid applies.
     ``output.path=None``: ``surface.h5`` (the demo's ``landscape_demo/surface.h5``). ``split`` may
     name several splits (``"train,test"``). ``metrics``: names from ``QUANTITIES``; ``eig_*`` set up
     the Hessian metric. ``plot``: draw the standard figures beside the file.
@@ -54,6 +55,7 @@ class SurfaceConfig(DataSpec):
     model3: str | None = None
     unsafe_pickle: bool = False
     grid: Grid | None = None
+    adaptive: float | None = None
     directions: Directions = field(default_factory=Directions)
     directions_file: str | None = None
     same_dir: bool = False
@@ -107,7 +109,10 @@ def resolve(cfg: SurfaceConfig, comm=None) -> SurfaceConfig:
         raise LandscapeError("an architecture is needed with a checkpoint (a zoo name or package.module:callable)")
     if cfg.grid is None and cfg.directions_file:
         cfg = replace(cfg, grid=path_grid(cfg.directions_file))
-    return replace(cfg, grid=cfg.grid or Grid(DEFAULT_GRID),
+    grid = cfg.grid or Grid(DEFAULT_GRID)
+    if cfg.adaptive is not None and grid.adaptive != cfg.adaptive:
+        grid = replace(grid, adaptive=cfg.adaptive)
+    return replace(cfg, grid=grid,
                    output=cfg.output if cfg.output.path is not None else replace(cfg.output, path=DEFAULT_OUT))
 
 
