@@ -175,9 +175,9 @@ def table(rows: list[dict], rev: str) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: str, body: str) -> None:
-    """Replace (or append) the section between ``<!-- bench_memory -->`` markers in ``path``."""
-    start, end = f"<!-- {MARK} -->", f"<!-- /{MARK} -->"
+def write_section(path: str, body: str, mark: str = MARK) -> None:
+    """Replace (or append) the section between ``<!-- MARK -->`` and ``<!-- /MARK -->`` in ``path``."""
+    start, end = f"<!-- {mark} -->", f"<!-- /{mark} -->"
     text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
     block = f"{start}\n{body}\n{end}"
     if start in text and end in text:

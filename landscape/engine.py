@@ -386,6 +386,7 @@ class _Run:
     user_metrics: list
     context: Context
     dirs_checksum: str
+    origin_checksum: str
     bn: BatchNormRecompute | None = None
 
 
@@ -431,7 +432,7 @@ def _setup(model, data, grid: Grid, directions: Directions, metrics, evaluation:
                               e.forward_fn, channels_last) for s, d in splits.items()]
     context = Context(model, dev, grid=grid, rank=comm.rank, forward_fn=e.forward_fn)
     return _Run(grid, directions, evaluation, dev, model, origin, dirs, mover, evaluations, user_metrics, context,
-                directions_checksum(dirs))
+                directions_checksum(dirs), tensors_checksum(origin))
 
 
 def _setup_metrics(run: _Run, comm) -> list:
@@ -485,7 +486,7 @@ def _inputs(run: _Run, metrics: list) -> dict:
     model = run.model
     core = {
         "grid": grid.specs(), "coordinates": coords.hexdigest(),
-        "model": f"{type(model).__module__}.{type(model).__qualname__}:{tensors_checksum(run.origin)}",
+        "model": f"{type(model).__module__}.{type(model).__qualname__}:{run.origin_checksum}",
         "dir_type": run.directions.dir_type, "directions": run.dirs_checksum,
         "bn_recompute": run.bn.config() if run.bn is not None else 0,
     }
@@ -512,7 +513,7 @@ def _provenance(run: _Run, metrics: list, comm, n_threads: int, provenance: Mapp
     attrs = {
         **environment(),
         "model_class": f"{type(run.model).__module__}.{type(run.model).__qualname__}",
-        "model_tensors_sha256": tensors_checksum(run.origin),
+        "model_tensors_sha256": run.origin_checksum,
         "split": ",".join(e.split for e in evaluations),
         "samples": evaluations[0].evaluator.n,
         "loss": evaluations[0].loss_name, "dir_type": d.dir_type,
