@@ -120,22 +120,35 @@ def speed(archs: list[str], n: int, rounds: int) -> list[dict]:
                 if r:  # round 0 warms up
                     times[name].append(time.perf_counter() - t0)
                     losses[name].append(float(loss))
+        move_times = {}
+        for name, mover in movers.items():  # the move alone, where the two paths differ
+            ts = []
+            for r in range(5):
+                t0 = time.perf_counter()
+                mover.move_((0.1 * (r + 1), -0.05 * (r + 1)))
+                ts.append(time.perf_counter() - t0)
+            move_times[name] = sorted(ts)[2]
         movers["hold"].restore_()
         med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
         diff = max(abs(a - b) for a, b in zip(losses["hold"], losses["new"], strict=True))
         rows.append({"arch": arch, "params": sum(p.numel() for p in model.parameters()), "n": n,
-                     "hold": med["hold"], "new": med["new"], "ratio": med["new"] / med["hold"], "loss_diff": diff})
+                     "hold": med["hold"], "new": med["new"], "ratio": med["new"] / med["hold"], "loss_diff": diff,
+                     "move_hold": move_times["hold"], "move_new": move_times["new"],
+                     "move_ratio": (med["hold"] - move_times["hold"] + move_times["new"]) / med["hold"]})
         print(f"{arch}: held {med['hold']:.3f} s/point, regenerated {med['new']:.3f} s/point, "
-              f"ratio {med['new'] / med['hold']:.3f}, largest loss difference {diff:.1e}", flush=True)
+              f"ratio {med['new'] / med['hold']:.3f}; the move alone: held {move_times['hold'] * 1e3:.1f} ms, "
+              f"regenerated {move_times['new'] * 1e3:.1f} ms; largest loss difference {diff:.1e}", flush=True)
     return rows
 
 
 def speed_table(rows: list[dict]) -> str:
-    lines = ["| network | parameters | images | held s/point | regenerated s/point | ratio | loss difference |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| network | parameters | images | held s/point | regenerated s/point | ratio (timed) | move held ms "
+             "| move regenerated ms | ratio (held point + move difference) | loss difference |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['arch']} | {r['params']:,} | {r['n']} | {r['hold']:.3f} | {r['new']:.3f} | "
-                     f"{r['ratio']:.3f} | {r['loss_diff']:.1e} |")
+                     f"{r['ratio']:.3f} | {r['move_hold'] * 1e3:.1f} | {r['move_new'] * 1e3:.1f} | "
+                     f"{r['move_ratio']:.3f} | {r['loss_diff']:.1e} |")
     return "\n".join(lines)
 
 
@@ -206,7 +219,18 @@ def main(argv=None) -> int:
         return 0
     if args.speed:
         rows = speed(args.archs.split(","), args.images, args.rounds)
-        print(speed_table(rows))
+        md = speed_table(rows)
+        print(md)
+        if args.write:
+            import torch
+
+            command = "python benchmarks/bench_memory.py " + " ".join(argv if argv is not None else sys.argv[1:])
+            body = (f"### Speed: directions regenerated vs held (`bench_memory.py --speed`)\n\n`{command.strip()}` "
+                    f"on {platform.machine()} ({os.cpu_count()} cores, {torch.get_num_threads()} thread), torch "
+                    f"{torch.__version__}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
+                    f"``bench_surface.py``'s networks and synthetic CIFAR-shaped data; seconds per point "
+                    f"(move + evaluation, batch 128), median of {args.rounds} rounds timed round-robin.\n\n{md}\n")
+            write_section(args.write, body, "bench_memory_speed")
         return 0
     modes = [m for m in args.modes.split(",") if m]
     src = {"new": ROOT, "hold": ROOT}

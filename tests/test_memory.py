@@ -87,3 +87,23 @@ def test_peak_memory_of_a_surface_is_within_1_3x_the_model():
                          env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"})
     ratio = float(out.stdout.split("ratio ")[1].split(",")[0])
     assert ratio <= 1.3, out.stdout
+
+
+def test_directions_streamed_from_their_file_equal_the_loaded_ones(tmp_path):
+    from landscape.directions import load_directions, save_directions
+    from landscape.directions_file import FileDirection
+
+    origin = snapshot(cnn(), "states")
+    save_directions(tmp_path / "d.h5", random_directions(origin, 2, seed=3, lazy=True))
+    held, _ = load_directions(tmp_path / "d.h5")
+    streamed, _ = load_directions(tmp_path / "d.h5", stream=True)
+    assert all(isinstance(d, FileDirection) for d in streamed)
+    for h, s in zip(held, streamed, strict=True):
+        assert list(h) == list(s) and all(torch.equal(h[k], s[k]) for k in h)
+    assert directions_checksum(held) == directions_checksum(streamed)
+    model = cnn()
+    a, b = Mover(model, origin, held, "states"), Mover(cnn(), origin, streamed, "states")
+    a.move_((0.5, -0.25))
+    b.move_((0.5, -0.25))
+    assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values(),
+                                                  strict=True))

@@ -194,9 +194,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if comm.rank == 0:
             done = surface.completed
             loss = surface.loss
-            print(f"{PROG}: wrote {surface.path} ({done.sum()}/{done.size} "
-                  f"points, loss {_range(loss)})" + (f"; repaired: {surface.attrs['repaired']}"
-                                                     if surface.attrs.get("repaired") else ""))
+            points = f"{done.sum()}/{done.size} points"
+            if "evaluated" in surface.arrays:
+                points = (f"{int(surface.arrays['evaluated'].sum())} of {done.size} points evaluated, the rest "
+                          f"interpolated at tolerance {surface.attrs.get('adaptive_tol')}")
+            print(f"{PROG}: wrote {surface.path} ({points}, loss {_range(loss)})"
+                  + (f"; repaired: {surface.attrs['repaired']}" if surface.attrs.get("repaired") else ""))
             if figures:
                 print(f"{PROG}: figures: {', '.join(figures)}")
         return 0

@@ -167,7 +167,8 @@ def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int,
         if cfg.model2 or cfg.model3 or cfg.same_dir:
             raise LandscapeError("directions from a file exclude a second model, a third and the same-direction "
                                  "option: those make the directions themselves")
-        dirs, fattrs = load_directions(cfg.directions_file, names=list(origin))
+        # read tensor by tensor at every point, unless the directions are to be held
+        dirs, fattrs = load_directions(cfg.directions_file, names=list(origin), stream=not d.hold)
         if len(dirs) < ndim:
             raise LandscapeError(f"{cfg.directions_file!r} holds {len(dirs)} direction(s); a {ndim}D surface "
                                  f"needs {ndim}")
