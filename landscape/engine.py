@@ -262,7 +262,8 @@ def _python_command(grid: Grid, options: Sequence) -> str:
             return repr(v)
         return f"<{type(v).__name__}>"
 
-    shown = [f"Grid({', '.join(f'{a}={str(ax)!r}' for a, ax in zip('xyz', grid.axes, strict=False))})"]
+    adaptive = f", adaptive={grid.adaptive:g}" if grid.adaptive else ""
+    shown = [f"Grid({', '.join(f'{a}={str(ax)!r}' for a, ax in zip('xyz', grid.axes, strict=False))}{adaptive})"]
     def is_default(v, default) -> bool:
         return v is default or (isinstance(v, str | int | float | bool | tuple) and v == default)
 

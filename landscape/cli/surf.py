@@ -88,6 +88,9 @@ def build_parser() -> Parser:
                    help="evaluate a coarse grid, then refine only where interpolation misses by more than TOL "
                    "(relative, e.g. 0.01); the other points are interpolated and the file marks the evaluated "
                    "ones (1D and 2D)")
+    s.add_argument("--hold-directions", action="store_true",
+                   help="keep the directions whole in memory (two more copies of the model) instead of drawing or "
+                   "reading them tensor by tensor at every point; the same values")
     s.add_argument("--dir-type", choices=DIR_TYPES, default=dirs.dir_type,
                    help="directions over the parameters (weights) or the whole state dict "
                    "including BatchNorm statistics (states)")
@@ -168,7 +171,8 @@ def config_from_args(ns: argparse.Namespace, argv: Sequence[str]):
     return SurfaceConfig(
         **vars(DataSpec.of(ns)), model=ns.model, arch=ns.arch, model2=ns.model2, model3=ns.model3,
         unsafe_pickle=ns.unsafe_pickle, grid=grid, adaptive=ns.adaptive,
-        directions=Directions(dir_type=ns.dir_type, norm=norm, ignore=ignore, seed=ns.seed, semantics=ns.semantics),
+        directions=Directions(dir_type=ns.dir_type, norm=norm, ignore=ignore, seed=ns.seed, semantics=ns.semantics,
+                              hold=ns.hold_directions),
         directions_file=ns.directions_file, same_dir=ns.same_dir, metrics=ns.metrics, eig_tol=ns.eig_tol,
         eig_convention=ns.eig_convention, eig_params=ns.eig_params,
         evaluation=EvalOptions(loss_fn=ns.loss, batch_size=ns.batch_size, device=ns.device, precision=ns.precision,
