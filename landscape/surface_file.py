@@ -13,7 +13,9 @@ Layout (``format_version`` 2):
   (a rerun that adds a metric computes only that one);
 - ``point_checksums``: a 64-bit checksum of each point's coordinates, values and what they depend
   on, so that a damaged file can be repaired keeping exactly the points that verify;
-- ``sample_indices`` when the data was a subset;
+- ``sample_indices`` when the data was a subset; ``evaluated`` (uint8, 1 where the network was
+  evaluated) for an adaptive grid, whose other points hold interpolated values (attribute
+  ``adaptive_tol``: the relative tolerance; ``done/NAME`` is 1 at the evaluated points only);
 - attributes: the provenance, ``inputs`` (JSON of everything the values depend on: checked on
   resume), ``format_version`` and ``content_sha256``, a checksum of every dataset and attribute.
 
@@ -42,7 +44,7 @@ from landscape.h5 import DamagedFile, attr, dataset, opened, plain, probe, writi
 
 FORMAT_VERSION = 2
 AXES = ("xcoordinates", "ycoordinates", "zcoordinates")
-ARRAYS = ("sample_indices",)
+ARRAYS = ("sample_indices", "evaluated")
 STRUCTURE = set(AXES) | {"completed", "done", "point_checksums"} | set(ARRAYS)
 # Quantities computed from stored ones: name -> (the arrays it needs, how)
 DERIVED = {

@@ -44,7 +44,7 @@ def run_surface(args: argparse.Namespace, comm) -> int:
         evaluate.Evaluator.__call__ = slow
     cfg = SurfaceConfig(
         model=args.model, arch="digits_cnn", dataset="digits", samples=args.samples,
-        grid=Grid(args.x, args.y or None), directions=Directions(seed=args.seed),
+        grid=Grid(args.x, args.y or None), adaptive=args.adaptive, directions=Directions(seed=args.seed),
         evaluation=EvalOptions(loss_fn="crossentropy", device="cpu", threads=1, batch_size=args.batch_size or None),
         output=Output(args.out, overwrite=args.overwrite, chunk_size=args.chunk_size, flush_seconds=args.flush_seconds,
                       progress=args.progress),
@@ -124,6 +124,7 @@ def main() -> int:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--metrics", default="loss")
     s.add_argument("--progress", action="store_true")
+    s.add_argument("--adaptive", type=float, default=None)
     a = sub.add_parser("api")
     a.add_argument("--out", required=True)
     m = sub.add_parser("map")

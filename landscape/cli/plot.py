@@ -73,6 +73,8 @@ def build_parser() -> Parser:
                     "resolves the basin; linear otherwise)")
     p.set_defaults(scale="auto")
     p.add_argument("--dpi", type=positive, default=150, help="resolution of PNG files (default 150)")
+    p.add_argument("--mark-evaluated", action="store_true",
+                   help="dots where an adaptive surface (landscape-surf --adaptive) evaluated the network")
     p.add_argument("--out", default=None, metavar="PREFIX",
                    help="prefix of the figure files (default: the surface file without .h5, or "
                    "'compare' with --compare); with several surfaces, figures go beside each file")
@@ -112,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ns.surfaces, ns.out, kinds=ns.kinds, formats=ns.formats, levels=ns.levels, vmin=ns.vmin,
             vmax=ns.vmax, scale=ns.scale, step=ns.level_step, xlim=ns.xlim, dpi=ns.dpi, quantity=ns.quantity,
             html=ns.html, vtk=ns.vtk, compare=ns.compare, twin=ns.twin, trajectory=ns.trajectory,
-            static=True if ns.static else None, titles=ns.titles.split("|") if ns.titles else None, curve=ns.path)
+            static=True if ns.static else None, titles=ns.titles.split("|") if ns.titles else None, curve=ns.path,
+            mark_evaluated=ns.mark_evaluated)
         for source, paths in done:
             print(f"{PROG}: {source}: {', '.join(paths)}")
         return 0

@@ -56,11 +56,13 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
                xlim: tuple[float, float] | None = None, dpi: int = 150, quantity: str = "loss",
                html: bool = False, vtk: bool = False, compare: bool = False, twin: bool = False,
                trajectory: str | None = None, static: bool | None = None,
-               titles: Sequence[str] | None = None, curve: str | None = None) -> list[tuple[str, list[str]]]:
+               titles: Sequence[str] | None = None, curve: str | None = None,
+               mark_evaluated: bool = False) -> list[tuple[str, list[str]]]:
     """Every view of the surface files ``paths`` that the options ask for (what ``landscape-plot``
     does): the static figures, an HTML page, a VTK file, a comparison of all of them on one scale,
     the optimization path over the contours, a mode-connecting curve (``curve``: a landscape-connect
-    curve file) on its plane. Every file is read (and verified) before anything is drawn. Returns
+    curve file) on its plane. Every file is read (and verified) before anything is drawn.
+    ``mark_evaluated``: dots where an adaptive surface evaluated the network. Returns
     ``(source, written files)`` pairs."""
     if levels < 2:
         raise LandscapeError(f"at least 2 contour levels are needed, got {levels}")
@@ -101,7 +103,8 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
         prefix = out if out and not compare else os.path.splitext(path)[0]
         written = []
         if static:
-            written += render(surface, prefix, formats, levels, vmin, vmax, scale, kinds, quantity, dpi, step, xlim)
+            written += render(surface, prefix, formats, levels, vmin, vmax, scale, kinds, quantity, dpi, step, xlim,
+                              mark_evaluated)
         tagged = figure_prefix(prefix, surface, quantity)  # render tags its own
         if traj is not None:
             from landscape.plot.path import trajectory_figure

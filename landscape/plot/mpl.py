@@ -222,6 +222,20 @@ def contourf(ax: Axes, surface: Surface, quantity: str = "loss", levels: int | n
     return cs
 
 
+def evaluated_points(ax: Axes, surface: Surface, quantity: str = "loss", size: float = 3.0, color: str = "k"):
+    """Mark the points where an adaptive surface evaluated the network (its other points are
+    interpolated). Returns the ``PathCollection``, or None for a surface without an ``evaluated`` mask."""
+    mask = surface.arrays.get("evaluated")
+    if mask is None:
+        return None
+    mask = np.asarray(mask).astype(bool)
+    if surface.ndim == 1:
+        return ax.scatter(surface.x[mask], np.asarray(surface.quantity(quantity))[mask], s=size, c=color, zorder=3,
+                          label="evaluated")
+    xx, yy = np.meshgrid(surface.x, surface.y)
+    return ax.scatter(xx[mask], yy[mask], s=size, c=color, marker=".", linewidths=0, zorder=3, label="evaluated")
+
+
 def heatmap(ax: Axes, surface: Surface, quantity: str = "loss", vmin: float | None = None,
             vmax: float | None = None, scale: str = "auto", cmap: str = "viridis", levels: Scale | None = None):
     """A heat map of a 2D surface (cells centred on the grid points). Returns the ``QuadMesh``."""

@@ -41,9 +41,11 @@ def save_figure(fig: Figure, prefix: str, name: str, formats: Sequence[str], dpi
 
 def figures(surface: Surface, levels: int = 30, vmin: float | None = None, vmax: float | None = None,
             scale: str = "auto", kinds: Sequence[str] | None = None, quantity: str = "loss",
-            step: float | None = None, xlim: tuple[float, float] | None = None) -> dict[str, Figure]:
+            step: float | None = None, xlim: tuple[float, float] | None = None,
+            mark_evaluated: bool = False) -> dict[str, Figure]:
     """The standard figures of ``surface`` by name: ``1d`` for a 1D surface, else ``contour``,
-    ``contourf``, ``heatmap`` and ``3d`` (or those of ``kinds``). No pyplot, no global state."""
+    ``contourf``, ``heatmap`` and ``3d`` (or those of ``kinds``). No pyplot, no global state.
+    ``mark_evaluated``: dots where an adaptive surface evaluated the network."""
     title = surface.title()
     if surface.ndim == 1 and surface.attrs.get("kind") == "connect_path":  # a curve and a straight line along t
         from landscape.connect import path_result
@@ -56,6 +58,8 @@ def figures(surface: Surface, levels: int = 30, vmin: float | None = None, vmax:
         ax = fig.subplots()
         mpl.plot_1d(ax, surface, quantity, scale="log" if scale == "log" else "linear", vmin=vmin, vmax=vmax,
                     xlim=xlim)
+        if mark_evaluated:
+            mpl.evaluated_points(ax, surface, quantity)
         ax.set_title(title, fontsize=9)
         return {"1d": fig}
     if surface.ndim == 3:
@@ -80,6 +84,8 @@ def figures(surface: Surface, levels: int = 30, vmin: float | None = None, vmax:
             ax = fig.subplots()
             art = draws[kind](ax, surface, quantity, levels=sc)
             mpl.colorbar(fig, art, ax, surface.label(quantity), sc)
+            if mark_evaluated:
+                mpl.evaluated_points(ax, surface, quantity)
         ax.set_title(title, fontsize=9)
         out[kind] = fig
     return out
@@ -89,7 +95,7 @@ def render(surface: Surface, prefix: str, formats: Sequence[str] = ("png", "pdf"
            levels: int = 30, vmin: float | None = None, vmax: float | None = None,
            scale: str = "auto", kinds: Sequence[str] | None = None,
            quantity: str = "loss", dpi: int = 150, step: float | None = None,
-           xlim: tuple[float, float] | None = None) -> list[str]:
+           xlim: tuple[float, float] | None = None, mark_evaluated: bool = False) -> list[str]:
     """Write the :func:`figures` of ``surface`` as ``{prefix}_{kind}.{fmt}`` (with the quantity in the
     prefix unless it is the default loss: :func:`figure_prefix`); return their paths."""
     for fmt in formats:
@@ -98,6 +104,6 @@ def render(surface: Surface, prefix: str, formats: Sequence[str] = ("png", "pdf"
     check_folder(prefix)  # figures of the same quantity are replaced freely
     prefix = figure_prefix(prefix, surface, quantity)
     paths: list[str] = []
-    for kind, fig in figures(surface, levels, vmin, vmax, scale, kinds, quantity, step, xlim).items():
+    for kind, fig in figures(surface, levels, vmin, vmax, scale, kinds, quantity, step, xlim, mark_evaluated).items():
         paths += save_figure(fig, prefix, kind, formats, dpi)
     return paths
