@@ -120,7 +120,8 @@ def test_row_blocks_draw_what_one_draw_of_the_whole_tensor_does(rows, cols, bloc
     plan = row_blocks((rows, cols), block)
     assert plan is not None and plan[0][0] == 0 and plan[-1][1] == rows
     assert all(a[1] == b[0] for a, b in zip(plan, plan[1:], strict=False))
-    assert all((stop - start) * cols % 16 == 0 for start, stop in plan[:-1]) and (plan[-1][1] - plan[-1][0]) * cols >= 16
+    assert all((stop - start) * cols % 16 == 0 for start, stop in plan[:-1])
+    assert (plan[-1][1] - plan[-1][0]) * cols >= 16
     whole = torch.randn(rows, cols, generator=torch.Generator().manual_seed(3))
     g = torch.Generator().manual_seed(3)
     parts = torch.cat([torch.randn(stop - start, cols, generator=g) for start, stop in plan])
