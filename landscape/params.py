@@ -27,7 +27,7 @@ def ignored(t: torch.Tensor, ignore: str) -> bool:
     return ignore == "biasbn" and t.dim() <= 1
 
 
-BLOCK = 1 << 20  # values (4 MB of float32): the most of one large tensor a lazy direction makes at a time
+BLOCK = 1 << 18  # values (1 MB of float32): the most of one large tensor a lazy direction makes at a time
 
 
 def row_blocks(shape: Sequence[int], block: int | None = None) -> list[tuple[int, int]] | None:
