@@ -33,7 +33,7 @@ from landscape._version import __version__
 from landscape.batches import forward, tensor_bytes
 from landscape.batchnorm import BatchNormRecompute, has_batchnorm
 from landscape.directions import directions_checksum, random_directions, save_directions
-from landscape.errors import LandscapeError
+from landscape.errors import GridTooLarge, LandscapeError
 from landscape.evaluate import Evaluation, resolve_device
 from landscape.files import OutputLock, check_output, remove_stale_temporaries
 from landscape.grid import Axis, Grid, as_grid
@@ -662,7 +662,7 @@ def _run(run: _Run, comm, output: Output, provenance: Mapping, n_threads: int) -
         t0 = time.perf_counter()
         job(0, range(len(metrics)))
         seconds = (time.perf_counter() - t0) * grid.size / comm.size
-        raise LandscapeError(f"the grid has {grid.size:,} points (more than {max_points:,}); at "
+        raise GridTooLarge(f"the grid has {grid.size:,} points (more than {max_points:,}); at "
                              f"{seconds / grid.size * comm.size:.2g} s per point on {comm.size} rank(s) that is "
                              f"about {seconds / 3600:.3g} hours; allow it explicitly to go ahead")
     attrs = _provenance(run, metrics, comm, n_threads, provenance) if comm.rank == 0 else {}

@@ -20,6 +20,13 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse's default prints the usage block, then exits
         raise LandscapeError(f"{message} (see {self.prog} --help)")
 
+    def parse_known_args(self, args=None, namespace=None):
+        """Values that start with '-' and a digit (``--xlim -0.5:1.5``, ``--vmin -1e-3``) are values,
+        not options: every option that takes one value accepts them as ``--xlim=-0.5:1.5``."""
+        args = list(sys.argv[1:] if args is None else args)
+        single = [s for a in self._actions if a.option_strings and a.nargs is None for s in a.option_strings]
+        return super().parse_known_args(join_negative_values(args, single), namespace)
+
 
 def positive(text: str) -> int:
     """An argparse type: an integer >= 1."""
@@ -93,16 +100,24 @@ def add_data_options(p: argparse.ArgumentParser, split: str = "train", several: 
     return g
 
 
+_NEGATIVE = re.compile(r"-(\d|\.\d|inf|nan)", re.IGNORECASE)
+
+
 def join_negative_values(argv: Sequence[str], options: Sequence[str] = GRID_OPTIONS) -> list[str]:
-    """Turn ``--x -1:1:51`` into ``--x=-1:1:51`` so argparse does not read ``-1:1:51`` as an option."""
+    """Turn ``--x -1:1:51`` into ``--x=-1:1:51`` so argparse does not read ``-1:1:51`` as an option
+    (for each of ``options`` followed by a value that starts with '-' and a number)."""
     out: list[str] = []
-    it = iter(argv)
-    for token in it:
-        if token in options:
-            value = next(it, None)
-            out.append(token if value is None else f"{token}={value}")
-        else:
-            out.append(token)
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            return out + list(argv[i:])
+        if token in options and i + 1 < len(argv) and _NEGATIVE.match(argv[i + 1]):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
     return out
 
 

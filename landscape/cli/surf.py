@@ -202,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 HINTS = {
     "DamagedFile": "rerun with --overwrite to start again, or with --repair to keep the points whose values verify",
     "ConfigMismatch": "use --overwrite to replace it, or --out for a new file",
+    "GridTooLarge": "pass --allow-large to compute it anyway",
 }
 
 

@@ -56,8 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
+        from landscape.jobs.surface import path_grid
         from landscape.jobs.trajectory import trajectory_of_run
-        from landscape.trajectory import path_extent
 
         ns = build_parser().parse_args(argv)
         traj = trajectory_of_run(ns.checkpoints, ns.final, ns.arch, ns.out, num_classes=ns.num_classes,
@@ -68,9 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: {len(traj.checkpoints)} checkpoints; explained variance: 1st PC {r[0]:.1f} %, "
               f"2nd PC {r[1]:.1f} % ({r.sum():.1f} % together); largest residual "
               f"{traj.residual.max():.4g}")
-        x0, x1, y0, y1 = path_extent(traj)
-        print(f"{PROG}: wrote {ns.out}; a grid covering the path: "
-              f"--directions {ns.out} --x={x0:.3g}:{x1:.3g}:41 --y={y0:.3g}:{y1:.3g}:41")
+        grid = path_grid(ns.out)  # what landscape-surf --directions computes without --x/--y
+        print(f"{PROG}: wrote {ns.out}; landscape-surf --directions {ns.out} computes the grid covering the "
+              f"path: --x={grid.x} --y={grid.y}")
         return 0
 
     return run_cli(PROG, body)

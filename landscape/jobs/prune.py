@@ -116,7 +116,8 @@ def prune_checkpoint(path: str, arch: str, plan: str | Mapping, out: str, strate
     nc, ic = io_of(model)
     shape = _shape_of(arch, meta, name, ic, input_shape)
     return save_pruned(out, pruned, original=model, arch=arch, plan=resolved, input_shape=shape, num_classes=nc,
-                       in_channels=ic, strategy=strategy, preset=name, source=path)
+                       in_channels=ic, strategy=strategy, preset=name, source=path,
+                       dataset=meta.get("dataset") if isinstance(meta.get("dataset"), str) else "")
 
 
 def scan_checkpoint(path: str, arch: str, data, ratios: Sequence[float], out: str,
