@@ -23,7 +23,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mpi4py import MPI  # noqa: E402
 
-from landscape.compute import SurfaceConfig, load_data, load_model, make_directions  # noqa: E402
+from landscape.checkpoint import read_checkpoint  # noqa: E402
+from landscape.directions import random_directions  # noqa: E402
+from landscape.jobs.network import network  # noqa: E402
+from landscape.jobs.surface import SurfaceConfig, load_data  # noqa: E402
 from landscape.models import build_model  # noqa: E402
 from landscape.params import snapshot  # noqa: E402
 
@@ -47,11 +50,11 @@ def main() -> int:
         write_fixture(folder)
     comm.Barrier()
     cfg = SurfaceConfig(model=os.path.join(folder, "r56.pt"), arch="resnet56", dataset="cifar10",
-                        data_root=folder, y="-1:1:3")
+                        data_root=folder)
     t0 = time.perf_counter()
     data, _ = load_data(cfg)
-    model = load_model(cfg, data, cfg.model)
-    dirs = make_directions(cfg, snapshot(model), 2)
+    model = network(read_checkpoint(cfg.model), cfg.arch, data=data)
+    dirs = random_directions(snapshot(model), 2)
     comm.Barrier()
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()

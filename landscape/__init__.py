@@ -35,7 +35,7 @@ _EXPORTS = {
     "Trajectory": "landscape.trajectory", "path_extent": "landscape.trajectory",
     "pca_directions": "landscape.trajectory", "read_trajectory": "landscape.trajectory",
     "write_trajectory": "landscape.trajectory",
-    "TrainConfig": "landscape.jobs.train", "TrainHook": "landscape.training",
+    "TrainConfig": "landscape.jobs.train", "train": "landscape.jobs.train", "TrainHook": "landscape.training",
     "Loop": "landscape.training", "LoopConfig": "landscape.training", "RunFolder": "landscape.training",
     "quantize_": "landscape.quant", "QuantConfig": "landscape.quant",
     "DataSpec": "landscape.data",

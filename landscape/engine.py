@@ -18,18 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 
-import h5py
 import numpy as np
 import torch
 from torch import nn
 
-from landscape._version import __version__
 from landscape.batches import forward, tensor_bytes
 from landscape.batchnorm import BatchNormRecompute, has_batchnorm
 from landscape.directions import directions_checksum, random_directions, save_directions
@@ -40,6 +37,7 @@ from landscape.grid import Axis, Grid, as_grid
 from landscape.metrics import Context, Point, as_metric, check_names, config_of, values_of
 from landscape.parallel import collective, local_rank_and_size, map_points, on_root, same_everywhere, share, world
 from landscape.params import DIR_TYPES, Mover, place_, snapshot, uses_channels_last
+from landscape.provenance import environment
 from landscape.surface_file import (
     ConfigMismatch,
     DamagedFile,
@@ -498,9 +496,7 @@ def _provenance(run: _Run, metrics: list, comm, n_threads: int, provenance: Mapp
         return values[0] if len(set(values)) == 1 else ",".join(values)
 
     attrs = {
-        "landscape_version": __version__, "torch_version": torch.__version__, "numpy_version": np.__version__,
-        "h5py_version": h5py.__version__, "python_version": platform.python_version(),
-        "hostname": platform.node(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **environment(),
         "model_class": f"{type(run.model).__module__}.{type(run.model).__qualname__}",
         "model_tensors_sha256": tensors_checksum(run.origin),
         "split": ",".join(e.split for e in evaluations),
@@ -606,14 +602,14 @@ def run_points(
     try:
         surf = on_root(comm, open_output)
         # Which metrics each pending point still needs: rank 0 knows, and tells every rank.
-        plan = None
+        todo = None
         if comm.rank == 0:
-            plan = {}
+            todo = {}
             for m_index, m in enumerate(metrics):
                 for p in surf.pending(list(m.names)):
-                    plan.setdefault(int(p), []).append(m_index)
-        plan = share(comm, plan)
-        surf = _compute(surf, comm, plan, lambda p: job(p, plan[p]), out, chunk_size, flush_seconds, progress)
+                    todo.setdefault(int(p), []).append(m_index)
+        todo = share(comm, todo)
+        surf = _compute(surf, comm, todo, lambda p: job(p, todo[p]), out, chunk_size, flush_seconds, progress)
     finally:
         for lock in locks:
             lock.release()
@@ -700,8 +696,8 @@ def _report_fast_paths(evaluations, pending: int, ranks: int, surf: Surface) -> 
         sys.stderr.write(line + "\n")
 
 
-def _compute(surf: Surface | None, comm, plan: dict, job, out, chunk_size, flush_seconds, progress) -> Surface:
-    pending = sorted(plan)
+def _compute(surf: Surface | None, comm, todo: dict, job, out, chunk_size, flush_seconds, progress) -> Surface:
+    pending = sorted(todo)
     bar = None
     if comm.rank == 0 and progress and pending:
         from tqdm import tqdm

@@ -24,9 +24,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run_surface(args: argparse.Namespace, comm) -> int:
-    import landscape.compute as compute
     import landscape.evaluate as evaluate
     from landscape.cli._common import run_cli
+    from landscape.engine import Directions, EvalOptions, Output
+    from landscape.grid import Grid
+    from landscape.jobs.surface import SurfaceConfig, compute_surface
 
     if args.pid_dir:
         with open(os.path.join(args.pid_dir, f"rank{comm.rank}.pid"), "w") as f:
@@ -41,10 +43,12 @@ def run_surface(args: argparse.Namespace, comm) -> int:
             return result
 
         evaluate.Evaluator.__call__ = slow
-    cfg = compute.SurfaceConfig(
+    cfg = SurfaceConfig(
         model=args.model, arch="digits_cnn", dataset="digits", samples=args.samples,
-        x=args.x, y=args.y or None, out=args.out, threads=1, batch_size=args.batch_size or None,
-        chunk_size=args.chunk_size, flush_seconds=args.flush_seconds, overwrite=args.overwrite, seed=args.seed,
+        grid=Grid(args.x, args.y or None), directions=Directions(seed=args.seed),
+        evaluation=EvalOptions(loss_fn="crossentropy", device="cpu", threads=1, batch_size=args.batch_size or None),
+        output=Output(args.out, overwrite=args.overwrite, chunk_size=args.chunk_size, flush_seconds=args.flush_seconds,
+                      progress=args.progress),
         metrics=tuple(args.metrics.split(",")),
     )
 
@@ -54,7 +58,7 @@ def run_surface(args: argparse.Namespace, comm) -> int:
             time.sleep(0.01)
 
     def body() -> int:
-        compute.compute_surface(cfg, comm, progress=args.progress)
+        compute_surface(cfg, comm)
         return 0
 
     return run_cli("mpi_job", body)
@@ -73,8 +77,9 @@ def run_api(args: argparse.Namespace, comm) -> int:
     def weight_norm(m):
         return float(m[1].weight.norm())
 
-    surf = ls.surface(model, data, x=(-1, 1, 3), y=(-1, 1, 3), z=(-0.5, 0.5, 2), out=args.out,
-                      metrics={"weight_norm": weight_norm}, batch_size=64, progress=False, comm=comm)
+    surf = ls.surface(model, data, ls.Grid((-1, 1, 3), (-1, 1, 3), (-0.5, 0.5, 2)),
+                      metrics={"weight_norm": weight_norm}, evaluation=ls.EvalOptions(batch_size=64),
+                      output=ls.Output(args.out, progress=False), comm=comm)
     assert surf.completed.all(), "every rank gets the finished surface"
     return 0
 

@@ -19,8 +19,10 @@ import torch
 import landscape as ls
 from landscape.cli import plot as plot_cli
 from landscape.cli import surf as surf_cli
-from landscape.compute import SurfaceConfig, compute_surface
+from landscape.engine import EvalOptions, Output
 from landscape.errors import LandscapeError
+from landscape.grid import Grid
+from landscape.jobs.surface import SurfaceConfig, compute_surface
 from landscape.trajectory_file import Trajectory, read_trajectory, write_trajectory
 
 SEEDS = range(20)
@@ -38,9 +40,9 @@ def full(request) -> bool:
 @pytest.fixture(scope="module")
 def originals(tmp_path_factory, model_path):
     folder = tmp_path_factory.mktemp("originals")
-    args = dict(model=model_path, arch="digits_cnn", dataset="digits", samples=40, x="-1:1:3", y="-1:1:3",
-                batch_size=40)
-    s = compute_surface(SurfaceConfig(**args, out=str(folder / "s.h5")), progress=False)
+    s = compute_surface(SurfaceConfig(model=model_path, arch="digits_cnn", dataset="digits", samples=40,
+                                      grid=Grid("-1:1:3", "-1:1:3"), evaluation=EvalOptions(batch_size=40),
+                                      output=Output(folder / "s.h5", progress=False)))
     net = ls.load_model("digits_cnn", model_path, in_channels=1)
     origin = ls.snapshot(net)
     dirs = ls.random_directions(origin, 2, seed=1)
@@ -49,7 +51,8 @@ def originals(tmp_path_factory, model_path):
                       epochs=np.array([0, 1, 2]), explained_variance=np.array([2.0, 0.5]),
                       attrs={"method": "pca", "dir_type": "weights", "landscape_version": "test"})
     write_trajectory(folder / "t.h5", traj)
-    return {"surface": folder / "s.h5", "dirs": folder / "s.dirs.h5", "traj": folder / "t.h5", "args": args,
+    return {"surface": folder / "s.h5", "dirs": folder / "s.dirs.h5", "traj": folder / "t.h5",
+            "args": {"model": model_path},
             "values": {k: v.copy() for k, v in s.values.items()}}
 
 

@@ -142,8 +142,9 @@ def test_through_the_engine_with_a_known_map(tmp_path):
     model = quadratic.model()
     X, t = quadratic.data()
     top, low = quadratic_spectrum()
-    surf = engine.surface(model, (X, t), x=(-1, 1, 3), y=(-1, 1, 2), loss_fn="mse",
-                          metrics=[EigMetric(tol=1e-6)], out=str(tmp_path / "s.h5"), progress=False, threads=1)
+    surf = engine.surface(model, (X, t), Grid((-1, 1, 3), (-1, 1, 2)), metrics=[EigMetric(tol=1e-6)],
+                          evaluation=engine.EvalOptions(loss_fn="mse", threads=1),
+                          output=engine.Output(tmp_path / "s.h5", progress=False))
     np.testing.assert_allclose(surf.values["max_eig"], top, rtol=1e-4)
     np.testing.assert_allclose(surf.values["min_eig"], low, rtol=1e-4)
     assert surf.values["max_eig"].shape == (2, 3)

@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from landscape.compute import SurfaceConfig, compute_surface
+from landscape.engine import EvalOptions, Output
 from landscape.errors import LandscapeError
 from landscape.evaluate import Evaluator
+from landscape.grid import Grid
+from landscape.jobs.surface import SurfaceConfig, compute_surface
 from landscape.parallel import (
     SerialComm,
     _chunks,
@@ -150,7 +152,8 @@ def test_abort_on_error_aborts_with_several_ranks():
 
 def config(model_path: str, out: Path) -> SurfaceConfig:
     return SurfaceConfig(model=model_path, arch="digits_cnn", dataset="digits", samples=200,
-                         x="-1:1:5", y="-1:1:5", out=str(out), threads=1, batch_size=100)
+                         grid=Grid("-1:1:5", "-1:1:5"), evaluation=EvalOptions(threads=1, batch_size=100),
+                         output=Output(out, progress=False))
 
 
 def count_evaluations(monkeypatch, fail_at: int | None = None) -> list[int]:
@@ -169,30 +172,30 @@ def count_evaluations(monkeypatch, fail_at: int | None = None) -> list[int]:
 
 
 def test_interrupted_serial_run_keeps_its_points_and_resumes(model_path, tmp_path, monkeypatch):
-    full = compute_surface(config(model_path, tmp_path / "full.h5"), SerialComm(), progress=False)
+    full = compute_surface(config(model_path, tmp_path / "full.h5"), SerialComm())
 
     out = tmp_path / "surface.h5"
     count_evaluations(monkeypatch, fail_at=9)
     with pytest.raises(KeyboardInterrupt):
-        compute_surface(config(model_path, out), SerialComm(), progress=False)
+        compute_surface(config(model_path, out), SerialComm())
     partial = read_surface(out)
     assert partial.completed.sum() == 8
     np.testing.assert_array_equal(partial.loss[partial.completed], full.loss[partial.completed])
     assert np.isnan(partial.loss[~partial.completed]).all()
 
     calls = count_evaluations(monkeypatch)
-    resumed = compute_surface(config(model_path, out), SerialComm(), progress=False)
+    resumed = compute_surface(config(model_path, out), SerialComm())
     assert len(calls) == 25 - 8  # only the unfinished points
     assert resumed.completed.all()
     np.testing.assert_allclose(read_surface(out).loss, full.loss, rtol=1e-6, atol=1e-6)
 
     calls = count_evaluations(monkeypatch)
-    compute_surface(config(model_path, out), SerialComm(), progress=False)
+    compute_surface(config(model_path, out), SerialComm())
     assert calls == []  # nothing left to do
 
 
 def test_bad_input_raises_a_landscape_error(model_path, tmp_path):
     cfg = config(model_path, tmp_path / "s.h5")
-    cfg.x = "1:-1:5"
     with pytest.raises(LandscapeError, match="MIN < MAX"):
-        compute_surface(cfg, SerialComm(), progress=False)
+        cfg.grid = Grid("1:-1:5", "-1:1:5")
+        compute_surface(cfg, SerialComm())

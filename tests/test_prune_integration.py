@@ -26,7 +26,7 @@ def test_a_pruned_checkpoints_surface_equals_the_in_memory_models(tmp_path, digi
     small = prune_filters(model, PLAN)
     assert small.features[0].weight.shape[0] == 8 and small.features[3].weight.shape[0] == 24
     data = ls.load_dataset("digits", split="train").subset(80)[0]
-    in_memory = ls.surface(small, data, x=(-1, 1, 3), y=(-1, 1, 3), progress=False)
+    in_memory = ls.surface(small, data, ls.Grid((-1, 1, 3), (-1, 1, 3)), output=ls.Output(progress=False))
     np.testing.assert_allclose(from_file.loss, in_memory.loss, rtol=1e-6)
     np.testing.assert_allclose(from_file.acc, in_memory.acc, atol=1e-9)
     assert from_file.attrs["checkpoint_pruned"].startswith("pruned")

@@ -19,17 +19,19 @@ from conftest import save_digits_cnn
 
 import landscape as ls
 from landscape.cli import surf as surf_cli
-from landscape.compute import SurfaceConfig, compute_surface
+from landscape.engine import Directions, EvalOptions, Output
 from landscape.errors import LandscapeError
 from landscape.files import OutputLock, remove_stale_temporaries
+from landscape.grid import Grid
+from landscape.jobs.surface import SurfaceConfig, compute_surface
 from landscape.surface_file import ConfigMismatch
 
 ROOT = str(Path(__file__).resolve().parents[1])
 
 
 def cfg(tmp_path, model, **kw) -> SurfaceConfig:
-    base = dict(model=model, arch="digits_cnn", dataset="digits", samples=60, x="-1:1:3", y="-1:1:3",
-                out=str(tmp_path / "s.h5"), batch_size=30)
+    base = dict(model=model, arch="digits_cnn", dataset="digits", samples=60, grid=Grid("-1:1:3", "-1:1:3"),
+                output=Output(tmp_path / "s.h5", progress=False), evaluation=EvalOptions(batch_size=30))
     base.update(kw)
     return SurfaceConfig(**base)
 
@@ -46,39 +48,39 @@ def make_cifar(folder: Path, seed: int) -> None:
 
 
 @pytest.mark.parametrize("change, reason", [
-    ({"x": "-2:2:3"}, "grid"),                      # same shape, another range
-    ({"seed": 7}, "directions differ"),
-    ({"norm": "layer"}, "directions differ"),
+    ({"grid": Grid("-2:2:3", "-1:1:3")}, "grid"),   # same shape, another range
+    ({"directions": Directions(seed=7)}, "directions differ"),
+    ({"directions": Directions(norm="layer")}, "directions differ"),
     ({"sample_seed": 1}, "data differ"),              # same dataset, other samples
     ({"samples": 50}, "data differ"),
-    ({"loss": "mse"}, "loss"),
-    ({"precision": "bf16"}, "precision"),  # (bf16's speed check is skipped below: a loaded machine)
+    ({"evaluation": EvalOptions(loss_fn="mse", batch_size=30)}, "loss"),
+    ({"evaluation": EvalOptions(precision="bf16", batch_size=30)}, "precision"),  # (bf16's speed check skipped)
     ({"split": "test"}, "test_loss"),                # another split is another quantity... and data
-    ({"dir_type": "states"}, "direction type"),
-    ({"bn_recompute": 1}, "BatchNorm"),
+    ({"directions": Directions(dir_type="states")}, "direction type"),
+    ({"evaluation": EvalOptions(bn_recompute=1, batch_size=30)}, "BatchNorm"),
 ])
 def test_every_input_that_changes_a_value_is_checked(tmp_path, digits_ckpt, change, reason, monkeypatch):
     monkeypatch.setattr("landscape.evaluate.Evaluator._check_bf16", lambda self: None)
-    first = compute_surface(cfg(tmp_path, digits_ckpt), progress=False)
+    first = compute_surface(cfg(tmp_path, digits_ckpt))
     before = Path(first.path).read_bytes()
     if change == {"split": "test"}:  # a new split adds quantities: allowed, computed, the rest kept
-        again = compute_surface(cfg(tmp_path, digits_ckpt, **change), progress=False)
+        again = compute_surface(cfg(tmp_path, digits_ckpt, **change))
         assert {"train_loss", "test_loss"} <= set(again.values)
         np.testing.assert_array_equal(again.values["train_loss"], first.values["train_loss"])
         return
     with pytest.raises(ConfigMismatch, match=reason):
-        compute_surface(cfg(tmp_path, digits_ckpt, **change), progress=False)
+        compute_surface(cfg(tmp_path, digits_ckpt, **change))
     assert Path(first.path).read_bytes() == before
 
 
 def test_another_model_is_refused(tmp_path, digits_ckpt):
-    compute_surface(cfg(tmp_path, digits_ckpt), progress=False)
+    compute_surface(cfg(tmp_path, digits_ckpt))
     other = save_digits_cnn(tmp_path / "other.pt", seed=5)
     with pytest.raises(ConfigMismatch, match="model differs"):
-        compute_surface(cfg(tmp_path, other), progress=False)
+        compute_surface(cfg(tmp_path, other))
     same_weights = tmp_path / "copy.pt"  # the same weights under another path: resumes
     shutil.copy(digits_ckpt, same_weights)
-    compute_surface(cfg(tmp_path, str(same_weights)), progress=False)
+    compute_surface(cfg(tmp_path, str(same_weights)))
 
 
 def test_data_identity_is_a_checksum_not_a_path(tmp_path):
@@ -89,16 +91,16 @@ def test_data_identity_is_a_checksum_not_a_path(tmp_path):
     torch.manual_seed(0)
     ckpt = tmp_path / "lin.pt"
     torch.save(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 10)).state_dict(), ckpt)
-    base = dict(model=str(ckpt), arch="quadratic:flat_linear", dataset="cifar10", x="-1:1:3", y=None,
-                out=str(tmp_path / "s.h5"), batch_size=10)
-    compute_surface(SurfaceConfig(**base, data_root=str(a)), progress=False)
-    compute_surface(SurfaceConfig(**base, data_root=str(b)), progress=False)  # resumes: same checksum
+    base = dict(model=str(ckpt), arch="quadratic:flat_linear", dataset="cifar10", grid=Grid("-1:1:3"),
+                output=Output(tmp_path / "s.h5", progress=False), evaluation=EvalOptions(batch_size=10))
+    compute_surface(SurfaceConfig(**base, data_root=str(a)))
+    compute_surface(SurfaceConfig(**base, data_root=str(b)))  # resumes: same checksum
     with pytest.raises(ConfigMismatch, match="data differ"):
-        compute_surface(SurfaceConfig(**base, data_root=str(c)), progress=False)
+        compute_surface(SurfaceConfig(**base, data_root=str(c)))
     shutil.rmtree(a)
     make_cifar(a, 1)  # other data under the first path
     with pytest.raises(ConfigMismatch, match="data differ"):
-        compute_surface(SurfaceConfig(**base, data_root=str(a)), progress=False)
+        compute_surface(SurfaceConfig(**base, data_root=str(a)))
 
 
 def test_a_changed_metric_is_refused_and_an_added_one_computed(tmp_path):
@@ -112,9 +114,9 @@ def test_a_changed_metric_is_refused_and_an_added_one_computed(tmp_path):
     def norm_b(m):
         return float(m.weight.abs().sum())
 
-    ls.surface(model, (x, y), x=(-1, 1, 3), metrics={"w": norm_a}, out=out, progress=False)
+    ls.surface(model, (x, y), (-1, 1, 3), metrics={"w": norm_a}, output=Output(out, progress=False))
     with pytest.raises(ConfigMismatch, match="w was computed with function"):
-        ls.surface(model, (x, y), x=(-1, 1, 3), metrics={"w": norm_b}, out=out, progress=False)
+        ls.surface(model, (x, y), (-1, 1, 3), metrics={"w": norm_b}, output=Output(out, progress=False))
 
 
 def test_one_writer_per_output(tmp_path):
@@ -203,9 +205,9 @@ def test_batchnorm_statistics_recomputed_at_every_point(tmp_path):
     evaluated with the statistics of its own weights (a plain loop re-estimates them)."""
     a = save_digits_cnn(tmp_path / "a.pt", seed=0)
     b = save_digits_cnn(tmp_path / "b.pt", seed=1)
-    c = cfg(tmp_path, a, model2=b, x="0:1:3", y=None, samples=None, bn_recompute=3, split="test",
-            out=str(tmp_path / "bn.h5"), batch_size=100)
-    s = compute_surface(c, progress=False)
+    c = cfg(tmp_path, a, model2=b, grid=Grid("0:1:3"), samples=None, split="test",
+            evaluation=EvalOptions(bn_recompute=3, batch_size=100), output=Output(tmp_path / "bn.h5", progress=False))
+    s = compute_surface(c)
     assert s.attrs["bn_recompute"] == 3
     train = ls.load_dataset("digits", split="train")
     test = ls.load_dataset("digits", split="test")

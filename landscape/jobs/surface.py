@@ -14,12 +14,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from landscape.checkpoint import load_state_dict, read_checkpoint, sha256
+from landscape.checkpoint import Checkpoint, read_checkpoint
 from landscape.data import SPLITS, Dataset, DataSpec
 from landscape.directions import interpolation_direction, load_directions, random_directions
 from landscape.engine import Directions, EvalOptions, Output, directions_path, surface
 from landscape.errors import LandscapeError
 from landscape.grid import Grid
+from landscape.jobs.network import network
 from landscape.parallel import on_root, world
 from landscape.params import snapshot
 from landscape.surface_file import Surface
@@ -136,13 +137,6 @@ def load_data(cfg: SurfaceConfig, split: str | None = None) -> tuple[Dataset, np
     return DataSpec.of(cfg).load(split or splits_of(cfg)[0])
 
 
-def build(cfg: SurfaceConfig, data: Dataset, path: str) -> torch.nn.Module:
-    """``cfg.arch`` with the checkpoint at ``path`` loaded (widths of a pruned one included)."""
-    from landscape.jobs.network import network
-
-    return network(read_checkpoint(path, cfg.unsafe_pickle), cfg.arch, cfg.num_classes, data=data)
-
-
 def per_axis(directions: Directions, ndim: int) -> tuple[list[str], list[str]]:
     """The norm and ignore rule of each of the ``ndim`` axes."""
     def each(value) -> list[str]:
@@ -151,9 +145,11 @@ def per_axis(directions: Directions, ndim: int) -> tuple[list[str], list[str]]:
     return each(directions.norm), each(directions.ignore)
 
 
-def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int) -> tuple[list[dict] | None, dict]:
+def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int,
+                    ckpts: dict[str, Checkpoint]) -> tuple[list[dict] | None, dict]:
     """The directions of the run when they are not plain random ones (None then: the engine draws
-    them): from a file, towards ``model2`` (and ``model3``), or y = x; and provenance for them."""
+    them): from a file, towards ``model2`` (and ``model3``), or y = x; and provenance for them.
+    ``ckpts``: the run's checkpoints, read once, by option name (``model``, ``model2``, ``model3``)."""
     d = cfg.directions
     origin = {k: v.detach().cpu() for k, v in snapshot(model, d.dir_type).items()}
     norms, ignores = per_axis(d, ndim)
@@ -169,7 +165,7 @@ def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int) -> tu
         if made_for != d.dir_type:
             raise LandscapeError(f"{cfg.directions_file!r} was made with dir_type {made_for}; use that dir_type")
         final_sha = str(fattrs.get("model_sha256", ""))  # landscape-traj files name their final model
-        if final_sha and final_sha != sha256(cfg.model):
+        if final_sha and final_sha != ckpts["model"].sha256:
             raise LandscapeError(f"{cfg.directions_file!r} is the trajectory of another final model "
                                  f"({fattrs.get('model', '?')}); give that checkpoint as the model")
         info = {"norm": "pca" if final_sha else str(fattrs.get("norm", "")), "ignore": str(fattrs.get("ignore", "")),
@@ -185,10 +181,10 @@ def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int) -> tu
     dirs: list[dict] = []
     info: dict = {}
     if cfg.model2:
-        dirs.append(interpolation_direction(origin, load_state_dict(cfg.model2, cfg.unsafe_pickle)))
+        dirs.append(interpolation_direction(origin, ckpts["model2"].state_dict))
         info["directions_from"] = "model2"
         if cfg.model3:
-            dirs.append(interpolation_direction(origin, load_state_dict(cfg.model3, cfg.unsafe_pickle)))
+            dirs.append(interpolation_direction(origin, ckpts["model3"].state_dict))
             info["directions_from"] = "model2, model3"
     elif not cfg.same_dir:
         return None, {}
@@ -204,10 +200,10 @@ def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int) -> tu
     return dirs, info
 
 
-def pruned_summary(cfg: SurfaceConfig, model: torch.nn.Module, data: Dataset) -> dict:
-    """:func:`landscape.checkpoint.summary` of the checkpoint, with the network's FLOPs counted as
-    the pruning paper does (shape arithmetic; comparisons show them where they differ)."""
-    ckpt = read_checkpoint(cfg.model, cfg.unsafe_pickle)
+def pruned_summary(ckpt: Checkpoint, model: torch.nn.Module, data: Dataset) -> dict:
+    """What the checkpoint records (:meth:`landscape.checkpoint.Checkpoint.summary`), with the
+    network's FLOPs counted as the pruning paper does (shape arithmetic; comparisons show them
+    where they differ)."""
     info = ckpt.summary()
     if ckpt.meta.get("widths"):
         info.setdefault("pruned", "pruned")
@@ -252,9 +248,11 @@ def compute_surface(cfg: SurfaceConfig, comm=None) -> Surface:
         data[s], idx = load_data(cfg, s)
         indices = idx if indices is None else indices
     first = data[splits[0]]
-    model = build(cfg, first, cfg.model)
+    ckpts = {name: read_checkpoint(path, cfg.unsafe_pickle)  # each file read once
+             for name, path in (("model", cfg.model), ("model2", cfg.model2), ("model3", cfg.model3)) if path}
+    model = network(ckpts["model"], cfg.arch, cfg.num_classes, data=first)
     ndim = cfg.grid.ndim
-    dirs, dir_info = make_directions(cfg, model, ndim)
+    dirs, dir_info = make_directions(cfg, model, ndim, ckpts)
     norms, ignores = per_axis(cfg.directions, ndim)
     evaluation = cfg.evaluation
     if evaluation.bn_recompute and evaluation.bn_data is None:
@@ -262,13 +260,13 @@ def compute_surface(cfg: SurfaceConfig, comm=None) -> Surface:
     given = dict(cfg.output.provenance or {})
     provenance = {
         "command": given.pop("command", "") or "compute_surface", "model": os.path.abspath(cfg.model),
-        "model_sha256": sha256(cfg.model), "arch": cfg.arch,
+        "model_sha256": ckpts["model"].sha256, "arch": cfg.arch,
         "model2": os.path.abspath(cfg.model2) if cfg.model2 else "",
-        "model2_sha256": sha256(cfg.model2) if cfg.model2 else "",
+        "model2_sha256": ckpts["model2"].sha256 if cfg.model2 else "",
         "model3": os.path.abspath(cfg.model3) if cfg.model3 else "",
-        "model3_sha256": sha256(cfg.model3) if cfg.model3 else "",
+        "model3_sha256": ckpts["model3"].sha256 if cfg.model3 else "",
         **DataSpec.of(cfg).provenance(), "same_dir": cfg.same_dir,
-        **{f"checkpoint_{k}": v for k, v in pruned_summary(cfg, model, first).items()},
+        **{f"checkpoint_{k}": v for k, v in pruned_summary(ckpts["model"], model, first).items()},
         **dir_info, **given,
     }
     arrays = {**(cfg.output.arrays or {}), **({"sample_indices": indices} if indices is not None else {})}
