@@ -700,11 +700,10 @@ def _compute(surf: Surface | None, comm, todo: dict, job, out, chunk_size, flush
     pending = sorted(todo)
     bar = None
     if comm.rank == 0 and progress and pending:
-        from tqdm import tqdm
+        from landscape.progress import progress_bar
 
         total = int(np.prod(surf.shape))
-        bar = tqdm(total=total, initial=total - len(pending), desc="surface", unit="pt", file=sys.stderr,
-                   dynamic_ncols=True)
+        bar = progress_bar(total=total, initial=total - len(pending), desc="surface", unit="pt")
     last_write, interval = time.monotonic(), flush_seconds
 
     def on_result(p: int, values: dict) -> None:
