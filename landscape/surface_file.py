@@ -47,9 +47,11 @@ STRUCTURE = set(AXES) | {"completed", "done", "point_checksums"} | set(EXTRAS)
 # Quantities computed from stored ones: name -> (the arrays it needs, how)
 DERIVED = {
     "eig_ratio": (("min_eig", "max_eig"), lambda mn, mx: np.abs(mn / np.where(mx == 0, np.nan, mx))),
+    "eig_ratio_signed": (("min_eig", "max_eig"), lambda mn, mx: mn / np.where(mx == 0, np.nan, mx)),
 }
 LABELS = {"loss": "loss", "acc": "accuracy (%)", "max_eig": "largest Hessian eigenvalue",
-          "min_eig": "smallest Hessian eigenvalue", "eig_ratio": "|min eig / max eig|"}
+          "min_eig": "smallest Hessian eigenvalue", "eig_ratio": "|min eig / max eig|",
+          "eig_ratio_signed": "min eig / max eig"}
 
 
 class ConfigMismatch(LandscapeError):

@@ -6,8 +6,10 @@
     landscape-plot surface.h5 --quantity eig_ratio   # any stored quantity, or |min_eig/max_eig|
     landscape-plot surface.h5 --html           # interactive plotly page, one offline file
     landscape-plot surface.h5 --vtk            # .vts (2D) or .vti (volume) for ParaView
+    landscape-plot surface.h5 --vtk --interp 200   # ... interpolated onto 200 x 200 points
     landscape-plot a.h5 b.h5 c.h5 --compare    # side by side on one colour scale
     landscape-plot surf.h5 --trajectory pca.h5 # the optimization path over the contours
+    landscape-plot surf.h5 --trajectory D.h5_proj_cos.h5 --dir-file D.h5   # the original's files
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def build_parser() -> Parser:
     p.add_argument("surfaces", nargs="+", metavar="SURFACE.h5")
     p.add_argument("--quantity", default="loss",
                    help="what to draw: loss (default), acc, train_loss, test_acc, a metric's name, max_eig, "
-                   "min_eig, or eig_ratio (|min_eig/max_eig|, the convexity map)")
+                   "min_eig, eig_ratio (|min_eig/max_eig|, the convexity map) or eig_ratio_signed (min_eig/max_eig: "
+                   "negative where the surface is not convex)")
     p.add_argument("--kinds", type=_csv(KINDS), default=list(KINDS),
                    help="2D figures to draw (default all: contour,contourf,heatmap,3d)")
     p.add_argument("--formats", type=_csv(FORMATS), default=["png", "pdf"],
@@ -82,6 +85,9 @@ def build_parser() -> Parser:
     v.add_argument("--vtk", action="store_true",
                    help="PREFIX.vts for ParaView (height clipped at --vmax, ln(z+0.1) with --log); "
                    "a volume: PREFIX.vti image data")
+    v.add_argument("--interp", type=positive, default=None, metavar="N",
+                   help="with --vtk: interpolate the surface onto N x N points first (cubic; the original "
+                   "h52vtp.py --interp)")
     v.add_argument("--compare", action="store_true",
                    help="all surfaces in one figure, one colour scale: PREFIX_{kind}.{format}")
     v.add_argument("--titles", default=None, metavar="A|B|...",
@@ -92,6 +98,9 @@ def build_parser() -> Parser:
                    help="draw an optimization path over the contours: a landscape-traj file, or the "
                    "original tool's projection file (*_proj_cos.h5) (PREFIX_trajectory.{format}; "
                    "also on the --html page)")
+    v.add_argument("--dir-file", default=None, metavar="DIRS.h5",
+                   help="with --trajectory: the PCA directions file of an original tool's projection file, "
+                   "named explicitly (its explained variance labels the axes; the original plot_2D.py --dir_file)")
     v.add_argument("--static", action="store_true", help="also the usual static figures")
     return p
 
@@ -108,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ns.surfaces, ns.out, kinds=ns.kinds, formats=ns.formats, levels=ns.levels, vmin=ns.vmin,
             vmax=ns.vmax, scale=ns.scale, step=ns.level_step, xlim=ns.xlim, dpi=ns.dpi, quantity=ns.quantity,
             html=ns.html, vtk=ns.vtk, compare=ns.compare, twin=ns.twin, trajectory=ns.trajectory,
-            static=True if ns.static else None, titles=ns.titles.split("|") if ns.titles else None)
+            static=True if ns.static else None, titles=ns.titles.split("|") if ns.titles else None,
+            interp=ns.interp, dir_file=ns.dir_file)
         for source, paths in done:
             print(f"{PROG}: {source}: {', '.join(paths)}")
         return 0

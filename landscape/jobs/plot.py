@@ -31,11 +31,18 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
                xlim: tuple[float, float] | None = None, dpi: int = 150, quantity: str = "loss",
                html: bool = False, vtk: bool = False, compare: bool = False, twin: bool = False,
                trajectory: str | None = None, static: bool | None = None,
-               titles: Sequence[str] | None = None) -> list[tuple[str, list[str]]]:
+               titles: Sequence[str] | None = None, interp: int | None = None,
+               dir_file: str | None = None) -> list[tuple[str, list[str]]]:
     """Every view of the surface files ``paths`` that the options ask for (what ``landscape-plot``
     does): the static figures, an HTML page, a VTK file, a comparison of all of them on one scale,
     the optimization path over the contours. Every file is read (and verified) before anything is
-    drawn. Returns ``(source, written files)`` pairs."""
+    drawn. ``interp``: the VTK file's grid interpolated to N x N; ``dir_file``: the PCA directions
+    file of a projection file given as ``trajectory`` (its explained variance). Returns
+    ``(source, written files)`` pairs."""
+    if interp is not None and not vtk:
+        raise LandscapeError("`interp` is for the VTK file: give `vtk` too")
+    if dir_file and not trajectory:
+        raise LandscapeError("`dir_file` names the PCA directions of a `trajectory`: give the trajectory too")
     if levels < 2:
         raise LandscapeError(f"at least 2 contour levels are needed, got {levels}")
     if titles is not None and len(titles) != len(paths):
@@ -45,7 +52,7 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
     surfaces = [read_surface(p) for p in paths]
     for s in surfaces:
         s.quantity(quantity)  # every file has the quantity, or the error lists what it has
-    traj = read_trajectory(trajectory, directions=False) if trajectory else None
+    traj = read_trajectory(trajectory, directions=False, directions_file=dir_file) if trajectory else None
     static = static if static is not None else not (html or vtk or compare or trajectory)
     done: list[tuple[str, list[str]]] = []
     if compare:
@@ -84,7 +91,8 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
             if surface.ndim == 3:
                 written.append(write_vti(surface, f"{prefix}.vti"))
             else:
-                written.append(write_vtk(surface, f"{prefix}.vts", quantity, scale == "log", zmax=vmax))
+                written.append(write_vtk(surface, f"{prefix}.vts", quantity, scale == "log", zmax=vmax,
+                                         interp=interp))
         if written:
             done.append((path, written))
     return done

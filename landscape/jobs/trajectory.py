@@ -1,4 +1,5 @@
-"""``landscape-traj``'s job: the PCA path of a training run's checkpoints, into a trajectory file."""
+"""``landscape-traj``'s job: the path of a training run's checkpoints in the plane of its PCA
+directions (or of given ones), into a trajectory file."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import os
 from collections.abc import Sequence
 
 from landscape.checkpoint import read_checkpoint
+from landscape.directions_file import load_directions
 from landscape.errors import LandscapeError
 from landscape.files import check_output
 from landscape.jobs.network import network
-from landscape.trajectory import Trajectory, expand_checkpoints, pca_directions
+from landscape.params import live_tensors
+from landscape.trajectory import Trajectory, expand_checkpoints, pca_directions, project_onto
 from landscape.trajectory_file import write_trajectory
 
 
@@ -25,16 +28,27 @@ def trajectory_of_run(
     unsafe_pickle: bool = False,
     cache_bytes: int = 1 << 30,
     overwrite: bool = False,
+    directions: str | None = None,
 ) -> Trajectory:
     """What ``landscape-traj`` does: the PCA path of the checkpoints (glob patterns or paths) of one
     run of ``arch`` around ``final``, written to ``out`` (refused if it exists, unless
-    ``overwrite``). The network's shape comes from the final checkpoint's metadata when not given."""
+    ``overwrite``). The network's shape comes from the final checkpoint's metadata when not given.
+    ``directions``: a directions file (landscape-surf's, or the original tool's) whose first two
+    directions the checkpoints are projected onto instead of PCA's."""
     out = check_output(out, overwrite)
     if cache_bytes < 1:
         raise LandscapeError(f"the memory for checkpoint differences must be positive, got {cache_bytes}")
     paths = expand_checkpoints(checkpoints)
     model = network(read_checkpoint(final, unsafe_pickle), arch, num_classes, in_channels)  # its shape
-    traj = pca_directions(paths, final, model, dir_type, ignore, unsafe_pickle, cache_bytes=cache_bytes)
+    if directions:
+        dirs, attrs = load_directions(directions, names=list(live_tensors(model, dir_type)))
+        made = attrs.get("dir_type")
+        if made and made != dir_type:
+            raise LandscapeError(f"{directions!r} was made with dir_type {made}; use that dir_type")
+        traj = project_onto(paths, final, model, dirs, dir_type, ignore, unsafe_pickle)
+        traj.attrs["directions_file"] = os.path.abspath(directions)
+    else:
+        traj = pca_directions(paths, final, model, dir_type, ignore, unsafe_pickle, cache_bytes=cache_bytes)
     traj.attrs["arch"] = arch
     write_trajectory(out, traj)
     return traj
