@@ -534,6 +534,7 @@ def _open(out: str, coords: list[np.ndarray], names: list[str], inputs: dict, at
             if not repair:
                 raise
             old, kept = repair_surface(out, coords, inputs)
+            old.attrs.update(attrs)  # a damaged file's attributes are not trusted: the run's replace them
             old.attrs["repaired"] = f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}: kept {kept} of {size} points"
         recorded = old.inputs()
         if not recorded:
