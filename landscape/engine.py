@@ -97,8 +97,8 @@ class Directions:
         object.__setattr__(self, "norm", _per_axis("norm", self.norm, NORMS))
         object.__setattr__(self, "ignore", _per_axis("ignore", self.ignore, IGNORES))
         _choice("semantics", self.semantics, SEMANTICS)
-        if not _is_int(self.seed) or self.seed < 0:
-            raise LandscapeError(f"`seed` must be a non-negative integer, got {self.seed!r}")
+        if not _is_int(self.seed) or not 0 <= self.seed < 2**63:
+            raise LandscapeError(f"`seed` must be an integer from 0 to 2**63 - 1, got {self.seed!r}")
         if self.tensors is not None:
             if isinstance(self.tensors, Mapping) or not isinstance(self.tensors, Sequence) or \
                     not all(isinstance(d, Mapping) for d in self.tensors):

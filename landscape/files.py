@@ -33,8 +33,14 @@ def check_folder(path: str | os.PathLike) -> str:
 
 def check_output(path: str | os.PathLike, overwrite: bool = True) -> str:
     """Refuse, before any work, an output that cannot be written: its folder missing or read-only,
-    the path a folder, or (unless ``overwrite``) a file already there (:class:`OutputExists`)."""
+    the path a folder, a name that is not UTF-8, or (unless ``overwrite``) a file already there
+    (:class:`OutputExists`)."""
     path = os.fspath(path)
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # a name of bytes that are not UTF-8: HDF5 attributes cannot record it
+        raise LandscapeError(f"output {path!r} is not a UTF-8 file name (the files record their paths); "
+                             "choose another name") from None
     check_folder(path)
     if os.path.isdir(path):
         raise LandscapeError(f"output {path!r} is a folder")

@@ -185,11 +185,17 @@ def pca_directions(
             f"no tensor of the model is moved with dir_type={dir_type!r} and ignore={ignore!r}"
         )
     shapes = {k: tuple(v.shape) for k, v in live.items()}
-    origin = torch.cat([live[k].detach().cpu().float().reshape(-1) for k in active])
+
+    def flat(tensors: dict[str, torch.Tensor], path: str) -> torch.Tensor:
+        v = torch.cat([tensors[k].detach().cpu().float().reshape(-1) for k in active])
+        if not torch.isfinite(v).all():
+            raise LandscapeError(f"checkpoint {path!r} holds NaN or infinite weights: it has no place on the path")
+        return v
+
+    origin = flat(live, final)
 
     def row(i: int) -> torch.Tensor:
-        live = state(checkpoints[i])
-        return torch.cat([live[k].detach().cpu().float().reshape(-1) for k in active]) - origin
+        return flat(state(checkpoints[i]), checkpoints[i]) - origin
 
     n = len(checkpoints)
     block = max(1, min(n, cache_bytes // (4 * origin.numel())))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -28,18 +29,21 @@ class Parser(argparse.ArgumentParser):
         return super().parse_known_args(join_negative_values(args, single), namespace)
 
 
+LARGEST = 2**63 - 1  # integers beyond int64 (seeds, counts) fit neither torch nor HDF5
+
+
 def positive(text: str) -> int:
-    """An argparse type: an integer >= 1."""
+    """An argparse type: an integer from 1 to 2**63 - 1."""
     value = int(text)
-    if value < 1:
+    if not 1 <= value <= LARGEST:
         raise ValueError(text)
     return value
 
 
 def non_negative(text: str) -> int:
-    """An argparse type: an integer >= 0."""
+    """An argparse type: an integer from 0 to 2**63 - 1 (a seed)."""
     value = int(text)
-    if value < 0:
+    if not 0 <= value <= LARGEST:
         raise ValueError(text)
     return value
 
@@ -52,9 +56,18 @@ def positive_float(text: str) -> float:
     return value
 
 
-positive.__name__ = "positive integer"  # argparse names the type in its message
-non_negative.__name__ = "non-negative integer"
+def finite_float(text: str) -> float:
+    """An argparse type: a finite number (no nan, no inf)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+positive.__name__ = "positive integer (at most 2**63 - 1)"  # argparse names the type in its message
+non_negative.__name__ = "non-negative integer (at most 2**63 - 1)"
 positive_float.__name__ = "positive number"
+finite_float.__name__ = "finite number"
 
 
 def shape(text: str) -> tuple[int, ...]:
@@ -151,6 +164,11 @@ def run_cli(prog: str, body: Callable[[], int], hints: Mapping[str, str] | None 
         if launcher_rank() == 0:
             hint = {**HINTS, **(hints or {})}.get(type(exc).__name__)
             say(f"{prog}: error: {as_flags(one_line(exc))}" + (f"; {hint}" if hint else ""))
+        return 2
+    except MemoryError:
+        if launcher_rank() == 0:
+            say(f"{prog}: error: out of memory: the grid, the data or the figure asked for is too large for "
+                "this machine")
         return 2
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0

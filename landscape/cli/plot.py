@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from landscape.cli._common import Parser, positive, run_cli
+from landscape.cli._common import Parser, finite_float, positive, run_cli
 
 PROG = "landscape-plot"
 KINDS = ("contour", "contourf", "heatmap", "3d")
@@ -60,11 +60,11 @@ def build_parser() -> Parser:
                    help="2D figures to draw (default all: contour,contourf,heatmap,3d)")
     p.add_argument("--formats", type=_csv(FORMATS), default=["png", "pdf"],
                    help="file formats (default png,pdf)")
-    p.add_argument("--levels", type=positive, default=30, help="contour levels (default 30)")
-    p.add_argument("--level-step", type=float, default=None, metavar="STEP",
+    p.add_argument("--levels", type=positive, default=30, help="contour levels, 2 to 1000 (default 30)")
+    p.add_argument("--level-step", type=finite_float, default=None, metavar="STEP",
                    help="contour levels every STEP from --vmin (the original tool's --vlevel) instead of --levels")
-    p.add_argument("--vmin", type=float, default=None, help="lower end of the colour/level (1D: y) range")
-    p.add_argument("--vmax", type=float, default=None,
+    p.add_argument("--vmin", type=finite_float, default=None, help="lower end of the colour/level (1D: y) range")
+    p.add_argument("--vmax", type=finite_float, default=None,
                    help="upper end of the colour/level (1D: y) range; values above are clipped in 3D")
     p.add_argument("--xlim", type=_range, default=None, metavar="MIN:MAX", help="x range of 1D figures")
     sc = p.add_mutually_exclusive_group()
@@ -74,7 +74,7 @@ def build_parser() -> Parser:
                     help="linear levels (default: log-spaced for a loss spanning over two decades, which "
                     "resolves the basin; linear otherwise)")
     p.set_defaults(scale="auto")
-    p.add_argument("--dpi", type=positive, default=150, help="resolution of PNG files (default 150)")
+    p.add_argument("--dpi", type=positive, default=150, help="resolution of PNG files, 10 to 1200 (default 150)")
     p.add_argument("--out", default=None, metavar="PREFIX",
                    help="prefix of the figure files (default: the surface file without .h5, or "
                    "'compare' with --compare); with several surfaces, figures go beside each file")

@@ -200,10 +200,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if launcher_rank() == 0:
                 import numpy as np
 
-                i, j = np.unravel_index(int(np.nanargmin(result.accuracy)), result.accuracy.shape)
+                lowest = "no finite accuracy"
+                if np.isfinite(result.accuracy).any():
+                    i, j = np.unravel_index(int(np.nanargmin(result.accuracy)), result.accuracy.shape)
+                    lowest = (f"lowest: {result.accuracy[i, j]:.2f}% with {result.layers[i]} pruned by "
+                              f"{result.ratios[j]:g}")
                 print(f"{PROG}: wrote {ns.out} ({int(result.completed.sum())}/{result.completed.size} pairs; "
-                      f"unpruned accuracy {result.baseline_accuracy:.2f}%; lowest: {result.accuracy[i, j]:.2f}% with "
-                      f"{result.layers[i]} pruned by {result.ratios[j]:g})")
+                      f"unpruned accuracy {result.baseline_accuracy:.2f}%; {lowest})")
                 print(f"{PROG}: figures: {', '.join(figures)}")
             return 0
         if ns.plan:

@@ -107,7 +107,9 @@ def build_parser() -> Parser:
                    "eigenvalues max_eig, min_eig: the convexity map). Default loss")
     e.add_argument("--eig-tol", type=positive_float, default=None,
                    help="relative tolerance of the eigenvalues of --metrics eig (default 1e-3 of |max_eig|; "
-                   "much looser risks taking an eigenvalue near zero for min_eig)")
+                   "much looser risks taking an eigenvalue near zero for min_eig). Each point's Lanczos run is a "
+                   "warm start from a finished neighbour, so a resumed run (or another number of ranks) may "
+                   "differ from an uninterrupted one within this tolerance; loss and accuracy are identical")
     e.add_argument("--eig-convention", choices=CONVENTIONS, default=d.eig_convention,
                    help="mean: the Hessian of the mean loss (default); batch_sum: the original tool's sum of the "
                    "batch means' Hessians (larger by the number of batches)")

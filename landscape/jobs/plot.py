@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 
 from landscape.errors import LandscapeError
+from landscape.plot.mpl import MAX_LEVELS
 from landscape.plot.render import KINDS, render, save_figure
 from landscape.surface_file import Surface, read_surface
 from landscape.trajectory_file import read_trajectory
@@ -43,8 +44,8 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
         raise LandscapeError("`interp` is for the VTK file: give `vtk` too")
     if dir_file and not trajectory:
         raise LandscapeError("`dir_file` names the PCA directions of a `trajectory`: give the trajectory too")
-    if levels < 2:
-        raise LandscapeError(f"at least 2 contour levels are needed, got {levels}")
+    if not 2 <= levels <= MAX_LEVELS:
+        raise LandscapeError(f"the number of contour levels must be 2 to {MAX_LEVELS}, got {levels}")
     if titles is not None and len(titles) != len(paths):
         raise LandscapeError(f"{len(titles)} titles for {len(paths)} surfaces")
     if out and len(paths) > 1 and not compare:

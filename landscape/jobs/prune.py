@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from landscape.checkpoint import read_checkpoint, sha256
+from landscape.errors import LandscapeError
 from landscape.files import check_output, replacing
 from landscape.jobs.network import network
 from landscape.models import build_model
@@ -137,6 +138,10 @@ def scan_checkpoint(path: str, arch: str, data, ratios: Sequence[float], out: st
         in_ch = dataset.x.shape[1] if dataset.x.dim() == 4 else 1
         model, _ = _model(arch, path, "", num_classes or dataset.num_classes or None, in_channels or in_ch,
                           unsafe_pickle)
+        bad = next((n for n, t in model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()),
+                   None)
+        if bad is not None:
+            raise LandscapeError(f"checkpoint {path!r} holds NaN or infinite values ({bad}): nothing to prune")
         return dataset, model
 
     _, ranks_on_node = local_rank_and_size(comm)

@@ -22,6 +22,7 @@ from landscape.errors import LandscapeError
 from landscape.surface_file import LABELS, Surface
 
 SCALES = ("auto", "linear", "log")
+MAX_LEVELS = 1000  # more cannot be told apart, and cost minutes and gigabytes
 AUTO_LOG_DECADES = 2.0  # a positive quantity spanning more than this many decades gets a log scale
 
 
@@ -57,6 +58,12 @@ def scale_for(z: np.ndarray, vmin: float | None = None, vmax: float | None = Non
     meaningful: no finite value, limits outside the data, non-positive limits on a log scale."""
     if scale not in SCALES:
         raise LandscapeError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    if step is None and not 2 <= int(levels) <= MAX_LEVELS:
+        raise LandscapeError(f"the number of contour levels must be 2 to {MAX_LEVELS}, got {levels}")
+    for label, v in (("lower", vmin), ("upper", vmax), ("step", step)):
+        if v is not None and not np.isfinite(v):
+            raise LandscapeError(f"the {label} limit must be a finite number, got {v}" if label != "step"
+                                 else f"the level step must be a finite number, got {v}")
     z = np.asarray(z, dtype=float)
     finite = z[np.isfinite(z)]
     if not finite.size:

@@ -15,8 +15,14 @@ KINDS = ("contour", "contourf", "heatmap", "3d")
 FORMATS = ("png", "pdf", "svg")
 
 
+MAX_DPI = 1200
+
+
 def save_figure(fig: Figure, prefix: str, name: str, formats: Sequence[str], dpi: int = 150) -> list[str]:
-    """Save ``fig`` as ``{prefix}_{name}.{fmt}`` for each format; return the paths."""
+    """Save ``fig`` as ``{prefix}_{name}.{fmt}`` for each format; return the paths. ``dpi``: 10 to
+    ``MAX_DPI`` (a larger one asks for gigabytes of pixels)."""
+    if not (isinstance(dpi, int | float) and 10 <= dpi <= MAX_DPI):
+        raise LandscapeError(f"the resolution (`dpi`) must be 10 to {MAX_DPI}, got {dpi!r}")
     paths = []
     for fmt in formats:
         path = f"{prefix}_{name}.{fmt}"
