@@ -104,6 +104,27 @@ def scale_for(z: np.ndarray, vmin: float | None = None, vmax: float | None = Non
     return Scale(lv, log)
 
 
+def log_ticks_(axis, lo: float, hi: float) -> None:
+    """Readable ticks on a log ``axis`` showing ``lo..hi``: decades where the range spans several,
+    else 1-2-5 or every digit, else (a range within a factor of ~2) five round linear values; short
+    labels (``0.0135``, not ``1.38485x10^-2``), no labelled minor ticks."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    lo, hi = (float(lo), float(hi)) if lo <= hi else (float(hi), float(lo))
+    ticks: list[float] = []
+    for subs in ((1.0,), (1.0, 2.0, 5.0), tuple(float(k) for k in range(1, 10))):
+        found = LogLocator(base=10, subs=subs).tick_values(lo, hi)
+        ticks = [t for t in found if lo * (1 - 1e-9) <= t <= hi * (1 + 1e-9)]
+        if len(ticks) >= 3:
+            break
+    if len(ticks) < 3:
+        ticks = [t for t in MaxNLocator(5).tick_values(lo, hi) if lo <= t <= hi and t > 0]
+    axis.set_major_locator(FixedLocator(ticks))
+    decades = all(np.isclose(np.log10(t), round(np.log10(t))) for t in ticks)
+    axis.set_major_formatter(LogFormatterSciNotation() if decades else FuncFormatter(lambda v, _: f"{v:.3g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def colorbar(fig, artist, ax, label: str, scale: Scale | None = None, match_height: bool = True, **kwargs):
     """A labelled colour bar with round ticks. With ``match_height`` it sits in its own axes beside
     ``ax``, exactly as tall as it (also for equal-aspect axes)."""
@@ -115,9 +136,9 @@ def colorbar(fig, artist, ax, label: str, scale: Scale | None = None, match_heig
         cbar = fig.colorbar(artist, ax=ax, **kwargs)
     cbar.set_label(f"{label} (log scale)" if log else label)
     if log:
-        cbar.ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        cbar.ax.yaxis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+        lo, hi = (scale.vmin, scale.vmax) if scale is not None else (artist.norm.vmin, artist.norm.vmax)
         cbar.ax.yaxis.set_minor_locator(LogLocator(base=10, subs="auto"))
+        log_ticks_(cbar.ax.yaxis, lo, hi)
     else:
         cbar.ax.yaxis.set_major_locator(MaxNLocator(7))
     return cbar
@@ -133,6 +154,76 @@ def _z(surface: Surface, quantity: str, log: bool) -> np.ma.MaskedArray:
         raise LandscapeError(f"this view needs a 2D surface; this one is {surface.ndim}D")
     z = masked(surface.quantity(quantity))
     return np.ma.masked_less_equal(z, 0) if log else z
+
+
+COARSE = 16  # grids with fewer points a side are contoured from a finer interpolation
+DRAWN_POINTS = 121  # points a side of that interpolation
+
+
+def drawn(surface: Surface, quantity: str, log: bool) -> tuple[np.ndarray, np.ndarray, np.ma.MaskedArray]:
+    """``(x, y, z)`` to contour. On a coarse grid (4 to 15 points a side) contours of the raw points
+    are polygons with corners at the grid (stars around a minimum, where log levels crowd), so
+    the surface is interpolated onto ``DRAWN_POINTS`` a side first: cubic (exact for a quadratic
+    bowl), kept within the data's range (no overshoot below the minimum, so no hole on a log
+    scale), linear next to points that are not finite (never filled in)."""
+    z = _z(surface, quantity, log)
+    x, y = surface.x, surface.y
+    if not 4 <= min(len(x), len(y)) < COARSE or z.count() < 2:
+        return x, y, z
+    from landscape.plot.resample import interpolate
+
+    xi, yi = np.linspace(x[0], x[-1], DRAWN_POINTS), np.linspace(y[0], y[-1], DRAWN_POINTS)
+    zi = interpolate(x, y, z.filled(np.nan), xi, yi)
+    with np.errstate(invalid="ignore"):
+        zi = np.clip(zi, float(z.min()), float(z.max()))
+    return xi, yi, masked(zi)
+
+
+def mark_missing(ax: Axes, surface: Surface, quantity: str = "loss"):
+    """Hatch the cells of the points whose value is not finite (not computed, or overflowed), so a
+    hole in a figure reads as one. Returns the artist, or None when every point is finite."""
+    from matplotlib.collections import PatchCollection
+    from matplotlib.patches import Rectangle
+
+    z = np.asarray(surface.quantity(quantity), dtype=float)
+    bad = ~np.isfinite(z)
+    if not bad.any():
+        return None
+    x, y = surface.x, surface.y
+
+    def edges(c: np.ndarray) -> np.ndarray:  # cell edges half-way between points, clipped to the grid
+        mid = (c[1:] + c[:-1]) / 2 if len(c) > 1 else np.array([])
+        return np.concatenate([[c[0]], mid, [c[-1]]])
+
+    ex, ey = edges(x), edges(y)
+    rows, cols = np.nonzero(bad)
+    cells = [Rectangle((ex[i], ey[j]), ex[i + 1] - ex[i], ey[j + 1] - ey[j]) for j, i in zip(rows, cols, strict=True)]
+    art = PatchCollection(cells, facecolor="0.92", edgecolor="0.45", hatch="///", linewidth=0, zorder=3,
+                          label=f"not finite ({int(bad.sum())} points)")
+    ax.add_collection(art, autolim=False)
+    return art
+
+
+def missing_handle(art):
+    """A legend entry for what :func:`mark_missing` drew (a mesh has none of its own)."""
+    from matplotlib.patches import Patch
+
+    return Patch(facecolor="white", edgecolor="0.5", hatch="///", label=art.get_label())
+
+
+def mark_models(ax: Axes, surface: Surface) -> list:
+    """On the plane through three models (``--model2`` and ``--model3``: the model at (0, 0), the
+    second at (1, 0), the third at (0, 1)), a labelled marker at each. Returns the markers."""
+    names = ("model", "model2", "model3")
+    out = []
+    for (px, py), name, marker in zip(((0, 0), (1, 0), (0, 1)), names, ("o", "s", "^"), strict=True):
+        path = str(surface.attrs.get(name) or name)
+        label = path.rsplit("/", 1)[-1]
+        (m,) = ax.plot([px], [py], marker, ms=8, mfc="white", mec="red", mew=1.5, zorder=6)
+        ax.annotate(label, (px, py), xytext=(6, 6), textcoords="offset points", fontsize=7, color="red", zorder=6,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+        out.append(m)
+    return out
 
 
 def surface_scale(surface: Surface, quantity: str, levels: int = 30, vmin: float | None = None,
@@ -191,6 +282,8 @@ def plot_1d(ax: Axes, surface: Surface, quantity: str = "loss", scale: str = "li
         ax.set_yscale("log")
     if vmin is not None or vmax is not None:
         ax.set_ylim(sc.vmin, sc.vmax)
+    if sc.log:
+        log_ticks_(ax.yaxis, *ax.get_ylim())
     if xlim is not None:
         ax.set_xlim(*xlim)
     if several:
@@ -203,10 +296,11 @@ def plot_1d(ax: Axes, surface: Surface, quantity: str = "loss", scale: str = "li
 def contour(ax: Axes, surface: Surface, quantity: str = "loss", levels: int | np.ndarray | Scale = 30,
             vmin: float | None = None, vmax: float | None = None, scale: str = "auto", step: float | None = None,
             labels: bool = True, cmap: str = "viridis"):
-    """Contour lines of a 2D surface. Returns the ``QuadContourSet``."""
+    """Contour lines of a 2D surface (a coarse grid's from an interpolation: :func:`drawn`).
+    Returns the ``QuadContourSet``."""
     sc = _scale(surface, quantity, levels, vmin, vmax, scale, step)
-    z = _z(surface, quantity, sc.log)
-    cs = ax.contour(surface.x, surface.y, z, levels=sc.levels, cmap=cmap, norm=sc.norm)
+    x, y, z = drawn(surface, quantity, sc.log)
+    cs = ax.contour(x, y, z, levels=sc.levels, cmap=cmap, norm=sc.norm)
     if labels and len(cs.levels):
         ax.clabel(cs, cs.levels[::5], inline=True, inline_spacing=2, fontsize=7, fmt="%.3g", colors="k")
     _axes_labels(ax, surface)
@@ -217,10 +311,11 @@ def contour(ax: Axes, surface: Surface, quantity: str = "loss", levels: int | np
 def contourf(ax: Axes, surface: Surface, quantity: str = "loss", levels: int | np.ndarray | Scale = 30,
              vmin: float | None = None, vmax: float | None = None, scale: str = "auto", step: float | None = None,
              cmap: str = "viridis"):
-    """Filled contours of a 2D surface. Returns the ``QuadContourSet``."""
+    """Filled contours of a 2D surface (a coarse grid's from an interpolation: :func:`drawn`).
+    Returns the ``QuadContourSet``."""
     sc = _scale(surface, quantity, levels, vmin, vmax, scale, step)
-    z = _z(surface, quantity, sc.log)
-    cs = ax.contourf(surface.x, surface.y, z, levels=sc.levels, cmap=cmap, norm=sc.norm, extend="both")
+    x, y, z = drawn(surface, quantity, sc.log)
+    cs = ax.contourf(x, y, z, levels=sc.levels, cmap=cmap, norm=sc.norm, extend="both")
     _axes_labels(ax, surface)
     ax.set_aspect("equal", adjustable="box")
     return cs

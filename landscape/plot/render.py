@@ -69,6 +69,14 @@ def figures(surface: Surface, levels: int = 30, vmin: float | None = None, vmax:
             ax = fig.subplots()
             art = draws[kind](ax, surface, quantity, levels=sc)
             mpl.colorbar(fig, art, ax, surface.label(quantity), sc)
+            missing = mpl.mark_missing(ax, surface, quantity)
+            if surface.attrs.get("directions_from") == "model2, model3":  # the plane through three models
+                mpl.mark_models(ax, surface)
+                ax.set_xlabel("x (towards model2)")
+                ax.set_ylabel("y (towards model3)")
+            if missing is not None:
+                ax.legend(handles=[mpl.missing_handle(missing)], loc="upper center", bbox_to_anchor=(0.5, -0.12),
+                          fontsize=8, frameon=False)
         ax.set_title(title, fontsize=9)
         out[kind] = fig
     return out

@@ -1,8 +1,10 @@
 """A 2D surface interpolated onto a finer grid, for drawing only: the VTK export's ``--interp N``
 (the original tool's ``h52vtp.py --interp``) and the contours of coarse grids.
 
-Cubic where the data allow it (4 or more points a side, every value finite), else linear; a NaN
-(a point not computed, or overflowed) stays NaN over the cells that touch it, never filled in."""
+Cubic where the grid allows it (4 or more points a side), else linear. A point that is not finite
+(not computed, or overflowed) is never filled in: the fine points nearest to it (the half cell
+around it, what a heat map shows as its cell) stay NaN; the cubic pass only borrows its finite
+neighbours' mean there so the spline is defined."""
 
 from __future__ import annotations
 
@@ -14,18 +16,41 @@ from landscape.surface_file import Surface, new_surface
 MAX_POINTS_A_SIDE = 4096
 
 
+def _filled(z: np.ndarray) -> np.ndarray:
+    """``z`` with each non-finite point replaced by the mean of its finite neighbours (repeated
+    until none is left; all zeros when nothing is finite)."""
+    z = np.array(z, dtype=float)
+    bad = ~np.isfinite(z)
+    if bad.all():
+        return np.zeros_like(z)
+    while bad.any():
+        padded = np.pad(np.where(bad, 0.0, z), 1)
+        count = np.pad((~bad).astype(float), 1)
+        sums = sum(padded[1 + dy:padded.shape[0] - 1 + dy, 1 + dx:padded.shape[1] - 1 + dx]
+                   for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+        counts = sum(count[1 + dy:count.shape[0] - 1 + dy, 1 + dx:count.shape[1] - 1 + dx]
+                     for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+        reach = bad & (counts > 0)
+        z[reach] = sums[reach] / counts[reach]
+        bad &= ~reach
+    return z
+
+
 def interpolate(x: np.ndarray, y: np.ndarray, z: np.ndarray, xi: np.ndarray, yi: np.ndarray) -> np.ndarray:
     """``z`` (meshgrid order, ``[j, i]`` at ``(x[i], y[j])``) at the points of the grid ``xi`` x ``yi``."""
     from scipy.interpolate import RegularGridInterpolator
 
     z = np.asarray(z, dtype=float)
     finite = np.isfinite(z)
-    method = "cubic" if finite.all() and min(len(x), len(y)) >= 4 else "linear"
+    axes = (np.asarray(y, float), np.asarray(x, float))
+    method = "cubic" if min(len(x), len(y)) >= 4 else "linear"
     yy, xx = np.meshgrid(yi, xi, indexing="ij")
     points = np.stack([yy.ravel(), xx.ravel()], axis=1)
-    data = np.where(finite, z, np.nan) if method == "linear" else z
-    f = RegularGridInterpolator((np.asarray(y, float), np.asarray(x, float)), data, method=method)
-    return f(points).reshape(len(yi), len(xi))
+    out = RegularGridInterpolator(axes, _filled(z), method=method)(points)
+    if not finite.all():
+        keep = RegularGridInterpolator(axes, finite.astype(float), method="nearest")(points) > 0.5
+        out = np.where(keep, out, np.nan)
+    return out.reshape(len(yi), len(xi))
 
 
 def resample(surface: Surface, n: int) -> Surface:
