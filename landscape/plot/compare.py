@@ -123,8 +123,9 @@ def _compare_1d(axes: list[Axes], surfaces, quantity, vmin, vmax, scale, titles,
 
             handles += [Line2D([], [], color="0.3", lw=2, label="loss (solid)"),
                         Line2D([], [], color="0.3", lw=1.5, ls="--", label="accuracy (dashed)")]
+        longest = max(len(str(h.get_label())) for h in handles)
         axes[0].legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13),
-                       ncol=min(len(handles), 3), frameon=False)
+                       ncol=max(1, min(len(handles), 3, 110 // max(longest, 1))), frameon=False)
     return lines
 
 

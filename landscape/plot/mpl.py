@@ -164,8 +164,9 @@ def drawn(surface: Surface, quantity: str, log: bool) -> tuple[np.ndarray, np.nd
     """``(x, y, z)`` to contour. On a coarse grid (4 to 15 points a side) contours of the raw points
     are polygons with corners at the grid (stars around a minimum, where log levels crowd), so
     the surface is interpolated onto ``DRAWN_POINTS`` a side first: cubic (exact for a quadratic
-    bowl), kept within the data's range (no overshoot below the minimum, so no hole on a log
-    scale), linear next to points that are not finite (never filled in)."""
+    bowl), its overshoot kept above half the minimum (positive on a log scale, and below the lowest
+    level, so no level is drawn around a clipped plateau); points that are not finite are never
+    filled in (:func:`landscape.plot.resample.interpolate`)."""
     z = _z(surface, quantity, log)
     x, y = surface.x, surface.y
     if not 4 <= min(len(x), len(y)) < COARSE or z.count() < 2:
@@ -174,9 +175,25 @@ def drawn(surface: Surface, quantity: str, log: bool) -> tuple[np.ndarray, np.nd
 
     xi, yi = np.linspace(x[0], x[-1], DRAWN_POINTS), np.linspace(y[0], y[-1], DRAWN_POINTS)
     zi = interpolate(x, y, z.filled(np.nan), xi, yi)
+    lo, hi = float(z.min()), float(z.max())
+    floor = lo / 2 if lo > 0 else lo - 0.1 * (hi - lo)  # an overshoot dips below the lowest level, smoothly
     with np.errstate(invalid="ignore"):
-        zi = np.clip(zi, float(z.min()), float(z.max()))
+        zi = np.clip(zi, floor, hi)
     return xi, yi, masked(zi)
+
+
+def resolved_floor(surface: Surface, quantity: str) -> float:
+    """The lowest value a coarse grid resolves as a closed contour: the smallest value next to its
+    minimum. Levels between the minimum and it would circle one grid cell, so their shape would be
+    the interpolation's invention (the star-shaped polygons of raw contours); they are not drawn."""
+    z = np.asarray(surface.quantity(quantity), dtype=float)
+    if not np.isfinite(z).any():
+        return -np.inf
+    j, i = np.unravel_index(int(np.nanargmin(np.where(np.isfinite(z), z, np.nan))), z.shape)
+    near = z[max(j - 1, 0):j + 2, max(i - 1, 0):i + 2].copy()
+    near[min(j, 1), min(i, 1)] = np.nan
+    near = near[np.isfinite(near)]
+    return float(near.min()) if near.size else -np.inf
 
 
 def mark_missing(ax: Axes, surface: Surface, quantity: str = "loss"):
@@ -300,7 +317,17 @@ def contour(ax: Axes, surface: Surface, quantity: str = "loss", levels: int | np
     Returns the ``QuadContourSet``."""
     sc = _scale(surface, quantity, levels, vmin, vmax, scale, step)
     x, y, z = drawn(surface, quantity, sc.log)
-    cs = ax.contour(x, y, z, levels=sc.levels, cmap=cmap, norm=sc.norm)
+    lv = sc.levels
+    if z.shape != surface.values[surface.key(quantity)].shape:  # a coarse grid, interpolated
+        floor = resolved_floor(surface, quantity)
+        if (lv >= floor).sum() >= 2 and (lv < floor).any():
+            lv = lv[lv >= floor]
+            raw = np.asarray(surface.quantity(quantity), dtype=float)
+            j, i = np.unravel_index(int(np.nanargmin(np.where(np.isfinite(raw), raw, np.nan))), raw.shape)
+            ax.plot([surface.x[i]], [surface.y[j]], "x", color="k", ms=6, zorder=4)
+            ax.annotate(f"min {raw[j, i]:.3g}", (surface.x[i], surface.y[j]), xytext=(5, -10),
+                        textcoords="offset points", fontsize=7)
+    cs = ax.contour(x, y, z, levels=lv, cmap=cmap, norm=sc.norm)
     if labels and len(cs.levels):
         ax.clabel(cs, cs.levels[::5], inline=True, inline_spacing=2, fontsize=7, fmt="%.3g", colors="k")
     _axes_labels(ax, surface)
