@@ -318,15 +318,17 @@ def contour(ax: Axes, surface: Surface, quantity: str = "loss", levels: int | np
     sc = _scale(surface, quantity, levels, vmin, vmax, scale, step)
     x, y, z = drawn(surface, quantity, sc.log)
     lv = sc.levels
-    if z.shape != surface.values[surface.key(quantity)].shape:  # a coarse grid, interpolated
+    if z.shape != surface.shape:  # a coarse grid, interpolated: no line below what it resolves
         floor = resolved_floor(surface, quantity)
-        if (lv >= floor).sum() >= 2 and (lv < floor).any():
-            lv = lv[lv >= floor]
+        below, above = lv[lv < floor], lv[lv >= floor]
+        if len(below) and len(above) >= 2:
+            z = np.ma.maximum(z, (below[-1] + above[0]) / 2)  # between two levels: neither is drawn there
             raw = np.asarray(surface.quantity(quantity), dtype=float)
             j, i = np.unravel_index(int(np.nanargmin(np.where(np.isfinite(raw), raw, np.nan))), raw.shape)
             ax.plot([surface.x[i]], [surface.y[j]], "x", color="k", ms=6, zorder=4)
             ax.annotate(f"min {raw[j, i]:.3g}", (surface.x[i], surface.y[j]), xytext=(5, -10),
-                        textcoords="offset points", fontsize=7)
+                        textcoords="offset points", fontsize=7, zorder=5,
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
     cs = ax.contour(x, y, z, levels=lv, cmap=cmap, norm=sc.norm)
     if labels and len(cs.levels):
         ax.clabel(cs, cs.levels[::5], inline=True, inline_spacing=2, fontsize=7, fmt="%.3g", colors="k")
