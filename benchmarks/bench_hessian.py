@@ -356,4 +356,6 @@ def compare_points(args, model, mover, context, metric, batches, fresh_op, ours_
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from _report import run_and_report  # writes this script's section of docs/benchmarks.md
+
+    sys.exit(run_and_report(main))

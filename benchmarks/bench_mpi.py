@@ -53,24 +53,27 @@ def find_mpirun() -> str:
 
 def run_surface(a: argparse.Namespace) -> int:
     """One variant (``--run``): compute the surface, print rank 0's point-loop timing as JSON."""
-    import landscape.compute as compute
+    import landscape.engine as engine
+    from landscape import EvalOptions, Grid, Output
+    from landscape.jobs.surface import SurfaceConfig, compute_surface
     from landscape.parallel import world
 
     comm = world()
     timing = {}
-    loop = compute.map_points
+    loop = engine.map_points
 
     def timed_loop(job, indices, *args, **kwargs):
         t0 = time.perf_counter()
         loop(job, indices, *args, **kwargs)
         timing.update(points=len(indices), seconds=time.perf_counter() - t0)
 
-    compute.map_points = timed_loop
-    cfg = compute.SurfaceConfig(
-        model=a.model, arch=a.arch, dataset="synthetic", synthetic_size=a.size, x=a.x, y=a.y,
-        out=a.out, overwrite=True, threads=a.threads, batch_size=a.batch_size, device="cpu",
+    engine.map_points = timed_loop
+    cfg = SurfaceConfig(
+        model=a.model, arch=a.arch, dataset="synthetic", synthetic_size=a.size, grid=Grid(a.x, a.y),
+        evaluation=EvalOptions(loss_fn="crossentropy", threads=a.threads, batch_size=a.batch_size, device="cpu"),
+        output=Output(a.out, overwrite=True, progress=False),
     )
-    compute.compute_surface(cfg, comm, progress=False)
+    compute_surface(cfg, comm)
     if comm.rank == 0:
         print(json.dumps(timing))
     return 0
@@ -163,4 +166,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from _report import run_and_report  # writes this script's section of docs/benchmarks.md
+
+    sys.exit(run_and_report(main, when=lambda argv: "--run" not in argv))  # not for one variant's run

@@ -5,7 +5,9 @@
     python benchmarks/bench_prune.py --skip-scan        # counts only
 
 Counting: ``landscape.prune.count`` on ResNet-110 (32x32) and ResNet-34 (224x224, 1000 classes),
-the first call and the best of several. The scan: every conv of ResNet-56 that can be pruned
+the first call and the best of several; and the whole ``landscape-prune --count --plan`` command
+(in this process: parsing, the plan, both counts, the report), once each, which
+tests/test_prune_cli.py used to require under 3 s. The scan: every conv of ResNet-56 that can be pruned
 alone (27) at 9 fractions, each pruned copy evaluated on synthetic CIFAR-shaped images, through
 ``landscape.prune.sensitivity`` (one data tensor, one evaluator per pruned model); compared
 with the floor, one forward pass of the unpruned network over the same images per pair.
@@ -14,6 +16,8 @@ with the floor, one forward pass of the unpruned network over the same images pe
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import platform
 import sys
@@ -23,6 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import torch  # noqa: E402
 
+from landscape.cli import prune as prune_cli  # noqa: E402
 from landscape.data import load_dataset  # noqa: E402
 from landscape.models import build_model  # noqa: E402
 from landscape.prune import count, prune_filters, sensitivity  # noqa: E402
@@ -70,6 +75,16 @@ def main(argv: list[str] | None = None) -> int:
         first, best, (flops, params) = _time_count(model, shape, a.repeats)
         print(f"| {arch} | {'x'.join(map(str, shape))} | {flops:,} | {params:,} | {first * 1e3:.1f} | "
               f"{best * 1e3:.1f} |")
+
+    print("\n| command | seconds |")
+    print("|---|---:|")
+    for arch, plan in (("resnet110", "resnet110-B"), ("resnet34_imagenet", "resnet34-C")):
+        argv = ["--arch", arch, "--count", "--plan", plan]
+        with contextlib.redirect_stdout(io.StringIO()):
+            t0 = time.perf_counter()
+            code = prune_cli.main(argv)
+            seconds = time.perf_counter() - t0
+        print(f"| `landscape-prune {' '.join(argv)}` | {seconds:.2f}{'' if code == 0 else f' (exit {code})'} |")
 
     torch.manual_seed(0)
     r56 = _randomize_bn(build_model("resnet56"))
@@ -120,4 +135,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from _report import run_and_report  # writes this script's section of docs/benchmarks.md
+
+    sys.exit(run_and_report(main))

@@ -32,7 +32,8 @@ model = ls.build_model("digits_cnn", num_classes=10, in_channels=1)
 data = ls.load_dataset("digits", split="train").subset(int(sys.argv[3]))[0]
 n = int(sys.argv[2])
 t0 = time.perf_counter()
-s = ls.surface(model, data, x=(-1, 1, n), y=(-1, 1, n), threads=threads, batch_size=256, progress=False)
+s = ls.surface(model, data, ls.Grid((-1, 1, n), (-1, 1, n)), evaluation=ls.EvalOptions(threads=threads, batch_size=256),
+               output=ls.Output(progress=False))
 print(time.perf_counter() - t0, s.attrs["threads_per_rank"])
 """
 
@@ -96,4 +97,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from _report import run_and_report  # writes this script's section of docs/benchmarks.md
+
+    sys.exit(run_and_report(main))

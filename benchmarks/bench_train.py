@@ -34,7 +34,7 @@ from landscape.jobs.train import TrainConfig, TrainJob  # noqa: E402
 from landscape.training import Loop  # noqa: E402
 
 
-def make_trainer(a, out: str, quant: str | None = None) -> Loop:
+def make_loop(a, out: str, quant: str | None = None) -> Loop:
     """The loop of a run over synthetic data of ``a.size`` images, writing nothing until it runs."""
     c = TrainConfig(arch=a.arch, dataset="synthetic", synthetic_size=a.size, epochs=a.epochs,
                     batch_size=a.batch_size, channels_last=a.channels_last, augment=not a.no_aug,
@@ -42,10 +42,10 @@ def make_trainer(a, out: str, quant: str | None = None) -> Loop:
     return TrainJob(c).loop
 
 
-def timed_hooks(trainer: Loop) -> list[float]:
+def timed_hooks(loop: Loop) -> list[float]:
     """Wrap the loop's hooks' per-step methods with timers; returns the running total (s)."""
     total = [0.0]
-    for h in trainer.hooks:
+    for h in loop.hooks:
         for name in ("before_forward", "after_backward", "after_step"):
             inner = getattr(h, name)
 
@@ -58,10 +58,10 @@ def timed_hooks(trainer: Loop) -> list[float]:
     return total
 
 
-def one_epoch(trainer: Loop, epoch: int) -> float:
-    trainer.epoch = epoch
+def one_epoch(loop: Loop, epoch: int) -> float:
+    loop.epoch = epoch
     t0 = time.perf_counter()
-    trainer.train_epoch()
+    loop.train_epoch()
     return time.perf_counter() - t0
 
 
@@ -70,14 +70,14 @@ def quant_table(a) -> None:
     times: dict[str, list[float]] = {v: [] for v in variants}
     in_hooks: dict[str, list[float]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as tmp:
-        trainers, totals = {}, {}
+        loops, totals = {}, {}
         for v in variants:
-            trainers[v] = make_trainer(a, os.path.join(tmp, v), None if v == "full" else v)
-            totals[v] = timed_hooks(trainers[v])
+            loops[v] = make_loop(a, os.path.join(tmp, v), None if v == "full" else v)
+            totals[v] = timed_hooks(loops[v])
         for epoch in range(1, a.epochs + 1):
             for v in variants:
                 before = totals[v][0]
-                times[v].append(one_epoch(trainers[v], epoch))
+                times[v].append(one_epoch(loops[v], epoch))
                 in_hooks[v].append(totals[v][0] - before)
                 print(f"epoch {epoch} {v}: train {times[v][-1]:.2f} s (hooks {in_hooks[v][-1]:.3f} s)",
                       file=sys.stderr)
@@ -116,12 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     train_times, eval_times = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = make_trainer(a, os.path.join(tmp, "run"))
-        test = trainer.test_data
+        loop = make_loop(a, os.path.join(tmp, "run"))
+        test = loop.test_data
         for epoch in range(1, a.epochs + 1):
-            train_times.append(one_epoch(trainer, epoch))
+            train_times.append(one_epoch(loop, epoch))
             t1 = time.perf_counter()
-            trainer.evaluate(test)
+            loop.evaluate(test)
             eval_times.append(time.perf_counter() - t1)
             print(f"epoch {epoch}: train {train_times[-1]:.1f} s, eval {eval_times[-1]:.1f} s", file=sys.stderr)
     steady = train_times[1:] or train_times
@@ -139,4 +139,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from _report import run_and_report  # writes this script's section of docs/benchmarks.md
+
+    sys.exit(run_and_report(main))

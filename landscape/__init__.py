@@ -40,7 +40,8 @@ _EXPORTS = {
     "quantize_": "landscape.quant", "QuantConfig": "landscape.quant",
     "DataSpec": "landscape.data",
 }
-_SUBMODULES = ("plot", "hessian", "prune", "quant", "models", "data", "training", "parallel")
+_SUBMODULES = ("plot", "hessian", "prune", "quant", "models", "data", "training", "parallel", "sharpness",
+               "connect")
 
 __all__ = ["__version__", *sorted(_EXPORTS), *_SUBMODULES]
 

@@ -61,8 +61,23 @@ def to_device(batch, device: torch.device, channels_last: bool = False, non_bloc
     return batch
 
 
+def is_hf_model(model: nn.Module) -> bool:
+    """A Hugging Face ``transformers`` model (it takes its inputs by keyword)."""
+    return hasattr(model, "main_input_name") and hasattr(model, "config")
+
+
 def forward(model: nn.Module, batch) -> torch.Tensor:
-    """The model's output on a batch: ``model(x)`` for ``(x, y, ...)``, else ``model(batch)``."""
+    """The model's output on a batch: ``model(x)`` for ``(x, y, ...)``, else ``model(batch)``.
+
+    A Hugging Face model takes a dict batch as keywords, ``model(**batch)``, and ``(ids, labels)``
+    of one shape as ``model(input_ids=ids, labels=labels)``, so it returns its own loss."""
+    if is_hf_model(model):
+        if isinstance(batch, Mapping):
+            return model(**batch)
+        if isinstance(batch, tuple | list) and len(batch) >= 2 and torch.is_tensor(batch[1]) and \
+                tuple(batch[1].shape) == tuple(batch[0].shape) and not batch[1].is_floating_point():
+            return model(**{model.main_input_name: batch[0], "labels": batch[1]})
+        return model(batch[0] if isinstance(batch, tuple | list) else batch)
     if isinstance(batch, tuple | list):
         return model(batch[0])
     return model(batch)
@@ -144,10 +159,13 @@ class TensorBatches(Batches):
         return self._checksum
 
 
-def tensor_bytes(t: torch.Tensor) -> bytes:
-    """A tensor's values as bytes on the CPU (bfloat16, which numpy lacks, as float32): what checksums hash."""
+def tensor_bytes(t: torch.Tensor) -> memoryview:
+    """A tensor's values as bytes on the CPU (bfloat16, which numpy lacks, as float32): what checksums
+    hash. A view of the tensor's own memory where it is a contiguous CPU tensor already (no copy)."""
     c = t.detach().cpu().contiguous()
-    return (c.float() if c.dtype == torch.bfloat16 else c).numpy().tobytes()
+    if c.numel() == 0:
+        return memoryview(b"")
+    return memoryview((c.float() if c.dtype == torch.bfloat16 else c).numpy().reshape(-1)).cast("B")
 
 
 def data_checksum(tensors) -> str:
@@ -233,8 +251,9 @@ def default_budget(device: torch.device) -> int:
         return 2 << 30
 
 
-def _tensors_of(data) -> tuple[torch.Tensor, ...] | None:
-    """The tensors behind in-memory data, or None for a loader."""
+def tensors_of(data) -> tuple[torch.Tensor, ...] | None:
+    """The tensors behind in-memory data (a :class:`landscape.Dataset`, ``(X, y)``, a map-style
+    torch Dataset read once), or None for a loader."""
     from landscape.data import Dataset
 
     if isinstance(data, Dataset):
@@ -266,7 +285,7 @@ def as_batches(data, device: torch.device | str = "cpu", batch_size: int = 256, 
     if isinstance(data, Batches):
         return data
     budget = default_budget(device) if memory_budget is None else memory_budget
-    tensors = _tensors_of(data)
+    tensors = tensors_of(data)
     if tensors is not None:
         if len(tensors[0]) == 0:
             raise LandscapeError("the data is empty")
@@ -303,5 +322,5 @@ def as_batches(data, device: torch.device | str = "cpu", batch_size: int = 256, 
 
 __all__ = [
     "Batches", "CachedBatches", "StreamedBatches", "TensorBatches", "as_batches", "forward", "inputs_of",
-    "leaves", "size_of", "to_device",
+    "leaves", "size_of", "tensors_of", "to_device",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import zipfile
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from landscape.errors import LandscapeError, first_line
+from landscape.files import write_bytes
 
 # Keys under which training scripts (ours, the original loss-landscape tool, common recipes)
 # keep the state dict inside a larger checkpoint dict.
@@ -29,6 +31,15 @@ def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def save_checkpoint(path: str | os.PathLike, obj) -> str:
+    """``torch.save(obj)`` to ``path``, atomically and safely: serialized in memory, then written
+    by :func:`landscape.files.write_bytes` (a full disk is one clean error, not torch's
+    "file write failed"); return the path."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return write_bytes(path, buffer.getbuffer())
+
+
 def _looks_like_torch_file(path: str) -> bool:
     """torch.save writes a zip archive (since 1.6) or, in the legacy format, a pickle (0x80)."""
     if zipfile.is_zipfile(path):
@@ -37,9 +48,40 @@ def _looks_like_torch_file(path: str) -> bool:
         return f.read(1) == b"\x80"
 
 
+def _read_safetensors(path: str) -> dict[str, torch.Tensor]:
+    """A ``.safetensors`` file (tensors only, no code), or the shards a ``*.safetensors.index.json`` names."""
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+    except ImportError:
+        raise LandscapeError(f"{path!r} is a safetensors file: pip install safetensors "
+                             "(or landscape[hf])") from None
+    files = [path]
+    if path.endswith(".json"):
+        import json
+
+        try:
+            with open(path) as f:
+                shards = sorted(set(json.load(f)["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise LandscapeError(f"{path!r} is not a safetensors index ({first_line(exc)})") from None
+        files = [os.path.join(os.path.dirname(path), s) for s in shards]
+    out: dict[str, torch.Tensor] = {}
+    for file in files:
+        if not os.path.isfile(file):
+            raise LandscapeError(f"checkpoint {file!r} does not exist")
+        try:
+            out.update(load_file(file, device="cpu"))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise LandscapeError(f"{file!r} is not a readable safetensors file ({first_line(exc)})") from None
+    return out
+
+
 def _read(path: str, unsafe_pickle: bool):
     if not os.path.isfile(path):
         raise LandscapeError(f"checkpoint {path!r} does not exist")
+    if path.endswith((".safetensors", ".safetensors.index.json")):
+        return _read_safetensors(path)
     if not _looks_like_torch_file(path):
         raise LandscapeError(f"{path!r} is not a PyTorch checkpoint (neither a torch.save zip "
                              "archive nor a legacy pickle)")
@@ -163,6 +205,15 @@ def load_into_(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source:
     for k in own:
         if k.endswith("num_batches_tracked") and k not in state_dict:
             state_dict[k] = own[k]
+    # Tied weights (a language model's output layer is its embedding) are saved once: a missing
+    # name whose tensor is another's in the model takes that one's value.
+    by_storage: dict[int, str] = {}
+    for k, v in own.items():
+        if k in state_dict and v.numel():
+            by_storage.setdefault(v.data_ptr(), k)
+    for k, v in own.items():
+        if k not in state_dict and v.numel() and v.data_ptr() in by_storage:
+            state_dict[k] = state_dict[by_storage[v.data_ptr()]]
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
     misshapen = [

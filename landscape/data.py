@@ -289,6 +289,28 @@ def _from_callable(spec: str, root: str | None, split: str) -> Dataset:
     return Dataset(x.float().contiguous(), y, num_classes, spec, {"callable": spec})
 
 
+def _tokens(path: str, seq_len: int | None) -> Dataset:
+    """A 1-D array of token ids (``.npy``, or a ``.bin`` of uint16 ids) cut into sequences of
+    ``seq_len`` (the remainder dropped); the labels are the ids (next-token targets)."""
+    if not seq_len or seq_len < 2:
+        raise LandscapeError("--dataset tokens:FILE needs --seq-len N (at least 2 tokens per sequence)")
+    if not os.path.isfile(path):
+        raise LandscapeError(f"token file {path!r} does not exist")
+    try:
+        ids = np.load(path, mmap_mode="r", allow_pickle=False) if path.endswith(".npy") else \
+            np.memmap(path, dtype=np.uint16, mode="r")
+    except (OSError, ValueError) as exc:
+        raise LandscapeError(f"{path!r} is not a token file (a .npy array or a .bin of uint16 ids): {exc}") from None
+    if ids.ndim != 1 or ids.dtype.kind not in "iu":
+        raise LandscapeError(f"{path!r} holds a {ids.dtype} array of shape {ids.shape}; token ids are a 1-D "
+                             "integer array")
+    n = len(ids) // seq_len
+    if n == 0:
+        raise LandscapeError(f"{path!r} has {len(ids)} tokens: fewer than one sequence of {seq_len}")
+    x = torch.from_numpy(np.array(ids[:n * seq_len], dtype=np.int64)).view(n, seq_len)  # a copy: writable
+    return Dataset(x, x, int(x.max()) + 1, f"tokens:{path}", {"seq_len": seq_len, "tokens": n * seq_len})
+
+
 # ------------------------------------------------------------------------------ entry point
 
 
@@ -302,11 +324,15 @@ def load_dataset(
     num_classes: int = 10,
     size: int = 2048,
     seed: int = 0,
+    seq_len: int | None = None,
 ) -> Dataset:
     """Load a split of a named dataset (``digits``, ``synthetic``, ``cifar10``, ``cifar100``,
-    ``mnist`` or ``package.module:callable``) into memory, normalized unless ``raw``."""
+    ``mnist`` or ``package.module:callable``) into memory, normalized unless ``raw``; or
+    ``tokens:FILE`` (every split: the file) cut into sequences of ``seq_len`` token ids."""
     if split not in SPLITS:
         raise LandscapeError(f"split must be 'train' or 'test', got {split!r}")
+    if name.startswith("tokens:"):
+        return _tokens(name[len("tokens:"):], seq_len)
     if name == "digits":
         return _digits(split, raw)
     if name == "synthetic":
@@ -326,7 +352,8 @@ def load_dataset(
 @dataclass
 class DataSpec:
     """Which data a command evaluates, in its options' terms: a named dataset and split, cut to a
-    fixed random subset of ``samples`` when given. Every command that loads data loads it here."""
+    fixed random subset of ``samples`` when given (the data options of landscape-surf,
+    landscape-hessian and landscape-prune; landscape-train loads both splits whole)."""
 
     dataset: str = "digits"
     data_root: str | None = None
@@ -338,6 +365,7 @@ class DataSpec:
     synthetic_seed: int = 0
     raw_data: bool = False
     num_classes: int | None = None
+    seq_len: int | None = None
 
     @classmethod
     def of(cls, obj) -> DataSpec:
@@ -350,7 +378,7 @@ class DataSpec:
         split = split or self.split.split(",")[0]
         data = load_dataset(self.dataset, root=self.data_root, split=split, shape=self.synthetic_shape,
                             num_classes=self.num_classes or 10, size=self.synthetic_size, seed=self.synthetic_seed,
-                            raw=self.raw_data)
+                            raw=self.raw_data, seq_len=self.seq_len)
         if len(data) == 0:
             raise LandscapeError(f"dataset {self.dataset!r} ({split}) is empty")
         if self.samples is None:
@@ -365,6 +393,7 @@ class DataSpec:
             "synthetic": f"{self.synthetic_shape} x {self.synthetic_size}, seed {self.synthetic_seed}"
             if self.dataset == "synthetic" else "",
             "sample_seed": self.sample_seed if self.samples else "",
+            **({"seq_len": self.seq_len} if self.seq_len else {}),
         }
 
 

@@ -19,13 +19,14 @@ without a guard against zero. Their files: :mod:`landscape.directions_file`.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
 
 from landscape.directions_file import Direction, load_directions, save_directions  # the files: re-exported
 from landscape.errors import LandscapeError
-from landscape.params import IGNORES, ignored, is_float
+from landscape.params import IGNORES, LazyDirection, ignored, is_float, scratch, scratch_buffer
 
 NORMS = ("filter", "layer", "weight", "dfilter", "dlayer", "none")
 SEMANTICS = ("landscape", "original")
@@ -41,14 +42,40 @@ def _check(norm: str, ignore: str, semantics: str = "landscape") -> None:
         raise LandscapeError(f"semantics must be one of {', '.join(SEMANTICS)}, got {semantics!r}")
 
 
-def _per_filter(d: torch.Tensor, target: torch.Tensor | None) -> None:
-    """Scale each filter (first-dimension slice) of ``d`` to the norm of ``target``'s, or to 1."""
-    if d.dim() <= 1:
-        d.mul_((target.norm() if target is not None else 1.0) / (d.norm() + EPS))
-        return
-    dn = d.flatten(1).norm(dim=1)
-    tn = target.flatten(1).norm(dim=1) if target is not None else torch.ones_like(dn)
-    d.mul_((tn / (dn + EPS)).view(-1, *([1] * (d.dim() - 1))))
+def _step(d: torch.Tensor, w: torch.Tensor, norm: str, ignore: str, original: bool) -> tuple[str, object]:
+    """How one tensor ``d`` of a direction is normalized against ``w``, as ``(op, operand)`` for
+    :func:`_apply_`: recorded once, the step replays on a regenerated ``d`` to the same bits."""
+    if not is_float(d) or ignored(d, ignore):
+        return "zero", None
+    if original and d.dim() <= 1:  # the original tool: a kept bias/BN direction is the weights
+        return "copy", w
+    if norm in ("filter", "dfilter"):  # each filter (first-dimension slice) to the norm of w's, or to 1
+        target = w if norm == "filter" else None
+        if d.dim() <= 1:
+            return "mul", (target.norm() if target is not None else 1.0) / (d.norm() + EPS)
+        dn = d.flatten(1).norm(dim=1)
+        tn = target.flatten(1).norm(dim=1) if target is not None else torch.ones_like(dn)
+        return "mul", (tn / (dn + EPS)).view(-1, *([1] * (d.dim() - 1)))
+    if norm == "layer":
+        return "mul", w.norm() / (d.norm() if original else d.norm() + EPS)
+    if norm == "dlayer":
+        return "div", d.norm() if original else d.norm() + EPS
+    if norm == "weight" and original:
+        return "mul", w
+    return "keep", None
+
+
+def _apply_(d: torch.Tensor, step: tuple[str, object]) -> torch.Tensor:
+    op, operand = step
+    if op == "zero":
+        return d.zero_()
+    if op == "copy":
+        return d.copy_(operand)
+    if op == "mul":
+        return d.mul_(operand)
+    if op == "div":
+        return d.div_(operand)
+    return d
 
 
 def normalize_(
@@ -60,24 +87,10 @@ def normalize_(
     original = semantics == "original"
     active = []
     for name, d in direction.items():
-        w = origin[name]
-        if not is_float(d) or ignored(d, ignore):
-            d.zero_()
-            continue
-        if original and d.dim() <= 1:  # the original tool: a kept bias/BN direction is the weights
-            d.copy_(w)
-            continue
-        active.append(name)
-        if norm == "filter":
-            _per_filter(d, w)
-        elif norm == "dfilter":
-            _per_filter(d, None)
-        elif norm == "layer":
-            d.mul_(w.norm() / (d.norm() if original else d.norm() + EPS))
-        elif norm == "dlayer":
-            d.div_(d.norm() if original else d.norm() + EPS)
-        elif norm == "weight" and original:
-            d.mul_(w)
+        step = _step(d, origin[name], norm, ignore, original)
+        _apply_(d, step)
+        if step[0] not in ("zero", "copy"):
+            active.append(name)
     if norm == "weight" and not original and active:
         dn = torch.sqrt(sum(direction[k].double().pow(2).sum() for k in active))
         wn = torch.sqrt(sum(origin[k].double().pow(2).sum() for k in active))
@@ -85,6 +98,99 @@ def normalize_(
         for k in active:
             direction[k].mul_(scale)
     return direction
+
+
+class SeededDirection(LazyDirection):
+    """A random direction that holds no tensor: each one is drawn again from the generator state
+    recorded before it and normalized by the step recorded for it, to the same bits as
+    :func:`random_direction` gives. Building it draws every tensor once (one at a time); a
+    :class:`landscape.params.Mover` then adds it tensor by tensor, so a surface holds the origin
+    and one tensor's worth of direction instead of whole directions."""
+
+    def __init__(self, origin: Mapping[str, torch.Tensor], norm: str = "filter", ignore: str = "biasbn",
+                 generator: torch.Generator | None = None, semantics: str = "landscape"):
+        _check(norm, ignore, semantics)
+        original = semantics == "original"
+        generator = generator if generator is not None else torch.default_generator
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self._states: dict[str, torch.Tensor | None] = {}
+        self._steps: dict[str, tuple[str, object]] = {}
+        active = []
+        dsq, wsq = 0, 0
+        buffer = scratch_buffer(max((v.numel() for v in origin.values()), default=0))
+        for k, v in origin.items():
+            self._shapes[k] = tuple(v.shape)
+            if is_float(v):
+                self._states[k] = generator.get_state()
+                d = torch.randn(v.shape, generator=generator, dtype=torch.float32, out=buffer[:v.numel()].view(v.shape))
+            else:
+                self._states[k] = None
+                d = torch.zeros(v.shape)
+            w = v.detach().cpu().float()
+            step = _step(d, w, norm, ignore, original)
+            if step[0] == "copy":
+                step = ("copy", w.clone())
+            self._steps[k] = step
+            if norm == "weight" and not original and step[0] not in ("zero", "copy"):
+                active.append(k)
+                dsq = dsq + d.double().pow(2).sum()
+                wsq = wsq + w.double().pow(2).sum()
+            del d, w  # one tensor at a time
+        self._scale = float(torch.sqrt(wsq) / (torch.sqrt(dsq) + EPS)) if active else None
+        self._scaled = set(active)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.read_(name, scratch_buffer(math.prod(self._shapes[name])))
+
+    def __contains__(self, name) -> bool:
+        return name in self._shapes
+
+    def read_(self, name: str, out: torch.Tensor) -> torch.Tensor:
+        shape, state = self._shapes[name], self._states[name]
+        d = out[:math.prod(shape)].view(shape)
+        if state is None:
+            return d.zero_()
+        g = torch.Generator()
+        g.set_state(state)
+        _apply_(torch.randn(shape, generator=g, dtype=torch.float32, out=d), self._steps[name])
+        if name in self._scaled:
+            d.mul_(self._scale)
+        return d
+
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        return self._shapes[name]
+
+    def __iter__(self):
+        return iter(self._shapes)
+
+    def __len__(self) -> int:
+        return len(self._shapes)
+
+
+class Difference(LazyDirection):
+    """``target - origin``, one tensor at a time (the two models are held, their difference is not)."""
+
+    def __init__(self, origin: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]):
+        _check_pair(origin, target)
+        self._origin, self._target = origin, target
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        v = self._origin[name]
+        if not is_float(v):
+            return torch.zeros(v.shape)
+        return self._target[name].detach().cpu().float() - v.detach().cpu().float()
+
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        return tuple(self._origin[name].shape)
+
+    def __contains__(self, name) -> bool:
+        return name in self._origin
+
+    def __iter__(self):
+        return iter(self._origin)
+
+    def __len__(self) -> int:
+        return len(self._origin)
 
 
 def random_direction(
@@ -120,38 +226,52 @@ def per_axis(value: str | Sequence[str], count: int, what: str) -> list[str]:
 
 def random_directions(
     origin: Mapping[str, torch.Tensor], count: int, norm: str | Sequence[str] = "filter",
-    ignore: str | Sequence[str] = "biasbn", seed: int = 0, semantics: str = "landscape",
+    ignore: str | Sequence[str] = "biasbn", seed: int = 0, semantics: str = "landscape", lazy: bool = False,
 ) -> list[Direction]:
     """``count`` independent normalized directions from one seeded generator; ``norm`` and
-    ``ignore`` may be given per direction (x, y, z)."""
+    ``ignore`` may be given per direction (x, y, z). ``lazy``: :class:`SeededDirection` objects
+    (the same values, regenerated when read) instead of dicts of tensors."""
     g = torch.Generator().manual_seed(seed)
     norms, ignores = per_axis(norm, count, "norm"), per_axis(ignore, count, "ignore")
-    return [random_direction(origin, n, i, g, semantics) for n, i in zip(norms, ignores, strict=True)]
+    make = SeededDirection if lazy else random_direction
+    return [make(origin, n, i, g, semantics) for n, i in zip(norms, ignores, strict=True)]
 
 
 def directions_checksum(directions: Sequence[Mapping[str, torch.Tensor]]) -> str:
     """SHA-256 of the directions' names and float32 bytes: equal on every rank or not at all."""
     h = hashlib.sha256()
+    buffer = scratch(directions)
     for d in directions:
-        for name, t in d.items():
+        for name in d:
+            t = d.read_(name, buffer) if isinstance(d, LazyDirection) else d[name].detach().cpu().float().contiguous()
             h.update(name.encode())
-            h.update(t.detach().cpu().float().contiguous().numpy().tobytes())
+            h.update(memoryview(t.numpy()).cast("B"))  # the bytes in place: no copy of the tensor
+            del t  # before the next one is made (a lazy direction makes them one at a time)
     return h.hexdigest()
 
 
-def interpolation_direction(origin: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]) -> Direction:
-    """``target - origin``: a = 0 is the first model, a = 1 the second. Not normalized."""
+def _check_pair(origin: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]) -> None:
     missing = [k for k in origin if k not in target]
     if missing:
         raise LandscapeError(f"the second model lacks {', '.join(missing[:3])}: it is not the same architecture")
     bad = [k for k in origin if tuple(origin[k].shape) != tuple(target[k].shape)]
     if bad:
         raise LandscapeError(f"the second model differs in shape at {', '.join(bad[:3])}")
+
+
+def interpolation_direction(origin: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor],
+                            lazy: bool = False) -> Direction:
+    """``target - origin``: a = 0 is the first model, a = 1 the second. Not normalized. ``lazy``:
+    a :class:`Difference` (computed tensor by tensor when read)."""
+    _check_pair(origin, target)
+    if lazy:
+        return Difference(origin, target)
     return {
         k: (target[k].detach().cpu().float() - v.detach().cpu().float()) if is_float(v) else torch.zeros(v.shape)
         for k, v in origin.items()
     }
 
 
-__all__ = ["NORMS", "SEMANTICS", "Direction", "directions_checksum", "interpolation_direction", "load_directions",
-           "normalize_", "random_direction", "random_directions", "save_directions"]
+__all__ = ["NORMS", "SEMANTICS", "Difference", "Direction", "SeededDirection", "directions_checksum",
+           "interpolation_direction", "load_directions", "normalize_", "random_direction", "random_directions",
+           "save_directions"]

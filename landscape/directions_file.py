@@ -14,6 +14,7 @@ import torch
 
 from landscape.errors import LandscapeError
 from landscape.h5 import attr, dataset, opened, plain, writing
+from landscape.params import LazyDirection, scratch
 
 Direction = dict[str, torch.Tensor]
 
@@ -25,8 +26,11 @@ def write_directions(f: h5py.File, directions: Sequence[Direction], attrs: Mappi
     for axis, d in zip(AXES, directions, strict=False):
         g = f.create_group(axis)
         g.attrs["names"] = np.array(list(d), dtype=h5py.string_dtype())
-        for i, t in enumerate(d.values()):
+        buffer = scratch([d])
+        for i, name in enumerate(d):
+            t = d.read_(name, buffer) if isinstance(d, LazyDirection) else d[name]
             dataset(g, str(i), t.detach().cpu().float().numpy())
+            del t  # before the next one is made (a lazy direction makes them one at a time)
     for k, v in (attrs or {}).items():
         f.attrs[k] = attr(v)
 
@@ -59,19 +63,79 @@ def _read_axis(f: h5py.File, axis: str, path: str, names: Sequence[str] | None) 
     return tensors
 
 
-def load_directions(path: str | os.PathLike, names: Sequence[str] | None = None) -> tuple[list[Direction], dict]:
+class FileDirection(LazyDirection):
+    """One direction of a directions file, read tensor by tensor when asked (the file verified
+    once when opened by :func:`load_directions`; every read checked by HDF5's fletcher32)."""
+
+    def __init__(self, path: str, axis: str, keys: Mapping[str, str], shapes: Mapping[str, tuple[int, ...]]):
+        self.path, self.axis, self._keys, self._shapes = path, axis, dict(keys), dict(shapes)
+        self._f: h5py.File | None = None
+
+    def _group(self) -> h5py.Group:
+        if self._f is None:
+            self._f = h5py.File(self.path, "r")
+        return self._f[self.axis]
+
+    def read_(self, name: str, out: torch.Tensor) -> torch.Tensor:
+        shape = self._shapes[name]
+        view = out[:int(np.prod(shape, dtype=np.int64))].view(shape)
+        try:
+            self._group()[self._keys[name]].read_direct(view.numpy())
+        except (OSError, ValueError, KeyError) as exc:
+            raise LandscapeError(f"{self.path!r}: {self.axis}/{self._keys[name]} cannot be read ({exc})") from None
+        return view
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.read_(name, torch.empty(int(np.prod(self._shapes[name], dtype=np.int64)), dtype=torch.float32))
+
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        return self._shapes[name]
+
+    def __contains__(self, name) -> bool:
+        return name in self._shapes
+
+    def __iter__(self):
+        return iter(self._shapes)
+
+    def __len__(self) -> int:
+        return len(self._shapes)
+
+    def __getstate__(self):  # an open file does not travel
+        return {**self.__dict__, "_f": None}
+
+
+def _stream_axis(f: h5py.File, axis: str, path: str, names: Sequence[str] | None) -> FileDirection:
+    g = f[axis]
+    if not isinstance(g, h5py.Group) or not all(k.isdigit() for k in g.keys()):
+        raise LandscapeError(f"{path!r}: {axis} is not a group of numbered tensors")
+    keys = sorted(g.keys(), key=int)
+    file_names = [n.decode() if isinstance(n, bytes) else str(n) for n in g.attrs.get("names", [])]
+    labels = file_names or list(names or [])
+    if len(labels) != len(keys):
+        raise LandscapeError(f"{path!r}: {axis} has {len(keys)} tensors but the model has {len(labels)}")
+    for k in keys:
+        if g[k].dtype.kind != "f":
+            raise LandscapeError(f"{path!r}: {axis}/{k} is not a float array")
+    return FileDirection(path, axis, dict(zip(labels, keys, strict=True)),
+                         {n: tuple(g[k].shape) for n, k in zip(labels, keys, strict=True)})
+
+
+def load_directions(path: str | os.PathLike, names: Sequence[str] | None = None,
+                    stream: bool = False) -> tuple[list[Direction], dict]:
     """Read the directions in ``path`` (and its attributes).
 
     ``names`` (the model's tensor names, in order) is used when the file has no ``names``
-    attribute, as in files written by the original tool.
+    attribute, as in files written by the original tool. ``stream``: :class:`FileDirection`
+    objects that read each tensor when asked, instead of the tensors.
     """
     path = os.fspath(path)
 
     def ours(f) -> bool:
         return any(k in f.attrs for k in ("content_sha256", "landscape_version", "dir_type"))
 
+    read = _stream_axis if stream else _read_axis
     with opened(path, "directions file", ours) as (f, _):
-        out = [_read_axis(f, axis, path, names) for axis in AXES if axis in f]
+        out = [read(f, axis, path, names) for axis in AXES if axis in f]
         attrs = {k: plain(v) for k, v in f.attrs.items()}
     if not out:
         raise LandscapeError(f"{path!r} holds no xdirection group")

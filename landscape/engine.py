@@ -36,8 +36,8 @@ from landscape.files import OutputLock, check_output, remove_stale_temporaries
 from landscape.grid import Axis, Grid, as_grid
 from landscape.metrics import Context, Point, as_metric, check_names, config_of, values_of
 from landscape.parallel import collective, local_rank_and_size, map_points, on_root, same_everywhere, share, world
-from landscape.params import DIR_TYPES, Mover, place_, snapshot, uses_channels_last
-from landscape.provenance import environment
+from landscape.params import DIR_TYPES, LazyDirection, Mover, live_tensors, place_, snapshot, uses_channels_last
+from landscape.provenance import environment, now
 from landscape.surface_file import (
     ConfigMismatch,
     DamagedFile,
@@ -80,7 +80,10 @@ class Directions:
     """The directions of a surface: your own ``tensors`` (one dict of tensors named like the
     model's per axis), else random ones drawn from ``seed`` and normalized by ``norm`` with the
     ``ignore`` rule (one for all axes, or one per axis) under ``semantics``. ``dir_type``: over the
-    parameters ("weights") or the whole state dict, BatchNorm statistics included ("states")."""
+    parameters ("weights") or the whole state dict, BatchNorm statistics included ("states").
+    Random directions are regenerated tensor by tensor at every point (the same values; a surface
+    then holds the origin and one tensor beyond the model); ``hold=True`` keeps them whole instead
+    (two more copies of the model's size, for when memory is plentiful and points are cheap)."""
 
     tensors: Sequence[Mapping[str, torch.Tensor]] | None = None
     dir_type: str = "weights"
@@ -88,6 +91,7 @@ class Directions:
     ignore: str | Sequence[str] = "biasbn"
     seed: int = 0
     semantics: str = "landscape"
+    hold: bool = False
 
     def __post_init__(self):
         from landscape.directions import NORMS, SEMANTICS
@@ -98,7 +102,9 @@ class Directions:
         object.__setattr__(self, "ignore", _per_axis("ignore", self.ignore, IGNORES))
         _choice("semantics", self.semantics, SEMANTICS)
         if not _is_int(self.seed) or not 0 <= self.seed < 2**63:
-            raise LandscapeError(f"`seed` must be an integer from 0 to 2**63 - 1, got {self.seed!r}")
+            raise LandscapeError(f"`seed` must be a non-negative integer below 2**63, got {self.seed!r}")
+        if not isinstance(self.hold, bool):
+            raise LandscapeError(f"`hold` must be True or False, got {self.hold!r}")
         if self.tensors is not None:
             if isinstance(self.tensors, Mapping) or not isinstance(self.tensors, Sequence) or \
                     not all(isinstance(d, Mapping) for d in self.tensors):
@@ -212,7 +218,7 @@ def tensors_checksum(tensors: Mapping[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _splits(data) -> dict[str, object]:
+def by_split(data) -> dict[str, object]:
     """``data`` as ``{split: data}``: a mapping of splits as it is, anything else is ``train``."""
     if isinstance(data, Mapping) and data and all(isinstance(k, str) for k in data) and \
             not any(torch.is_tensor(v) for v in data.values()):
@@ -228,11 +234,14 @@ def _check_directions(directions, ndim: int, origin: Mapping[str, torch.Tensor])
     for d in dirs:
         if not isinstance(d, Mapping):
             raise LandscapeError("a direction is a dict of tensors named like the model's")
-        out.append({k: torch.as_tensor(d[k]).detach().cpu().float() if k in d else torch.zeros(v.shape)
-                    for k, v in origin.items()})
-        extra = [k for k in d if k not in origin]
-        if extra:
-            raise LandscapeError(f"a direction names tensors the model does not have: {', '.join(extra[:3])}")
+        if isinstance(d, LazyDirection):  # made tensor by tensor when read: kept as it is
+            out.append(d)
+        else:
+            out.append({k: torch.as_tensor(d[k]).detach().cpu().float() if k in d else torch.zeros(v.shape)
+                        for k, v in origin.items()})
+        unknown = [k for k in d if k not in origin]
+        if unknown:
+            raise LandscapeError(f"a direction names tensors the model does not have: {', '.join(unknown[:3])}")
     return out
 
 
@@ -253,7 +262,8 @@ def _python_command(grid: Grid, options: Sequence) -> str:
             return repr(v)
         return f"<{type(v).__name__}>"
 
-    shown = [f"Grid({', '.join(f'{a}={str(ax)!r}' for a, ax in zip('xyz', grid.axes, strict=False))})"]
+    adaptive = f", adaptive={grid.adaptive:g}" if grid.adaptive else ""
+    shown = [f"Grid({', '.join(f'{a}={str(ax)!r}' for a, ax in zip('xyz', grid.axes, strict=False))}{adaptive})"]
     def is_default(v, default) -> bool:
         return v is default or (isinstance(v, str | int | float | bool | tuple) and v == default)
 
@@ -376,18 +386,23 @@ class _Run:
     evaluations: list[Evaluation]
     user_metrics: list
     context: Context
+    dirs_checksum: str
+    origin_checksum: str
     bn: BatchNormRecompute | None = None
 
 
 def _setup(model, data, grid: Grid, directions: Directions, metrics, evaluation: EvalOptions, out: str | None, comm,
            local_rank: int) -> _Run:
     """Everything a rank needs before the points: device, metrics (not set up yet), mover."""
+    if not live_tensors(model, directions.dir_type):
+        what = "parameters" if directions.dir_type == "weights" else "floating-point parameters or buffers"
+        raise LandscapeError(f"the model ({type(model).__name__}) has no {what}: a landscape moves them")
     dev = resolve_device(evaluation.device)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local_rank % torch.cuda.device_count())  # this rank's GPU on its node
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-    splits = _splits(data)
+    splits = by_split(data)
     first = next(iter(splits.values()))
     sample = first.x[:1] if hasattr(first, "x") else (
         first[0][:1] if isinstance(first, tuple | list) and first and torch.is_tensor(first[0]) else None)
@@ -403,7 +418,8 @@ def _setup(model, data, grid: Grid, directions: Directions, metrics, evaluation:
         dirs = _check_directions(directions.tensors, grid.ndim, cpu_origin)
     else:
         dirs = random_directions(cpu_origin, grid.ndim, directions.norm, directions.ignore, directions.seed,
-                                 directions.semantics)
+                                 directions.semantics, lazy=not directions.hold)
+    del cpu_origin
     mover = Mover(model, origin, dirs, directions.dir_type)
 
     # Batch sizes: the user's; else those of the file being resumed; else rank 0's probe.
@@ -418,8 +434,9 @@ def _setup(model, data, grid: Grid, directions: Directions, metrics, evaluation:
     e = evaluation
     evaluations = [Evaluation(d, s, e.loss_fn, e.accuracy_fn, batch_size or sizes.get(s), e.precision, e.compile,
                               e.forward_fn, channels_last) for s, d in splits.items()]
-    context = Context(model, dev, grid=grid, rank=comm.rank, extra={"forward_fn": e.forward_fn})
-    return _Run(grid, directions, evaluation, dev, model, origin, dirs, mover, evaluations, user_metrics, context)
+    context = Context(model, dev, grid=grid, rank=comm.rank, forward_fn=e.forward_fn)
+    return _Run(grid, directions, evaluation, dev, model, origin, dirs, mover, evaluations, user_metrics, context,
+                directions_checksum(dirs), tensors_checksum(origin))
 
 
 def _setup_metrics(run: _Run, comm) -> list:
@@ -473,10 +490,12 @@ def _inputs(run: _Run, metrics: list) -> dict:
     model = run.model
     core = {
         "grid": grid.specs(), "coordinates": coords.hexdigest(),
-        "model": f"{type(model).__module__}.{type(model).__qualname__}:{tensors_checksum(run.origin)}",
-        "dir_type": run.directions.dir_type, "directions": directions_checksum(run.dirs),
+        "model": f"{type(model).__module__}.{type(model).__qualname__}:{run.origin_checksum}",
+        "dir_type": run.directions.dir_type, "directions": run.dirs_checksum,
         "bn_recompute": run.bn.config() if run.bn is not None else 0,
     }
+    if grid.adaptive:  # only then: files of full grids keep their inputs as they were
+        core["adaptive"] = grid.adaptive
     per_name = {}
     for m in metrics:
         cfg = config_of(m)
@@ -498,14 +517,14 @@ def _provenance(run: _Run, metrics: list, comm, n_threads: int, provenance: Mapp
     attrs = {
         **environment(),
         "model_class": f"{type(run.model).__module__}.{type(run.model).__qualname__}",
-        "model_tensors_sha256": tensors_checksum(run.origin),
+        "model_tensors_sha256": run.origin_checksum,
         "split": ",".join(e.split for e in evaluations),
         "samples": evaluations[0].evaluator.n,
         "loss": evaluations[0].loss_name, "dir_type": d.dir_type,
         "norm": "" if given else per_axis(d.norm),
         "ignore": "" if given else per_axis(d.ignore),
         "seed": "" if given else d.seed, "semantics": d.semantics,
-        "directions_sha256": directions_checksum(run.dirs),
+        "directions_sha256": run.dirs_checksum,
         "precision": evaluations[0].precision, "compile": evaluations[0].compile,
         "device": str(run.device), "mpi_ranks": comm.size, "threads_per_rank": n_threads,
         "batch_size": json.dumps({e.split: e.batch_size for e in evaluations}),
@@ -535,7 +554,7 @@ def _open(out: str, coords: list[np.ndarray], names: list[str], inputs: dict, at
                 raise
             old, kept = repair_surface(out, coords, inputs)
             old.attrs.update(attrs)  # a damaged file's attributes are not trusted: the run's replace them
-            old.attrs["repaired"] = f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}: kept {kept} of {size} points"
+            old.attrs["repaired"] = f"{now()}: kept {kept} of {size} points"
         recorded = old.inputs()
         if not recorded:
             raise ConfigMismatch(f"{out!r} holds a {what} that does not record its inputs (another tool, or "
@@ -549,11 +568,11 @@ def _open(out: str, coords: list[np.ndarray], names: list[str], inputs: dict, at
         old.attrs["inputs"] = json.dumps({**inputs, "metrics": {**recorded.get("metrics", {}),
                                                                 **inputs["metrics"]}}, sort_keys=True)
         old.attrs["metrics"] = ",".join(old.values)
-        old.attrs["resumed"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        old.attrs["resumed"] = now()
         return old
     surface = new_surface(coords, names, attrs)
     surface.attrs["inputs"] = json.dumps(inputs, sort_keys=True)
-    surface.extras.update(arrays)
+    surface.arrays.update(arrays)
     return surface
 
 
@@ -575,6 +594,7 @@ def run_points(
     flush_seconds: float = 2.0,
     progress: bool = True,
     what: str = "surface",
+    plan=None,
 ) -> Surface:
     """Compute what is pending of a grid into a surface file: the machinery every grid computation
     shares (surfaces, pruning's sensitivity scan). Collective: every rank calls it.
@@ -583,6 +603,8 @@ def run_points(
     refuses, or repairs a damaged file), calls ``on_open(surface)`` before the first write, and
     hands out the pending points: ``job(p, metric_indices)`` computes the values of the metrics
     still missing at flat point ``p``. Every rank returns the finished :class:`Surface`.
+    ``plan``: a :class:`landscape.adaptive.Refinement`: the points in its rounds only, the rest
+    interpolated at the end (an ``evaluated`` mask and the tolerance recorded).
     """
     names = [n for m in metrics for n in m.names]
     locks: list[OutputLock] = []
@@ -591,7 +613,7 @@ def run_points(
         if out is None:
             s = new_surface(coords, names, attrs)
             s.attrs["inputs"] = json.dumps(inputs, sort_keys=True)
-            s.extras.update(arrays or {})
+            s.arrays.update(arrays or {})
         else:
             s = _open(out, coords, names, inputs, attrs, overwrite, repair, arrays or {}, lock_also, locks, what)
         if on_open is not None:
@@ -610,7 +632,10 @@ def run_points(
                 for p in surf.pending(list(m.names)):
                     todo.setdefault(int(p), []).append(m_index)
         todo = share(comm, todo)
-        surf = _compute(surf, comm, todo, lambda p: job(p, todo[p]), out, chunk_size, flush_seconds, progress)
+        if plan is None:
+            surf = _compute(surf, comm, todo, lambda p: job(p, todo[p]), out, chunk_size, flush_seconds, progress)
+        else:
+            surf = _refine(surf, comm, todo, job, plan, out, chunk_size, flush_seconds, progress)
     finally:
         for lock in locks:
             lock.release()
@@ -623,7 +648,7 @@ def _save_directions(dpath: str, run: _Run, attrs: Mapping, overwrite: bool) -> 
     """Write the run's directions beside the surface, never replacing other directions silently."""
     from landscape.directions import load_directions
 
-    checksum = directions_checksum(run.dirs)
+    checksum = run.dirs_checksum
     if os.path.exists(dpath):
         try:
             same = directions_checksum(load_directions(dpath)[0][:len(run.dirs)]) == checksum
@@ -640,7 +665,7 @@ def _save_directions(dpath: str, run: _Run, attrs: Mapping, overwrite: bool) -> 
 
 def _run(run: _Run, comm, output: Output, provenance: Mapping, n_threads: int) -> Surface:
     grid, out, max_points = run.grid, output.path, output.max_points
-    same_everywhere(comm, directions_checksum(run.dirs), "the directions")
+    same_everywhere(comm, run.dirs_checksum, "the directions")
     metrics = _setup_metrics(run, comm)
     ctx, model, mover, bn = run.context, run.model, run.mover, run.bn
 
@@ -672,10 +697,15 @@ def _run(run: _Run, comm, output: Output, provenance: Mapping, n_threads: int) -
         pending = int(surface.pending().size)
         _report_fast_paths(run.evaluations, pending, comm.size, surface)
 
+    plan = None
+    if grid.adaptive:
+        from landscape.adaptive import Refinement
+
+        plan = Refinement(grid.shape, grid.adaptive, metrics[0].names[0])  # refined on the first split's loss
     surf = run_points(grid.coordinates(), metrics, job, inputs=_inputs(run, metrics), attrs=attrs, comm=comm,
                       out=out, overwrite=output.overwrite, repair=output.repair, arrays=output.arrays,
                       lock_also=[dpath] if dpath else [], on_open=on_open, chunk_size=output.chunk_size,
-                      flush_seconds=output.flush_seconds, progress=output.progress)
+                      flush_seconds=output.flush_seconds, progress=output.progress, plan=plan)
     surf.directions = run.dirs
     return surf
 
@@ -697,7 +727,33 @@ def _report_fast_paths(evaluations, pending: int, ranks: int, surf: Surface) -> 
         sys.stderr.write(line + "\n")
 
 
-def _compute(surf: Surface | None, comm, todo: dict, job, out, chunk_size, flush_seconds, progress) -> Surface:
+def _refine(surf: Surface | None, comm, todo: dict, job, plan, out, chunk_size, flush_seconds, progress) -> Surface:
+    """The rounds of an adaptive grid: each round's points spread over the ranks (those already in
+    a resumed file skipped), rank 0 choosing the next round from the values so far."""
+    points = plan.start()
+    while points is not None:
+        round_todo = {p: todo[p] for p in points if p in todo}
+        surf = _compute(surf, comm, round_todo, lambda p, t=round_todo: job(p, t[p]), out, chunk_size, flush_seconds,
+                        progress, final=False)
+
+        def decide(s=surf):
+            return plan.refine(s.values[plan.key], s.done[plan.key]), plan.round
+
+        points, plan.round = on_root(comm, decide)
+    if comm.rank == 0:
+        surf.values.update(plan.fill(surf.values, surf.done))
+        surf.arrays["evaluated"] = surf.done[plan.key].astype(np.uint8)
+        surf.attrs["adaptive_tol"] = plan.tol
+        evaluated = surf.arrays["evaluated"]
+        surf.attrs["adaptive_evaluated"] = f"{int(evaluated.sum())} of {evaluated.size} points"
+        surf.attrs["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        if out is not None:
+            write_surface(out, surf)
+    return surf
+
+
+def _compute(surf: Surface | None, comm, todo: dict, job, out, chunk_size, flush_seconds, progress,
+             final: bool = True) -> Surface:
     pending = sorted(todo)
     bar = None
     if comm.rank == 0 and progress and pending:
@@ -732,7 +788,8 @@ def _compute(surf: Surface | None, comm, todo: dict, job, out, chunk_size, flush
         if bar is not None:
             bar.close()
     if comm.rank == 0:
-        surf.attrs["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        if final:
+            surf.attrs["finished"] = now()
         save()
     return surf
 

@@ -23,3 +23,8 @@ def first_line(exc: BaseException) -> str:
     HDF5's messages often go on for pages)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for a failure of any kind: ``interrupted`` for Ctrl-C, else ``Type: message`` folded."""
+    return "interrupted" if isinstance(exc, KeyboardInterrupt) else one_line(f"{type(exc).__name__}: {exc}")

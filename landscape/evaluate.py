@@ -21,7 +21,7 @@ from torch import nn
 
 from landscape.batches import Batches, TensorBatches, as_batches, forward, inputs_of
 from landscape.errors import LandscapeError, first_line
-from landscape.losses import accuracy, function_name, resolve_loss, target
+from landscape.losses import accuracy, function_name, logits_of, resolve_loss, token_labels
 from landscape.params import place_, uses_channels_last
 
 PRECISIONS = ("fp32", "bf16")
@@ -183,7 +183,7 @@ class Evaluator:
                 raise LandscapeError(f"accuracy_fn must be a function, 'auto' or None, got {accuracy_fn!r}")
             return accuracy_fn
         try:
-            y = target(self.batches.first())
+            y = token_labels(self.batches.first())
         except LandscapeError:
             return None
         return accuracy if torch.is_tensor(y) and not y.is_floating_point() else None
@@ -203,9 +203,11 @@ class Evaluator:
             shape = f" of shape {tuple(x.shape[1:])}" if torch.is_tensor(x) else ""
             raise LandscapeError(f"the model does not accept the inputs{shape} ({first_line(exc)})") from None
         if self.accuracy_fn is accuracy:  # every label of in-memory data, else the first batch's
-            y = target(self.batches.first(self.n) if isinstance(self.batches, TensorBatches) else batch)
-            if out.dim() != 2 or out.shape[1] < int(y.max()) + 1:
-                raise LandscapeError(f"the model outputs shape {tuple(out.shape[1:])} but the labels go up "
+            y = token_labels(self.batches.first(self.n) if isinstance(self.batches, TensorBatches) else batch)
+            logits = logits_of(out)
+            sequence = logits.dim() == 3 and y.dim() == 2  # a language model: the vocabulary is the last axis
+            if not (logits.dim() == 2 or sequence) or logits.shape[-1] < int(y.max()) + 1:
+                raise LandscapeError(f"the model outputs shape {tuple(logits.shape[1:])} but the labels go up "
                                      f"to {int(y.max())}")
         try:
             with torch.inference_mode():

@@ -6,6 +6,8 @@
   (:func:`remove_stale_temporaries`), never one that a live run on this or another host writes.
 - :class:`OutputLock` holds an OS lock (``fcntl.flock``) on ``.NAME.lock`` beside an output for a
   run's whole life; a second run on the same output is refused at once, naming the owner.
+  :func:`owned_output` is what every command that writes a file does first: lock it, then refuse
+  it if it exists (unless told to replace it).
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from landscape.errors import LandscapeError, OutputExists, one_line
 
 HOST = socket.gethostname().replace(".", "_") or "host"
+OWNER_WAIT = 5.0  # seconds a refused run waits for the lock's owner to record itself (it does so at once)
 
 
 def check_folder(path: str | os.PathLike) -> str:
@@ -72,11 +76,32 @@ def replacing(path: str | os.PathLike) -> Iterator[str]:
             os.remove(tmp)
 
 
-def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> str:
-    """Write ``text`` to ``path`` through :func:`replacing`; return the path."""
-    with replacing(path) as tmp, open(tmp, "w", encoding=encoding, newline="") as f:
-        f.write(text)
+def _write_all(fd: int, data) -> None:
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[os.write(fd, view[: 1 << 30]):]
+
+
+def write_bytes(path: str | os.PathLike, data) -> str:
+    """Write ``data`` (bytes) to ``path`` through :func:`replacing`, synced to disk; return the path.
+
+    Everything we write goes to disk through here as plain writes (HDF5 files are built in memory,
+    checkpoints serialized first), so a full disk is an ``OSError`` (ENOSPC) that ends as one
+    :class:`LandscapeError` with the temporary removed, never a crash inside a library that cannot
+    write."""
+    with replacing(path) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     return os.fspath(path)
+
+
+def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> str:
+    """Write ``text`` to ``path`` through :func:`write_bytes`; return the path."""
+    return write_bytes(path, text.encode(encoding))
 
 
 def _started(pid: int) -> float | None:
@@ -153,11 +178,13 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
 class OutputLock:
     """An exclusive OS lock on ``.NAME.lock`` beside ``path``, held until :meth:`release`.
 
-    The lock file records the owner's pid and host; a second :meth:`acquire` anywhere (another
-    process, another host on a file system with working ``flock``) fails at once with a
-    :class:`LandscapeError` that names them. The lock dies with its process, so a killed run
-    never leaves an output locked. (The small lock file itself stays: removing it could let two
-    runs lock different files of one name.)
+    The lock file records the owner as one line, ``pid PID on HOST``; a second :meth:`acquire`
+    anywhere (another process, another host on a file system with working ``flock``) fails at once
+    with a :class:`LandscapeError` that names them. The owner writes that line just after taking
+    the lock, so a run refused in between waits for it (up to :data:`OWNER_WAIT` seconds; a line
+    left by a dead owner on this host does not count) and never reports an unknown owner. The lock
+    dies with its process, so a killed run never leaves an output locked. (The small lock file
+    itself stays: removing it could let two runs lock different files of one name.)
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -167,28 +194,42 @@ class OutputLock:
         self._fd: int | None = None
 
     def acquire(self) -> OutputLock:
-        import fcntl
-
         try:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise LandscapeError(f"cannot write beside {self.path!r}: {one_line(exc.strerror or exc)}") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            taken = _try_lock(fd)
+            deadline = time.monotonic() + OWNER_WAIT
+            owner = None if taken else _owner(fd)
+            while not taken and owner is None and time.monotonic() < deadline:
+                time.sleep(0.01)  # the owner is between taking the lock and recording itself
+                taken = _try_lock(fd)  # or it has just released it
+                owner = None if taken else _owner(fd)
         except OSError as exc:
-            owner = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise LandscapeError(f"{self.path!r} is being written by another run ({owner}); wait for it "
-                                     "to finish or choose another output") from None
             raise LandscapeError(f"cannot lock {self.path!r}: {one_line(exc.strerror or exc)}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        if not taken:
+            os.close(fd)
+            owner = owner or f"which has not recorded its pid in {OWNER_WAIT:g} s"
+            raise LandscapeError(f"{self.path!r} is being written by another run ({owner}); wait for it to finish "
+                                 "or choose another output")
+        record = f"pid {os.getpid()} on {socket.gethostname()}\n".encode()
+        try:
+            os.pwrite(fd, record, 0)  # whole line first, then the tail of a longer old record cut off
+            os.ftruncate(fd, len(record))
+        except OSError as exc:  # a full disk: the lock is ours, but say so rather than run on
+            os.close(fd)
+            raise LandscapeError(f"cannot write beside {self.path!r}: {one_line(exc.strerror or exc)}") from None
         self._fd = fd
         return self
 
     def release(self) -> None:
         if self._fd is not None:
+            try:
+                os.ftruncate(self._fd, 0)  # a lock nobody holds names nobody
+            except OSError:
+                pass
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
 
@@ -197,3 +238,45 @@ class OutputLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the exclusive ``flock`` on ``fd`` without waiting: True, or False while another holds it
+    (any other failure raises its ``OSError``)."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+def _owner(fd: int) -> str | None:
+    """The owner a lock file records (``pid PID on HOST``), or None while there is none: an empty
+    or half-written line, or the line of a dead process of this host (a killed earlier owner)."""
+    line, newline, _ = os.pread(fd, 512, 0).decode(errors="replace").partition("\n")
+    words = line.split()
+    if not newline or len(words) != 4 or words[0] != "pid" or words[2] != "on" or not words[1].isdigit():
+        return None
+    if words[3] == socket.gethostname() and not _alive(int(words[1])):
+        return None
+    return line.strip()
+@contextmanager
+def owned_output(*paths: str | os.PathLike, overwrite: bool = False) -> Iterator[tuple[str, ...]]:
+    """One writer per output: lock every path of ``paths`` (:class:`OutputLock`) for the block,
+    then refuse (:func:`check_output`) an output that cannot be written or, unless ``overwrite``,
+    exists. Locking first means that of two runs started together, one is refused as "being
+    written by another run", never both allowed because neither file existed yet."""
+    locks: list[OutputLock] = []
+    for path in paths:
+        check_output(path, overwrite)  # before a lock file is made beside it
+    try:
+        for path in paths:
+            locks.append(OutputLock(path).acquire())
+        yield tuple(check_output(p, overwrite) for p in paths)
+    finally:
+        for lock in locks:
+            lock.release()

@@ -83,11 +83,14 @@ def make_axis(value, label: str | None = None) -> Axis:
 class Grid:
     """A grid over 1 to 3 directions: ``Grid(x)``, ``Grid(x, y)`` or ``Grid(x, y, z)``; each axis an
     :class:`Axis`, a ``(min, max, num)`` tuple or a ``"MIN:MAX:NUM"`` string, e.g.
-    ``Grid(x=(-1, 1, 41), y="-1:1:41")``."""
+    ``Grid(x=(-1, 1, 41), y="-1:1:41")``. ``adaptive=TOL`` (1D and 2D): evaluate a coarse grid and
+    refine it only where interpolation misses by more than TOL relative (see
+    :mod:`landscape.adaptive`); the rest of the points are interpolated."""
 
     x: Axis
     y: Axis | None = None
     z: Axis | None = None
+    adaptive: float | None = None
 
     def __post_init__(self):
         if self.x is None:
@@ -101,6 +104,14 @@ class Grid:
         if self.ndim > 1 and min(a.num for a in self.axes) < 2:
             shown = " and ".join(str(a) for a in self.axes)
             raise LandscapeError(f"a {self.ndim}D grid needs at least 2 points on each axis, got {shown}")
+        if self.adaptive is not None:
+            if isinstance(self.adaptive, bool) or not isinstance(self.adaptive, int | float) or \
+                    not 0 < self.adaptive < 1:
+                raise LandscapeError(f"`adaptive` is a relative tolerance between 0 and 1 (e.g. 0.01), got "
+                                     f"{self.adaptive!r}")
+            if self.ndim == 3:
+                raise LandscapeError("an adaptive grid is 1D or 2D")
+            object.__setattr__(self, "adaptive", float(self.adaptive))
         if self.size > MAX_GRID_POINTS:
             raise LandscapeError(f"the grid has {self.size:,} points; at most {MAX_GRID_POINTS:,} fit in memory")
 

@@ -15,14 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
 
 from landscape.errors import LandscapeError, one_line
-from landscape.files import replacing
+from landscape.files import write_bytes
 
 
 class DamagedFile(LandscapeError):
@@ -63,19 +65,25 @@ def content_checksum(f: h5py.File) -> str:
 
 
 def seal(f: h5py.File) -> None:
-    """Record the content checksum of an open file of ours and flush it to disk."""
+    """Record the content checksum of an open file of ours."""
     f.attrs["content_sha256"] = content_checksum(f)
-    f.flush()
-    os.fsync(f.id.get_vfd_handle())
 
 
 @contextmanager
 def writing(path: str | os.PathLike) -> Iterator[h5py.File]:
-    """A new HDF5 file for ``path``, written to a temporary that is sealed (:func:`seal`) and then
-    replaces ``path`` when the block ends without an error (else it is removed)."""
-    with replacing(path) as tmp, h5py.File(tmp, "w") as f:
-        yield f
-        seal(f)
+    """A new HDF5 file for ``path``: built in memory, sealed (:func:`seal`), then written with
+    :func:`landscape.files.write_bytes` to a temporary that replaces ``path``, only when the block
+    ends without an error. The HDF5 library never writes to disk itself, so a full disk is one
+    clean error (it crashed HDF5 when it ran out of space mid-file)."""
+    try:
+        with h5py.File(f"in-memory:{os.fspath(path)}", "w", driver="core", backing_store=False) as f:
+            yield f
+            seal(f)
+            f.flush()
+            image = f.id.get_file_image()
+    except OSError as exc:
+        raise LandscapeError(f"cannot write {os.fspath(path)!r}: {one_line(exc.strerror or exc)}") from None
+    write_bytes(path, image)
 
 
 def attr(v):
@@ -120,15 +128,190 @@ def plain(v):
     return v
 
 
+@dataclass(frozen=True)
+class Probe:
+    """What reading a whole HDF5 file in the reader process found: ``status`` "ok",
+    "unopenable" (not an HDF5 file), "unreadable" (an error inside), or "crashed" (the HDF5
+    library took the reader down); ``verified``: its content checksum matched (None: it has
+    none); ``reason``: the error's first line."""
+
+    status: str
+    verified: bool | None = None
+    reason: str = ""
+
+
+def _examine(path: str) -> Probe:
+    """Open ``path``, touch every attribute of every object (where damaged metadata crashes the
+    library) and every dataset (the content checksum reads them all)."""
+    try:
+        f = h5py.File(path, "r")
+    except Exception as exc:  # noqa: BLE001 - any failure to open: not an HDF5 file we can read
+        return Probe("unopenable", reason=one_line(exc))
+    try:
+        with f:
+            list(f.attrs), list(f)  # the names that decide whether a file is ours, first
+            for k in f.attrs:
+                f.attrs[k]
+            f.visititems(lambda name, obj: [obj.attrs[k] for k in obj.attrs] and None)
+            digest = content_checksum(f)
+            stored = plain(f.attrs["content_sha256"]) if "content_sha256" in f.attrs else None
+            return Probe("ok", None if stored is None else stored == digest)
+    except Exception as exc:  # noqa: BLE001 - a damaged HDF5 file raises any kind of error
+        return Probe("unreadable", reason=one_line(exc))
+
+
+class _Reader:
+    """A child process, forked once and reused, that reads whole files for :func:`probe`: a file
+    that crashes the HDF5 library kills the child, never the caller (the next probe forks a new
+    one). Paths go in and findings come out through pipes, one JSON line each."""
+
+    def __init__(self):
+        self.pid = 0
+        self.lock = threading.Lock()
+
+    def _start(self) -> None:
+        import faulthandler
+        import warnings
+
+        down_r, down_w = os.pipe()
+        up_r, up_w = os.pipe()
+        with warnings.catch_warnings(), _h5py_lock():  # no other thread holds h5py's lock in the child
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads: the child only reads files
+            pid = os.fork()
+        if pid == 0:  # the child: serve until the parent goes, then leave without the parent's exit handlers
+            try:
+                _close_all_but(down_r, up_w)  # a lock the caller holds must not live on in the reader
+                faulthandler.disable()
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 1)
+                os.dup2(null, 2)  # a crash prints nothing
+                with os.fdopen(down_r, "rb") as paths:
+                    for line in paths:
+                        found = _examine(json.loads(line))
+                        _write_line(up_w, [found.status, found.verified, found.reason[:2000]])
+            finally:
+                os._exit(0)
+        os.close(down_r)
+        os.close(up_w)
+        self.pid, self.down, self.up = pid, os.fdopen(down_w, "wb"), os.fdopen(up_r, "rb")
+
+    def _stop(self) -> int:
+        """Close the pipes and reap the child; its wait status."""
+        for pipe in (self.down, self.up):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = 0
+        return status
+
+    def probe(self, path: str) -> Probe:
+        with self.lock:
+            if self.pid and self.owner != os.getpid():  # a forked copy of the caller: its own reader
+                self.pid = 0
+            if not self.pid:
+                self._start()
+                self.owner = os.getpid()
+            try:
+                self.down.write(json.dumps(path).encode() + b"\n")
+                self.down.flush()
+                line = self.up.readline()
+            except OSError:
+                line = b""
+            if line:
+                status, verified, reason = json.loads(line)
+                return Probe(status, verified, reason)
+            status = self._stop()
+            sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+            return Probe("crashed", reason=f"the HDF5 library crashed reading it (signal {sig})" if sig else
+                         "reading it failed in a child process")
+
+
+def _close_all_but(*keep: int) -> None:
+    """Close every file descriptor above 2 except ``keep`` (in a forked child: an ``flock`` lives
+    as long as any descriptor of it, so the parent's output locks would outlive their release)."""
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 4096))
+    for fd in fds:
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _write_line(fd: int, value) -> None:
+    data = json.dumps(value).encode() + b"\n"
+    while data:
+        data = data[os.write(fd, data):]
+
+
+@contextmanager
+def _h5py_lock():
+    try:
+        from h5py._objects import phil
+    except ImportError:  # pragma: no cover - h5py moved it
+        yield
+        return
+    with phil:
+        yield
+
+
+_READER = _Reader()
+
+
+def probe(path: str) -> Probe:
+    """Read all of the HDF5 file ``path`` (every attribute, every dataset, its content checksum)
+    in a child process, so that a file whose damaged metadata crashes the HDF5 library (a
+    segmentation fault) cannot take the caller down: a child killed by a signal is "crashed".
+    The child is forked once per process and reused; a probe costs the reading plus about a
+    millisecond of messages (the first one also the fork, 20-30 ms with torch loaded). Where
+    there is no ``fork``, the file is read in-process."""
+    if not hasattr(os, "fork"):
+        return _examine(path)
+    return _READER.probe(os.path.abspath(path))
+
+
+MADE_BY = {"surface file": "landscape-surf", "trajectory file": "landscape-traj",
+           "directions file": "landscape-surf", "Hessian summary file": "landscape-hessian",
+           "pruning sensitivity file": "landscape-prune --sensitivity"}
+
+
+def kind_of(f: h5py.File) -> str:
+    """What a file of ours is, from what it holds: a key of :data:`MADE_BY`, or "" when unknown."""
+    a = f.attrs
+    if plain(a.get("kind", "")) == "pruning sensitivity":
+        return "pruning sensitivity file"
+    if plain(a.get("format", "")) == "landscape-hessian":
+        return "Hessian summary file"
+    if "proj_xcoord" in f:
+        return "trajectory file"
+    if "xcoordinates" in f:
+        return "surface file"
+    if "xdirection" in f:
+        return "directions file"
+    return ""
+
+
 @contextmanager
 def opened(path: str, what: str, ours: Callable[[h5py.File], bool]) -> Iterator[tuple[h5py.File, bool]]:
-    """An HDF5 file opened to read, and whether it is one of ours (``ours(file)``). A file of ours
-    that holds a content checksum is verified first. Whatever fails inside the block ends as one
-    :class:`LandscapeError`: :class:`DamagedFile` for a file of ours (a damaged HDF5 file raises
-    any kind of error), "not a readable ..." for another tool's."""
+    """An HDF5 file opened to read, and whether it is one of ours (``ours(file)``). The file is
+    first read whole in a child process (:func:`probe`): a file that crashes the HDF5 library is
+    damaged, not the end of the process, and a file of ours is verified against its content
+    checksum there. Whatever fails ends as one :class:`LandscapeError`: :class:`DamagedFile` for
+    a file of ours or one that crashes the library (a damaged HDF5 file raises any kind of error),
+    "not a readable ..." for another tool's."""
     if not os.path.isfile(path):
         raise LandscapeError(f"{what} {path!r} does not exist")
-    try:
+    found = probe(path)
+    if found.status == "crashed":
+        raise DamagedFile(path, found.reason)
+    if found.status == "unopenable":
+        raise LandscapeError(f"{path!r} is not a readable HDF5 file ({found.reason})")
+    try:  # the child opened it and read its attributes before any error: safe here too
         f = h5py.File(path, "r")
     except (OSError, ValueError) as exc:
         raise LandscapeError(f"{path!r} is not a readable HDF5 file ({one_line(exc)})") from None
@@ -136,16 +319,24 @@ def opened(path: str, what: str, ours: Callable[[h5py.File], bool]) -> Iterator[
         mine = ours(f)
     except Exception:  # noqa: BLE001 - unreadable attributes: not provably ours
         mine = False
+    if found.status == "unreadable" or found.verified is False:
+        f.close()
+        reason = found.reason if found.status == "unreadable" else "its contents do not match their checksum"
+        if mine or found.verified is False:
+            raise DamagedFile(path, reason)
+        raise LandscapeError(f"{path!r} is not a readable {what} ({reason})")
     try:
         with f:
-            if "content_sha256" in f.attrs and plain(f.attrs["content_sha256"]) != content_checksum(f):
-                raise DamagedFile(path, "its contents do not match their checksum")
-            yield f, mine
+            try:
+                yield f, mine
+            except LandscapeError:
+                kind = kind_of(f) if found.verified else ""
+                if kind and kind != what:  # intact, of another kind: say what it is, not "damaged"
+                    raise LandscapeError(f"{path!r} is a {kind} ({MADE_BY[kind]}), not a {what}") from None
+                raise
     except LandscapeError:
         raise
     except Exception as exc:  # noqa: BLE001 - a damaged HDF5 file raises any kind of error
         if mine:
             raise DamagedFile(path, str(exc)) from None
         raise LandscapeError(f"{path!r} is not a readable {what} ({one_line(exc)})") from None
-
-

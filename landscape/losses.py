@@ -8,6 +8,12 @@ anything from it. The built-in ones read the target from ``batch[1]`` (or a dict
 
 ``mse`` on class labels compares the softmax of the outputs with one-hot targets, as the original
 loss-landscape tool does; on float targets it is a plain regression loss.
+
+Language models: an output with a ``loss`` (a Hugging Face model given labels) is the model's own
+loss; an output with ``logits`` (or logits of shape (batch, sequence, vocabulary) against token
+labels of shape (batch, sequence)) gets the next-token cross-entropy and next-token accuracy, with
+the labels from the batch's target (or a dict's ``input_ids``). ``crossentropy`` and ``accuracy``
+do this by themselves; ``lm`` names it.
 """
 
 from __future__ import annotations
@@ -35,9 +41,48 @@ def target(batch) -> torch.Tensor:
                          "give your own loss_fn(output, batch) for other batches")
 
 
+def logits_of(output) -> torch.Tensor:
+    """The logits of a model's output: the output itself, or its ``logits`` (Hugging Face)."""
+    return output if torch.is_tensor(output) else output.logits
+
+
+def token_labels(batch) -> torch.Tensor:
+    """A language model's labels: the batch's target, else a dict's ``input_ids``."""
+    if isinstance(batch, Mapping) and not any(k in batch for k in TARGET_KEYS) and "input_ids" in batch:
+        return batch["input_ids"]
+    return target(batch)
+
+
+def _is_sequence(logits: torch.Tensor, labels: torch.Tensor) -> bool:
+    return logits.dim() == 3 and labels.dim() == 2 and not labels.is_floating_point()
+
+
+def next_token_loss(output, batch) -> torch.Tensor:
+    """The model's own ``output.loss`` when it returns one, else the mean next-token cross-entropy of
+    the logits at positions 0..T-2 against the labels at 1..T-1 (labels -100 left out)."""
+    own = getattr(output, "loss", None)
+    if own is not None:
+        return own.float()
+    logits, labels = logits_of(output), token_labels(batch)
+    return F.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
+
+
+def next_token_accuracy(output, batch) -> torch.Tensor:
+    """Fraction of next tokens (labels -100 left out) that are the logits' argmax."""
+    logits, labels = logits_of(output), token_labels(batch)
+    y = labels[:, 1:]
+    keep = y != -100
+    return ((logits[:, :-1].argmax(-1) == y) & keep).double().sum() / keep.sum().clamp(min=1)
+
+
 def cross_entropy(output: torch.Tensor, batch) -> torch.Tensor:
-    """Mean cross-entropy of the logits ``output`` against the class labels of ``batch``."""
+    """Mean cross-entropy of the logits ``output`` against the class labels of ``batch`` (a
+    language model's output: :func:`next_token_loss`)."""
+    if not torch.is_tensor(output):
+        return next_token_loss(output, batch)
     y = target(batch)
+    if _is_sequence(output, y):
+        return next_token_loss(output, batch)
     if y.is_floating_point():
         raise LandscapeError("the data has float (regression) targets: use the 'mse' loss")
     return F.cross_entropy(output.float(), y)
@@ -53,11 +98,16 @@ def mse(output: torch.Tensor, batch) -> torch.Tensor:
 
 
 def accuracy(output: torch.Tensor, batch) -> torch.Tensor:
-    """Fraction of the batch whose largest output is its class label."""
-    return (output.argmax(1) == target(batch)).double().mean()  # double: count / n * n stays the count
+    """Fraction of the batch whose largest output is its class label (a language model's output:
+    :func:`next_token_accuracy`)."""
+    logits = logits_of(output)
+    y = target(batch) if torch.is_tensor(output) else token_labels(batch)
+    if _is_sequence(logits, y):
+        return next_token_accuracy(output, batch)
+    return (logits.argmax(1) == y).double().mean()  # double: count / n * n stays the count
 
 
-LOSSES: dict[str, LossFn] = {"crossentropy": cross_entropy, "mse": mse}
+LOSSES: dict[str, LossFn] = {"crossentropy": cross_entropy, "mse": mse, "lm": next_token_loss}
 
 
 def resolve_loss(loss: str | LossFn | None) -> tuple[str, LossFn]:
@@ -79,4 +129,5 @@ def function_name(fn: Callable) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
 
 
-__all__ = ["LOSSES", "accuracy", "cross_entropy", "function_name", "mse", "resolve_loss", "target"]
+__all__ = ["LOSSES", "accuracy", "cross_entropy", "function_name", "logits_of", "mse", "next_token_accuracy",
+           "next_token_loss", "resolve_loss", "target", "token_labels"]

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import NoReturn, TypeVar
 
-from landscape.errors import LandscapeError
+from landscape.errors import LandscapeError, error_line
 
 T = TypeVar("T")
 TAG_WORK, TAG_RESULT, TAG_ERROR = 1, 2, 3
@@ -163,16 +163,11 @@ def abort(comm, code: int = 1) -> NoReturn:
         os._exit(code)
 
 
-def describe(exc: BaseException) -> str:
-    """One line for an exception: ``interrupted`` for Ctrl-C, else ``Type: message``."""
-    return "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-
-
 def report(prog: str, rank: int, exc: BaseException) -> None:
     """Print a rank's failure on stderr (with the traceback when ``LANDSCAPE_DEBUG`` is set)."""
     if os.environ.get("LANDSCAPE_DEBUG") and not isinstance(exc, KeyboardInterrupt):
         traceback.print_exception(exc)
-    sys.stderr.write(f"{prog}: error on rank {rank}: {' '.join(describe(exc).split())}\n")  # one write: one line
+    sys.stderr.write(f"{prog}: error on rank {rank}: {error_line(exc)}\n")  # one write: one line
     sys.stderr.flush()
 
 
@@ -182,7 +177,7 @@ def _save(prog: str, on_abort: Callable[[], None] | None) -> None:
     try:
         on_abort()
     except Exception as exc:  # the abort must happen even if saving fails
-        print(f"{prog}: could not save finished points: {describe(exc)}", file=sys.stderr)
+        print(f"{prog}: could not save finished points: {error_line(exc)}", file=sys.stderr)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ state dict, BatchNorm running statistics included.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -24,6 +25,47 @@ def ignored(t: torch.Tensor, ignore: str) -> bool:
     if ignore not in IGNORES:
         raise LandscapeError(f"ignore must be one of {', '.join(IGNORES)}, got {ignore!r}")
     return ignore == "biasbn" and t.dim() <= 1
+
+
+class LazyDirection(Mapping):
+    """A direction that makes its tensors when they are read, one at a time (CPU float32), instead
+    of holding them: :class:`Mover` adds it tensor by tensor, so no whole direction is ever held.
+    Subclasses implement ``__getitem__``, ``__iter__`` and ``__len__`` (and ``shape_of`` when
+    making a tensor to learn its shape costs)."""
+
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        return tuple(self[name].shape)
+
+    def __contains__(self, name) -> bool:  # by name, without making the tensor (Mapping's would)
+        return any(k == name for k in self)
+
+    def read_(self, name: str, out: torch.Tensor) -> torch.Tensor:
+        """Tensor ``name`` written into the flat float32 buffer ``out`` (see :func:`scratch`);
+        returns the view of ``out`` that holds it. Reusing one buffer keeps memory flat."""
+        t = self[name]
+        return out[:t.numel()].view(t.shape).copy_(t)
+
+
+def scratch(directions: Sequence[Mapping[str, torch.Tensor]]) -> torch.Tensor | None:
+    """One flat float32 CPU buffer as large as the largest tensor of the lazy ``directions`` (None
+    when there is none): what :meth:`LazyDirection.read_` writes into."""
+    sizes = [math.prod(d.shape_of(k)) for d in directions if isinstance(d, LazyDirection) for k in d]
+    return scratch_buffer(max(sizes)) if sizes else None
+
+
+def scratch_buffer(numel: int) -> torch.Tensor:
+    """A flat float32 CPU tensor of ``numel`` elements on pages of its own (an anonymous mmap),
+    returned to the system when the tensor is dropped: buffers made one after the other never
+    leave holes in the heap that the next one cannot reuse (the evaluator keeps freed heap memory)."""
+    import mmap
+    import warnings
+
+    if numel < 1 << 18:  # small: the heap is fine
+        return torch.empty(numel, dtype=torch.float32)
+    buf = mmap.mmap(-1, max(1, numel) * 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "buffer is not writable" does not apply to an anonymous map
+        return torch.frombuffer(buf, dtype=torch.float32, count=numel)
 
 
 def live_tensors(model: nn.Module, dir_type: str = "weights") -> dict[str, torch.Tensor]:
@@ -78,12 +120,17 @@ def uses_channels_last(model: nn.Module, sample: torch.Tensor | None) -> bool:
 
 
 class Mover:
-    """Sets a model's tensors to ``origin + sum_k a_k * d_k`` in place, with fused foreach ops.
+    """Sets a model's tensors to ``origin + sum_k a_k * d_k`` in place.
 
     Built once per run; :meth:`move_` is called once per grid point. Integer buffers (such as
     BatchNorm's ``num_batches_tracked``) are never moved. The model's tensors are looked up at
     every move, and the origin and directions follow them to their device, dtype and memory
     format, so moving the model after building the mover (to a GPU, channels-last) is safe.
+
+    Memory: an origin or direction tensor that already matches the model's (device, dtype,
+    strides) is used as it is, not copied. Held directions (dicts) are added with fused foreach
+    ops; a :class:`LazyDirection` is read and added one tensor at a time, so beyond the origin a
+    move needs one tensor's worth of memory, not whole directions.
     """
 
     def __init__(
@@ -102,14 +149,18 @@ class Mover:
                     f"direction does not fit the model: no entry for {', '.join(missing[:3])}"
                     + (f" (+{len(missing) - 3} more)" if len(missing) > 3 else "")
                 )
-            bad = [k for k in names if tuple(d[k].shape) != tuple(live[k].shape)]
+            shape = d.shape_of if isinstance(d, LazyDirection) else (lambda k, d=d: tuple(d[k].shape))
+            bad = [k for k in names if tuple(shape(k)) != tuple(live[k].shape)]
             if bad:
                 raise LandscapeError(f"direction does not fit the model: wrong shape for {', '.join(bad[:3])}")
         self.model, self.dir_type, self.names = model, dir_type, names
-        self._source = ([origin[k] for k in names], [[d[k] for k in names] for d in directions])
+        self._lazy = [isinstance(d, LazyDirection) for d in directions]
+        self._source = ([origin[k] for k in names],
+                        [d if lazy else [d[k] for k in names] for d, lazy in zip(directions, self._lazy, strict=True)])
         self._layout: list | None = None
         self._origin: list[torch.Tensor] = []
-        self._dirs: list[list[torch.Tensor]] = []
+        self._dirs: list = []
+        self._scratch: torch.Tensor | None = None
 
     def _targets(self) -> list[torch.Tensor]:
         live = live_tensors(self.model, self.dir_type)
@@ -118,11 +169,16 @@ class Mover:
         if layout != self._layout:  # first move, or the model was moved since: follow it
 
             def like(t: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+                if (src.device, src.dtype, src.stride()) == (t.device, t.dtype, t.stride()):
+                    return src  # already as the model holds it: no copy
                 return torch.empty_like(t).copy_(src)
 
             origin, dirs = self._source
+            self._origin = []  # drop the old copies before making new ones
+            self._dirs = []
             self._origin = [like(t, s) for t, s in zip(targets, origin, strict=True)]
-            self._dirs = [[like(t, s) for t, s in zip(targets, d, strict=True)] for d in dirs]
+            self._dirs = [d if lazy else [like(t, s) for t, s in zip(targets, d, strict=True)]
+                          for d, lazy in zip(dirs, self._lazy, strict=True)]
             self._layout = layout
         return targets
 
@@ -133,9 +189,16 @@ class Mover:
             raise ValueError(f"expected {len(self._source[1])} coordinates, got {len(coords)}")
         targets = self._targets()
         torch._foreach_copy_(targets, self._origin)
-        for a, d in zip(coords, self._dirs, strict=True):
-            if a != 0.0:
+        for a, d, lazy in zip(coords, self._dirs, self._lazy, strict=True):
+            if a == 0.0:
+                continue
+            if not lazy:
                 torch._foreach_add_(targets, d, alpha=float(a))
+                continue
+            if self._scratch is None:
+                self._scratch = scratch(self._source[1])
+            for name, t in zip(self.names, targets, strict=True):
+                t.add_(d.read_(name, self._scratch).to(t.device, t.dtype), alpha=float(a))
 
     def restore_(self) -> None:
         """Put the model back at the origin."""

@@ -6,6 +6,11 @@ import platform
 import time
 
 
+def now() -> str:
+    """The local time as every file of ours records it (ISO 8601 with the UTC offset)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
 def environment() -> dict:
     """The package versions, Python, host and time of this run (``landscape_version``,
     ``torch_version``, ``numpy_version``, ``h5py_version``, ``python_version``, ``hostname``,
@@ -19,5 +24,5 @@ def environment() -> dict:
     return {
         "landscape_version": __version__, "torch_version": torch.__version__, "numpy_version": np.__version__,
         "h5py_version": h5py.__version__, "python_version": platform.python_version(),
-        "hostname": platform.node(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "hostname": platform.node(), "created": now(),
     }

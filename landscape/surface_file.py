@@ -13,7 +13,9 @@ Layout (``format_version`` 2):
   (a rerun that adds a metric computes only that one);
 - ``point_checksums``: a 64-bit checksum of each point's coordinates, values and what they depend
   on, so that a damaged file can be repaired keeping exactly the points that verify;
-- ``sample_indices`` when the data was a subset;
+- ``sample_indices`` when the data was a subset; ``evaluated`` (uint8, 1 where the network was
+  evaluated) for an adaptive grid, whose other points hold interpolated values (attribute
+  ``adaptive_tol``: the relative tolerance; ``done/NAME`` is 1 at the evaluated points only);
 - attributes: the provenance, ``inputs`` (JSON of everything the values depend on: checked on
   resume), ``format_version`` and ``content_sha256``, a checksum of every dataset and attribute.
 
@@ -38,12 +40,12 @@ import h5py
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.h5 import DamagedFile, attr, dataset, opened, plain, writing
+from landscape.h5 import DamagedFile, attr, dataset, opened, plain, probe, writing
 
 FORMAT_VERSION = 2
 AXES = ("xcoordinates", "ycoordinates", "zcoordinates")
-EXTRAS = ("sample_indices",)
-STRUCTURE = set(AXES) | {"completed", "done", "point_checksums"} | set(EXTRAS)
+ARRAYS = ("sample_indices", "evaluated")
+STRUCTURE = set(AXES) | {"completed", "done", "point_checksums"} | set(ARRAYS)
 # Quantities computed from stored ones: name -> (the arrays it needs, how)
 DERIVED = {
     "eig_ratio": (("min_eig", "max_eig"), lambda mn, mx: np.abs(mn / np.where(mx == 0, np.nan, mx))),
@@ -67,7 +69,7 @@ class Surface:
     values: dict[str, np.ndarray]
     done: dict[str, np.ndarray]
     attrs: dict = field(default_factory=dict)
-    extras: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. sample_indices
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # other arrays stored with it: sample_indices
     directions: list | None = None
     path: str | None = None  # the file it was read from or written to
 
@@ -267,7 +269,7 @@ def write_surface(path: str | os.PathLike, surface: Surface) -> None:
         for name, mask in surface.done.items():
             dataset(g, name, mask.astype(np.uint8))
         dataset(f, "point_checksums", point_checksums(surface.coords, surface.values, surface.done, inputs))
-        for name, arr in surface.extras.items():
+        for name, arr in surface.arrays.items():
             dataset(f, name, arr)
         attrs = dict(surface.attrs)
         attrs["format_version"] = FORMAT_VERSION
@@ -380,14 +382,19 @@ def _read(f: h5py.File, path: str, version: int) -> Surface:
         if not values:
             raise DamagedFile(path, "it holds no quantity")
     else:
-        names = [n for n in f if n.endswith(("_loss", "_acc")) and isinstance(f[n], h5py.Dataset)]
+        if ours:  # format 1 stored losses and accuracies only
+            names = [n for n in f if n.endswith(("_loss", "_acc")) and isinstance(f[n], h5py.Dataset)]
+        else:  # the original's: losses, accuracies, and its convexity scripts' max_eig, min_eig
+            size = int(np.prod(shape))
+            names = [n for n in f if n not in STRUCTURE and isinstance(f[n], h5py.Dataset)
+                     and f[n].dtype.kind in "fiu" and f[n].size == size]
         if ours and "completed" not in f:
             raise DamagedFile(path, "its completion mask is missing")
         values = {n: _float_array(f, n, shape, path, ours) for n in names}
         if not values:
             if ours:
                 raise DamagedFile(path, "it holds no loss or accuracy")
-            raise LandscapeError(f"{path!r} holds no loss or accuracy of shape {shape[::-1]}")
+            raise LandscapeError(f"{path!r} holds no loss, accuracy or eigenvalues of shape {shape[::-1]}")
         if ours:  # format 1: [i, j] arrays
             values = {n: v.reshape(shape[::-1]).T.copy() if len(shape) == 2 else v.reshape(shape)
                       for n, v in values.items()}
@@ -395,11 +402,18 @@ def _read(f: h5py.File, path: str, version: int) -> Surface:
             completed = completed.T.copy() if len(shape) == 2 else completed.reshape(shape)
         else:  # the original tool: every loss starts at -1; point (x[i], y[j]) at flat j*nx + i
             values = {n: v.ravel().reshape(shape) for n, v in values.items()}
-            first = next(iter(values.values()))
+            losses = [v for n, v in values.items() if n.endswith(("_loss", "_acc"))]
+            first = losses[0] if losses else next(iter(values.values()))
             completed = np.isfinite(first) & (first != -1)
         done = {n: completed.copy() for n in values}
-    extras = {k: f[k][()] for k in EXTRAS if k in f}
-    surface = Surface(coords, values, done, attrs, extras)
+        if not ours and "max_eig" in values and "min_eig" in values:
+            # its plot_hessian_eigen.py starts max_eig at -1 and min_eig at 1: a point not yet computed
+            unset = (values["max_eig"] == -1) & (values["min_eig"] == 1)
+            for n in ("max_eig", "min_eig"):
+                done[n] = np.isfinite(values[n]) & ~unset
+                values[n] = np.where(done[n], values[n], np.nan)
+    arrays = {k: f[k][()] for k in ARRAYS if k in f}
+    surface = Surface(coords, values, done, attrs, arrays)
     if version >= 2:
         _verify_points(surface, path, f["point_checksums"][()])
     return surface
@@ -414,10 +428,17 @@ def repair_surface(path: str | os.PathLike, coords: Sequence[np.ndarray], inputs
     """
     path = os.fspath(path)
     shape = tuple(len(c) for c in reversed(coords))
+    def fresh() -> tuple[Surface, int]:  # nothing can be read from it: start again, for this run's inputs
+        s = new_surface(coords, (), {})
+        s.attrs["inputs"] = json.dumps({**inputs, "metrics": {}}, sort_keys=True)
+        return s, 0
+
+    if probe(path).status in ("crashed", "unopenable"):
+        return fresh()
     try:
         f = h5py.File(path, "r")
     except (OSError, ValueError):
-        return new_surface(coords, (), {}), 0
+        return fresh()
 
     def rows(obj, dtype, fill):
         out = np.full(shape, fill, dtype=dtype)
@@ -447,11 +468,11 @@ def repair_surface(path: str | os.PathLike, coords: Sequence[np.ndarray], inputs
                 attrs[k] = plain(f.attrs[k])
             except (OSError, ValueError, TypeError):
                 pass
-        extras = {}
-        for k in EXTRAS:
+        arrays = {}
+        for k in ARRAYS:
             try:
                 if k in f:
-                    extras[k] = f[k][()]
+                    arrays[k] = f[k][()]
             except (OSError, ValueError, TypeError):
                 pass
     metrics = {n: inputs.get("metrics", {}).get(n, {}) for n in values}
@@ -460,12 +481,15 @@ def repair_surface(path: str | os.PathLike, coords: Sequence[np.ndarray], inputs
         done[n] &= ok
         values[n][~done[n]] = np.nan
     attrs["inputs"] = json.dumps({**inputs, "metrics": metrics}, sort_keys=True)
-    surface = Surface([np.asarray(c, dtype=float) for c in coords], values, done, attrs, extras)
+    surface = Surface([np.asarray(c, dtype=float) for c in coords], values, done, attrs, arrays)
     return surface, int(ok.sum()) if values else 0
 
 
 def peek_attrs(path: str | os.PathLike) -> dict:
-    """The attributes of a file, or {} when it cannot be read (no verification)."""
+    """The attributes of a file, or {} when it cannot be read (no verification; a file that
+    crashes the HDF5 library is read in a child process only, see :func:`landscape.h5.probe`)."""
+    if probe(os.fspath(path)).status != "ok":
+        return {}
     try:
         with h5py.File(os.fspath(path), "r") as f:
             return {k: plain(v) for k, v in f.attrs.items()}

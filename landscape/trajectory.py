@@ -23,18 +23,17 @@ from __future__ import annotations
 import glob
 import os
 import re
-import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from landscape._version import __version__
-from landscape.checkpoint import load_into_, load_state_dict, sha256
+from landscape.checkpoint import Checkpoint, load_into_, load_state_dict, read_checkpoint
 from landscape.directions_file import Direction
 from landscape.errors import LandscapeError
 from landscape.params import ignored, live_tensors
+from landscape.provenance import environment
 from landscape.trajectory_file import Trajectory, path_extent, pc_labels, read_trajectory, write_trajectory
 
 CHUNK = 1 << 16  # columns converted to float64 at a time when forming dot products
@@ -154,7 +153,7 @@ def _unflatten(flat: np.ndarray, shapes: dict[str, tuple], active: list[str]) ->
 
 def pca_directions(
     checkpoints: Sequence[str],
-    final: str,
+    final: str | Checkpoint,
     model: nn.Module,
     dir_type: str = "weights",
     ignore: str = "biasbn",
@@ -163,8 +162,9 @@ def pca_directions(
 ) -> Trajectory:
     """PCA directions of the path through ``checkpoints`` around ``final`` (see the module doc).
 
-    ``model`` is the architecture: every checkpoint must load into it, and it tells parameters
-    from buffers. Its own values are overwritten. The directions come in the order and with the
+    ``final``: its path or the :class:`landscape.checkpoint.Checkpoint` already read. ``model`` is
+    the architecture: every checkpoint must load into it, and it tells parameters from buffers.
+    Its own values are overwritten. The directions come in the order and with the
     names of :func:`landscape.params.live_tensors`, so ``landscape-surf`` can load them.
     """
     checkpoints = list(checkpoints)
@@ -174,11 +174,13 @@ def pca_directions(
             "need at least 3"
         )
 
-    def state(path: str) -> dict[str, torch.Tensor]:
-        load_into_(model, load_state_dict(path, unsafe_pickle), source=f"checkpoint {path!r}")
+    def state(path: str, tensors: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        load_into_(model, load_state_dict(path, unsafe_pickle) if tensors is None else tensors,
+                   source=f"checkpoint {path!r}")
         return live_tensors(model, dir_type)
 
-    live = state(final)
+    final = final if isinstance(final, Checkpoint) else read_checkpoint(final, unsafe_pickle)
+    live = state(final.path, final.state_dict)
     active = _active(live, ignore)
     if not active:
         raise LandscapeError(
@@ -192,7 +194,7 @@ def pca_directions(
             raise LandscapeError(f"checkpoint {path!r} holds NaN or infinite weights: it has no place on the path")
         return v
 
-    origin = flat(live, final)
+    origin = flat(live, final.path)
 
     def row(i: int) -> torch.Tensor:
         return flat(state(checkpoints[i]), checkpoints[i]) - origin
@@ -212,16 +214,15 @@ def pca_directions(
         checkpoints=[os.path.abspath(p) for p in checkpoints],
         epochs=np.array([epoch_of(p) for p in checkpoints]), explained_variance=variance,
         attrs={
-            "method": "pca", "model": os.path.abspath(final), "model_sha256": sha256(final),
-            "dir_type": dir_type, "ignore": ignore, "landscape_version": __version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "method": "pca", "model": os.path.abspath(final.path), "model_sha256": final.sha256,
+            "dir_type": dir_type, "ignore": ignore, **environment(),
         },
     )
 
 
 def project_onto(
     checkpoints: Sequence[str],
-    final: str,
+    final: str | Checkpoint,
     model: nn.Module,
     directions: Sequence[Direction],
     dir_type: str = "weights",
@@ -240,11 +241,13 @@ def project_onto(
     if len(directions) < 2:
         raise LandscapeError(f"{len(directions)} direction(s) given; a path in a plane needs 2")
 
-    def state(path: str) -> dict[str, torch.Tensor]:
-        load_into_(model, load_state_dict(path, unsafe_pickle), source=f"checkpoint {path!r}")
+    def state(path: str, tensors: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        load_into_(model, load_state_dict(path, unsafe_pickle) if tensors is None else tensors,
+                   source=f"checkpoint {path!r}")
         return live_tensors(model, dir_type)
 
-    live = state(final)
+    final = final if isinstance(final, Checkpoint) else read_checkpoint(final, unsafe_pickle)
+    live = state(final.path, final.state_dict)
     names = list(live)
     for k, d in enumerate(directions[:2]):
         if list(d) != names or any(tuple(d[n].shape) != tuple(live[n].shape) for n in names):
@@ -286,9 +289,8 @@ def project_onto(
         checkpoints=[os.path.abspath(p) for p in checkpoints],
         epochs=np.array([epoch_of(p) for p in checkpoints]), explained_variance=variance,
         attrs={
-            "method": "directions", "model": os.path.abspath(final), "model_sha256": sha256(final),
-            "dir_type": dir_type, "ignore": ignore, "landscape_version": __version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "method": "directions", "model": os.path.abspath(final.path), "model_sha256": final.sha256,
+            "dir_type": dir_type, "ignore": ignore, **environment(),
         },
     )
 

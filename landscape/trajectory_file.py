@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.h5 import DamagedFile, dataset, opened, plain, writing
+from landscape.h5 import DamagedFile, dataset, opened, plain, probe, writing
 
 
 @dataclass
@@ -105,7 +105,7 @@ def _original_variance(path: str) -> np.ndarray:
     """The explained variance ratios in the original tool's PCA directions file beside a
     projection file, or NaN when it is not there."""
     m = ORIGINAL_PROJECTION.match(path)
-    if not m or not os.path.isfile(m.group("dirs")):
+    if not m or not os.path.isfile(m.group("dirs")) or probe(m.group("dirs")).status != "ok":
         return np.full(2, np.nan)
     try:
         r = _variance_in(m.group("dirs"))

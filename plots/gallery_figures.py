@@ -3,9 +3,10 @@
     python plots/gallery_figures.py WORK SECONDS LOAD_BEFORE   # make_gallery.sh runs this last
 
 Reads the checkpoints and files in ``WORK`` (test errors, split sizes, the interpolation's
-barrier, the path's explained variance, the Hessian's figures, the pruned network's FLOPs),
+barrier, the path's explained variance, the Hessian's figures, the pruned network's FLOPs, the
+mode-connecting curve's and the straight line's barriers),
 prints them, writes ``plots/gallery_figures.json`` and puts them into plots/README.md (a figure
-there is the number written just before ``<!--fig:NAME-->``); ``tests/test_readme.py`` holds
+there is the number written just before ``<!--fig:NAME-->``); ``tests/test_gallery_figures.py`` holds
 plots/README.md to the JSON file.
 """
 
@@ -21,7 +22,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "benchmarks"))
 
-from readme_figures import fill, machine  # noqa: E402  (the same CPU and load wording as README.md)
+from _report import fill, machine  # noqa: E402  (the CPU and load wording of docs/benchmarks.md)
 
 
 def _error(path: str) -> float:
@@ -81,7 +82,43 @@ def figures(work: str) -> dict:
     out["scratch_error"] = _error(f"{work}/scratch/model_15.pt")
     for m in ("fp", "bc", "sr"):
         out[f"quant_{m}_error"] = _error(f"{work}/{m}/model_40.pt")
+    out.update(connect_figures(work))
+    out.update(sharpness_figures(work))
     return {k: v for k, v in out.items() if v is not None}
+
+
+def connect_figures(work: str) -> dict:
+    """The mode-connectivity step's figures: the second seed's test error, the barriers (train loss,
+    test error) of the straight line and of the trained curve, and where the bend lies."""
+    from landscape.surface_file import read_surface
+
+    a = read_surface(f"{work}/ab_path.h5").attrs
+    plane = read_surface(f"{work}/ab_plane.h5").attrs
+    return {"seed1_error": _error(f"{work}/seed1/model_15.pt"),
+            "connect_line_barrier": float(f"{a['barrier_line_train_loss']:.2g}"),
+            "connect_curve_barrier": float(f"{a['barrier_curve_train_loss']:.2g}"),
+            "connect_line_err_barrier": round(float(a["barrier_line_test_err"]), 1),
+            "connect_curve_err_barrier": round(float(a["barrier_curve_test_err"]), 1),
+            "connect_bend_y": round(float(plane["curve_bend_y"]), 2)}
+
+
+def sharpness_figures(work: str) -> dict:
+    """The sharpness step's figures: Kendall's tau of three measures against the gap, and each
+    minimum's filter-normalized average-case sharpness and lambda_max (minima 1-3: small batch,
+    large batch, seed 1)."""
+    import csv
+
+    with open(f"{work}/compare/compare.csv") as f:
+        rows = list(csv.DictReader(f))
+    with open(f"{work}/compare/compare.md") as f:
+        taus = {line.split("|")[1].strip(): float(line.split("|")[2])
+                for line in f if line.startswith("| ") and line.count("|") == 4 and "tau" not in line}
+    out = {f"sharp_tau_{m}": round(taus[m], 2) for m in ("avg_filter", "lambda_max", "curvature") if m in taus}
+    for k, row in enumerate(rows, 1):
+        out[f"sharp_{k}_gap"] = round(float(row["gap"]), 2)
+        out[f"sharp_{k}_lambda_max"] = float(f"{float(row['lambda_max']):.3g}")
+        out[f"sharp_{k}_curvature"] = float(f"{float(row['curvature']):.3g}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,6 +107,22 @@ $PLOT "$WORK"/{fp,bc,sr}_2d.h5 --compare --kinds contour --out "$PLOTS/quant_com
 $PLOT "$WORK"/{fp,bc,sr}_1d.h5 --compare --twin --out "$PLOTS/quant_compare"
 landscape-markov --out "$PLOTS/quant_markov.png"
 
+step "10. mode connectivity: a second small-batch network (seed 1), the curve between the two, its plane"
+$TRAIN --lr 0.05 --batch-size 32 --epochs 15 --save-every 15 --seed 1 --out "$WORK/seed1"
+landscape-connect "$SMALL" "$WORK/seed1/model_15.pt" --arch digits_cnn --dataset digits --curve bezier \
+  --epochs 20 --no-progress --overwrite --out "$WORK/ab_curve.pt"
+landscape-connect --eval "$WORK/ab_curve.pt" --points 41 --split train,test --threads "$OMP_NUM_THREADS" \
+  --no-progress --overwrite --out "$WORK/ab_path.h5"
+$PLOT "$WORK/ab_path.h5" --out "$PLOTS/connect"
+$SURF --curve "$WORK/ab_curve.pt" --out "$WORK/ab_plane.h5"   # no --x/--y: a grid around a, b and the bend
+$PLOT "$WORK/ab_plane.h5" --path "$WORK/ab_curve.pt" --log --out "$PLOTS/connect"
+
+step "11. sharpness by numbers: the small-batch, large-batch and seed-1 minima in one table"
+landscape-compare "$SMALL" "$LARGE" "$WORK/seed1/model_15.pt" --arch digits_cnn --dataset digits \
+  --threads "$OMP_NUM_THREADS" --overwrite --out "$WORK/compare"
+cp "$WORK/compare/gap_vs_measure.png" "$PLOTS/sharpness_gap.png"
+cp "$WORK/compare/curves_1d.png" "$PLOTS/sharpness_curves_1d.png"
+
 step "done: the figures plots/README.md states"
 python "$PLOTS/gallery_figures.py" "$WORK" "$((SECONDS - start))" "$load_before"
 ls -l "$PLOTS"/*.png

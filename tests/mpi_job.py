@@ -3,8 +3,7 @@
 ``python tests/mpi_job.py surface --model M --out O [...]``: ``compute_surface`` through the CLIs'
 error handling (one line and exit code 2 for bad input). ``--delay S`` makes every point take at
 least S seconds, so that a test can kill the job part-way; ``--pid-dir D`` makes every rank write
-its process id to ``D/rank<r>.pid``; ``--go F`` makes it write ``F.ready.<pid>`` once its imports
-are done and wait until F exists, so that a test can start two jobs at one moment on a loaded machine.
+its process id to ``D/rank<r>.pid``.
 
 ``python tests/mpi_job.py map --n N --log L [...]``: ``map_points`` over a recording job. Rank 0
 appends ``index rank value`` to L for every result as it arrives, and ``aborted`` when the job is
@@ -45,17 +44,12 @@ def run_surface(args: argparse.Namespace, comm) -> int:
         evaluate.Evaluator.__call__ = slow
     cfg = SurfaceConfig(
         model=args.model, arch="digits_cnn", dataset="digits", samples=args.samples,
-        grid=Grid(args.x, args.y or None), directions=Directions(seed=args.seed),
+        grid=Grid(args.x, args.y or None), adaptive=args.adaptive, directions=Directions(seed=args.seed),
         evaluation=EvalOptions(loss_fn="crossentropy", device="cpu", threads=1, batch_size=args.batch_size or None),
         output=Output(args.out, overwrite=args.overwrite, chunk_size=args.chunk_size, flush_seconds=args.flush_seconds,
                       progress=args.progress),
         metrics=tuple(args.metrics.split(",")),
     )
-
-    if args.go:
-        open(f"{args.go}.ready.{os.getpid()}", "w").close()
-        while not os.path.exists(args.go):
-            time.sleep(0.01)
 
     def body() -> int:
         compute_surface(cfg, comm)
@@ -126,11 +120,11 @@ def main() -> int:
     s.add_argument("--flush-seconds", type=float, default=2.0)
     s.add_argument("--delay", type=float, default=0.0)
     s.add_argument("--pid-dir")
-    s.add_argument("--go")
     s.add_argument("--overwrite", action="store_true")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--metrics", default="loss")
     s.add_argument("--progress", action="store_true")
+    s.add_argument("--adaptive", type=float, default=None)
     a = sub.add_parser("api")
     a.add_argument("--out", required=True)
     m = sub.add_parser("map")

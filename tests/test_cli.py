@@ -70,7 +70,8 @@ def test_plot_options(tmp_path, digits_ckpt, capsys):
     code = plot_cli.main([s, "--kinds", "contour,heatmap", "--formats", "png", "--vmax", "50",
                           "--levels", "10", "--quantity", "acc", "--out", str(tmp_path / "fig")])
     assert code == 0
-    assert sorted(p.name for p in tmp_path.glob("fig_*")) == ["fig_contour.png", "fig_heatmap.png"]
+    assert sorted(p.name for p in tmp_path.glob("fig_*")) == ["fig_train_acc_contour.png",
+                                                              "fig_train_acc_heatmap.png"]  # its quantity named
 
 
 def test_an_existing_file_of_another_configuration_is_refused_and_kept(tmp_path, digits_ckpt,
@@ -231,8 +232,14 @@ def test_plot_html_vtk_compare_and_trajectory_views(tmp_path, digits_ckpt, capsy
     assert sorted(p.name for p in tmp_path.glob("cmp_*")) == ["cmp_contour.png"]
 
     write_path_file(tmp_path / "pca.h5")
-    assert plot_cli.main([a, "--trajectory", str(tmp_path / "pca.h5"), "--formats", "png"]) == 0
-    assert (tmp_path / "a_trajectory.png").stat().st_size > 1000
+    t = str(tmp_path / "t.h5")  # a path is drawn over a surface of its own directions (issue 24.3)
+    code, _, err = surf(BASE + ["--model", digits_ckpt, "--directions", str(tmp_path / "pca.h5"), "--x=-1:1:4",
+                                "--y=-1:1:3", "--out", t], capsys)
+    assert code == 0, err
+    assert plot_cli.main([t, "--trajectory", str(tmp_path / "pca.h5"), "--formats", "png"]) == 0
+    assert (tmp_path / "t_trajectory.png").stat().st_size > 1000
     capsys.readouterr()
+    assert plot_cli.main([a, "--trajectory", str(tmp_path / "pca.h5"), "--formats", "png"]) == 2
+    assert "not computed on the directions" in capsys.readouterr().err
     assert plot_cli.main([a, "--trajectory", str(tmp_path / "missing.h5")]) == 2
     assert "does not exist" in capsys.readouterr().err

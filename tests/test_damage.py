@@ -51,7 +51,12 @@ def originals(tmp_path_factory, model_path):
                       epochs=np.array([0, 1, 2]), explained_variance=np.array([2.0, 0.5]),
                       attrs={"method": "pca", "dir_type": "weights", "landscape_version": "test"})
     write_trajectory(folder / "t.h5", traj)
+    compute_surface(SurfaceConfig(model=model_path, arch="digits_cnn", dataset="digits", samples=40,
+                                  grid=Grid("-1:1:3", "-1:1:3"), directions_file=str(folder / "t.h5"),
+                                  evaluation=EvalOptions(batch_size=40),
+                                  output=Output(folder / "ts.h5", progress=False)))  # the path's own plane
     return {"surface": folder / "s.h5", "dirs": folder / "s.dirs.h5", "traj": folder / "t.h5",
+            "path_surface": folder / "ts.h5",
             "args": {"model": model_path},
             "values": {k: v.copy() for k, v in s.values.items()}}
 
@@ -164,7 +169,7 @@ def test_damaged_directions_and_trajectories(originals, tmp_path, capsys, full):
         except LandscapeError as exc:
             assert "\n" not in str(exc), label
             ok = False
-        code = plot_cli.main([str(originals["surface"]), "--trajectory", str(path), "--formats", "png",
+        code = plot_cli.main([str(originals["path_surface"]), "--trajectory", str(path), "--formats", "png",
                               "--out", str(tmp_path / "tfig")])
         err = capsys.readouterr().err
         assert code == 0 if ok else one_line_error(code, err), (label, err)

@@ -57,12 +57,37 @@ def test_mse_on_labels_compares_softmax_with_one_hot_targets(net_and_data):
     assert loss == pytest.approx(expected, rel=1e-5)
 
 
-def test_bf16_is_close_but_opt_in(net_and_data, monkeypatch):
+BF16_LOSS_TOLERANCE = 5e-3  # docs/performance.md: bf16 "moves the loss by up to 0.5%"
+
+
+def test_bf16_moves_the_loss_by_at_most_the_stated_tolerance(monkeypatch):
+    """On a network trained a little (at its random initialization every loss is near ln 10 and bf16
+    seems exact), at its minimum and along a direction: fp32 vs bf16 within the stated 0.5%."""
     monkeypatch.setattr(Evaluator, "_check_bf16", lambda self: None)  # its speed check: timing-dependent
-    model, data = net_and_data
-    ref = Evaluator(model, data, batch_size=128)()["loss"]
-    bf = Evaluator(model, data, batch_size=128, precision="bf16")()["loss"]
-    assert bf == pytest.approx(ref, rel=0.05)
+    train, test = load_dataset("digits", split="train"), load_dataset("digits", split="test")
+    torch.manual_seed(0)
+    model = build_model("digits_cnn", num_classes=10, in_channels=1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        idx = torch.randint(0, len(train), (64,), generator=g)
+        opt.zero_grad()
+        F.cross_entropy(model(train.x[idx]), train.y[idx]).backward()
+        opt.step()
+    model.eval()
+    origin = {k: p.detach().clone() for k, p in model.named_parameters()}
+    step = {k: torch.randn(p.shape, generator=g) * p.abs().mean() for k, p in origin.items()}
+    errors = []
+    for a in (0.0, 0.5, 1.0):
+        with torch.no_grad():
+            for k, p in model.named_parameters():
+                p.copy_(origin[k] + a * step[k])
+        ref = Evaluator(model, test, batch_size=128)()["loss"]
+        assert ref == pytest.approx(reference(model, test)[0], rel=1e-5)  # fp32 is the default
+        bf = Evaluator(model, test, batch_size=128, precision="bf16")()["loss"]
+        errors.append(abs(bf - ref) / ref)
+    assert max(errors) <= BF16_LOSS_TOLERANCE, errors
+    assert max(errors) > 1e-5, errors  # bf16 did run: it moves the loss of a trained network
 
 
 def test_bad_settings_are_user_errors(net_and_data):

@@ -401,3 +401,16 @@ def test_pyhessian_agrees_on_the_top_eigenvalue():
     theirs = pyhessian.hessian(copy.deepcopy(model), nn.CrossEntropyLoss(), data=(X, y), cuda=False)
     values, _ = theirs.eigenvalues(top_n=1, maxIter=300, tol=1e-6)
     assert values[0] == pytest.approx(ours.max, rel=1e-3)
+
+
+def test_shifted_operator_is_the_matrix_minus_a_multiple_of_the_identity():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((6, 6))
+    a = a + a.T
+    op = hessian.Shifted(hessian.MatrixOperator(a), 2.5)
+    v, V = rng.standard_normal(6), rng.standard_normal((6, 3))
+    np.testing.assert_allclose(op.matvec(v), (a - 2.5 * np.eye(6)) @ v, rtol=1e-12)
+    np.testing.assert_allclose(op.matmat(V), (a - 2.5 * np.eye(6)) @ V, rtol=1e-12)
+    assert op.size == 6
+    top = hessian.eigenpairs(op, k=1, which="largest", tol=1e-10)  # the original's second run: the shifted top
+    assert top.eigenvalues[0] == pytest.approx(np.linalg.eigvalsh(a)[-1] - 2.5, rel=1e-8)

@@ -209,15 +209,14 @@ def test_map_points_hands_out_each_given_index_once(tmp_path):
 
 @pytest.mark.parametrize("fail_rank", [pytest.param(1, marks=pytest.mark.slow), 0])
 def test_failure_on_one_rank_ends_the_job(tmp_path, fail_rank):
+    """The job ends (a hang fails through ``run``'s timeout; how fast it ends is measured by
+    benchmarks/bench_mpi_abort.py, not asserted here)."""
     log = tmp_path / "log"
-    t0 = time.monotonic()
     proc = run(3, "map", "--n", "60", "--log", str(log), "--delay", "0.05",
                "--fail-rank", str(fail_rank), "--fail-after", "4")
-    elapsed = time.monotonic() - t0
     assert proc.returncode != 0
     assert f"error on rank {fail_rank}: RuntimeError: injected failure" in proc.stderr
     assert proc.stderr.count("injected failure") == 1
-    assert elapsed < 15
     text = log.read_text()
     assert "aborted" in text  # rank 0 saved what was finished before the abort
     assert 0 < len(read_log(log)) < 60

@@ -17,8 +17,10 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 SETTINGS = {
     "compare_minimizers.ipynb": {"EPOCHS": "2", "LARGE_EPOCHS": "6", "GRID": "5", "SAMPLES": "100"},
     "optimization_path.ipynb": {"EPOCHS": "3", "GRID": "5", "SAMPLES": "100"},
+    "mode_connectivity.ipynb": {"EPOCHS": "3", "CURVE_EPOCHS": "2", "POINTS": "5", "GRID": "5", "SAMPLES": "100"},
     "pruned_minima.ipynb": {"EPOCHS": "2", "RETRAIN_EPOCHS": "1", "RATIOS": "3", "GRID": "5", "SAMPLES": "100"},
     "quantized_minima.ipynb": {"EPOCHS": "2", "BIG_BATCH": "2", "GRID": "5", "LINE": "9", "SAMPLES": "100"},
+    "sharpness.ipynb": {"EPOCHS": "1", "SAMPLES": "100", "MC": "4", "STEPS": "2", "LINE": "5", "GRID": "3"},
 }
 
 

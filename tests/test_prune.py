@@ -586,17 +586,15 @@ def test_resize_initializes_afresh():
 
 
 def test_load_model_rebuilds_a_pruned_checkpoint(tmp_path):
-    """``landscape.checkpoint.load_model`` (the lead's one loader) applies the recorded widths."""
-    import landscape.checkpoint as ckpt_mod
+    """The one network builder (``landscape.jobs.network``) applies the recorded widths."""
+    from landscape.jobs.network import load_model
     from landscape.prune import save_pruned
 
-    if not hasattr(ckpt_mod, "load_model"):
-        pytest.skip("landscape.checkpoint.load_model is not there yet")
     model = randomized(build_model("vgg9"))
     pruned = prune_filters(model, VGG9_PLAN).eval()
     save_pruned(tmp_path / "v.pt", pruned, original=model, arch="vgg9", plan=VGG9_PLAN, input_shape=(3, 32, 32),
                 num_classes=10, in_channels=3)
-    loaded = ckpt_mod.load_model("vgg9", tmp_path / "v.pt").eval()
+    loaded = load_model("vgg9", tmp_path / "v.pt").eval()
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(loaded(x), pruned(x))

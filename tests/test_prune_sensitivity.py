@@ -149,11 +149,10 @@ def test_filter_norms(model):
 
 
 def test_plots(model, data, tmp_path):
-    from landscape.plot.prune import figures, sensitivity_curves
-    from landscape.plot.prune import filter_norms as draw_norms
+    from landscape.plot.prune import norm_curves, pruning_figures, sensitivity_curves
 
     res = sensitivity(model, data, RATIOS, batch_size=32)
-    fig = figures(res, filter_norms(model, res.layers))
+    fig = pruning_figures(res, filter_norms(model, res.layers))
     ax = fig["sensitivity"].axes[0]
     lines = [ln for ln in ax.get_lines() if ln.get_label() in LAYERS]
     assert len(lines) == 3
@@ -165,7 +164,7 @@ def test_plots(model, data, tmp_path):
     artists = sensitivity_curves(ax2, res, quantity="loss")
     assert len(artists) == 4  # three layers and the unpruned baseline
     ax3 = Figure().subplots()
-    curves = draw_norms(ax3, filter_norms(model))
+    curves = norm_curves(ax3, filter_norms(model))
     assert len(curves) == 3 and curves[0].get_ydata()[0] == pytest.approx(1.0)
     for key, f in fig.items():
         f.savefig(tmp_path / f"{key}.png", dpi=40)

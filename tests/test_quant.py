@@ -17,7 +17,7 @@ from landscape.jobs.train import TrainConfig, train
 from landscape.models import build_model
 from landscape.quant import (
     BinaryConnect,
-    Grid,
+    Levels,
     QuantConfig,
     Rounding,
     quantize_,
@@ -35,7 +35,7 @@ def small_net() -> nn.Module:
                          nn.Linear(4 * 6 * 6, 16), nn.ReLU(), nn.Linear(16, 3))
 
 
-def on_grid(w: torch.Tensor, grid: Grid) -> bool:
+def on_grid(w: torch.Tensor, grid: Levels) -> bool:
     levels = grid.levels(w.dtype)
     return bool(torch.isclose(w.reshape(-1, 1), levels.reshape(1, -1), rtol=0, atol=1e-6 * grid.delta)
                 .any(1).all())
@@ -46,7 +46,7 @@ def on_grid(w: torch.Tensor, grid: Grid) -> bool:
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 8])
 def test_symmetric_grid(bits):
-    g = Grid.symmetric(bits, 0.3)
+    g = Levels.symmetric(bits, 0.3)
     levels = g.levels()
     assert len(levels) == g.size == 2**bits
     assert torch.allclose(levels, -levels.flip(0))
@@ -56,7 +56,7 @@ def test_symmetric_grid(bits):
         assert levels.tolist() == pytest.approx([-0.3, 0.3])
 
 
-@pytest.mark.parametrize("grid", [Grid.symmetric(1, 0.5), Grid.symmetric(3, 1.0), Grid(0.5, -6, 16, 0.0)])
+@pytest.mark.parametrize("grid", [Levels.symmetric(1, 0.5), Levels.symmetric(3, 1.0), Levels(0.5, -6, 16, 0.0)])
 def test_round_nearest_is_the_nearest_level(grid):
     w = torch.empty(5000, dtype=torch.float64).uniform_(grid.lo - 1.0, grid.hi + 1.0)
     levels = grid.levels()
@@ -66,7 +66,7 @@ def test_round_nearest_is_the_nearest_level(grid):
         assert torch.equal(round_nearest(w, grid), grid.hi * torch.where(w >= 0, 1.0, -1.0).double())
 
 
-@pytest.mark.parametrize("grid", [Grid.symmetric(1, 1.0), Grid.symmetric(2, 0.7), Grid(0.5, -6, 16, 0.0)])
+@pytest.mark.parametrize("grid", [Levels.symmetric(1, 1.0), Levels.symmetric(2, 0.7), Levels(0.5, -6, 16, 0.0)])
 def test_round_stochastic_is_unbiased_and_lands_on_neighbouring_levels(grid):
     n = 40_000
     gen = torch.Generator().manual_seed(1)
@@ -87,7 +87,7 @@ def test_round_stochastic_is_unbiased_and_lands_on_neighbouring_levels(grid):
 
 
 def test_values_outside_the_range_are_clipped_onto_the_end_levels():
-    g = Grid.symmetric(2, 1.0)
+    g = Levels.symmetric(2, 1.0)
     w = torch.tensor([-5.0, 5.0])
     assert round_nearest(w, g).tolist() == [-1.0, 1.0]
     assert round_stochastic(w, g, torch.Generator().manual_seed(0)).tolist() == [-1.0, 1.0]
@@ -113,7 +113,7 @@ def test_matched_grids_have_the_reference_variance(bits):
     # the levels, used equally often, have the reference variance; for many bits R -> sqrt(3) std,
     # BinaryConnect's H for its uniform initialization
     R = matched_scale(0.7, bits)
-    levels = Grid.symmetric(bits, R).levels()
+    levels = Levels.symmetric(bits, R).levels()
     assert levels.pow(2).mean().sqrt().item() == pytest.approx(0.7)
     if bits == 8:
         assert R == pytest.approx(math.sqrt(3) * 0.7, rel=0.005)
@@ -317,7 +317,7 @@ def test_checkpoints_hold_quantized_weights_and_record_the_quantization(tmp_path
         for layer in q["layers"]:
             w = ckpt["state_dict"][layer]
             assert w.unique().numel() <= 2**bits
-            grid = Grid.symmetric(bits, q["scale"][layer])
+            grid = Levels.symmetric(bits, q["scale"][layer])
             assert grid.delta == pytest.approx(q["spacing"][layer]) and on_grid(w, grid)
             if method == "bc":
                 fp = ckpt["full_precision"][layer]

@@ -37,7 +37,7 @@ GRID = Grid(parse_axis("-1:1:3"), parse_axis("0:1:4"))
 
 def test_round_trip_keeps_values_nans_masks_and_attrs(tmp_path):
     s = filled(GRID)
-    s.extras["sample_indices"] = np.arange(5)
+    s.arrays["sample_indices"] = np.arange(5)
     write_surface(tmp_path / "s.h5", s)
     r = read_surface(tmp_path / "s.h5")
     assert r.shape == (4, 3) and r.split == "train" and r.path == str(tmp_path / "s.h5")
@@ -45,7 +45,7 @@ def test_round_trip_keeps_values_nans_masks_and_attrs(tmp_path):
     assert np.isnan(r.loss[3, 2]) and r.loss[0, 1] == 1.5 and r.acc[1, 0] == 13.0
     assert r.pending().tolist() == [10, 11]
     assert r.attrs["arch"] == "digits_cnn" and r.attrs["seed"] == 3 and r.attrs["format_version"] == 2
-    np.testing.assert_array_equal(r.extras["sample_indices"], np.arange(5))
+    np.testing.assert_array_equal(r.arrays["sample_indices"], np.arange(5))
 
 
 def test_layout_is_the_originals_meshgrid_order_with_scales_for_xarray(tmp_path):

@@ -66,7 +66,7 @@ def test_eig_ratio_is_derived_and_drawn(tmp_path, capsys):
     write_surface(path, s)
     assert plot_cli.main([str(path), "--quantity", "eig_ratio", "--kinds", "contour,heatmap",
                           "--formats", "png"]) == 0, capsys.readouterr().err
-    assert (tmp_path / "e_heatmap.png").exists()
+    assert (tmp_path / "e_eig_ratio_heatmap.png").exists()  # the quantity in the name (issue 24.4)
 
 
 def test_the_original_tools_projection_file(tmp_path, capsys):

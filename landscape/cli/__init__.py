@@ -1,4 +1,4 @@
-"""Command-line entry points: thin argument parsing over library functions.
+"""Command-line entry points: argument parsing, then one call into the command layer (:mod:`landscape.jobs`).
 
 Ctrl-C while a command is still starting (importing torch takes seconds) ends it at once with
 "interrupted" and exit code 130, not a traceback; once a command runs, :func:`run_cli` turns it

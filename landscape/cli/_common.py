@@ -91,7 +91,8 @@ def add_data_options(p: argparse.ArgumentParser, split: str = "train", several: 
     d = DataSpec()
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default=d.dataset,
-                   help=f"digits, synthetic, cifar10, cifar100, mnist or package.module:callable (default {d.dataset})")
+                   help=f"digits, synthetic, cifar10, cifar100, mnist, tokens:FILE or package.module:callable "
+                   f"(default {d.dataset})")
     g.add_argument("--data-root", help="folder with cifar-10-batches-py, cifar-100-python or the MNIST IDX files")
     if several:
         g.add_argument("--split", default=split, metavar="|".join(SPLITS) + "|train,test",
@@ -108,6 +109,8 @@ def add_data_options(p: argparse.ArgumentParser, split: str = "train", several: 
                    help=f"samples of --dataset synthetic (default {d.synthetic_size})")
     g.add_argument("--synthetic-seed", type=non_negative, default=d.synthetic_seed,
                    help="seed of --dataset synthetic: the --seed the network was trained with")
+    g.add_argument("--seq-len", type=positive, default=None, metavar="N",
+                   help="with --dataset tokens:FILE (.npy of token ids, or .bin of uint16 ids): tokens per sequence")
     g.add_argument("--raw-data", action="store_true",
                    help="no per-channel normalization (for networks trained with --raw-data)")
     return g

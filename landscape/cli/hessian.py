@@ -24,6 +24,7 @@ def build_parser() -> Parser:
     from landscape.losses import LOSSES
 
     d = HessianConfig()
+    o = d.options
     p = Parser(prog=PROG, description="The Hessian spectrum of a network's mean loss at a checkpoint: the top-k "
                "and the smallest eigenvalues (Lanczos), the trace (Hutchinson) and the spectral density "
                "(stochastic Lanczos quadrature), into an HDF5 file with a PNG of the density.")
@@ -40,10 +41,10 @@ def build_parser() -> Parser:
 
     h = p.add_argument_group("Hessian")
     h.add_argument("--loss", choices=list(LOSSES), default=d.loss)
-    h.add_argument("--params", choices=PARAM_CHOICES, default=d.params,
+    h.add_argument("--params", choices=PARAM_CHOICES, default=o.params or "all",
                    help="all trainable parameters (default), or original: those with more than one "
                    "dimension (no biases or BatchNorm), as the original loss-landscape tool")
-    h.add_argument("--convention", choices=CONVENTIONS, default=d.convention,
+    h.add_argument("--convention", choices=CONVENTIONS, default=o.convention,
                    help="mean: the Hessian of the mean loss (default); batch_sum: the sum of the batch-mean "
                    "Hessians, the original tool's scale (x the number of batches; batches of 128 unless "
                    "--batch-size)")
@@ -51,20 +52,20 @@ def build_parser() -> Parser:
     h.add_argument("--batch-size", type=positive, default=None,
                    help=f"samples per product batch (default {DEFAULT_BATCH_SIZE}; {ORIGINAL_BATCH_SIZE} with "
                    "--convention batch_sum)")
-    h.add_argument("--top-k", type=positive, default=d.top_k, help=f"largest eigenvalues to find (default {d.top_k})")
-    h.add_argument("--tol", type=positive_float, default=d.tol,
-                   help=f"eigenvalue tolerance: residuals <= tol * |lambda_max| (default {d.tol:g})")
+    h.add_argument("--top-k", type=positive, default=o.top_k, help=f"largest eigenvalues to find (default {o.top_k})")
+    h.add_argument("--tol", type=positive_float, default=o.tol,
+                   help=f"eigenvalue tolerance: residuals <= tol * |lambda_max| (default {o.tol:g})")
     h.add_argument("--max-iter", type=positive, default=None, help="Lanczos products at most (default 500)")
     h.add_argument("--trace", action="store_true", help="estimate the trace (Hutchinson)")
-    h.add_argument("--trace-tol", type=positive_float, default=d.trace_tol,
-                   help=f"stop the trace at stderr <= tol * |trace| (default {d.trace_tol:g})")
-    h.add_argument("--trace-max-samples", type=positive, default=d.trace_max_samples)
+    h.add_argument("--trace-tol", type=positive_float, default=o.trace_tol,
+                   help=f"stop the trace at stderr <= tol * |trace| (default {o.trace_tol:g})")
+    h.add_argument("--trace-max-samples", type=positive, default=o.trace_max_samples)
     h.add_argument("--density", action="store_true", help="the spectral density (SLQ) and its PNG")
-    h.add_argument("--density-runs", type=positive, default=d.density_runs)
-    h.add_argument("--density-iters", type=positive, default=d.density_iters)
+    h.add_argument("--density-runs", type=positive, default=o.density_runs)
+    h.add_argument("--density-iters", type=positive, default=o.density_iters)
     h.add_argument("--sigma", type=positive_float, default=None,
                    help="Gaussian broadening of the density (default 5e-3 of the spectrum's width)")
-    h.add_argument("--seed", type=non_negative, default=d.seed)
+    h.add_argument("--seed", type=non_negative, default=o.seed)
     h.add_argument("--device", default=d.device, help=f"cpu, cuda, cuda:N, auto (default {d.device})")
     h.add_argument("--threads", type=positive, default=None, help="torch threads (default: the idle cores)")
 
@@ -81,15 +82,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
+        from dataclasses import fields
+
+        import torch
+
+        from landscape.hessian.summary import SummaryOptions
         from landscape.jobs.hessian import HessianConfig, summarize_checkpoint
 
-        ns = build_parser().parse_args(argv)
-        cfg = HessianConfig(**{k: v for k, v in vars(ns).items() if k in HessianConfig.__dataclass_fields__})
+        ns = build_parser().parse_args(argv)  # flags -> option objects, here only
+        options = SummaryOptions(**{f.name: getattr(ns, f.name) for f in fields(SummaryOptions) if hasattr(ns, f.name)},
+                                 dtype=torch.float64 if ns.float64 else torch.float32)
+        cfg = HessianConfig(**{k: v for k, v in vars(ns).items() if k in HessianConfig.__dataclass_fields__},
+                            options=options)
         summary, written = summarize_checkpoint(cfg, command=" ".join([PROG, *argv]),
                                                 log=lambda line: say(f"{PROG}: {line}"))
         print(f"{PROG}: max {summary.max_eig:.6g}, min {summary.min_eig:.6g}, |min/max| {summary.eig_ratio:.4g}"
               + (f", trace {summary.trace.estimate:.6g} +- {summary.trace.stderr:.2g}" if summary.trace else ""))
-        print(f"{PROG}: top {cfg.top_k}: " + ", ".join(f"{v:.6g}" for v in summary.top_eigenvalues))
+        print(f"{PROG}: top {options.top_k}: " + ", ".join(f"{v:.6g}" for v in summary.top_eigenvalues))
         for path in written:
             print(f"{PROG}: wrote {path}")
         return 0

@@ -37,6 +37,9 @@ def build_parser() -> Parser:
     p.add_argument("--steps", type=positive, default=20_000, help="BC steps per chain (default 20000)")
     p.add_argument("--chains", type=positive, default=2000, help="BC chains (default 2000)")
     p.add_argument("--seed", type=non_negative, default=0)
+    p.add_argument("--threads", type=positive, default=None,
+                   help="torch threads (default: OMP_NUM_THREADS, else the idle cores)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--dpi", type=positive, default=150)
     return p
 
@@ -49,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from landscape.jobs.markov import draw_markov
 
         ns = build_parser().parse_args(argv)
-        result = draw_markov(ns.out, ns.rates, ns.noise, ns.steps, ns.chains, ns.seed, ns.dpi)
+        result = draw_markov(ns.out, ns.rates, ns.noise, ns.steps, ns.chains, ns.seed, ns.dpi, threads=ns.threads,
+                             overwrite=ns.overwrite)
         print(result.table())
         print(f"{PROG}: wrote {ns.out}")
         return 0

@@ -9,6 +9,7 @@
     landscape-plot surface.h5 --vtk --interp 200   # ... interpolated onto 200 x 200 points
     landscape-plot a.h5 b.h5 c.h5 --compare    # side by side on one colour scale
     landscape-plot surf.h5 --trajectory pca.h5 # the optimization path over the contours
+    landscape-plot plane.h5 --path curve.pt    # a mode-connecting curve on its plane (landscape-connect)
     landscape-plot surf.h5 --trajectory D.h5_proj_cos.h5 --dir-file D.h5   # the original's files
 """
 
@@ -75,6 +76,8 @@ def build_parser() -> Parser:
                     "resolves the basin; linear otherwise)")
     p.set_defaults(scale="auto")
     p.add_argument("--dpi", type=positive, default=150, help="resolution of PNG files, 10 to 1200 (default 150)")
+    p.add_argument("--mark-evaluated", action="store_true",
+                   help="dots where an adaptive surface (landscape-surf --adaptive) evaluated the network")
     p.add_argument("--out", default=None, metavar="PREFIX",
                    help="prefix of the figure files (default: the surface file without .h5, or "
                    "'compare' with --compare); with several surfaces, figures go beside each file")
@@ -101,6 +104,9 @@ def build_parser() -> Parser:
     v.add_argument("--dir-file", default=None, metavar="DIRS.h5",
                    help="with --trajectory: the PCA directions file of an original tool's projection file, "
                    "named explicitly (its explained variance labels the axes; the original plot_2D.py --dir_file)")
+    v.add_argument("--path", metavar="CURVE.pt",
+                   help="draw a mode-connecting curve (landscape-connect) and the points a, b and its bend on the "
+                   "plane that landscape-surf --curve computed for it (PREFIX_plane.{format})")
     v.add_argument("--static", action="store_true", help="also the usual static figures")
     return p
 
@@ -117,8 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ns.surfaces, ns.out, kinds=ns.kinds, formats=ns.formats, levels=ns.levels, vmin=ns.vmin,
             vmax=ns.vmax, scale=ns.scale, step=ns.level_step, xlim=ns.xlim, dpi=ns.dpi, quantity=ns.quantity,
             html=ns.html, vtk=ns.vtk, compare=ns.compare, twin=ns.twin, trajectory=ns.trajectory,
-            static=True if ns.static else None, titles=ns.titles.split("|") if ns.titles else None,
-            interp=ns.interp, dir_file=ns.dir_file)
+            static=True if ns.static else None, titles=ns.titles.split("|") if ns.titles else None, curve=ns.path,
+            mark_evaluated=ns.mark_evaluated, interp=ns.interp, dir_file=ns.dir_file)
         for source, paths in done:
             print(f"{PROG}: {source}: {', '.join(paths)}")
         return 0

@@ -73,6 +73,8 @@ def build_parser() -> Parser:
     m.add_argument("--in-channels", type=positive, default=None, help="default: the checkpoint's, else 3")
     m.add_argument("--unsafe-pickle", action="store_true",
                    help="allow checkpoints holding pickled Python objects (trusted files only)")
+    m.add_argument("--threads", type=positive, default=None,
+                   help="torch threads per process (default: OMP_NUM_THREADS, else the idle cores / ranks)")
     m.add_argument("--strategy", choices=STRATEGIES, default="independent",
                    help="independent: score filters over all their kernels; greedy: only over kernels whose "
                    "input maps survive the layers pruned before (Sec. 3.3)")
@@ -94,8 +96,6 @@ def build_parser() -> Parser:
     s.add_argument("--loss", default="crossentropy", choices=list(LOSSES))
     s.add_argument("--batch-size", type=positive, default=None, help="default: a quick timing probe picks it")
     s.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
-    s.add_argument("--threads", type=positive, default=None,
-                   help="torch threads per process (default: OMP_NUM_THREADS, else the idle cores / ranks)")
     s.add_argument("--chunk-size", type=positive, default=1, help="(layer, ratio) pairs per work unit under MPI")
     s.add_argument("--no-progress", dest="progress", action="store_false")
 
@@ -211,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if ns.plan:
             ckpt = jobs.prune_checkpoint(ns.model, ns.arch, ns.plan, ns.out, ns.strategy, ns.input_shape,
-                                          ns.num_classes, ns.in_channels, ns.unsafe_pickle, ns.overwrite)
+                                          ns.num_classes, ns.in_channels, ns.unsafe_pickle, ns.overwrite,
+                                          threads=ns.threads)
             info = ckpt["prune"]
             print(f"{PROG}: wrote {ns.out}: {len(ckpt['widths'])} convs narrowed ({ns.strategy}); "
                   f"{_fmt(info['flops'], info['params'])}; "

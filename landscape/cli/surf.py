@@ -59,15 +59,19 @@ def build_parser() -> Parser:
     )
     m = p.add_argument_group("model")
     m.add_argument("--model", help="checkpoint: a state dict, or a dict holding one under "
-                   "'state_dict' (loaded with torch.load(weights_only=True)); a pruned checkpoint's widths "
-                   "are read from it")
+                   "'state_dict' (loaded with torch.load(weights_only=True)), or a .safetensors file; a pruned "
+                   "checkpoint's widths are read from it. With --arch hf:DIR: default DIR's weights")
     m.add_argument("--model2", help="second checkpoint: the x direction becomes model2 - model "
                    "(linear interpolation; x=0 is --model, x=1 is --model2 when --dir-type states "
                    "also interpolates the BatchNorm statistics)")
     m.add_argument("--model3", help="third checkpoint, with --model2: the y direction is model3 - model "
                    "(the plane through three models)")
-    m.add_argument("--arch", help="zoo name (resnet20, vgg9, digits_cnn, ...) or "
-                   "package.module:callable returning an nn.Module (modules in the current folder are found)")
+    m.add_argument("--curve", metavar="CURVE.pt", help="a landscape-connect curve file: the plane through its ends "
+                   "a, b and its bend (x along b - a, y towards the bend orthogonal to it, as long; the default "
+                   "grid covers the three)")
+    m.add_argument("--arch", help="zoo name (resnet20, vgg9, digits_cnn, ...), "
+                   "package.module:callable returning an nn.Module (modules in the current folder are found), "
+                   "or hf:DIR, the Hugging Face model of DIR/config.json (offline; pip install 'landscape[hf]')")
     m.add_argument("--num-classes", type=positive, default=None, help="default: from the dataset")
     m.add_argument("--unsafe-pickle", action="store_true",
                    help="allow checkpoints holding pickled Python objects (a whole nn.Module). "
@@ -83,6 +87,13 @@ def build_parser() -> Parser:
     s.add_argument("--y", default=None, metavar="MIN:MAX:NUM", help="y axis; absent: a 1D surface")
     s.add_argument("--z", default=None, metavar="MIN:MAX:NUM",
                    help="a third axis: a volume (VTK image data and plotly isosurfaces in landscape-plot)")
+    s.add_argument("--adaptive", type=float, default=None, metavar="TOL",
+                   help="evaluate a coarse grid, then refine only where interpolation misses by more than TOL "
+                   "(relative, e.g. 0.01); the other points are interpolated and the file marks the evaluated "
+                   "ones (1D and 2D)")
+    s.add_argument("--hold-directions", action="store_true",
+                   help="keep the directions whole in memory (two more copies of the model) instead of drawing or "
+                   "reading them tensor by tensor at every point; the same values")
     s.add_argument("--dir-type", choices=DIR_TYPES, default=dirs.dir_type,
                    help="directions over the parameters (weights) or the whole state dict "
                    "including BatchNorm statistics (states)")
@@ -150,28 +161,29 @@ def config_from_args(ns: argparse.Namespace, argv: Sequence[str]):
     """The :class:`landscape.jobs.surface.SurfaceConfig` of parsed options: the one place where
     flags become option objects (each object checks its values as it is built)."""
     from landscape.data import DataSpec
-    from landscape.engine import Directions, EvalOptions, Output
+    from landscape.engine import MAX_POINTS, Directions, EvalOptions, Output
     from landscape.grid import Grid
     from landscape.jobs.surface import DEFAULT_GRID, DEMO_GRID, SurfaceConfig
 
     grid = None  # no axis given: the command's default (the demo's, a path's, or DEFAULT_GRID)
     if ns.x is not None or ns.y is not None or ns.z is not None:
-        demo = ns.model is None
+        demo = ns.model is None and not (ns.arch or "").startswith("hf:")
         grid = Grid(ns.x or (DEMO_GRID if demo else DEFAULT_GRID), ns.y or (DEMO_GRID if demo else None), ns.z)
     norm, ignore = ns.norm, ns.ignore
     if any(getattr(ns, f"{a}{k}") for a in "xyz" for k in ("norm", "ignore")):
         norm = tuple(getattr(ns, f"{a}norm") or ns.norm for a in "xyz")
         ignore = tuple(getattr(ns, f"{a}ignore") or ns.ignore for a in "xyz")
     return SurfaceConfig(
-        **vars(DataSpec.of(ns)), model=ns.model, arch=ns.arch, model2=ns.model2, model3=ns.model3,
-        unsafe_pickle=ns.unsafe_pickle, grid=grid,
-        directions=Directions(dir_type=ns.dir_type, norm=norm, ignore=ignore, seed=ns.seed, semantics=ns.semantics),
+        **vars(DataSpec.of(ns)), model=ns.model, arch=ns.arch, model2=ns.model2, model3=ns.model3, curve=ns.curve,
+        unsafe_pickle=ns.unsafe_pickle, grid=grid, adaptive=ns.adaptive,
+        directions=Directions(dir_type=ns.dir_type, norm=norm, ignore=ignore, seed=ns.seed, semantics=ns.semantics,
+                              hold=ns.hold_directions),
         directions_file=ns.directions_file, same_dir=ns.same_dir, metrics=ns.metrics, eig_tol=ns.eig_tol,
         eig_convention=ns.eig_convention, eig_params=ns.eig_params,
         evaluation=EvalOptions(loss_fn=ns.loss, batch_size=ns.batch_size, device=ns.device, precision=ns.precision,
                                compile=ns.compile, threads=ns.threads, bn_recompute=ns.bn_recompute),
         output=Output(path=ns.out, overwrite=ns.overwrite, repair=ns.repair, chunk_size=ns.chunk_size,
-                      max_points=None if ns.allow_large else Output.max_points, progress=ns.progress,
+                      max_points=None if ns.allow_large else MAX_POINTS, progress=ns.progress,
                       provenance={"command": " ".join([PROG, *argv])}),
         plot=ns.plot,
     )
@@ -191,9 +203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if comm.rank == 0:
             done = surface.completed
             loss = surface.loss
-            print(f"{PROG}: wrote {surface.path} ({done.sum()}/{done.size} "
-                  f"points, loss {_range(loss)})" + (f"; repaired: {surface.attrs['repaired']}"
-                                                     if surface.attrs.get("repaired") else ""))
+            points = f"{done.sum()}/{done.size} points"
+            if "evaluated" in surface.arrays:
+                points = (f"{int(surface.arrays['evaluated'].sum())} of {done.size} points evaluated, the rest "
+                          f"interpolated at tolerance {surface.attrs.get('adaptive_tol')}")
+            print(f"{PROG}: wrote {surface.path} ({points}, loss {_range(loss)})"
+                  + (f"; repaired: {surface.attrs['repaired']}" if surface.attrs.get("repaired") else ""))
             if figures:
                 print(f"{PROG}: figures: {', '.join(figures)}")
         return 0

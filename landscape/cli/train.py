@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true",
                    help="delete the checkpoints and log already in --out and start again")
     r.add_argument("--device", default=d.device, help="auto (default), cpu, cuda, cuda:N, mps")
+    r.add_argument("--threads", type=positive, default=None,
+                   help="torch threads (default: OMP_NUM_THREADS, else the idle cores)")
     r.add_argument("--ngpu", type=positive, default=None, help="GPUs for DataParallel (default all)")
     r.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     r.add_argument("--amp", action="store_true",

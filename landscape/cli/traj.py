@@ -51,6 +51,8 @@ def build_parser() -> Parser:
     p.add_argument("--directions", metavar="FILE", default=None,
                    help="project the checkpoints onto the first two directions of this directions file "
                    "(landscape-surf's, or the original tool's --dir_file) instead of computing PCA")
+    p.add_argument("--threads", type=positive, default=None,
+                   help="torch threads (default: OMP_NUM_THREADS, else the idle cores)")
     p.add_argument("--out", required=True, help="output HDF5 file")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     return p
@@ -68,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         traj = trajectory_of_run(ns.checkpoints, ns.final, ns.arch, ns.out, num_classes=ns.num_classes,
                                  in_channels=ns.in_channels, dir_type=ns.dir_type, ignore=ns.ignore,
                                  unsafe_pickle=ns.unsafe_pickle, cache_bytes=ns.cache_mb << 20,
-                                 overwrite=ns.overwrite, directions=ns.directions)
+                                 overwrite=ns.overwrite, directions=ns.directions, threads=ns.threads)
         r = traj.explained_variance_ratio * 100
         if ns.directions:
             print(f"{PROG}: {len(traj.checkpoints)} checkpoints projected onto the directions of {ns.directions}; "

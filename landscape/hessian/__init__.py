@@ -4,7 +4,7 @@
 >>> op = hessian.HessianOperator(model, data)                 # op.matvec(v), op.size
 >>> top = hessian.eigenpairs(op, k=5, which="largest")        # .eigenvalues (descending)
 >>> ends = hessian.eigenpairs(op, which="both_ends")          # lambda_max and lambda_min
->>> tr = hessian.trace(op, tol=1e-2)                          # .estimate, .stderr, .samples
+>>> tr = hessian.trace(op)                                    # .estimate, .stderr, .samples, .converged
 >>> dens = hessian.density(op, num_runs=10, num_iters=80)     # .grid, .density
 """
 
@@ -22,11 +22,11 @@ from landscape.hessian.operator import (
     select_params,
 )
 from landscape.hessian.quadrature import Density, density
-from landscape.hessian.summary import HessianSummary, read_summary, summarize, write_summary
+from landscape.hessian.summary import HessianSummary, SummaryOptions, read_summary, summarize, write_summary
 
 __all__ = [
     "CONVENTIONS", "DEFAULT_TOL", "Counting", "Density", "EigMetric", "Eigenpairs", "HessianOperator",
-    "HessianSummary", "Krylov", "MatrixOperator", "Shifted", "SymmetricOperator", "Trace", "as_linear_operator",
-    "density", "eigenpairs", "lanczos", "read_summary", "select_params", "start_vector", "summarize",
-    "trace", "write_summary",
+    "HessianSummary", "Krylov", "MatrixOperator", "Shifted", "SummaryOptions", "SymmetricOperator", "Trace",
+    "as_linear_operator", "density", "eigenpairs", "lanczos", "read_summary", "select_params", "start_vector",
+    "summarize", "trace", "write_summary",
 ]

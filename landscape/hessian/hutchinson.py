@@ -9,6 +9,10 @@ import numpy as np
 from landscape.errors import LandscapeError
 from landscape.hessian.operator import SymmetricOperator, matmat
 
+# A relative standard error of 5 %: Hutchinson's samples of a network's Hessian spread by about half
+# the trace (digits_cnn on digits: 0.45-0.49), so 1 % takes 2,000-2,400 samples and 5 % about 100.
+DEFAULT_TRACE_TOL = 5e-2
+
 
 @dataclass(frozen=True)
 class Trace:
@@ -27,10 +31,21 @@ class Trace:
     def matvecs(self) -> int:
         return self.samples
 
+    def __str__(self) -> str:
+        text = f"trace {self.estimate:.6g} +- {self.stderr:.2g} ({self.samples} samples"
+        if self.converged:
+            return text + f", converged to tol {self.tol:g})"
+        return (text + f"; NOT converged: stderr {self.stderr:.2g} > tol {self.tol:g} x |trace|; raise max_samples "
+                "or tol)")
+
+    def __repr__(self) -> str:
+        return (f"Trace(estimate={self.estimate!r}, stderr={self.stderr!r}, samples={self.samples}, "
+                f"converged={self.converged}{'' if self.converged else ' (NOT converged)'}, tol={self.tol!r})")
+
 
 def trace(
     op: SymmetricOperator,
-    tol: float = 1e-2,
+    tol: float = DEFAULT_TRACE_TOL,
     max_samples: int = 1000,
     min_samples: int = 10,
     block: int = 4,
@@ -41,7 +56,8 @@ def trace(
     Draws ``block`` vectors at a time (one :func:`~landscape.hessian.operator.matmat` call, which a
     :class:`~landscape.hessian.HessianOperator` runs on one forward pass per batch) and stops once
     ``min_samples`` are in and the standard error is at most ``tol * |estimate|``, or at
-    ``max_samples``.
+    ``max_samples``. The default ``tol`` (5 %) converges in about 100 samples on a small network
+    (1 % takes 2,000 or more); a result that did not converge says so when printed.
     """
     if not (tol > 0):
         raise LandscapeError(f"tol must be positive, got {tol}")
@@ -67,4 +83,4 @@ def trace(
     return Trace(mean, stderr, len(values), converged, tol, np.asarray(values))
 
 
-__all__ = ["Trace", "trace"]
+__all__ = ["DEFAULT_TRACE_TOL", "Trace", "trace"]

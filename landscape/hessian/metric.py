@@ -94,7 +94,7 @@ class EigMetric:
         self.context = context
         grid = getattr(context, "grid", None)
         self.shape = tuple(grid.shape) if grid is not None and hasattr(grid, "shape") else None
-        forward_fn = (getattr(context, "extra", None) or {}).get("forward_fn", forward)
+        forward_fn = getattr(context, "forward_fn", None) or forward
         loss = self.loss_fn if self.loss_fn is not None else context.loss_fn
         data = context.data if context.data is not None else self.data
         if data is None:

@@ -127,6 +127,17 @@ def as_linear_operator(op: SymmetricOperator) -> spla.LinearOperator:
 # ----------------------------------------------------------------------------- parameters
 
 
+def math_attention():
+    """Attention through its plain math (``sdpa_kernel(SDPBackend.MATH)``) inside the block: the
+    fused CPU kernels have no double backward, so Hessian products through
+    ``nn.TransformerEncoderLayer`` and ``scaled_dot_product_attention`` failed without it."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # torch < 2.3: the default backends
+        return nullcontext()
+    return sdpa_kernel(SDPBackend.MATH)
+
+
 def select_params(model: nn.Module, params: ParamSpec = None) -> list[tuple[str, nn.Parameter]]:
     """The ``(name, parameter)`` pairs a Hessian is taken with respect to, in the model's order.
 
@@ -157,6 +168,8 @@ def select_params(model: nn.Module, params: ParamSpec = None) -> list[tuple[str,
                                  + (f" (+{len(unknown) - 3} more)" if len(unknown) > 3 else ""))
         keep = set(wanted)
         chosen = [(k, p) for k, p in named if k in keep]
+    if not named:
+        raise LandscapeError(f"the model ({type(model).__name__}) has no parameters: a Hessian needs some")
     if not chosen:
         raise LandscapeError("no parameter selected for the Hessian")
     bad = [k for k, p in chosen if not p.is_floating_point()]
@@ -412,7 +425,7 @@ class HessianOperator:
             batch = to_device(batch, self.device, channels_last=True)
         if self.dtype == torch.float64:
             batch = _cast(batch, torch.float64)
-        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), math_attention(), \
                 (rewritten_layers(self._net) if self.fast_layers else nullcontext()):
             loss = self._loss(self.forward_fn(self._net, batch), batch)
             if not loss.requires_grad:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import torch
@@ -27,10 +27,10 @@ from torch import nn
 
 from landscape.errors import LandscapeError
 from landscape.h5 import attr, opened, plain, writing
-from landscape.hessian.hutchinson import Trace
+from landscape.hessian.hutchinson import DEFAULT_TRACE_TOL, Trace
 from landscape.hessian.hutchinson import trace as hutchinson_trace
 from landscape.hessian.lanczos import DEFAULT_TOL, Eigenpairs, eigenpairs
-from landscape.hessian.operator import HessianOperator, ParamSpec
+from landscape.hessian.operator import CONVENTIONS, HessianOperator, ParamSpec
 from landscape.hessian.quadrature import Density
 from landscape.hessian.quadrature import density as slq_density
 
@@ -68,38 +68,76 @@ class HessianSummary:
         return abs(self.min_eig / self.max_eig) if self.max_eig != 0 else float("nan")
 
 
+@dataclass(frozen=True)
+class SummaryOptions:
+    """What :func:`summarize` computes, and how (declared here once; ``landscape-hessian``'s flags
+    and :class:`landscape.jobs.hessian.HessianConfig` take their defaults from it).
+
+    One Lanczos run gives the ``top_k`` largest eigenvalues and the smallest one (to ``tol``, at
+    most ``max_iter`` products, see :func:`~landscape.hessian.eigenpairs`); ``trace`` adds
+    Hutchinson's estimate (``trace_tol``, at most ``trace_max_samples`` products), ``density`` the
+    SLQ density (``density_runs * density_iters`` products, broadening ``sigma``). ``params``,
+    ``convention``, ``dtype`` and ``batch_size`` set up the :class:`HessianOperator`.
+    """
+
+    top_k: int = 5
+    trace: bool = False
+    density: bool = False
+    params: ParamSpec = None
+    convention: str = "mean"
+    dtype: torch.dtype = torch.float32
+    batch_size: int | None = None
+    tol: float = DEFAULT_TOL
+    max_iter: int | None = None
+    trace_tol: float = DEFAULT_TRACE_TOL
+    trace_max_samples: int = 200
+    density_runs: int = 10
+    density_iters: int = 80
+    sigma: float | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("top_k", "trace_max_samples", "density_runs", "density_iters", "batch_size", "max_iter"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise LandscapeError(f"`{name}` must be a positive integer, got {value!r}")
+        for name in ("tol", "trace_tol", "sigma"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int | float) and 0 < value < float("inf")):
+                raise LandscapeError(f"`{name}` must be a positive number, got {value!r}")
+        if self.convention not in CONVENTIONS:
+            raise LandscapeError(f"`convention` must be one of {', '.join(CONVENTIONS)}, got {self.convention!r}")
+        if self.dtype not in (torch.float32, torch.float64):
+            raise LandscapeError(f"`dtype` must be torch.float32 or torch.float64, got {self.dtype}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise LandscapeError(f"`seed` must be a non-negative integer, got {self.seed!r}")
+
+
 def summarize(
     model: nn.Module,
     data,
     loss_fn=None,
-    top_k: int = 5,
-    trace: bool = False,
-    density: bool = False,
+    options: SummaryOptions | None = None,
     *,
-    params: ParamSpec = None,
-    convention: str = "mean",
-    dtype: torch.dtype = torch.float32,
-    batch_size: int | None = None,
     device: str | torch.device | None = None,
-    tol: float = DEFAULT_TOL,
-    max_iter: int | None = None,
-    trace_tol: float = 1e-2,
-    trace_max_samples: int = 200,
-    density_runs: int = 10,
-    density_iters: int = 80,
-    sigma: float | None = None,
-    seed: int = 0,
     log: Callable[[str], None] | None = None,
+    **settings,
 ) -> HessianSummary:
-    """The Hessian spectrum summary of ``model`` at its current parameters on ``data``.
-
-    One Lanczos run gives the ``top_k`` largest eigenvalues and the smallest one (to ``tol``,
-    see :func:`~landscape.hessian.eigenpairs`); ``trace`` adds Hutchinson's estimate
-    (``trace_tol``, at most ``trace_max_samples`` products), ``density`` the SLQ density
-    (``density_runs * density_iters`` products). ``log`` receives one line per finished step.
+    """The Hessian spectrum summary of ``model`` at its current parameters on ``data``: what
+    ``options`` (a :class:`SummaryOptions`) asks for, with any of its fields given as keywords
+    instead (``summarize(model, data, top_k=3, trace=True)``). ``log`` receives one line per
+    finished step.
     """
-    if top_k < 1:
-        raise LandscapeError(f"top_k must be at least 1, got {top_k}")
+    o = options or SummaryOptions()
+    if settings:
+        unknown = sorted(set(settings) - {f.name for f in fields(SummaryOptions)})
+        if unknown:
+            raise LandscapeError(f"summarize() has no option {unknown[0]!r}")
+        o = replace(o, **settings)
+    top_k, params, convention, dtype, batch_size = o.top_k, o.params, o.convention, o.dtype, o.batch_size
+    tol, max_iter, seed, sigma = o.tol, o.max_iter, o.seed, o.sigma
+    trace, trace_tol, trace_max_samples = o.trace, o.trace_tol, o.trace_max_samples
+    density, density_runs, density_iters = o.density, o.density_runs, o.density_iters
     say = log or (lambda _line: None)
     t0 = time.perf_counter()
     op = HessianOperator(model, data, loss_fn, params, dtype, device, batch_size, convention)
@@ -135,9 +173,9 @@ def summarize(
 
 
 def write_summary(path: str, summary: HessianSummary, attrs: Mapping | None = None,
-                  vectors: bool = False, extras: Mapping[str, np.ndarray] | None = None) -> str:
+                  vectors: bool = False, arrays: Mapping[str, np.ndarray] | None = None) -> str:
     """Write ``summary`` (with the provenance ``attrs``, the top eigenvectors when ``vectors``,
-    and the arrays ``extras``, e.g. ``sample_indices``) to ``path`` atomically; return the path."""
+    and the ``arrays``, e.g. ``sample_indices``) to ``path`` atomically; return the path."""
     with writing(path) as f:
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
@@ -170,7 +208,7 @@ def write_summary(path: str, summary: HessianSummary, attrs: Mapping | None = No
             g["grid"], g["density"] = d.grid, d.density
             g["nodes"], g["weights"] = d.nodes, d.weights
             g.attrs["sigma"], g.attrs["matvecs"] = d.sigma, d.matvecs
-        for k, v in (extras or {}).items():
+        for k, v in (arrays or {}).items():
             f[k] = np.asarray(v)
     return path
 
@@ -205,4 +243,4 @@ def read_summary(path: str | os.PathLike) -> tuple[dict, HessianSummary]:
     return attrs, HessianSummary(eig, len(values) - 1, tr, dens, {}, timings)
 
 
-__all__ = ["HessianSummary", "read_summary", "summarize", "write_summary"]
+__all__ = ["HessianSummary", "SummaryOptions", "read_summary", "summarize", "write_summary"]

@@ -9,18 +9,20 @@ import torch
 import torch.nn.functional as F
 
 from landscape.cache import cache_dir
+from landscape.checkpoint import save_checkpoint
 from landscape.data import load_dataset
 from landscape.errors import LandscapeError
-from landscape.files import replacing
 from landscape.models import build_model
+from landscape.threads import threads as using_threads
 
 DEMO_ARCH = "digits_cnn"
 DEMO_DATASET = "digits"
 DEMO_EPOCHS = 15
 
 
-def demo_checkpoint(seed: int = 0, verbose: bool = True) -> str:
-    """Path of the demo network's state dict, training it first if it is not cached."""
+def demo_checkpoint(seed: int = 0, verbose: bool = True, threads: int | None = None) -> str:
+    """Path of the demo network's state dict, training it first if it is not cached, with
+    ``threads`` torch threads (None: :mod:`landscape.threads`' policy, the idle cores)."""
     path = os.path.join(cache_dir(), f"{DEMO_ARCH}_{DEMO_DATASET}_seed{seed}.pt")
     if os.path.isfile(path):
         if verbose:
@@ -31,6 +33,16 @@ def demo_checkpoint(seed: int = 0, verbose: bool = True) -> str:
     except OSError as exc:
         raise LandscapeError(f"cannot create the cache folder {os.path.dirname(path)!r} "
                              f"({exc.strerror or exc}); set LANDSCAPE_CACHE to a writable folder") from None
+    with using_threads(threads):
+        model, acc, seconds = _train_demo(seed)
+    save_checkpoint(path, {"state_dict": model.state_dict(), "epoch": DEMO_EPOCHS, "accuracy": acc})
+    if verbose:
+        print(f"built-in demo: trained {DEMO_ARCH} on {DEMO_DATASET} in {seconds:.1f} s "
+              f"(test accuracy {acc:.1f}%), cached at {path}")
+    return path
+
+
+def _train_demo(seed: int) -> tuple[torch.nn.Module, float, float]:
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     train, test = load_dataset(DEMO_DATASET, split="train"), load_dataset(DEMO_DATASET, split="test")
@@ -46,9 +58,4 @@ def demo_checkpoint(seed: int = 0, verbose: bool = True) -> str:
     model.eval()
     with torch.inference_mode():
         acc = (model(test.x).argmax(1) == test.y).float().mean().item() * 100
-    with replacing(path) as tmp:
-        torch.save({"state_dict": model.state_dict(), "epoch": DEMO_EPOCHS, "accuracy": acc}, tmp)
-    if verbose:
-        print(f"built-in demo: trained {DEMO_ARCH} on {DEMO_DATASET} in {time.perf_counter() - t0:.1f} s "
-              f"(test accuracy {acc:.1f}%), cached at {path}")
-    return path
+    return model, acc, time.perf_counter() - t0

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
-
-import torch
+from dataclasses import dataclass, field
 
 from landscape.batches import data_checksum
 from landscape.checkpoint import read_checkpoint
 from landscape.data import DataSpec
 from landscape.errors import LandscapeError
 from landscape.evaluate import resolve_device
-from landscape.files import check_output, replacing
-from landscape.hessian.lanczos import DEFAULT_TOL
-from landscape.hessian.summary import HessianSummary, read_summary, summarize, write_summary
+from landscape.files import owned_output, replacing
+from landscape.hessian.summary import HessianSummary, SummaryOptions, read_summary, summarize, write_summary
 from landscape.jobs.network import network
 from landscape.provenance import environment
 from landscape.threads import threads
@@ -29,28 +26,15 @@ from landscape.threads import threads
 
 @dataclass
 class HessianConfig(DataSpec):
-    """What ``landscape-hessian`` computes: a checkpoint, its data (the :class:`DataSpec` fields) and
-    the options of :func:`summarize`; :func:`summarize_checkpoint` runs it."""
+    """What ``landscape-hessian`` computes: a checkpoint, its data (the :class:`DataSpec` fields),
+    the loss and what to compute (``options``, a :class:`SummaryOptions`), where it runs and
+    where it is written; :func:`summarize_checkpoint` runs it."""
 
     model: str = ""
     arch: str = ""
     unsafe_pickle: bool = False
     loss: str = "crossentropy"
-    params: str = "all"
-    convention: str = "mean"
-    float64: bool = False
-    batch_size: int | None = None
-    top_k: int = 5
-    tol: float = DEFAULT_TOL
-    max_iter: int | None = None
-    trace: bool = False
-    trace_tol: float = 1e-2
-    trace_max_samples: int = 200
-    density: bool = False
-    density_runs: int = 10
-    density_iters: int = 80
-    sigma: float | None = None
-    seed: int = 0
+    options: SummaryOptions = field(default_factory=SummaryOptions)
     device: str = "cpu"
     threads: int | None = None
     out: str = "hessian.h5"
@@ -68,33 +52,32 @@ def summarize_checkpoint(cfg: HessianConfig, command: str = "",
     """Load ``cfg.model`` and its data, :func:`summarize` it, write the file (with provenance) and,
     with ``density``, its plot; return the summary and the paths written. Outputs are checked
     before anything is computed, and an existing one is kept unless ``overwrite``."""
-    check_output(cfg.out, cfg.overwrite)
-    if cfg.density:
-        check_output(cfg.png_path(), cfg.overwrite)
-    elif cfg.png:
+    if not isinstance(cfg.options, SummaryOptions):
+        raise LandscapeError(f"`options` must be a landscape.hessian.SummaryOptions, got {type(cfg.options).__name__}")
+    if cfg.png and not cfg.options.density:
         raise LandscapeError("`png` draws the density: add `density`")
+    outputs = (cfg.out, cfg.png_path()) if cfg.options.density else (cfg.out,)
+    with owned_output(*outputs, overwrite=cfg.overwrite):  # one writer, and no silent replacement
+        return _summarize(cfg, command, log)
+
+
+def _summarize(cfg: HessianConfig, command: str, log: Callable[[str], None] | None) -> tuple[HessianSummary, list[str]]:
     device = resolve_device(cfg.device)
     data, indices = cfg.load()
     ckpt = read_checkpoint(cfg.model, cfg.unsafe_pickle)
     model = network(ckpt, cfg.arch, cfg.num_classes, data=data)
     started = environment()
     with threads(cfg.threads) as n_threads:
-        summary = summarize(
-            model, (data.x, data.y), cfg.loss, cfg.top_k, cfg.trace, cfg.density, params=cfg.params,
-            convention=cfg.convention, dtype=torch.float64 if cfg.float64 else torch.float32,
-            batch_size=cfg.batch_size, device=device, tol=cfg.tol, max_iter=cfg.max_iter, trace_tol=cfg.trace_tol,
-            trace_max_samples=cfg.trace_max_samples, density_runs=cfg.density_runs,
-            density_iters=cfg.density_iters, sigma=cfg.sigma, seed=cfg.seed, log=log,
-        )
+        summary = summarize(model, (data.x, data.y), cfg.loss, cfg.options, device=device, log=log)
     attrs = {
         **cfg.provenance(), **started, "command": command,
         "model": os.path.abspath(cfg.model), "model_sha256": ckpt.sha256,
         "arch": cfg.arch, "split": cfg.split, "samples_requested": cfg.samples or "",
         "data_fingerprint": data_checksum((data.x, data.y)), "device": str(device), "threads": n_threads,
     }
-    extras = {"sample_indices": indices} if indices is not None else {}
-    written = [write_summary(cfg.out, summary, attrs, vectors=cfg.save_vectors, extras=extras)]
-    if cfg.density:
+    arrays = {"sample_indices": indices} if indices is not None else {}
+    written = [write_summary(cfg.out, summary, attrs, vectors=cfg.save_vectors, arrays=arrays)]
+    if cfg.options.density:
         from landscape.plot.hessian import density_figure  # matplotlib only when a figure is drawn
 
         fig = density_figure(read_summary(cfg.out)[1], title=f"{cfg.arch}: Hessian spectral density")

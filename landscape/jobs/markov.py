@@ -7,12 +7,14 @@ import os
 from collections.abc import Sequence
 
 from landscape.errors import LandscapeError
-from landscape.files import check_output, replacing
+from landscape.files import owned_output, replacing
 from landscape.quant.markov import MarkovResult, Toy, compare_rates
+from landscape.threads import threads as using_threads
 
 
 def draw_markov(out: str, rates: Sequence[float], noise: float = Toy.noise, steps: int = 20_000,
-                chains: int = 2000, seed: int = 0, dpi: int = 150, overwrite: bool = True) -> MarkovResult:
+                chains: int = 2000, seed: int = 0, dpi: int = 150, overwrite: bool = False,
+                threads: int | None = None) -> MarkovResult:
     """SR's and BC's distributions at each rate (:func:`landscape.quant.markov.compare_rates`),
     drawn to ``out`` (its extension picks the format); returns the result."""
     if not (noise >= 0 and math.isfinite(noise)):
@@ -20,10 +22,15 @@ def draw_markov(out: str, rates: Sequence[float], noise: float = Toy.noise, step
     fmt = os.path.splitext(out)[1].lstrip(".").lower()
     if not fmt:
         raise LandscapeError(f"`out` {out!r} needs an extension (.png, .pdf, .svg)")
-    out = check_output(out, overwrite)
+    with owned_output(out, overwrite=overwrite) as (out,):
+        return _draw(out, fmt, rates, noise, steps, chains, seed, dpi, threads)
+
+
+def _draw(out, fmt, rates, noise, steps, chains, seed, dpi, threads) -> MarkovResult:
     from landscape.plot.quant import markov_figure
 
-    result = compare_rates(Toy(noise=noise), rates, steps=steps, chains=chains, seed=seed)
+    with using_threads(threads):
+        result = compare_rates(Toy(noise=noise), rates, steps=steps, chains=chains, seed=seed)
     fig = markov_figure(result)
     with replacing(out) as tmp:
         try:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from landscape.errors import LandscapeError
 from landscape.plot.mpl import MAX_LEVELS
-from landscape.plot.render import KINDS, render, save_figure
+from landscape.plot.render import KINDS, figure_prefix, render, save_figure
 from landscape.surface_file import Surface, read_surface
 from landscape.trajectory_file import read_trajectory
 
@@ -26,20 +26,47 @@ def record_training_(surface: Surface) -> None:
         pass
 
 
+def default_quantity(surfaces: Sequence[Surface], quantity: str) -> str:
+    """``quantity``; but the default ``loss`` of files that hold no loss at all (the original
+    tool's convexity files: ``max_eig`` and ``min_eig`` only) is their convexity map ``eig_ratio``."""
+    if quantity != "loss" or any(s.key("loss") in s.values for s in surfaces):
+        return quantity
+    return "eig_ratio" if all("eig_ratio" in s.available() for s in surfaces) else quantity
+
+
+def check_same_directions(surface: Surface, path: str, trajectory: str) -> None:
+    """Refuse to draw the path of ``trajectory`` over a surface whose axes are other directions
+    (its recorded directions checksum differs from the trajectory file's directions): the path
+    would be drawn at the wrong coordinates. Files that record no directions (the original
+    tool's) cannot be checked and are drawn as they are."""
+    recorded = surface.inputs().get("directions")
+    if not recorded:
+        return
+    from landscape.directions import directions_checksum  # torch: only when there is something to check
+
+    tensors = read_trajectory(trajectory).directions
+    if tensors and directions_checksum(tensors[: surface.ndim]) != recorded:
+        raise LandscapeError(f"{path!r} was not computed on the directions of {trajectory!r}: its axes are other "
+                             f"directions, so the path cannot be drawn on it; compute the surface on them with "
+                             f"landscape-surf --directions {trajectory}")
+
+
 def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[str] | None = None,
                formats: Sequence[str] = ("png", "pdf"), levels: int = 30, vmin: float | None = None,
                vmax: float | None = None, scale: str = "auto", step: float | None = None,
                xlim: tuple[float, float] | None = None, dpi: int = 150, quantity: str = "loss",
                html: bool = False, vtk: bool = False, compare: bool = False, twin: bool = False,
                trajectory: str | None = None, static: bool | None = None,
-               titles: Sequence[str] | None = None, interp: int | None = None,
+               titles: Sequence[str] | None = None, curve: str | None = None,
+               mark_evaluated: bool = False, interp: int | None = None,
                dir_file: str | None = None) -> list[tuple[str, list[str]]]:
     """Every view of the surface files ``paths`` that the options ask for (what ``landscape-plot``
     does): the static figures, an HTML page, a VTK file, a comparison of all of them on one scale,
-    the optimization path over the contours. Every file is read (and verified) before anything is
-    drawn. ``interp``: the VTK file's grid interpolated to N x N; ``dir_file``: the PCA directions
-    file of a projection file given as ``trajectory`` (its explained variance). Returns
-    ``(source, written files)`` pairs."""
+    the optimization path over the contours, a mode-connecting curve (``curve``: a landscape-connect
+    curve file) on its plane. Every file is read (and verified) before anything is drawn.
+    ``mark_evaluated``: dots where an adaptive surface evaluated the network. ``interp``: the VTK
+    file's grid interpolated to N x N; ``dir_file``: the PCA directions file of a projection file
+    given as ``trajectory`` (its explained variance). Returns ``(source, written files)`` pairs."""
     if interp is not None and not vtk:
         raise LandscapeError("`interp` is for the VTK file: give `vtk` too")
     if dir_file and not trajectory:
@@ -51,10 +78,21 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
     if out and len(paths) > 1 and not compare:
         raise LandscapeError("one figure prefix names the figures of one surface; give one surface file with it")
     surfaces = [read_surface(p) for p in paths]
-    for s in surfaces:
+    quantity = default_quantity(surfaces, quantity)
+    for path, s in zip(paths, surfaces, strict=True):
+        if s.attrs.get("kind") == "pruning sensitivity":
+            raise LandscapeError(f"{path!r} is a pruning sensitivity file, not a loss surface: landscape-prune "
+                                 "--sensitivity draws its figures (layer x fraction pruned)")
         s.quantity(quantity)  # every file has the quantity, or the error lists what it has
     traj = read_trajectory(trajectory, directions=False, directions_file=dir_file) if trajectory else None
-    static = static if static is not None else not (html or vtk or compare or trajectory)
+    if traj is not None:
+        for path, s in zip(paths, surfaces, strict=True):
+            check_same_directions(s, path, trajectory)
+    if curve is not None:
+        from landscape.jobs.connect import plane_path_of
+
+        curve = plane_path_of(curve)
+    static = static if static is not None else not (html or vtk or compare or trajectory or curve)
     done: list[tuple[str, list[str]]] = []
     if compare:
         from landscape.plot.compare import compare_figure
@@ -66,13 +104,15 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
         for kind in ([k for k in (kinds or KINDS) if k != "3d"] or ["contour"]) if ndim == 2 else ["1d"]:
             fig = compare_figure(surfaces, quantity, kind if kind != "1d" else "contour", levels=levels, vmin=vmin,
                                  vmax=vmax, scale=scale, step=step, twin=twin, xlim=xlim, titles=titles)
-            written += save_figure(fig, out or "compare", kind, formats, dpi)
+            written += save_figure(fig, figure_prefix(out or "compare", surfaces[0], quantity), kind, formats, dpi)
         done.append(("compare", written))
     for path, surface in zip(paths, surfaces, strict=True):
         prefix = out if out and not compare else os.path.splitext(path)[0]
         written = []
         if static:
-            written += render(surface, prefix, formats, levels, vmin, vmax, scale, kinds, quantity, dpi, step, xlim)
+            written += render(surface, prefix, formats, levels, vmin, vmax, scale, kinds, quantity, dpi, step, xlim,
+                              mark_evaluated)
+        tagged = figure_prefix(prefix, surface, quantity)  # render tags its own
         if traj is not None:
             from landscape.plot.path import trajectory_figure
 
@@ -81,18 +121,25 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
                                      f"{surface.ndim}D")
             fig = trajectory_figure(traj, surface, quantity, levels=levels, scale=scale, vmin=vmin, vmax=vmax,
                                     step=step)
-            written += save_figure(fig, prefix, "trajectory", formats, dpi)
+            written += save_figure(fig, tagged, "trajectory", formats, dpi)
+        if curve is not None:
+            from landscape.plot.connect import plane_figure
+
+            if surface.ndim != 2 or surface.attrs.get("curve_sha256") != curve.curve_sha256:
+                raise LandscapeError(f"{path!r} is not the plane of this curve (landscape-surf --curve computes it)")
+            fig = plane_figure(surface, curve, quantity, levels=levels, scale=scale, vmin=vmin, vmax=vmax, step=step)
+            written += save_figure(fig, tagged, "plane", formats, dpi)
         if html:
             from landscape.plot.interactive import write_html
 
-            written.append(write_html(surface, f"{prefix}.html", quantity, scale == "log", trajectory=traj))
+            written.append(write_html(surface, f"{tagged}.html", quantity, scale == "log", trajectory=traj))
         if vtk:
             from landscape.plot.vtk import write_vti, write_vtk
 
             if surface.ndim == 3:
                 written.append(write_vti(surface, f"{prefix}.vti"))
             else:
-                written.append(write_vtk(surface, f"{prefix}.vts", quantity, scale == "log", zmax=vmax,
+                written.append(write_vtk(surface, f"{tagged}.vts", quantity, scale == "log", zmax=vmax,
                                          interp=interp))
         if written:
             done.append((path, written))

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from landscape.checkpoint import read_checkpoint, sha256
+from landscape.checkpoint import Checkpoint, read_checkpoint
 from landscape.errors import LandscapeError
-from landscape.files import check_output, replacing
+from landscape.files import owned_output, replacing
 from landscape.jobs.network import network
 from landscape.models import build_model
 from landscape.parallel import collective, local_rank_and_size, world
@@ -45,25 +45,32 @@ def io_of(model: nn.Module) -> tuple[int, int]:
 
 
 def _model(arch: str, path: str | None, preset_name: str, num_classes: int | None, in_channels: int | None,
-           unsafe_pickle: bool) -> tuple[nn.Module, dict]:
-    """The checkpoint's model and metadata, or (without a checkpoint) the architecture on the meta
-    device, shaped as the preset's network."""
+           unsafe_pickle: bool) -> tuple[nn.Module, Checkpoint | None]:
+    """The checkpoint's model and the checkpoint (read once), or (without a checkpoint) the
+    architecture on the meta device, shaped as the preset's network, and None."""
     if path:
         ckpt = read_checkpoint(path, unsafe_pickle)
-        return network(ckpt, arch, num_classes, in_channels).eval(), dict(ckpt.meta)
+        return network(ckpt, arch, num_classes, in_channels).eval(), ckpt
     info = preset_info(preset_name) if preset_name else None
     with torch.device("meta"):
         model = build_model(arch, num_classes=num_classes or (info.num_classes if info else 10),
                             in_channels=in_channels or (info.input_shape[0] if info else 3))
-    return model, {}
+    return model, None
 
 
-def _shape_of(arch: str, meta: dict, preset_name: str, in_channels: int, given) -> tuple[int, ...]:
+def _dataset_of(ckpt: Checkpoint | None) -> str:
+    """The dataset a checkpoint records it was trained on, or ""."""
+    name = ckpt.meta.get("dataset") if ckpt is not None else None
+    return name if isinstance(name, str) else ""
+
+
+def _shape_of(arch: str, ckpt: Checkpoint | None, preset_name: str, in_channels: int, given) -> tuple[int, ...]:
     """The given input shape, else the preset's, else what a pruned checkpoint recorded, else the zoo's."""
     if given:
         return tuple(int(d) for d in given)
     if preset_name:
         return tuple(preset_info(preset_name).input_shape)
+    meta = ckpt.meta if ckpt is not None else {}
     recorded = meta.get("prune", {}).get("input_shape") if isinstance(meta.get("prune"), dict) else None
     return tuple(int(d) for d in recorded) if recorded else default_input_shape(arch, in_channels)
 
@@ -93,13 +100,13 @@ def count_checkpoint(arch: str, path: str | None = None, plan: str | Mapping | N
                      unsafe_pickle: bool = False) -> CountReport:
     """Count a checkpoint's network (or, without one, the architecture: shapes only)."""
     name = _preset_name(plan)
-    model, meta = _model(arch, path, name, num_classes, in_channels, unsafe_pickle)
-    shape = _shape_of(arch, meta, name, io_of(model)[1], input_shape)
+    model, ckpt = _model(arch, path, name, num_classes, in_channels, unsafe_pickle)
+    shape = _shape_of(arch, ckpt, name, io_of(model)[1], input_shape)
     flops, params = count(model, shape, shortcuts)
     report = CountReport(arch, shape, flops, params,
                          tuple(layer_counts(model, shape, shortcuts)) if per_layer else ())
     if plan:
-        resolved, name = resolve_plan(plan, model)
+        resolved = resolve_plan(plan, model)
         widths = plan_widths(model, resolved)
         f1, p1 = count(resize_(meta_copy(model), widths), shape, shortcuts)
         report = CountReport(arch, shape, flops, params, report.layers, name, len(widths), f1, p1)
@@ -108,17 +115,21 @@ def count_checkpoint(arch: str, path: str | None = None, plan: str | Mapping | N
 
 def prune_checkpoint(path: str, arch: str, plan: str | Mapping, out: str, strategy: str = "independent",
                      input_shape: Sequence[int] | None = None, num_classes: int | None = None,
-                     in_channels: int | None = None, unsafe_pickle: bool = False, overwrite: bool = False) -> dict:
-    """Prune the checkpoint at ``path`` by ``plan`` and write the smaller one to ``out``; returns it."""
-    out = check_output(out, overwrite)
-    model, meta = _model(arch, path, "", num_classes, in_channels, unsafe_pickle)
-    resolved, name = resolve_plan(plan, model)
-    pruned = prune_filters(model, resolved, strategy)
-    nc, ic = io_of(model)
-    shape = _shape_of(arch, meta, name, ic, input_shape)
-    return save_pruned(out, pruned, original=model, arch=arch, plan=resolved, input_shape=shape, num_classes=nc,
-                       in_channels=ic, strategy=strategy, preset=name, source=path,
-                       dataset=meta.get("dataset") if isinstance(meta.get("dataset"), str) else "")
+                     in_channels: int | None = None, unsafe_pickle: bool = False, overwrite: bool = False,
+                     threads: int | None = None) -> dict:
+    """Prune the checkpoint at ``path`` by ``plan`` and write the smaller one to ``out``; returns it.
+    ``threads``: torch threads (None: :mod:`landscape.threads`' policy)."""
+    with owned_output(out, overwrite=overwrite) as (out,):
+        model, ckpt = _model(arch, path, "", num_classes, in_channels, unsafe_pickle)
+        resolved = resolve_plan(plan, model)
+        name = resolved.preset
+        with using_threads(threads):
+            pruned = prune_filters(model, resolved, strategy)
+        nc, ic = io_of(model)
+        shape = _shape_of(arch, ckpt, name, ic, input_shape)
+        return save_pruned(out, pruned, original=model, arch=arch, plan=resolved, input_shape=shape, num_classes=nc,
+                           in_channels=ic, strategy=strategy, preset=name, source=path, source_sha256=ckpt.sha256,
+                           dataset=_dataset_of(ckpt))
 
 
 def scan_checkpoint(path: str, arch: str, data, ratios: Sequence[float], out: str,
@@ -136,29 +147,29 @@ def scan_checkpoint(path: str, arch: str, data, ratios: Sequence[float], out: st
     def setup():
         dataset, _ = data.load()
         in_ch = dataset.x.shape[1] if dataset.x.dim() == 4 else 1
-        model, _ = _model(arch, path, "", num_classes or dataset.num_classes or None, in_channels or in_ch,
-                          unsafe_pickle)
+        model, ckpt = _model(arch, path, "", num_classes or dataset.num_classes or None, in_channels or in_ch,
+                             unsafe_pickle)
         bad = next((n for n, t in model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()),
                    None)
         if bad is not None:
             raise LandscapeError(f"checkpoint {path!r} holds NaN or infinite values ({bad}): nothing to prune")
-        return dataset, model
+        return dataset, model, ckpt.sha256
 
     _, ranks_on_node = local_rank_and_size(comm)
     with using_threads(threads, ranks_on_node):
-        dataset, model = collective(comm, setup)
-        attrs = {"arch": arch, "model": os.path.abspath(path), "model_file_sha256": sha256(path),
+        dataset, model, model_sha256 = collective(comm, setup)
+        attrs = {"arch": arch, "model": os.path.abspath(path), "model_sha256": model_sha256,
                  "split": data.split, "samples": data.samples or "", **data.provenance()}
         result = sensitivity(model, dataset, ratios, layers, strategy, comm, out, loss=loss, batch_size=batch_size,
                              device=device, overwrite=overwrite, repair=repair, attrs=attrs, chunk_size=chunk_size,
                              progress=progress)
     paths: list[str] = []
     if comm.rank == 0:
-        from landscape.plot.prune import figures  # matplotlib only on the rank that draws
+        from landscape.plot.prune import pruning_figures  # matplotlib only on the rank that draws
 
         root = os.path.splitext(out)[0]
         norms = filter_norms(model, result.layers)
-        for key, fig in figures(result, norms, name=arch, data=f"{data.dataset} {data.split}").items():
+        for key, fig in pruning_figures(result, norms, name=arch, data=f"{data.dataset} {data.split}").items():
             figure_path = f"{root}.png" if key == "sensitivity" else f"{root}_norms.png"
             with replacing(figure_path) as tmp:
                 fig.savefig(tmp, dpi=150, format="png")

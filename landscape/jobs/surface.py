@@ -16,13 +16,13 @@ import torch
 
 from landscape.checkpoint import Checkpoint, read_checkpoint
 from landscape.data import SPLITS, Dataset, DataSpec
-from landscape.directions import interpolation_direction, load_directions, random_directions
+from landscape.directions import interpolation_direction, load_directions, per_axis, random_directions
 from landscape.engine import Directions, EvalOptions, Output, directions_path, surface
 from landscape.errors import LandscapeError
 from landscape.grid import Grid
 from landscape.jobs.network import network
 from landscape.parallel import on_root, world
-from landscape.params import snapshot
+from landscape.params import live_tensors, snapshot
 from landscape.surface_file import Surface
 
 DEMO_OUT = os.path.join("landscape_demo", "surface.h5")
@@ -43,6 +43,7 @@ class SurfaceConfig(DataSpec):
     landscape-traj ``directions_file``, else ``-1:1:51``. ``directions``: the random directions'
     settings (``norm``/``ignore`` one for all axes or one per axis x, y, z); ``directions_file``,
     ``model2`` (and ``model3``) or ``same_dir`` make the directions from files instead.
+    ``adaptive``: the grid's adaptive tolerance (:class:`landscape.grid.Grid`), whichever grid applies.
     ``output.path=None``: ``surface.h5`` (the demo's ``landscape_demo/surface.h5``). ``split`` may
     name several splits (``"train,test"``). ``metrics``: names from ``QUANTITIES``; ``eig_*`` set up
     the Hessian metric. ``plot``: draw the standard figures beside the file.
@@ -52,8 +53,10 @@ class SurfaceConfig(DataSpec):
     arch: str | None = None
     model2: str | None = None
     model3: str | None = None
+    curve: str | None = None  # landscape-connect's curve file: the plane through a, b and the bend
     unsafe_pickle: bool = False
     grid: Grid | None = None
+    adaptive: float | None = None
     directions: Directions = field(default_factory=Directions)
     directions_file: str | None = None
     same_dir: bool = False
@@ -85,12 +88,20 @@ def resolve(cfg: SurfaceConfig, comm=None) -> SurfaceConfig:
     """Fill what the options leave open: the demo (rank 0 trains its network, the others wait),
     the default grid and output, and the grid covering an optimization path."""
     comm = comm or world()
+    if cfg.model is None and (cfg.arch or "").startswith("hf:"):
+        from landscape.models.hf import default_weights
+
+        cfg = replace(cfg, model=default_weights(cfg.arch[3:]))  # a Hugging Face folder's own weights
+    if cfg.curve:
+        from landscape.jobs.connect import plane_options
+
+        cfg = replace(cfg, **plane_options(cfg))
     if is_demo(cfg):
         from landscape.jobs.demo import DEMO_ARCH, DEMO_DATASET, demo_checkpoint
 
         if cfg.model2 or cfg.model3 or (cfg.arch and cfg.arch != DEMO_ARCH):
             raise LandscapeError("a second model and an architecture need a checkpoint (without one: the demo)")
-        path = on_root(comm, demo_checkpoint)
+        path = on_root(comm, lambda: demo_checkpoint(threads=cfg.evaluation.threads))
         cfg = replace(cfg, model=path, arch=DEMO_ARCH, dataset=DEMO_DATASET,
                       grid=cfg.grid or Grid(DEMO_GRID, DEMO_GRID),
                       output=replace(cfg.output, path=cfg.output.path or DEMO_OUT), plot=True)
@@ -103,24 +114,26 @@ def resolve(cfg: SurfaceConfig, comm=None) -> SurfaceConfig:
         raise LandscapeError("an architecture is needed with a checkpoint (a zoo name or package.module:callable)")
     if cfg.grid is None and cfg.directions_file:
         cfg = replace(cfg, grid=path_grid(cfg.directions_file))
-    return replace(cfg, grid=cfg.grid or Grid(DEFAULT_GRID),
+    grid = cfg.grid or Grid(DEFAULT_GRID)
+    if cfg.adaptive is not None and grid.adaptive != cfg.adaptive:
+        grid = replace(grid, adaptive=cfg.adaptive)
+    return replace(cfg, grid=grid,
                    output=cfg.output if cfg.output.path is not None else replace(cfg.output, path=DEFAULT_OUT))
 
 
 def path_grid(directions: str, num: int = PATH_GRID_POINTS) -> Grid | None:
     """For a landscape-traj file: the grid covering the optimization path with a margin; for a
     plain directions file, None (the usual default applies)."""
-    import h5py
-
-    from landscape.trajectory import path_extent, read_trajectory
+    from landscape.h5 import opened
+    from landscape.trajectory_file import path_extent, read_trajectory
 
     try:
-        with h5py.File(directions, "r") as f:
+        with opened(directions, "directions file", lambda f: True) as (f, _):
             if "proj_xcoord" not in f:
                 return None
-    except OSError:
+    except LandscapeError:
         return None  # not readable: the directions loader reports it
-    x0, x1, y0, y1 = path_extent(read_trajectory(directions))
+    x0, x1, y0, y1 = path_extent(read_trajectory(directions, directions=False))  # the path alone
     return Grid(f"{x0:.4g}:{x1:.4g}:{num}", f"{y0:.4g}:{y1:.4g}:{num}")
 
 
@@ -137,27 +150,26 @@ def load_data(cfg: SurfaceConfig, split: str | None = None) -> tuple[Dataset, np
     return DataSpec.of(cfg).load(split or splits_of(cfg)[0])
 
 
-def per_axis(directions: Directions, ndim: int) -> tuple[list[str], list[str]]:
-    """The norm and ignore rule of each of the ``ndim`` axes."""
-    def each(value) -> list[str]:
-        return [value] * ndim if isinstance(value, str) else list(value)[:ndim]
-
-    return each(directions.norm), each(directions.ignore)
-
-
 def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int,
                     ckpts: dict[str, Checkpoint]) -> tuple[list[dict] | None, dict]:
     """The directions of the run when they are not plain random ones (None then: the engine draws
-    them): from a file, towards ``model2`` (and ``model3``), or y = x; and provenance for them.
-    ``ckpts``: the run's checkpoints, read once, by option name (``model``, ``model2``, ``model3``)."""
+    them): from a file, towards ``model2`` (and ``model3``), or y = x, or the plane of a curve; and
+    provenance for them. ``ckpts``: the run's checkpoints, read once, by option name (``model``,
+    ``model2``, ``model3``)."""
+    if cfg.curve:
+        from landscape.jobs.connect import plane_of
+
+        return plane_of(cfg.curve, ndim)
     d = cfg.directions
-    origin = {k: v.detach().cpu() for k, v in snapshot(model, d.dir_type).items()}
-    norms, ignores = per_axis(d, ndim)
+    # the model's own tensors (no copy): read here, before anything moves the model
+    origin = {k: v.detach().cpu() for k, v in live_tensors(model, d.dir_type).items()}
+    norms, ignores = per_axis(d.norm, ndim, "norm"), per_axis(d.ignore, ndim, "ignore")
     if cfg.directions_file:
         if cfg.model2 or cfg.model3 or cfg.same_dir:
             raise LandscapeError("directions from a file exclude a second model, a third and the same-direction "
                                  "option: those make the directions themselves")
-        dirs, fattrs = load_directions(cfg.directions_file, names=list(origin))
+        # read tensor by tensor at every point, unless the directions are to be held
+        dirs, fattrs = load_directions(cfg.directions_file, names=list(origin), stream=not d.hold)
         if len(dirs) < ndim:
             raise LandscapeError(f"{cfg.directions_file!r} holds {len(dirs)} direction(s); a {ndim}D surface "
                                  f"needs {ndim}")
@@ -178,22 +190,28 @@ def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int,
         raise LandscapeError("the plane through three models is 2D: give a y axis")
     if cfg.same_dir and ndim < 2:
         raise LandscapeError("the same direction for y as for x needs a y axis")
-    dirs: list[dict] = []
+    dirs: list = []
     info: dict = {}
     if cfg.model2:
-        dirs.append(interpolation_direction(origin, ckpts["model2"].state_dict))
+        # target - origin tensor by tensor (no whole difference held); the origin is the checkpoint's
+        # own tensors where they are the model's to the bit (same dtype), else the model's snapshot
+        held = ckpts["model"].state_dict
+        same = all(k in held and held[k].dtype == v.dtype and held[k].shape == v.shape for k, v in origin.items())
+        base = {k: held[k] for k in origin} if same else {k: v.cpu() for k, v in snapshot(model, d.dir_type).items()}
+        dirs.append(interpolation_direction(base, ckpts["model2"].state_dict, lazy=True))
         info["directions_from"] = "model2"
         if cfg.model3:
-            dirs.append(interpolation_direction(origin, ckpts["model3"].state_dict))
+            dirs.append(interpolation_direction(base, ckpts["model3"].state_dict, lazy=True))
             info["directions_from"] = "model2, model3"
     elif not cfg.same_dir:
         return None, {}
     while len(dirs) < ndim:  # the remaining axes: random (or, with same_dir, y = x)
         k = len(dirs)
         if cfg.same_dir and k == 1:
-            dirs.append({n: t.clone() for n, t in dirs[0].items()})
+            dirs.append(dirs[0])  # the same object: read, never written
             continue
-        drawn = random_directions(origin, k + 1, norms[:k + 1], ignores[:k + 1], d.seed, d.semantics)
+        drawn = random_directions(origin, k + 1, norms[:k + 1], ignores[:k + 1], d.seed, d.semantics,
+                                  lazy=not d.hold)
         dirs.append(drawn[k])
     if cfg.same_dir:
         info["directions_from"] = (info.get("directions_from", "random") + "; y = x")
@@ -253,7 +271,7 @@ def compute_surface(cfg: SurfaceConfig, comm=None) -> Surface:
     model = network(ckpts["model"], cfg.arch, cfg.num_classes, data=first)
     ndim = cfg.grid.ndim
     dirs, dir_info = make_directions(cfg, model, ndim, ckpts)
-    norms, ignores = per_axis(cfg.directions, ndim)
+    norms, ignores = per_axis(cfg.directions.norm, ndim, "norm"), per_axis(cfg.directions.ignore, ndim, "ignore")
     evaluation = cfg.evaluation
     if evaluation.bn_recompute and evaluation.bn_data is None:
         evaluation = replace(evaluation, bn_data=load_data(cfg, "train")[0] if "train" not in data else data["train"])

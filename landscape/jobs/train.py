@@ -24,9 +24,10 @@ loads with ``torch.load(weights_only=True)`` and :func:`landscape.checkpoint.loa
 
 from __future__ import annotations
 
+import io
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 
@@ -34,13 +35,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.checkpoint import read_checkpoint, sha256
+from landscape.checkpoint import Checkpoint, read_checkpoint
 from landscape.data import Dataset, apply_label_noise, augment, load_dataset
 from landscape.errors import LandscapeError, first_line
 from landscape.evaluate import keep_malloc_arenas, resolve_device
+from landscape.files import write_bytes
 from landscape.jobs.network import network
 from landscape.losses import LOSSES
 from landscape.models import build_model
+from landscape.threads import threads as using_threads
 from landscape.training import OPTIMIZERS, Loop, LoopConfig, Milestones, RunFolder, TrainHook, make_optimizer
 from landscape.training.optim import default_milestones
 
@@ -58,7 +61,7 @@ RESUME_KEYS = (
 HookSpec = TrainHook | Callable[[nn.Module], TrainHook]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run: the flags of ``landscape-train`` (saved as
     ``args`` in every checkpoint)."""
@@ -79,6 +82,7 @@ class TrainConfig:
     loss: str = "crossentropy"  # crossentropy | mse (on softmax outputs, as the original)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    threads: int | None = None  # torch threads; None: landscape.threads' policy (the idle cores)
     ngpu: int | None = None  # GPUs for DataParallel; None: all visible ones
     channels_last: bool = False
     amp: bool = False  # float16 autocast + gradient scaling on CUDA, bfloat16 on CPU
@@ -180,6 +184,8 @@ def _validate(c: TrainConfig) -> None:
         (0.0 <= c.label_noise <= 1.0, f"`label_noise` must be in [0, 1], got {c.label_noise}"),
         (c.subset is None or c.subset > 0, f"`subset` must be positive, got {c.subset}"),
         (c.ngpu is None or c.ngpu > 0, f"`ngpu` must be positive, got {c.ngpu}"),
+        (c.threads is None or (isinstance(c.threads, int) and c.threads > 0),
+         f"`threads` must be a positive integer or None, got {c.threads!r}"),
         (not (c.resume and c.overwrite), "`resume` and `overwrite` exclude each other"),
         (isinstance(c.big_batch, int) and c.big_batch >= 1, f"`big_batch` must be >= 1, got {c.big_batch}"),
     ]
@@ -196,16 +202,17 @@ def _validate(c: TrainConfig) -> None:
     quant_config(c)  # QuantConfig checks its own options
 
 
-def resolved(c: TrainConfig) -> dict:
+def resolved(c: TrainConfig, init: Checkpoint | None = None) -> dict:
     """The config as saved (``args``): plain Python types, with defaults that depend on others
-    filled in, and ``effective_batch_size`` with ``big_batch``."""
+    filled in (``init``: the ``init_from`` checkpoint, read), and ``effective_batch_size`` with
+    ``big_batch``."""
     d = asdict(c)
     if c.milestones is not None:
         marks = c.milestones
     else:  # retraining from a checkpoint runs at a constant rate, as the pruning paper's 40 epochs
         marks = [] if c.init_from else default_milestones(c.epochs)
     d["milestones"] = [int(m) for m in marks]
-    d["init_from_sha256"] = sha256(c.init_from) if c.init_from and os.path.isfile(c.init_from) else ""
+    d["init_from_sha256"] = init.sha256 if init is not None else ""
     d["augment"] = c.augment if c.augment is not None else c.dataset in ("cifar10", "cifar100")
     d["out"] = c.out or default_out(c)
     if c.big_batch > 1:  # the loop runs batch_size * big_batch; args keep both, and the product
@@ -213,7 +220,7 @@ def resolved(c: TrainConfig) -> dict:
     return d
 
 
-def load_data(c: TrainConfig) -> tuple[Dataset, Dataset, dict | None]:
+def load_splits(c: TrainConfig) -> tuple[Dataset, Dataset, dict | None]:
     """The train and test splits the config asks for, and the label-noise record (or None)."""
     kw = dict(root=c.data_root, raw=c.raw_data, size=c.synthetic_size, seed=c.seed)
     if c.num_classes is not None:
@@ -237,20 +244,21 @@ def load_data(c: TrainConfig) -> tuple[Dataset, Dataset, dict | None]:
     return train_set, test_set, record
 
 
-def build(config: TrainConfig, num_classes: int, in_channels: int, sample: torch.Tensor) -> nn.Module:
-    """The network a run trains, built in one place: the architecture (with a pruned checkpoint's
-    widths when ``init_from`` names one, or the widths of ``plan``), initialized, and checked
-    against a data sample."""
+def build(config: TrainConfig, num_classes: int, in_channels: int, sample: torch.Tensor,
+          init: Checkpoint | None = None, widths: Mapping[str, int] | None = None) -> nn.Module:
+    """The network a run trains, built in one place: ``init`` (the ``init_from`` checkpoint, read
+    once) in its architecture, or the architecture resized to ``widths`` (a pruned one from
+    ``plan``: the paper's "scratch-train") and initialized; checked against a data sample."""
     c = config
     torch.manual_seed(c.seed)
-    if c.init_from:
-        model = network(read_checkpoint(c.init_from, c.unsafe_pickle), c.arch, num_classes, in_channels)
+    if init is not None:
+        model = network(init, c.arch, num_classes, in_channels)
     else:
         model = build_model(c.arch, num_classes=num_classes, in_channels=in_channels)
-        if c.plan:  # the paper's "scratch-train": the pruned architecture, freshly initialized
-            from landscape.prune import plan_widths, resize_
+        if widths:
+            from landscape.prune import resize_
 
-            resize_(model, plan_widths(model, c.plan))
+            resize_(model, dict(widths))
         has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         if c.init == "original" or (c.init == "auto" and has_bn):
             init_params(model)
@@ -267,16 +275,16 @@ def build(config: TrainConfig, num_classes: int, in_channels: int, sample: torch
     return model
 
 
-def _widths_of(c: TrainConfig, num_classes: int, in_channels: int) -> dict | None:
-    """The channel widths a pruned network needs to be rebuilt: those ``plan`` gives it, or those
-    recorded in ``init_from`` (a pruned checkpoint); carried into every checkpoint of the run."""
+def _widths_of(c: TrainConfig, num_classes: int, in_channels: int, init: Checkpoint | None) -> dict | None:
+    """The channel widths a pruned network needs to be rebuilt: those ``plan`` gives it (shapes
+    only, on the meta device), or those recorded in ``init`` (a pruned checkpoint); carried into
+    every checkpoint of the run."""
     if c.plan:
         from landscape.prune import plan_widths
 
-        return plan_widths(build_model(c.arch, num_classes=num_classes, in_channels=in_channels), c.plan)
-    if not c.init_from:
-        return None
-    return read_checkpoint(c.init_from, c.unsafe_pickle).widths
+        with torch.device("meta"):
+            return plan_widths(build_model(c.arch, num_classes=num_classes, in_channels=in_channels), c.plan)
+    return init.widths if init is not None else None
 
 
 class TrainJob:
@@ -291,24 +299,26 @@ class TrainJob:
     def __init__(self, config: TrainConfig, hooks: Sequence[HookSpec] = ()):
         c = self.config = config
         _validate(c)
-        self.args = resolved(c)
+        self.init = read_checkpoint(c.init_from, c.unsafe_pickle) if c.init_from else None  # read once
+        self.args = resolved(c, self.init)
         self.out = self.args["out"]
         device = resolve_device(c.device)  # before the run folder is created
         self.folder = RunFolder(self.out, self.args, resume=c.resume, overwrite=c.overwrite, check=RESUME_KEYS,
                                 own_files=(NOISE_FILE,))
         try:
-            self.loop = self._assemble(c, device, hooks)
+            self.loop, self.noise = self._assemble(c, device, hooks)
         except BaseException:
             self.folder.close()
             raise
 
-    def _assemble(self, c: TrainConfig, device: torch.device, hooks: Sequence[HookSpec]) -> Loop:
+    def _assemble(self, c: TrainConfig, device: torch.device, hooks: Sequence[HookSpec]) -> tuple[Loop, dict | None]:
         if device.type == "cpu":
             keep_malloc_arenas()
-        train_set, test_set, self.noise = load_data(c)
+        train_set, test_set, noise = load_splits(c)
         num_classes = c.num_classes or max(train_set.num_classes, test_set.num_classes)
         in_channels = int(train_set.x.shape[1]) if train_set.x.ndim == 4 else 1
-        model = build(c, num_classes, in_channels, train_set.x[:2])
+        widths = _widths_of(c, num_classes, in_channels, self.init)
+        model = build(c, num_classes, in_channels, train_set.x[:2], self.init, widths if c.plan else None)
         if c.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model = model.to(device)
@@ -327,15 +337,13 @@ class TrainJob:
 
             made.append(quantize_(model, quant))
         record = {"arch": c.arch, "num_classes": num_classes, "in_channels": in_channels, "dataset": c.dataset}
-        if self.noise is not None:
-            changed = int((self.noise["original"] != self.noise["noisy"]).sum())
+        if noise is not None:
+            changed = int((noise["original"] != noise["noisy"]).sum())
             record.update(label_noise_file=NOISE_FILE, label_noise_changed=changed)
-        widths = _widths_of(c, num_classes, in_channels)
         if widths:
             record["widths"] = widths
         augmenting = bool(self.args["augment"]) and train_set.x.ndim == 4
-        self.train_set = train_set
-        return Loop(
+        loop = Loop(
             model, (train_set.x, train_set.y), optimizer,
             schedule=Milestones(c.lr, c.lr_decay, self.args["milestones"]),
             hooks=made,
@@ -347,6 +355,7 @@ class TrainJob:
             transform=partial(augment, fill=train_set.info.get("pad_fill")) if augmenting else None,
             folder=self.folder, record=record, net=net,
         )
+        return loop, noise
 
     def run(self, on_epoch_end: Callable[[int, dict], None] | None = None) -> TrainResult:
         """Train (or continue) the run; see :func:`train`."""
@@ -354,8 +363,11 @@ class TrainJob:
         try:
             self.folder.begin()  # everything is known to work: only now touch the run folder
             if self.noise is not None:
-                np.savez(os.path.join(self.out, NOISE_FILE), p=c.label_noise, seed=c.seed, **self.noise)
-            history = loop.run(on_epoch_end)
+                buffer = io.BytesIO()
+                np.savez(buffer, p=c.label_noise, seed=c.seed, **self.noise)
+                write_bytes(os.path.join(self.out, NOISE_FILE), buffer.getbuffer())
+            with using_threads(c.threads):
+                history = loop.run(on_epoch_end)
         finally:
             self.folder.close()
         final = history[-1]
@@ -378,4 +390,4 @@ def train(
 
 
 __all__ = ["INITS", "RESUME_KEYS", "TrainConfig", "TrainJob", "TrainResult", "build", "default_out", "init_params",
-           "load_data", "quant_config", "resolved", "train"]
+           "load_splits", "quant_config", "resolved", "train"]

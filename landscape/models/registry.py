@@ -32,7 +32,12 @@ def list_models() -> list[str]:
 
 
 def build_model(name: str, num_classes: int = 10, in_channels: int = 3) -> nn.Module:
-    """Build a registered architecture, or call ``package.module:callable`` with no arguments."""
+    """Build a registered architecture, or call ``package.module:callable`` with no arguments, or
+    build ``hf:DIR``'s Hugging Face model from its config (randomly initialised: load weights next)."""
+    if name.startswith("hf:"):
+        from landscape.models.hf import build_hf
+
+        return build_hf(name[3:])
     if ":" in name:
         model = call_user(load_callable(name, "architecture"), f"architecture {name!r}")
         if not isinstance(model, nn.Module):

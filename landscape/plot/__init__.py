@@ -7,10 +7,12 @@ with a static fallback), imported on demand. Nothing here imports torch.
 from landscape.plot.compare import compare, compare_figure, describe, shared_levels, shared_scale
 from landscape.plot.mpl import Scale, colorbar, contour, contourf, heatmap, masked, plot_1d, scale_for, surface3d
 from landscape.plot.path import pc_labels, trajectory, trajectory_figure
+from landscape.plot.sharpness import gap_figure, gap_scatter
 from landscape.plot.vtk import write_vti, write_vtk
 
 __all__ = [
-    "Scale", "colorbar", "compare", "compare_figure", "contour", "contourf", "describe", "heatmap", "masked",
+    "Scale", "colorbar", "compare", "compare_figure", "contour", "contourf", "describe", "gap_figure", "gap_scatter",
+    "heatmap", "masked",
     "pc_labels", "plot_1d", "scale_for", "shared_levels", "shared_scale", "surface3d", "trajectory",
     "trajectory_figure", "write_vti", "write_vtk",
 ]

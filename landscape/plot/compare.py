@@ -9,7 +9,7 @@ accuracy (dashed, right axis) per surface, as the original tool's ``plot_1d_loss
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -35,7 +35,13 @@ def describe(surface: Surface, flops: bool = True) -> str:
     left out."""
     a = surface.attrs
     t = _training(surface)
-    bits = [str(a.get("arch") or t.get("arch") or "")]
+    text = describe_training(t, str(a.get("arch") or t.get("arch") or ""), flops)
+    return text or str(a.get("dataset") or "surface")
+
+
+def describe_training(t: Mapping, arch: str = "", flops: bool = True) -> str:
+    """:func:`describe`'s title from what a checkpoint records (:meth:`landscape.checkpoint.Checkpoint.summary`)."""
+    bits = [arch]
     if t.get("optimizer"):
         bits.append(OPTIMIZERS.get(str(t["optimizer"]), str(t["optimizer"])))
     if t.get("batch_size") not in (None, ""):
@@ -50,8 +56,7 @@ def describe(surface: Surface, flops: bool = True) -> str:
         bits.append(f"{float(t['flops']):.3g} FLOPs")
     if t.get("test_error") not in (None, ""):
         bits.append(f"test err {float(t['test_error']):.2f} %")
-    text = ", ".join(b for b in bits if b)
-    return text or str(a.get("dataset") or "surface")
+    return ", ".join(b for b in bits if b)
 
 
 def shared_scale(surfaces: Sequence[Surface], quantity: str = "loss", levels: int = 30,
@@ -205,4 +210,4 @@ def compare_figure(surfaces: Sequence[Surface], quantity: str = "loss", kind: st
     return fig
 
 
-__all__ = ["compare", "compare_figure", "describe", "shared_levels", "shared_scale"]
+__all__ = ["compare", "compare_figure", "describe", "describe_training", "shared_levels", "shared_scale"]

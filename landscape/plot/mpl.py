@@ -269,6 +269,9 @@ def plot_1d(ax: Axes, surface: Surface, quantity: str = "loss", scale: str = "li
     range. Returns ``(line, acc_line)`` of ``quantity``."""
     if surface.ndim != 1:
         raise LandscapeError(f"a 1D view needs a 1D surface; this one is {surface.ndim}D")
+    if xlim is not None and (xlim[1] <= surface.x.min() or xlim[0] >= surface.x.max()):
+        raise LandscapeError(f"the x range {xlim[0]:g}:{xlim[1]:g} lies outside the data "
+                             f"({surface.x.min():g}..{surface.x.max():g}): the figure would be empty")
     key = surface.key(quantity)
     keys = [key]
     if quantity == "loss":  # every split's loss, the first one's first
@@ -348,6 +351,20 @@ def contourf(ax: Axes, surface: Surface, quantity: str = "loss", levels: int | n
     _axes_labels(ax, surface)
     ax.set_aspect("equal", adjustable="box")
     return cs
+
+
+def evaluated_points(ax: Axes, surface: Surface, quantity: str = "loss", size: float = 3.0, color: str = "k"):
+    """Mark the points where an adaptive surface evaluated the network (its other points are
+    interpolated). Returns the ``PathCollection``, or None for a surface without an ``evaluated`` mask."""
+    mask = surface.arrays.get("evaluated")
+    if mask is None:
+        return None
+    mask = np.asarray(mask).astype(bool)
+    if surface.ndim == 1:
+        return ax.scatter(surface.x[mask], np.asarray(surface.quantity(quantity))[mask], s=size, c=color, zorder=3,
+                          label="evaluated")
+    xx, yy = np.meshgrid(surface.x, surface.y)
+    return ax.scatter(xx[mask], yy[mask], s=size, c=color, marker=".", linewidths=0, zorder=3, label="evaluated")
 
 
 def heatmap(ax: Axes, surface: Surface, quantity: str = "loss", vmin: float | None = None,

@@ -1,4 +1,4 @@
-"""The optimization path of a run (a :class:`landscape.trajectory.Trajectory`) over contours.
+"""The optimization path of a run (a :class:`landscape.trajectory_file.Trajectory`) over contours.
 
 As in the paper's figures, the axes are the two principal directions, labelled with the share
 of the path's variance each explains ("1st PC: 83.5 %").

@@ -1,6 +1,6 @@
 """Figures of filter pruning (Li et al., ICLR'17, Fig. 2): sorted filter norms and sensitivity.
 
-Each drawing function takes a matplotlib ``ax`` and returns the artists it drew; :func:`figures`
+Each drawing function takes a matplotlib ``ax`` and returns the artists it drew; :func:`pruning_figures`
 makes the two standard figures as :class:`matplotlib.figure.Figure` (no pyplot, no global state).
 """
 
@@ -93,7 +93,7 @@ def sensitivity_curves(ax: Axes, result, quantity: str = "accuracy", legend: boo
     return lines
 
 
-def filter_norms(ax: Axes, norms: Mapping[str, np.ndarray], stages: Sequence[int] | None = None,
+def norm_curves(ax: Axes, norms: Mapping[str, np.ndarray], stages: Sequence[int] | None = None,
                  legend: bool = True) -> list:
     """Each conv layer's filter L1 norms, sorted and divided by the largest, against the filter's
     rank as a fraction of the layer's filters (Fig. 2(a)). ``norms``: the ``{layer: norms}`` of
@@ -118,7 +118,7 @@ def filter_norms(ax: Axes, norms: Mapping[str, np.ndarray], stages: Sequence[int
     return lines
 
 
-def figures(result=None, norms: Mapping[str, np.ndarray] | None = None, name: str = "",
+def pruning_figures(result=None, norms: Mapping[str, np.ndarray] | None = None, name: str = "",
             data: str = "") -> dict[str, Figure]:
     """``{"sensitivity": Figure}`` for a sensitivity result and ``{"filter_norms": Figure}`` for the
     ``{layer: norms}`` of :func:`landscape.prune.filter_norms`; ``name`` (the architecture) and
@@ -135,10 +135,10 @@ def figures(result=None, norms: Mapping[str, np.ndarray] | None = None, name: st
         fig = Figure(figsize=(6.5, 4.5), layout="constrained")
         ax = fig.subplots()
         stages = list(result.stages) if result is not None and len(result.stages) == len(norms) else None
-        filter_norms(ax, norms, stages)
+        norm_curves(ax, norms, stages)
         ax.set_title(" | ".join(t for t in (name, "filters ranked by L1 norm") if t), fontsize=9)
         out["filter_norms"] = fig
     return out
 
 
-__all__ = ["figures", "filter_norms", "sensitivity_curves"]
+__all__ = ["norm_curves", "pruning_figures", "sensitivity_curves"]

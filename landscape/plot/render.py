@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
@@ -16,6 +17,16 @@ FORMATS = ("png", "pdf", "svg")
 
 
 MAX_DPI = 1200
+
+
+def figure_prefix(prefix: str, surface: Surface, quantity: str = "loss") -> str:
+    """The prefix of the figures of ``quantity``: ``prefix`` for the default loss, else
+    ``prefix_QUANTITY`` (``s_eig_ratio_contour.png``, as the original tool's
+    ``s_train_acc_2dcontour``), so that figures of one quantity never replace another's."""
+    key = surface.key(quantity)
+    if key == surface.key("loss"):
+        return prefix
+    return f"{prefix}_{re.sub(r'[^A-Za-z0-9_.+-]+', '_', key)}"
 
 
 def save_figure(fig: Figure, prefix: str, name: str, formats: Sequence[str], dpi: int = 150) -> list[str]:
@@ -36,15 +47,25 @@ def save_figure(fig: Figure, prefix: str, name: str, formats: Sequence[str], dpi
 
 def figures(surface: Surface, levels: int = 30, vmin: float | None = None, vmax: float | None = None,
             scale: str = "auto", kinds: Sequence[str] | None = None, quantity: str = "loss",
-            step: float | None = None, xlim: tuple[float, float] | None = None) -> dict[str, Figure]:
+            step: float | None = None, xlim: tuple[float, float] | None = None,
+            mark_evaluated: bool = False) -> dict[str, Figure]:
     """The standard figures of ``surface`` by name: ``1d`` for a 1D surface, else ``contour``,
-    ``contourf``, ``heatmap`` and ``3d`` (or those of ``kinds``). No pyplot, no global state."""
+    ``contourf``, ``heatmap`` and ``3d`` (or those of ``kinds``). No pyplot, no global state.
+    ``mark_evaluated``: dots where an adaptive surface evaluated the network."""
     title = surface.title()
+    if surface.ndim == 1 and surface.attrs.get("kind") == "connect_path":  # a curve and a straight line along t
+        from landscape.connect import path_result
+        from landscape.plot.connect import path_figure
+
+        kind = surface.attrs.get("curve_kind", "")
+        return {"path": path_figure(path_result(surface), f"{title} | {kind} curve and straight line", scale == "log")}
     if surface.ndim == 1:
         fig = Figure(figsize=(6, 4), layout="constrained")
         ax = fig.subplots()
         mpl.plot_1d(ax, surface, quantity, scale="log" if scale == "log" else "linear", vmin=vmin, vmax=vmax,
                     xlim=xlim)
+        if mark_evaluated:
+            mpl.evaluated_points(ax, surface, quantity)
         ax.set_title(title, fontsize=9)
         return {"1d": fig}
     if surface.ndim == 3:
@@ -69,6 +90,8 @@ def figures(surface: Surface, levels: int = 30, vmin: float | None = None, vmax:
             ax = fig.subplots()
             art = draws[kind](ax, surface, quantity, levels=sc)
             mpl.colorbar(fig, art, ax, surface.label(quantity), sc)
+            if mark_evaluated:
+                mpl.evaluated_points(ax, surface, quantity)
             missing = mpl.mark_missing(ax, surface, quantity)
             if surface.attrs.get("directions_from") == "model2, model3":  # the plane through three models
                 mpl.mark_models(ax, surface)
@@ -86,13 +109,15 @@ def render(surface: Surface, prefix: str, formats: Sequence[str] = ("png", "pdf"
            levels: int = 30, vmin: float | None = None, vmax: float | None = None,
            scale: str = "auto", kinds: Sequence[str] | None = None,
            quantity: str = "loss", dpi: int = 150, step: float | None = None,
-           xlim: tuple[float, float] | None = None) -> list[str]:
-    """Write the :func:`figures` of ``surface`` as ``{prefix}_{kind}.{fmt}``; return their paths."""
+           xlim: tuple[float, float] | None = None, mark_evaluated: bool = False) -> list[str]:
+    """Write the :func:`figures` of ``surface`` as ``{prefix}_{kind}.{fmt}`` (with the quantity in the
+    prefix unless it is the default loss: :func:`figure_prefix`); return their paths."""
     for fmt in formats:
         if fmt not in FORMATS:
             raise LandscapeError(f"unknown figure format {fmt!r} ({', '.join(FORMATS)})")
-    check_folder(prefix)  # figures are replaced freely
+    check_folder(prefix)  # figures of the same quantity are replaced freely
+    prefix = figure_prefix(prefix, surface, quantity)
     paths: list[str] = []
-    for kind, fig in figures(surface, levels, vmin, vmax, scale, kinds, quantity, step, xlim).items():
+    for kind, fig in figures(surface, levels, vmin, vmax, scale, kinds, quantity, step, xlim, mark_evaluated).items():
         paths += save_figure(fig, prefix, kind, formats, dpi)
     return paths

@@ -28,9 +28,9 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from landscape.checkpoint import sha256, widths_of
+from landscape.checkpoint import save_checkpoint, sha256, widths_of
 from landscape.errors import LandscapeError
-from landscape.files import check_output, replacing
+from landscape.files import check_output
 from landscape.prune.counts import count
 from landscape.prune.removal import STRATEGIES, conv_widths
 
@@ -48,13 +48,15 @@ def save_pruned(
     strategy: str = "independent",
     preset: str = "",
     source: str | os.PathLike | None = None,
+    source_sha256: str | None = None,
     dataset: str = "",
 ) -> dict:
     """Write the pruned ``model`` (made from ``original`` by ``plan``) to ``path`` atomically, in
     the format above; returns the checkpoint dict. ``widths`` are relative to ``arch`` as
     :func:`landscape.models.build_model` builds it (so a pruned model pruned again rebuilds too);
     FLOPs and parameters are counted on one input of ``input_shape`` under the paper's convention
-    (:func:`landscape.prune.count`), ``*_original`` for ``original``. ``dataset``: what the
+    (:func:`landscape.prune.count`), ``*_original`` for ``original``. ``source``: the unpruned
+    checkpoint's file, recorded with its SHA-256 (``source_sha256`` when already known). ``dataset``: what the
     original was trained on, recorded (when given) for the retraining command."""
     if strategy not in STRATEGIES:
         raise LandscapeError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
@@ -81,7 +83,7 @@ def save_pruned(
             "strategy": strategy,
             "preset": preset or "",
             "source": src,
-            "source_sha256": sha256(src) if src and os.path.isfile(src) else "",
+            "source_sha256": source_sha256 or (sha256(src) if src and os.path.isfile(src) else ""),
             "input_shape": [int(d) for d in input_shape],
             "flops": int(flops),
             "params": int(params),
@@ -90,8 +92,7 @@ def save_pruned(
         },
     }
     path = check_output(path)
-    with replacing(path) as tmp:
-        torch.save(ckpt, tmp)
+    save_checkpoint(path, ckpt)
     return ckpt
 
 

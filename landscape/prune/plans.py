@@ -9,15 +9,39 @@ second conv layer 2b+1.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import torch
 from torch import nn
 
 from landscape.errors import LandscapeError
 
-Plan = dict[str, float]
+
+@dataclass(frozen=True, eq=False)
+class Plan(Mapping[str, float]):
+    """A pruning plan resolved once (:func:`resolve_plan`): ``{conv name: fraction of its filters to
+    remove}``, every fraction checked to be in [0, 1), and the paper's preset it came from (or "").
+    It reads as the mapping itself and compares equal to a dict of the same fractions."""
+
+    fractions: Mapping[str, float]
+    preset: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "fractions", MappingProxyType(check_fractions(self.fractions)))
+
+    def __getitem__(self, name: str) -> float:
+        return self.fractions[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.fractions)
+
+    def __len__(self) -> int:
+        return len(self.fractions)
+
+    def __repr__(self) -> str:
+        return f"Plan({dict(self.fractions)!r}" + (f", preset={self.preset!r})" if self.preset else ")")
 
 
 def parse_plan(text: str) -> Plan:
@@ -25,7 +49,7 @@ def parse_plan(text: str) -> Plan:
 
     Every fraction must be in [0, 1); a layer named twice is an error.
     """
-    plan: Plan = {}
+    plan: dict[str, float] = {}
     items = [t.strip() for t in str(text).split(",") if t.strip()]
     if not items:
         raise LandscapeError(f"empty pruning plan {text!r}: give layer=fraction pairs or a preset name")
@@ -42,12 +66,12 @@ def parse_plan(text: str) -> Plan:
         if name in plan:
             raise LandscapeError(f"plan names layer {name!r} twice")
         plan[name] = fraction
-    return check_fractions(plan)
+    return Plan(plan)
 
 
-def check_fractions(plan: Mapping[str, float]) -> Plan:
+def check_fractions(plan: Mapping[str, float]) -> dict[str, float]:
     """A plain copy of ``plan`` after checking that every fraction is a number in [0, 1)."""
-    out: Plan = {}
+    out: dict[str, float] = {}
     for name, p in plan.items():
         try:
             f = float(p)
@@ -74,7 +98,7 @@ class Preset:
 
     name: str
     arch: str
-    plan: Plan
+    plan: dict[str, float]
     input_shape: tuple[int, ...]
     num_classes: int
     description: str
@@ -92,7 +116,7 @@ def _resnet_blocks(blocks: list[int]) -> list[tuple[int, int, int]]:
     return out
 
 
-def _first_convs(blocks: list[int], fractions: list[float], skip: set[int]) -> Plan:
+def _first_convs(blocks: list[int], fractions: list[float], skip: set[int]) -> dict[str, float]:
     return {f"layer{stage + 1}.{j}.conv1": fractions[stage]
             for layer, stage, j in _resnet_blocks(blocks) if layer not in skip and fractions[stage] > 0}
 
@@ -195,21 +219,23 @@ def preset(name: str, model: nn.Module | None = None) -> Plan:
     p = preset_info(name)
     if model is not None:
         check_preset(name, model)
-    return dict(p.plan)
+    return Plan(p.plan, preset=name)
 
 
-def resolve_plan(plan: Mapping[str, float] | str, model: nn.Module | None = None) -> tuple[Plan, str]:
-    """``(plan, preset name or "")`` from a mapping, a preset name or plan text; a preset is
-    checked against ``model`` when given."""
+def resolve_plan(plan: Plan | Mapping[str, float] | str, model: nn.Module | None = None) -> Plan:
+    """The :class:`Plan` of a mapping, a preset name or plan text (a preset checked against
+    ``model`` when given); a :class:`Plan` is already resolved and returned as it is."""
+    if isinstance(plan, Plan):
+        return plan
     if isinstance(plan, str):
         if plan.strip() in PRESETS:
-            return preset(plan.strip(), model), plan.strip()
+            return preset(plan.strip(), model)
         if "=" not in plan:
             raise LandscapeError(f"{plan!r} is neither a preset ({', '.join(PRESETS)}) nor layer=fraction pairs")
-        return parse_plan(plan), ""
+        return parse_plan(plan)
     if not isinstance(plan, Mapping):
         raise LandscapeError(f"a pruning plan is a mapping of layer names to fractions, got {type(plan).__name__}")
-    return check_fractions(plan), ""
+    return Plan(plan)
 
 
 __all__ = [

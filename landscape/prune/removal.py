@@ -116,7 +116,7 @@ def select(model: nn.Module, plan: Mapping[str, float] | str, strategy: str = "i
     """
     if strategy not in STRATEGIES:
         raise LandscapeError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    plan, _ = resolve_plan(plan, model)
+    plan = resolve_plan(plan, model)
     graph = graph or trace(model)
     keep = _keep(model, graph, plan, strategy)
     return {p: keep[gi] for gi in keep for p in graph.groups[gi].producers}
@@ -211,7 +211,7 @@ def prune_filters(model: nn.Module, plan: Mapping[str, float] | str, strategy: s
     """
     if strategy not in STRATEGIES:
         raise LandscapeError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    plan, _ = resolve_plan(plan, model)
+    plan = resolve_plan(plan, model)
     graph = trace(model)
     return _prune(model, graph, plan, strategy)
 
@@ -226,7 +226,7 @@ def _prune(model: nn.Module, graph: ChannelGraph, plan: Plan, strategy: str) -> 
 def plan_widths(model: nn.Module, plan: Mapping[str, float] | str) -> dict[str, int]:
     """The output width each conv pruned by ``plan`` is left with (``{conv name: filters}``, every
     producer of a pruned residual path included). Needs shapes only: works on the meta device."""
-    plan, _ = resolve_plan(plan, model)
+    plan = resolve_plan(plan, model)
     graph = trace(model)
     widths = _group_fractions(graph, model, plan)
     return {p: widths[gi] for gi in _order(graph, widths) for p in graph.groups[gi].producers}

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from landscape.batches import as_batches, inputs_of, tensors_of
 from landscape.data import Dataset
 from landscape.errors import LandscapeError
 from landscape.provenance import environment
@@ -82,20 +83,34 @@ def check_ratios(ratios: Sequence[float]) -> np.ndarray:
     return r
 
 
-def _stages(model: nn.Module, layers: Sequence[str], input_shape: Sequence[int]) -> tuple[int, ...]:
-    """Stage of each layer: the rank of its output resolution, largest first."""
+def _stages(model: nn.Module, layers: Sequence[str], input_shape: Sequence[int] | None) -> tuple[int, ...]:
+    """Stage of each layer: the rank of its output resolution, largest first (all 0 when the
+    input's shape is not known)."""
+    if input_shape is None:
+        return (0,) * len(layers)
     shapes = conv_output_shapes(model, input_shape)
     size = {n: int(np.prod(shapes[n][1:])) if n in shapes else 0 for n in layers}
     order = sorted(set(size.values()), reverse=True)
     return tuple(order.index(size[n]) for n in layers)
 
 
-def _device_data(data: Dataset, model: nn.Module, device: torch.device) -> Dataset:
-    """The data moved to the device once (channels-last for conv nets), for every evaluator."""
-    x = data.x.to(device)
+def _device_data(data, model: nn.Module, device: torch.device) -> tuple[object, tuple[int, ...] | None]:
+    """The data on the device once, for every evaluator, and one sample's input shape (None when
+    the inputs are not one tensor). ``data``: what :func:`landscape.surface` takes (a
+    :class:`landscape.Dataset`, ``(X, y)``, a torch Dataset, a DataLoader, dict batches):
+    tensors become a :class:`landscape.Dataset` (channels-last for conv nets), anything else
+    :class:`landscape.batches.Batches` read once."""
+    tensors = tensors_of(data)
+    if tensors is None or len(tensors) < 2:
+        batches = as_batches(data, device)
+        sample = inputs_of(batches.first(1))
+        return batches, tuple(sample.shape[1:]) if torch.is_tensor(sample) else None
+    x, y = tensors[0].to(device), tensors[1].to(device)
     if x.dim() == 4 and any(is_conv(m) for m in model.modules()):
         x = x.contiguous(memory_format=torch.channels_last)
-    return Dataset(x, data.y.to(device), data.num_classes, data.name, dict(data.info))
+    if isinstance(data, Dataset):
+        return Dataset(x, y, data.num_classes, data.name, dict(data.info)), tuple(x.shape[1:])
+    return (x, y, *tensors[2:]), tuple(x.shape[1:])
 
 
 # ------------------------------------------------------------------------------- the run
@@ -164,7 +179,7 @@ def read_sensitivity(path: str | os.PathLike) -> SensitivityResult:
 
 def sensitivity(
     model: nn.Module,
-    data: Dataset,
+    data,
     ratios: Sequence[float],
     layers: Sequence[str] | None = None,
     strategy: str = "independent",
@@ -182,7 +197,9 @@ def sensitivity(
     progress: bool = False,
 ) -> SensitivityResult:
     """Prune each of ``layers`` (default: every conv that can be pruned alone) by each of
-    ``ratios`` separately and evaluate on ``data`` without retraining.
+    ``ratios`` separately and evaluate on ``data`` without retraining. ``data``: anything
+    :func:`landscape.surface` takes (``(X, y)``, a :class:`landscape.Dataset`, a torch Dataset, a
+    DataLoader, dict batches).
 
     It runs on the surface engine (:func:`landscape.engine.run_points`): the (layer, ratio) pairs
     are the points of a grid over ratio (x) and layer (y), handed out over MPI ranks (``comm``;
@@ -205,12 +222,12 @@ def sensitivity(
         ratios_ = check_ratios(ratios)
         graph = trace(model)
         names, filters, kept_ = _validate(model, graph, layers, ratios_)
-        stages = _stages(model, names, tuple(data.x.shape[1:]))
         dev = device if isinstance(device, torch.device) else resolve_device(device)
-        return ratios_, graph, names, filters, stages, dev
+        return ratios_, graph, names, filters, dev
 
-    ratios_, graph, names, filters, stages, dev = collective(comm, check)
-    ddata = collective(comm, lambda: _device_data(data, model, dev))
+    ratios_, graph, names, filters, dev = collective(comm, check)
+    ddata, input_shape = collective(comm, lambda: _device_data(data, model, dev))
+    stages = _stages(model, names, input_shape)
 
     def baseline_evaluator(size):
         return Evaluator(copy.deepcopy(model), ddata, loss, batch_size=size, device=dev)

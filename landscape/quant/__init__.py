@@ -15,9 +15,9 @@ update rules), :mod:`landscape.quant.markov` (the paper's 1D Markov-chain illust
 
 from landscape.quant.config import QuantConfig
 from landscape.quant.hook import BinaryConnect, QuantHook, Rounding, quantize_, quantized_layers
-from landscape.quant.quantizer import Grid, clip, codes, round_nearest, round_stochastic, scale_of
+from landscape.quant.quantizer import Levels, clip, codes, round_nearest, round_stochastic, scale_of
 
 __all__ = [
-    "BinaryConnect", "Grid", "QuantConfig", "QuantHook", "Rounding", "clip", "codes", "quantize_",
+    "BinaryConnect", "Levels", "QuantConfig", "QuantHook", "Rounding", "clip", "codes", "quantize_",
     "quantized_layers", "round_nearest", "round_stochastic", "scale_of",
 ]

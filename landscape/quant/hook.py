@@ -33,7 +33,7 @@ from torch import nn
 
 from landscape.errors import LandscapeError
 from landscape.quant.config import METHODS, QuantConfig
-from landscape.quant.quantizer import Grid, round_nearest, round_stochastic, scale_of
+from landscape.quant.quantizer import Levels, round_nearest, round_stochastic, scale_of
 from landscape.training.hooks import TrainHook, hook_key
 
 CHANGED_COLUMN = "quant_changed"
@@ -86,7 +86,7 @@ class QuantHook(TrainHook):
 
     def _set_grids(self, scales: list[float]) -> None:
         bits = self.quant.bits
-        self.grids = [Grid.symmetric(bits, s) for s in scales]
+        self.grids = [Levels.symmetric(bits, s) for s in scales]
         self.scales = [float(s) for s in scales]
         self.delta = [g.delta for g in self.grids]
         self.low, self.high = self.grids[0].low, self.grids[0].high

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from scipy.special import ndtr
 
-from landscape.quant.quantizer import Grid, round_nearest, round_stochastic
+from landscape.quant.quantizer import Levels, round_nearest, round_stochastic
 
 RATES = (1.0, 0.1, 0.01, 0.001)
 
@@ -45,8 +45,8 @@ class Toy:
     tilt: float = 0.15
 
     @property
-    def grid(self) -> Grid:
-        return Grid(self.delta, round(self.low / self.delta), round(self.high / self.delta), offset=0.0)
+    def grid(self) -> Levels:
+        return Levels(self.delta, round(self.low / self.delta), round(self.high / self.delta), offset=0.0)
 
     def states(self) -> np.ndarray:
         """The grid points, ascending."""

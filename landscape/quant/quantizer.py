@@ -1,7 +1,7 @@
 """Uniform grids and the two roundings onto them: deterministic Q_d and stochastic Q_s.
 
-A :class:`Grid` is the set of levels ``(i + offset) * delta`` for the integers ``i`` (the *codes*)
-from ``low`` to ``high``. A k-bit weight grid (:meth:`Grid.symmetric`) has ``2**k`` levels placed
+A :class:`Levels` is the set of levels ``(i + offset) * delta`` for the integers ``i`` (the *codes*)
+from ``low`` to ``high``. A k-bit weight grid (:meth:`Levels.symmetric`) has ``2**k`` levels placed
 symmetrically about zero, ``offset = 1/2``: ``+-delta/2, +-3 delta/2, ...``, the outermost at
 ``+-scale`` with ``delta = 2 scale / (2**k - 1)``. It uses every one of the ``2**k`` codes and has
 no zero level; with one bit it is binary, ``{-scale, +scale}``, and Q_d is ``scale * sign(w)``
@@ -27,7 +27,7 @@ SCALE_RULES = ("he", "std", "max", "mean")
 
 
 @dataclass(frozen=True)
-class Grid:
+class Levels:
     """The levels ``(i + offset) * delta`` for integer codes ``low <= i <= high``."""
 
     delta: float
@@ -42,7 +42,7 @@ class Grid:
             raise ValueError(f"empty grid: codes {self.low}..{self.high}")
 
     @classmethod
-    def symmetric(cls, bits: int, scale: float) -> Grid:
+    def symmetric(cls, bits: int, scale: float) -> Levels:
         """``2**bits`` levels symmetric about 0, the outermost at ``+-scale``."""
         if not 1 <= bits <= 16:
             raise ValueError(f"bits must be 1..16, got {bits}")
@@ -113,17 +113,17 @@ def scale_of(weight: torch.Tensor, rule: str | float = "he", bits: int = 1) -> f
     return value
 
 
-def codes(w: torch.Tensor, grid: Grid) -> torch.Tensor:
+def codes(w: torch.Tensor, grid: Levels) -> torch.Tensor:
     """Codes (as floats) of Q_d(w): the index of the nearest level."""
     return torch.floor(w / grid.delta - grid.offset + 0.5).clamp_(grid.low, grid.high)
 
 
-def round_nearest(w: torch.Tensor, grid: Grid) -> torch.Tensor:
+def round_nearest(w: torch.Tensor, grid: Levels) -> torch.Tensor:
     """Q_d: the nearest level of ``grid`` to each element of ``w`` (clipped to the grid's range)."""
     return (codes(w, grid) + grid.offset) * grid.delta
 
 
-def round_stochastic(w: torch.Tensor, grid: Grid, generator: torch.Generator | None = None) -> torch.Tensor:
+def round_stochastic(w: torch.Tensor, grid: Levels, generator: torch.Generator | None = None) -> torch.Tensor:
     """Q_s: the level below or above each element of ``w`` (clipped to the grid's range), the upper
     one with probability equal to the fractional position of ``w`` between them (unbiased)."""
     u = (w / grid.delta - grid.offset).clamp_(grid.low, grid.high)
@@ -132,9 +132,9 @@ def round_stochastic(w: torch.Tensor, grid: Grid, generator: torch.Generator | N
     return (torch.floor(u + draw).clamp_(grid.low, grid.high) + grid.offset) * grid.delta
 
 
-def clip(w: torch.Tensor, grid: Grid) -> torch.Tensor:
+def clip(w: torch.Tensor, grid: Levels) -> torch.Tensor:
     """``w`` clipped to the grid's range ``[lo, hi]``."""
     return w.clamp(grid.lo, grid.hi)
 
 
-__all__ = ["SCALE_RULES", "Grid", "clip", "codes", "matched_scale", "round_nearest", "round_stochastic", "scale_of"]
+__all__ = ["SCALE_RULES", "Levels", "clip", "codes", "matched_scale", "round_nearest", "round_stochastic", "scale_of"]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from landscape.batches import _tensors_of, to_device
+from landscape.batches import tensors_of, to_device
 from landscape.errors import LandscapeError
 from landscape.evaluate import evaluate
 from landscape.losses import LossFn, accuracy, resolve_loss
@@ -76,7 +76,7 @@ def _xy(data, device: torch.device, what: str):
     """``(x, y)`` tensors for in-memory data (on the device when they fit), else the re-iterable."""
     if data is None:
         return None
-    tensors = _tensors_of(data)
+    tensors = tensors_of(data)
     if tensors is not None:
         if len(tensors) != 2:
             raise LandscapeError(f"{what} must be (X, y) tensors, got {len(tensors)} tensors")
@@ -333,7 +333,7 @@ class Loop:
                 self.saved = [p for e, p in sorted(folder.checkpoints().items()) if e < start]
         for h in self.hooks:
             h.on_start(self)
-        if start == 1:
+        if not self.resumed:
             self.epoch = 0
             t0 = time.perf_counter()
             lr = float(self.schedule(1)) if self.schedule is not None else self.lr()

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import torch
 
+from landscape.checkpoint import save_checkpoint
 from landscape.errors import LandscapeError, first_line
 from landscape.files import OutputLock, remove_stale_temporaries, replacing
 
@@ -29,7 +30,7 @@ LOG_FILE = "log.csv"
 LOG_COLUMNS = ["epoch", "lr", "train_loss", "train_err", "test_loss", "test_err", "seconds"]  # hooks may add
 
 
-def read_checkpoint(path: str) -> dict:
+def read_saved(path: str) -> dict:
     """A training checkpoint (``weights_only``), or a :class:`LandscapeError` saying why not."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -97,7 +98,7 @@ class RunFolder:
             self._doomed = [os.path.join(out, n) for n in ours]
             return
         if ours and not resume:
-            saved = read_checkpoint(latest[1]).get("args", {}).get("epochs")
+            saved = read_saved(latest[1]).get("args", {}).get("epochs")
             state = "finished" if saved is not None and latest[0] >= saved else "unfinished"
             raise LandscapeError(f"{out!r} already holds a training run ({state}, last saved epoch {latest[0]}); "
                                  "pass `resume` to continue it or `overwrite` to start again")
@@ -106,7 +107,7 @@ class RunFolder:
                 raise LandscapeError(f"`resume`: {out!r} holds no checkpoint to resume from; drop `resume` "
                                      "to start a new run there")
             return
-        ckpt = read_checkpoint(latest[1])
+        ckpt = read_saved(latest[1])
         saved = ckpt.get("args", {})
         differ = [k for k in self.check if k in saved and saved[k] != self.settings.get(k)]
         if differ:
@@ -132,7 +133,7 @@ class RunFolder:
         best = max(ckpts.items()) if ckpts else None
         resume = os.path.join(self.path, RESUME_FILE)
         if os.path.isfile(resume):
-            epoch = int(read_checkpoint(resume)["epoch"])
+            epoch = int(read_saved(resume)["epoch"])
             if best is None or epoch > best[0]:
                 best = (epoch, resume)
         return best
@@ -162,9 +163,7 @@ class RunFolder:
     def save(self, epoch: int, state: dict, keep: bool) -> str:
         """Write ``state`` (plus ``"args"``) as ``model_{epoch}.pt`` (``keep``) or ``resume.pt``."""
         path = os.path.join(self.path, f"model_{epoch}.pt" if keep else RESUME_FILE)
-        with replacing(path) as tmp:
-            torch.save({**state, "args": self.settings}, tmp)
-        return path
+        return save_checkpoint(path, {**state, "args": self.settings})
 
     def write_log(self, rows: list[dict]) -> None:
         """Replace ``log.csv`` with ``rows`` (the standard columns first, then any hook's)."""
@@ -183,9 +182,12 @@ class RunFolder:
 
     def close(self) -> None:
         """Release the folder's lock (also released when the process ends)."""
-        if self.lock is not None:
+        if getattr(self, "lock", None) is not None:  # None too when __init__ failed early
             self.lock.release()
             self.lock = None
+
+    def __del__(self) -> None:
+        self.close()
 
     def __enter__(self) -> RunFolder:
         return self
@@ -194,4 +196,4 @@ class RunFolder:
         self.close()
 
 
-__all__ = ["CHECKPOINT_RE", "LOG_COLUMNS", "LOG_FILE", "RESUME_FILE", "RunFolder", "read_checkpoint"]
+__all__ = ["CHECKPOINT_RE", "LOG_COLUMNS", "LOG_FILE", "RESUME_FILE", "RunFolder", "read_saved"]

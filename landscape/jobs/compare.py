@@ -1,0 +1,382 @@
+"""Comparing K minima by numbers: ``landscape-compare A.pt B.pt ... --out DIR``.
+
+For K checkpoints of one architecture: train and test loss and error, the generalization gap
+(test error - train error), each sharpness measure of :mod:`landscape.sharpness` with its
+standard error, and Kendall's tau of every measure against the gap. Written to ``DIR``:
+
+- ``compare.h5``: the values as a surface file over the grid (checkpoint, job), one completion
+  flag per (checkpoint, measure), so a killed run resumes where it stopped and a run of another
+  configuration is refused; provenance (checkpoints and their SHA-256, data, options, versions);
+- ``compare.csv`` and ``compare.md``: the table (and, in the Markdown, Kendall's tau);
+- ``curves_1d.png``: the K filter-normalized 1D curves on one axis; ``contours_2d.png``: the 2D
+  contours side by side on one colour scale (:func:`landscape.plot.compare_figure`);
+  ``gap_vs_measure.png``: the gap against every measure (:func:`landscape.plot.sharpness.gap_figure`);
+  the surfaces themselves in ``DIR/surfaces/``.
+
+Every MPI rank calls :func:`compare`; the (checkpoint, measure) jobs are spread over the ranks as
+grid points, and rank 0 writes the files. Each checkpoint is read once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from landscape import sharpness
+from landscape.data import DataSpec
+from landscape.errors import LandscapeError, OutputExists
+from landscape.provenance import environment
+
+FILES = ("compare.h5", "compare.csv", "compare.md", "curves_1d.png", "contours_2d.png", "gap_vs_measure.png")
+EVALUATIONS = ("train", "test")  # the first jobs of every checkpoint: loss and error on each split
+MEASURES = ("avg_filter", "avg_elementwise", "avg_none", "worst_filter", "worst_elementwise", "worst_none",
+            "epsilon", "lambda_max", "trace", "curvature")
+DEFAULT_MEASURES = ("avg_filter", "avg_elementwise", "avg_none", "worst_filter", "worst_elementwise", "worst_none",
+                    "epsilon", "lambda_max", "trace", "curvature")
+ARRAYS = ("value", "stderr", "error", "forward", "backward", "seconds")
+NONE = ("", "none", "0")
+
+
+@dataclass
+class CompareConfig(DataSpec):
+    """What ``landscape-compare`` does (its options): the checkpoints, their architecture, the data
+    (the fields of :class:`landscape.data.DataSpec`; the measures are taken on ``split``), the
+    measures and their settings, the figures' grids (``"none"``: no figure) and the output folder."""
+
+    checkpoints: tuple[str, ...] = ()
+    arch: str | None = None
+    out: str = "compare"
+    measures: tuple[str, ...] = DEFAULT_MEASURES
+    radius: float = 0.05
+    eps: float = 1e-3
+    mc_samples: int = 20
+    tol: float = 0.0
+    steps: int = 20
+    p: str = "2"
+    m: int | None = None
+    curvature_radius: float = 0.1
+    curvature_points: int = 7
+    line: str = "-1:1:21"
+    plane: str = "-1:1:11"
+    seed: int = 0
+    loss: str = "crossentropy"
+    batch_size: int | None = None
+    device: str = "cpu"
+    threads: int | None = None
+    overwrite: bool = False
+    unsafe_pickle: bool = False
+    plot: bool = True
+    command: str = ""
+    provenance: dict = field(default_factory=dict)  # more attributes for the file (the command line)
+
+    def jobs(self) -> list[str]:
+        return [*EVALUATIONS, *self.measures]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The finished table: one row per checkpoint (``rows``: dicts of the CSV's columns), Kendall's
+    tau of every measure against the gap, and the files written."""
+
+    rows: tuple[dict, ...]
+    correlations: tuple[sharpness.Correlation, ...]
+    paths: tuple[str, ...]
+
+
+@dataclass
+class _Minimum:
+    given: str  # the path as the user gave it
+    path: str
+    sha256: str
+    model: torch.nn.Module
+    info: dict
+    title: str
+
+
+def _check(cfg: CompareConfig) -> None:
+    if len(cfg.checkpoints) < 2:
+        raise LandscapeError(f"comparing needs at least 2 checkpoints, got {len(cfg.checkpoints)}")
+    if len(set(map(os.path.abspath, cfg.checkpoints))) != len(cfg.checkpoints):
+        raise LandscapeError("a checkpoint is given twice")
+    if not cfg.arch:
+        raise LandscapeError("an architecture is needed (a zoo name or package.module:callable): give `arch`")
+    unknown = [m for m in cfg.measures if m not in MEASURES]
+    if unknown:
+        raise LandscapeError(f"unknown measure {unknown[0]!r}; choose from {', '.join(MEASURES)}")
+    if len(set(cfg.measures)) != len(cfg.measures):
+        raise LandscapeError("a measure is named twice")
+    for name in ("radius", "eps", "curvature_radius"):
+        sharpness.check_radius(getattr(cfg, name), f"`{name}`")
+    sharpness.check_p(cfg.p)
+    if cfg.m is not None and cfg.m < 1:
+        raise LandscapeError(f"`m` must be at least 1, got {cfg.m}")
+    if cfg.split not in EVALUATIONS:
+        raise LandscapeError(f"split must be train or test, got {cfg.split!r}")
+
+
+def _grid(spec: str):
+    from landscape.grid import make_axis
+
+    return None if str(spec).strip().lower() in NONE else make_axis(spec)
+
+
+def _load(cfg: CompareConfig, data) -> list[_Minimum]:
+    """Every checkpoint read once: its model, what it records, its title; all of one architecture."""
+    from landscape.checkpoint import read_checkpoint
+    from landscape.jobs.network import network
+    from landscape.plot.compare import describe_training
+
+    ckpts = [read_checkpoint(path, cfg.unsafe_pickle) for path in cfg.checkpoints]
+    infos = [ckpt.summary() for ckpt in ckpts]
+    archs = {str(i["arch"]) for i in infos if i.get("arch")}
+    if len(archs) > 1:
+        raise LandscapeError(f"the checkpoints are of different architectures ({', '.join(sorted(archs))})")
+    out: list[_Minimum] = []
+    for path, ckpt, info in zip(cfg.checkpoints, ckpts, infos, strict=True):
+        model = network(ckpt, cfg.arch, cfg.num_classes, data=data)
+        out.append(_Minimum(path, os.path.abspath(path), ckpt.sha256, model, info,
+                            describe_training(info, str(info.get("arch") or cfg.arch))))
+    first = {k: tuple(v.shape) for k, v in out[0].model.state_dict().items()}
+    for m in out[1:]:
+        if set(m.model.state_dict()) != set(first):
+            raise LandscapeError(f"{m.path!r} and {out[0].path!r} are different architectures (other tensors)")
+    return out
+
+
+def _measure(name: str, model, data, cfg: CompareConfig, comm) -> sharpness.Sharpness:
+    common = {"loss_fn": cfg.loss, "batch_size": cfg.batch_size, "device": cfg.device}
+    if name.startswith("avg_"):
+        return sharpness.average_case(model, data, radius=cfg.radius, norm=name[4:], seed=cfg.seed,
+                                      samples=cfg.mc_samples, tol=cfg.tol, comm=comm, **common)
+    if name.startswith("worst_"):
+        return sharpness.worst_case(model, data, radius=cfg.radius, norm=name[6:], steps=cfg.steps, p=cfg.p,
+                                    m=cfg.m, seed=cfg.seed, comm=comm, **common)
+    if name == "epsilon":
+        return sharpness.epsilon(model, data, eps=cfg.eps, steps=cfg.steps, seed=cfg.seed, comm=comm, **common)
+    if name == "lambda_max":
+        return sharpness.lambda_max(model, data, seed=cfg.seed, **common)
+    if name == "trace":
+        return sharpness.trace(model, data, seed=cfg.seed, **common)
+    return sharpness.curvature(model, data, radius=cfg.curvature_radius, points=cfg.curvature_points,
+                               seed=cfg.seed, comm=comm, **common)
+
+
+def _evaluate(model, data, cfg: CompareConfig) -> dict:
+    from landscape.evaluate import Evaluator
+
+    t0 = time.perf_counter()
+    ev = Evaluator(model, data, cfg.loss, "auto", cfg.batch_size or 256, cfg.device)
+    if ev.accuracy_fn is None:
+        raise LandscapeError("the data has no class labels: the error and the generalization gap need them")
+    v = ev()
+    return {"value": v["loss"], "stderr": np.nan, "error": 100.0 - v["acc"], "forward": 1, "backward": 0,
+            "seconds": time.perf_counter() - t0}
+
+
+def _config(cfg: CompareConfig) -> dict:
+    keys = ("radius", "eps", "mc_samples", "tol", "steps", "p", "m", "curvature_radius", "curvature_points", "seed",
+            "loss", "batch_size", "split", "arch")
+    return {k: getattr(cfg, k) for k in keys}
+
+
+class _Job:
+    """The one 'metric' of the comparison grid: every (checkpoint, job) point fills these arrays."""
+
+    names = ARRAYS
+
+
+def _check_outputs(cfg: CompareConfig) -> None:
+    from landscape.files import check_folder
+
+    folder = os.path.abspath(cfg.out)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise LandscapeError(f"output {cfg.out!r} is a file, not a folder")
+    check_folder(folder)
+    if not cfg.overwrite and not os.path.exists(os.path.join(folder, "compare.h5")):
+        there = [f for f in FILES[1:] if os.path.exists(os.path.join(folder, f))]
+        if there:
+            raise OutputExists(f"{os.path.join(cfg.out, there[0])!r} exists (from another comparison?)")
+
+
+def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
+    """Compute (or resume) the comparison ``cfg`` describes and write its files (see the module
+    docstring). Collective under MPI; bad input raises :class:`LandscapeError` before anything is
+    written."""
+    from landscape.engine import run_points
+    from landscape.parallel import SerialComm, collective, local_rank_and_size, on_root, world
+    from landscape.surface_file import read_surface, write_surface
+    from landscape.threads import threads
+
+    comm = comm or world()
+    _check(cfg)
+    line, plane = _grid(cfg.line), _grid(cfg.plane)
+    collective(comm, lambda: _check_outputs(cfg))
+    spec = DataSpec.of(cfg)
+    splits = {s: spec.load(s)[0] for s in EVALUATIONS}
+    if splits["train"].y.is_floating_point():
+        raise LandscapeError("the data has no class labels: the error and the generalization gap need them")
+    minima = collective(comm, lambda: _load(cfg, splits["train"]))
+    data = splits[cfg.split]
+    jobs = cfg.jobs()
+    K, J = len(minima), len(jobs)
+    folder = os.path.abspath(cfg.out)
+    on_root(comm, lambda: os.makedirs(os.path.join(folder, "surfaces"), exist_ok=True))
+    out = os.path.join(folder, "compare.h5")
+
+    from landscape.batches import data_checksum
+
+    inputs = {
+        "checkpoints": [m.sha256 for m in minima], "jobs": jobs, "config": _config(cfg),
+        "data": {s: data_checksum((d.x, d.y)) for s, d in splits.items()}, "metrics": {},
+    }
+    attrs = {
+        "what": "landscape-compare: rows are jobs (train, test, measures), columns checkpoints",
+        "checkpoints": json.dumps([m.path for m in minima]), "titles": json.dumps([m.title for m in minima]),
+        "checkpoint_sha256": json.dumps([m.sha256 for m in minima]), "jobs": json.dumps(jobs),
+        "arch": cfg.arch, **spec.provenance(), "split": cfg.split, "samples": len(data),
+        "command": cfg.command or "landscape.jobs.compare.compare", "options": json.dumps(_config(cfg)),
+        **environment(), "mpi_ranks": comm.size, **cfg.provenance,
+    }
+    serial = SerialComm()
+
+    def job(p: int, _needed) -> dict:
+        j, k = divmod(int(p), K)
+        model = minima[k].model
+        if jobs[j] in EVALUATIONS:
+            return _evaluate(model, splits[jobs[j]], cfg)
+        r = _measure(jobs[j], model, data, cfg, serial)
+        return {"value": r.value, "stderr": r.stderr, "error": np.nan, "forward": r.forward,
+                "backward": r.backward, "seconds": r.seconds}
+
+    _, local_size = local_rank_and_size(comm)
+    with threads(cfg.threads, local_size):
+        surf = run_points([np.arange(K, dtype=float), np.arange(J, dtype=float)], [_Job()], job, inputs=inputs,
+                          attrs=attrs, comm=comm, out=out, overwrite=cfg.overwrite, progress=progress,
+                          what="comparison")
+        surfaces = _surfaces(cfg, minima, data, line, plane, comm, progress) if cfg.plot else {"1d": [], "2d": []}
+
+    result = None
+    if comm.rank == 0:
+        rows, correlations = table(surf, minima, cfg.measures)
+        stored = read_surface(out)
+        stored.attrs["kendall"] = json.dumps({c.measure: {"tau": c.tau, "p_value": c.p_value} for c in correlations})
+        write_surface(out, stored)
+        paths = [out, *_write_tables(folder, rows, correlations, cfg)]
+        if cfg.plot:
+            paths += _figures(folder, surfaces, correlations)
+        result = Comparison(tuple(rows), tuple(correlations), tuple(paths))
+    return on_root(comm, lambda: result)
+
+
+def _surfaces(cfg: CompareConfig, minima: list[_Minimum], data, line, plane, comm, progress) -> dict:
+    """The 1D and 2D filter-normalized surfaces of every minimum (resumable files in ``surfaces/``)."""
+    from landscape.engine import Directions, EvalOptions, Output, surface
+    from landscape.grid import Grid
+
+    out: dict[str, list] = {"1d": [], "2d": []}
+    for k, m in enumerate(minima):
+        prov = {"model": m.path, "model_sha256": m.sha256, "arch": cfg.arch, **DataSpec.of(cfg).provenance(),
+                "command": cfg.command or "landscape-compare",
+                **{f"checkpoint_{key}": v for key, v in m.info.items()}}
+        for kind, axes in (("1d", (line,)), ("2d", (plane, plane))):
+            if axes[0] is None:
+                continue
+            path = os.path.join(os.path.abspath(cfg.out), "surfaces", f"minimum{k + 1}_{kind}.h5")
+            out[kind].append(surface(
+                m.model, {cfg.split: data}, Grid(axes[0], axes[1] if kind == "2d" else None),
+                directions=Directions(norm="filter", ignore="biasbn", seed=cfg.seed),
+                evaluation=EvalOptions(loss_fn=cfg.loss, batch_size=cfg.batch_size or 256, device=cfg.device),
+                output=Output(path, overwrite=cfg.overwrite, progress=progress, provenance=prov), comm=comm))
+    return out
+
+
+def table(surf, minima: list[_Minimum], measures) -> tuple[list[dict], list[sharpness.Correlation]]:
+    """The rows of the comparison (one per checkpoint) and Kendall's tau of each measure against
+    the gap, from the finished grid."""
+    v, s, e = surf.values["value"], surf.values["stderr"], surf.values["error"]
+    rows = []
+    for k, m in enumerate(minima):
+        row = {"checkpoint": m.given, "title": m.title, "train_loss": v[0, k], "train_err": e[0, k],
+               "test_loss": v[1, k], "test_err": e[1, k], "gap": e[1, k] - e[0, k], "loss_gap": v[1, k] - v[0, k]}
+        for j, name in enumerate(measures, start=len(EVALUATIONS)):
+            row[name] = v[j, k]
+            row[f"{name}_stderr"] = s[j, k]
+        rows.append({key: (float(x) if isinstance(x, float | np.floating) else x) for key, x in row.items()})
+    gaps = [r["gap"] for r in rows]
+    labels = [m.title or os.path.basename(m.path) for m in minima]
+    correlations = []
+    for name in measures:
+        values = [r[name] for r in rows]
+        if sum(np.isfinite(values)) >= 2 and len(set(gaps)) > 1 and len(set(values)) > 1:
+            correlations.append(sharpness.kendall(name, values, gaps, [r[f"{name}_stderr"] for r in rows], labels))
+    return rows, correlations
+
+
+def _fmt(x, full: bool = False) -> str:
+    if isinstance(x, float):
+        return "" if np.isnan(x) else (repr(x) if full else f"{x:.6g}")
+    return str(x)
+
+
+def _write_tables(folder: str, rows: list[dict], correlations, cfg: CompareConfig) -> list[str]:
+    from landscape.files import write_text
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: _fmt(x, full=True) for k, x in r.items()})
+    paths = [write_text(os.path.join(folder, "compare.csv"), buf.getvalue())]
+
+    cols = ["#", "checkpoint", "train err %", "test err %", "gap %", *cfg.measures]
+    lines = [f"# Comparison of {len(rows)} minima ({cfg.arch}, {cfg.dataset}, measures on {cfg.split})", "",
+             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for k, r in enumerate(rows):
+        cells = [str(k + 1), f"{r['checkpoint']}: {r['title']}", _fmt(r["train_err"]),
+                 _fmt(r["test_err"]), _fmt(r["gap"])]
+        for name in cfg.measures:
+            err = r[f"{name}_stderr"]
+            cells.append(_fmt(r[name]) + (f" ± {err:.2g}" if np.isfinite(err) else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Kendall's tau of each measure against the gap (test error - train error)", "",
+              "| measure | tau | p-value |", "|---|---|---|"]
+    lines += [f"| {c.measure} | {c.tau:.3f} | {c.p_value:.3g} |" for c in correlations]
+    warning = next((c.warning for c in correlations if c.warning), "")
+    if warning:
+        lines += ["", f"**Warning:** {warning}."]
+    lines += ["", f"radius {cfg.radius:g} (average- and worst-case), eps {cfg.eps:g} (Keskar, % of 1 + L), "
+              f"{cfg.mc_samples} Monte Carlo samples, {cfg.steps} ascent steps, p = {cfg.p}"
+              + (f", m = {cfg.m}" if cfg.m else "") + f"; seed {cfg.seed}.", ""]
+    paths.append(write_text(os.path.join(folder, "compare.md"), "\n".join(lines)))
+    return paths
+
+
+def _figures(folder: str, surfaces: dict, correlations) -> list[str]:
+    from landscape.files import replacing
+    from landscape.plot.compare import compare_figure
+    from landscape.plot.sharpness import gap_figure
+
+    figures = []
+    if surfaces["1d"]:
+        figures.append(("curves_1d.png", compare_figure(surfaces["1d"])))
+    if surfaces["2d"]:
+        figures.append(("contours_2d.png", compare_figure(surfaces["2d"], kind="contour")))
+    if correlations:
+        figures.append(("gap_vs_measure.png", gap_figure(correlations)))
+    paths = []
+    for name, fig in figures:
+        path = os.path.join(folder, name)
+        with replacing(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+        paths.append(path)
+    return paths
+
+
+__all__ = ["DEFAULT_MEASURES", "MEASURES", "CompareConfig", "Comparison", "compare", "table"]

@@ -1,0 +1,231 @@
+"""What ``landscape-connect`` does, file in -> file out: train a curve between two checkpoints
+(:func:`train`), evaluate a curve file along t into a path file (:func:`evaluate_path`), and read a
+curve file as the path drawn on its plane (:func:`plane_path_of`).
+
+The curve file records the architecture, the data, the training settings and the ends' files
+with their SHA-256, so that evaluating it needs only the file; checkpoints given beside a curve
+file must be the ends it was trained between.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+
+from torch import nn
+
+from landscape import connect
+from landscape.batchnorm import has_batchnorm
+from landscape.checkpoint import Checkpoint, read_checkpoint, sha256
+from landscape.data import SPLITS, Dataset, DataSpec
+from landscape.errors import LandscapeError
+from landscape.files import check_output
+from landscape.grid import Grid
+from landscape.jobs.network import network
+from landscape.parallel import world
+
+# What a curve file records about its data, filled in when a command leaves it open.
+DATA_FIELDS = tuple(f.name for f in fields(DataSpec) if f.name not in ("split", "samples", "sample_seed"))
+
+
+@dataclass
+class CurveConfig(DataSpec):
+    """Training a curve between the checkpoints ``a`` and ``b`` (the fields of ``landscape-connect``):
+    the data (:class:`landscape.data.DataSpec`; the bend trains on the training split), the
+    architecture, the curve's kind and its training settings (:class:`landscape.connect.CurveTraining`)."""
+
+    a: str = ""
+    b: str = ""
+    arch: str | None = None
+    out: str = "curve.pt"
+    kind: str = "bezier"
+    epochs: int = 20
+    lr: float = 0.05
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    seed: int = 0
+    device: str | None = "cpu"
+    folder: str | None = None  # the run folder (checkpoints, log.csv); default: OUT without .pt, + ".run"
+    resume: bool = False
+    overwrite: bool = False
+    unsafe_pickle: bool = False
+    progress: bool = True
+    command: str = ""
+
+
+def run_folder(cfg: CurveConfig) -> str:
+    """Where a curve's training run keeps its checkpoints and log: ``ab_curve.pt`` -> ``ab_curve.run``."""
+    return cfg.folder or os.path.splitext(cfg.out)[0] + ".run"
+
+
+def _load_end(cfg, path: str, data: Dataset) -> tuple[Checkpoint, nn.Module]:
+    """An end of the curve, read once: its checkpoint and its network for ``data``."""
+    ckpt = read_checkpoint(path, cfg.unsafe_pickle)
+    return ckpt, network(ckpt, cfg.arch, cfg.num_classes, data=data)
+
+
+def train(cfg: CurveConfig) -> tuple[connect.Curve, str]:
+    """Train the bend between ``cfg.a`` and ``cfg.b`` and write the curve to ``cfg.out`` (never
+    over an existing file unless ``overwrite``). The training run's folder (:func:`run_folder`)
+    holds its checkpoints and log; ``resume`` continues an interrupted run there. Returns the
+    curve and the path written."""
+    if not cfg.a or not cfg.b:
+        raise LandscapeError("two checkpoints are needed: the ends a and b of the curve")
+    if not cfg.arch:
+        raise LandscapeError("an architecture is needed (a zoo name or package.module:callable)")
+    if cfg.kind not in connect.KINDS:
+        raise LandscapeError(f"the curve kind must be one of {', '.join(connect.KINDS)}, got {cfg.kind!r}")
+    settings = connect.CurveTraining(cfg.epochs, cfg.lr, cfg.optimizer, cfg.momentum, cfg.weight_decay,
+                                     cfg.batch_size, seed=cfg.seed)  # checks them before any work
+    check_output(cfg.out, overwrite=cfg.overwrite)
+    spec = replace(DataSpec.of(cfg), split="train")
+    data, _ = spec.load("train")
+    test, _ = spec.load("test")
+    ckpt_a, model_a = _load_end(cfg, cfg.a, data)
+    ckpt_b, model_b = _load_end(cfg, cfg.b, data)
+    connect.check_ends(model_a.state_dict(), model_b.state_dict(), f"{cfg.a!r} and {cfg.b!r}")
+    in_channels = int(data.x.shape[1]) if data.x.dim() == 4 else 1
+    meta = {"arch": cfg.arch, "num_classes": cfg.num_classes or data.num_classes, "in_channels": in_channels,
+            "ends": [os.path.abspath(cfg.a), os.path.abspath(cfg.b)], "ends_sha256": [ckpt_a.sha256, ckpt_b.sha256],
+            "data": {f: getattr(spec, f) for f in DATA_FIELDS},
+            "command": cfg.command or "landscape.jobs.connect.train"}
+    if meta["data"]["data_root"]:
+        meta["data"]["data_root"] = os.path.abspath(meta["data"]["data_root"])
+    curve = connect.train_curve(model_a, model_b, data, kind=cfg.kind, epochs=settings.epochs, lr=settings.lr,
+                                optimizer=settings.optimizer, momentum=settings.momentum,
+                                weight_decay=settings.weight_decay, batch_size=settings.batch_size, seed=cfg.seed,
+                                device=cfg.device, test_data=test, folder=run_folder(cfg), resume=cfg.resume,
+                                overwrite=cfg.overwrite, progress=cfg.progress, meta=meta)
+    check_output(cfg.out, overwrite=cfg.overwrite)  # nothing appeared there while it trained
+    return curve, curve.save(cfg.out)
+
+
+@dataclass
+class PathConfig(DataSpec):
+    """Evaluating a curve file along t (the fields of ``landscape-connect --eval``). Data fields left
+    ``None`` are the curve file's; ``ends``: checkpoints that must be the curve's ends."""
+
+    curve: str = ""
+    ends: tuple[str, ...] = ()
+    points: int = 41
+    t: str | None = None  # MIN:MAX:NUM within [0, 1], instead of `points` from 0 to 1
+    out: str = "path.h5"
+    dataset: str | None = None  # type: ignore[assignment]  (None: the curve's)
+    split: str = "train,test"
+    bn_recompute: int | None = None
+    batch_size: int = connect.DEFAULT_BATCH_SIZE
+    device: str | None = "cpu"
+    threads: int | None = None
+    overwrite: bool = False
+    progress: bool = True
+    command: str = ""
+
+
+def read_curve(path: str, ends: tuple[str, ...] = ()) -> connect.Curve:
+    """The curve in ``path``; ``ends`` (zero or two checkpoints) must be its ends' files."""
+    if not os.path.isfile(path):
+        raise LandscapeError(f"curve file {path!r} does not exist")
+    curve = connect.load_curve(path)
+    if ends:
+        if len(ends) != 2:
+            raise LandscapeError(f"a curve has two ends; {len(ends)} checkpoint(s) given")
+        connect.check_ends_files(curve, ends, f"the curve {path!r}")
+    return curve
+
+
+def _data_spec(cfg: PathConfig, curve: connect.Curve) -> DataSpec:
+    recorded = curve.meta.get("data") or {}
+    spec = DataSpec.of(cfg)
+    if cfg.dataset is None:  # the curve's data, all of it
+        spec = replace(spec, **{k: v for k, v in recorded.items() if k in DATA_FIELDS})
+    if spec.dataset is None:
+        raise LandscapeError(f"{cfg.curve!r} records no dataset; give one")
+    return spec
+
+
+def splits_of(text: str) -> list[str]:
+    splits = [s for s in text.replace(" ", "").split(",") if s]
+    if not splits or any(s not in SPLITS for s in splits) or len(set(splits)) != len(splits):
+        raise LandscapeError(f"split must be train, test or train,test; got {text!r}")
+    return splits
+
+
+def evaluate_path(cfg: PathConfig, comm=None) -> connect.PathResult:
+    """Loss and accuracy of the curve in ``cfg.curve`` and of the straight line at ``cfg.points``
+    values of t on every split, into the path file ``cfg.out`` (resumed when it exists and
+    matches). Collective under MPI: every rank calls it."""
+    comm = comm or world()
+    if cfg.t is not None:
+        from landscape.grid import parse_axis
+
+        ts = connect.t_values(parse_axis(cfg.t).coordinates)
+    elif cfg.points < 2:
+        raise LandscapeError(f"`points` must be at least 2, got {cfg.points}")
+    else:
+        ts = cfg.points
+    splits = splits_of(cfg.split)
+    check_output(cfg.out)
+    curve = read_curve(cfg.curve, tuple(cfg.ends))
+    spec = _data_spec(cfg, curve)
+    data, indices = {}, None
+    for s in splits:
+        data[s], idx = spec.load(s)
+        indices = idx if indices is None else indices
+    bn_data = data["train"] if "train" in data else None
+    if bn_data is None and curve.model is not None and has_batchnorm(curve.model):
+        bn_data = spec.load("train")[0]
+    provenance = {"command": cfg.command or "landscape.jobs.connect.evaluate_path",
+                  "curve": os.path.abspath(cfg.curve), "curve_file_sha256": sha256(cfg.curve),
+                  "arch": str(curve.meta.get("arch", "")), **spec.provenance()}
+    return connect.evaluate(curve, data, ts, bn_recompute=cfg.bn_recompute, bn_data=bn_data,
+                            batch_size=cfg.batch_size, device=cfg.device, out=cfg.out, overwrite=cfg.overwrite,
+                            comm=comm, progress=cfg.progress, provenance=provenance, threads=cfg.threads)
+
+
+def plane_path_of(curve_file: str) -> connect.PlanePath:
+    """The curve of ``curve_file`` in its plane (x along b - a, y the bend's orthogonal part), for
+    drawing on the plane's surface (``landscape-surf --curve``)."""
+    return connect.plane_path(read_curve(curve_file))
+
+
+PLANE_POINTS = 29
+PLANE_BN_BATCHES = 10  # a BatchNorm network's statistics are re-estimated at every point of its plane
+PLANE_GRID = f"-0.2:1.2:{PLANE_POINTS}"
+
+
+def plane_options(cfg) -> dict:
+    """What ``landscape-surf --curve`` changes in its configuration: the curve file is the model
+    (its ``state_dict`` is the end a, the plane's origin), the architecture is the curve's unless
+    given, the grid covers a (0, 0), b (1, 0) and the bend with a margin of 0.2 |b - a|, its points
+    equally spaced on both axes; a BatchNorm network's statistics are re-estimated at every point
+    (from ``PLANE_BN_BATCHES`` batches unless ``bn_recompute`` says), and the surface
+    records the curve's checksum (for ``landscape-plot --path``)."""
+    if (cfg.model and cfg.model != cfg.curve) or cfg.model2 or cfg.model3 or cfg.directions_file or cfg.same_dir:
+        raise LandscapeError("the plane of a curve is set by the curve: give no --model, --model2, --model3, "
+                             "--directions or --same-dir with --curve")
+    curve = read_curve(cfg.curve)
+    _, (_, yb) = connect.plane_directions(curve)
+    ny = max(9, round(PLANE_POINTS * (yb + 0.4) / 1.4))
+    ev = cfg.evaluation
+    bn = ev.bn_recompute or (PLANE_BN_BATCHES if curve.model is not None and has_batchnorm(curve.model) else 0)
+    grid = cfg.grid or Grid(PLANE_GRID, f"-0.2:{yb + 0.2:.3g}:{ny}")
+    provenance = {**(cfg.output.provenance or {}), "curve": os.path.abspath(cfg.curve),
+                  "curve_sha256": curve.checksum(), "curve_kind": curve.kind,
+                  "directions_from": "curve plane (a, b, bend)"}
+    return {"model": cfg.curve, "arch": cfg.arch or str(curve.meta.get("arch") or "") or None, "grid": grid,
+            "evaluation": replace(ev, bn_recompute=bn), "output": replace(cfg.output, provenance=provenance)}
+
+
+def plane_of(curve_file: str, ndim: int) -> tuple[list[dict], dict]:
+    """The directions of a curve's plane (:func:`landscape.connect.plane_directions`) and what the
+    surface file records about them."""
+    if ndim != 2:
+        raise LandscapeError("the plane of a curve is 2D: give --x and --y (or neither), and no --z")
+    dirs, (xb, yb) = connect.plane_directions(read_curve(curve_file))
+    return dirs, {"norm": "", "ignore": "", "curve_bend_x": xb, "curve_bend_y": yb}
+
+
+__all__ = ["CurveConfig", "PathConfig", "evaluate_path", "plane_of", "plane_options", "plane_path_of", "read_curve",
+           "run_folder", "train"]

@@ -1,0 +1,51 @@
+"""Hugging Face models, offline: ``--arch hf:DIR`` builds the model that ``DIR/config.json``
+describes with ``transformers`` (the optional extra ``landscape[hf]``), randomly initialised, for
+the checkpoint's weights to be loaded into; ``DIR``'s own weights are its default checkpoint."""
+
+from __future__ import annotations
+
+import os
+
+from torch import nn
+
+from landscape.errors import LandscapeError, first_line
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def _transformers():
+    try:
+        import transformers
+    except ImportError:
+        raise LandscapeError("--arch hf:DIR needs transformers: pip install 'landscape[hf]'") from None
+    return transformers
+
+
+def build_hf(directory: str) -> nn.Module:
+    """The model of ``directory``'s ``config.json`` (a causal LM where the config names one, else
+    the bare model), built without reading weights or the network."""
+    if not os.path.isfile(os.path.join(directory, "config.json")):
+        raise LandscapeError(f"hf:{directory}: no config.json there (a Hugging Face model folder holds one)")
+    tf = _transformers()
+    try:
+        config = tf.AutoConfig.from_pretrained(directory, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise LandscapeError(f"hf:{directory}: the config cannot be read ({first_line(exc)})") from None
+    config.use_cache = False  # a surface needs the loss, not the keys and values for generation
+    try:
+        model = tf.AutoModelForCausalLM.from_config(config)
+    except ValueError:
+        model = tf.AutoModel.from_config(config)
+    return model.eval()
+
+
+def default_weights(directory: str) -> str:
+    """The weights file of a Hugging Face model folder."""
+    for name in WEIGHT_FILES:
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            return path
+    raise LandscapeError(f"hf:{directory}: no weights ({', '.join(WEIGHT_FILES)}); give --model")
+
+
+__all__ = ["build_hf", "default_weights"]

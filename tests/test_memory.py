@@ -1,0 +1,109 @@
+"""Surfaces within the model's memory: regenerated directions equal held ones, and the peak stays
+within 1.3x the model's bytes (a fresh subprocess, benchmarks/bench_memory.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import landscape
+from landscape.directions import (
+    Difference,
+    SeededDirection,
+    directions_checksum,
+    interpolation_direction,
+    random_directions,
+)
+from landscape.engine import Directions, EvalOptions
+from landscape.models import build_model
+from landscape.params import Mover, snapshot
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cnn():
+    torch.manual_seed(0)
+    return build_model("digits_cnn", num_classes=10, in_channels=1)
+
+
+@pytest.mark.parametrize("semantics", ["landscape", "original"])
+@pytest.mark.parametrize("norm", ["filter", "layer", "weight", "dfilter", "dlayer", "none"])
+@pytest.mark.parametrize("ignore", ["biasbn", "none"])
+def test_regenerated_directions_equal_held_ones_to_the_bit(norm, ignore, semantics):
+    origin = snapshot(cnn(), "states")
+    held = random_directions(origin, 2, norm, ignore, seed=5, semantics=semantics)
+    lazy = random_directions(origin, 2, norm, ignore, seed=5, semantics=semantics, lazy=True)
+    assert all(isinstance(d, SeededDirection) for d in lazy)
+    for h, z in zip(held, lazy, strict=True):
+        assert list(h) == list(z)
+        for k in h:
+            assert torch.equal(h[k], z[k]), k
+            assert torch.equal(h[k], z[k]), "read twice: the same"
+    assert directions_checksum(held) == directions_checksum(lazy)
+
+
+def test_difference_equals_the_held_difference():
+    a, b = snapshot(cnn()), {k: v + 0.5 * torch.randn_like(v) for k, v in snapshot(cnn()).items()}
+    held, lazy = interpolation_direction(a, b), interpolation_direction(a, b, lazy=True)
+    assert isinstance(lazy, Difference)
+    assert all(torch.equal(held[k], lazy[k]) for k in held)
+
+
+def test_mover_with_regenerated_directions_equals_a_plain_sum():
+    model = cnn()
+    origin = snapshot(model)
+    dirs = random_directions(origin, 2, seed=1, lazy=True)
+    mover = Mover(model, origin, dirs)
+    mover.move_((0.3, -0.7))
+    for name, p in model.named_parameters():
+        expected = origin[name] + 0.3 * dirs[0][name] + -0.7 * dirs[1][name]
+        torch.testing.assert_close(p.data, expected, rtol=0, atol=1e-6)
+    mover.restore_()
+    assert all(torch.equal(p.data, origin[n]) for n, p in model.named_parameters())
+
+
+def test_surface_regenerated_equals_the_held_path():
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    data = (torch.tensor(x[:200], dtype=torch.float32).view(-1, 1, 8, 8) / 16, torch.tensor(y[:200]))
+    grid = landscape.Grid((-1, 1, 4), (-1, 1, 3))
+    ev = EvalOptions(batch_size=100, device="cpu")
+    new = landscape.surface(cnn(), data, grid, evaluation=ev)
+    old = landscape.surface(cnn(), data, grid, directions=Directions(hold=True), evaluation=ev)
+    for name in ("train_loss", "train_acc"):
+        torch.testing.assert_close(torch.tensor(new.values[name]), torch.tensor(old.values[name]), rtol=0, atol=1e-6)
+    assert new.attrs["directions_sha256"] == old.attrs["directions_sha256"]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc to measure peak RSS")
+def test_peak_memory_of_a_surface_is_within_1_3x_the_model():
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_memory.py"), "--sizes", "20M",
+                          "--modes", "new"], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"})
+    ratio = float(out.stdout.split("ratio ")[1].split(",")[0])
+    assert ratio <= 1.3, out.stdout
+
+
+def test_directions_streamed_from_their_file_equal_the_loaded_ones(tmp_path):
+    from landscape.directions import load_directions, save_directions
+    from landscape.directions_file import FileDirection
+
+    origin = snapshot(cnn(), "states")
+    save_directions(tmp_path / "d.h5", random_directions(origin, 2, seed=3, lazy=True))
+    held, _ = load_directions(tmp_path / "d.h5")
+    streamed, _ = load_directions(tmp_path / "d.h5", stream=True)
+    assert all(isinstance(d, FileDirection) for d in streamed)
+    for h, s in zip(held, streamed, strict=True):
+        assert list(h) == list(s) and all(torch.equal(h[k], s[k]) for k in h)
+    assert directions_checksum(held) == directions_checksum(streamed)
+    model = cnn()
+    a, b = Mover(model, origin, held, "states"), Mover(cnn(), origin, streamed, "states")
+    a.move_((0.5, -0.25))
+    b.move_((0.5, -0.25))
+    assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values(),
+                                                  strict=True))
