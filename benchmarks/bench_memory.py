@@ -45,7 +45,20 @@ def mlp(params: int):
                                torch.nn.Linear(width, 10)), width
 
 
-def case(params: int, mode: str) -> dict:
+def head(params: int):
+    """A network whose largest tensor is two thirds of it, as a language model's embedding or
+    output layer: three square layers and a wide head of ``6 width`` classes."""
+    import torch
+
+    width = max(16, int((params / 9) ** 0.5))
+    layers = [m for _ in range(3) for m in (torch.nn.Linear(width, width), torch.nn.ReLU())]
+    return torch.nn.Sequential(*layers, torch.nn.Linear(width, 6 * width)), width
+
+
+SHAPES = {"mlp": mlp, "head": head}
+
+
+def case(params: int, mode: str, shape: str = "mlp") -> dict:
     """One measurement, in this (fresh) process."""
     import torch
 
@@ -65,7 +78,7 @@ def case(params: int, mode: str) -> dict:
     small, w = mlp(10_000)  # warm-up: imports, thread pools, allocator
     run(small, (torch.randn(256, w), torch.randint(0, 10, (256,))))
     del small
-    model, width = mlp(params)
+    model, width = SHAPES[shape](params)
     data = (torch.randn(256, width), torch.randint(0, 10, (256,)))
     nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
     from landscape.evaluate import Evaluator
@@ -81,7 +94,9 @@ def case(params: int, mode: str) -> dict:
     surf = run(model, data)
     seconds = time.perf_counter() - t0
     peak = _status("VmHWM")
+    largest = max(p.numel() for p in model.parameters()) / sum(p.numel() for p in model.parameters())
     return {"params": sum(p.numel() for p in model.parameters()), "param_bytes": nbytes, "mode": mode,
+            "shape": shape, "largest": largest,
             "extra_bytes": peak - before, "ratio": (peak - before) / nbytes, "seconds": seconds,
             "loss": [float(v) for v in surf.values["train_loss"].ravel()]}
 
@@ -158,10 +173,10 @@ def baseline_tree(rev: str) -> str:
     return folder
 
 
-def measure(params: int, mode: str, src: str) -> dict:
+def measure(params: int, mode: str, src: str, shape: str = "mlp") -> dict:
     env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--case", str(params),
-                          "--mode", "hold" if mode == "hold" else "new"],
+                          "--mode", "hold" if mode == "hold" else "new", "--shape", shape],
                          env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"case {params} {mode} failed:\n{out.stderr[-2000:]}")
@@ -177,11 +192,12 @@ def parse_size(text: str) -> int:
 
 
 def table(rows: list[dict], rev: str) -> str:
-    lines = ["| parameters | model MB | path | peak beyond model+data (MB) | ratio to model bytes | seconds |",
-             "|---:|---:|---|---:|---:|---:|"]
+    lines = ["| network | parameters | largest tensor | model MB | path | peak beyond model+data (MB) "
+             "| ratio to model bytes | seconds |", "|---|---:|---:|---:|---|---:|---:|---:|"]
     names = {"baseline": f"before (`{rev}`)", "new": "regenerated (default)", "hold": "`hold=True`"}
     for r in rows:
-        lines.append(f"| {r['params'] / 1e6:.1f}M | {r['param_bytes'] / 2**20:.0f} | {names[r['mode']]} | "
+        lines.append(f"| {r.get('shape', 'mlp')} | {r['params'] / 1e6:.1f}M | {100 * r.get('largest', 0):.0f}% "
+                     f"| {r['param_bytes'] / 2**20:.0f} | {names[r['mode']]} | "
                      f"{r['extra_bytes'] / 2**20:.0f} | {r['ratio']:.2f} | {r['seconds']:.2f} |")
     return "\n".join(lines)
 
@@ -197,9 +213,11 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--case", type=int, help=argparse.SUPPRESS)
     p.add_argument("--mode", default="new", help=argparse.SUPPRESS)
+    p.add_argument("--shape", default="mlp", help="mlp (eight square layers) or head (one tensor two thirds of "
+                   "the network, as a language model's embedding); comma-separated for several")
     args = p.parse_args(argv)
     if args.case:
-        print(json.dumps(case(args.case, args.mode)))
+        print(json.dumps(case(args.case, args.mode, args.shape)))
         return 0
     if args.speed:
         rows = speed(args.archs.split(","), args.images, args.rounds)
@@ -213,10 +231,10 @@ def main(argv=None) -> int:
     if "baseline" in modes:
         src["baseline"] = baseline_tree(args.baseline)
     rows = []
-    for size in [parse_size(s) for s in args.sizes.split(",")]:
+    for shape, size in [(sh, parse_size(s)) for sh in args.shape.split(",") for s in args.sizes.split(",")]:
         by_mode = {}
         for mode in modes:
-            row = measure(size, mode, src[mode])
+            row = measure(size, mode, src[mode], shape)
             by_mode[mode] = row
             rows.append(row)
             print(f"{row['params']:>11,} {mode:>8}: {row['extra_bytes'] / 2**20:8.1f} MB beyond model+data, "
@@ -225,7 +243,9 @@ def main(argv=None) -> int:
         diff = max(abs(a - b) for other in losses[1:] for a, b in zip(losses[0], other, strict=True)) \
             if len(losses) > 1 else 0.0
         print(f"{'':>11}  largest loss difference between paths: {diff:.2e}", flush=True)
-    print("\nPeak memory of a 2D surface: a 2x2 surface of an MLP (eight square layers), 256 samples, batch 256, "
+    print("\nPeak memory of a 2D surface: a 2x2 surface of an MLP (mlp: eight square layers; head: three square "
+          "layers and a head holding two thirds of the parameters, as a language model's embedding), 256 samples, "
+          "batch 256, "
           "one thread; peak RSS (VmHWM after resetting it) beyond what the process held with the model and data "
           "built and the model evaluated once at its origin, over the parameters' bytes.\n")
     print(table(rows, args.baseline))

@@ -26,7 +26,7 @@ import torch
 
 from landscape.directions_file import Direction, load_directions, save_directions  # the files: re-exported
 from landscape.errors import LandscapeError
-from landscape.params import IGNORES, LazyDirection, ignored, is_float, scratch, scratch_buffer
+from landscape.params import IGNORES, LazyDirection, ignored, is_float, row_blocks, scratch, scratch_buffer
 
 NORMS = ("filter", "layer", "weight", "dfilter", "dlayer", "none")
 SEMANTICS = ("landscape", "original")
@@ -63,6 +63,37 @@ def _step(d: torch.Tensor, w: torch.Tensor, norm: str, ignore: str, original: bo
     if norm == "weight" and original:
         return "mul", w
     return "keep", None
+
+
+def _streamed_step(generator: torch.Generator, shape, plan: list[tuple[int, int]], buffer: torch.Tensor,
+                   w: torch.Tensor, norm: str, ignore: str, original: bool) -> tuple[tuple[str, object], torch.Tensor]:
+    """:func:`_step` of a large tensor (2-D or more) drawn from ``generator`` block of rows by block
+    of rows into ``buffer`` (never whole), and the sum of its squares (float64). A filter's norm is
+    its row's, so the filter steps are those of the whole tensor to the bit; the layer norm is
+    summed over the blocks in float64, within 1e-7 (relative) of the whole tensor's."""
+    row = math.prod(shape) // shape[0]
+    norms, sq = [], torch.zeros((), dtype=torch.float64)
+    squares = norm in ("layer", "dlayer", "weight")
+    for start, stop in plan:
+        d = buffer[:(stop - start) * row].view(stop - start, *shape[1:])
+        torch.randn(d.shape, generator=generator, dtype=torch.float32, out=d)
+        norms.append(d.flatten(1).norm(dim=1))
+        if squares:
+            sq = sq + torch.linalg.vector_norm(d, dtype=torch.float64) ** 2
+    if ignored(w, ignore):
+        return ("zero", None), sq
+    dn = torch.cat(norms)
+    if norm in ("filter", "dfilter"):
+        tn = w.flatten(1).norm(dim=1) if norm == "filter" else torch.ones_like(dn)
+        return ("mul", (tn / (dn + EPS)).view(-1, *([1] * (len(shape) - 1)))), sq
+    whole = sq.sqrt().float()
+    if norm == "layer":
+        return ("mul", w.norm() / (whole if original else whole + EPS)), sq
+    if norm == "dlayer":
+        return ("div", whole if original else whole + EPS), sq
+    if norm == "weight" and original:
+        return ("mul", w), sq
+    return ("keep", None), sq
 
 
 def _apply_(d: torch.Tensor, step: tuple[str, object]) -> torch.Tensor:
@@ -117,27 +148,62 @@ class SeededDirection(LazyDirection):
         self._steps: dict[str, tuple[str, object]] = {}
         active = []
         dsq, wsq = 0, 0
-        buffer = scratch_buffer(max((v.numel() for v in origin.values()), default=0))
+        self._blocks = {k: row_blocks(tuple(v.shape)) for k, v in origin.items()}
+        buffer = scratch_buffer(max((self.scratch_numel_of(tuple(v.shape), self._blocks[k])
+                                     for k, v in origin.items()), default=0))
         for k, v in origin.items():
             self._shapes[k] = tuple(v.shape)
-            if is_float(v):
-                self._states[k] = generator.get_state()
-                d = torch.randn(v.shape, generator=generator, dtype=torch.float32, out=buffer[:v.numel()].view(v.shape))
-            else:
-                self._states[k] = None
-                d = torch.zeros(v.shape)
             w = v.detach().cpu().float()
-            step = _step(d, w, norm, ignore, original)
+            if not is_float(v):
+                self._states[k] = None
+                self._steps[k] = _step(torch.zeros(v.shape), w, norm, ignore, original)
+                continue
+            self._states[k] = generator.get_state()
+            if self._blocks[k] is None:
+                d = torch.randn(v.shape, generator=generator, dtype=torch.float32, out=buffer[:v.numel()].view(v.shape))
+                step = _step(d, w, norm, ignore, original)
+                d_sq = d.double().pow(2).sum() if norm == "weight" else 0
+            else:  # a large tensor: drawn block by block, its step from the blocks' norms
+                step, d_sq = _streamed_step(generator, v.shape, self._blocks[k], buffer, w, norm, ignore, original)
             if step[0] == "copy":
                 step = ("copy", w.clone())
             self._steps[k] = step
             if norm == "weight" and not original and step[0] not in ("zero", "copy"):
                 active.append(k)
-                dsq = dsq + d.double().pow(2).sum()
+                dsq = dsq + d_sq
                 wsq = wsq + w.double().pow(2).sum()
-            del d, w  # one tensor at a time
+            d = w = None  # one tensor at a time
         self._scale = float(torch.sqrt(wsq) / (torch.sqrt(dsq) + EPS)) if active else None
         self._scaled = set(active)
+
+    @staticmethod
+    def scratch_numel_of(shape: tuple[int, ...], blocks: list[tuple[int, int]] | None) -> int:
+        if blocks is None:
+            return math.prod(shape)
+        row = math.prod(shape) // shape[0]
+        return max(stop - start for start, stop in blocks) * row
+
+    def scratch_numel(self, name: str) -> int:
+        return self.scratch_numel_of(self._shapes[name], self._blocks[name])
+
+    def blocks(self, name: str, out: torch.Tensor):
+        plan, state = self._blocks[name], self._states[name]
+        if plan is None or state is None:
+            yield slice(None), self.read_(name, out)
+            return
+        shape = self._shapes[name]
+        row = math.prod(shape) // shape[0]
+        g = torch.Generator()
+        g.set_state(state)
+        op, operand = self._steps[name]
+        for start, stop in plan:
+            d = out[:(stop - start) * row].view(stop - start, *shape[1:])
+            torch.randn(d.shape, generator=g, dtype=torch.float32, out=d)
+            rows = torch.is_tensor(operand) and operand.dim() > 0 and operand.shape[0] == shape[0]
+            _apply_(d, (op, operand[start:stop] if rows else operand))
+            if name in self._scaled:
+                d.mul_(self._scale)
+            yield slice(start, stop), d
 
     def __getitem__(self, name: str) -> torch.Tensor:
         return self.read_(name, scratch_buffer(math.prod(self._shapes[name])))
@@ -179,6 +245,23 @@ class Difference(LazyDirection):
         if not is_float(v):
             return torch.zeros(v.shape)
         return self._target[name].detach().cpu().float() - v.detach().cpu().float()
+
+    def scratch_numel(self, name: str) -> int:
+        shape = self.shape_of(name)
+        plan = row_blocks(shape)
+        return math.prod(shape) if plan is None else max(b - a for a, b in plan) * (math.prod(shape) // shape[0])
+
+    def blocks(self, name: str, out: torch.Tensor):
+        v = self._origin[name]
+        plan = row_blocks(tuple(v.shape)) if is_float(v) else None
+        if plan is None:
+            yield slice(None), self.read_(name, out)
+            return
+        row = v.numel() // v.shape[0]
+        for start, stop in plan:
+            d = out[:(stop - start) * row].view(stop - start, *v.shape[1:])
+            d.copy_(self._target[name][start:stop]).sub_(v[start:stop].detach().cpu().float())
+            yield slice(start, stop), d
 
     def shape_of(self, name: str) -> tuple[int, ...]:
         return tuple(self._origin[name].shape)
@@ -243,10 +326,12 @@ def directions_checksum(directions: Sequence[Mapping[str, torch.Tensor]]) -> str
     buffer = scratch(directions)
     for d in directions:
         for name in d:
-            t = d.read_(name, buffer) if isinstance(d, LazyDirection) else d[name].detach().cpu().float().contiguous()
             h.update(name.encode())
-            h.update(memoryview(t.numpy()).cast("B"))  # the bytes in place: no copy of the tensor
-            del t  # before the next one is made (a lazy direction makes them one at a time)
+            if not isinstance(d, LazyDirection):
+                h.update(memoryview(d[name].detach().cpu().float().contiguous().numpy()).cast("B"))
+                continue
+            for _, block in d.blocks(name, buffer):  # rows in order: the bytes of the whole tensor
+                h.update(memoryview(block.numpy()).cast("B"))  # in place: no copy
     return h.hexdigest()
 
 

@@ -5,6 +5,7 @@ its contents, verified on reading (:class:`landscape.h5.DamagedFile`)."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 
@@ -13,8 +14,8 @@ import numpy as np
 import torch
 
 from landscape.errors import LandscapeError
-from landscape.h5 import attr, dataset, opened, plain, writing
-from landscape.params import LazyDirection, scratch
+from landscape.h5 import attr, dataset, empty_dataset, opened, plain, writing
+from landscape.params import LazyDirection, row_blocks, scratch
 
 Direction = dict[str, torch.Tensor]
 
@@ -28,9 +29,16 @@ def write_directions(f: h5py.File, directions: Sequence[Direction], attrs: Mappi
         g.attrs["names"] = np.array(list(d), dtype=h5py.string_dtype())
         buffer = scratch([d])
         for i, name in enumerate(d):
-            t = d.read_(name, buffer) if isinstance(d, LazyDirection) else d[name]
-            dataset(g, str(i), t.detach().cpu().float().numpy())
-            del t  # before the next one is made (a lazy direction makes them one at a time)
+            if not isinstance(d, LazyDirection):
+                dataset(g, str(i), d[name].detach().cpu().float().numpy())
+                continue
+            parts = list(d.blocks(name, buffer)) if row_blocks(d.shape_of(name)) is None else None
+            if parts is not None:  # made at once
+                dataset(g, str(i), parts[0][1].numpy())
+                continue
+            ds = empty_dataset(g, str(i), d.shape_of(name))  # a large tensor, written block by block
+            for rows, block in d.blocks(name, buffer):
+                ds[rows] = block.numpy()
     for k, v in (attrs or {}).items():
         f.attrs[k] = attr(v)
 
@@ -41,7 +49,9 @@ def save_directions(path: str | os.PathLike, directions: Sequence[Direction], at
     datasets ``"0"``, ``"1"``, ... in parameter order, plus a ``names`` attribute with the tensor
     names; fletcher32 on every dataset and ``content_sha256`` over the file.
     """
-    with writing(path) as f:
+    size = sum(4 * math.prod(d.shape_of(k) if isinstance(d, LazyDirection) else d[k].shape) for d in directions
+               for k in d)
+    with writing(path, size) as f:
         write_directions(f, directions, attrs)
 
 
@@ -87,6 +97,26 @@ class FileDirection(LazyDirection):
 
     def __getitem__(self, name: str) -> torch.Tensor:
         return self.read_(name, torch.empty(int(np.prod(self._shapes[name], dtype=np.int64)), dtype=torch.float32))
+
+    def scratch_numel(self, name: str) -> int:
+        shape = self._shapes[name]
+        plan = row_blocks(shape)
+        return int(np.prod(shape)) if plan is None else max(b - a for a, b in plan) * (int(np.prod(shape)) // shape[0])
+
+    def blocks(self, name: str, out: torch.Tensor):
+        shape = self._shapes[name]
+        plan = row_blocks(shape)
+        if plan is None:
+            yield slice(None), self.read_(name, out)
+            return
+        row = int(np.prod(shape)) // shape[0]
+        for start, stop in plan:
+            view = out[:(stop - start) * row].view(stop - start, *shape[1:])
+            try:
+                self._group()[self._keys[name]].read_direct(view.numpy(), source_sel=np.s_[start:stop])
+            except (OSError, ValueError, KeyError) as exc:
+                raise LandscapeError(f"{self.path!r}: {self.axis}/{self._keys[name]} cannot be read ({exc})") from None
+            yield slice(start, stop), view
 
     def shape_of(self, name: str) -> tuple[int, ...]:
         return self._shapes[name]

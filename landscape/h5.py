@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 
 from landscape.errors import LandscapeError, one_line
-from landscape.files import write_bytes
+from landscape.files import replacing, write_bytes
 
 
 class DamagedFile(LandscapeError):
@@ -32,6 +32,10 @@ class DamagedFile(LandscapeError):
 
     def __init__(self, path: str, reason: str | None = None):
         super().__init__(path if reason is None else f"{path!r} is damaged ({one_line(reason)})")
+
+
+STREAMED = 1 << 22  # a numeric dataset of more values is read (and hashed) in blocks of rows
+IN_MEMORY = 64 << 20  # bytes: a file at most this large is built in memory, a larger one on disk
 
 
 def _canon(v) -> bytes:
@@ -53,7 +57,13 @@ def content_checksum(f: h5py.File) -> str:
     f.visit(names.append)
     for name in sorted(names):
         obj = f[name]
-        if isinstance(obj, h5py.Dataset):
+        if isinstance(obj, h5py.Dataset) and obj.ndim and obj.dtype.kind in "fiub" and obj.size > STREAMED:
+            h.update(f"{name}|{obj.dtype}|{obj.shape}|".encode())  # as below, the bytes read in row blocks
+            h.update(b"n" + str(obj.dtype).encode() + str(obj.shape).encode())
+            rows = max(1, STREAMED // max(1, obj.size // obj.shape[0]))
+            for start in range(0, obj.shape[0], rows):
+                h.update(obj[start:start + rows].tobytes())
+        elif isinstance(obj, h5py.Dataset):
             data = obj[()]
             h.update(f"{name}|{data.dtype}|{data.shape}|".encode())
             h.update(_canon(data))
@@ -70,11 +80,21 @@ def seal(f: h5py.File) -> None:
 
 
 @contextmanager
-def writing(path: str | os.PathLike) -> Iterator[h5py.File]:
+def writing(path: str | os.PathLike, size: int = 0) -> Iterator[h5py.File]:
     """A new HDF5 file for ``path``: built in memory, sealed (:func:`seal`), then written with
     :func:`landscape.files.write_bytes` to a temporary that replaces ``path``, only when the block
     ends without an error. The HDF5 library never writes to disk itself, so a full disk is one
-    clean error (it crashed HDF5 when it ran out of space mid-file)."""
+    clean error (it crashed HDF5 when it ran out of space mid-file). A file expected to be larger
+    than ``IN_MEMORY`` (``size``: its data's bytes; a large model's directions) is written by HDF5
+    to the temporary itself, so that it is never held in memory whole."""
+    if size > IN_MEMORY:
+        try:
+            with replacing(path) as tmp, h5py.File(tmp, "w") as f:
+                yield f
+                seal(f)
+        except OSError as exc:
+            raise LandscapeError(f"cannot write {os.fspath(path)!r}: {one_line(exc.strerror or exc)}") from None
+        return
     try:
         with h5py.File(f"in-memory:{os.fspath(path)}", "w", driver="core", backing_store=False) as f:
             yield f
@@ -107,6 +127,11 @@ def _chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
     if len(shape) == 1:
         return (max(1, min(shape[0], 4096)),)
     return (1,) * (len(shape) - 1) + (shape[-1],)
+
+
+def empty_dataset(f, name: str, shape: tuple[int, ...], dtype="<f4") -> h5py.Dataset:
+    """An empty numeric dataset laid out as :func:`dataset` lays one out, to be filled in parts."""
+    return f.create_dataset(name, shape=tuple(shape), dtype=dtype, chunks=_chunks(tuple(shape)), fletcher32=True)
 
 
 def dataset(f, name: str, data) -> h5py.Dataset:

@@ -8,7 +8,7 @@ state dict, BatchNorm running statistics included.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -27,11 +27,48 @@ def ignored(t: torch.Tensor, ignore: str) -> bool:
     return ignore == "biasbn" and t.dim() <= 1
 
 
+BLOCK = 1 << 20  # values (4 MB of float32): the most of one large tensor a lazy direction makes at a time
+
+
+def row_blocks(shape: Sequence[int], block: int | None = None) -> list[tuple[int, int]] | None:
+    """How a tensor of ``shape`` (2-D or more) larger than ``block`` values is made in consecutive
+    row blocks ``[(start, stop), ...]``, or None: at once. Every block but the last holds a multiple
+    of 16 values and the last at least 16, so that Gaussian draws made block after block from one
+    generator equal one draw of the whole tensor (torch's CPU sampler fills 16 values at a time)."""
+    block = BLOCK if block is None else block
+    n = math.prod(shape)
+    if len(shape) < 2 or n <= block or shape[0] < 2:
+        return None
+    row = n // shape[0]
+    step = 16 // math.gcd(16, row)  # rows per block: a multiple of this keeps blocks at 16k values
+    rows = max(step, (block // row) // step * step)
+    if rows >= shape[0]:
+        return None
+    out, start = [], 0
+    while start < shape[0]:
+        stop = min(shape[0], start + rows)
+        if stop < shape[0] and (shape[0] - stop) * row < 16:
+            stop = shape[0]  # a last block of fewer than 16 values joins this one
+        out.append((start, stop))
+        start = stop
+    return out
+
+
 class LazyDirection(Mapping):
     """A direction that makes its tensors when they are read, one at a time (CPU float32), instead
-    of holding them: :class:`Mover` adds it tensor by tensor, so no whole direction is ever held.
+    of holding them: :class:`Mover` adds it tensor by tensor, a large tensor block of rows by block
+    of rows (:meth:`blocks`), so no whole direction, and no whole large tensor, is ever held.
     Subclasses implement ``__getitem__``, ``__iter__`` and ``__len__`` (and ``shape_of`` when
-    making a tensor to learn its shape costs)."""
+    making a tensor to learn its shape costs, ``blocks`` when they can make part of one)."""
+
+    def blocks(self, name: str, out: torch.Tensor) -> Iterator[tuple[slice, torch.Tensor]]:
+        """Tensor ``name`` as ``(rows, values)`` pairs, consecutive blocks of its first dimension
+        written into ``out`` one after the other (by default the whole tensor at once)."""
+        yield slice(None), self.read_(name, out)
+
+    def scratch_numel(self, name: str) -> int:
+        """The size of ``out`` that :meth:`blocks` needs for tensor ``name``."""
+        return math.prod(self.shape_of(name))
 
     def shape_of(self, name: str) -> tuple[int, ...]:
         return tuple(self[name].shape)
@@ -49,7 +86,7 @@ class LazyDirection(Mapping):
 def scratch(directions: Sequence[Mapping[str, torch.Tensor]]) -> torch.Tensor | None:
     """One flat float32 CPU buffer as large as the largest tensor of the lazy ``directions`` (None
     when there is none): what :meth:`LazyDirection.read_` writes into."""
-    sizes = [math.prod(d.shape_of(k)) for d in directions if isinstance(d, LazyDirection) for k in d]
+    sizes = [d.scratch_numel(k) for d in directions if isinstance(d, LazyDirection) for k in d]
     return scratch_buffer(max(sizes)) if sizes else None
 
 
@@ -198,7 +235,8 @@ class Mover:
             if self._scratch is None:
                 self._scratch = scratch(self._source[1])
             for name, t in zip(self.names, targets, strict=True):
-                t.add_(d.read_(name, self._scratch).to(t.device, t.dtype), alpha=float(a))
+                for rows, block in d.blocks(name, self._scratch):
+                    t[rows].add_(block.to(t.device, t.dtype), alpha=float(a))
 
     def restore_(self) -> None:
         """Put the model back at the origin."""

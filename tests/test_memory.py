@@ -84,7 +84,7 @@ def test_surface_regenerated_equals_the_held_path():
 def test_peak_memory_of_a_surface_is_within_1_3x_the_model():
     out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_memory.py"), "--sizes", "20M",
                           "--modes", "new"], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"})
+                         env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1", "BENCH_DOCS": "0"})
     ratio = float(out.stdout.split("ratio ")[1].split(",")[0])
     assert ratio <= 1.3, out.stdout
 
@@ -107,3 +107,84 @@ def test_directions_streamed_from_their_file_equal_the_loaded_ones(tmp_path):
     b.move_((0.5, -0.25))
     assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values(),
                                                   strict=True))
+
+
+@pytest.mark.parametrize("rows,cols,block", [(1000, 768, 100 * 768), (50257, 64, 997 * 64), (1001, 7, 112),
+                                             (37, 3, 16), (40, 48, 100)])
+def test_row_blocks_draw_what_one_draw_of_the_whole_tensor_does(rows, cols, block):
+    """Gaussian draws block after block from one generator equal one draw of the whole tensor
+    (torch's CPU sampler) when every block but the last holds a multiple of 16 values: the rule
+    row_blocks keeps, checked here against the whole draw itself."""
+    from landscape.params import row_blocks
+
+    plan = row_blocks((rows, cols), block)
+    assert plan is not None and plan[0][0] == 0 and plan[-1][1] == rows
+    assert all(a[1] == b[0] for a, b in zip(plan, plan[1:], strict=False))
+    assert all((stop - start) * cols % 16 == 0 for start, stop in plan[:-1])
+    assert (plan[-1][1] - plan[-1][0]) * cols >= 16
+    whole = torch.randn(rows, cols, generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    parts = torch.cat([torch.randn(stop - start, cols, generator=g) for start, stop in plan])
+    assert torch.equal(whole, parts)
+
+
+@pytest.mark.parametrize("norm", ["filter", "layer", "weight", "dfilter", "dlayer", "none"])
+@pytest.mark.parametrize("semantics", ["landscape", "original"])
+def test_large_tensors_made_in_row_blocks_equal_the_held_directions(monkeypatch, tmp_path, norm, semantics):
+    """With the block size forced small, every 2-D+ tensor of the network is made block by block
+    (drawn, read from its file, or subtracted): the same directions, moves, checksums and file."""
+    import landscape.h5 as h5
+    import landscape.params as params
+    from landscape.directions import load_directions, save_directions
+
+    monkeypatch.setattr(params, "BLOCK", 64)
+    origin = snapshot(cnn(), "states")
+    blocked = [k for k, v in origin.items() if params.row_blocks(tuple(v.shape)) is not None]
+    assert len(blocked) >= 2, blocked  # really made in blocks
+    held = random_directions(origin, 2, norm, "biasbn", seed=5, semantics=semantics)
+    lazy = random_directions(origin, 2, norm, "biasbn", seed=5, semantics=semantics, lazy=True)
+    exact = norm not in ("layer", "dlayer", "weight")  # a whole-tensor norm summed over the blocks
+    for h, z in zip(held, lazy, strict=True):
+        for k in h:
+            blocks = torch.cat([b.reshape(-1).clone() for _, b in z.blocks(k, params.scratch([z]))])
+            for got in (z[k].reshape(-1), blocks):
+                if exact:
+                    assert torch.equal(h[k].reshape(-1), got), k
+                else:
+                    torch.testing.assert_close(got, h[k].reshape(-1), rtol=1e-6, atol=1e-7)
+    if exact:
+        assert directions_checksum(held) == directions_checksum(lazy)
+    model_a, model_b = cnn(), cnn()
+    Mover(model_a, origin, held, "states").move_((0.5, -0.25))
+    Mover(model_b, origin, lazy, "states").move_((0.5, -0.25))
+    for x, y in zip(model_a.state_dict().values(), model_b.state_dict().values(), strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-6, atol=1e-6)
+    monkeypatch.setattr(h5, "IN_MEMORY", 0)  # the file written by HDF5 itself, block by block
+    save_directions(tmp_path / "lazy.h5", lazy)
+    save_directions(tmp_path / "held.h5", held)
+    streamed, _ = load_directions(tmp_path / "lazy.h5", stream=True)
+    loaded, _ = load_directions(tmp_path / "held.h5")
+    for z, s, h in zip(lazy, streamed, loaded, strict=True):
+        for k in z:
+            assert torch.equal(z[k], s[k]), k
+            assert torch.equal(torch.cat([b.reshape(-1).clone() for _, b in s.blocks(k, params.scratch([s]))]),
+                               z[k].reshape(-1)), k
+            if exact:
+                assert torch.equal(h[k], s[k]), k
+    a, b = snapshot(cnn()), {k: v + 0.5 * torch.randn_like(v) for k, v in snapshot(cnn()).items()}
+    diff = interpolation_direction(a, b, lazy=True)
+    for k, v in interpolation_direction(a, b).items():
+        assert torch.equal(torch.cat([x.reshape(-1).clone() for _, x in diff.blocks(k, params.scratch([diff]))]),
+                           v.reshape(-1)), k
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc to measure peak RSS")
+def test_peak_memory_within_1_3x_when_one_tensor_is_two_thirds_of_the_model():
+    """A language model's embedding can be a third of it or more: its direction is made in row
+    blocks, so the bound holds whatever the largest tensor's share."""
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_memory.py"), "--sizes", "20M",
+                          "--modes", "new", "--shape", "head"], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1", "BENCH_DOCS": "0"})
+    assert "| head | 20.0M | 67% |" in out.stdout
+    ratio = float(out.stdout.split("ratio ")[1].split(",")[0])
+    assert ratio <= 1.3, out.stdout
