@@ -3,6 +3,7 @@ fixed cost of a run expressed in points.
 
     python benchmarks/bench_startup.py                      # resnet20, synthetic 3x32x32, 1,000 images
     python benchmarks/bench_startup.py --arch digits_cnn --dataset digits --samples 1000
+    python benchmarks/bench_startup.py --baseline /path/to/older/checkout   # its cold start beside ours
 
 Each variant is a fresh ``landscape-surf`` process (``python -m landscape.cli.surf``) computing a 1D
 surface of ``--small`` and of ``--large`` points around the same random checkpoint, timed as a
@@ -23,6 +24,7 @@ another session's machine and are not comparable with numbers from this script.
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import platform
 import statistics
@@ -33,6 +35,10 @@ import time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
+NOTE = ("Fixed cost = whole-process time of the small run minus its points at the slope's time per point. "
+        "The original loss-landscape tool cannot be run on this machine (no network to fetch it and its "
+        "dependencies), so it has no row here.")
+
 CHECKPOINT = """
 import sys, torch
 from landscape.models import build_model
@@ -42,8 +48,9 @@ torch.save(build_model(sys.argv[1], num_classes=10, in_channels=in_ch).state_dic
 """
 
 
-def run(args: argparse.Namespace, ckpt: str, points: int, cache: str, out: str, batch: int | None) -> float:
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+def run(args: argparse.Namespace, ckpt: str, points: int, cache: str, out: str, batch: int | None,
+        root: str = ROOT) -> float:
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "LANDSCAPE_CACHE": cache, "OMP_NUM_THREADS": str(args.threads)}
     cmd = [sys.executable, "-m", "landscape.cli.surf", "--model", ckpt, "--arch", args.arch, "--dataset",
            args.dataset, "--samples", str(args.samples), f"--x=-1:1:{points}", "--out", out, "--overwrite",
@@ -52,8 +59,11 @@ def run(args: argparse.Namespace, ckpt: str, points: int, cache: str, out: str, 
         cmd += ["--synthetic-size", str(max(args.samples, 2048))]
     if batch:
         cmd += ["--batch-size", str(batch)]
+    for stale in glob.glob(os.path.splitext(out)[0] + ".*"):  # a file there would lend its recorded batch size
+        os.remove(stale)
     t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+    # from the scratch folder: `python -m` puts the working folder first on sys.path, ahead of PYTHONPATH
+    subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, cwd=os.path.dirname(out))
     return time.perf_counter() - t0
 
 
@@ -67,20 +77,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--large", type=int, default=8, help="points of the large run (default 8)")
     p.add_argument("--rounds", type=int, default=2, help="runs per variant (median)")
     p.add_argument("--batch-size", type=int, default=128, help="the batch size of the no-probe variant")
+    p.add_argument("--baseline", metavar="CHECKOUT", default=None,
+                   help="also time the cold start of another checkout of landscape (e.g. one before the probe "
+                   "was cut down), in the same rounds")
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = os.path.join(tmp, "model.pt")
         env = {**os.environ, "PYTHONPATH": ROOT}
         subprocess.run([sys.executable, "-c", CHECKPOINT, a.arch, a.dataset, ckpt], env=env, check=True)
         out = os.path.join(tmp, "s.h5")
-        times: dict[str, dict[int, list[float]]] = {v: {a.small: [], a.large: []}
-                                                    for v in ("cold cache", "warm cache", "--batch-size")}
+        variants = ["cold cache", "warm cache", "--batch-size"] + (["baseline, cold"] if a.baseline else [])
+        times: dict[str, dict[int, list[float]]] = {v: {a.small: [], a.large: []} for v in variants}
         for r in range(a.rounds):
             for n in (a.small, a.large):
                 cache = os.path.join(tmp, f"cache{r}_{n}")
                 times["cold cache"][n].append(run(a, ckpt, n, cache, out, None))
                 times["warm cache"][n].append(run(a, ckpt, n, cache, out, None))
                 times["--batch-size"][n].append(run(a, ckpt, n, cache, out, a.batch_size))
+                if a.baseline:
+                    times["baseline, cold"][n].append(run(a, ckpt, n, os.path.join(tmp, f"base{r}_{n}"), out, None,
+                                                          os.path.abspath(a.baseline)))
     print(f"# bench_startup: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.2f}; {a.arch} on {a.samples} {a.dataset} samples, {a.threads} thread(s), "
           f"{a.small} and {a.large} points, median of {a.rounds}\n")
@@ -92,8 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         per_point = max((large - small) / (a.large - a.small), 1e-9)
         fixed = small - a.small * per_point
         print(f"| {name} | {small:.1f} | {large:.1f} | {per_point:.2f} | {fixed:.1f} | {fixed / per_point:.1f} |")
+    print(f"\n{NOTE}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from _report import run_and_report  # writes this script's section of docs/benchmarks.md
+
+    sys.exit(run_and_report(main))
