@@ -129,7 +129,9 @@ def build_parser() -> Parser:
                    "choice (tensors of more than one dimension)")
     e.add_argument("--loss", choices=list(LOSSES), default=ev.loss_fn)
     e.add_argument("--batch-size", type=positive, default=ev.batch_size,
-                   help="default: the fastest of 64..512, found by a quick timing probe (rank 0)")
+                   help="default: the fastest of 64..512, found by a quick timing probe (rank 0; at most 3 "
+                   "evaluations of the data, its choice remembered per model, input shape, device and threads in "
+                   "$LANDSCAPE_CACHE, else ~/.cache/landscape)")
     e.add_argument("--bn-recompute", type=non_negative, default=ev.bn_recompute, metavar="N",
                    help="re-estimate BatchNorm running statistics from N training batches at every point "
                    "(for paths between BatchNorm networks)")
