@@ -30,7 +30,7 @@ from torch import nn
 from landscape.batches import forward, tensor_bytes
 from landscape.batchnorm import BatchNormRecompute, has_batchnorm
 from landscape.directions import directions_checksum, random_directions, save_directions
-from landscape.errors import LandscapeError
+from landscape.errors import GridTooLarge, LandscapeError
 from landscape.evaluate import Evaluation, resolve_device
 from landscape.files import OutputLock, check_output, remove_stale_temporaries
 from landscape.grid import Axis, Grid, as_grid
@@ -101,8 +101,8 @@ class Directions:
         object.__setattr__(self, "norm", _per_axis("norm", self.norm, NORMS))
         object.__setattr__(self, "ignore", _per_axis("ignore", self.ignore, IGNORES))
         _choice("semantics", self.semantics, SEMANTICS)
-        if not _is_int(self.seed) or self.seed < 0:
-            raise LandscapeError(f"`seed` must be a non-negative integer, got {self.seed!r}")
+        if not _is_int(self.seed) or not 0 <= self.seed < 2**63:
+            raise LandscapeError(f"`seed` must be a non-negative integer below 2**63, got {self.seed!r}")
         if not isinstance(self.hold, bool):
             raise LandscapeError(f"`hold` must be True or False, got {self.hold!r}")
         if self.tensors is not None:
@@ -553,7 +553,7 @@ def _open(out: str, coords: list[np.ndarray], names: list[str], inputs: dict, at
             if not repair:
                 raise
             old, kept = repair_surface(out, coords, inputs)
-            old.attrs = {**attrs, **old.attrs}  # what the file lost of its provenance: this run's
+            old.attrs.update(attrs)  # a damaged file's attributes are not trusted: the run's replace them
             old.attrs["repaired"] = f"{now()}: kept {kept} of {size} points"
         recorded = old.inputs()
         if not recorded:
@@ -684,7 +684,7 @@ def _run(run: _Run, comm, output: Output, provenance: Mapping, n_threads: int) -
         t0 = time.perf_counter()
         job(0, range(len(metrics)))
         seconds = (time.perf_counter() - t0) * grid.size / comm.size
-        raise LandscapeError(f"the grid has {grid.size:,} points (more than {max_points:,}); at "
+        raise GridTooLarge(f"the grid has {grid.size:,} points (more than {max_points:,}); at "
                              f"{seconds / grid.size * comm.size:.2g} s per point on {comm.size} rank(s) that is "
                              f"about {seconds / 3600:.3g} hours; allow it explicitly to go ahead")
     attrs = _provenance(run, metrics, comm, n_threads, provenance) if comm.rank == 0 else {}
@@ -757,11 +757,10 @@ def _compute(surf: Surface | None, comm, todo: dict, job, out, chunk_size, flush
     pending = sorted(todo)
     bar = None
     if comm.rank == 0 and progress and pending:
-        from tqdm import tqdm
+        from landscape.progress import progress_bar
 
         total = int(np.prod(surf.shape))
-        bar = tqdm(total=total, initial=total - len(pending), desc="surface", unit="pt", file=sys.stderr,
-                   dynamic_ncols=True)
+        bar = progress_bar(total=total, initial=total - len(pending), desc="surface", unit="pt")
     last_write, interval = time.monotonic(), flush_seconds
 
     def on_result(p: int, values: dict) -> None:

@@ -9,6 +9,10 @@ class OutputExists(LandscapeError):
     """An output file that exists and is not to be replaced without being told so."""
 
 
+class GridTooLarge(LandscapeError):
+    """A grid of more points than a run computes without being told so."""
+
+
 def one_line(message: object) -> str:
     """``message`` folded onto one line (HDF5 and torch messages often span several)."""
     return " ".join(str(message).split())

@@ -272,36 +272,58 @@ class Evaluator:
         return evaluate(self.forward_model, batches, self.loss_fn, self.accuracy_fn, self.forward_fn,
                         self.autocast_dtype)
 
-    def probe_batch_size(self, candidates: Sequence[int] = PROBE_BATCH_SIZES, rounds: int = 2) -> int:
-        """The candidate with the least time per sample over the first ~1,024 samples.
+    def probe_batch_size(self, candidates: Sequence[int] = PROBE_BATCH_SIZES, rounds: int = 3,
+                         budget: float = 3.0) -> int:
+        """The candidate with the least time per sample, timed on one batch of each.
 
         Candidates are timed in interleaved rounds and each keeps its best round, so a burst of
-        load from another process does not decide the choice.
+        load from another process does not decide the choice; the rounds stop within ``budget``
+        evaluations of the data (the probe costs at most a few grid points). The choice is
+        remembered in the cache folder (:func:`landscape.cache.cache_dir`) per model, input shape,
+        device, threads and precision: a later run of the same kind skips the probe.
         """
+        from landscape.cache import recall, remember
+
         tb = self.batches
         assert isinstance(tb, TensorBatches)
         sizes = sorted({min(b, self.n) for b in candidates})
         if len(sizes) == 1:
             return sizes[0]
-        span = min(self.n, max(1024, max(sizes)))
+        key = self._probe_key(sizes)
+        known = recall("batch_size", key)
+        if isinstance(known, int) and known in sizes:
+            return known
+        rounds = max(1, min(rounds, int((budget * self.n - sizes[-1]) // sum(sizes))))
         best_rate = dict.fromkeys(sizes, float("inf"))
-
-        def batches(b: int, reps: int):
-            for r in range(reps):
-                lo = (r * b) % max(1, self.n - b + 1)
-                yield tb.slice(lo, lo + b), b
-
-        for b in sizes:
-            self._pass(batches(b, 1))  # warm-up: allocator and kernels
+        self._pass([(tb.slice(0, sizes[-1]), sizes[-1])])  # warm-up: allocator and kernels
         for _ in range(rounds):
             for b in sizes:
-                reps = max(1, span // b)
                 self._sync()
                 t0 = time.perf_counter()
-                self._pass(batches(b, reps))
+                self._pass([(tb.slice(0, b), b)])
                 self._sync()
-                best_rate[b] = min(best_rate[b], (time.perf_counter() - t0) / (reps * b))
-        return min(sizes, key=best_rate.__getitem__)
+                best_rate[b] = min(best_rate[b], (time.perf_counter() - t0) / b)
+        choice = min(sizes, key=best_rate.__getitem__)
+        remember("batch_size", key, choice)
+        return choice
+
+    def _probe_key(self, sizes: Sequence[int]) -> dict:
+        """What the fastest batch size depends on: the network (its class and tensor shapes), one
+        sample's shape, the device, the threads, the precision, the machine and torch's version."""
+        import hashlib
+        import platform
+
+        shapes = [(k, tuple(v.shape), str(v.dtype)) for k, v in self.model.state_dict().items()]
+        x = inputs_of(self.batches.first(1))
+        sample = tuple(x.shape[1:]) if torch.is_tensor(x) else str(type(x))
+        return {
+            "model": f"{type(self.model).__module__}.{type(self.model).__qualname__}",
+            "tensors": hashlib.sha256(repr(shapes).encode()).hexdigest(),
+            "sample": sample, "dtype": str(getattr(x, "dtype", "")), "sizes": list(sizes),
+            "device": str(self.device), "threads": torch.get_num_threads(), "precision": self.precision,
+            "channels_last": self.channels_last, "forward": function_name(self.forward_fn),
+            "loss": self.loss_name, "host": platform.node(), "torch": torch.__version__,
+        }
 
     def _sync(self) -> None:
         if self.device.type == "cuda":

@@ -37,8 +37,14 @@ def check_folder(path: str | os.PathLike) -> str:
 
 def check_output(path: str | os.PathLike, overwrite: bool = True) -> str:
     """Refuse, before any work, an output that cannot be written: its folder missing or read-only,
-    the path a folder, or (unless ``overwrite``) a file already there (:class:`OutputExists`)."""
+    the path a folder, a name that is not UTF-8, or (unless ``overwrite``) a file already there
+    (:class:`OutputExists`)."""
     path = os.fspath(path)
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # a name of bytes that are not UTF-8: HDF5 attributes cannot record it
+        raise LandscapeError(f"output {path!r} is not a UTF-8 file name (the files record their paths); "
+                             "choose another name") from None
     check_folder(path)
     if os.path.isdir(path):
         raise LandscapeError(f"output {path!r} is a folder")
@@ -98,14 +104,40 @@ def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> s
     return write_bytes(path, text.encode(encoding))
 
 
-def _alive(pid: int) -> bool:
+def _started(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), from /proc; None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/stat", encoding="ascii") as f:
+            boot = next(float(t.split()[1]) for t in f if t.startswith("btime"))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def _alive(pid: int, since: float | None = None) -> bool:
+    """Whether process ``pid`` runs and could have written a file last modified at ``since``: a
+    killed writer not yet reaped (a zombie) is dead, and so is a pid now reused by a process that
+    started after the file was written."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    if _zombie(pid):
+        return False
+    started = _started(pid) if since is not None else None
+    return not (started is not None and started > since + 2.0)  # /proc's start time is in clock ticks
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
@@ -129,7 +161,11 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
             host, _, pid = rest[1:].rpartition(".")
         else:  # the older .tmpPID, written on this host
             host, pid = HOST, rest
-        if host != HOST or not pid.isdigit() or _alive(int(pid)):
+        try:
+            since = os.path.getmtime(os.path.join(folder, entry))
+        except OSError:
+            continue
+        if host != HOST or not pid.isdigit() or _alive(int(pid), since):
             continue
         try:
             os.remove(os.path.join(folder, entry))

@@ -8,11 +8,16 @@ array, so x varies fastest, as in the original loss-landscape tool.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from landscape.errors import LandscapeError
+
+LARGEST_COORDINATE = 1e30  # theta + a*d in float32 overflows long before float32's 3.4e38
+MAX_AXIS_POINTS = 10_000_000  # coordinates beyond this are absurd: 1e7 evaluations on one line
+MAX_GRID_POINTS = 2**31 - 1  # the arrays of a larger grid fit no memory (8 bytes a point and quantity)
 
 
 @dataclass(frozen=True)
@@ -62,8 +67,13 @@ def make_axis(value, label: str | None = None) -> Axis:
     label = label if label is not None else f"{start:g}:{stop:g}:{num}"
     if not (np.isfinite(start) and np.isfinite(stop)):
         raise LandscapeError(f"grid spec {label!r} has a non-finite bound")
+    if max(abs(start), abs(stop)) > LARGEST_COORDINATE:
+        raise LandscapeError(f"grid spec {label!r} goes beyond +-{LARGEST_COORDINATE:.3g}: the parameters "
+                             "(float32) moved that far are not numbers")
     if num < 1:
         raise LandscapeError(f"grid spec {label!r} needs at least one point")
+    if num > MAX_AXIS_POINTS:
+        raise LandscapeError(f"grid spec {label!r} has more than {MAX_AXIS_POINTS:,} points on one axis")
     if num > 1 and stop <= start:
         raise LandscapeError(f"grid spec {label!r} needs MIN < MAX")
     return Axis(start, stop, num)
@@ -102,6 +112,8 @@ class Grid:
             if self.ndim == 3:
                 raise LandscapeError("an adaptive grid is 1D or 2D")
             object.__setattr__(self, "adaptive", float(self.adaptive))
+        if self.size > MAX_GRID_POINTS:
+            raise LandscapeError(f"the grid has {self.size:,} points; at most {MAX_GRID_POINTS:,} fit in memory")
 
     @property
     def axes(self) -> tuple[Axis, ...]:
@@ -118,7 +130,7 @@ class Grid:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape))
+        return math.prod(self.shape)  # Python integers: no overflow on absurd grids
 
     def coordinates(self) -> list[np.ndarray]:
         """The coordinates of each axis, x first."""

@@ -49,9 +49,11 @@ STRUCTURE = set(AXES) | {"completed", "done", "point_checksums"} | set(ARRAYS)
 # Quantities computed from stored ones: name -> (the arrays it needs, how)
 DERIVED = {
     "eig_ratio": (("min_eig", "max_eig"), lambda mn, mx: np.abs(mn / np.where(mx == 0, np.nan, mx))),
+    "eig_ratio_signed": (("min_eig", "max_eig"), lambda mn, mx: mn / np.where(mx == 0, np.nan, mx)),
 }
 LABELS = {"loss": "loss", "acc": "accuracy (%)", "max_eig": "largest Hessian eigenvalue",
-          "min_eig": "smallest Hessian eigenvalue", "eig_ratio": "|min eig / max eig|"}
+          "min_eig": "smallest Hessian eigenvalue", "eig_ratio": "|min eig / max eig|",
+          "eig_ratio_signed": "min eig / max eig"}
 
 
 class ConfigMismatch(LandscapeError):
@@ -105,10 +107,10 @@ class Surface:
 
     @property
     def split(self) -> str:
-        """The split that ``loss``/``acc`` name: the first one evaluated."""
-        split = self.attrs.get("split")
-        if split:
-            return str(split).split(",")[0]
+        """The split that ``loss``/``acc`` name: the first one evaluated (one the surface holds)."""
+        split = str(self.attrs.get("split") or "").split(",")[0]
+        if split and any(f"{split}_{q}" in self.values for q in ("loss", "acc")):
+            return split
         first = next((n for n in self.values if n.endswith("_loss")), "train_loss")
         return first.rsplit("_", 1)[0]
 
@@ -323,6 +325,24 @@ def read_surface(path: str | os.PathLike) -> Surface:
     return surface
 
 
+def _verify_points(surface: Surface, path: str, stored: np.ndarray) -> None:
+    """Every point against its own checksum and the coordinates against the recorded inputs, on
+    every read: an edited file whose file checksum was recomputed is still caught."""
+    inputs = surface.inputs()
+    recorded = inputs.get("coordinates")
+    if recorded:
+        digest = hashlib.sha256(b"".join(np.asarray(c, dtype="<f8").tobytes() for c in surface.coords))
+        if digest.hexdigest() != recorded:
+            raise DamagedFile(path, "its coordinates are not those its inputs record")
+    expected = point_checksums(surface.coords, surface.values, surface.done, inputs)
+    stored = np.asarray(stored)
+    if stored.shape != expected.shape or stored.dtype.kind not in "ui":
+        raise DamagedFile(path, "its point checksums do not fit the grid")
+    bad = int((stored.astype(np.uint64) != expected).sum())
+    if bad:
+        raise DamagedFile(path, f"{bad} point(s) do not match their checksums")
+
+
 def _read(f: h5py.File, path: str, version: int) -> Surface:
     ours = version > 0
     if "xcoordinates" not in f:
@@ -343,6 +363,9 @@ def _read(f: h5py.File, path: str, version: int) -> Surface:
     if version >= 2:
         names = [n for n in f if n not in STRUCTURE and isinstance(f[n], h5py.Dataset)]
         values = {n: _float_array(f, n, shape, path, True) for n in names}
+        not_float = [n for n in names if f[n].dtype.kind != "f"]
+        if not_float:
+            raise DamagedFile(path, f"{not_float[0]} is not a float array")
         for n, v in values.items():
             if v.shape != shape:
                 raise DamagedFile(path, f"{n} has shape {v.shape}, the grid {shape}")
@@ -390,7 +413,10 @@ def _read(f: h5py.File, path: str, version: int) -> Surface:
                 done[n] = np.isfinite(values[n]) & ~unset
                 values[n] = np.where(done[n], values[n], np.nan)
     arrays = {k: f[k][()] for k in ARRAYS if k in f}
-    return Surface(coords, values, done, attrs, arrays)
+    surface = Surface(coords, values, done, attrs, arrays)
+    if version >= 2:
+        _verify_points(surface, path, f["point_checksums"][()])
+    return surface
 
 
 def repair_surface(path: str | os.PathLike, coords: Sequence[np.ndarray], inputs: Mapping) -> tuple[Surface, int]:

@@ -187,11 +187,17 @@ def pca_directions(
             f"no tensor of the model is moved with dir_type={dir_type!r} and ignore={ignore!r}"
         )
     shapes = {k: tuple(v.shape) for k, v in live.items()}
-    origin = torch.cat([live[k].detach().cpu().float().reshape(-1) for k in active])
+
+    def flat(tensors: dict[str, torch.Tensor], path: str) -> torch.Tensor:
+        v = torch.cat([tensors[k].detach().cpu().float().reshape(-1) for k in active])
+        if not torch.isfinite(v).all():
+            raise LandscapeError(f"checkpoint {path!r} holds NaN or infinite weights: it has no place on the path")
+        return v
+
+    origin = flat(live, final.path)
 
     def row(i: int) -> torch.Tensor:
-        live = state(checkpoints[i])
-        return torch.cat([live[k].detach().cpu().float().reshape(-1) for k in active]) - origin
+        return flat(state(checkpoints[i]), checkpoints[i]) - origin
 
     n = len(checkpoints)
     block = max(1, min(n, cache_bytes // (4 * origin.numel())))
@@ -214,5 +220,80 @@ def pca_directions(
     )
 
 
+def project_onto(
+    checkpoints: Sequence[str],
+    final: str | Checkpoint,
+    model: nn.Module,
+    directions: Sequence[Direction],
+    dir_type: str = "weights",
+    ignore: str = "biasbn",
+    unsafe_pickle: bool = False,
+) -> Trajectory:
+    """The path through ``checkpoints`` in the plane of two given ``directions`` around ``final``
+    (the original tool's ``plot_trajectory.py --dir_file``), instead of PCA's: each checkpoint at
+    the least-squares coordinates ``argmin_(a, b) ||v_i - a d_1 - b d_2||`` over the tensors that
+    ``ignore`` keeps, so a surface computed on the same directions has the path in its own axes.
+    ``explained_variance_ratio``: the share of the (centered) path's variance along each
+    direction."""
+    checkpoints = list(checkpoints)
+    if len(checkpoints) < 2:
+        raise LandscapeError(f"{len(checkpoints)} checkpoint(s) given; a path needs at least 2")
+    if len(directions) < 2:
+        raise LandscapeError(f"{len(directions)} direction(s) given; a path in a plane needs 2")
+
+    def state(path: str, tensors: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        load_into_(model, load_state_dict(path, unsafe_pickle) if tensors is None else tensors,
+                   source=f"checkpoint {path!r}")
+        return live_tensors(model, dir_type)
+
+    final = final if isinstance(final, Checkpoint) else read_checkpoint(final, unsafe_pickle)
+    live = state(final.path, final.state_dict)
+    names = list(live)
+    for k, d in enumerate(directions[:2]):
+        if list(d) != names or any(tuple(d[n].shape) != tuple(live[n].shape) for n in names):
+            raise LandscapeError(f"direction {k + 1} does not fit the model's tensors (dir_type {dir_type!r}): "
+                                 "another architecture, or made with another dir_type")
+    active = _active(live, ignore)
+    if not active:
+        raise LandscapeError(f"no tensor of the model is moved with dir_type={dir_type!r} and ignore={ignore!r}")
+
+    def flat(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([tensors[k].detach().cpu().double().reshape(-1) for k in active])
+
+    d = torch.stack([flat(directions[0]), flat(directions[1])])  # (2, P)
+    if not torch.isfinite(d).all():
+        raise LandscapeError("the directions hold NaN or infinite values")
+    dd = (d @ d.T).numpy()
+    if abs(np.linalg.det(dd)) <= 1e-12 * dd[0, 0] * dd[1, 1]:
+        raise LandscapeError("the two directions are parallel (or one is zero) over the tensors moved: no plane")
+    origin = flat(live)
+    b, sq, total = np.zeros((2, len(checkpoints))), np.zeros(len(checkpoints)), torch.zeros_like(origin)
+    for i, path in enumerate(checkpoints):
+        v = flat(state(path)) - origin
+        if not torch.isfinite(v).all():
+            raise LandscapeError(f"checkpoint {path!r} holds NaN or infinite weights")
+        b[:, i], sq[i] = (d @ v).numpy(), float(v @ v)
+        total += v
+    coords = np.linalg.solve(dd, b)
+    residual = np.sqrt(np.clip(sq - np.einsum("ki,ki->i", coords, b), 0, None))
+    n = len(checkpoints)
+    mean = (total / n).numpy()
+    unit = d.numpy() / np.sqrt(np.diag(dd))[:, None]
+    along = b / np.sqrt(np.diag(dd))[:, None] - (unit @ mean)[:, None]  # centered projections
+    spread = float(sq.sum() - n * mean @ mean)
+    variance = (along**2).sum(axis=1) / max(n - 1, 1)
+    ratio = (along**2).sum(axis=1) / spread if spread > 0 else np.full(2, np.nan)
+    return Trajectory(
+        directions=[{k: v.detach().cpu().float().clone() for k, v in dk.items()} for dk in directions[:2]],
+        xcoord=coords[0], ycoord=coords[1], explained_variance_ratio=ratio, residual=residual,
+        checkpoints=[os.path.abspath(p) for p in checkpoints],
+        epochs=np.array([epoch_of(p) for p in checkpoints]), explained_variance=variance,
+        attrs={
+            "method": "directions", "model": os.path.abspath(final.path), "model_sha256": final.sha256,
+            "dir_type": dir_type, "ignore": ignore, **environment(),
+        },
+    )
+
+
 __all__ = ["Trajectory", "epoch_of", "expand_checkpoints", "path_extent", "pc_labels", "pca_directions",
-           "read_trajectory", "write_trajectory"]
+           "project_onto", "read_trajectory", "write_trajectory"]

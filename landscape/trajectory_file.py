@@ -37,7 +37,12 @@ class Trajectory:
 
 
 def pc_labels(traj: Trajectory) -> tuple[str, str]:
-    """Axis labels with the explained variance ratios, e.g. ``("1st PC: 83.5 %", ...)``."""
+    """Axis labels with the explained variance ratios, e.g. ``("1st PC: 83.5 %", ...)``; for a path
+    projected onto given directions, ``("direction 1: 60.2 % of the path's variance", ...)``."""
+    if traj.attrs.get("method") == "directions":
+        r = np.asarray(traj.explained_variance_ratio, dtype=float)
+        return tuple(f"direction {k + 1}: {100 * v:.1f} % of the path's variance" if np.isfinite(v)
+                     else f"direction {k + 1}" for k, v in enumerate(r[:2]))
     names = ("1st PC", "2nd PC")
     r = np.asarray(traj.explained_variance_ratio, dtype=float)
     return tuple(f"{n}: {100 * v:.1f} %" if np.isfinite(v) else n
@@ -86,6 +91,16 @@ def _text(v) -> str:
 ORIGINAL_PROJECTION = re.compile(r"^(?P<dirs>.+)_proj_(cos|lstsq)\.h5$")
 
 
+def _variance_in(dirs: str) -> np.ndarray | None:
+    """The explained variance ratios in a PCA directions file, or None when it holds none."""
+    with h5py.File(dirs, "r") as f:
+        for key in ("explained_variance_ratio_", "explained_variance_ratio"):
+            if key in f:
+                r = np.asarray(f[key][()], dtype=float).ravel()
+                return r[:2] if r.size >= 2 else None
+    return None
+
+
 def _original_variance(path: str) -> np.ndarray:
     """The explained variance ratios in the original tool's PCA directions file beside a
     projection file, or NaN when it is not there."""
@@ -93,21 +108,34 @@ def _original_variance(path: str) -> np.ndarray:
     if not m or not os.path.isfile(m.group("dirs")) or probe(m.group("dirs")).status != "ok":
         return np.full(2, np.nan)
     try:
-        with h5py.File(m.group("dirs"), "r") as f:
-            for key in ("explained_variance_ratio_", "explained_variance_ratio"):
-                if key in f:
-                    r = np.asarray(f[key][()], dtype=float).ravel()
-                    return r[:2] if r.size >= 2 else np.full(2, np.nan)
+        r = _variance_in(m.group("dirs"))
     except (OSError, ValueError):
-        pass
-    return np.full(2, np.nan)
+        r = None
+    return np.full(2, np.nan) if r is None else r
 
 
-def read_trajectory(path: str | os.PathLike, directions: bool = True) -> Trajectory:
+def _named_variance(dirs: str) -> np.ndarray:
+    """The explained variance ratios of a directions file named explicitly: refused when absent."""
+    dirs = os.fspath(dirs)
+    if not os.path.isfile(dirs):
+        raise LandscapeError(f"the directions file {dirs!r} does not exist")
+    try:
+        r = _variance_in(dirs)
+    except (OSError, ValueError) as exc:
+        raise LandscapeError(f"{dirs!r} is not a readable HDF5 directions file ({exc})") from None
+    if r is None:
+        raise LandscapeError(f"{dirs!r} holds no explained_variance_ratio_ (not a PCA directions file)")
+    return r
+
+
+def read_trajectory(path: str | os.PathLike, directions: bool = True,
+                    directions_file: str | os.PathLike | None = None) -> Trajectory:
     """Read a path file: ours (verified against its checksum), or the original tool's projection
-    file (``*_proj_cos.h5``, with the explained variance from its directions file beside it).
+    file (``*_proj_cos.h5``, with the explained variance from its directions file beside it, or
+    from ``directions_file`` when named: the original's ``plot_2D.py --dir_file``).
     ``directions=False`` skips loading the direction tensors (plotting needs only the path)."""
     path = os.fspath(path)
+    named = _named_variance(directions_file) if directions_file else None
 
     def is_ours(f) -> bool:
         return "content_sha256" in f.attrs or "landscape_version" in f.attrs
@@ -130,6 +158,8 @@ def read_trajectory(path: str | os.PathLike, directions: bool = True) -> Traject
         raise LandscapeError(f"{path!r}: {problem}")
     n = len(x)
     ratio = arr.get("explained_variance_ratio")
+    if named is not None:
+        ratio = named
     ratio = np.asarray(ratio, dtype=float) if ratio is not None else _original_variance(path)
     dirs: list = []
     if directions and has_dirs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -20,19 +21,29 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse's default prints the usage block, then exits
         raise LandscapeError(f"{message} (see {self.prog} --help)")
 
+    def parse_known_args(self, args=None, namespace=None):
+        """Values that start with '-' and a digit (``--xlim -0.5:1.5``, ``--vmin -1e-3``) are values,
+        not options: every option that takes one value accepts them as ``--xlim=-0.5:1.5``."""
+        args = list(sys.argv[1:] if args is None else args)
+        single = [s for a in self._actions if a.option_strings and a.nargs is None for s in a.option_strings]
+        return super().parse_known_args(join_negative_values(args, single), namespace)
+
+
+LARGEST = 2**63 - 1  # integers beyond int64 (seeds, counts) fit neither torch nor HDF5
+
 
 def positive(text: str) -> int:
-    """An argparse type: an integer >= 1."""
+    """An argparse type: an integer from 1 to 2**63 - 1."""
     value = int(text)
-    if value < 1:
+    if not 1 <= value <= LARGEST:
         raise ValueError(text)
     return value
 
 
 def non_negative(text: str) -> int:
-    """An argparse type: an integer >= 0."""
+    """An argparse type: an integer from 0 to 2**63 - 1 (a seed)."""
     value = int(text)
-    if value < 0:
+    if not 0 <= value <= LARGEST:
         raise ValueError(text)
     return value
 
@@ -45,9 +56,18 @@ def positive_float(text: str) -> float:
     return value
 
 
-positive.__name__ = "positive integer"  # argparse names the type in its message
-non_negative.__name__ = "non-negative integer"
+def finite_float(text: str) -> float:
+    """An argparse type: a finite number (no nan, no inf)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+positive.__name__ = "positive integer (at most 2**63 - 1)"  # argparse names the type in its message
+non_negative.__name__ = "non-negative integer (at most 2**63 - 1)"
 positive_float.__name__ = "positive number"
+finite_float.__name__ = "finite number"
 
 
 def shape(text: str) -> tuple[int, ...]:
@@ -96,16 +116,24 @@ def add_data_options(p: argparse.ArgumentParser, split: str = "train", several: 
     return g
 
 
+_NEGATIVE = re.compile(r"-(\d|\.\d|inf|nan)", re.IGNORECASE)
+
+
 def join_negative_values(argv: Sequence[str], options: Sequence[str] = GRID_OPTIONS) -> list[str]:
-    """Turn ``--x -1:1:51`` into ``--x=-1:1:51`` so argparse does not read ``-1:1:51`` as an option."""
+    """Turn ``--x -1:1:51`` into ``--x=-1:1:51`` so argparse does not read ``-1:1:51`` as an option
+    (for each of ``options`` followed by a value that starts with '-' and a number)."""
     out: list[str] = []
-    it = iter(argv)
-    for token in it:
-        if token in options:
-            value = next(it, None)
-            out.append(token if value is None else f"{token}={value}")
-        else:
-            out.append(token)
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            return out + list(argv[i:])
+        if token in options and i + 1 < len(argv) and _NEGATIVE.match(argv[i + 1]):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
     return out
 
 
@@ -139,6 +167,11 @@ def run_cli(prog: str, body: Callable[[], int], hints: Mapping[str, str] | None 
         if launcher_rank() == 0:
             hint = {**HINTS, **(hints or {})}.get(type(exc).__name__)
             say(f"{prog}: error: {as_flags(one_line(exc))}" + (f"; {hint}" if hint else ""))
+        return 2
+    except MemoryError:
+        if launcher_rank() == 0:
+            say(f"{prog}: error: out of memory: the grid, the data or the figure asked for is too large for "
+                "this machine")
         return 2
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0

@@ -10,7 +10,7 @@ import math
 import sys
 from collections.abc import Sequence
 
-from landscape.cli._common import Parser, positive, run_cli
+from landscape.cli._common import Parser, non_negative, positive, run_cli
 
 PROG = "landscape-markov"
 
@@ -36,7 +36,7 @@ def build_parser() -> Parser:
     p.add_argument("--noise", type=float, default=Toy.noise, help=f"gradient noise std (default {Toy.noise:g})")
     p.add_argument("--steps", type=positive, default=20_000, help="BC steps per chain (default 20000)")
     p.add_argument("--chains", type=positive, default=2000, help="BC chains (default 2000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative, default=0)
     p.add_argument("--threads", type=positive, default=None,
                    help="torch threads (default: OMP_NUM_THREADS, else the idle cores)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")

@@ -6,9 +6,11 @@
     landscape-plot surface.h5 --quantity eig_ratio   # any stored quantity, or |min_eig/max_eig|
     landscape-plot surface.h5 --html           # interactive plotly page, one offline file
     landscape-plot surface.h5 --vtk            # .vts (2D) or .vti (volume) for ParaView
+    landscape-plot surface.h5 --vtk --interp 200   # ... interpolated onto 200 x 200 points
     landscape-plot a.h5 b.h5 c.h5 --compare    # side by side on one colour scale
     landscape-plot surf.h5 --trajectory pca.h5 # the optimization path over the contours
     landscape-plot plane.h5 --path curve.pt    # a mode-connecting curve on its plane (landscape-connect)
+    landscape-plot surf.h5 --trajectory D.h5_proj_cos.h5 --dir-file D.h5   # the original's files
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from landscape.cli._common import Parser, positive, run_cli
+from landscape.cli._common import Parser, finite_float, positive, run_cli
 
 PROG = "landscape-plot"
 KINDS = ("contour", "contourf", "heatmap", "3d")
@@ -53,16 +55,17 @@ def build_parser() -> Parser:
     p.add_argument("surfaces", nargs="+", metavar="SURFACE.h5")
     p.add_argument("--quantity", default="loss",
                    help="what to draw: loss (default), acc, train_loss, test_acc, a metric's name, max_eig, "
-                   "min_eig, or eig_ratio (|min_eig/max_eig|, the convexity map)")
+                   "min_eig, eig_ratio (|min_eig/max_eig|, the convexity map) or eig_ratio_signed (min_eig/max_eig: "
+                   "negative where the surface is not convex)")
     p.add_argument("--kinds", type=_csv(KINDS), default=list(KINDS),
                    help="2D figures to draw (default all: contour,contourf,heatmap,3d)")
     p.add_argument("--formats", type=_csv(FORMATS), default=["png", "pdf"],
                    help="file formats (default png,pdf)")
-    p.add_argument("--levels", type=positive, default=30, help="contour levels (default 30)")
-    p.add_argument("--level-step", type=float, default=None, metavar="STEP",
+    p.add_argument("--levels", type=positive, default=30, help="contour levels, 2 to 1000 (default 30)")
+    p.add_argument("--level-step", type=finite_float, default=None, metavar="STEP",
                    help="contour levels every STEP from --vmin (the original tool's --vlevel) instead of --levels")
-    p.add_argument("--vmin", type=float, default=None, help="lower end of the colour/level (1D: y) range")
-    p.add_argument("--vmax", type=float, default=None,
+    p.add_argument("--vmin", type=finite_float, default=None, help="lower end of the colour/level (1D: y) range")
+    p.add_argument("--vmax", type=finite_float, default=None,
                    help="upper end of the colour/level (1D: y) range; values above are clipped in 3D")
     p.add_argument("--xlim", type=_range, default=None, metavar="MIN:MAX", help="x range of 1D figures")
     sc = p.add_mutually_exclusive_group()
@@ -72,7 +75,7 @@ def build_parser() -> Parser:
                     help="linear levels (default: log-spaced for a loss spanning over two decades, which "
                     "resolves the basin; linear otherwise)")
     p.set_defaults(scale="auto")
-    p.add_argument("--dpi", type=positive, default=150, help="resolution of PNG files (default 150)")
+    p.add_argument("--dpi", type=positive, default=150, help="resolution of PNG files, 10 to 1200 (default 150)")
     p.add_argument("--mark-evaluated", action="store_true",
                    help="dots where an adaptive surface (landscape-surf --adaptive) evaluated the network")
     p.add_argument("--out", default=None, metavar="PREFIX",
@@ -85,6 +88,9 @@ def build_parser() -> Parser:
     v.add_argument("--vtk", action="store_true",
                    help="PREFIX.vts for ParaView (height clipped at --vmax, ln(z+0.1) with --log); "
                    "a volume: PREFIX.vti image data")
+    v.add_argument("--interp", type=positive, default=None, metavar="N",
+                   help="with --vtk: interpolate the surface onto N x N points first (cubic; the original "
+                   "h52vtp.py --interp)")
     v.add_argument("--compare", action="store_true",
                    help="all surfaces in one figure, one colour scale: PREFIX_{kind}.{format}")
     v.add_argument("--titles", default=None, metavar="A|B|...",
@@ -95,6 +101,9 @@ def build_parser() -> Parser:
                    help="draw an optimization path over the contours: a landscape-traj file, or the "
                    "original tool's projection file (*_proj_cos.h5) (PREFIX_trajectory.{format}; "
                    "also on the --html page)")
+    v.add_argument("--dir-file", default=None, metavar="DIRS.h5",
+                   help="with --trajectory: the PCA directions file of an original tool's projection file, "
+                   "named explicitly (its explained variance labels the axes; the original plot_2D.py --dir_file)")
     v.add_argument("--path", metavar="CURVE.pt",
                    help="draw a mode-connecting curve (landscape-connect) and the points a, b and its bend on the "
                    "plane that landscape-surf --curve computed for it (PREFIX_plane.{format})")
@@ -115,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             vmax=ns.vmax, scale=ns.scale, step=ns.level_step, xlim=ns.xlim, dpi=ns.dpi, quantity=ns.quantity,
             html=ns.html, vtk=ns.vtk, compare=ns.compare, twin=ns.twin, trajectory=ns.trajectory,
             static=True if ns.static else None, titles=ns.titles.split("|") if ns.titles else None, curve=ns.path,
-            mark_evaluated=ns.mark_evaluated)
+            mark_evaluated=ns.mark_evaluated, interp=ns.interp, dir_file=ns.dir_file)
         for source, paths in done:
             print(f"{PROG}: {source}: {', '.join(paths)}")
         return 0

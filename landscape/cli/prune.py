@@ -11,8 +11,9 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from landscape.cli._common import Parser, add_data_options, positive, run_cli, shape
 from landscape.errors import LandscapeError
@@ -115,6 +116,24 @@ def _fmt(flops: int, params: int) -> str:
     return f"{flops:,} FLOPs ({_short(flops)}), {params:,} params ({_short(params)})"
 
 
+def retrain_command(ns: argparse.Namespace, argv: Sequence[str], ckpt: Mapping) -> str:
+    """The ``landscape-train`` command that retrains the pruned checkpoint, complete enough to run
+    as printed: the dataset given here, else the one the original checkpoint records."""
+    import os
+    import shlex
+
+    given = any(a == "--dataset" or a.startswith("--dataset=") for a in argv)
+    dataset = ns.dataset if given or not ckpt.get("dataset") else ckpt["dataset"]
+    out = os.path.splitext(ns.out)[0] + "_retrained"
+    words = ["landscape-train", "--init-from", ns.out, "--arch", ns.arch, "--dataset", dataset]
+    if ns.data_root:
+        words += ["--data-root", ns.data_root]
+    if ns.raw_data:
+        words.append("--raw-data")
+    words += ["--lr", "0.001", "--epochs", "40", "--out", out]
+    return shlex.join(words)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``landscape-prune``; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -181,10 +200,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if launcher_rank() == 0:
                 import numpy as np
 
-                i, j = np.unravel_index(int(np.nanargmin(result.accuracy)), result.accuracy.shape)
+                lowest = "no finite accuracy"
+                if np.isfinite(result.accuracy).any():
+                    i, j = np.unravel_index(int(np.nanargmin(result.accuracy)), result.accuracy.shape)
+                    lowest = (f"lowest: {result.accuracy[i, j]:.2f}% with {result.layers[i]} pruned by "
+                              f"{result.ratios[j]:g}")
                 print(f"{PROG}: wrote {ns.out} ({int(result.completed.sum())}/{result.completed.size} pairs; "
-                      f"unpruned accuracy {result.baseline_accuracy:.2f}%; lowest: {result.accuracy[i, j]:.2f}% with "
-                      f"{result.layers[i]} pruned by {result.ratios[j]:g})")
+                      f"unpruned accuracy {result.baseline_accuracy:.2f}%; {lowest})")
                 print(f"{PROG}: figures: {', '.join(figures)}")
             return 0
         if ns.plan:
@@ -196,8 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{_fmt(info['flops'], info['params'])}; "
                   f"{prune.reduction(info['flops_original'], info['flops']):.2f}% fewer FLOPs, "
                   f"{prune.reduction(info['params_original'], info['params']):.2f}% fewer params")
-            print(f"{PROG}: retrain it: landscape-train --init-from {ns.out} --arch {ns.arch} --lr 0.001 "
-                  "--epochs 40 ...")
+            print(f"{PROG}: retrain it: {retrain_command(ns, argv, ckpt)}")
         return 0
 
     return run_cli(PROG, body, {"ConfigMismatch": "use --overwrite to replace it, or another --out",

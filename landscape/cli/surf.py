@@ -118,7 +118,9 @@ def build_parser() -> Parser:
                    "eigenvalues max_eig, min_eig: the convexity map). Default loss")
     e.add_argument("--eig-tol", type=positive_float, default=None,
                    help="relative tolerance of the eigenvalues of --metrics eig (default 1e-3 of |max_eig|; "
-                   "much looser risks taking an eigenvalue near zero for min_eig)")
+                   "much looser risks taking an eigenvalue near zero for min_eig). Each point's Lanczos run is a "
+                   "warm start from a finished neighbour, so a resumed run (or another number of ranks) may "
+                   "differ from an uninterrupted one within this tolerance; loss and accuracy are identical")
     e.add_argument("--eig-convention", choices=CONVENTIONS, default=d.eig_convention,
                    help="mean: the Hessian of the mean loss (default); batch_sum: the original tool's sum of the "
                    "batch means' Hessians (larger by the number of batches)")
@@ -127,7 +129,9 @@ def build_parser() -> Parser:
                    "choice (tensors of more than one dimension)")
     e.add_argument("--loss", choices=list(LOSSES), default=ev.loss_fn)
     e.add_argument("--batch-size", type=positive, default=ev.batch_size,
-                   help="default: the fastest of 64..512, found by a quick timing probe (rank 0)")
+                   help="default: the fastest of 64..512, found by a quick timing probe (rank 0; at most 3 "
+                   "evaluations of the data, its choice remembered per model, input shape, device and threads in "
+                   "$LANDSCAPE_CACHE, else ~/.cache/landscape)")
     e.add_argument("--bn-recompute", type=non_negative, default=ev.bn_recompute, metavar="N",
                    help="re-estimate BatchNorm running statistics from N training batches at every point "
                    "(for paths between BatchNorm networks)")
@@ -217,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 HINTS = {
     "DamagedFile": "rerun with --overwrite to start again, or with --repair to keep the points whose values verify",
     "ConfigMismatch": "use --overwrite to replace it, or --out for a new file",
+    "GridTooLarge": "pass --allow-large to compute it anyway",
 }
 
 

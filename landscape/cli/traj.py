@@ -3,6 +3,8 @@
     landscape-traj --checkpoints 'runs/r56/model_*.pt' --final runs/r56/model_300.pt \\
         --arch resnet56 --out r56_pca.h5
     landscape-surf --model runs/r56/model_300.pt --arch resnet56 --directions r56_pca.h5 ...
+    landscape-traj --checkpoints 'runs/r56/model_*.pt' --final runs/r56/model_300.pt \
+        --arch resnet56 --directions surface_directions.h5 --out r56_path.h5   # given directions, no PCA
 
 The output is a directions file (``landscape-surf --directions`` reads it) that also holds the
 projected path (``proj_xcoord``, ``proj_ycoord``) and the explained variance.
@@ -46,6 +48,9 @@ def build_parser() -> Parser:
                    help="allow checkpoints holding pickled Python objects (trusted files only)")
     p.add_argument("--cache-mb", type=positive, default=1024,
                    help="memory for checkpoint differences held at once (default 1024)")
+    p.add_argument("--directions", metavar="FILE", default=None,
+                   help="project the checkpoints onto the first two directions of this directions file "
+                   "(landscape-surf's, or the original tool's --dir_file) instead of computing PCA")
     p.add_argument("--threads", type=positive, default=None,
                    help="torch threads (default: OMP_NUM_THREADS, else the idle cores)")
     p.add_argument("--out", required=True, help="output HDF5 file")
@@ -58,21 +63,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
+        from landscape.jobs.surface import path_grid
         from landscape.jobs.trajectory import trajectory_of_run
-        from landscape.trajectory import path_extent
 
         ns = build_parser().parse_args(argv)
         traj = trajectory_of_run(ns.checkpoints, ns.final, ns.arch, ns.out, num_classes=ns.num_classes,
                                  in_channels=ns.in_channels, dir_type=ns.dir_type, ignore=ns.ignore,
                                  unsafe_pickle=ns.unsafe_pickle, cache_bytes=ns.cache_mb << 20,
-                                 overwrite=ns.overwrite, threads=ns.threads)
+                                 overwrite=ns.overwrite, directions=ns.directions, threads=ns.threads)
         r = traj.explained_variance_ratio * 100
-        print(f"{PROG}: {len(traj.checkpoints)} checkpoints; explained variance: 1st PC {r[0]:.1f} %, "
-              f"2nd PC {r[1]:.1f} % ({r.sum():.1f} % together); largest residual "
-              f"{traj.residual.max():.4g}")
-        x0, x1, y0, y1 = path_extent(traj)
-        print(f"{PROG}: wrote {ns.out}; a grid covering the path: "
-              f"--directions {ns.out} --x={x0:.3g}:{x1:.3g}:41 --y={y0:.3g}:{y1:.3g}:41")
+        if ns.directions:
+            print(f"{PROG}: {len(traj.checkpoints)} checkpoints projected onto the directions of {ns.directions}; "
+                  f"share of the path's variance along direction 1 {r[0]:.1f} %, direction 2 {r[1]:.1f} %; "
+                  f"largest residual {traj.residual.max():.4g}")
+        else:
+            print(f"{PROG}: {len(traj.checkpoints)} checkpoints; explained variance: 1st PC {r[0]:.1f} %, "
+                  f"2nd PC {r[1]:.1f} % ({r.sum():.1f} % together); largest residual "
+                  f"{traj.residual.max():.4g}")
+        grid = path_grid(ns.out)  # what landscape-surf --directions computes without --x/--y
+        print(f"{PROG}: wrote {ns.out}; landscape-surf --directions {ns.out} computes the grid covering the "
+              f"path: --x={grid.x} --y={grid.y}")
         return 0
 
     return run_cli(PROG, body)

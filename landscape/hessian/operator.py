@@ -21,12 +21,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
-import scipy.sparse.linalg as spla
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    import scipy.sparse.linalg as spla  # imported where used: 0.6 s that a surface without eig never needs
 
 from landscape.batches import Batches, TensorBatches, as_batches, default_budget, forward, leaves, to_device
 from landscape.errors import LandscapeError
@@ -114,6 +116,8 @@ class Counting:
 
 def as_linear_operator(op: SymmetricOperator) -> spla.LinearOperator:
     """``op`` as a float64 :class:`scipy.sparse.linalg.LinearOperator` (symmetric)."""
+    import scipy.sparse.linalg as spla
+
     n = op.size
     return spla.LinearOperator((n, n), matvec=lambda v: np.asarray(op.matvec(np.ravel(v)), dtype=np.float64),
                                matmat=lambda V: matmat(op, V), rmatvec=lambda v: np.asarray(

@@ -8,6 +8,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from landscape.cache import cache_dir
 from landscape.checkpoint import save_checkpoint
 from landscape.data import load_dataset
 from landscape.errors import LandscapeError
@@ -17,12 +18,6 @@ from landscape.threads import threads as using_threads
 DEMO_ARCH = "digits_cnn"
 DEMO_DATASET = "digits"
 DEMO_EPOCHS = 15
-
-
-def cache_dir() -> str:
-    """``$LANDSCAPE_CACHE``, else ``$XDG_CACHE_HOME/landscape``, else ``~/.cache/landscape``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.environ.get("LANDSCAPE_CACHE") or os.path.join(base, "landscape")
 
 
 def demo_checkpoint(seed: int = 0, verbose: bool = True, threads: int | None = None) -> str:

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 
 from landscape.errors import LandscapeError
+from landscape.plot.mpl import MAX_LEVELS
 from landscape.plot.render import KINDS, figure_prefix, render, save_figure
 from landscape.surface_file import Surface, read_surface
 from landscape.trajectory_file import read_trajectory
@@ -57,15 +58,21 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
                html: bool = False, vtk: bool = False, compare: bool = False, twin: bool = False,
                trajectory: str | None = None, static: bool | None = None,
                titles: Sequence[str] | None = None, curve: str | None = None,
-               mark_evaluated: bool = False) -> list[tuple[str, list[str]]]:
+               mark_evaluated: bool = False, interp: int | None = None,
+               dir_file: str | None = None) -> list[tuple[str, list[str]]]:
     """Every view of the surface files ``paths`` that the options ask for (what ``landscape-plot``
     does): the static figures, an HTML page, a VTK file, a comparison of all of them on one scale,
     the optimization path over the contours, a mode-connecting curve (``curve``: a landscape-connect
     curve file) on its plane. Every file is read (and verified) before anything is drawn.
-    ``mark_evaluated``: dots where an adaptive surface evaluated the network. Returns
-    ``(source, written files)`` pairs."""
-    if levels < 2:
-        raise LandscapeError(f"at least 2 contour levels are needed, got {levels}")
+    ``mark_evaluated``: dots where an adaptive surface evaluated the network. ``interp``: the VTK
+    file's grid interpolated to N x N; ``dir_file``: the PCA directions file of a projection file
+    given as ``trajectory`` (its explained variance). Returns ``(source, written files)`` pairs."""
+    if interp is not None and not vtk:
+        raise LandscapeError("`interp` is for the VTK file: give `vtk` too")
+    if dir_file and not trajectory:
+        raise LandscapeError("`dir_file` names the PCA directions of a `trajectory`: give the trajectory too")
+    if not 2 <= levels <= MAX_LEVELS:
+        raise LandscapeError(f"the number of contour levels must be 2 to {MAX_LEVELS}, got {levels}")
     if titles is not None and len(titles) != len(paths):
         raise LandscapeError(f"{len(titles)} titles for {len(paths)} surfaces")
     if out and len(paths) > 1 and not compare:
@@ -77,7 +84,7 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
             raise LandscapeError(f"{path!r} is a pruning sensitivity file, not a loss surface: landscape-prune "
                                  "--sensitivity draws its figures (layer x fraction pruned)")
         s.quantity(quantity)  # every file has the quantity, or the error lists what it has
-    traj = read_trajectory(trajectory, directions=False) if trajectory else None
+    traj = read_trajectory(trajectory, directions=False, directions_file=dir_file) if trajectory else None
     if traj is not None:
         for path, s in zip(paths, surfaces, strict=True):
             check_same_directions(s, path, trajectory)
@@ -132,7 +139,8 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
             if surface.ndim == 3:
                 written.append(write_vti(surface, f"{prefix}.vti"))
             else:
-                written.append(write_vtk(surface, f"{tagged}.vts", quantity, scale == "log", zmax=vmax))
+                written.append(write_vtk(surface, f"{tagged}.vts", quantity, scale == "log", zmax=vmax,
+                                         interp=interp))
         if written:
             done.append((path, written))
     return done

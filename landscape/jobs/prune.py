@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from landscape.checkpoint import Checkpoint, read_checkpoint
+from landscape.errors import LandscapeError
 from landscape.files import owned_output, replacing
 from landscape.jobs.network import network
 from landscape.models import build_model
@@ -55,6 +56,12 @@ def _model(arch: str, path: str | None, preset_name: str, num_classes: int | Non
         model = build_model(arch, num_classes=num_classes or (info.num_classes if info else 10),
                             in_channels=in_channels or (info.input_shape[0] if info else 3))
     return model, None
+
+
+def _dataset_of(ckpt: Checkpoint | None) -> str:
+    """The dataset a checkpoint records it was trained on, or ""."""
+    name = ckpt.meta.get("dataset") if ckpt is not None else None
+    return name if isinstance(name, str) else ""
 
 
 def _shape_of(arch: str, ckpt: Checkpoint | None, preset_name: str, in_channels: int, given) -> tuple[int, ...]:
@@ -121,7 +128,8 @@ def prune_checkpoint(path: str, arch: str, plan: str | Mapping, out: str, strate
         nc, ic = io_of(model)
         shape = _shape_of(arch, ckpt, name, ic, input_shape)
         return save_pruned(out, pruned, original=model, arch=arch, plan=resolved, input_shape=shape, num_classes=nc,
-                           in_channels=ic, strategy=strategy, preset=name, source=path, source_sha256=ckpt.sha256)
+                           in_channels=ic, strategy=strategy, preset=name, source=path, source_sha256=ckpt.sha256,
+                           dataset=_dataset_of(ckpt))
 
 
 def scan_checkpoint(path: str, arch: str, data, ratios: Sequence[float], out: str,
@@ -141,6 +149,10 @@ def scan_checkpoint(path: str, arch: str, data, ratios: Sequence[float], out: st
         in_ch = dataset.x.shape[1] if dataset.x.dim() == 4 else 1
         model, ckpt = _model(arch, path, "", num_classes or dataset.num_classes or None, in_channels or in_ch,
                              unsafe_pickle)
+        bad = next((n for n, t in model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()),
+                   None)
+        if bad is not None:
+            raise LandscapeError(f"checkpoint {path!r} holds NaN or infinite values ({bad}): nothing to prune")
         return dataset, model, ckpt.sha256
 
     _, ranks_on_node = local_rank_and_size(comm)

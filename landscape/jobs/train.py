@@ -49,8 +49,10 @@ from landscape.training.optim import default_milestones
 
 INITS = ("auto", "original", "torch")
 NOISE_FILE = "label_noise.npz"
-# Settings that must not change when a run is resumed (epochs, device, saving and display may).
+# Settings that must not change when a run is resumed (epochs, device, saving and display may):
+# everything that decides the numbers, mixed precision and the memory format included.
 RESUME_KEYS = (
+    "amp", "channels_last",
     "arch", "dataset", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size",
     "lr_decay", "milestones", "loss", "seed", "augment", "raw_data", "label_noise", "subset",
     "num_classes", "init", "synthetic_size", "init_from_sha256", "plan",

@@ -116,11 +116,21 @@ def _compare_1d(axes: list[Axes], surfaces, quantity, vmin, vmax, scale, titles,
     for ax in axes[:1] if overlay else axes[:len(surfaces)]:
         ax.set_yscale("log" if sc.log else "linear")
         ax.set_ylim(sc.vmin, sc.vmax)
+        if sc.log:
+            mpl.log_ticks_(ax.yaxis, sc.vmin, sc.vmax)
         ax.set_xlim(lo, hi)
         ax.set_xlabel("x")
         ax.set_ylabel(surfaces[0].label(quantity) + (" (solid)" if twin else ""))
-    if overlay:
-        axes[0].legend(fontsize=8, loc="best")
+    if overlay:  # below the axes: curves near 100 % accuracy or at the loss's top are never hidden
+        handles = list(lines)
+        if twin and acc_axis is not None:
+            from matplotlib.lines import Line2D
+
+            handles += [Line2D([], [], color="0.3", lw=2, label="loss (solid)"),
+                        Line2D([], [], color="0.3", lw=1.5, ls="--", label="accuracy (dashed)")]
+        longest = max(len(str(h.get_label())) for h in handles)
+        axes[0].legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13),
+                       ncol=max(1, min(len(handles), 3, 110 // max(longest, 1))), frameon=False)
     return lines
 
 

@@ -22,6 +22,7 @@ from landscape.errors import LandscapeError
 from landscape.surface_file import LABELS, Surface
 
 SCALES = ("auto", "linear", "log")
+MAX_LEVELS = 1000  # more cannot be told apart, and cost minutes and gigabytes
 AUTO_LOG_DECADES = 2.0  # a positive quantity spanning more than this many decades gets a log scale
 
 
@@ -57,6 +58,12 @@ def scale_for(z: np.ndarray, vmin: float | None = None, vmax: float | None = Non
     meaningful: no finite value, limits outside the data, non-positive limits on a log scale."""
     if scale not in SCALES:
         raise LandscapeError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    if step is None and not 2 <= int(levels) <= MAX_LEVELS:
+        raise LandscapeError(f"the number of contour levels must be 2 to {MAX_LEVELS}, got {levels}")
+    for label, v in (("lower", vmin), ("upper", vmax), ("step", step)):
+        if v is not None and not np.isfinite(v):
+            raise LandscapeError(f"the {label} limit must be a finite number, got {v}" if label != "step"
+                                 else f"the level step must be a finite number, got {v}")
     z = np.asarray(z, dtype=float)
     finite = z[np.isfinite(z)]
     if not finite.size:
@@ -97,6 +104,27 @@ def scale_for(z: np.ndarray, vmin: float | None = None, vmax: float | None = Non
     return Scale(lv, log)
 
 
+def log_ticks_(axis, lo: float, hi: float) -> None:
+    """Readable ticks on a log ``axis`` showing ``lo..hi``: decades where the range spans several,
+    else 1-2-5 or every digit, else (a range within a factor of ~2) five round linear values; short
+    labels (``0.0135``, not ``1.38485x10^-2``), no labelled minor ticks."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    lo, hi = (float(lo), float(hi)) if lo <= hi else (float(hi), float(lo))
+    ticks: list[float] = []
+    for subs in ((1.0,), (1.0, 2.0, 5.0), tuple(float(k) for k in range(1, 10))):
+        found = LogLocator(base=10, subs=subs).tick_values(lo, hi)
+        ticks = [t for t in found if lo * (1 - 1e-9) <= t <= hi * (1 + 1e-9)]
+        if len(ticks) >= 3:
+            break
+    if len(ticks) < 3:
+        ticks = [t for t in MaxNLocator(5).tick_values(lo, hi) if lo <= t <= hi and t > 0]
+    axis.set_major_locator(FixedLocator(ticks))
+    decades = all(np.isclose(np.log10(t), round(np.log10(t))) for t in ticks)
+    axis.set_major_formatter(LogFormatterSciNotation() if decades else FuncFormatter(lambda v, _: f"{v:.3g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def colorbar(fig, artist, ax, label: str, scale: Scale | None = None, match_height: bool = True, **kwargs):
     """A labelled colour bar with round ticks. With ``match_height`` it sits in its own axes beside
     ``ax``, exactly as tall as it (also for equal-aspect axes)."""
@@ -108,9 +136,9 @@ def colorbar(fig, artist, ax, label: str, scale: Scale | None = None, match_heig
         cbar = fig.colorbar(artist, ax=ax, **kwargs)
     cbar.set_label(f"{label} (log scale)" if log else label)
     if log:
-        cbar.ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        cbar.ax.yaxis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+        lo, hi = (scale.vmin, scale.vmax) if scale is not None else (artist.norm.vmin, artist.norm.vmax)
         cbar.ax.yaxis.set_minor_locator(LogLocator(base=10, subs="auto"))
+        log_ticks_(cbar.ax.yaxis, lo, hi)
     else:
         cbar.ax.yaxis.set_major_locator(MaxNLocator(7))
     return cbar
@@ -126,6 +154,93 @@ def _z(surface: Surface, quantity: str, log: bool) -> np.ma.MaskedArray:
         raise LandscapeError(f"this view needs a 2D surface; this one is {surface.ndim}D")
     z = masked(surface.quantity(quantity))
     return np.ma.masked_less_equal(z, 0) if log else z
+
+
+COARSE = 16  # grids with fewer points a side are contoured from a finer interpolation
+DRAWN_POINTS = 121  # points a side of that interpolation
+
+
+def drawn(surface: Surface, quantity: str, log: bool) -> tuple[np.ndarray, np.ndarray, np.ma.MaskedArray]:
+    """``(x, y, z)`` to contour. On a coarse grid (4 to 15 points a side) contours of the raw points
+    are polygons with corners at the grid (stars around a minimum, where log levels crowd), so
+    the surface is interpolated onto ``DRAWN_POINTS`` a side first: cubic (exact for a quadratic
+    bowl), its overshoot kept above half the minimum (positive on a log scale, and below the lowest
+    level, so no level is drawn around a clipped plateau); points that are not finite are never
+    filled in (:func:`landscape.plot.resample.interpolate`)."""
+    z = _z(surface, quantity, log)
+    x, y = surface.x, surface.y
+    if not 4 <= min(len(x), len(y)) < COARSE or z.count() < 2:
+        return x, y, z
+    from landscape.plot.resample import interpolate
+
+    xi, yi = np.linspace(x[0], x[-1], DRAWN_POINTS), np.linspace(y[0], y[-1], DRAWN_POINTS)
+    zi = interpolate(x, y, z.filled(np.nan), xi, yi)
+    lo, hi = float(z.min()), float(z.max())
+    floor = lo / 2 if lo > 0 else lo - 0.1 * (hi - lo)  # an overshoot dips below the lowest level, smoothly
+    with np.errstate(invalid="ignore"):
+        zi = np.clip(zi, floor, hi)
+    return xi, yi, masked(zi)
+
+
+def resolved_floor(surface: Surface, quantity: str) -> float:
+    """The lowest value a coarse grid resolves as a closed contour: the smallest value next to its
+    minimum. Levels between the minimum and it would circle one grid cell, so their shape would be
+    the interpolation's invention (the star-shaped polygons of raw contours); they are not drawn."""
+    z = np.asarray(surface.quantity(quantity), dtype=float)
+    if not np.isfinite(z).any():
+        return -np.inf
+    j, i = np.unravel_index(int(np.nanargmin(np.where(np.isfinite(z), z, np.nan))), z.shape)
+    near = z[max(j - 1, 0):j + 2, max(i - 1, 0):i + 2].copy()
+    near[min(j, 1), min(i, 1)] = np.nan
+    near = near[np.isfinite(near)]
+    return float(near.min()) if near.size else -np.inf
+
+
+def mark_missing(ax: Axes, surface: Surface, quantity: str = "loss"):
+    """Hatch the cells of the points whose value is not finite (not computed, or overflowed), so a
+    hole in a figure reads as one. Returns the artist, or None when every point is finite."""
+    from matplotlib.collections import PatchCollection
+    from matplotlib.patches import Rectangle
+
+    z = np.asarray(surface.quantity(quantity), dtype=float)
+    bad = ~np.isfinite(z)
+    if not bad.any():
+        return None
+    x, y = surface.x, surface.y
+
+    def edges(c: np.ndarray) -> np.ndarray:  # cell edges half-way between points, clipped to the grid
+        mid = (c[1:] + c[:-1]) / 2 if len(c) > 1 else np.array([])
+        return np.concatenate([[c[0]], mid, [c[-1]]])
+
+    ex, ey = edges(x), edges(y)
+    rows, cols = np.nonzero(bad)
+    cells = [Rectangle((ex[i], ey[j]), ex[i + 1] - ex[i], ey[j + 1] - ey[j]) for j, i in zip(rows, cols, strict=True)]
+    art = PatchCollection(cells, facecolor="0.92", edgecolor="0.45", hatch="///", linewidth=0, zorder=3,
+                          label=f"not finite ({int(bad.sum())} points)")
+    ax.add_collection(art, autolim=False)
+    return art
+
+
+def missing_handle(art):
+    """A legend entry for what :func:`mark_missing` drew (a mesh has none of its own)."""
+    from matplotlib.patches import Patch
+
+    return Patch(facecolor="white", edgecolor="0.5", hatch="///", label=art.get_label())
+
+
+def mark_models(ax: Axes, surface: Surface) -> list:
+    """On the plane through three models (``--model2`` and ``--model3``: the model at (0, 0), the
+    second at (1, 0), the third at (0, 1)), a labelled marker at each. Returns the markers."""
+    names = ("model", "model2", "model3")
+    out = []
+    for (px, py), name, marker in zip(((0, 0), (1, 0), (0, 1)), names, ("o", "s", "^"), strict=True):
+        path = str(surface.attrs.get(name) or name)
+        label = path.rsplit("/", 1)[-1]
+        (m,) = ax.plot([px], [py], marker, ms=8, mfc="white", mec="red", mew=1.5, zorder=6)
+        ax.annotate(label, (px, py), xytext=(6, 6), textcoords="offset points", fontsize=7, color="red", zorder=6,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+        out.append(m)
+    return out
 
 
 def surface_scale(surface: Surface, quantity: str, levels: int = 30, vmin: float | None = None,
@@ -187,6 +302,8 @@ def plot_1d(ax: Axes, surface: Surface, quantity: str = "loss", scale: str = "li
         ax.set_yscale("log")
     if vmin is not None or vmax is not None:
         ax.set_ylim(sc.vmin, sc.vmax)
+    if sc.log:
+        log_ticks_(ax.yaxis, *ax.get_ylim())
     if xlim is not None:
         ax.set_xlim(*xlim)
     if several:
@@ -199,10 +316,23 @@ def plot_1d(ax: Axes, surface: Surface, quantity: str = "loss", scale: str = "li
 def contour(ax: Axes, surface: Surface, quantity: str = "loss", levels: int | np.ndarray | Scale = 30,
             vmin: float | None = None, vmax: float | None = None, scale: str = "auto", step: float | None = None,
             labels: bool = True, cmap: str = "viridis"):
-    """Contour lines of a 2D surface. Returns the ``QuadContourSet``."""
+    """Contour lines of a 2D surface (a coarse grid's from an interpolation: :func:`drawn`).
+    Returns the ``QuadContourSet``."""
     sc = _scale(surface, quantity, levels, vmin, vmax, scale, step)
-    z = _z(surface, quantity, sc.log)
-    cs = ax.contour(surface.x, surface.y, z, levels=sc.levels, cmap=cmap, norm=sc.norm)
+    x, y, z = drawn(surface, quantity, sc.log)
+    lv = sc.levels
+    if z.shape != surface.shape:  # a coarse grid, interpolated: no line below what it resolves
+        floor = resolved_floor(surface, quantity)
+        below, above = lv[lv < floor], lv[lv >= floor]
+        if len(below) and len(above) >= 2:
+            z = np.ma.maximum(z, (below[-1] + above[0]) / 2)  # between two levels: neither is drawn there
+            raw = np.asarray(surface.quantity(quantity), dtype=float)
+            j, i = np.unravel_index(int(np.nanargmin(np.where(np.isfinite(raw), raw, np.nan))), raw.shape)
+            ax.plot([surface.x[i]], [surface.y[j]], "x", color="k", ms=6, zorder=4)
+            ax.annotate(f"min {raw[j, i]:.3g}", (surface.x[i], surface.y[j]), xytext=(5, -10),
+                        textcoords="offset points", fontsize=7, zorder=5,
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+    cs = ax.contour(x, y, z, levels=lv, cmap=cmap, norm=sc.norm)
     if labels and len(cs.levels):
         ax.clabel(cs, cs.levels[::5], inline=True, inline_spacing=2, fontsize=7, fmt="%.3g", colors="k")
     _axes_labels(ax, surface)
@@ -213,10 +343,11 @@ def contour(ax: Axes, surface: Surface, quantity: str = "loss", levels: int | np
 def contourf(ax: Axes, surface: Surface, quantity: str = "loss", levels: int | np.ndarray | Scale = 30,
              vmin: float | None = None, vmax: float | None = None, scale: str = "auto", step: float | None = None,
              cmap: str = "viridis"):
-    """Filled contours of a 2D surface. Returns the ``QuadContourSet``."""
+    """Filled contours of a 2D surface (a coarse grid's from an interpolation: :func:`drawn`).
+    Returns the ``QuadContourSet``."""
     sc = _scale(surface, quantity, levels, vmin, vmax, scale, step)
-    z = _z(surface, quantity, sc.log)
-    cs = ax.contourf(surface.x, surface.y, z, levels=sc.levels, cmap=cmap, norm=sc.norm, extend="both")
+    x, y, z = drawn(surface, quantity, sc.log)
+    cs = ax.contourf(x, y, z, levels=sc.levels, cmap=cmap, norm=sc.norm, extend="both")
     _axes_labels(ax, surface)
     ax.set_aspect("equal", adjustable="box")
     return cs

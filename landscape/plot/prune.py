@@ -24,8 +24,21 @@ def _colours(n: int) -> list:
     return [cmap(i % 10) for i in range(max(n, 1))]
 
 
+def _many_colours(n: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab20"]
+    return [cmap(i % 20) for i in range(max(n, 1))]
+
+
 def _styles(stages: Sequence[int]) -> list[dict]:
-    """Per curve: the colour of its stage, and a marker and line style that vary within a stage."""
+    """Per curve: its own colour and marker when the legend names every curve (up to
+    ``PER_LAYER_LEGEND``); beyond, the colour of its stage, and a marker and line style that vary
+    within a stage."""
+    if len(stages) <= PER_LAYER_LEGEND:
+        colours = _colours(len(stages)) if len(stages) <= 10 else _many_colours(len(stages))
+        return [{"color": colours[k], "marker": MARKERS[k % len(MARKERS)], "linestyle": "-"}
+                for k in range(len(stages))]
     order = sorted(set(stages))
     colours = _colours(len(order))
     seen: dict[int, int] = {}
@@ -38,15 +51,20 @@ def _styles(stages: Sequence[int]) -> list[dict]:
     return out
 
 
-def _legend(ax: Axes, lines: list, labels: Sequence[str], stages: Sequence[int]) -> None:
+def _legend(ax: Axes, lines: list, labels: Sequence[str], stages: Sequence[int], extra: Sequence = ()) -> None:
+    """Every curve by name (or, beyond ``PER_LAYER_LEGEND``, one entry per stage), then ``extra``
+    artists (the unpruned baseline)."""
     if len(lines) <= PER_LAYER_LEGEND:
-        ax.legend(lines, labels, fontsize=7, ncol=2 if len(lines) > 8 else 1)
-        return
-    firsts = {}
-    for line, label, s in zip(lines, labels, stages, strict=True):
-        firsts.setdefault(s, (line, label))
-    entries = [(firsts[s][0], f"stage {s + 1} ({sum(1 for t in stages if t == s)} layers)") for s in sorted(firsts)]
-    ax.legend([e[0] for e in entries], [e[1] for e in entries], fontsize=8)
+        entries = list(zip(lines, labels, strict=True))
+    else:
+        firsts = {}
+        for line, label, s in zip(lines, labels, stages, strict=True):
+            firsts.setdefault(s, (line, label))
+        entries = [(firsts[s][0], f"stage {s + 1} ({sum(1 for t in stages if t == s)} layers)")
+                   for s in sorted(firsts)]
+    entries += [(a, a.get_label()) for a in extra]
+    ax.legend([e[0] for e in entries], [e[1] for e in entries], fontsize=7 if len(entries) > 8 else 8,
+              ncol=2 if len(entries) > 8 else 1)
 
 
 def sensitivity_curves(ax: Axes, result, quantity: str = "accuracy", legend: bool = True) -> list:
@@ -62,12 +80,15 @@ def sensitivity_curves(ax: Axes, result, quantity: str = "accuracy", legend: boo
         (line,) = ax.plot(ratios[ok], row[ok], lw=1.2, ms=4, label=name, **style)
         lines.append(line)
     base = result.baseline_accuracy if quantity == "accuracy" else result.baseline_loss
+    baseline = []
     if np.isfinite(base):
-        lines.append(ax.axhline(base, color="0.4", lw=1, ls=":", label="unpruned"))
+        text = f"unpruned ({base:.2f} %)" if quantity == "accuracy" else f"unpruned ({base:.4g})"
+        baseline = [ax.axhline(base, color="0.2", lw=1.2, ls=":", label=text)]
+        lines += baseline
     ax.set_xlabel("filters pruned away (%)")
     ax.set_ylabel("accuracy (%)" if quantity == "accuracy" else "loss")
     if legend and result.layers:
-        _legend(ax, lines[:len(result.layers)], list(result.layers), stages)
+        _legend(ax, lines[:len(result.layers)], list(result.layers), stages, baseline)
     ax.grid(alpha=0.3)
     return lines
 

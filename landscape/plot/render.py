@@ -16,6 +16,9 @@ KINDS = ("contour", "contourf", "heatmap", "3d")
 FORMATS = ("png", "pdf", "svg")
 
 
+MAX_DPI = 1200
+
+
 def figure_prefix(prefix: str, surface: Surface, quantity: str = "loss") -> str:
     """The prefix of the figures of ``quantity``: ``prefix`` for the default loss, else
     ``prefix_QUANTITY`` (``s_eig_ratio_contour.png``, as the original tool's
@@ -27,7 +30,10 @@ def figure_prefix(prefix: str, surface: Surface, quantity: str = "loss") -> str:
 
 
 def save_figure(fig: Figure, prefix: str, name: str, formats: Sequence[str], dpi: int = 150) -> list[str]:
-    """Save ``fig`` as ``{prefix}_{name}.{fmt}`` for each format; return the paths."""
+    """Save ``fig`` as ``{prefix}_{name}.{fmt}`` for each format; return the paths. ``dpi``: 10 to
+    ``MAX_DPI`` (a larger one asks for gigabytes of pixels)."""
+    if not (isinstance(dpi, int | float) and 10 <= dpi <= MAX_DPI):
+        raise LandscapeError(f"the resolution (`dpi`) must be 10 to {MAX_DPI}, got {dpi!r}")
     paths = []
     for fmt in formats:
         path = f"{prefix}_{name}.{fmt}"
@@ -86,6 +92,14 @@ def figures(surface: Surface, levels: int = 30, vmin: float | None = None, vmax:
             mpl.colorbar(fig, art, ax, surface.label(quantity), sc)
             if mark_evaluated:
                 mpl.evaluated_points(ax, surface, quantity)
+            missing = mpl.mark_missing(ax, surface, quantity)
+            if surface.attrs.get("directions_from") == "model2, model3":  # the plane through three models
+                mpl.mark_models(ax, surface)
+                ax.set_xlabel("x (towards model2)")
+                ax.set_ylabel("y (towards model3)")
+            if missing is not None:
+                ax.legend(handles=[mpl.missing_handle(missing)], loc="upper center", bbox_to_anchor=(0.5, -0.12),
+                          fontsize=8, frameon=False)
         ax.set_title(title, fontsize=9)
         out[kind] = fig
     return out

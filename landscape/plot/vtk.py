@@ -55,14 +55,20 @@ def _data_array(name: str | None, data: np.ndarray, components: int = 1) -> str:
 
 
 def write_vtk(surface: Surface, path: str | os.PathLike, quantity: str = "loss",
-              log: bool = False, zmax: float | None = None) -> str:
+              log: bool = False, zmax: float | None = None, interp: int | None = None) -> str:
     """Write the 2D ``surface`` to ``path`` (a ``.vts`` file) with ``quantity`` as the height.
 
-    Returns the path. Non-square grids keep their shape: the grid has ``len(x) x len(y)`` points.
+    Returns the path. Non-square grids keep their shape: the grid has ``len(x) x len(y)`` points;
+    ``interp=N``: the surface interpolated onto ``N x N`` points first (the original tool's
+    ``h52vtp.py --interp``; :func:`landscape.plot.resample.resample`).
     """
     path = os.fspath(path)
     if surface.ndim != 2:
         raise LandscapeError(f"a VTK surface needs a 2D surface (this one is {surface.ndim}D; volumes: write_vti)")
+    if interp is not None:
+        from landscape.plot.resample import resample
+
+        surface = resample(surface, interp)
     key = surface.key(quantity)
     z = height(surface.quantity(quantity), log, zmax)
     finite = np.isfinite(z)

@@ -49,13 +49,15 @@ def save_pruned(
     preset: str = "",
     source: str | os.PathLike | None = None,
     source_sha256: str | None = None,
+    dataset: str = "",
 ) -> dict:
     """Write the pruned ``model`` (made from ``original`` by ``plan``) to ``path`` atomically, in
     the format above; returns the checkpoint dict. ``widths`` are relative to ``arch`` as
     :func:`landscape.models.build_model` builds it (so a pruned model pruned again rebuilds too);
     FLOPs and parameters are counted on one input of ``input_shape`` under the paper's convention
     (:func:`landscape.prune.count`), ``*_original`` for ``original``. ``source``: the unpruned
-    checkpoint's file, recorded with its SHA-256 (``source_sha256`` when already known)."""
+    checkpoint's file, recorded with its SHA-256 (``source_sha256`` when already known). ``dataset``: what the
+    original was trained on, recorded (when given) for the retraining command."""
     if strategy not in STRATEGIES:
         raise LandscapeError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     from landscape.models import build_model
@@ -75,6 +77,7 @@ def save_pruned(
         "num_classes": int(num_classes),
         "in_channels": int(in_channels),
         "widths": widths,
+        **({"dataset": str(dataset)} if dataset else {}),
         "prune": {
             "plan": {str(k): float(v) for k, v in plan.items()},
             "strategy": strategy,

@@ -390,13 +390,11 @@ class Loop:
         c = self.config
         if not c.progress or start > c.epochs:
             return None
-        from tqdm import tqdm
+        from landscape.progress import progress_bar
 
-        # disable=None: bars only on a terminal; the per-epoch lines are printed either way.
-        outer = tqdm(total=c.epochs, initial=start - 1, desc="epochs", file=sys.stderr, dynamic_ncols=True,
-                     disable=None)
-        inner = tqdm(total=self.steps_per_epoch(), desc=f"epoch {start}", leave=False, file=sys.stderr,
-                     dynamic_ncols=True, disable=None)
+        # on a terminal: bars; in a log: a line every few seconds; the per-epoch lines either way.
+        outer = progress_bar(total=c.epochs, initial=start - 1, desc="epochs", unit="epoch")
+        inner = progress_bar(total=self.steps_per_epoch(), desc=f"epoch {start}", unit="step", leave=False)
         return outer, inner
 
 

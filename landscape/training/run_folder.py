@@ -92,15 +92,16 @@ class RunFolder:
         if overwrite:
             self._doomed, ours = [os.path.join(out, n) for n in ours], []
         latest = self.latest() if ours else None
+        if ours and latest is None:
+            # a run killed before it saved its start (a log, no checkpoint): nothing to keep or continue,
+            # so with or without `resume` it starts again (its files go at begin())
+            self._doomed = [os.path.join(out, n) for n in ours]
+            return
         if ours and not resume:
-            if latest is None:
-                state = "a log but no checkpoint"
-            else:
-                saved = read_saved(latest[1]).get("args", {}).get("epochs")
-                state = "finished" if saved is not None and latest[0] >= saved else "unfinished"
-                state = f"{state}, last saved epoch {latest[0]}"
-            raise LandscapeError(f"{out!r} already holds a training run ({state}); pass `resume` to continue it "
-                                 "or `overwrite` to start again")
+            saved = read_saved(latest[1]).get("args", {}).get("epochs")
+            state = "finished" if saved is not None and latest[0] >= saved else "unfinished"
+            raise LandscapeError(f"{out!r} already holds a training run ({state}, last saved epoch {latest[0]}); "
+                                 "pass `resume` to continue it or `overwrite` to start again")
         if latest is None:
             if resume:
                 raise LandscapeError(f"`resume`: {out!r} holds no checkpoint to resume from; drop `resume` "
