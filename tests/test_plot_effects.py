@@ -169,7 +169,10 @@ def test_landscape_plot_flags_reach_the_figures(tmp_path, monkeypatch, capsys):
         saved[name] = fig
         return [f"{prefix}_{name}.{fmt}" for fmt in formats]
 
+    import landscape.jobs.plot as plot_job  # imported before the patch: it keeps its own name for the function
+
     monkeypatch.setattr(render, "save_figure", keep)
+    monkeypatch.setattr(plot_job, "save_figure", keep)
     assert plot_cli.main([str(path), "--levels", "9", "--vmin", "1.05", "--vmax", "1.5", "--quantity", "test_loss",
                           "--kinds", "contour,heatmap", "--formats", "png"]) == 0, capsys.readouterr().err
     assert set(saved) == {"contour", "heatmap"}
