@@ -38,6 +38,7 @@ def assert_user_error(code, err, *fragments):
 @pytest.mark.slow
 def test_demo_without_arguments_writes_a_surface_and_figures(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path / "cache"))  # its own cache: the demo network is trained
     code, out, err = surf(["--x=-1:1:3", "--y", "-1:1:3", "--no-progress"], capsys)
     assert code == 0, err
     assert "landscape_demo/surface.h5" in out and "cached at" in out

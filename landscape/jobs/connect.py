@@ -79,7 +79,7 @@ def train(cfg: CurveConfig) -> tuple[connect.Curve, str]:
         raise LandscapeError(f"the curve kind must be one of {', '.join(connect.KINDS)}, got {cfg.kind!r}")
     settings = connect.CurveTraining(cfg.epochs, cfg.lr, cfg.optimizer, cfg.momentum, cfg.weight_decay,
                                      cfg.batch_size, seed=cfg.seed)  # checks them before any work
-    check_output(cfg.out, overwrite=cfg.overwrite)
+    check_output(cfg.out, overwrite=cfg.overwrite or cfg.resume)  # a resumed run writes its curve again
     spec = replace(DataSpec.of(cfg), split="train")
     data, _ = spec.load("train")
     test, _ = spec.load("test")
@@ -98,7 +98,7 @@ def train(cfg: CurveConfig) -> tuple[connect.Curve, str]:
                                 weight_decay=settings.weight_decay, batch_size=settings.batch_size, seed=cfg.seed,
                                 device=cfg.device, test_data=test, folder=run_folder(cfg), resume=cfg.resume,
                                 overwrite=cfg.overwrite, progress=cfg.progress, meta=meta)
-    check_output(cfg.out, overwrite=cfg.overwrite)  # nothing appeared there while it trained
+    check_output(cfg.out, overwrite=cfg.overwrite or cfg.resume)  # nothing appeared there while it trained
     return curve, curve.save(cfg.out)
 
 
@@ -210,12 +210,17 @@ def plane_options(cfg) -> dict:
     ny = max(9, round(PLANE_POINTS * (yb + 0.4) / 1.4))
     ev = cfg.evaluation
     bn = ev.bn_recompute or (PLANE_BN_BATCHES if curve.model is not None and has_batchnorm(curve.model) else 0)
-    grid = cfg.grid or Grid(PLANE_GRID, f"-0.2:{yb + 0.2:.3g}:{ny}")
+    y = f"-0.2:{yb + 0.2:.3g}:{ny}"  # covers the bend, as many points per unit as x
+    grid = Grid(PLANE_GRID, y) if cfg.grid is None else Grid(cfg.grid.x, y) if cfg.grid.y is None else cfg.grid
     provenance = {**(cfg.output.provenance or {}), "curve": os.path.abspath(cfg.curve),
                   "curve_sha256": curve.checksum(), "curve_kind": curve.kind,
                   "directions_from": "curve plane (a, b, bend)"}
+    data = {}  # the data options left at their defaults: the curve's own data, as it records them
+    recorded = curve.meta.get("data") or {}
+    if recorded and all(getattr(cfg, f) == getattr(DataSpec(), f) for f in DATA_FIELDS):
+        data = {k: v for k, v in recorded.items() if k in DATA_FIELDS}
     return {"model": cfg.curve, "arch": cfg.arch or str(curve.meta.get("arch") or "") or None, "grid": grid,
-            "evaluation": replace(ev, bn_recompute=bn), "output": replace(cfg.output, provenance=provenance)}
+            "evaluation": replace(ev, bn_recompute=bn), "output": replace(cfg.output, provenance=provenance), **data}
 
 
 def plane_of(curve_file: str, ndim: int) -> tuple[list[dict], dict]:
