@@ -594,7 +594,7 @@ def run_points(
     flush_seconds: float = 2.0,
     progress: bool = True,
     what: str = "surface",
-    plan=None,
+    refinement=None,
 ) -> Surface:
     """Compute what is pending of a grid into a surface file: the machinery every grid computation
     shares (surfaces, pruning's sensitivity scan). Collective: every rank calls it.
@@ -603,7 +603,7 @@ def run_points(
     refuses, or repairs a damaged file), calls ``on_open(surface)`` before the first write, and
     hands out the pending points: ``job(p, metric_indices)`` computes the values of the metrics
     still missing at flat point ``p``. Every rank returns the finished :class:`Surface`.
-    ``plan``: a :class:`landscape.adaptive.Refinement`: the points in its rounds only, the rest
+    ``refinement``: a :class:`landscape.adaptive.Refinement`: the points in its rounds only, the rest
     interpolated at the end (an ``evaluated`` mask and the tolerance recorded).
     """
     names = [n for m in metrics for n in m.names]
@@ -632,10 +632,10 @@ def run_points(
                 for p in surf.pending(list(m.names)):
                     todo.setdefault(int(p), []).append(m_index)
         todo = share(comm, todo)
-        if plan is None:
+        if refinement is None:
             surf = _compute(surf, comm, todo, lambda p: job(p, todo[p]), out, chunk_size, flush_seconds, progress)
         else:
-            surf = _refine(surf, comm, todo, job, plan, out, chunk_size, flush_seconds, progress)
+            surf = _refine(surf, comm, todo, job, refinement, out, chunk_size, flush_seconds, progress)
     finally:
         for lock in locks:
             lock.release()
@@ -697,15 +697,15 @@ def _run(run: _Run, comm, output: Output, provenance: Mapping, n_threads: int) -
         pending = int(surface.pending().size)
         _report_fast_paths(run.evaluations, pending, comm.size, surface)
 
-    plan = None
+    refinement = None
     if grid.adaptive:
         from landscape.adaptive import Refinement
 
-        plan = Refinement(grid.shape, grid.adaptive, metrics[0].names[0])  # refined on the first split's loss
+        refinement = Refinement(grid.shape, grid.adaptive, metrics[0].names[0])  # refined on the first split's loss
     surf = run_points(grid.coordinates(), metrics, job, inputs=_inputs(run, metrics), attrs=attrs, comm=comm,
                       out=out, overwrite=output.overwrite, repair=output.repair, arrays=output.arrays,
                       lock_also=[dpath] if dpath else [], on_open=on_open, chunk_size=output.chunk_size,
-                      flush_seconds=output.flush_seconds, progress=output.progress, plan=plan)
+                      flush_seconds=output.flush_seconds, progress=output.progress, refinement=refinement)
     surf.directions = run.dirs
     return surf
 
@@ -727,23 +727,24 @@ def _report_fast_paths(evaluations, pending: int, ranks: int, surf: Surface) -> 
         sys.stderr.write(line + "\n")
 
 
-def _refine(surf: Surface | None, comm, todo: dict, job, plan, out, chunk_size, flush_seconds, progress) -> Surface:
+def _refine(surf: Surface | None, comm, todo: dict, job, refinement, out, chunk_size, flush_seconds,
+            progress) -> Surface:
     """The rounds of an adaptive grid: each round's points spread over the ranks (those already in
     a resumed file skipped), rank 0 choosing the next round from the values so far."""
-    points = plan.start()
+    points = refinement.start()
     while points is not None:
         round_todo = {p: todo[p] for p in points if p in todo}
         surf = _compute(surf, comm, round_todo, lambda p, t=round_todo: job(p, t[p]), out, chunk_size, flush_seconds,
                         progress, final=False)
 
         def decide(s=surf):
-            return plan.refine(s.values[plan.key], s.done[plan.key]), plan.round
+            return refinement.refine(s.values[refinement.key], s.done[refinement.key]), refinement.round
 
-        points, plan.round = on_root(comm, decide)
+        points, refinement.round = on_root(comm, decide)
     if comm.rank == 0:
-        surf.values.update(plan.fill(surf.values, surf.done))
-        surf.arrays["evaluated"] = surf.done[plan.key].astype(np.uint8)
-        surf.attrs["adaptive_tol"] = plan.tol
+        surf.values.update(refinement.fill(surf.values, surf.done))
+        surf.arrays["evaluated"] = surf.done[refinement.key].astype(np.uint8)
+        surf.attrs["adaptive_tol"] = refinement.tol
         evaluated = surf.arrays["evaluated"]
         surf.attrs["adaptive_evaluated"] = f"{int(evaluated.sum())} of {evaluated.size} points"
         surf.attrs["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
