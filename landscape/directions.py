@@ -26,7 +26,7 @@ import torch
 
 from landscape.directions_file import Direction, load_directions, save_directions  # the files: re-exported
 from landscape.errors import LandscapeError
-from landscape.params import IGNORES, LazyDirection, ignored, is_float, row_blocks, scratch, scratch_buffer
+from landscape.params import IGNORES, LazyDirection, block_numel, ignored, is_float, row_blocks, scratch, scratch_buffer
 
 NORMS = ("filter", "layer", "weight", "dfilter", "dlayer", "none")
 SEMANTICS = ("landscape", "original")
@@ -149,8 +149,7 @@ class SeededDirection(LazyDirection):
         active = []
         dsq, wsq = 0, 0
         self._blocks = {k: row_blocks(tuple(v.shape)) for k, v in origin.items()}
-        buffer = scratch_buffer(max((self.scratch_numel_of(tuple(v.shape), self._blocks[k])
-                                     for k, v in origin.items()), default=0))
+        buffer = scratch_buffer(max((block_numel(tuple(v.shape)) for v in origin.values()), default=0))
         for k, v in origin.items():
             self._shapes[k] = tuple(v.shape)
             w = v.detach().cpu().float()
@@ -176,15 +175,8 @@ class SeededDirection(LazyDirection):
         self._scale = float(torch.sqrt(wsq) / (torch.sqrt(dsq) + EPS)) if active else None
         self._scaled = set(active)
 
-    @staticmethod
-    def scratch_numel_of(shape: tuple[int, ...], blocks: list[tuple[int, int]] | None) -> int:
-        if blocks is None:
-            return math.prod(shape)
-        row = math.prod(shape) // shape[0]
-        return max(stop - start for start, stop in blocks) * row
-
     def scratch_numel(self, name: str) -> int:
-        return self.scratch_numel_of(self._shapes[name], self._blocks[name])
+        return block_numel(self._shapes[name])
 
     def blocks(self, name: str, out: torch.Tensor):
         plan, state = self._blocks[name], self._states[name]
@@ -247,9 +239,7 @@ class Difference(LazyDirection):
         return self._target[name].detach().cpu().float() - v.detach().cpu().float()
 
     def scratch_numel(self, name: str) -> int:
-        shape = self.shape_of(name)
-        plan = row_blocks(shape)
-        return math.prod(shape) if plan is None else max(b - a for a, b in plan) * (math.prod(shape) // shape[0])
+        return block_numel(self.shape_of(name))
 
     def blocks(self, name: str, out: torch.Tensor):
         v = self._origin[name]

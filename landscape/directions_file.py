@@ -15,7 +15,7 @@ import torch
 
 from landscape.errors import LandscapeError
 from landscape.h5 import attr, dataset, empty_dataset, opened, plain, writing
-from landscape.params import LazyDirection, row_blocks, scratch
+from landscape.params import LazyDirection, block_numel, row_blocks, scratch
 
 Direction = dict[str, torch.Tensor]
 
@@ -55,7 +55,8 @@ def save_directions(path: str | os.PathLike, directions: Sequence[Direction], at
         write_directions(f, directions, attrs)
 
 
-def _read_axis(f: h5py.File, axis: str, path: str, names: Sequence[str] | None) -> Direction:
+def _axis(f: h5py.File, axis: str, path: str, names: Sequence[str] | None) -> tuple[h5py.Group, list, list]:
+    """The group of ``axis``, its tensor names (the file's, else ``names``) and dataset keys, in order."""
     g = f[axis]
     if not isinstance(g, h5py.Group) or not all(k.isdigit() for k in g.keys()):
         raise LandscapeError(f"{path!r}: {axis} is not a group of numbered tensors")
@@ -64,6 +65,11 @@ def _read_axis(f: h5py.File, axis: str, path: str, names: Sequence[str] | None) 
     labels = file_names or list(names or [])
     if len(labels) != len(keys):
         raise LandscapeError(f"{path!r}: {axis} has {len(keys)} tensors but the model has {len(labels)}")
+    return g, labels, keys
+
+
+def _read_axis(f: h5py.File, axis: str, path: str, names: Sequence[str] | None) -> Direction:
+    g, labels, keys = _axis(f, axis, path, names)
     tensors = {}
     for n, k in zip(labels, keys, strict=True):
         arr = np.asarray(g[k][()])
@@ -99,9 +105,7 @@ class FileDirection(LazyDirection):
         return self.read_(name, torch.empty(int(np.prod(self._shapes[name], dtype=np.int64)), dtype=torch.float32))
 
     def scratch_numel(self, name: str) -> int:
-        shape = self._shapes[name]
-        plan = row_blocks(shape)
-        return int(np.prod(shape)) if plan is None else max(b - a for a, b in plan) * (int(np.prod(shape)) // shape[0])
+        return block_numel(self._shapes[name])
 
     def blocks(self, name: str, out: torch.Tensor):
         shape = self._shapes[name]
@@ -135,14 +139,7 @@ class FileDirection(LazyDirection):
 
 
 def _stream_axis(f: h5py.File, axis: str, path: str, names: Sequence[str] | None) -> FileDirection:
-    g = f[axis]
-    if not isinstance(g, h5py.Group) or not all(k.isdigit() for k in g.keys()):
-        raise LandscapeError(f"{path!r}: {axis} is not a group of numbered tensors")
-    keys = sorted(g.keys(), key=int)
-    file_names = [n.decode() if isinstance(n, bytes) else str(n) for n in g.attrs.get("names", [])]
-    labels = file_names or list(names or [])
-    if len(labels) != len(keys):
-        raise LandscapeError(f"{path!r}: {axis} has {len(keys)} tensors but the model has {len(labels)}")
+    g, labels, keys = _axis(f, axis, path, names)
     for k in keys:
         if g[k].dtype.kind != "f":
             raise LandscapeError(f"{path!r}: {axis}/{k} is not a float array")

@@ -54,6 +54,14 @@ def row_blocks(shape: Sequence[int], block: int | None = None) -> list[tuple[int
     return out
 
 
+def block_numel(shape: Sequence[int]) -> int:
+    """The most values of a tensor of ``shape`` made at once: its largest row block (:func:`row_blocks`),
+    or all of it."""
+    plan = row_blocks(shape)
+    n = math.prod(shape)
+    return n if plan is None else max(stop - start for start, stop in plan) * (n // shape[0])
+
+
 class LazyDirection(Mapping):
     """A direction that makes its tensors when they are read, one at a time (CPU float32), instead
     of holding them: :class:`Mover` adds it tensor by tensor, a large tensor block of rows by block
