@@ -188,3 +188,28 @@ def test_peak_memory_within_1_3x_when_one_tensor_is_two_thirds_of_the_model():
     assert "| head | 20.0M | 67% |" in out.stdout
     ratio = float(out.stdout.split("ratio ")[1].split(",")[0])
     assert ratio <= 1.3, out.stdout
+
+
+def test_directions_from_a_file_held_or_streamed_give_the_same_surface(tmp_path, monkeypatch):
+    """A small model's file directions are held (reading them at every point costs more than the
+    point), a large one's streamed: both give the same values."""
+    import landscape.jobs.surface as job
+    from landscape.directions import save_directions
+    from landscape.engine import Output
+    from landscape.grid import Grid
+
+    model = cnn()
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    save_directions(tmp_path / "d.h5", random_directions(snapshot(model), 2, seed=2))
+
+    def run(name):
+        return job.compute_surface(job.SurfaceConfig(
+            model=str(tmp_path / "m.pt"), arch="digits_cnn", dataset="digits", samples=60,
+            grid=Grid("-1:1:3", "-1:1:3"), directions_file=str(tmp_path / "d.h5"),
+            evaluation=EvalOptions(loss_fn="crossentropy", batch_size=60, device="cpu"),
+            output=Output(tmp_path / name, progress=False, directions_file="")))
+
+    held = run("held.h5")
+    monkeypatch.setattr(job, "STREAM_ABOVE", 0)
+    streamed = run("streamed.h5")
+    assert torch.equal(torch.tensor(held.values["train_loss"]), torch.tensor(streamed.values["train_loss"]))
