@@ -14,6 +14,11 @@ sys.path.insert(0, os.path.dirname(__file__))  # so "quadratic:..." specs import
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    # One thread wherever the thread policy decides (library calls, child processes): torch splits
+    # its sums by thread count, and the policy's count follows the machine's load, so a test that
+    # compares two runs bit for bit would otherwise depend on how busy CI's machine was. Tests of
+    # the policy itself set or remove the variable.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)
 
 

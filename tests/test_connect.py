@@ -393,7 +393,7 @@ def test_kill_9_and_resume(ends, tmp_path):
     import signal
     import time
 
-    args = [*ends, "--arch", "mlp", "--epochs", "40", "--batch-size", "8", "--no-progress"]
+    args = [*ends, "--arch", "mlp", "--epochs", "40", "--batch-size", "8", "--no-progress", "--threads", "1"]
     assert _cli(*args, "--out", tmp_path / "whole.pt") == 0
     env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "landscape.cli.connect", *map(str, args), "--out", str(tmp_path / "cut.pt")]

@@ -60,8 +60,9 @@ def build_parser() -> Parser:
     e.add_argument("--bn-recompute", type=non_negative, default=None, metavar="N",
                    help="re-estimate BatchNorm statistics from N training batches at every t (default: all of them; "
                    "networks with BatchNorm only)")
-    e.add_argument("--threads", type=positive, default=None, help="torch threads per process")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
+    p.add_argument("--threads", type=positive, default=None,
+                   help="torch threads per process (default: the idle cores, or OMP_NUM_THREADS)")
     p.add_argument("--out", default=None, help="the curve file (default curve.pt) or, with --eval, the path file "
                    "(default path.h5; rerunning the same command resumes it)")
     m.add_argument("--run-folder", default=None, metavar="DIR",
@@ -105,8 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = job.CurveConfig(a=ns.ends[0], b=ns.ends[1], arch=ns.arch, out=ns.out or "curve.pt", kind=ns.kind,
                               epochs=ns.epochs, lr=ns.lr, optimizer=ns.optimizer, momentum=ns.momentum,
                               weight_decay=ns.weight_decay, batch_size=ns.batch_size or 128, seed=ns.seed,
-                              device=ns.device, folder=ns.run_folder, resume=ns.resume, overwrite=ns.overwrite,
-                              unsafe_pickle=ns.unsafe_pickle,
+                              device=ns.device, threads=ns.threads, folder=ns.run_folder, resume=ns.resume,
+                              overwrite=ns.overwrite, unsafe_pickle=ns.unsafe_pickle,
                               progress=ns.progress, command=command, dataset=ns.dataset or "digits", **data)
         curve, path = job.train(cfg)
         last = curve.meta["history"][-1]["train_loss"]

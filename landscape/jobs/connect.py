@@ -23,6 +23,7 @@ from landscape.files import check_output
 from landscape.grid import Grid
 from landscape.jobs.network import network
 from landscape.parallel import world
+from landscape.threads import threads as using_threads
 
 # What a curve file records about its data, filled in when a command leaves it open.
 DATA_FIELDS = tuple(f.name for f in fields(DataSpec) if f.name not in ("split", "samples", "sample_seed"))
@@ -47,6 +48,7 @@ class CurveConfig(DataSpec):
     batch_size: int = 128
     seed: int = 0
     device: str | None = "cpu"
+    threads: int | None = None  # torch threads; None: landscape.threads' policy
     folder: str | None = None  # the run folder (checkpoints, log.csv); default: OUT without .pt, + ".run"
     resume: bool = False
     overwrite: bool = False
@@ -93,11 +95,12 @@ def train(cfg: CurveConfig) -> tuple[connect.Curve, str]:
             "command": cfg.command or "landscape.jobs.connect.train"}
     if meta["data"]["data_root"]:
         meta["data"]["data_root"] = os.path.abspath(meta["data"]["data_root"])
-    curve = connect.train_curve(model_a, model_b, data, kind=cfg.kind, epochs=settings.epochs, lr=settings.lr,
-                                optimizer=settings.optimizer, momentum=settings.momentum,
-                                weight_decay=settings.weight_decay, batch_size=settings.batch_size, seed=cfg.seed,
-                                device=cfg.device, test_data=test, folder=run_folder(cfg), resume=cfg.resume,
-                                overwrite=cfg.overwrite, progress=cfg.progress, meta=meta)
+    with using_threads(cfg.threads):
+        curve = connect.train_curve(model_a, model_b, data, kind=cfg.kind, epochs=settings.epochs, lr=settings.lr,
+                                    optimizer=settings.optimizer, momentum=settings.momentum,
+                                    weight_decay=settings.weight_decay, batch_size=settings.batch_size,
+                                    seed=cfg.seed, device=cfg.device, test_data=test, folder=run_folder(cfg),
+                                    resume=cfg.resume, overwrite=cfg.overwrite, progress=cfg.progress, meta=meta)
     check_output(cfg.out, overwrite=cfg.overwrite or cfg.resume)  # nothing appeared there while it trained
     return curve, curve.save(cfg.out)
 
