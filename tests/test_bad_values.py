@@ -142,6 +142,19 @@ def test_out_of_memory_is_one_line(capsys):
     assert capsys.readouterr().err.startswith("landscape-x: error: out of memory")
 
 
+def test_a_warning_is_one_line_naming_the_command(capsys):
+    import warnings
+
+    def body() -> int:
+        warnings.warn("the run continues,\n  but not bit for bit", UserWarning, stacklevel=1)
+        return 0
+
+    before = warnings.showwarning
+    assert run_cli("landscape-x", body) == 0
+    assert capsys.readouterr().err == "landscape-x: warning: the run continues, but not bit for bit\n"
+    assert warnings.showwarning is before  # given back
+
+
 def test_a_resumed_eig_map_may_differ_by_the_eigen_tolerance_documented():
     from landscape.cli.surf import build_parser
 

@@ -239,6 +239,32 @@ def test_resume_from_the_initial_checkpoint_alone(tmp_path):
         assert torch.equal(a, b)
 
 
+def test_resuming_with_another_thread_count_says_it_is_not_bit_for_bit(tmp_path):
+    import warnings
+
+    x, y = data(40)
+
+    def loop(folder):
+        model = net()
+        return Loop(model, batches(x, y, 20), torch.optim.SGD(model.parameters(), lr=0.1),
+                    config=LoopConfig(epochs=2, save_every=10), folder=folder)
+
+    with RunFolder(tmp_path / "run", {}) as folder, pytest.raises(KeyboardInterrupt):
+        loop(folder).run(lambda epoch, row: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert torch.load(tmp_path / "run" / "resume.pt", weights_only=True)["threads"] == 1  # conftest's count
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with RunFolder(tmp_path / "run", {}, resume=True) as folder, pytest.warns(UserWarning, match="1 torch thr"):
+            loop(folder).run(lambda epoch, row: (_ for _ in ()).throw(KeyboardInterrupt) if epoch == 1 else None)
+        # epoch 1 was saved with 2 threads: resuming with 2 is silent
+        with RunFolder(tmp_path / "run", {}, resume=True) as folder, warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert [r["epoch"] for r in loop(folder).run()] == [0, 1, 2]
+    finally:
+        torch.set_num_threads(before)
+
+
 # ------------------------------------------------------------------------- the run folder
 
 

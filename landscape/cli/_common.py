@@ -6,6 +6,7 @@ import argparse
 import math
 import re
 import sys
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 from landscape.errors import LandscapeError, one_line
@@ -155,14 +156,17 @@ def run_cli(prog: str, body: Callable[[], int], hints: Mapping[str, str] | None 
     class (``DamagedFile``, ``ConfigMismatch``) to what the user can do about it with this command,
     in its flags; it is added to the message.
 
-    Under MPI every rank meets the same bad input; only rank 0 reports it.
+    Under MPI every rank meets the same bad input; only rank 0 reports it. A warning is one line too
+    (``PROG: warning: ...``), not Python's two lines naming a source file.
     """
     import signal
 
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # from now on: KeyboardInterrupt
     try:
-        return body()
+        with warnings.catch_warnings():
+            warnings.showwarning = lambda message, *_, **__: say(f"{prog}: warning: {one_line(message)}")
+            return body()
     except LandscapeError as exc:
         if launcher_rank() == 0:
             hint = {**HINTS, **(hints or {})}.get(type(exc).__name__)

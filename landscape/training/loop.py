@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -272,6 +273,7 @@ class Loop:
             **{k: row[k] for k in ("train_loss", "train_err", "test_loss", "test_err") if k in row},
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
+            "threads": torch.get_num_threads(),
             **self.record,
             "hooks": {hook_key(k, h): h.state_dict() for k, h in enumerate(self.hooks)},
             "hook_config": {hook_key(k, h): h.config() for k, h in enumerate(self.hooks)},
@@ -306,6 +308,11 @@ class Loop:
             h.load_state_dict(saved[hook_key(k, h)])
         self.step = int(state.get("step", 0))
         self.epoch = int(state["epoch"])
+        saved_threads, threads = state.get("threads"), torch.get_num_threads()
+        if self.device.type == "cpu" and saved_threads is not None and saved_threads != threads:
+            warnings.warn(f"{where!r} was trained with {saved_threads} torch thread(s) and resumes with {threads}: "
+                          "the run continues, but not bit for bit (torch splits its sums by thread count)",
+                          stacklevel=2)
         return self.epoch + 1
 
     def _save(self, epoch: int, row: dict, keep: bool) -> None:
