@@ -23,26 +23,17 @@ sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 import landscape  # noqa: E402
 from landscape.engine import EvalOptions, Output  # noqa: E402
 from landscape.grid import Grid  # noqa: E402
+from landscape.jobs.demo import fit  # noqa: E402
 from landscape.models import build_model  # noqa: E402
 
 
 def trained(arch: str, data, seed: int = 0, epochs: int = 15) -> torch.nn.Module:
     torch.manual_seed(seed)
-    model = build_model(arch, num_classes=10, in_channels=1)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    g = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(epochs):
-        for idx in torch.randperm(len(data), generator=g).split(64):
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(data.x[idx]), data.y[idx]).backward()
-            opt.step()
-    return model.eval()
+    return fit(build_model(arch, num_classes=10, in_channels=1), data, seed, epochs)
 
 
 def bench(arch: str, num: int, tols: list[float]) -> list[dict]:

@@ -24,6 +24,7 @@ import glob
 import os
 import re
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 import torch
@@ -64,6 +65,15 @@ def epoch_of(path: str) -> int:
     """The last number in a file name (``model_150.pt`` -> 150), or -1."""
     numbers = re.findall(r"\d+", os.path.basename(path))
     return int(numbers[-1]) if numbers else -1
+
+
+def _state(model: nn.Module, dir_type: str, unsafe_pickle: bool, path: str,
+           tensors: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The tensors a direction moves (``dir_type``) of ``model`` loaded with the checkpoint ``path``
+    (``tensors``: its state dict, already read)."""
+    load_into_(model, load_state_dict(path, unsafe_pickle) if tensors is None else tensors,
+               source=f"checkpoint {path!r}")
+    return live_tensors(model, dir_type)
 
 
 def _active(template: dict[str, torch.Tensor], ignore: str) -> list[str]:
@@ -174,10 +184,7 @@ def pca_directions(
             "need at least 3"
         )
 
-    def state(path: str, tensors: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        load_into_(model, load_state_dict(path, unsafe_pickle) if tensors is None else tensors,
-                   source=f"checkpoint {path!r}")
-        return live_tensors(model, dir_type)
+    state = partial(_state, model, dir_type, unsafe_pickle)
 
     final = final if isinstance(final, Checkpoint) else read_checkpoint(final, unsafe_pickle)
     live = state(final.path, final.state_dict)
@@ -241,10 +248,7 @@ def project_onto(
     if len(directions) < 2:
         raise LandscapeError(f"{len(directions)} direction(s) given; a path in a plane needs 2")
 
-    def state(path: str, tensors: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        load_into_(model, load_state_dict(path, unsafe_pickle) if tensors is None else tensors,
-                   source=f"checkpoint {path!r}")
-        return live_tensors(model, dir_type)
+    state = partial(_state, model, dir_type, unsafe_pickle)
 
     final = final if isinstance(final, Checkpoint) else read_checkpoint(final, unsafe_pickle)
     live = state(final.path, final.state_dict)

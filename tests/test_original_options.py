@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
-import pytest
 import torch
 from conftest import make_surface
 from test_trajectory import train_mlp
+from test_vtk import read_vts
 
 from landscape.cli import plot as plot_cli
 from landscape.cli import traj as traj_cli
@@ -67,19 +67,10 @@ def quadratic(n: int = 5):
 
 
 def test_vtk_export_interpolated_to_n_by_n(tmp_path, capsys):
-    vtk = pytest.importorskip("vtk")
-    from vtk.util.numpy_support import vtk_to_numpy
-
     write_vtk(quadratic(), tmp_path / "s.vts", interp=9)
-    reader = vtk.vtkXMLStructuredGridReader()
-    reader.SetFileName(str(tmp_path / "s.vts"))
-    reader.Update()
-    grid = reader.GetOutput()
-    dims = [0, 0, 0]
-    grid.GetDimensions(dims)
+    _, dims, pts, arrays = read_vts(tmp_path / "s.vts")
     assert dims == [9, 9, 1]
-    pts = vtk_to_numpy(grid.GetPoints().GetData())
-    loss = vtk_to_numpy(grid.GetPointData().GetArray("train_loss"))
+    loss = arrays["train_loss"]
     np.testing.assert_allclose(loss, 1 + pts[:, 0] ** 2 + 0.5 * pts[:, 1] ** 2, atol=1e-9)  # cubic: exact here
     assert pts[:, 0].min() == -1 and pts[:, 1].max() == 2
     path = str(tmp_path / "q.h5")

@@ -74,22 +74,30 @@ def test_xml_layout_and_values(tmp_path, zmax, log):
         assert np.nanmax(data["z"]) == pytest.approx(np.log(zmax + 0.1))
 
 
-def test_vtk_reads_it_back(tmp_path):
+def read_vts(path) -> tuple:
+    """A .vts file read by VTK itself: the grid, its dimensions, its points and its point arrays by name."""
     vtk = pytest.importorskip("vtk", reason="the vtk package is not installed (pip install vtk)")
     from vtk.util.numpy_support import vtk_to_numpy
 
-    s = saddle(7, 3)
-    write_vtk(s, tmp_path / "s.vts", zmax=20.0)
     reader = vtk.vtkXMLStructuredGridReader()
-    reader.SetFileName(str(tmp_path / "s.vts"))
+    reader.SetFileName(str(path))
     reader.Update()
     grid = reader.GetOutput()
     dims = [0, 0, 0]
     grid.GetDimensions(dims)
+    data = grid.GetPointData()
+    arrays = {data.GetArrayName(i): vtk_to_numpy(data.GetArray(i)) for i in range(data.GetNumberOfArrays())}
+    return grid, dims, vtk_to_numpy(grid.GetPoints().GetData()), arrays
+
+
+def test_vtk_reads_it_back(tmp_path):
+    vtk = pytest.importorskip("vtk", reason="the vtk package is not installed (pip install vtk)")
+
+    s = saddle(7, 3)
+    write_vtk(s, tmp_path / "s.vts", zmax=20.0)
+    grid, dims, pts, arrays = read_vts(tmp_path / "s.vts")
     assert dims == [7, 3, 1]
-    pts = vtk_to_numpy(grid.GetPoints().GetData())
-    loss = vtk_to_numpy(grid.GetPointData().GetArray("train_loss"))
-    acc = vtk_to_numpy(grid.GetPointData().GetArray("train_acc"))
+    loss, acc = arrays["train_loss"], arrays["train_acc"]
     assert grid.GetPointData().GetScalars().GetName() == "train_loss"
     for i in range(7):
         for j in range(3):

@@ -26,10 +26,11 @@ PROG = "landscape-connect"
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.connect import KINDS, CurveTraining
+    from landscape.connect import KINDS
     from landscape.jobs.connect import CurveConfig
 
-    d, t = CurveConfig(), CurveTraining()
+    d = CurveConfig()
+    t = d.training
     p = Parser(prog=PROG, description="Train a curve (quadratic Bezier or polygonal chain with one bend) of low "
                "loss between two trained networks, the ends fixed (Garipov et al. 2018); or, with --eval, the "
                "loss and accuracy along the curve and along the straight line, with their barriers.")
@@ -78,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = join_negative_values(list(sys.argv[1:] if argv is None else argv), ("--t",))
 
     def body() -> int:
+        from landscape.connect import CurveTraining
         from landscape.errors import LandscapeError
         from landscape.jobs import connect as job
         from landscape.parallel import world
@@ -103,16 +105,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if len(ns.ends) != 2:
             raise LandscapeError(f"training a curve takes two checkpoints (the ends a and b); {len(ns.ends)} given")
+        training = CurveTraining(epochs=ns.epochs, lr=ns.lr, optimizer=ns.optimizer, momentum=ns.momentum,
+                                 weight_decay=ns.weight_decay, batch_size=ns.batch_size or CurveTraining.batch_size,
+                                 seed=ns.seed)  # checks them before any work
         cfg = job.CurveConfig(a=ns.ends[0], b=ns.ends[1], arch=ns.arch, out=ns.out or "curve.pt", kind=ns.kind,
-                              epochs=ns.epochs, lr=ns.lr, optimizer=ns.optimizer, momentum=ns.momentum,
-                              weight_decay=ns.weight_decay, batch_size=ns.batch_size or 128, seed=ns.seed,
-                              device=ns.device, threads=ns.threads, folder=ns.run_folder, resume=ns.resume,
-                              overwrite=ns.overwrite, unsafe_pickle=ns.unsafe_pickle,
+                              training=training, device=ns.device, threads=ns.threads, folder=ns.run_folder,
+                              resume=ns.resume, overwrite=ns.overwrite, unsafe_pickle=ns.unsafe_pickle,
                               progress=ns.progress, command=command, dataset=ns.dataset or "digits", **data)
         curve, path = job.train(cfg)
         last = curve.meta["history"][-1]["train_loss"]
-        print(f"{PROG}: wrote {path} ({curve.kind} curve, {cfg.epochs} epochs, last epoch's loss along it {last:.4g}; "
-              f"run folder {job.run_folder(cfg)})")
+        print(f"{PROG}: wrote {path} ({curve.kind} curve, {training.epochs} epochs, last epoch's loss along it "
+              f"{last:.4g}; run folder {job.run_folder(cfg)})")
         return 0
 
     return run_cli(PROG, body, {"ConfigMismatch": "use --overwrite to replace it, or --out for a new file",

@@ -10,7 +10,7 @@ file must be the ends it was trained between.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 from torch import nn
 
@@ -33,20 +33,15 @@ DATA_FIELDS = tuple(f.name for f in fields(DataSpec) if f.name not in ("split", 
 class CurveConfig(DataSpec):
     """Training a curve between the checkpoints ``a`` and ``b`` (the fields of ``landscape-connect``):
     the data (:class:`landscape.data.DataSpec`; the bend trains on the training split), the
-    architecture, the curve's kind and its training settings (:class:`landscape.connect.CurveTraining`)."""
+    architecture, the curve's kind and its training settings (:class:`landscape.connect.CurveTraining`,
+    checked when it is made)."""
 
     a: str = ""
     b: str = ""
     arch: str | None = None
     out: str = "curve.pt"
     kind: str = "bezier"
-    epochs: int = 20
-    lr: float = 0.05
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 128
-    seed: int = 0
+    training: connect.CurveTraining = field(default_factory=connect.CurveTraining)
     device: str | None = "cpu"
     threads: int | None = None  # torch threads; None: landscape.threads' policy
     folder: str | None = None  # the run folder (checkpoints, log.csv); default: OUT without .pt, + ".run"
@@ -79,8 +74,7 @@ def train(cfg: CurveConfig) -> tuple[connect.Curve, str]:
         raise LandscapeError("an architecture is needed (a zoo name or package.module:callable)")
     if cfg.kind not in connect.KINDS:
         raise LandscapeError(f"the curve kind must be one of {', '.join(connect.KINDS)}, got {cfg.kind!r}")
-    settings = connect.CurveTraining(cfg.epochs, cfg.lr, cfg.optimizer, cfg.momentum, cfg.weight_decay,
-                                     cfg.batch_size, seed=cfg.seed)  # checks them before any work
+    settings = cfg.training
     check_output(cfg.out, overwrite=cfg.overwrite or cfg.resume)  # a resumed run writes its curve again
     spec = replace(DataSpec.of(cfg), split="train")
     data, _ = spec.load("train")
@@ -99,7 +93,7 @@ def train(cfg: CurveConfig) -> tuple[connect.Curve, str]:
         curve = connect.train_curve(model_a, model_b, data, kind=cfg.kind, epochs=settings.epochs, lr=settings.lr,
                                     optimizer=settings.optimizer, momentum=settings.momentum,
                                     weight_decay=settings.weight_decay, batch_size=settings.batch_size,
-                                    seed=cfg.seed, device=cfg.device, test_data=test, folder=run_folder(cfg),
+                                    seed=settings.seed, device=cfg.device, test_data=test, folder=run_folder(cfg),
                                     resume=cfg.resume, overwrite=cfg.overwrite, progress=cfg.progress, meta=meta)
     check_output(cfg.out, overwrite=cfg.overwrite or cfg.resume)  # nothing appeared there while it trained
     return curve, curve.save(cfg.out)

@@ -42,20 +42,25 @@ def demo_checkpoint(seed: int = 0, verbose: bool = True, threads: int | None = N
     return path
 
 
+def fit(model: torch.nn.Module, data, seed: int = 0, epochs: int = DEMO_EPOCHS) -> torch.nn.Module:
+    """The demo's training: Adam at 3e-3, batches of 64 in an order drawn from ``seed``, ``epochs``
+    passes over ``data`` (``.x``, ``.y``); returns ``model`` in eval mode."""
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(data), generator=g).split(64):
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(data.x[idx]), data.y[idx]).backward()
+            opt.step()
+    return model.eval()
+
+
 def _train_demo(seed: int) -> tuple[torch.nn.Module, float, float]:
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     train, test = load_dataset(DEMO_DATASET, split="train"), load_dataset(DEMO_DATASET, split="test")
-    model = build_model(DEMO_ARCH, num_classes=10, in_channels=1)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    g = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(DEMO_EPOCHS):
-        for idx in torch.randperm(len(train), generator=g).split(64):
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(train.x[idx]), train.y[idx]).backward()
-            opt.step()
-    model.eval()
+    model = fit(build_model(DEMO_ARCH, num_classes=10, in_channels=1), train, seed)
     with torch.inference_mode():
         acc = (model(test.x).argmax(1) == test.y).float().mean().item() * 100
     return model, acc, time.perf_counter() - t0
