@@ -25,10 +25,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import landscape  # noqa: E402
-from landscape.engine import EvalOptions, Output  # noqa: E402
-from landscape.grid import Grid  # noqa: E402
+from landscape.engine.options import Output  # noqa: E402
+from landscape.evaluation.options import EvalOptions  # noqa: E402
 from landscape.jobs.demo import fit  # noqa: E402
 from landscape.models import build_model  # noqa: E402
+from landscape.space.grid import Grid  # noqa: E402
 
 
 def trained(arch: str, data, seed: int = 0, epochs: int = 15) -> torch.nn.Module:

@@ -49,8 +49,8 @@ def demo() -> dict:
         seconds, out = _timed(["landscape-surf", "--no-progress"], os.path.join(tmp, "a"), env)
         m = re.search(r"in ([0-9.]+) s \(test accuracy ([0-9.]+)%\)", out)
         cached, _ = _timed(["landscape-surf", "--no-progress"], os.path.join(tmp, "b"), env)
+        from landscape.io.surface_file import read_surface
         from landscape.plot.mpl import surface_scale
-        from landscape.surface_file import read_surface
 
         demo_surface = read_surface(os.path.join(tmp, "a", "landscape_demo", "surface.h5"))
         levels = surface_scale(demo_surface, "loss", 30).levels  # the default contour figure's

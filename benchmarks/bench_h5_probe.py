@@ -1,5 +1,5 @@
 """What reading a surface file in a child process costs (issue 24.2): ``read_surface`` with the
-reader child (``landscape.h5.probe``) against reading in-process only, for small and large files.
+reader child (``landscape.io.h5.probe``) against reading in-process only, for small and large files.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_h5_probe.py
 
@@ -19,8 +19,8 @@ import torch  # noqa: F401 - a process as a command has it: the fork copies its 
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import landscape.h5 as h5  # noqa: E402
-from landscape.surface_file import new_surface, read_surface, write_surface  # noqa: E402
+import landscape.io.h5 as h5  # noqa: E402
+from landscape.io.surface_file import new_surface, read_surface, write_surface  # noqa: E402
 
 
 def best(fn, reps: int) -> float:

@@ -50,14 +50,14 @@ import torch.nn.functional as F  # noqa: E402
 from scipy.sparse.linalg import LinearOperator, eigsh  # noqa: E402
 
 from landscape import hessian  # noqa: E402
-from landscape.batches import as_batches  # noqa: E402
-from landscape.data import load_dataset  # noqa: E402
-from landscape.directions import random_directions  # noqa: E402
-from landscape.evaluate import keep_malloc_arenas  # noqa: E402
-from landscape.grid import Grid, make_axis  # noqa: E402
-from landscape.metrics import Context, Point  # noqa: E402
+from landscape.data.batches import as_batches  # noqa: E402
+from landscape.data.datasets import load_dataset  # noqa: E402
+from landscape.directions.sampling import random_directions  # noqa: E402
+from landscape.evaluation.evaluator import keep_malloc_arenas  # noqa: E402
+from landscape.evaluation.metrics import Context, Point  # noqa: E402
 from landscape.models import build_model  # noqa: E402
-from landscape.params import Mover, snapshot  # noqa: E402
+from landscape.space.grid import Grid, make_axis  # noqa: E402
+from landscape.space.params import Mover, snapshot  # noqa: E402
 
 ORIGINAL_BATCH = 128
 

@@ -63,7 +63,9 @@ def case(params: int, mode: str, shape: str = "mlp") -> dict:
     import torch
 
     import landscape
-    from landscape.engine import Directions, EvalOptions, Output
+    from landscape.directions.options import Directions
+    from landscape.engine.options import Output
+    from landscape.evaluation.options import EvalOptions
 
     torch.manual_seed(0)
     options = {"hold": True} if mode == "hold" else {}
@@ -81,7 +83,7 @@ def case(params: int, mode: str, shape: str = "mlp") -> dict:
     model, width = SHAPES[shape](params)
     data = (torch.randn(256, width), torch.randint(0, 10, (256,)))
     nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    from landscape.evaluate import Evaluator
+    from landscape.evaluation.evaluator import Evaluator
 
     floor = Evaluator(model, data, device="cpu", batch_size=256)  # one evaluation at the origin: the floor's
     floor()  # activations and buffers belong to any evaluation, not to the surface
@@ -109,10 +111,10 @@ def speed(archs: list[str], n: int, rounds: int) -> list[dict]:
     sys.path.insert(0, HERE)
     from bench_surface import make_data
 
-    from landscape.directions import random_directions
-    from landscape.evaluate import Evaluator
+    from landscape.directions.sampling import random_directions
+    from landscape.evaluation.evaluator import Evaluator
     from landscape.models import build_model
-    from landscape.params import Mover, snapshot
+    from landscape.space.params import Mover, snapshot
 
     rows = []
     for arch in archs:

@@ -53,21 +53,21 @@ def find_mpirun() -> str:
 
 def run_surface(a: argparse.Namespace) -> int:
     """One variant (``--run``): compute the surface, print rank 0's point-loop timing as JSON."""
-    import landscape.engine as engine
+    import landscape.engine.points as points
     from landscape import EvalOptions, Grid, Output
     from landscape.jobs.surface import SurfaceConfig, compute_surface
-    from landscape.parallel import world
+    from landscape.runtime.parallel import world
 
     comm = world()
     timing = {}
-    loop = engine.map_points
+    loop = points.map_points
 
     def timed_loop(job, indices, *args, **kwargs):
         t0 = time.perf_counter()
         loop(job, indices, *args, **kwargs)
         timing.update(points=len(indices), seconds=time.perf_counter() - t0)
 
-    engine.map_points = timed_loop
+    points.map_points = timed_loop
     cfg = SurfaceConfig(
         model=a.model, arch=a.arch, dataset="synthetic", synthetic_size=a.size, grid=Grid(a.x, a.y),
         evaluation=EvalOptions(loss_fn="crossentropy", threads=a.threads, batch_size=a.batch_size, device="cpu"),
@@ -110,7 +110,7 @@ def run_variant(name: str, a: argparse.Namespace, model: str, out: str) -> dict:
 def max_difference(paths: list[str]) -> float:
     import numpy as np
 
-    from landscape.surface_file import read_surface
+    from landscape.io.surface_file import read_surface
 
     first = read_surface(paths[0]).loss
     return max(float(np.max(np.abs(read_surface(p).loss - first))) for p in paths[1:])

@@ -4,7 +4,7 @@ fails on its 4th point, against the same job run to its end without a failure.
     python benchmarks/bench_mpi_abort.py             # 3 ranks, 60 points of 0.05 s, 3 rounds
     python benchmarks/bench_mpi_abort.py --rounds 5
 
-Runs tests/mpi_job.py's ``map`` job under ``mpirun`` (what tests/test_mpi.py checks for
+Runs tests/mpi_job.py's ``map`` job under ``mpirun`` (what tests/engine/test_mpi.py checks for
 correctness; the wall-clock bound it used to assert, 15 s, is measured here instead). Prints a
 Markdown table of the median seconds over the rounds, for a failure on rank 0 (the one that
 hands out the points) and on another rank.

@@ -23,12 +23,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mpi4py import MPI  # noqa: E402
 
-from landscape.checkpoint import read_checkpoint  # noqa: E402
-from landscape.directions import random_directions  # noqa: E402
+from landscape.directions.sampling import random_directions  # noqa: E402
+from landscape.io.checkpoint import read_checkpoint  # noqa: E402
 from landscape.jobs.network import network  # noqa: E402
 from landscape.jobs.surface import SurfaceConfig, load_data  # noqa: E402
 from landscape.models import build_model  # noqa: E402
-from landscape.params import snapshot  # noqa: E402
+from landscape.space.params import snapshot  # noqa: E402
 
 
 def write_fixture(folder: str) -> None:

@@ -7,7 +7,7 @@
 Counting: ``landscape.prune.count`` on ResNet-110 (32x32) and ResNet-34 (224x224, 1000 classes),
 the first call and the best of several; and the whole ``landscape-prune --count --plan`` command
 (in this process: parsing, the plan, both counts, the report), once each, which
-tests/test_prune_cli.py used to require under 3 s. The scan: every conv of ResNet-56 that can be pruned
+tests/prune/test_prune_cli.py used to require under 3 s. The scan: every conv of ResNet-56 that can be pruned
 alone (27) at 9 fractions, each pruned copy evaluated on synthetic CIFAR-shaped images, through
 ``landscape.prune.sensitivity`` (one data tensor, one evaluator per pruned model); compared
 with the floor, one forward pass of the unpruned network over the same images per pair.
@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch  # noqa: E402
 
 from landscape.cli import prune as prune_cli  # noqa: E402
-from landscape.data import load_dataset  # noqa: E402
+from landscape.data.datasets import load_dataset  # noqa: E402
 from landscape.models import build_model  # noqa: E402
 from landscape.prune import count, prune_filters, sensitivity  # noqa: E402
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - t0
     pairs = res.accuracy.size
     # the part of each pair that is not evaluation: the pruned copy and its evaluator's set-up
-    from landscape.evaluate import Evaluator
+    from landscape.evaluation.evaluator import Evaluator
     from landscape.prune.graph import trace
     from landscape.prune.removal import _prune
 

@@ -9,7 +9,7 @@ counts are measured, not the results' own claims; backward passes are counted by
 loss. The claim checked: ``average_case`` with S samples costs S loss evaluations (plus one at the
 minimizer), ``worst_case`` with T steps at most T + 1 forward and T backward passes per batch.
 Seconds are the best of ``--repeat`` runs, beside one plain evaluation of the loss
-(:class:`landscape.evaluate.Evaluator`) of the same model and data, on one thread.
+(:class:`landscape.evaluation.evaluator.Evaluator`) of the same model and data, on one thread.
 
 The reference implementation of Andriushchenko et al. (tml-epfl/sharpness-vs-generalization,
 ``eval_sharpness.py``) cannot be fetched or run here (no network access from this machine), so
@@ -29,10 +29,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch  # noqa: E402
 
 from landscape import sharpness  # noqa: E402
-from landscape.batches import forward  # noqa: E402
-from landscape.data import load_dataset  # noqa: E402
-from landscape.evaluate import Evaluator  # noqa: E402
-from landscape.losses import cross_entropy  # noqa: E402
+from landscape.data.batches import forward  # noqa: E402
+from landscape.data.datasets import load_dataset  # noqa: E402
+from landscape.evaluation.evaluator import Evaluator  # noqa: E402
+from landscape.evaluation.losses import cross_entropy  # noqa: E402
 from landscape.models import build_model  # noqa: E402
 
 

@@ -5,8 +5,8 @@
 
 Variants, timed interleaved (round-robin, one grid point each per round) in one process:
 
-- ``ours``: :class:`landscape.evaluate.Evaluator` with its defaults (batch size from its timing
-  probe, channels-last for conv nets, data preloaded) after :class:`landscape.params.Mover` moves
+- ``ours``: :class:`landscape.evaluation.evaluator.Evaluator` with its defaults (batch size from its timing
+  probe, channels-last for conv nets, data preloaded) after :class:`landscape.space.params.Mover` moves
   the parameters in place;
 - ``original``: the loop the original tool runs per point (``plot_surface.py`` with
   ``--dir_type states``): the state dict deep-copied, moved and loaded with ``load_state_dict``, a
@@ -38,12 +38,12 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402  (matplotlib's dependency; what torchvision's CIFAR10 uses)
 
-from landscape.data import Dataset  # noqa: E402
-from landscape.directions import random_directions  # noqa: E402
+from landscape.data.datasets import Dataset  # noqa: E402
+from landscape.directions.sampling import random_directions  # noqa: E402
 from landscape.errors import LandscapeError  # noqa: E402
-from landscape.evaluate import Evaluator, cpu_has_bf16, keep_malloc_arenas  # noqa: E402
+from landscape.evaluation.evaluator import Evaluator, cpu_has_bf16, keep_malloc_arenas  # noqa: E402
 from landscape.models import build_model  # noqa: E402
-from landscape.params import Mover, snapshot  # noqa: E402
+from landscape.space.params import Mover, snapshot  # noqa: E402
 
 MEAN, STD = (0.491, 0.482, 0.447), (0.247, 0.243, 0.262)
 

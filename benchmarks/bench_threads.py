@@ -5,7 +5,7 @@ under a competing load, as ratios measured in one run.
     python benchmarks/bench_threads.py --rounds 3
 
 Each variant is a fresh process computing the same surface with ``landscape.surface`` (threads
-``None`` = the default rule of ``landscape.threads``, ``1``, or every core), timed as a whole;
+``None`` = the default rule of ``landscape.runtime.threads``, ``1``, or every core), timed as a whole;
 variants are interleaved over rounds and each keeps its median. The competing load is another
 process multiplying matrices with torch on every core, started ``--warmup`` seconds before the
 loaded measurements so the load average has seen it.

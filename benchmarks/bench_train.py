@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import torch  # noqa: E402
 
-from landscape.evaluate import keep_malloc_arenas  # noqa: E402
+from landscape.evaluation.evaluator import keep_malloc_arenas  # noqa: E402
 from landscape.jobs.train import TrainConfig, TrainJob  # noqa: E402
 from landscape.training import Loop  # noqa: E402
 

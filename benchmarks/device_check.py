@@ -35,10 +35,11 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import landscape  # noqa: E402
-from landscape.engine import EvalOptions, Output  # noqa: E402
+from landscape.engine.options import Output  # noqa: E402
 from landscape.errors import LandscapeError  # noqa: E402
-from landscape.grid import Grid  # noqa: E402
+from landscape.evaluation.options import EvalOptions  # noqa: E402
 from landscape.models import build_model  # noqa: E402
+from landscape.space.grid import Grid  # noqa: E402
 
 ROWS: list[dict] = []
 
@@ -176,7 +177,7 @@ def check_big(dev: str, small: bool) -> None:
     ids = torch.randint(0, vocab, (16, seq))
     data = (ids, ids)  # next-token labels
     ev = EvalOptions(device=dev, batch_size=8, loss_fn="lm")
-    from landscape.evaluate import Evaluator
+    from landscape.evaluation.evaluator import Evaluator
 
     floor = Evaluator(model, data, device=dev, batch_size=8, loss_fn="lm")  # the floor's activations
     floor()

@@ -15,33 +15,32 @@ from landscape._version import __version__
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "surface": "landscape.engine", "Directions": "landscape.engine", "EvalOptions": "landscape.engine",
-    "Output": "landscape.engine",
+    "surface": "landscape.engine.surface", "Directions": "landscape.directions.options",
+    "EvalOptions": "landscape.evaluation.options", "Output": "landscape.engine.options",
     "compute_surface": "landscape.jobs.surface", "SurfaceConfig": "landscape.jobs.surface",
-    "Surface": "landscape.surface_file", "read_surface": "landscape.surface_file",
-    "write_surface": "landscape.surface_file", "DamagedFile": "landscape.surface_file",
-    "Dataset": "landscape.data", "load_dataset": "landscape.data",
-    "interpolation_direction": "landscape.directions", "load_directions": "landscape.directions_file",
-    "normalize_": "landscape.directions", "random_direction": "landscape.directions",
-    "random_directions": "landscape.directions", "save_directions": "landscape.directions_file",
+    "Surface": "landscape.io.surface_file", "read_surface": "landscape.io.surface_file",
+    "write_surface": "landscape.io.surface_file", "DamagedFile": "landscape.io.h5",
+    "Dataset": "landscape.data.datasets", "load_dataset": "landscape.data.datasets",
+    "interpolation_direction": "landscape.directions.sampling", "load_directions": "landscape.io.directions_file",
+    "normalize_": "landscape.directions.sampling", "random_direction": "landscape.directions.sampling",
+    "random_directions": "landscape.directions.sampling", "save_directions": "landscape.io.directions_file",
     "LandscapeError": "landscape.errors",
-    "Evaluator": "landscape.evaluate", "Evaluation": "landscape.evaluate",
-    "Metric": "landscape.metrics",
-    "Axis": "landscape.grid", "Grid": "landscape.grid", "parse_axis": "landscape.grid",
+    "Evaluator": "landscape.evaluation.evaluator", "Evaluation": "landscape.evaluation.evaluator",
+    "Metric": "landscape.evaluation.metrics",
+    "Axis": "landscape.space.grid", "Grid": "landscape.space.grid", "parse_axis": "landscape.space.grid",
     "build_model": "landscape.models", "list_models": "landscape.models",
-    "load_into_": "landscape.checkpoint", "load_state_dict": "landscape.checkpoint",
+    "load_into_": "landscape.io.checkpoint", "load_state_dict": "landscape.io.checkpoint",
     "load_model": "landscape.jobs.network",
-    "Mover": "landscape.params", "live_tensors": "landscape.params", "snapshot": "landscape.params",
-    "Trajectory": "landscape.trajectory", "path_extent": "landscape.trajectory",
-    "pca_directions": "landscape.trajectory", "read_trajectory": "landscape.trajectory",
-    "write_trajectory": "landscape.trajectory",
+    "Mover": "landscape.space.params", "live_tensors": "landscape.space.params", "snapshot": "landscape.space.params",
+    "Trajectory": "landscape.io.trajectory_file", "path_extent": "landscape.io.trajectory_file",
+    "pca_directions": "landscape.directions.pca", "read_trajectory": "landscape.io.trajectory_file",
+    "write_trajectory": "landscape.io.trajectory_file",
     "TrainConfig": "landscape.jobs.train", "train": "landscape.jobs.train", "TrainHook": "landscape.training",
     "Loop": "landscape.training", "LoopConfig": "landscape.training", "RunFolder": "landscape.training",
     "quantize_": "landscape.quant", "QuantConfig": "landscape.quant",
-    "DataSpec": "landscape.data",
+    "DataSpec": "landscape.data.datasets",
 }
-_SUBMODULES = ("plot", "hessian", "prune", "quant", "models", "data", "training", "parallel", "sharpness",
-               "connect")
+_SUBMODULES = ("plot", "hessian", "prune", "quant", "models", "training", "sharpness", "connect")
 
 __all__ = ["__version__", *sorted(_EXPORTS), *_SUBMODULES]
 

@@ -26,13 +26,13 @@ from _report import fill, machine  # noqa: E402  (the CPU and load wording of do
 
 
 def _error(path: str) -> float:
-    from landscape.checkpoint import read_checkpoint
+    from landscape.io.checkpoint import read_checkpoint
 
     return round(read_checkpoint(path).summary()["test_error"], 2)
 
 
 def _values(path: str, name: str) -> tuple[np.ndarray, np.ndarray]:
-    from landscape.surface_file import read_surface
+    from landscape.io.surface_file import read_surface
 
     s = read_surface(path)
     return s.x, s.values[name]
@@ -56,13 +56,13 @@ def figures(work: str) -> dict:
     out["interp_test_at_0"] = float(f"{test[ends[0]]:.2g}")
     out["interp_test_at_1"] = float(f"{test[ends[1]]:.2g}")
     out["interp_bn_test_max"] = float(f"{bn_test[between].max():.2g}")
-    from landscape.trajectory_file import read_trajectory
+    from landscape.io.trajectory_file import read_trajectory
 
     path = read_trajectory(f"{work}/path_pca.h5")
     out["path_checkpoints"] = len(path.xcoord)
     out["path_pc1"] = round(100 * float(path.explained_variance_ratio[0]), 1)
     out["path_pc2"] = round(100 * float(path.explained_variance_ratio[1]), 1)
-    from landscape.surface_file import read_surface
+    from landscape.io.surface_file import read_surface
 
     conv = read_surface(f"{work}/convexity.h5")
     ratio_map = np.abs(conv.values["min_eig"] / conv.values["max_eig"])
@@ -90,7 +90,7 @@ def figures(work: str) -> dict:
 def connect_figures(work: str) -> dict:
     """The mode-connectivity step's figures: the second seed's test error, the barriers (train loss,
     test error) of the straight line and of the trained curve, and where the bend lies."""
-    from landscape.surface_file import read_surface
+    from landscape.io.surface_file import read_surface
 
     a = read_surface(f"{work}/ab_path.h5").attrs
     plane = read_surface(f"{work}/ab_plane.h5").attrs

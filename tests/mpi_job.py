@@ -1,4 +1,4 @@
-"""Test-only jobs that tests/test_mpi.py starts under a real ``mpirun`` (and serially).
+"""Test-only jobs that tests/engine/test_mpi.py starts under a real ``mpirun`` (and serially).
 
 ``python tests/mpi_job.py surface --model M --out O [...]``: ``compute_surface`` through the CLIs'
 error handling (one line and exit code 2 for bad input). ``--delay S`` makes every point take at
@@ -23,11 +23,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run_surface(args: argparse.Namespace, comm) -> int:
-    import landscape.evaluate as evaluate
+    import landscape.evaluation.evaluator as evaluate
     from landscape.cli._common import run_cli
-    from landscape.engine import Directions, EvalOptions, Output
-    from landscape.grid import Grid
+    from landscape.directions.options import Directions
+    from landscape.engine.options import Output
+    from landscape.evaluation.options import EvalOptions
     from landscape.jobs.surface import SurfaceConfig, compute_surface
+    from landscape.space.grid import Grid
 
     if args.pid_dir:
         with open(os.path.join(args.pid_dir, f"rank{comm.rank}.pid"), "w") as f:
@@ -79,7 +81,7 @@ def run_api(args: argparse.Namespace, comm) -> int:
 
 
 def run_map(args: argparse.Namespace, comm) -> int:
-    from landscape.parallel import map_points
+    from landscape.runtime.parallel import map_points
 
     computed = 0
 
@@ -139,7 +141,7 @@ def main() -> int:
 
     import torch
 
-    from landscape.parallel import world
+    from landscape.runtime.parallel import world
 
     torch.set_num_threads(1)
     comm = world()

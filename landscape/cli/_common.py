@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 from landscape.errors import LandscapeError, one_line
-from landscape.parallel import launcher_rank
+from landscape.runtime.parallel import launcher_rank
 
 GRID_OPTIONS = ("--x", "--y")
 HINTS = {"OutputExists": "use --overwrite to replace it"}  # what every command adds to these errors
@@ -86,8 +86,8 @@ shape.__name__ = "shape C,H,W"
 
 
 def add_data_options(p: argparse.ArgumentParser, split: str = "train", several: bool = False):
-    """The options of :class:`landscape.data.DataSpec`, as every command that loads data spells them."""
-    from landscape.data import SPLITS, DataSpec
+    """The options of :class:`landscape.data.datasets.DataSpec`, as every command that loads data spells them."""
+    from landscape.data.datasets import SPLITS, DataSpec
 
     d = DataSpec()
     g = p.add_argument_group("data")

@@ -32,8 +32,8 @@ def _measures(text: str) -> tuple[str, ...]:
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
+    from landscape.evaluation.losses import LOSSES
     from landscape.jobs.compare import MEASURES, CompareConfig
-    from landscape.losses import LOSSES
 
     d = CompareConfig()
     p = Parser(prog=PROG, description="Compare K minima of one architecture: train/test loss and error, the "
@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dataclasses import replace
 
         from landscape.jobs.compare import CompareConfig, compare
-        from landscape.parallel import launcher_rank
+        from landscape.runtime.parallel import launcher_rank
 
         ns = build_parser().parse_args(join_negative_values(argv, GRIDS))
         fields = CompareConfig.__dataclass_fields__

@@ -26,7 +26,7 @@ PROG = "landscape-connect"
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.connect import KINDS
+    from landscape.connect.curve import KINDS
     from landscape.jobs.connect import CurveConfig
 
     d = CurveConfig()
@@ -79,10 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = join_negative_values(list(sys.argv[1:] if argv is None else argv), ("--t",))
 
     def body() -> int:
-        from landscape.connect import CurveTraining
+        from landscape.connect.training import CurveTraining
         from landscape.errors import LandscapeError
         from landscape.jobs import connect as job
-        from landscape.parallel import world
+        from landscape.runtime.parallel import world
 
         ns = build_parser().parse_args(argv)
         command = " ".join([PROG, *argv])

@@ -19,9 +19,9 @@ PROG = "landscape-hessian"
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
+    from landscape.evaluation.losses import LOSSES
     from landscape.hessian.operator import CONVENTIONS, DEFAULT_BATCH_SIZE, ORIGINAL_BATCH_SIZE, PARAM_CHOICES
     from landscape.jobs.hessian import HessianConfig
-    from landscape.losses import LOSSES
 
     d = HessianConfig()
     o = d.options

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 from landscape.cli._common import Parser, add_data_options, positive, run_cli, shape
 from landscape.errors import LandscapeError
-from landscape.parallel import launcher_rank
+from landscape.runtime.parallel import launcher_rank
 
 PROG = "landscape-prune"
 
@@ -44,7 +44,7 @@ def parse_ratios(text: str) -> list[float]:
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.losses import LOSSES
+    from landscape.evaluation.losses import LOSSES
     from landscape.prune import PRESETS, STRATEGIES
 
     p = Parser(
@@ -190,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.sensitivity:
             if ns.plan:
                 raise LandscapeError("--sensitivity prunes each layer alone; it takes no --plan")
-            from landscape.data import DataSpec
+            from landscape.data.datasets import DataSpec
 
             layers = [t.strip() for t in ns.layers.split(",") if t.strip()] if ns.layers else None
             result, figures = jobs.scan_checkpoint(

@@ -42,12 +42,12 @@ _metrics.__name__ = "comma-separated list of loss, acc, eig"
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.directions import NORMS, SEMANTICS
-    from landscape.evaluate import PRECISIONS
+    from landscape.directions.sampling import NORMS, SEMANTICS
+    from landscape.evaluation.evaluator import PRECISIONS
+    from landscape.evaluation.losses import LOSSES
     from landscape.hessian.operator import CONVENTIONS, PARAM_CHOICES
     from landscape.jobs.surface import DEFAULT_GRID, DEFAULT_OUT, DEMO_GRID, DEMO_OUT, PATH_GRID_POINTS, SurfaceConfig
-    from landscape.losses import LOSSES
-    from landscape.params import DIR_TYPES, IGNORES
+    from landscape.space.params import DIR_TYPES, IGNORES
 
     d = SurfaceConfig()
     dirs, ev, out = d.directions, d.evaluation, d.output
@@ -162,10 +162,12 @@ def build_parser() -> Parser:
 def config_from_args(ns: argparse.Namespace, argv: Sequence[str]):
     """The :class:`landscape.jobs.surface.SurfaceConfig` of parsed options: the one place where
     flags become option objects (each object checks its values as it is built)."""
-    from landscape.data import DataSpec
-    from landscape.engine import MAX_POINTS, Directions, EvalOptions, Output
-    from landscape.grid import Grid
+    from landscape.data.datasets import DataSpec
+    from landscape.directions.options import Directions
+    from landscape.engine.options import MAX_POINTS, Output
+    from landscape.evaluation.options import EvalOptions
     from landscape.jobs.surface import DEFAULT_GRID, DEMO_GRID, SurfaceConfig
+    from landscape.space.grid import Grid
 
     grid = None  # no axis given: the command's default (the demo's, a path's, or DEFAULT_GRID)
     if ns.x is not None or ns.y is not None or ns.z is not None:
@@ -197,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         from landscape.jobs.surface import run
-        from landscape.parallel import world
+        from landscape.runtime.parallel import world
 
         cfg = config_from_args(build_parser().parse_args(argv), argv)
         comm = world()

@@ -29,8 +29,8 @@ def _milestones(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
+    from landscape.evaluation.losses import LOSSES
     from landscape.jobs.train import INITS, TrainConfig
-    from landscape.losses import LOSSES
 
     d = TrainConfig()
     p = Parser(

@@ -22,7 +22,7 @@ PROG = "landscape-traj"
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.params import DIR_TYPES, IGNORES
+    from landscape.space.params import DIR_TYPES, IGNORES
 
     p = Parser(
         prog=PROG,

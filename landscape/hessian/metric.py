@@ -1,6 +1,6 @@
 """The convexity map: the Hessian's extreme eigenvalues at every grid point, as a surface metric.
 
-:class:`EigMetric` follows :mod:`landscape.metrics`: it writes ``max_eig`` and ``min_eig`` (the
+:class:`EigMetric` follows :mod:`landscape.evaluation.metrics`: it writes ``max_eig`` and ``min_eig`` (the
 original tool's dataset names, so its ``plot_2d_eig_ratio`` reads our files), and the engine
 handles files, MPI, resume and progress. At each point one Lanczos run gives both ends of the
 spectrum, started from the eigenvectors of a finished neighbouring point of the same rank.
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.batches import forward
+from landscape.data.batches import forward
 from landscape.errors import LandscapeError
 from landscape.hessian.lanczos import DEFAULT_FLOOR, DEFAULT_TOL, Eigenpairs, eigenpairs
 from landscape.hessian.operator import ORIGINAL_BATCH_SIZE, HessianOperator, ParamSpec, describe_params

@@ -30,11 +30,11 @@ from torch import nn
 if TYPE_CHECKING:
     import scipy.sparse.linalg as spla  # imported where used: 0.6 s that a surface without eig never needs
 
-from landscape.batches import Batches, TensorBatches, as_batches, default_budget, forward, leaves, to_device
+from landscape.data.batches import Batches, TensorBatches, as_batches, default_budget, forward, leaves, to_device
 from landscape.errors import LandscapeError
+from landscape.evaluation.losses import LOSSES, function_name, resolve_loss, target
 from landscape.hessian.layers import rewritten_layers
-from landscape.losses import LOSSES, function_name, resolve_loss, target
-from landscape.params import uses_channels_last
+from landscape.space.params import uses_channels_last
 
 CONVENTIONS = ("mean", "batch_sum")
 PARAM_CHOICES = ("all", "original")
@@ -233,14 +233,14 @@ class HessianOperator:
 
     The model is evaluated in eval mode (its mode is put back afterwards) at its parameters as
     they are when the product is taken, so the operator follows the parameters a
-    :class:`landscape.params.Mover` sets. Several vectors at once (:meth:`matmat`) share each
+    :class:`landscape.space.params.Mover` sets. Several vectors at once (:meth:`matmat`) share each
     batch's forward pass and gradient graph; and while the parameters stay the same, so do
     successive products: each batch's gradient graph is kept (up to ``graph_budget`` bytes of
     saved activations, default an eighth of the free memory; 0: never) and reused. Every product
     compares the model's parameters and buffers with those the graphs were built at, and
     rebuilds them when anything changed. :meth:`release` frees them.
 
-    ``data``: anything :func:`landscape.batches.as_batches` takes (a ``Dataset``, ``(X, y)``
+    ``data``: anything :func:`landscape.data.batches.as_batches` takes (a ``Dataset``, ``(X, y)``
     tensors, a torch ``Dataset``, a ``DataLoader``, ``Batches``); in-memory data is cut into
     batches of ``batch_size`` (default 256; 128, the original tool's, with ``"batch_sum"``, whose
     scale depends on it), a loader keeps its own batches. ``loss_fn``: a name or
@@ -250,7 +250,7 @@ class HessianOperator:
     ``fast_layers``: build the graphs with the convolutions and eval-mode BatchNorm layers of
     :mod:`landscape.hessian.layers` (the same function, a cheaper double backward); False: torch's own.
     ``channels_last``: give a conv net its 4-D inputs channels-last (the model is not touched);
-    default: in float32 when ``fast_layers`` and :func:`landscape.params.uses_channels_last` say so (on
+    default: in float32 when ``fast_layers`` and :func:`landscape.space.params.uses_channels_last` say so (on
     ResNet-20 that makes a product 1.6x faster; with torch's own layers it is slower).
     """
 

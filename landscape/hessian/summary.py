@@ -11,7 +11,7 @@ frozen :class:`HessianSummary`; :func:`write_summary` / :func:`read_summary` sto
 - ``top_eigenvectors`` (n, k) float32 when asked;
 - root attributes: the provenance given to :func:`write_summary` and the summary's own
   configuration (parameters, convention, dtype, tolerances, timings in seconds), and
-  ``content_sha256`` over the whole file (:mod:`landscape.h5`), verified when it is read.
+  ``content_sha256`` over the whole file (:mod:`landscape.io.h5`), verified when it is read.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ import torch
 from torch import nn
 
 from landscape.errors import LandscapeError
-from landscape.h5 import attr, opened, plain, writing
 from landscape.hessian.hutchinson import DEFAULT_TRACE_TOL, Trace
 from landscape.hessian.hutchinson import trace as hutchinson_trace
 from landscape.hessian.lanczos import DEFAULT_TOL, Eigenpairs, eigenpairs
 from landscape.hessian.operator import CONVENTIONS, HessianOperator, ParamSpec
 from landscape.hessian.quadrature import Density
 from landscape.hessian.quadrature import density as slq_density
+from landscape.io.h5 import attr, opened, plain, writing
 
 FORMAT = "landscape-hessian"
 FORMAT_VERSION = 1

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 from landscape import sharpness
-from landscape.data import DataSpec
+from landscape.data.datasets import DataSpec
 from landscape.errors import LandscapeError, OutputExists
-from landscape.provenance import environment
+from landscape.runtime.provenance import environment
 
 FILES = ("compare.h5", "compare.csv", "compare.md", "curves_1d.png", "contours_2d.png", "gap_vs_measure.png")
 EVALUATIONS = ("train", "test")  # the first jobs of every checkpoint: loss and error on each split
@@ -47,7 +47,7 @@ NONE = ("", "none", "0")
 @dataclass
 class CompareConfig(DataSpec):
     """What ``landscape-compare`` does (its options): the checkpoints, their architecture, the data
-    (the fields of :class:`landscape.data.DataSpec`; the measures are taken on ``split``), the
+    (the fields of :class:`landscape.data.datasets.DataSpec`; the measures are taken on ``split``), the
     measures and their settings, the figures' grids (``"none"``: no figure) and the output folder."""
 
     checkpoints: tuple[str, ...] = ()
@@ -122,14 +122,14 @@ def _check(cfg: CompareConfig) -> None:
 
 
 def _grid(spec: str):
-    from landscape.grid import make_axis
+    from landscape.space.grid import make_axis
 
     return None if str(spec).strip().lower() in NONE else make_axis(spec)
 
 
 def _load(cfg: CompareConfig, data) -> list[_Minimum]:
     """Every checkpoint read once: its model, what it records, its title; all of one architecture."""
-    from landscape.checkpoint import read_checkpoint
+    from landscape.io.checkpoint import read_checkpoint
     from landscape.jobs.network import network
     from landscape.plot.compare import describe_training
 
@@ -169,7 +169,7 @@ def _measure(name: str, model, data, cfg: CompareConfig, comm) -> sharpness.Shar
 
 
 def _evaluate(model, data, cfg: CompareConfig) -> dict:
-    from landscape.evaluate import Evaluator
+    from landscape.evaluation.evaluator import Evaluator
 
     t0 = time.perf_counter()
     ev = Evaluator(model, data, cfg.loss, "auto", cfg.batch_size or 256, cfg.device)
@@ -193,7 +193,7 @@ class _Job:
 
 
 def _check_outputs(cfg: CompareConfig) -> None:
-    from landscape.files import check_folder
+    from landscape.io.files import check_folder
 
     folder = os.path.abspath(cfg.out)
     if os.path.exists(folder) and not os.path.isdir(folder):
@@ -209,10 +209,10 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
     """Compute (or resume) the comparison ``cfg`` describes and write its files (see the module
     docstring). Collective under MPI; bad input raises :class:`LandscapeError` before anything is
     written."""
-    from landscape.engine import run_points
-    from landscape.parallel import SerialComm, collective, local_rank_and_size, on_root, world
-    from landscape.surface_file import read_surface, write_surface
-    from landscape.threads import threads
+    from landscape.engine.points import run_points
+    from landscape.io.surface_file import read_surface, write_surface
+    from landscape.runtime.parallel import SerialComm, collective, local_rank_and_size, on_root, world
+    from landscape.runtime.threads import threads
 
     comm = comm or world()
     _check(cfg)
@@ -230,7 +230,7 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
     on_root(comm, lambda: os.makedirs(os.path.join(folder, "surfaces"), exist_ok=True))
     out = os.path.join(folder, "compare.h5")
 
-    from landscape.batches import data_checksum
+    from landscape.data.batches import data_checksum
 
     inputs = {
         "checkpoints": [m.sha256 for m in minima], "jobs": jobs, "config": _config(cfg),
@@ -277,8 +277,11 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
 
 def _surfaces(cfg: CompareConfig, minima: list[_Minimum], data, line, plane, comm, progress) -> dict:
     """The 1D and 2D filter-normalized surfaces of every minimum (resumable files in ``surfaces/``)."""
-    from landscape.engine import Directions, EvalOptions, Output, surface
-    from landscape.grid import Grid
+    from landscape.directions.options import Directions
+    from landscape.engine.options import Output
+    from landscape.engine.surface import surface
+    from landscape.evaluation.options import EvalOptions
+    from landscape.space.grid import Grid
 
     out: dict[str, list] = {"1d": [], "2d": []}
     for k, m in enumerate(minima):
@@ -326,7 +329,7 @@ def _fmt(x, full: bool = False) -> str:
 
 
 def _write_tables(folder: str, rows: list[dict], correlations, cfg: CompareConfig) -> list[str]:
-    from landscape.files import write_text
+    from landscape.io.files import write_text
 
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
@@ -359,7 +362,7 @@ def _write_tables(folder: str, rows: list[dict], correlations, cfg: CompareConfi
 
 
 def _figures(folder: str, surfaces: dict, correlations) -> list[str]:
-    from landscape.files import replacing
+    from landscape.io.files import replacing
     from landscape.plot.compare import compare_figure
     from landscape.plot.sharpness import gap_figure
 

@@ -15,15 +15,15 @@ from dataclasses import dataclass, field, fields, replace
 from torch import nn
 
 from landscape import connect
-from landscape.batchnorm import has_batchnorm
-from landscape.checkpoint import Checkpoint, read_checkpoint, sha256
-from landscape.data import SPLITS, Dataset, DataSpec
+from landscape.data.datasets import SPLITS, Dataset, DataSpec
 from landscape.errors import LandscapeError
-from landscape.files import check_output
-from landscape.grid import Grid
+from landscape.evaluation.batchnorm import has_batchnorm
+from landscape.io.checkpoint import Checkpoint, read_checkpoint, sha256
+from landscape.io.files import check_output
 from landscape.jobs.network import network
-from landscape.parallel import world
-from landscape.threads import threads as using_threads
+from landscape.runtime.parallel import world
+from landscape.runtime.threads import threads as using_threads
+from landscape.space.grid import Grid
 
 # What a curve file records about its data, filled in when a command leaves it open.
 DATA_FIELDS = tuple(f.name for f in fields(DataSpec) if f.name not in ("split", "samples", "sample_seed"))
@@ -32,7 +32,7 @@ DATA_FIELDS = tuple(f.name for f in fields(DataSpec) if f.name not in ("split", 
 @dataclass
 class CurveConfig(DataSpec):
     """Training a curve between the checkpoints ``a`` and ``b`` (the fields of ``landscape-connect``):
-    the data (:class:`landscape.data.DataSpec`; the bend trains on the training split), the
+    the data (:class:`landscape.data.datasets.DataSpec`; the bend trains on the training split), the
     architecture, the curve's kind and its training settings (:class:`landscape.connect.CurveTraining`,
     checked when it is made)."""
 
@@ -43,7 +43,7 @@ class CurveConfig(DataSpec):
     kind: str = "bezier"
     training: connect.CurveTraining = field(default_factory=connect.CurveTraining)
     device: str | None = "cpu"
-    threads: int | None = None  # torch threads; None: landscape.threads' policy
+    threads: int | None = None  # torch threads; None: landscape.runtime.threads' policy
     folder: str | None = None  # the run folder (checkpoints, log.csv); default: OUT without .pt, + ".run"
     resume: bool = False
     overwrite: bool = False
@@ -155,7 +155,7 @@ def evaluate_path(cfg: PathConfig, comm=None) -> connect.PathResult:
     matches). Collective under MPI: every rank calls it."""
     comm = comm or world()
     if cfg.t is not None:
-        from landscape.grid import parse_axis
+        from landscape.space.grid import parse_axis
 
         ts = connect.t_values(parse_axis(cfg.t).coordinates)
     elif cfg.points < 2:

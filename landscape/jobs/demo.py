@@ -8,12 +8,12 @@ import time
 import torch
 import torch.nn.functional as F
 
-from landscape.cache import cache_dir
-from landscape.checkpoint import save_checkpoint
-from landscape.data import load_dataset
+from landscape.data.datasets import load_dataset
 from landscape.errors import LandscapeError
+from landscape.io.checkpoint import save_checkpoint
 from landscape.models import build_model
-from landscape.threads import threads as using_threads
+from landscape.runtime.cache import cache_dir
+from landscape.runtime.threads import threads as using_threads
 
 DEMO_ARCH = "digits_cnn"
 DEMO_DATASET = "digits"
@@ -22,7 +22,7 @@ DEMO_EPOCHS = 15
 
 def demo_checkpoint(seed: int = 0, verbose: bool = True, threads: int | None = None) -> str:
     """Path of the demo network's state dict, training it first if it is not cached, with
-    ``threads`` torch threads (None: :mod:`landscape.threads`' policy, the idle cores)."""
+    ``threads`` torch threads (None: :mod:`landscape.runtime.threads`' policy, the idle cores)."""
     path = os.path.join(cache_dir(), f"{DEMO_ARCH}_{DEMO_DATASET}_seed{seed}.pt")
     if os.path.isfile(path):
         if verbose:

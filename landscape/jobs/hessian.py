@@ -12,16 +12,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from landscape.batches import data_checksum
-from landscape.checkpoint import read_checkpoint
-from landscape.data import DataSpec
+from landscape.data.batches import data_checksum
+from landscape.data.datasets import DataSpec
 from landscape.errors import LandscapeError
-from landscape.evaluate import resolve_device
-from landscape.files import owned_output, replacing
+from landscape.evaluation.evaluator import resolve_device
 from landscape.hessian.summary import HessianSummary, SummaryOptions, read_summary, summarize, write_summary
+from landscape.io.checkpoint import read_checkpoint
+from landscape.io.files import owned_output, replacing
 from landscape.jobs.network import network
-from landscape.provenance import environment
-from landscape.threads import threads
+from landscape.runtime.provenance import environment
+from landscape.runtime.threads import threads
 
 
 @dataclass

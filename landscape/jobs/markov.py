@@ -7,9 +7,9 @@ import os
 from collections.abc import Sequence
 
 from landscape.errors import LandscapeError
-from landscape.files import owned_output, replacing
+from landscape.io.files import owned_output, replacing
 from landscape.quant.markov import MarkovResult, Toy, compare_rates
-from landscape.threads import threads as using_threads
+from landscape.runtime.threads import threads as using_threads
 
 
 def draw_markov(out: str, rates: Sequence[float], noise: float = Toy.noise, steps: int = 20_000,

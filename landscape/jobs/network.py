@@ -6,7 +6,7 @@ import os
 
 from torch import nn
 
-from landscape.checkpoint import Checkpoint, load_into_, read_checkpoint
+from landscape.io.checkpoint import Checkpoint, load_into_, read_checkpoint
 from landscape.models import build_model
 
 

@@ -6,10 +6,10 @@ import os
 from collections.abc import Sequence
 
 from landscape.errors import LandscapeError
+from landscape.io.surface_file import Surface, read_surface
+from landscape.io.trajectory_file import read_trajectory
 from landscape.plot.mpl import MAX_LEVELS
 from landscape.plot.render import KINDS, figure_prefix, render, save_figure
-from landscape.surface_file import Surface, read_surface
-from landscape.trajectory_file import read_trajectory
 
 
 def record_training_(surface: Surface) -> None:
@@ -18,7 +18,7 @@ def record_training_(surface: Surface) -> None:
     a = surface.attrs
     if any(k.startswith("checkpoint_") for k in a) or not a.get("model") or not os.path.isfile(str(a["model"])):
         return
-    from landscape.checkpoint import read_checkpoint  # imports torch: only for such older files
+    from landscape.io.checkpoint import read_checkpoint  # imports torch: only for such older files
 
     try:
         a.update({f"checkpoint_{k}": v for k, v in read_checkpoint(str(a["model"])).summary().items()})
@@ -42,7 +42,7 @@ def check_same_directions(surface: Surface, path: str, trajectory: str) -> None:
     recorded = surface.inputs().get("directions")
     if not recorded:
         return
-    from landscape.directions import directions_checksum  # torch: only when there is something to check
+    from landscape.directions.sampling import directions_checksum  # torch: only when there is something to check
 
     tensors = read_trajectory(trajectory).directions
     if tensors and directions_checksum(tensors[: surface.ndim]) != recorded:

@@ -11,18 +11,18 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from landscape.checkpoint import Checkpoint, read_checkpoint
 from landscape.errors import LandscapeError
-from landscape.files import owned_output, replacing
+from landscape.io.checkpoint import Checkpoint, read_checkpoint
+from landscape.io.files import owned_output, replacing
 from landscape.jobs.network import network
 from landscape.models import build_model
-from landscape.parallel import collective, local_rank_and_size, world
 from landscape.prune.checkpoints import save_pruned
 from landscape.prune.counts import count, layer_counts, meta_copy
 from landscape.prune.plans import PRESETS, preset_info, resolve_plan
 from landscape.prune.removal import plan_widths, prune_filters, resize_
 from landscape.prune.scan import check_ratios, filter_norms, sensitivity
-from landscape.threads import threads as using_threads
+from landscape.runtime.parallel import collective, local_rank_and_size, world
+from landscape.runtime.threads import threads as using_threads
 
 
 def default_input_shape(arch: str, in_channels: int) -> tuple[int, ...]:
@@ -118,7 +118,7 @@ def prune_checkpoint(path: str, arch: str, plan: str | Mapping, out: str, strate
                      in_channels: int | None = None, unsafe_pickle: bool = False, overwrite: bool = False,
                      threads: int | None = None) -> dict:
     """Prune the checkpoint at ``path`` by ``plan`` and write the smaller one to ``out``; returns it.
-    ``threads``: torch threads (None: :mod:`landscape.threads`' policy)."""
+    ``threads``: torch threads (None: :mod:`landscape.runtime.threads`' policy)."""
     with owned_output(out, overwrite=overwrite) as (out,):
         model, ckpt = _model(arch, path, "", num_classes, in_channels, unsafe_pickle)
         resolved = resolve_plan(plan, model)
@@ -138,7 +138,7 @@ def scan_checkpoint(path: str, arch: str, data, ratios: Sequence[float], out: st
                     chunk_size: int = 1, progress: bool = True, overwrite: bool = False, repair: bool = False,
                     num_classes: int | None = None, in_channels: int | None = None, unsafe_pickle: bool = False,
                     comm=None):
-    """The sensitivity scan of a checkpoint on ``data`` (a :class:`landscape.data.DataSpec`), into
+    """The sensitivity scan of a checkpoint on ``data`` (a :class:`landscape.data.datasets.DataSpec`), into
     ``out`` with the paper's Fig. 2(b) and 2(a) beside it (rank 0). Collective under MPI.
     Returns ``(SensitivityResult, figure paths)``."""
     comm = comm or world()

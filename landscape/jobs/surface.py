@@ -14,16 +14,20 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from landscape.checkpoint import Checkpoint, read_checkpoint
-from landscape.data import SPLITS, Dataset, DataSpec
-from landscape.directions import interpolation_direction, load_directions, per_axis, random_directions
-from landscape.engine import Directions, EvalOptions, Output, directions_path, surface
+from landscape.data.datasets import SPLITS, Dataset, DataSpec
+from landscape.directions.options import Directions
+from landscape.directions.sampling import interpolation_direction, per_axis, random_directions
+from landscape.engine.options import Output
+from landscape.engine.surface import surface
 from landscape.errors import LandscapeError
-from landscape.grid import Grid
+from landscape.evaluation.options import EvalOptions
+from landscape.io.checkpoint import Checkpoint, read_checkpoint
+from landscape.io.directions_file import load_directions
+from landscape.io.surface_file import Surface
 from landscape.jobs.network import network
-from landscape.parallel import on_root, world
-from landscape.params import live_tensors, snapshot
-from landscape.surface_file import Surface
+from landscape.runtime.parallel import on_root, world
+from landscape.space.grid import Grid
+from landscape.space.params import live_tensors, snapshot
 
 DEMO_OUT = os.path.join("landscape_demo", "surface.h5")
 DEMO_GRID = "-1:1:31"
@@ -37,14 +41,14 @@ QUANTITIES = ("loss", "eig")  # what --metrics may name: loss (and accuracy) per
 @dataclass
 class SurfaceConfig(DataSpec):
     """Everything that defines a surface run from files: the data (the fields of
-    :class:`landscape.data.DataSpec`), the checkpoint(s), and the option objects of
+    :class:`landscape.data.datasets.DataSpec`), the checkpoint(s), and the option objects of
     :func:`landscape.engine.surface`.
 
     ``model=None`` is the built-in demo. ``grid=None``: the demo's, the one covering the path of a
     landscape-traj ``directions_file``, else ``-1:1:51``. ``directions``: the random directions'
     settings (``norm``/``ignore`` one for all axes or one per axis x, y, z); ``directions_file``,
     ``model2`` (and ``model3``) or ``same_dir`` make the directions from files instead.
-    ``adaptive``: the grid's adaptive tolerance (:class:`landscape.grid.Grid`), whichever grid applies.
+    ``adaptive``: the grid's adaptive tolerance (:class:`landscape.space.grid.Grid`), whichever grid applies.
     ``output.path=None``: ``surface.h5`` (the demo's ``landscape_demo/surface.h5``). ``split`` may
     name several splits (``"train,test"``). ``metrics``: names from ``QUANTITIES``; ``eig_*`` set up
     the Hessian metric. ``plot``: draw the standard figures beside the file.
@@ -125,8 +129,8 @@ def resolve(cfg: SurfaceConfig, comm=None) -> SurfaceConfig:
 def path_grid(directions: str, num: int = PATH_GRID_POINTS) -> Grid | None:
     """For a landscape-traj file: the grid covering the optimization path with a margin; for a
     plain directions file, None (the usual default applies)."""
-    from landscape.h5 import opened
-    from landscape.trajectory_file import path_extent, read_trajectory
+    from landscape.io.h5 import opened
+    from landscape.io.trajectory_file import path_extent, read_trajectory
 
     try:
         with opened(directions, "directions file", lambda f: True) as (f, _):
@@ -222,7 +226,7 @@ def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int,
 
 
 def pruned_summary(ckpt: Checkpoint, model: torch.nn.Module, data: Dataset) -> dict:
-    """What the checkpoint records (:meth:`landscape.checkpoint.Checkpoint.summary`), with the
+    """What the checkpoint records (:meth:`landscape.io.checkpoint.Checkpoint.summary`), with the
     network's FLOPs counted as the pruning paper does (shape arithmetic; comparisons show them
     where they differ)."""
     info = ckpt.summary()
@@ -312,5 +316,7 @@ def run(cfg: SurfaceConfig, comm=None) -> tuple[Surface, list[str]]:
     return result, paths
 
 
-__all__ = ["DEFAULT_GRID", "DEMO_GRID", "DEMO_OUT", "PATH_GRID_POINTS", "SurfaceConfig", "compute_surface",
-           "directions_path", "load_data", "make_directions", "resolve", "run"]
+__all__ = [
+    "DEFAULT_GRID", "DEMO_GRID", "DEMO_OUT", "PATH_GRID_POINTS", "SurfaceConfig", "compute_surface",
+    "load_data", "make_directions", "resolve", "run",
+]

@@ -19,7 +19,7 @@ interrupted run resumes where it stopped, bit for bit on the CPU.
 Each checkpoint is ``{"state_dict", "epoch", "accuracy" (test accuracy, %), "acc" (the same,
 under the original tool's key), "train_loss", "train_err", "test_loss", "test_err", "optimizer",
 "step", "args", "arch", "num_classes", "in_channels", "dataset", "hooks", "hook_config"}``; it
-loads with ``torch.load(weights_only=True)`` and :func:`landscape.checkpoint.load_state_dict`.
+loads with ``torch.load(weights_only=True)`` and :func:`landscape.io.checkpoint.load_state_dict`.
 """
 
 from __future__ import annotations
@@ -35,15 +35,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.checkpoint import Checkpoint, read_checkpoint
-from landscape.data import Dataset, apply_label_noise, augment, load_dataset
+from landscape.data.datasets import Dataset, apply_label_noise, augment, load_dataset
 from landscape.errors import LandscapeError, first_line
-from landscape.evaluate import keep_malloc_arenas, resolve_device
-from landscape.files import write_bytes
+from landscape.evaluation.evaluator import keep_malloc_arenas, resolve_device
+from landscape.evaluation.losses import LOSSES
+from landscape.io.checkpoint import Checkpoint, read_checkpoint
+from landscape.io.files import write_bytes
 from landscape.jobs.network import network
-from landscape.losses import LOSSES
 from landscape.models import build_model
-from landscape.threads import threads as using_threads
+from landscape.runtime.threads import threads as using_threads
 from landscape.training import OPTIMIZERS, Loop, LoopConfig, Milestones, RunFolder, TrainHook, make_optimizer
 from landscape.training.optim import default_milestones
 
@@ -82,7 +82,7 @@ class TrainConfig:
     loss: str = "crossentropy"  # crossentropy | mse (on softmax outputs, as the original)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    threads: int | None = None  # torch threads; None: landscape.threads' policy (the idle cores)
+    threads: int | None = None  # torch threads; None: landscape.runtime.threads' policy (the idle cores)
     ngpu: int | None = None  # GPUs for DataParallel; None: all visible ones
     channels_last: bool = False
     amp: bool = False  # float16 autocast + gradient scaling on CUDA, bfloat16 on CPU

@@ -6,15 +6,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from landscape.checkpoint import read_checkpoint
-from landscape.directions_file import load_directions
+from landscape.directions.pca import expand_checkpoints, pca_directions, project_onto
 from landscape.errors import LandscapeError
-from landscape.files import owned_output
+from landscape.io.checkpoint import read_checkpoint
+from landscape.io.directions_file import load_directions
+from landscape.io.files import owned_output
+from landscape.io.trajectory_file import Trajectory, write_trajectory
 from landscape.jobs.network import network
-from landscape.params import live_tensors
-from landscape.threads import threads as using_threads
-from landscape.trajectory import Trajectory, expand_checkpoints, pca_directions, project_onto
-from landscape.trajectory_file import write_trajectory
+from landscape.runtime.threads import threads as using_threads
+from landscape.space.params import live_tensors
 
 
 def trajectory_of_run(
@@ -37,7 +37,7 @@ def trajectory_of_run(
     ``overwrite``). The network's shape comes from the final checkpoint's metadata when not given.
     ``directions``: a directions file (landscape-surf's, or the original tool's) whose first two
     directions the checkpoints are projected onto instead of PCA's. ``threads``: torch threads
-    (None: :mod:`landscape.threads`' policy, the idle cores)."""
+    (None: :mod:`landscape.runtime.threads`' policy, the idle cores)."""
     if cache_bytes < 1:
         raise LandscapeError(f"the memory for checkpoint differences must be positive, got {cache_bytes}")
     with owned_output(out, overwrite=overwrite) as (out,):

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from torch import nn
 
 from landscape.errors import LandscapeError
-from landscape.usercode import call_user, load_callable
+from landscape.runtime.usercode import call_user, load_callable
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 

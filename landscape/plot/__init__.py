@@ -4,9 +4,10 @@ Also :mod:`landscape.plot.interactive` (plotly figures, the offline HTML page, a
 with a static fallback), imported on demand. Nothing here imports torch.
 """
 
+from landscape.io.trajectory_file import pc_labels
 from landscape.plot.compare import compare, compare_figure, describe, shared_levels, shared_scale
 from landscape.plot.mpl import Scale, colorbar, contour, contourf, heatmap, masked, plot_1d, scale_for, surface3d
-from landscape.plot.path import pc_labels, trajectory, trajectory_figure
+from landscape.plot.path import trajectory, trajectory_figure
 from landscape.plot.sharpness import gap_figure, gap_scatter
 from landscape.plot.vtk import write_vti, write_vtk
 

@@ -16,8 +16,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from landscape.errors import LandscapeError
+from landscape.io.surface_file import Surface
 from landscape.plot import mpl
-from landscape.surface_file import Surface
 
 KINDS = ("contour", "contourf", "heatmap")
 OPTIMIZERS = {"sgd": "SGD", "adam": "Adam"}
@@ -40,7 +40,7 @@ def describe(surface: Surface, flops: bool = True) -> str:
 
 
 def describe_training(t: Mapping, arch: str = "", flops: bool = True) -> str:
-    """:func:`describe`'s title from what a checkpoint records (:meth:`landscape.checkpoint.Checkpoint.summary`)."""
+    """:func:`describe`'s title from what a checkpoint records (:meth:`landscape.io.checkpoint.Checkpoint.summary`)."""
     bits = [arch]
     if t.get("optimizer"):
         bits.append(OPTIMIZERS.get(str(t["optimizer"]), str(t["optimizer"])))

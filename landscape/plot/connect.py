@@ -8,9 +8,11 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from landscape.connect import PATHS, PathResult, PlanePath
+from landscape.connect.curve import PATHS
+from landscape.connect.path import PathResult
+from landscape.connect.plane import PlanePath
+from landscape.io.surface_file import Surface
 from landscape.plot import mpl
-from landscape.surface_file import Surface
 
 STYLE = {"curve": {"ls": "-", "lw": 2.0}, "line": {"ls": "--", "lw": 1.5}}
 LABEL = {"curve": "curve", "line": "straight line"}

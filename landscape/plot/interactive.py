@@ -19,9 +19,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from landscape.errors import LandscapeError
-from landscape.files import write_text
-from landscape.surface_file import Surface
-from landscape.trajectory_file import Trajectory, pc_labels
+from landscape.io.files import write_text
+from landscape.io.surface_file import Surface
+from landscape.io.trajectory_file import Trajectory, pc_labels
 
 HOVER_LIMIT = 4  # quantities shown on hover
 
@@ -97,7 +97,7 @@ def surface_figure(surface: Surface, quantity: str = "loss", log: bool = False,
 def contour_figure(surface: Surface, quantity: str = "loss", log: bool = False, levels: int = 30,
                    colorscale: str = "Viridis", trajectory: Trajectory | None = None) -> go.Figure:
     """Filled contours of ``quantity`` (``log``: its log10), with the optimization path of a
-    :class:`landscape.trajectory.Trajectory` drawn over it if given; a 1D surface gets
+    :class:`landscape.directions.pca.Trajectory` drawn over it if given; a 1D surface gets
     :func:`line_figure`."""
     if surface.ndim == 1:
         return line_figure(surface, log, quantity)

@@ -19,7 +19,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.ticker import LogFormatterSciNotation, LogLocator, MaxNLocator
 
 from landscape.errors import LandscapeError
-from landscape.surface_file import LABELS, Surface
+from landscape.io.surface_file import LABELS, Surface
 
 SCALES = ("auto", "linear", "log")
 MAX_LEVELS = 1000  # more cannot be told apart, and cost minutes and gigabytes

@@ -1,4 +1,4 @@
-"""The optimization path of a run (a :class:`landscape.trajectory_file.Trajectory`) over contours.
+"""The optimization path of a run (a :class:`landscape.io.trajectory_file.Trajectory`) over contours.
 
 As in the paper's figures, the axes are the two principal directions, labelled with the share
 of the path's variance each explains ("1st PC: 83.5 %").
@@ -10,9 +10,9 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from landscape.io.surface_file import Surface
+from landscape.io.trajectory_file import Trajectory, pc_labels
 from landscape.plot import mpl
-from landscape.surface_file import Surface
-from landscape.trajectory_file import Trajectory, pc_labels
 
 
 def _point_label(traj: Trajectory, k: int, fallback: str) -> str:
@@ -61,4 +61,4 @@ def trajectory_figure(traj: Trajectory, surface: Surface | None = None, quantity
     return fig
 
 
-__all__ = ["pc_labels", "trajectory", "trajectory_figure"]
+__all__ = ["trajectory", "trajectory_figure"]

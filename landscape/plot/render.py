@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from matplotlib.figure import Figure
 
 from landscape.errors import LandscapeError, one_line
-from landscape.files import check_folder
+from landscape.io.files import check_folder
+from landscape.io.surface_file import Surface
 from landscape.plot import mpl
-from landscape.surface_file import Surface
 
 KINDS = ("contour", "contourf", "heatmap", "3d")
 FORMATS = ("png", "pdf", "svg")
@@ -54,7 +54,7 @@ def figures(surface: Surface, levels: int = 30, vmin: float | None = None, vmax:
     ``mark_evaluated``: dots where an adaptive surface evaluated the network."""
     title = surface.title()
     if surface.ndim == 1 and surface.attrs.get("kind") == "connect_path":  # a curve and a straight line along t
-        from landscape.connect import path_result
+        from landscape.connect.path import path_result
         from landscape.plot.connect import path_figure
 
         kind = surface.attrs.get("curve_kind", "")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.surface_file import Surface, new_surface
+from landscape.io.surface_file import Surface, new_surface
 
 MAX_POINTS_A_SIDE = 4096
 

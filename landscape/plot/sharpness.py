@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 if TYPE_CHECKING:
-    from landscape.sharpness import Correlation
+    from landscape.sharpness.results import Correlation
 
 
 def gap_scatter(ax: Axes, correlation: Correlation, xlabel: str | None = None,

@@ -20,8 +20,8 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.files import write_text
-from landscape.surface_file import Surface
+from landscape.io.files import write_text
+from landscape.io.surface_file import Surface
 
 HIDDEN_POINT = 2  # vtkDataSetAttributes::HIDDENPOINT
 TYPES = {np.dtype("<f8"): "Float64", np.dtype("uint8"): "UInt8"}

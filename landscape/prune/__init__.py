@@ -13,7 +13,8 @@ fx-traceable conv net of convs, BatchNorm, pooling, activations, residual sums, 
 and a flatten-then-linear head is handled, not only the zoo's.
 """
 
-from landscape.prune.checkpoints import save_pruned, widths_of
+from landscape.io.checkpoint import widths_of
+from landscape.prune.checkpoints import save_pruned
 from landscape.prune.counts import LayerCount, conv_output_shapes, count, layer_counts, reduction
 from landscape.prune.graph import ChannelGraph, Group, trace
 from landscape.prune.plans import (

@@ -28,9 +28,9 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from landscape.checkpoint import save_checkpoint, sha256, widths_of
 from landscape.errors import LandscapeError
-from landscape.files import check_output
+from landscape.io.checkpoint import save_checkpoint, sha256
+from landscape.io.files import check_output
 from landscape.prune.counts import count
 from landscape.prune.removal import STRATEGIES, conv_widths
 
@@ -96,4 +96,4 @@ def save_pruned(
     return ckpt
 
 
-__all__ = ["save_pruned", "widths_of"]
+__all__ = ["save_pruned"]

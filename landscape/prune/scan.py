@@ -20,14 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.batches import as_batches, inputs_of, tensors_of
-from landscape.data import Dataset
+from landscape.data.batches import as_batches, inputs_of, tensors_of
+from landscape.data.datasets import Dataset
 from landscape.errors import LandscapeError
-from landscape.provenance import environment
 from landscape.prune.counts import conv_output_shapes
 from landscape.prune.graph import ChannelGraph, is_conv, trace
 from landscape.prune.plans import kept
 from landscape.prune.removal import STRATEGIES, _group_fractions, _prune, filter_scores
+from landscape.runtime.provenance import environment
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,7 +99,7 @@ def _device_data(data, model: nn.Module, device: torch.device) -> tuple[object, 
     the inputs are not one tensor). ``data``: what :func:`landscape.surface` takes (a
     :class:`landscape.Dataset`, ``(X, y)``, a torch Dataset, a DataLoader, dict batches):
     tensors become a :class:`landscape.Dataset` (channels-last for conv nets), anything else
-    :class:`landscape.batches.Batches` read once."""
+    :class:`landscape.data.batches.Batches` read once."""
     tensors = tensors_of(data)
     if tensors is None or len(tensors) < 2:
         batches = as_batches(data, device)
@@ -172,7 +172,7 @@ def _result(surface) -> SensitivityResult:
 
 def read_sensitivity(path: str | os.PathLike) -> SensitivityResult:
     """Read a sensitivity file written by :func:`sensitivity` (verified like every surface file)."""
-    from landscape.surface_file import read_surface
+    from landscape.io.surface_file import read_surface
 
     return _result(read_surface(path))
 
@@ -209,9 +209,10 @@ def sensitivity(
     ratios, strategy, loss) match and refused when not, one writer, checksums, ``repair``.
     ``attrs``: more provenance. Every rank returns the result.
     """
-    from landscape.engine import run_points, tensors_checksum
-    from landscape.evaluate import Evaluator, resolve_device
-    from landscape.parallel import collective, on_root, world
+    from landscape.engine.points import run_points
+    from landscape.evaluation.evaluator import Evaluator, resolve_device
+    from landscape.runtime.parallel import collective, on_root, world
+    from landscape.space.params import tensors_checksum
 
     comm = comm or world()
     out = os.fspath(out) if out is not None else None

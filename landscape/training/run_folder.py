@@ -20,9 +20,9 @@ from collections.abc import Sequence
 
 import torch
 
-from landscape.checkpoint import save_checkpoint
 from landscape.errors import LandscapeError, first_line
-from landscape.files import OutputLock, remove_stale_temporaries, replacing
+from landscape.io.checkpoint import save_checkpoint
+from landscape.io.files import OutputLock, remove_stale_temporaries, replacing
 
 CHECKPOINT_RE = re.compile(r"^model_(\d+)\.pt$")
 RESUME_FILE = "resume.pt"

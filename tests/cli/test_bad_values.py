@@ -1,0 +1,162 @@
+"""Absurd values end in one line and exit code 2, never a traceback, a MemoryError or minutes of
+work: huge seeds, grid bounds and point counts, resolutions, NaN limits, level counts, non-UTF-8
+output names, NaN weights, and absurd checkpoint metadata."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from helpers import save_digits_cnn
+
+from landscape.cli import hessian as hessian_cli
+from landscape.cli import plot as plot_cli
+from landscape.cli import prune as prune_cli
+from landscape.cli import surf as surf_cli
+from landscape.cli import traj as traj_cli
+from landscape.cli._common import run_cli
+
+BAD_NAME = os.fsdecode(b"bad\xff.h5")  # bytes that are not UTF-8, as the shell passes them
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    model = save_digits_cnn(d / "m.pt")
+    surface = str(d / "s.h5")
+    assert surf_cli.main(["--model", model, "--arch", "digits_cnn", "--samples", "16", "--x=-1:1:3", "--y=-1:1:3",
+                          "--out", surface, "--no-progress"]) == 0
+    sd = torch.load(model, weights_only=True)
+    nan = {k: v.clone() for k, v in sd.items()}
+    nan["features.0.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(nan, d / "nan.pt")
+    for name, meta in (("nc_text", {"num_classes": "ten"}), ("nc_huge", {"num_classes": 10**12}),
+                       ("w_text", {"widths": {"features.0": "x"}}), ("w_huge", {"widths": {"features.0": 10**12}})):
+        torch.save({"state_dict": sd, "in_channels": 1, **meta}, d / f"{name}.pt")
+    run = d / "run"
+    run.mkdir()
+    for e in range(4):
+        s = {k: v + 0.01 * e * (1 + e % 2 * k.count("0")) if v.is_floating_point() else v for k, v in sd.items()}
+        if e == 2:
+            s["features.0.weight"][0, 0, 0, 0] = float("inf")
+        torch.save({"state_dict": s, "in_channels": 1, "num_classes": 10}, run / f"model_{e}.pt")
+    return {"dir": d, "model": model, "surface": surface}
+
+
+def one_line(capsys, code: int, prog: str, *fragments: str) -> str:
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"{prog}: error:"), err
+    for f in fragments:
+        assert f in err, err
+    return err
+
+
+SURF = ["--arch", "digits_cnn", "--samples", "16", "--no-progress"]
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--seed", "99999999999999999999", "--x=-1:1:2"], ["--seed"]),
+    (["--x=-1e308:1e308:3"], ["beyond"]),
+    (["--x=-1:1:1000000000000"], ["more than"]),
+    (["--x=-1:1:1000000000000", "--allow-large"], ["more than"]),
+    (["--x=-1:1:100000", "--y=-1:1:100000", "--allow-large"], ["fit in memory"]),
+    (["--x=-1:1:2", "--out", BAD_NAME], ["UTF-8"]),
+])
+def test_surf(files, tmp_path, capsys, args, fragments):
+    args = args if "--out" in args else [*args, "--out", str(tmp_path / "o.h5")]
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        code = surf_cli.main(["--model", files["model"], *SURF, *args])
+    finally:
+        os.chdir(cwd)
+    one_line(capsys, code, "landscape-surf", *fragments)
+    assert not any(n.endswith(".h5") for n in os.listdir(tmp_path))
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--dpi", "100000"], ["--dpi"]),
+    (["--vmax", "nan"], ["--vmax"]),
+    (["--vmin", "-inf"], ["--vmin"]),
+    (["--levels", "100000000"], ["levels"]),
+])
+def test_plot(files, capsys, args, fragments):
+    code = plot_cli.main([files["surface"], *args, "--formats", "png", "--kinds", "contour",
+                          "--out", str(files["dir"] / "fig")])
+    one_line(capsys, code, "landscape-plot", *fragments)
+
+
+def test_non_utf8_outputs_are_refused_before_any_work(files, tmp_path, capsys):
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        code = prune_cli.main(["--model", files["model"], "--arch", "digits_cnn", "--sensitivity", "--samples", "16",
+                               "--ratios", "0.5", "--out", BAD_NAME])
+        one_line(capsys, code, "landscape-prune", "UTF-8")
+        code = hessian_cli.main(["--model", files["model"], "--arch", "digits_cnn", "--samples", "16",
+                                 "--out", BAD_NAME])
+        one_line(capsys, code, "landscape-hessian", "UTF-8")
+    finally:
+        os.chdir(cwd)
+    assert [n for n in os.listdir(tmp_path) if not n.endswith(".lock")] == []
+
+
+def test_nan_weights(files, tmp_path, capsys):
+    d = files["dir"]
+    code = prune_cli.main(["--model", str(d / "nan.pt"), "--arch", "digits_cnn", "--sensitivity", "--samples", "16",
+                           "--ratios", "0.5", "--out", str(tmp_path / "p.h5")])
+    one_line(capsys, code, "landscape-prune", "NaN or infinite")
+    code = traj_cli.main(["--checkpoints", str(d / "run" / "model_*.pt"), "--final", str(d / "run" / "model_3.pt"),
+                          "--arch", "digits_cnn", "--out", str(tmp_path / "t.h5")])
+    one_line(capsys, code, "landscape-traj", "NaN or infinite", "model_2.pt")
+    assert not [p for p in tmp_path.iterdir() if not p.name.endswith(".lock")]
+
+
+@pytest.mark.parametrize("name", ["nc_text", "nc_huge", "w_text", "w_huge"])
+def test_absurd_checkpoint_metadata(files, tmp_path, capsys, name):
+    ckpt = str(files["dir"] / f"{name}.pt")
+    for prog, main, args in (
+        ("landscape-surf", surf_cli.main, ["--model", ckpt, *SURF, "--x=-1:1:2", "--out", str(tmp_path / "s.h5")]),
+        ("landscape-hessian", hessian_cli.main, ["--model", ckpt, "--arch", "digits_cnn", "--samples", "16",
+                                                 "--out", str(tmp_path / "h.h5")]),
+        ("landscape-prune", prune_cli.main, ["--model", ckpt, "--arch", "digits_cnn", "--sensitivity", "--samples",
+                                             "16", "--ratios", "0.5", "--out", str(tmp_path / "p.h5")]),
+        ("landscape-traj", traj_cli.main, ["--checkpoints", str(files["dir"] / "run" / "model_[01].pt"), ckpt,
+                                           "--final", ckpt, "--arch", "digits_cnn", "--out", str(tmp_path / "t.h5")]),
+    ):
+        code = main(args)
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and code in (0, 2), err
+        if code == 2:
+            assert len(err.strip().splitlines()) == 1 and err.startswith(f"{prog}: error:")
+
+
+def test_out_of_memory_is_one_line(capsys):
+    def body() -> int:
+        raise MemoryError
+
+    assert run_cli("landscape-x", body) == 2
+    assert capsys.readouterr().err.startswith("landscape-x: error: out of memory")
+
+
+def test_a_warning_is_one_line_naming_the_command(capsys):
+    import warnings
+
+    def body() -> int:
+        warnings.warn("the run continues,\n  but not bit for bit", UserWarning, stacklevel=1)
+        return 0
+
+    before = warnings.showwarning
+    assert run_cli("landscape-x", body) == 0
+    assert capsys.readouterr().err == "landscape-x: warning: the run continues, but not bit for bit\n"
+    assert warnings.showwarning is before  # given back
+
+
+def test_a_resumed_eig_map_may_differ_by_the_eigen_tolerance_documented():
+    from landscape.cli.surf import build_parser
+
+    text = build_parser().format_help()
+    assert "warm start" in " ".join(text.split()) and "resumed run" in " ".join(text.split())

@@ -1,0 +1,181 @@
+"""landscape-compare on three checkpoints made by landscape-train: the table against the library
+called directly, Kendall's tau against scipy, the figures, resume per (checkpoint, measure), and
+bad input (one line, exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from landscape.cli.compare import main
+from landscape.io.surface_file import read_surface, write_surface
+
+RUNS = (("bs16", ["--batch-size", "16"]), ("bs64", ["--batch-size", "64"]),
+        ("bs16_wd", ["--batch-size", "16", "--weight-decay", "0.01"]))
+SMALL = ["--arch", "digits_cnn", "--samples", "96", "--mc-samples", "4", "--steps", "2", "--line", "-1:1:5",
+         "--plane", "-1:1:3", "--measures", "avg_filter,worst_filter,epsilon,curvature", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> list[str]:
+    from landscape.cli.train import main as train
+
+    root = tmp_path_factory.mktemp("runs")
+    paths = []
+    for name, extra in RUNS:
+        out = root / name
+        assert train(["--arch", "digits_cnn", "--dataset", "digits", "--epochs", "1", "--subset", "128", "--lr", "0.05",
+                      "--device", "cpu", "--no-progress", "--out", str(out), *extra]) == 0
+        paths.append(str(out / "model_1.pt"))
+    return paths
+
+
+def read_csv(path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_compare_writes_the_table_and_figures(checkpoints, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "cmp"
+    assert main([*checkpoints, *SMALL, "--out", str(out)]) == 0
+    for name in ("compare.csv", "compare.md", "compare.h5", "curves_1d.png", "contours_2d.png",
+                 "gap_vs_measure.png"):
+        assert (out / name).is_file(), name
+    rows = read_csv(out / "compare.csv")
+    assert [r["checkpoint"] for r in rows] == checkpoints
+    assert "bs=16" in rows[0]["title"] and "bs=64" in rows[1]["title"] and "wd=0.01" in rows[2]["title"]
+
+    # the library called directly on the same model and data gives the table's numbers
+    from landscape import sharpness
+    from landscape.data.datasets import DataSpec
+    from landscape.evaluation.evaluator import Evaluator
+    from landscape.jobs.network import load_model
+
+    train = DataSpec(samples=96).load("train")[0]
+    test = DataSpec(samples=96).load("test")[0]
+    for path, row in zip(checkpoints, rows, strict=True):
+        model = load_model("digits_cnn", path, in_channels=1)
+        assert float(row["train_err"]) == pytest.approx(100 - Evaluator(model, train, batch_size=256)()["acc"])
+        assert float(row["gap"]) == pytest.approx(
+            (100 - Evaluator(model, test, batch_size=256)()["acc"]) - float(row["train_err"]), abs=1e-9)
+        avg = sharpness.average_case(model, train, radius=0.05, norm="filter", samples=4, tol=0, seed=0)
+        assert float(row["avg_filter"]) == pytest.approx(avg.value, rel=1e-5, abs=1e-9)
+        assert float(row["avg_filter_stderr"]) == pytest.approx(avg.stderr, rel=1e-5, abs=1e-9)
+        eps = sharpness.epsilon(model, train, eps=1e-3, steps=2)
+        assert float(row["epsilon"]) == pytest.approx(eps.value, rel=1e-5, abs=1e-9)
+
+    from scipy.stats import kendalltau
+
+    md = (out / "compare.md").read_text()
+    gaps = [float(r["gap"]) for r in rows]
+    ref = kendalltau([float(r["worst_filter"]) for r in rows], gaps)
+    assert f"| worst_filter | {ref.statistic:.3f} | {ref.pvalue:.3g} |" in md
+    assert "proves little" in md
+
+    surf = read_surface(out / "compare.h5")
+    assert surf.completed.all() and surf.shape == (6, 3)  # (train, test, 4 measures) x 3 checkpoints
+    assert "checkpoint_sha256" in surf.attrs and "kendall" in surf.attrs
+
+    # resume: a finished file computes nothing; one (checkpoint, measure) undone computes that one
+    import landscape.jobs.compare as job
+
+    calls = []
+    real = job._measure
+    monkeypatch.setattr(job, "_measure", lambda name, *a, **k: calls.append(name) or real(name, *a, **k))
+    assert main([*checkpoints, *SMALL, "--out", str(out)]) == 0
+    assert calls == []
+    for name in surf.done:
+        surf.done[name][4, 1] = False  # epsilon of the second checkpoint
+        surf.values[name][4, 1] = np.nan
+    write_surface(out / "compare.h5", surf)
+    assert main([*checkpoints, *SMALL, "--out", str(out)]) == 0
+    assert calls == ["epsilon"]
+    assert read_csv(out / "compare.csv") == rows
+
+    # another configuration is refused, and the file kept
+    before = (out / "compare.h5").read_bytes()
+    capsys.readouterr()
+    assert main([*checkpoints, *SMALL, "--radius", "0.1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "another configuration" in err and len(err.splitlines()) == 1
+    assert (out / "compare.h5").read_bytes() == before
+
+
+def _random_ckpt(path, arch: str, seed: int = 0) -> str:
+    from landscape.models import build_model
+
+    torch.manual_seed(seed)
+    torch.save({"state_dict": build_model(arch, num_classes=10, in_channels=1).state_dict(), "arch": arch}, path)
+    return str(path)
+
+
+def test_data_without_class_labels_is_refused(tmp_path, capsys):
+    """quadratic:data has float (regression) targets: no error, no gap."""
+    import quadratic
+
+    paths = []
+    for k in range(2):
+        torch.manual_seed(k)
+        paths.append(str(tmp_path / f"q{k}.pt"))
+        torch.save(quadratic.model().state_dict(), paths[-1])
+    out = tmp_path / "cmp"
+    assert main([*paths, "--arch", "quadratic:model", "--dataset", "quadratic:data", "--loss", "mse",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no class labels" in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("one", "at least 2 checkpoints"),
+    ("archs", "different architectures"),
+    ("measure", "unknown measure"),
+    ("radius", "--radius"),
+    ("twice", "given twice"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(case, message, tmp_path, capsys):
+    a = _random_ckpt(tmp_path / "a.pt", "digits_cnn", 0)
+    b = _random_ckpt(tmp_path / "b.pt", "digits_cnn", 1)
+    out = tmp_path / "cmp"
+    args = {
+        "one": [a],
+        "archs": [a, _random_ckpt(tmp_path / "m.pt", "mlp")],
+        "measure": [a, b, "--measures", "sharpest"],
+        "radius": [a, b, "--radius", "0"],
+        "twice": [a, a],
+    }[case]
+    assert main([*args, "--arch", "digits_cnn", "--samples", "32", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+    assert sorted(os.listdir(tmp_path)) == sorted(p for p in os.listdir(tmp_path) if p.endswith(".pt"))
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_mpirun_gives_the_serial_table(checkpoints, tmp_path):
+    """The (checkpoint, measure) jobs spread over 2 ranks give the serial table."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("mpi4py")
+    from tests.test_mpi import MPIRUN, launcher
+
+    if MPIRUN is None:
+        pytest.skip("no mpirun")
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
+    args = [*checkpoints, *SMALL, "--line", "none", "--plane", "none"]
+    for prefix, out in (([], "serial"), (launcher(2), "mpi")):
+        run = subprocess.run([*prefix, sys.executable, "-m", "landscape.cli.compare", *args, "--out",
+                              str(tmp_path / out)], capture_output=True, text=True, timeout=240, env=env)
+        assert run.returncode == 0, run.stderr
+    serial, mpi = read_csv(tmp_path / "serial" / "compare.csv"), read_csv(tmp_path / "mpi" / "compare.csv")
+    assert serial == mpi
+    assert read_surface(tmp_path / "mpi" / "compare.h5").attrs["mpi_ranks"] == 2
