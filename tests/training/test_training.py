@@ -317,7 +317,8 @@ def test_resume_after_kill_9_equals_an_uninterrupted_run(tmp_path):
 
 def docs_snippet() -> str:
     text = (ROOT / "docs" / "training.md").read_text()
-    block = re.search(r"<!-- test: tests/training/test_training.py runs this block -->\n```python\n(.*?)```", text, re.S)
+    marker = r"<!-- test: tests/training/test_training.py runs this block -->"
+    block = re.search(marker + r"\n```python\n(.*?)```", text, re.S)
     assert block, "docs/training.md lost its tested snippet"
     return block.group(1)
 
