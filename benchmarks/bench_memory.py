@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 
+from landscape.evaluation.options import EvalOptions
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -85,8 +87,8 @@ def case(params: int, mode: str, shape: str = "mlp") -> dict:
     nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
     from landscape.evaluation.evaluator import Evaluator
 
-    floor = Evaluator(model, data, device="cpu", batch_size=256)  # one evaluation at the origin: the floor's
-    floor()  # activations and buffers belong to any evaluation, not to the surface
+    floor = Evaluator(model, data, EvalOptions(device="cpu", batch_size=256))  # one evaluation at the origin:
+    floor()  # the floor's activations and buffers belong to any evaluation, not to the surface
     floor()
     del floor
     with open("/proc/self/clear_refs", "w") as f:
@@ -121,7 +123,7 @@ def speed(archs: list[str], n: int, rounds: int) -> list[dict]:
         torch.manual_seed(0)
         model = build_model(arch, num_classes=10, in_channels=3)
         _, _, data = make_data(n)
-        ev = Evaluator(model, data, device="cpu", batch_size=128)
+        ev = Evaluator(model, data, EvalOptions(device="cpu", batch_size=128))
         origin = snapshot(model)
         movers = {"hold": Mover(model, origin, random_directions(origin, 2, seed=0)),
                   "new": Mover(model, origin, random_directions(origin, 2, seed=0, lazy=True))}

@@ -29,6 +29,7 @@ import torch  # noqa: E402
 
 from landscape.cli import prune as prune_cli  # noqa: E402
 from landscape.data.datasets import load_dataset  # noqa: E402
+from landscape.evaluation.options import EvalOptions
 from landscape.models import build_model  # noqa: E402
 from landscape.prune import count, prune_filters, sensitivity  # noqa: E402
 
@@ -121,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for layer in res.layers:
         for r in ratios:
-            Evaluator(_prune(r56, graph, {layer: r}, "independent"), data, "crossentropy", batch_size=a.batch_size)
+            Evaluator(_prune(r56, graph, {layer: r}, "independent"), data,
+                      EvalOptions(loss_fn="crossentropy", batch_size=a.batch_size))
     setup = (time.perf_counter() - t0) / pairs
     per_pair = total / (pairs + 1)
     floor = min(floors + [forward_pass() for _ in range(3)])  # best of 3 before and 3 after the scan

@@ -33,6 +33,7 @@ from landscape.data.batches import forward  # noqa: E402
 from landscape.data.datasets import load_dataset  # noqa: E402
 from landscape.evaluation.evaluator import Evaluator  # noqa: E402
 from landscape.evaluation.losses import cross_entropy  # noqa: E402
+from landscape.evaluation.options import EvalOptions
 from landscape.models import build_model  # noqa: E402
 
 
@@ -83,7 +84,7 @@ def main() -> int:
     model = build_model("digits_cnn", num_classes=10, in_channels=1)
     batches = -(-len(data) // args.batch_size)
 
-    ev = Evaluator(model, data, batch_size=args.batch_size)
+    ev = Evaluator(model, data, EvalOptions(batch_size=args.batch_size))
     ev()
     plain = min(_timed(ev)[1] for _ in range(args.repeat))
 

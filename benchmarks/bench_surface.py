@@ -42,6 +42,7 @@ from landscape.data.datasets import Dataset  # noqa: E402
 from landscape.directions.sampling import random_directions  # noqa: E402
 from landscape.errors import LandscapeError  # noqa: E402
 from landscape.evaluation.evaluator import Evaluator, cpu_has_bf16, keep_malloc_arenas  # noqa: E402
+from landscape.evaluation.options import EvalOptions  # noqa: E402
 from landscape.models import build_model  # noqa: E402
 from landscape.space.params import Mover, snapshot  # noqa: E402
 
@@ -130,7 +131,7 @@ def bench(arch: str, n: int, rounds: int, with_compile: bool, train_steps: int) 
     def ours_factory(**kw):
         model = build_model(arch)
         model.load_state_dict(origin)
-        ev = Evaluator(model, data, device="cpu", **kw)
+        ev = Evaluator(model, data, EvalOptions(device="cpu", **kw))
         return Mover(model, origin, dirs, "states"), ev
 
     variants, refused = {}, {}

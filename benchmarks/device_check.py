@@ -179,7 +179,7 @@ def check_big(dev: str, small: bool) -> None:
     ev = EvalOptions(device=dev, batch_size=8, loss_fn="lm")
     from landscape.evaluation.evaluator import Evaluator
 
-    floor = Evaluator(model, data, device=dev, batch_size=8, loss_fn="lm")  # the floor's activations
+    floor = Evaluator(model, data, EvalOptions(device=dev, batch_size=8, loss_fn="lm"))  # the floor's activations
     floor()
     del floor
     cuda = dev.startswith("cuda")

@@ -43,8 +43,8 @@ _metrics.__name__ = "comma-separated list of loss, acc, eig"
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
     from landscape.directions.sampling import NORMS, SEMANTICS
-    from landscape.evaluation.evaluator import PRECISIONS
     from landscape.evaluation.losses import LOSSES
+    from landscape.evaluation.options import PRECISIONS
     from landscape.hessian.operator import CONVENTIONS, PARAM_CHOICES
     from landscape.jobs.surface import DEFAULT_GRID, DEFAULT_OUT, DEMO_GRID, DEMO_OUT, PATH_GRID_POINTS, SurfaceConfig
     from landscape.space.params import DIR_TYPES, IGNORES

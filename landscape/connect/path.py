@@ -17,6 +17,7 @@ from landscape.connect.curve import PATHS, Curve
 from landscape.data.batches import as_batches
 from landscape.errors import LandscapeError
 from landscape.evaluation.batchnorm import BatchNormRecompute, has_batchnorm
+from landscape.evaluation.options import EvalOptions
 from landscape.runtime.provenance import environment
 
 DEFAULT_BATCH_SIZE = 256
@@ -128,8 +129,9 @@ def evaluate(curve: Curve, data, t: int | Sequence[float] = 41, *, loss_fn: str 
     """
     from landscape.data.batches import by_split
     from landscape.engine.points import run_points
-    from landscape.evaluation.evaluator import Evaluator, resolve_device
+    from landscape.evaluation.evaluator import Evaluator
     from landscape.io.surface_file import write_surface
+    from landscape.runtime.device import resolve_device
     from landscape.runtime.parallel import collective, local_rank_and_size, world
     from landscape.runtime.threads import threads as using_threads
 
@@ -140,7 +142,8 @@ def evaluate(curve: Curve, data, t: int | Sequence[float] = 41, *, loss_fn: str 
     dev = resolve_device(device)
     with using_threads(threads, local_rank_and_size(comm)[1]):
         def setup():
-            evaluators = {s: Evaluator(net, d, loss_fn, "auto", batch_size, dev, channels_last=False)
+            evaluators = {s: Evaluator(net, d, EvalOptions(loss_fn=loss_fn, batch_size=batch_size, device=dev),
+                                       channels_last=False)
                           for s, d in splits.items()}
             bn = None
             n_bn = bn_recompute

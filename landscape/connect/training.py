@@ -76,7 +76,7 @@ def train_curve(model_a: nn.Module, model_b: nn.Module, data, *, kind: str = "be
     (the straight line's midpoint), ``test_data`` is evaluated there too. ``folder``: a run folder
     (checkpoints, ``log.csv``; continued bit for bit with ``resume`` after an interruption, even
     ``kill -9``). Returns the trained :class:`Curve`; its ``meta`` records the settings and the log."""
-    from landscape.evaluation.evaluator import resolve_device
+    from landscape.runtime.device import resolve_device
     from landscape.training import Loop, LoopConfig, RunFolder, make_optimizer
 
     settings = CurveTraining(epochs, lr, optimizer, momentum, weight_decay, batch_size, seed=seed)

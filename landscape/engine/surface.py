@@ -21,7 +21,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -34,11 +34,12 @@ from landscape.engine.options import Output, directions_path
 from landscape.engine.points import run_points
 from landscape.errors import GridTooLarge, LandscapeError
 from landscape.evaluation.batchnorm import BatchNormRecompute, has_batchnorm
-from landscape.evaluation.evaluator import Evaluation, resolve_device
+from landscape.evaluation.evaluator import Evaluation
 from landscape.evaluation.metrics import Context, Point, as_metric, check_names, config_of, values_of
 from landscape.evaluation.options import EvalOptions
 from landscape.io.directions_file import save_directions
 from landscape.io.surface_file import ConfigMismatch, Surface, peek_attrs
+from landscape.runtime.device import resolve_device
 from landscape.runtime.parallel import collective, local_rank_and_size, on_root, same_everywhere, world
 from landscape.runtime.provenance import environment
 from landscape.runtime.threads import threads as using_threads
@@ -228,8 +229,8 @@ def _setup(model, data, grid: Grid, directions: Directions, metrics, evaluation:
         except ValueError:
             sizes = {}
     e = evaluation
-    evaluations = [Evaluation(d, s, e.loss_fn, e.accuracy_fn, batch_size or sizes.get(s), e.precision, e.compile,
-                              e.forward_fn, channels_last) for s, d in splits.items()]
+    evaluations = [Evaluation(d, s, replace(e, batch_size=batch_size or sizes.get(s)), channels_last=channels_last)
+                   for s, d in splits.items()]
     context = Context(model, dev, grid=grid, rank=comm.rank, forward_fn=e.forward_fn)
     return _Run(grid, directions, evaluation, dev, model, origin, dirs, mover, evaluations, user_metrics, context,
                 directions_checksum(dirs), tensors_checksum(origin))
@@ -249,7 +250,7 @@ def _setup_metrics(run: _Run, comm) -> list:
         if comm.rank != 0:
             def take():
                 for e, b in zip(evaluations, sizes, strict=True):
-                    e.batch_size = b
+                    e.options = replace(e.options, batch_size=b)
                 return setup_evaluations()
             collective(comm, take)
         else:

@@ -15,6 +15,7 @@ import ctypes
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -22,9 +23,10 @@ from torch import nn
 from landscape.data.batches import Batches, TensorBatches, as_batches, forward, inputs_of
 from landscape.errors import LandscapeError, first_line
 from landscape.evaluation.losses import accuracy, function_name, logits_of, resolve_loss, token_labels
+from landscape.evaluation.options import EvalOptions
+from landscape.runtime.device import resolve_device
 from landscape.space.params import place_, uses_channels_last
 
-PRECISIONS = ("fp32", "bf16")
 PROBE_BATCH_SIZES = (64, 128, 256, 512)
 DEFAULT_BATCH_SIZE = 256
 
@@ -46,23 +48,6 @@ def keep_malloc_arenas() -> None:
         pass
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None``/``"auto"`` means CUDA when available; an unavailable device is a user error."""
-    if isinstance(device, torch.device):
-        return device
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise LandscapeError(f"device {device!r} is not a device (cpu, cuda, cuda:1, auto)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise LandscapeError(f"device {device}: no CUDA GPU is available")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise LandscapeError(f"device {device}: only {torch.cuda.device_count()} GPU(s) visible")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise LandscapeError(f"device {device}: MPS is not available")
-    return dev
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -119,40 +104,30 @@ def cpu_has_bf16() -> bool:
 class Evaluator:
     """Mean loss and accuracy (in %) of ``model`` on ``data``, as the parameters stand now.
 
-    ``data``: anything :func:`landscape.data.batches.as_batches` takes. ``loss_fn``: a name
-    ("crossentropy", "mse") or ``fn(output, batch) -> mean loss``; ``accuracy_fn``: ``"auto"``
-    (argmax accuracy for class labels, none otherwise), a function, or None. ``batch_size=None``
+    ``data``: anything :func:`landscape.data.batches.as_batches` takes. ``options``: an
+    :class:`landscape.EvalOptions` (its loss, accuracy, batch size, device, precision, compile and
+    forward function; the BatchNorm and thread options are the caller's). ``batch_size=None``
     picks the fastest of a few sizes by timing them once (tensor data; a loader's batches are
-    used as they come). Conv nets on 4-D inputs run channels-last (exact, faster on CPU).
-    ``precision="bf16"`` autocasts the forward pass (opt-in: the loss moves), and is refused where
-    a quick timing finds it slower than fp32 (CPUs without native bf16). ``compile=True`` uses
-    torch.compile, timed: :attr:`compile_seconds` and :attr:`compile_saving` (seconds saved per
-    evaluation) say when it repays; a compiled model that is not faster is refused. The model is
-    moved to ``device`` and put in eval mode.
+    used as they come). Conv nets on 4-D inputs run channels-last (exact, faster on CPU) unless
+    ``channels_last`` says otherwise. ``precision="bf16"`` autocasts the forward pass (opt-in: the
+    loss moves), and is refused where a quick timing finds it slower than fp32 (CPUs without
+    native bf16). ``compile=True`` uses torch.compile, timed: :attr:`compile_seconds` and
+    :attr:`compile_saving` (seconds saved per evaluation) say when it repays; a compiled model that
+    is not faster is refused. The model is moved to the device and put in eval mode.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        data,
-        loss_fn: str | Callable | None = None,
-        accuracy_fn: str | Callable | None = "auto",
-        batch_size: int | None = None,
-        device: str | torch.device | None = "cpu",
-        precision: str = "fp32",
-        compile: bool = False,
-        channels_last: bool | None = None,
-        forward_fn: Callable = forward,
-    ):
-        if precision not in PRECISIONS:
-            raise LandscapeError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if batch_size is not None and batch_size < 1:
-            raise LandscapeError(f"batch size must be positive, got {batch_size}")
+    def __init__(self, model: nn.Module, data, options: EvalOptions | None = None, *,
+                 channels_last: bool | None = None):
+        options = options if options is not None else EvalOptions()
+        if not isinstance(options, EvalOptions):
+            raise LandscapeError(f"`options` must be a landscape.EvalOptions, got {type(options).__name__}")
+        self.options = options
+        batch_size = options.batch_size
         keep_malloc_arenas()
-        self.device = resolve_device(device)
-        self.loss_name, self.loss_fn = resolve_loss(loss_fn)
-        self.precision = precision
-        self.forward_fn = forward_fn
+        self.device = resolve_device(options.device)
+        self.loss_name, self.loss_fn = resolve_loss(options.loss_fn)
+        self.precision = options.precision
+        self.forward_fn = options.forward_fn
         if channels_last is None:
             sample = data.x[:1] if hasattr(data, "x") else (data[0][:1] if isinstance(data, tuple | list)
                                                               and data and torch.is_tensor(data[0]) else None)
@@ -162,25 +137,23 @@ class Evaluator:
         model.eval()
         self.batches: Batches = as_batches(data, self.device, batch_size or DEFAULT_BATCH_SIZE, self.channels_last)
         self.n = self.batches.n
-        self.accuracy_fn = self._resolve_accuracy(accuracy_fn)
+        self.accuracy_fn = self._resolve_accuracy(options.accuracy_fn)
         self.accuracy_name = "" if self.accuracy_fn is None else function_name(self.accuracy_fn)
         self._check_fits()
         self.forward_model = model
         self.bf16_speedup: float | None = None
         self.compile_seconds: float | None = None
         self.compile_saving: float | None = None  # seconds saved per evaluation once compiled
-        if precision == "bf16":
+        if self.precision == "bf16":
             self._check_bf16()
         if isinstance(self.batches, TensorBatches):
             self.batches = self.batches.with_batch_size(batch_size or self.probe_batch_size())
         self.batch_size = getattr(self.batches, "batch_size", None)
-        if compile:
+        if options.compile:
             self._compile()
 
     def _resolve_accuracy(self, accuracy_fn):
         if accuracy_fn != "auto":
-            if accuracy_fn is not None and not callable(accuracy_fn):
-                raise LandscapeError(f"accuracy_fn must be a function, 'auto' or None, got {accuracy_fn!r}")
             return accuracy_fn
         try:
             y = token_labels(self.batches.first())
@@ -338,27 +311,35 @@ class Evaluator:
 class Evaluation:
     """Loss and accuracy over one split as a per-point metric: ``{split}_loss``, ``{split}_acc``.
 
-    ``data`` and the options are those of :class:`Evaluator`, which :meth:`setup` builds on the
-    run's device (``batch_size`` then set, e.g. to the one recorded in a file being resumed).
+    ``data`` and ``options`` are those of :class:`Evaluator`, which :meth:`setup` builds on the
+    run's device (the batch size then set, e.g. to the one recorded in a file being resumed).
     """
 
-    def __init__(self, data, split: str = "train", loss_fn: str | Callable | None = None,
-                 accuracy_fn: str | Callable | None = "auto", batch_size: int | None = None,
-                 precision: str = "fp32", compile: bool = False, forward_fn: Callable = forward,
+    def __init__(self, data, split: str = "train", options: EvalOptions | None = None, *,
                  channels_last: bool | None = None):
         self.data, self.split = data, split
-        self.loss_name, self.loss_fn = resolve_loss(loss_fn)
-        self.accuracy_fn, self.batch_size = accuracy_fn, batch_size
-        self.precision, self.compile, self.forward_fn = precision, compile, forward_fn
+        self.options = options if options is not None else EvalOptions()
+        self.loss_name, self.loss_fn = resolve_loss(self.options.loss_fn)
         self.channels_last = channels_last
         self.evaluator: Evaluator | None = None
         self.names: tuple[str, ...] = (f"{split}_loss", f"{split}_acc")
 
+    @property
+    def batch_size(self) -> int | None:
+        return self.options.batch_size
+
+    @property
+    def precision(self) -> str:
+        return self.options.precision
+
+    @property
+    def compile(self) -> bool:
+        return self.options.compile
+
     def setup(self, context) -> None:
-        self.evaluator = Evaluator(context.model, self.data, self.loss_fn, self.accuracy_fn, self.batch_size,
-                                   context.device, self.precision, self.compile, self.channels_last,
-                                   forward_fn=self.forward_fn)
-        self.batch_size = self.evaluator.batch_size
+        self.options = replace(self.options, device=context.device)
+        self.evaluator = Evaluator(context.model, self.data, self.options, channels_last=self.channels_last)
+        self.options = replace(self.options, batch_size=self.evaluator.batch_size)
         if self.evaluator.accuracy_fn is None:
             self.names = (f"{self.split}_loss",)
 
@@ -381,4 +362,4 @@ class Evaluation:
         }
 
 
-__all__ = ["Evaluation", "Evaluator", "PRECISIONS", "evaluate", "keep_malloc_arenas", "resolve_device"]
+__all__ = ["Evaluation", "Evaluator", "evaluate", "keep_malloc_arenas"]

@@ -11,7 +11,10 @@ import torch
 
 from landscape.data.batches import forward
 from landscape.errors import LandscapeError, check_choice, is_int
-from landscape.evaluation.evaluator import resolve_device
+from landscape.evaluation.losses import LOSSES
+from landscape.runtime.device import resolve_device
+
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -36,9 +39,6 @@ class EvalOptions:
     forward_fn: Callable = forward
 
     def __post_init__(self):
-        from landscape.evaluation.evaluator import PRECISIONS
-        from landscape.evaluation.losses import LOSSES
-
         if isinstance(self.loss_fn, str):
             check_choice("loss_fn", self.loss_fn, tuple(LOSSES))
         elif self.loss_fn is not None and not callable(self.loss_fn):

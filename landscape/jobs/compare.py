@@ -32,6 +32,7 @@ import torch
 from landscape import sharpness
 from landscape.data.datasets import DataSpec
 from landscape.errors import LandscapeError, OutputExists
+from landscape.evaluation.options import EvalOptions
 from landscape.runtime.provenance import environment
 
 FILES = ("compare.h5", "compare.csv", "compare.md", "curves_1d.png", "contours_2d.png", "gap_vs_measure.png")
@@ -172,7 +173,7 @@ def _evaluate(model, data, cfg: CompareConfig) -> dict:
     from landscape.evaluation.evaluator import Evaluator
 
     t0 = time.perf_counter()
-    ev = Evaluator(model, data, cfg.loss, "auto", cfg.batch_size or 256, cfg.device)
+    ev = Evaluator(model, data, EvalOptions(loss_fn=cfg.loss, batch_size=cfg.batch_size or 256, device=cfg.device))
     if ev.accuracy_fn is None:
         raise LandscapeError("the data has no class labels: the error and the generalization gap need them")
     v = ev()

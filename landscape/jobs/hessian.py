@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from landscape.data.batches import data_checksum
 from landscape.data.datasets import DataSpec
 from landscape.errors import LandscapeError
-from landscape.evaluation.evaluator import resolve_device
 from landscape.hessian.summary import HessianSummary, SummaryOptions, read_summary, summarize, write_summary
 from landscape.io.checkpoint import read_checkpoint
 from landscape.io.files import owned_output, replacing
 from landscape.jobs.network import network
+from landscape.runtime.device import resolve_device
 from landscape.runtime.provenance import environment
 from landscape.runtime.threads import threads
 

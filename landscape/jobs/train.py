@@ -37,12 +37,13 @@ from torch import nn
 
 from landscape.data.datasets import Dataset, apply_label_noise, augment, load_dataset
 from landscape.errors import LandscapeError, first_line
-from landscape.evaluation.evaluator import keep_malloc_arenas, resolve_device
+from landscape.evaluation.evaluator import keep_malloc_arenas
 from landscape.evaluation.losses import LOSSES
 from landscape.io.checkpoint import Checkpoint, read_checkpoint
 from landscape.io.files import write_bytes
 from landscape.jobs.network import network
 from landscape.models import build_model
+from landscape.runtime.device import resolve_device
 from landscape.runtime.threads import threads as using_threads
 from landscape.training import OPTIMIZERS, Loop, LoopConfig, Milestones, RunFolder, TrainHook, make_optimizer
 from landscape.training.optim import default_milestones

@@ -23,6 +23,7 @@ from torch import nn
 from landscape.data.batches import as_batches, inputs_of, tensors_of
 from landscape.data.datasets import Dataset
 from landscape.errors import LandscapeError
+from landscape.evaluation.options import EvalOptions
 from landscape.prune.counts import conv_output_shapes
 from landscape.prune.graph import ChannelGraph, is_conv, trace
 from landscape.prune.plans import kept
@@ -210,7 +211,8 @@ def sensitivity(
     ``attrs``: more provenance. Every rank returns the result.
     """
     from landscape.engine.points import run_points
-    from landscape.evaluation.evaluator import Evaluator, resolve_device
+    from landscape.evaluation.evaluator import Evaluator
+    from landscape.runtime.device import resolve_device
     from landscape.runtime.parallel import collective, on_root, world
     from landscape.space.params import tensors_checksum
 
@@ -231,7 +233,7 @@ def sensitivity(
     stages = _stages(model, names, input_shape)
 
     def baseline_evaluator(size):
-        return Evaluator(copy.deepcopy(model), ddata, loss, batch_size=size, device=dev)
+        return Evaluator(copy.deepcopy(model), ddata, EvalOptions(loss_fn=loss, batch_size=size, device=dev))
 
     if comm.size > 1 and batch_size is None:  # one batch size everywhere: rank 0's probe
         size = on_root(comm, lambda: baseline_evaluator(None).batch_size)
@@ -264,7 +266,7 @@ def sensitivity(
     def job(p: int, needed) -> dict:
         j, i = divmod(p, R)  # layer j, ratio i: arrays are layer x ratio
         pruned = _prune(model, graph, {names[j]: float(ratios_[i])}, strategy)
-        values = Evaluator(pruned, ddata, loss, batch_size=bs, device=dev)()
+        values = Evaluator(pruned, ddata, EvalOptions(loss_fn=loss, batch_size=bs, device=dev))()
         return {"loss": values["loss"], "acc": values.get("acc", float("nan"))}
 
     surface = run_points(coords, [metric], job, inputs=inputs, attrs=info, comm=comm, out=out, overwrite=overwrite,

@@ -14,7 +14,9 @@ from torch import nn
 
 from landscape.directions.sampling import normalize_, random_direction
 from landscape.errors import LandscapeError
-from landscape.evaluation.evaluator import DEFAULT_BATCH_SIZE, Evaluator, resolve_device
+from landscape.evaluation.evaluator import DEFAULT_BATCH_SIZE, Evaluator
+from landscape.evaluation.options import EvalOptions
+from landscape.runtime.device import resolve_device
 from landscape.space.params import IGNORES, Mover, ignored, is_float, snapshot
 
 NORMS = ("filter", "elementwise", "none")
@@ -76,8 +78,9 @@ def borrowed(model: nn.Module, data, loss_fn, batch_size, device, forward_fn):
     origin = snapshot(model)
     dev = home if device is None else resolve_device(device)
     try:
-        ev = Evaluator(model, one_split(data), loss_fn, None, batch_size or DEFAULT_BATCH_SIZE, dev,
-                       forward_fn=forward_fn)
+        options = EvalOptions(loss_fn=loss_fn, accuracy_fn=None, batch_size=batch_size or DEFAULT_BATCH_SIZE,
+                              device=dev, forward_fn=forward_fn)
+        ev = Evaluator(model, one_split(data), options)
         yield ev, origin
     finally:
         Mover(model, origin, []).restore_()

@@ -164,7 +164,7 @@ def test_interpolation_between_two_models(tmp_path):
         if i == 1:  # interpolation moves the parameters only: BN statistics stay model a's
             sd = {k: (torch.load(a)[k] if "running" in k else v) for k, v in sd.items()}
         model.load_state_dict(sd)
-        loss = Evaluator(model, data, batch_size=256)()["loss"]
+        loss = Evaluator(model, data, EvalOptions(batch_size=256))()["loss"]
         assert s.loss[i] == pytest.approx(loss, rel=1e-5)
 
 
@@ -183,7 +183,7 @@ def test_plane_through_three_models(tmp_path):
     for (j, i), path in (((0, 0), a), ((0, 1), b), ((1, 0), c)):
         model = build_model("digits_cnn", num_classes=10, in_channels=1)
         model.load_state_dict(torch.load(path))
-        assert s.loss[j, i] == pytest.approx(Evaluator(model, data, batch_size=256)()["loss"], rel=1e-5)
+        assert s.loss[j, i] == pytest.approx(Evaluator(model, data, EvalOptions(batch_size=256))()["loss"], rel=1e-5)
     assert s.attrs["model3_sha256"] and s.attrs["directions_from"] == "model2, model3"
 
 

@@ -206,9 +206,9 @@ def test_mover_and_evaluator_in_either_order(order):
     dirs = ls.random_directions(origin, 1, seed=2)
     if order == "mover first":
         mover = Mover(model, origin, dirs)
-        ev = Evaluator(model, data, batch_size=100, channels_last=True)
+        ev = Evaluator(model, data, EvalOptions(batch_size=100), channels_last=True)
     else:
-        ev = Evaluator(model, data, batch_size=100, channels_last=True)
+        ev = Evaluator(model, data, EvalOptions(batch_size=100), channels_last=True)
         mover = Mover(model, origin, dirs)
     losses = []
     for a in (0.0, 0.5, 1.0):
@@ -231,7 +231,7 @@ def test_logged_training_loss_equals_the_evaluators(tmp_path):
                                         save_every=1, out=str(tmp_path / "run"), progress=False))
     test = ls.load_dataset("digits", split="test")
     model = ls.load_model("digits_cnn", run.checkpoints[-1], in_channels=1)
-    values = Evaluator(model, test, batch_size=97)()
+    values = Evaluator(model, test, EvalOptions(batch_size=97))()
     assert run.history[-1]["test_loss"] == pytest.approx(values["loss"], rel=1e-5)
     assert run.history[-1]["test_err"] == pytest.approx(100 - values["acc"], abs=1e-9)
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from landscape.data.datasets import Dataset, load_dataset
 from landscape.errors import LandscapeError
 from landscape.evaluation.evaluator import Evaluator
+from landscape.evaluation.options import EvalOptions
 from landscape.models import build_model
 
 
@@ -32,7 +33,7 @@ def test_loss_and_accuracy_equal_a_plain_forward_pass(net_and_data):
     model, data = net_and_data
     ref_loss, ref_acc = reference(model, data)
     for bs in (7, 64, 1000):
-        values = Evaluator(model, data, batch_size=bs)()
+        values = Evaluator(model, data, EvalOptions(batch_size=bs))()
         loss, acc = values["loss"], values["acc"]
         assert loss == pytest.approx(ref_loss, rel=1e-5)
         assert acc == pytest.approx(ref_acc, abs=1e-4)
@@ -40,7 +41,7 @@ def test_loss_and_accuracy_equal_a_plain_forward_pass(net_and_data):
 
 def test_channels_last_is_exact_enough_and_probe_picks_a_candidate(net_and_data):
     model, data = net_and_data
-    a = Evaluator(model, data, batch_size=128, channels_last=False)()
+    a = Evaluator(model, data, EvalOptions(batch_size=128), channels_last=False)()
     ev = Evaluator(model, data, channels_last=True)
     assert ev.batch_size in (64, 128, 256, 359)  # 359: the whole test split
     b = ev()
@@ -49,7 +50,7 @@ def test_channels_last_is_exact_enough_and_probe_picks_a_candidate(net_and_data)
 
 def test_mse_on_labels_compares_softmax_with_one_hot_targets(net_and_data):
     model, data = net_and_data
-    loss = Evaluator(model, data, loss_fn="mse", batch_size=50)()["loss"]
+    loss = Evaluator(model, data, EvalOptions(loss_fn="mse", batch_size=50))()["loss"]
     with torch.no_grad():
         prob = torch.softmax(model(data.x).double(), 1).numpy()
     onehot = np.eye(10)[data.y.numpy()]
@@ -82,9 +83,9 @@ def test_bf16_moves_the_loss_by_at_most_the_stated_tolerance(monkeypatch):
         with torch.no_grad():
             for k, p in model.named_parameters():
                 p.copy_(origin[k] + a * step[k])
-        ref = Evaluator(model, test, batch_size=128)()["loss"]
+        ref = Evaluator(model, test, EvalOptions(batch_size=128))()["loss"]
         assert ref == pytest.approx(reference(model, test)[0], rel=1e-5)  # fp32 is the default
-        bf = Evaluator(model, test, batch_size=128, precision="bf16")()["loss"]
+        bf = Evaluator(model, test, EvalOptions(batch_size=128, precision="bf16"))()["loss"]
         errors.append(abs(bf - ref) / ref)
     assert max(errors) <= BF16_LOSS_TOLERANCE, errors
     assert max(errors) > 1e-5, errors  # bf16 did run: it moves the loss of a trained network
@@ -92,18 +93,18 @@ def test_bf16_moves_the_loss_by_at_most_the_stated_tolerance(monkeypatch):
 
 def test_bad_settings_are_user_errors(net_and_data):
     model, data = net_and_data
-    with pytest.raises(LandscapeError, match="loss must be"):
-        Evaluator(model, data, loss_fn="hinge")
-    with pytest.raises(LandscapeError, match="batch size"):
-        Evaluator(model, data, batch_size=0)
+    with pytest.raises(LandscapeError, match="`loss_fn` must be one of"):
+        Evaluator(model, data, EvalOptions(loss_fn="hinge"))
+    with pytest.raises(LandscapeError, match="`batch_size` must be a positive integer"):
+        Evaluator(model, data, EvalOptions(batch_size=0))
     with pytest.raises(LandscapeError, match="regression"):
         Evaluator(torch.nn.Linear(4, 1), Dataset(torch.randn(8, 4), torch.randn(8), 0, "r"))
     with pytest.raises(LandscapeError, match="does not accept the inputs of shape"):
         Evaluator(build_model("mlp", num_classes=10, in_channels=1), load_dataset("synthetic", size=8))
     with pytest.raises(LandscapeError, match="labels go up"):
-        Evaluator(build_model("digits_cnn", num_classes=3, in_channels=1), data, batch_size=64)
+        Evaluator(build_model("digits_cnn", num_classes=3, in_channels=1), data, EvalOptions(batch_size=64))
     with pytest.raises(LandscapeError, match="empty"):
-        Evaluator(model, Dataset(data.x[:0], data.y[:0], 10, "e"), batch_size=4)
+        Evaluator(model, Dataset(data.x[:0], data.y[:0], 10, "e"), EvalOptions(batch_size=4))
 
 
 def test_batching_of_a_loader_does_not_change_the_means(net_and_data):
@@ -125,7 +126,7 @@ def test_regression_data_has_no_accuracy_and_a_user_loss_is_used():
     def l1(output, batch):
         return (output - batch[1]).abs().mean()
 
-    values = Evaluator(net, (x, t), loss_fn=l1, batch_size=7)()
+    values = Evaluator(net, (x, t), EvalOptions(loss_fn=l1, batch_size=7))()
     assert set(values) == {"loss"}
     with torch.no_grad():
         assert values["loss"] == pytest.approx(float((net(x) - t).abs().mean()), rel=1e-6)
@@ -139,7 +140,7 @@ def test_bf16_is_refused_where_it_is_slower(net_and_data, monkeypatch):
 
     monkeypatch.setattr(Evaluator, "_time", fake_time)
     with pytest.raises(LandscapeError, match="bf16 is not faster than fp32 on this CPU"):
-        Evaluator(model, data, batch_size=128, precision="bf16")
+        Evaluator(model, data, EvalOptions(batch_size=128, precision="bf16"))
 
 
 def test_compile_that_does_not_pay_is_refused_and_one_that_does_is_timed(net_and_data, monkeypatch):
@@ -162,7 +163,7 @@ def test_compile_that_does_not_pay_is_refused_and_one_that_does_is_timed(net_and
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     with pytest.raises(LandscapeError, match="does not make this model faster"):
-        Evaluator(model, data, batch_size=128, compile=True)
+        Evaluator(model, data, EvalOptions(batch_size=128, compile=True))
     assert calls["n"] >= 2
 
     def fast_compile(m):
@@ -175,5 +176,5 @@ def test_compile_that_does_not_pay_is_refused_and_one_that_does_is_timed(net_and
 
     monkeypatch.setattr(torch, "compile", fast_compile)
     monkeypatch.setattr(Evaluator, "_time", fake_time)
-    ev = Evaluator(model, data, batch_size=128, compile=True)
+    ev = Evaluator(model, data, EvalOptions(batch_size=128, compile=True))
     assert ev.compile_seconds is not None and ev.compile_saving == pytest.approx((0.02 - 0.005) * 3)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from landscape.cli.compare import main
+from landscape.evaluation.options import EvalOptions
 from landscape.io.surface_file import read_surface, write_surface
 
 RUNS = (("bs16", ["--batch-size", "16"]), ("bs64", ["--batch-size", "64"]),
@@ -60,9 +61,10 @@ def test_compare_writes_the_table_and_figures(checkpoints, tmp_path, monkeypatch
     test = DataSpec(samples=96).load("test")[0]
     for path, row in zip(checkpoints, rows, strict=True):
         model = load_model("digits_cnn", path, in_channels=1)
-        assert float(row["train_err"]) == pytest.approx(100 - Evaluator(model, train, batch_size=256)()["acc"])
+        train_acc = Evaluator(model, train, EvalOptions(batch_size=256))()["acc"]
+        assert float(row["train_err"]) == pytest.approx(100 - train_acc)
         assert float(row["gap"]) == pytest.approx(
-            (100 - Evaluator(model, test, batch_size=256)()["acc"]) - float(row["train_err"]), abs=1e-9)
+            (100 - Evaluator(model, test, EvalOptions(batch_size=256))()["acc"]) - float(row["train_err"]), abs=1e-9)
         avg = sharpness.average_case(model, train, radius=0.05, norm="filter", samples=4, tol=0, seed=0)
         assert float(row["avg_filter"]) == pytest.approx(avg.value, rel=1e-5, abs=1e-9)
         assert float(row["avg_filter_stderr"]) == pytest.approx(avg.stderr, rel=1e-5, abs=1e-9)
