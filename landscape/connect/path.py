@@ -132,15 +132,15 @@ def evaluate(curve: Curve, data, t: int | Sequence[float] = 41, *, loss_fn: str 
     from landscape.evaluation.evaluator import Evaluator
     from landscape.io.surface_file import write_surface
     from landscape.runtime.device import resolve_device
-    from landscape.runtime.parallel import collective, local_rank_and_size, world
-    from landscape.runtime.threads import threads as using_threads
+    from landscape.runtime.parallel import collective, world
+    from landscape.runtime.threads import using_threads
 
     comm = comm or world()
     ts = t_values(t)
     splits = by_split(data)
     net = curve.network()
     dev = resolve_device(device)
-    with using_threads(threads, local_rank_and_size(comm)[1]):
+    with using_threads(threads):
         def setup():
             evaluators = {s: Evaluator(net, d, EvalOptions(loss_fn=loss_fn, batch_size=batch_size, device=dev),
                                        channels_last=False)

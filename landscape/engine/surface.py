@@ -42,7 +42,7 @@ from landscape.io.surface_file import ConfigMismatch, Surface, peek_attrs
 from landscape.runtime.device import resolve_device
 from landscape.runtime.parallel import collective, local_rank_and_size, on_root, same_everywhere, world
 from landscape.runtime.provenance import environment
-from landscape.runtime.threads import threads as using_threads
+from landscape.runtime.threads import using_threads
 from landscape.space.grid import Axis, Grid, as_grid
 from landscape.space.params import (
     LazyDirection,
@@ -131,7 +131,9 @@ def surface(
     default: no file. Under ``mpirun`` every rank calls this and every rank gets the result.
 
     ``model`` is used in place (moved to the device) and put back at its origin, on its device and
-    in its mode afterwards, also when the call raises. The thread count is restored too.
+    in its mode afterwards, also when the call raises. It runs at ``evaluation.threads`` torch
+    threads (None: torch's count as it stands; under ``mpirun``, give a count or set
+    ``OMP_NUM_THREADS`` so the ranks of a node share its cores) and restores the caller's count.
     """
     grid = as_grid(grid)
     if directions is None:
@@ -144,7 +146,7 @@ def surface(
         if not isinstance(value, kind):
             raise LandscapeError(f"`{name}` must be a landscape.{kind.__name__}, got {type(value).__name__}")
     comm = comm or world()
-    local_rank, local_size = local_rank_and_size(comm)
+    local_rank, _ = local_rank_and_size(comm)
     provenance = dict(output.provenance or {})
     provenance.setdefault("command", _python_command(grid, [("directions", directions),
                                                             ("evaluation", evaluation), ("output", output)]))
@@ -152,7 +154,8 @@ def surface(
     home = next((t.device for t in model.state_dict().values()), torch.device("cpu"))
     contiguous = all(p.is_contiguous() for p in model.parameters())
     run = None
-    with using_threads(evaluation.threads, local_size) as n_threads:
+    with using_threads(evaluation.threads) as n_threads:
+        evaluation = replace(evaluation, threads=n_threads)  # explicit from here on (it keys the batch-size probe)
         try:
             run = collective(comm, lambda: _setup(model, data, grid, directions, metrics, evaluation, output.path,
                                                   comm, local_rank))

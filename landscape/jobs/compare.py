@@ -213,7 +213,7 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
     from landscape.engine.points import run_points
     from landscape.io.surface_file import read_surface, write_surface
     from landscape.runtime.parallel import SerialComm, collective, local_rank_and_size, on_root, world
-    from landscape.runtime.threads import threads
+    from landscape.runtime.threads import choose_threads, using_threads
 
     comm = comm or world()
     _check(cfg)
@@ -256,12 +256,13 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
         return {"value": r.value, "stderr": r.stderr, "error": np.nan, "forward": r.forward,
                 "backward": r.backward, "seconds": r.seconds}
 
-    _, local_size = local_rank_and_size(comm)
-    with threads(cfg.threads, local_size):
+    n_threads = choose_threads(cfg.threads, local_rank_and_size(comm)[1])  # once, for every computation below
+    with using_threads(n_threads):
         surf = run_points([np.arange(K, dtype=float), np.arange(J, dtype=float)], [_Job()], job, inputs=inputs,
                           attrs=attrs, comm=comm, out=out, overwrite=cfg.overwrite, progress=progress,
                           what="comparison")
-        surfaces = _surfaces(cfg, minima, data, line, plane, comm, progress) if cfg.plot else {"1d": [], "2d": []}
+        surfaces = (_surfaces(cfg, minima, data, line, plane, comm, progress, n_threads) if cfg.plot
+                    else {"1d": [], "2d": []})
 
     result = None
     if comm.rank == 0:
@@ -276,7 +277,7 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
     return on_root(comm, lambda: result)
 
 
-def _surfaces(cfg: CompareConfig, minima: list[_Minimum], data, line, plane, comm, progress) -> dict:
+def _surfaces(cfg: CompareConfig, minima: list[_Minimum], data, line, plane, comm, progress, threads: int) -> dict:
     """The 1D and 2D filter-normalized surfaces of every minimum (resumable files in ``surfaces/``)."""
     from landscape.directions.options import Directions
     from landscape.engine.options import Output
@@ -296,7 +297,8 @@ def _surfaces(cfg: CompareConfig, minima: list[_Minimum], data, line, plane, com
             out[kind].append(surface(
                 m.model, {cfg.split: data}, Grid(axes[0], axes[1] if kind == "2d" else None),
                 directions=Directions(norm="filter", ignore="biasbn", seed=cfg.seed),
-                evaluation=EvalOptions(loss_fn=cfg.loss, batch_size=cfg.batch_size or 256, device=cfg.device),
+                evaluation=EvalOptions(loss_fn=cfg.loss, batch_size=cfg.batch_size or 256, device=cfg.device,
+                                       threads=threads),
                 output=Output(path, overwrite=cfg.overwrite, progress=progress, provenance=prov), comm=comm))
     return out
 

@@ -21,8 +21,8 @@ from landscape.evaluation.batchnorm import has_batchnorm
 from landscape.io.checkpoint import Checkpoint, read_checkpoint, sha256
 from landscape.io.files import check_output
 from landscape.jobs.network import network
-from landscape.runtime.parallel import world
-from landscape.runtime.threads import threads as using_threads
+from landscape.runtime.parallel import local_rank_and_size, world
+from landscape.runtime.threads import choose_threads, using_threads
 from landscape.space.grid import Grid
 
 # What a curve file records about its data, filled in when a command leaves it open.
@@ -89,7 +89,7 @@ def train(cfg: CurveConfig) -> tuple[connect.Curve, str]:
             "command": cfg.command or "landscape.jobs.connect.train"}
     if meta["data"]["data_root"]:
         meta["data"]["data_root"] = os.path.abspath(meta["data"]["data_root"])
-    with using_threads(cfg.threads):
+    with using_threads(choose_threads(cfg.threads)):
         curve = connect.train_curve(model_a, model_b, data, kind=cfg.kind, epochs=settings.epochs, lr=settings.lr,
                                     optimizer=settings.optimizer, momentum=settings.momentum,
                                     weight_decay=settings.weight_decay, batch_size=settings.batch_size,
@@ -178,7 +178,8 @@ def evaluate_path(cfg: PathConfig, comm=None) -> connect.PathResult:
                   "arch": str(curve.meta.get("arch", "")), **spec.provenance()}
     return connect.evaluate(curve, data, ts, bn_recompute=cfg.bn_recompute, bn_data=bn_data,
                             batch_size=cfg.batch_size, device=cfg.device, out=cfg.out, overwrite=cfg.overwrite,
-                            comm=comm, progress=cfg.progress, provenance=provenance, threads=cfg.threads)
+                            comm=comm, progress=cfg.progress, provenance=provenance,
+                            threads=choose_threads(cfg.threads, local_rank_and_size(comm)[1]))
 
 
 def plane_path_of(curve_file: str) -> connect.PlanePath:

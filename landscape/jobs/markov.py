@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from landscape.errors import LandscapeError
 from landscape.io.files import owned_output, replacing
 from landscape.quant.markov import MarkovResult, Toy, compare_rates
-from landscape.runtime.threads import threads as using_threads
+from landscape.runtime.threads import choose_threads, using_threads
 
 
 def draw_markov(out: str, rates: Sequence[float], noise: float = Toy.noise, steps: int = 20_000,
@@ -29,7 +29,7 @@ def draw_markov(out: str, rates: Sequence[float], noise: float = Toy.noise, step
 def _draw(out, fmt, rates, noise, steps, chains, seed, dpi, threads) -> MarkovResult:
     from landscape.plot.quant import markov_figure
 
-    with using_threads(threads):
+    with using_threads(choose_threads(threads)):
         result = compare_rates(Toy(noise=noise), rates, steps=steps, chains=chains, seed=seed)
     fig = markov_figure(result)
     with replacing(out) as tmp:

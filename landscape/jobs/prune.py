@@ -22,7 +22,7 @@ from landscape.prune.plans import PRESETS, preset_info, resolve_plan
 from landscape.prune.removal import plan_widths, prune_filters, resize_
 from landscape.prune.scan import check_ratios, filter_norms, sensitivity
 from landscape.runtime.parallel import collective, local_rank_and_size, world
-from landscape.runtime.threads import threads as using_threads
+from landscape.runtime.threads import choose_threads, using_threads
 
 
 def default_input_shape(arch: str, in_channels: int) -> tuple[int, ...]:
@@ -123,7 +123,7 @@ def prune_checkpoint(path: str, arch: str, plan: str | Mapping, out: str, strate
         model, ckpt = _model(arch, path, "", num_classes, in_channels, unsafe_pickle)
         resolved = resolve_plan(plan, model)
         name = resolved.preset
-        with using_threads(threads):
+        with using_threads(choose_threads(threads)):
             pruned = prune_filters(model, resolved, strategy)
         nc, ic = io_of(model)
         shape = _shape_of(arch, ckpt, name, ic, input_shape)
@@ -156,7 +156,7 @@ def scan_checkpoint(path: str, arch: str, data, ratios: Sequence[float], out: st
         return dataset, model, ckpt.sha256
 
     _, ranks_on_node = local_rank_and_size(comm)
-    with using_threads(threads, ranks_on_node):
+    with using_threads(choose_threads(threads, ranks_on_node)):
         dataset, model, model_sha256 = collective(comm, setup)
         attrs = {"arch": arch, "model": os.path.abspath(path), "model_sha256": model_sha256,
                  "split": data.split, "samples": data.samples or "", **data.provenance()}

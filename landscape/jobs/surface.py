@@ -25,7 +25,8 @@ from landscape.io.checkpoint import Checkpoint, read_checkpoint
 from landscape.io.directions_file import load_directions
 from landscape.io.surface_file import Surface
 from landscape.jobs.network import network
-from landscape.runtime.parallel import on_root, world
+from landscape.runtime.parallel import local_rank_and_size, on_root, world
+from landscape.runtime.threads import choose_threads
 from landscape.space.grid import Grid
 from landscape.space.params import live_tensors, snapshot
 
@@ -93,6 +94,9 @@ def resolve(cfg: SurfaceConfig, comm=None) -> SurfaceConfig:
     """Fill what the options leave open: the demo (rank 0 trains its network, the others wait),
     the default grid and output, and the grid covering an optimization path."""
     comm = comm or world()
+    if cfg.evaluation.threads is None:  # the thread policy, applied once, here at the edge
+        cfg = replace(cfg, evaluation=replace(cfg.evaluation,
+                                              threads=choose_threads(None, local_rank_and_size(comm)[1])))
     if cfg.model is None and (cfg.arch or "").startswith("hf:"):
         from landscape.models.hf import default_weights
 

@@ -44,7 +44,7 @@ from landscape.io.files import write_bytes
 from landscape.jobs.network import network
 from landscape.models import build_model
 from landscape.runtime.device import resolve_device
-from landscape.runtime.threads import threads as using_threads
+from landscape.runtime.threads import choose_threads, using_threads
 from landscape.training import OPTIMIZERS, Loop, LoopConfig, Milestones, RunFolder, TrainHook, make_optimizer
 from landscape.training.optim import default_milestones
 
@@ -367,7 +367,7 @@ class TrainJob:
                 buffer = io.BytesIO()
                 np.savez(buffer, p=c.label_noise, seed=c.seed, **self.noise)
                 write_bytes(os.path.join(self.out, NOISE_FILE), buffer.getbuffer())
-            with using_threads(c.threads):
+            with using_threads(choose_threads(c.threads)):
                 history = loop.run(on_epoch_end)
         finally:
             self.folder.close()

@@ -13,7 +13,7 @@ from landscape.io.directions_file import load_directions
 from landscape.io.files import owned_output
 from landscape.io.trajectory_file import Trajectory, write_trajectory
 from landscape.jobs.network import network
-from landscape.runtime.threads import threads as using_threads
+from landscape.runtime.threads import choose_threads, using_threads
 from landscape.space.params import live_tensors
 
 
@@ -50,7 +50,7 @@ def _trajectory(checkpoints, final, arch, out, num_classes, in_channels, dir_typ
     paths = expand_checkpoints(checkpoints)
     ckpt = read_checkpoint(final, unsafe_pickle)
     model = network(ckpt, arch, num_classes, in_channels)  # the architecture, at the final weights
-    with using_threads(threads):
+    with using_threads(choose_threads(threads)):
         if directions:
             dirs, attrs = load_directions(directions, names=list(live_tensors(model, dir_type)))
             made = attrs.get("dir_type")
