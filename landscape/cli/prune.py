@@ -167,10 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0  # under mpirun only the sensitivity scan is shared out; the rest is rank 0's
         from landscape import prune
         from landscape.jobs import prune as jobs
+        from landscape.jobs.network import ModelSpec
 
+        model = ModelSpec(ns.arch, ns.model, ns.num_classes, ns.in_channels, ns.unsafe_pickle)
         if ns.count:
-            r = jobs.count_checkpoint(ns.arch, ns.model, ns.plan, ns.input_shape, ns.shortcuts, ns.per_layer,
-                                       ns.num_classes, ns.in_channels, ns.unsafe_pickle)
+            r = jobs.count_checkpoint(jobs.CountConfig(model, ns.plan, ns.input_shape, ns.shortcuts, ns.per_layer))
             print(f"{PROG}: {r.arch} on {'x'.join(map(str, r.input_shape))}: {_fmt(r.flops, r.params)}")
             for lc in r.layers:
                 print(f"  {lc.name:28s} {lc.kind:8s} {'x'.join(map(str, lc.output_shape)):>12s} "
@@ -191,12 +192,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             if ns.plan:
                 raise LandscapeError("--sensitivity prunes each layer alone; it takes no --plan")
             from landscape.data.datasets import DataSpec
+            from landscape.engine.options import Output
+            from landscape.evaluation.options import EvalOptions
 
-            layers = [t.strip() for t in ns.layers.split(",") if t.strip()] if ns.layers else None
-            result, figures = jobs.scan_checkpoint(
-                ns.model, ns.arch, DataSpec.of(ns), parse_ratios(ns.ratios), ns.out, layers, ns.strategy, ns.loss,
-                ns.batch_size, ns.device, ns.threads, ns.chunk_size, ns.progress, ns.overwrite, ns.repair,
-                ns.num_classes, ns.in_channels, ns.unsafe_pickle)
+            layers = tuple(t.strip() for t in ns.layers.split(",") if t.strip()) if ns.layers else None
+            result, figures = jobs.scan_checkpoint(jobs.ScanConfig(
+                model, tuple(parse_ratios(ns.ratios)), DataSpec.of(ns), layers, ns.strategy,
+                EvalOptions(loss_fn=ns.loss, batch_size=ns.batch_size, device=ns.device, threads=ns.threads),
+                Output(ns.out, overwrite=ns.overwrite, repair=ns.repair, chunk_size=ns.chunk_size,
+                       progress=ns.progress)))
             if launcher_rank() == 0:
                 import numpy as np
 
@@ -210,9 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{PROG}: figures: {', '.join(figures)}")
             return 0
         if ns.plan:
-            ckpt = jobs.prune_checkpoint(ns.model, ns.arch, ns.plan, ns.out, ns.strategy, ns.input_shape,
-                                          ns.num_classes, ns.in_channels, ns.unsafe_pickle, ns.overwrite,
-                                          threads=ns.threads)
+            ckpt = jobs.prune_checkpoint(jobs.PruneConfig(model, ns.plan, ns.out, ns.strategy, ns.input_shape,
+                                                          ns.overwrite, ns.threads))
             info = ckpt["prune"]
             print(f"{PROG}: wrote {ns.out}: {len(ckpt['widths'])} convs narrowed ({ns.strategy}); "
                   f"{_fmt(info['flops'], info['params'])}; "

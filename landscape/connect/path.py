@@ -128,7 +128,8 @@ def evaluate(curve: Curve, data, t: int | Sequence[float] = 41, *, loss_fn: str 
     without BatchNorm needs none. The barriers go into the file's attributes.
     """
     from landscape.data.batches import by_split
-    from landscape.engine.points import run_points
+    from landscape.engine.options import Output
+    from landscape.engine.points import compute_points
     from landscape.evaluation.evaluator import Evaluator
     from landscape.io.surface_file import write_surface
     from landscape.runtime.device import resolve_device
@@ -191,8 +192,8 @@ def evaluate(curve: Curve, data, t: int | Sequence[float] = 41, *, loss_fn: str 
             return values
 
         out = os.fspath(out) if out is not None else None
-        surf = run_points(coords, metrics, job, inputs=inputs, attrs=attrs, comm=comm, out=out,
-                          overwrite=overwrite, progress=progress, what="path")
+        surf = compute_points(coords, metrics, job, inputs=inputs, attrs=attrs, comm=comm,
+                              output=Output(out, overwrite=overwrite, progress=progress), what="path")
     result = path_result(surf)
     surf.attrs.update(barrier_attrs(result))
     if out is not None and comm.rank == 0:

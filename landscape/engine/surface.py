@@ -1,7 +1,7 @@
 """Computing a surface: ``landscape.surface(model, data, grid, directions=..., evaluation=..., output=...)``.
 
 model + data -> directions -> grid -> metrics at every point (the model moved in place by a
-:class:`landscape.space.params.Mover`) -> the point runner (:func:`landscape.engine.points.run_points`:
+:class:`landscape.space.params.Mover`) -> the point runner (:func:`landscape.engine.points.compute_points`:
 MPI when launched by ``mpirun``, else serial) -> the surface file, written by rank 0 alone. The
 options come in frozen objects that check themselves when built: :class:`landscape.Directions`,
 :class:`landscape.EvalOptions` and :class:`landscape.Output` (the grid is a :class:`landscape.Grid`).
@@ -31,7 +31,7 @@ from landscape.data.batches import by_split
 from landscape.directions.options import Directions
 from landscape.directions.sampling import directions_checksum, random_directions
 from landscape.engine.options import Output, directions_path
-from landscape.engine.points import run_points
+from landscape.engine.points import compute_points
 from landscape.errors import GridTooLarge, LandscapeError
 from landscape.evaluation.batchnorm import BatchNormRecompute, has_batchnorm
 from landscape.evaluation.evaluator import Evaluation
@@ -395,10 +395,8 @@ def _run(run: _Run, comm, output: Output, provenance: Mapping, n_threads: int) -
         from landscape.engine.refinement import Refinement
 
         refinement = Refinement(grid.shape, grid.adaptive, metrics[0].names[0])  # refined on the first split's loss
-    surf = run_points(grid.coordinates(), metrics, job, inputs=_inputs(run, metrics), attrs=attrs, comm=comm,
-                      out=out, overwrite=output.overwrite, repair=output.repair, arrays=output.arrays,
-                      lock_also=[dpath] if dpath else [], on_open=on_open, chunk_size=output.chunk_size,
-                      flush_seconds=output.flush_seconds, progress=output.progress, refinement=refinement)
+    surf = compute_points(grid.coordinates(), metrics, job, inputs=_inputs(run, metrics), attrs=attrs, output=output,
+                          comm=comm, lock_also=[dpath] if dpath else [], on_open=on_open, refinement=refinement)
     surf.directions = run.dirs
     return surf
 

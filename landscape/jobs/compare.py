@@ -210,7 +210,8 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
     """Compute (or resume) the comparison ``cfg`` describes and write its files (see the module
     docstring). Collective under MPI; bad input raises :class:`LandscapeError` before anything is
     written."""
-    from landscape.engine.points import run_points
+    from landscape.engine.options import Output
+    from landscape.engine.points import compute_points
     from landscape.io.surface_file import read_surface, write_surface
     from landscape.runtime.parallel import SerialComm, collective, local_rank_and_size, on_root, world
     from landscape.runtime.threads import choose_threads, using_threads
@@ -258,9 +259,9 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
 
     n_threads = choose_threads(cfg.threads, local_rank_and_size(comm)[1])  # once, for every computation below
     with using_threads(n_threads):
-        surf = run_points([np.arange(K, dtype=float), np.arange(J, dtype=float)], [_Job()], job, inputs=inputs,
-                          attrs=attrs, comm=comm, out=out, overwrite=cfg.overwrite, progress=progress,
-                          what="comparison")
+        surf = compute_points([np.arange(K, dtype=float), np.arange(J, dtype=float)], [_Job()], job, inputs=inputs,
+                              attrs=attrs, output=Output(out, overwrite=cfg.overwrite, progress=progress), comm=comm,
+                              what="comparison")
         surfaces = (_surfaces(cfg, minima, data, line, plane, comm, progress, n_threads) if cfg.plot
                     else {"1d": [], "2d": []})
 

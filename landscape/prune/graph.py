@@ -97,7 +97,7 @@ class Group:
 
 @dataclass
 class ChannelGraph:
-    """The channel dependencies of a model, from :func:`trace`.
+    """The channel dependencies of a model, from :func:`channel_graph`.
 
     ``conv_out[name]`` is the group of a conv's output channels; ``conv_in[name]``,
     ``norms[name]`` (BatchNorm, depthwise convs: one parameter per channel) and
@@ -379,7 +379,7 @@ class _Builder:
         return self.unknown(node, f"flatten({start}, {end})")
 
 
-def trace(model: nn.Module) -> ChannelGraph:
+def channel_graph(model: nn.Module) -> ChannelGraph:
     """The channel-dependency graph of ``model`` (traced symbolically: no tensor is computed).
 
     A model whose forward pass ``torch.fx`` cannot trace (data-dependent control flow) is a
@@ -393,4 +393,4 @@ def trace(model: nn.Module) -> ChannelGraph:
     return _Builder(model, gm).run()
 
 
-__all__ = ["ChannelGraph", "Group", "is_conv", "is_shortcut", "trace"]
+__all__ = ["ChannelGraph", "Group", "is_conv", "channel_graph", "is_shortcut"]

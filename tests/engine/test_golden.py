@@ -166,7 +166,7 @@ def test_the_command_s_surface_is_the_golden_one_and_resumes_a_file_of_the_old_c
 
 def test_the_pruning_scan_is_the_golden_one_bit_for_bit():
     r = prune.sensitivity(seeded_digits_cnn(), ls.load_dataset("digits", split="test"), [0.0, 0.25, 0.5],
-                          batch_size=64)
+                          evaluation=ls.EvalOptions(batch_size=64, device="cpu", threads=1))
     assert r.layers == ("features.0", "features.3", "features.7")
     h = hashlib.sha256()
     for a in (r.loss, r.accuracy):
