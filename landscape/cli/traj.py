@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
-        from landscape.jobs.surface import path_grid
+        from landscape.jobs.surf import path_grid
         from landscape.jobs.trajectory import trajectory_of_run
 
         ns = build_parser().parse_args(argv)

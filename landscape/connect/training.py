@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from landscape.connect.curve import Curve, CurveModel, tensors_sha256
+from landscape.connect.curve import Curve, CurveModel
 from landscape.errors import LandscapeError
+from landscape.space.params import tensors_checksum
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def train_curve(model_a: nn.Module, model_b: nn.Module, data, *, kind: str = "be
         data = data["train"]
     net = CurveModel(curve).to(resolve_device(device))
     opt = make_optimizer(optimizer, list(net.bend), settings)
-    record = {"kind": kind, "ends_tensors_sha256": [tensors_sha256(curve.a), tensors_sha256(curve.b)],
+    record = {"kind": kind, "ends_tensors_sha256": [tensors_checksum(curve.a), tensors_checksum(curve.b)],
               "loss": loss_fn if isinstance(loss_fn, str) else "custom", **settings.settings()}
     run = RunFolder(folder, record, resume=resume, overwrite=overwrite) if folder is not None else None
     try:

@@ -24,10 +24,11 @@ from torch import nn
 
 import landscape as ls
 from landscape import prune
+from landscape.data.datasets import DataSpec
 from landscape.directions.sampling import random_directions
 from landscape.io.checkpoint import save_checkpoint
 from landscape.io.surface_file import read_surface
-from landscape.jobs.surface import SurfaceConfig, compute_surface
+from landscape.jobs.surf import SurfConfig, surf
 from landscape.models import build_model
 
 
@@ -135,11 +136,11 @@ def values_digest(values: dict) -> str:
     return h.hexdigest()
 
 
-def job_config(model: str, out: str) -> SurfaceConfig:
-    return SurfaceConfig(model=model, arch="digits_cnn", dataset="digits", split="test",
-                         grid=ls.Grid("-1:1:5", "-1:1:5"), directions=ls.Directions(seed=3),
-                         evaluation=ls.EvalOptions(loss_fn="crossentropy", device="cpu", batch_size=64, threads=1),
-                         output=ls.Output(out, progress=False))
+def job_config(model: str, out: str) -> SurfConfig:
+    return SurfConfig(model=model, arch="digits_cnn", data=DataSpec(dataset="digits", split="test"),
+                      grid=ls.Grid("-1:1:5", "-1:1:5"), directions=ls.Directions(seed=3),
+                      evaluation=ls.EvalOptions(loss_fn="crossentropy", device="cpu", batch_size=64, threads=1),
+                      output=ls.Output(out, progress=False))
 
 
 def test_a_surface_is_the_golden_one_bit_for_bit():
@@ -152,13 +153,13 @@ def test_a_surface_is_the_golden_one_bit_for_bit():
 
 def test_the_command_s_surface_is_the_golden_one_and_resumes_a_file_of_the_old_code(tmp_path):
     ckpt = save_checkpoint(str(tmp_path / "model.pt"), {"state_dict": seeded_digits_cnn().state_dict()})
-    fresh = compute_surface(job_config(ckpt, str(tmp_path / "fresh.h5")))
+    fresh = surf(job_config(ckpt, str(tmp_path / "fresh.h5"))).surface
     assert values_digest(fresh.values) == SURFACE_JOB
     old = str(tmp_path / "old.h5")
     shutil.copy(PARTIAL, old)
     before = read_surface(old)
     assert before.completed.sum() == 12  # the file's own points: kept, not recomputed
-    resumed = compute_surface(job_config(ckpt, old))
+    resumed = surf(job_config(ckpt, old)).surface
     assert resumed.attrs.get("resumed") and resumed.completed.all()
     assert values_digest(resumed.values) == SURFACE_JOB
     assert values_digest(read_surface(old).values) == SURFACE_JOB
