@@ -49,11 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
-        from landscape.jobs.markov import draw_markov
+        from landscape.jobs.markov import MarkovConfig, draw_markov
 
         ns = build_parser().parse_args(argv)
-        result = draw_markov(ns.out, ns.rates, ns.noise, ns.steps, ns.chains, ns.seed, ns.dpi, threads=ns.threads,
-                             overwrite=ns.overwrite)
+        result = draw_markov(MarkovConfig(ns.out, tuple(ns.rates), ns.noise, ns.steps, ns.chains, ns.seed, ns.dpi,
+                                          ns.overwrite, ns.threads))
         print(result.table())
         print(f"{PROG}: wrote {ns.out}")
         return 0
