@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from landscape.cli._common import Parser, finite_float, positive, run_cli
+from landscape.jobs.plot import PlotConfig, plot_files
 
 PROG = "landscape-plot"
 KINDS = ("contour", "contourf", "heatmap", "3d")
@@ -116,8 +117,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
-        from landscape.jobs.plot import PlotConfig, plot_files
-
         ns = build_parser().parse_args(argv)
         done = plot_files(PlotConfig(
             tuple(ns.surfaces), ns.out, ns.quantity, tuple(ns.kinds), tuple(ns.formats), levels=ns.levels,

@@ -15,8 +15,17 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 
+from landscape import prune
 from landscape.cli._common import Parser, add_data_options, positive, run_cli, shape
+from landscape.data.datasets import DataSpec
+from landscape.engine.options import Output
 from landscape.errors import LandscapeError
+from landscape.evaluation.losses import LOSSES
+from landscape.evaluation.options import EvalOptions
+from landscape.jobs import prune as jobs
+from landscape.jobs.network import ModelSpec
+from landscape.prune import PRESETS, STRATEGIES
+from landscape.prune.table import markdown, matches, table1
 from landscape.runtime.parallel import launcher_rank
 
 PROG = "landscape-prune"
@@ -44,9 +53,6 @@ def parse_ratios(text: str) -> list[float]:
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.evaluation.losses import LOSSES
-    from landscape.prune import PRESETS, STRATEGIES
-
     p = Parser(
         prog=PROG,
         description="Prune the filters of smallest L1 norm from a conv net (Li et al., Pruning Filters "
@@ -141,8 +147,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         ns = build_parser().parse_args(argv)
         if ns.table1:
-            from landscape.prune.table import markdown, matches, table1
-
             rows = table1()
             print(markdown(rows), end="")
             hit, total = matches(rows)
@@ -150,8 +154,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "(bold: where ours differ)")
             return 0
         if ns.list_presets:
-            from landscape.prune import PRESETS
-
             for p in PRESETS.values():
                 print(f"{p.name:12s} {p.arch:18s} {p.description}")
             return 0
@@ -165,9 +167,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  "--count")
         if not ns.sensitivity and launcher_rank() != 0:
             return 0  # under mpirun only the sensitivity scan is shared out; the rest is rank 0's
-        from landscape import prune
-        from landscape.jobs import prune as jobs
-        from landscape.jobs.network import ModelSpec
 
         model = ModelSpec(ns.arch, ns.model, ns.num_classes, ns.in_channels, ns.unsafe_pickle)
         if ns.count:
@@ -191,9 +190,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.sensitivity:
             if ns.plan:
                 raise LandscapeError("--sensitivity prunes each layer alone; it takes no --plan")
-            from landscape.data.datasets import DataSpec
-            from landscape.engine.options import Output
-            from landscape.evaluation.options import EvalOptions
 
             layers = tuple(t.strip() for t in ns.layers.split(",") if t.strip()) if ns.layers else None
             result, figures = jobs.scan_checkpoint(jobs.ScanConfig(

@@ -22,6 +22,17 @@ from landscape.cli._common import (
     positive_float,
     run_cli,
 )
+from landscape.data.datasets import DataSpec
+from landscape.directions.options import Directions
+from landscape.directions.sampling import NORMS, SEMANTICS
+from landscape.engine.options import MAX_POINTS, Output
+from landscape.evaluation.losses import LOSSES
+from landscape.evaluation.options import PRECISIONS, EvalOptions
+from landscape.hessian.operator import CONVENTIONS, PARAM_CHOICES
+from landscape.jobs.surf import DEFAULT_GRID, DEFAULT_OUT, DEMO_GRID, DEMO_OUT, PATH_GRID_POINTS, SurfConfig, surf
+from landscape.runtime.parallel import world
+from landscape.space.grid import Grid
+from landscape.space.params import DIR_TYPES, IGNORES
 
 PROG = "landscape-surf"
 GRID_OPTIONS = ("--x", "--y", "--z")
@@ -42,13 +53,6 @@ _metrics.__name__ = "comma-separated list of loss, acc, eig"
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.directions.sampling import NORMS, SEMANTICS
-    from landscape.evaluation.losses import LOSSES
-    from landscape.evaluation.options import PRECISIONS
-    from landscape.hessian.operator import CONVENTIONS, PARAM_CHOICES
-    from landscape.jobs.surf import DEFAULT_GRID, DEFAULT_OUT, DEMO_GRID, DEMO_OUT, PATH_GRID_POINTS, SurfConfig
-    from landscape.space.params import DIR_TYPES, IGNORES
-
     d = SurfConfig()
     dirs, ev, out = d.directions, d.evaluation, d.output
     p = Parser(
@@ -162,13 +166,6 @@ def build_parser() -> Parser:
 def config_from_args(ns: argparse.Namespace, argv: Sequence[str]):
     """The :class:`landscape.jobs.surf.SurfConfig` of parsed options: the one place where
     flags become option objects (each object checks its values as it is built)."""
-    from landscape.data.datasets import DataSpec
-    from landscape.directions.options import Directions
-    from landscape.engine.options import MAX_POINTS, Output
-    from landscape.evaluation.options import EvalOptions
-    from landscape.jobs.surf import DEFAULT_GRID, DEMO_GRID, SurfConfig
-    from landscape.space.grid import Grid
-
     grid = None  # no axis given: the command's default (the demo's, a path's, or DEFAULT_GRID)
     if ns.x is not None or ns.y is not None or ns.z is not None:
         demo = ns.model is None and not (ns.arch or "").startswith("hf:")
@@ -198,9 +195,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = join_negative_values(list(sys.argv[1:] if argv is None else argv), GRID_OPTIONS)
 
     def body() -> int:
-        from landscape.jobs.surf import surf
-        from landscape.runtime.parallel import world
-
         cfg = config_from_args(build_parser().parse_args(argv), argv)
         comm = world()
         result = surf(cfg, comm)

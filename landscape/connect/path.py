@@ -14,11 +14,18 @@ import numpy as np
 import torch
 
 from landscape.connect.curve import PATHS, Curve
-from landscape.data.batches import as_batches
+from landscape.data.batches import as_batches, by_split
+from landscape.engine.options import Output
+from landscape.engine.points import compute_points
 from landscape.errors import LandscapeError
 from landscape.evaluation.batchnorm import BatchNormRecompute, has_batchnorm
+from landscape.evaluation.evaluator import Evaluator
 from landscape.evaluation.options import EvalOptions
+from landscape.io.surface_file import write_surface
+from landscape.runtime.device import resolve_device
+from landscape.runtime.parallel import collective, world
 from landscape.runtime.provenance import environment
+from landscape.runtime.threads import using_threads
 
 DEFAULT_BATCH_SIZE = 256
 
@@ -127,15 +134,6 @@ def evaluate(curve: Curve, data, t: int | Sequence[float] = 41, *, loss_fn: str 
     ``bn_data`` (default: all batches of the training split, else of the first); a network
     without BatchNorm needs none. The barriers go into the file's attributes.
     """
-    from landscape.data.batches import by_split
-    from landscape.engine.options import Output
-    from landscape.engine.points import compute_points
-    from landscape.evaluation.evaluator import Evaluator
-    from landscape.io.surface_file import write_surface
-    from landscape.runtime.device import resolve_device
-    from landscape.runtime.parallel import collective, world
-    from landscape.runtime.threads import using_threads
-
     comm = comm or world()
     ts = t_values(t)
     splits = by_split(data)

@@ -32,6 +32,7 @@ from landscape.io.files import OutputLock, check_output, remove_stale_temporarie
 from landscape.io.h5 import DamagedFile
 from landscape.io.surface_file import ConfigMismatch, Surface, new_surface, read_surface, repair_surface, write_surface
 from landscape.runtime.parallel import map_points, on_root, share
+from landscape.runtime.progress import progress_bar
 from landscape.runtime.provenance import now
 
 # What is refreshed on resume rather than checked: it says how this run went, not what it computed.
@@ -211,8 +212,6 @@ def _compute(surf: Surface | None, comm, todo: dict, job, out, chunk_size, flush
     pending = sorted(todo)
     bar = None
     if comm.rank == 0 and progress and pending:
-        from landscape.runtime.progress import progress_bar
-
         total = int(np.prod(surf.shape))
         bar = progress_bar(total=total, initial=total - len(pending), desc="surface", unit="pt")
     last_write, interval = time.monotonic(), flush_seconds

@@ -27,17 +27,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.data.batches import by_split
+from landscape.data.batches import as_batches, by_split
 from landscape.directions.options import Directions
 from landscape.directions.sampling import directions_checksum, random_directions
 from landscape.engine.options import Output, directions_path
 from landscape.engine.points import compute_points
+from landscape.engine.refinement import Refinement
 from landscape.errors import GridTooLarge, LandscapeError
 from landscape.evaluation.batchnorm import BatchNormRecompute, has_batchnorm
 from landscape.evaluation.evaluator import Evaluation
 from landscape.evaluation.metrics import Context, Point, as_metric, check_names, config_of, values_of
 from landscape.evaluation.options import EvalOptions
-from landscape.io.directions_file import save_directions
+from landscape.io.directions_file import load_directions, save_directions
 from landscape.io.surface_file import ConfigMismatch, Surface, peek_attrs
 from landscape.runtime.device import resolve_device
 from landscape.runtime.parallel import collective, local_rank_and_size, on_root, same_everywhere, world
@@ -270,8 +271,6 @@ def _setup_metrics(run: _Run, comm) -> list:
             if hasattr(m, "setup"):
                 m.setup(ctx)
         if e.bn_recompute:
-            from landscape.data.batches import as_batches
-
             if not has_batchnorm(run.model):
                 raise LandscapeError("BatchNorm statistics cannot be recomputed: the model has no BatchNorm")
             batches = (as_batches(e.bn_data, run.device, evaluations[0].batch_size or 256)
@@ -339,8 +338,6 @@ def _provenance(run: _Run, metrics: list, comm, n_threads: int, provenance: Mapp
 
 def _save_directions(dpath: str, run: _Run, attrs: Mapping, overwrite: bool) -> None:
     """Write the run's directions beside the surface, never replacing other directions silently."""
-    from landscape.io.directions_file import load_directions
-
     checksum = run.dirs_checksum
     if os.path.exists(dpath):
         try:
@@ -392,8 +389,6 @@ def _run(run: _Run, comm, output: Output, provenance: Mapping, n_threads: int) -
 
     refinement = None
     if grid.adaptive:
-        from landscape.engine.refinement import Refinement
-
         refinement = Refinement(grid.shape, grid.adaptive, metrics[0].names[0])  # refined on the first split's loss
     surf = compute_points(grid.coordinates(), metrics, job, inputs=_inputs(run, metrics), attrs=attrs, output=output,
                           comm=comm, lock_also=[dpath] if dpath else [], on_open=on_open, refinement=refinement)

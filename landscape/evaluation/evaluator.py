@@ -24,6 +24,7 @@ from landscape.data.batches import Batches, TensorBatches, as_batches, forward, 
 from landscape.errors import LandscapeError, first_line
 from landscape.evaluation.losses import accuracy, function_name, logits_of, resolve_loss, token_labels
 from landscape.evaluation.options import EvalOptions
+from landscape.runtime.cache import recall, remember
 from landscape.runtime.device import resolve_device
 from landscape.runtime.threads import using_threads
 from landscape.space.params import place_, uses_channels_last
@@ -264,8 +265,6 @@ class Evaluator:
         remembered in the cache folder (:func:`landscape.runtime.cache.cache_dir`) per model, input shape,
         device, threads and precision: a later run of the same kind skips the probe.
         """
-        from landscape.runtime.cache import recall, remember
-
         tb = self.batches
         assert isinstance(tb, TensorBatches)
         sizes = sorted({min(b, self.n) for b in candidates})

@@ -76,7 +76,7 @@ def write_trajectory(path: str | os.PathLike, traj: Trajectory) -> None:
         traj.residual, traj.epochs, np.array(traj.checkpoints, dtype=h5py.string_dtype()),
     ), strict=True))
 
-    from landscape.io.directions_file import write_directions
+    from landscape.io.directions_file import write_directions  # torch: landscape-plot reads trajectory files without it
 
     with writing(path) as f:
         write_directions(f, traj.directions, traj.attrs)
@@ -163,7 +163,7 @@ def read_trajectory(path: str | os.PathLike, directions: bool = True,
     ratio = np.asarray(ratio, dtype=float) if ratio is not None else _original_variance(path)
     dirs: list = []
     if directions and has_dirs:
-        from landscape.io.directions_file import load_directions
+        from landscape.io.directions_file import load_directions  # torch: see write_trajectory
 
         dirs = load_directions(path)[0][:2]
     epochs = np.asarray(arr.get("epochs", np.full(n, -1))).ravel()

@@ -23,7 +23,7 @@ from landscape.io.files import check_output
 from landscape.jobs.network import network
 from landscape.runtime.parallel import local_rank_and_size, world
 from landscape.runtime.threads import choose_threads, using_threads
-from landscape.space.grid import Grid
+from landscape.space.grid import Grid, parse_axis
 
 # What a curve file records about its data, filled in when a command leaves it open.
 DATA_FIELDS = tuple(f.name for f in fields(DataSpec) if f.name not in ("split", "samples", "sample_seed"))
@@ -161,8 +161,6 @@ def evaluate_path(cfg: PathConfig, comm=None) -> connect.PathResult:
     matches). Collective under MPI: every rank calls it."""
     comm = comm or world()
     if cfg.t is not None:
-        from landscape.space.grid import parse_axis
-
         ts = connect.t_values(parse_axis(cfg.t).coordinates)
     elif cfg.points < 2:
         raise LandscapeError(f"`points` must be at least 2, got {cfg.points}")

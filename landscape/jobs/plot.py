@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from landscape.errors import LandscapeError
 from landscape.io.surface_file import Surface, read_surface
 from landscape.io.trajectory_file import read_trajectory
+from landscape.plot.compare import compare_figure
 from landscape.plot.mpl import MAX_LEVELS
+from landscape.plot.path import trajectory_figure
 from landscape.plot.render import KINDS, figure_prefix, render, save_figure
+from landscape.plot.vtk import write_vti, write_vtk
 
 
 def record_training_(surface: Surface) -> None:
@@ -122,14 +125,12 @@ def plot_files(cfg: PlotConfig) -> list[tuple[str, list[str]]]:
         for path, s in zip(paths, surfaces, strict=True):
             check_same_directions(s, path, trajectory)
     if curve is not None:
-        from landscape.jobs.connect import plane_path_of
+        from landscape.jobs.connect import plane_path_of  # torch: only to draw a curve
 
         curve = plane_path_of(curve)
     static = cfg.static if cfg.static is not None else not (html or vtk or compare or trajectory or curve)
     done: list[tuple[str, list[str]]] = []
     if compare:
-        from landscape.plot.compare import compare_figure
-
         for s in surfaces:
             record_training_(s)
         written: list[str] = []
@@ -148,8 +149,6 @@ def plot_files(cfg: PlotConfig) -> list[tuple[str, list[str]]]:
                               cfg.mark_evaluated)
         tagged = figure_prefix(prefix, surface, quantity)  # render tags its own
         if traj is not None:
-            from landscape.plot.path import trajectory_figure
-
             if surface.ndim != 2:
                 raise LandscapeError("an optimization path is drawn over a 2D surface; this one is "
                                      f"{surface.ndim}D")
@@ -157,19 +156,17 @@ def plot_files(cfg: PlotConfig) -> list[tuple[str, list[str]]]:
                                     step=step)
             written += save_figure(fig, tagged, "trajectory", formats, dpi)
         if curve is not None:
-            from landscape.plot.connect import plane_figure
+            from landscape.plot.connect import plane_figure  # torch: only to draw a curve
 
             if surface.ndim != 2 or surface.attrs.get("curve_sha256") != curve.curve_sha256:
                 raise LandscapeError(f"{path!r} is not the plane of this curve (landscape-surf --curve computes it)")
             fig = plane_figure(surface, curve, quantity, levels=levels, scale=scale, vmin=vmin, vmax=vmax, step=step)
             written += save_figure(fig, tagged, "plane", formats, dpi)
         if html:
-            from landscape.plot.interactive import write_html
+            from landscape.plot.interactive import write_html  # plotly: only for --html
 
             written.append(write_html(surface, f"{tagged}.html", quantity, scale == "log", trajectory=traj))
         if vtk:
-            from landscape.plot.vtk import write_vti, write_vtk
-
             if surface.ndim == 3:
                 written.append(write_vti(surface, f"{prefix}.vti"))
             else:
