@@ -21,9 +21,10 @@ from landscape.errors import LandscapeError
 from landscape.io.h5 import DamagedFile, dataset, opened, plain, probe, writing
 
 
-@dataclass
+@dataclass(frozen=True)
 class Trajectory:
-    """Two PCA directions of a run and where each checkpoint lies in their plane."""
+    """Two PCA directions of a run and where each checkpoint lies in their plane (``attrs``: its
+    provenance, completed by the command that writes it)."""
 
     directions: list  # of dicts name -> torch.Tensor (empty when read without them)
     xcoord: np.ndarray
