@@ -217,7 +217,7 @@ def evaluate_path(curve: Curve, data, t: int | Sequence[float] = 41, *, evaluati
                  "split": ",".join(splits), "xlabel": "t", "samples": next(iter(evaluators.values())).n,
                  "loss": next(iter(evaluators.values())).loss_name, "batch_size": batch_size,
                  "bn_recompute": bn.num_batches if bn is not None else 0, "mpi_ranks": comm.size,
-                 "repair": fix.num_batches if fix is not None else 0,
+                 "repair_stats": int(repair_stats), "repair_layers": len(fix.names) if fix is not None else 0,
                  "command": "landscape.connect.evaluate_path",
                  **{k: v for k, v in curve.meta.items() if isinstance(v, str | int | float | bool)},
                  **dict(output.provenance or {})}

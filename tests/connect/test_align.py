@@ -6,6 +6,7 @@ loops, REPAIR's statistics against hooks of our own, and every bad input in one 
 
 from __future__ import annotations
 
+import copy
 import itertools
 import subprocess
 import sys
@@ -208,6 +209,71 @@ def test_repair_gives_every_unit_the_interpolated_statistics(minima, digits):
     fix.remove()
 
 
+class _Mixed(nn.Module):
+    """A conv with BatchNorm, then one without: REPAIR corrects the second, BatchNorm the first."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(1, 6, 3, padding=1), nn.BatchNorm2d(6)
+        self.conv2, self.fc = nn.Conv2d(6, 8, 3, padding=1), nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return self.fc(x.mean((2, 3)))
+
+
+def test_repair_beside_batchnorm(digits):
+    """REPAIR and the BatchNorm re-estimation in one pass: the layer no BatchNorm follows gets the
+    interpolated statistics of the ends, each end's BatchNorm re-estimated as the path does it;
+    a network whose every layer feeds a BatchNorm needs no hook, and its path is the plain one."""
+    from landscape.connect.repair import Repair, repaired_layers
+    from landscape.data.batches import as_batches
+    from landscape.evaluation.batchnorm import BatchNormRecompute
+
+    x = digits[0].x[:512]
+    data = (x, digits[0].y[:512])
+    torch.manual_seed(0)
+    a = _Mixed()
+    torch.manual_seed(1)
+    b = _Mixed()
+    assert repaired_layers(a) == ["conv2"]
+    batches = as_batches(data, "cpu", len(x))
+
+    def conv2_stats(state):
+        net = copy.deepcopy(a)
+        net.load_state_dict(state)
+        BatchNormRecompute(net, batches, 1)()
+        seen = {}
+        h = net.conv2.register_forward_hook(lambda m, i, y: seen.update(y=y.double().transpose(0, 1).flatten(1)))
+        with torch.no_grad():
+            net.eval()(x)
+        h.remove()
+        return seen["y"].mean(1), seen["y"].std(1, unbiased=False)
+
+    (ma, sa), (mb, sb) = conv2_stats(a.state_dict()), conv2_stats(b.state_dict())
+    curve = connect.Curve.between(a, b)
+    net = curve.network()
+    bn = BatchNormRecompute(net, batches, 1)
+    fix = Repair(net, batches, 1)
+    fix.ends_(curve.a, curve.b, bn)
+    net.load_state_dict(curve.line(0.25))
+    fix.prepare_(0.25, bn)
+    seen = {}
+    h = net.conv2.register_forward_hook(lambda m, i, y: seen.update(y=y.double().transpose(0, 1).flatten(1)))
+    with torch.no_grad():
+        net.eval()(x)
+    h.remove()
+    assert torch.allclose(seen["y"].mean(1), 0.75 * ma + 0.25 * mb, atol=1e-3)
+    assert torch.allclose(seen["y"].std(1, unbiased=False), 0.75 * sa + 0.25 * sb, rtol=1e-3, atol=1e-4)
+    fix.remove()
+
+    cnn_a, cnn_b = _pair("digits_cnn")
+    plain = connect.evaluate_path(connect.Curve.between(cnn_a, cnn_b), data, t=3)
+    repaired = connect.evaluate_path(connect.Curve.between(cnn_a, cnn_b), data, t=3, repair_stats=True)
+    assert repaired.surface.attrs["repair_layers"] == 0
+    assert np.array_equal(repaired.loss["line"], plain.loss["line"])
+
+
 # --------------------------------------------------------------------------------- commands
 
 
@@ -265,7 +331,7 @@ def test_cli_writes_an_ordinary_checkpoint(ends, tmp_path, capsys):
     said = capsys.readouterr().out
     assert "REPAIR" in said and "barrier (max - mean of the ends)" in said and "barrier above the chord" in said
     s = read_surface(path)
-    assert s.attrs["repair"] > 0
+    assert s.attrs["repair_stats"] == 1 and s.attrs["repair_layers"] == 2  # the two hidden layers
     for p, prefix in (("line", "line_"), ("curve", "")):
         mean_def, chord = _plain_barriers(s.values[f"{prefix}train_loss"], s.x)
         assert s.attrs[f"barrier_{p}_train_loss"] == pytest.approx(mean_def)
@@ -349,6 +415,10 @@ def test_bad_input_in_python(minima):
         connect.permute(b, {"net.1": [0] * 128})
     with pytest.raises(LandscapeError, match="no permutation group"):
         connect.permute(b, {"net.5": list(range(10))})
+    linear = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    with pytest.raises(LandscapeError, match="REPAIR has nothing to correct"):
+        connect.evaluate_path(connect.Curve.between(linear, copy.deepcopy(linear)),
+                              (torch.zeros(4, 1, 8, 8), torch.zeros(4).long()), t=3, repair_stats=True)
     with pytest.raises(LandscapeError, match="EvalOptions"):
         connect.evaluate_path(connect.Curve.between(a, b), (torch.zeros(4, 1, 8, 8), torch.zeros(4).long()),
                               t=3, evaluation={"batch_size": 4})
