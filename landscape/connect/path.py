@@ -212,7 +212,7 @@ def evaluate_path(curve: Curve, data, t: int | Sequence[float] = 41, *, evaluati
                   "bn_recompute": bn.config() if bn is not None else 0,
                   "metrics": {n: {"class": "path", **m.config()} for m in metrics for n in m.names}}
         if fix is not None:  # only then: files of the plain paths resume as before
-            inputs["repair"] = fix.config()
+            inputs["repair_stats"] = fix.config()
         attrs = {**environment(), "kind": "connect_path", "curve_kind": curve.kind, "curve_sha256": curve.checksum(),
                  "split": ",".join(splits), "xlabel": "t", "samples": next(iter(evaluators.values())).n,
                  "loss": next(iter(evaluators.values())).loss_name, "batch_size": batch_size,
