@@ -43,6 +43,10 @@ class AlignConfig(DataSpec):
     command: str = ""
 
 
+# Entries of b's checkpoint that hold per-parameter state in b's order (or an earlier alignment).
+UNORDERED = ("alignment", "optimizer", "optimizer_state_dict", "scheduler", "full_precision")
+
+
 def _plain(value) -> bool:
     """A value a ``weights_only`` load reads and that does not depend on the units' order."""
     if value is None or isinstance(value, str | int | float | bool):
@@ -83,7 +87,7 @@ def align_checkpoints(cfg: AlignConfig, comm=None) -> tuple[connect.Alignment, s
               **{k: str(v) for k, v in environment().items()}}  # plain str: torch's version is a str subclass
     if cfg.method == "activations":
         record["data"] = spec.provenance()
-    kept = {k: v for k, v in ckpt_b.meta.items() if k != "alignment" and _plain(v)}
+    kept = {k: v for k, v in ckpt_b.meta.items() if k not in UNORDERED and _plain(v)}
     checkpoint = {**kept, "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
                   "arch": cfg.arch, "num_classes": cfg.num_classes or data.num_classes or ckpt_b.num_classes,
                   "in_channels": in_channels, "alignment": record}
