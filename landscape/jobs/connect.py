@@ -1,5 +1,5 @@
 """What ``landscape-connect`` does, file in -> file out: train a curve between two checkpoints
-(:func:`train`), evaluate a curve file along t into a path file (:func:`evaluate_path`), and read a
+(:func:`train`), evaluate a curve file along t into a path file (:func:`write_path`), and read a
 curve file as the path drawn on its plane (:func:`plane_path_of`).
 
 The curve file records the architecture, the data, the training settings and the ends' files
@@ -16,8 +16,10 @@ from torch import nn
 
 from landscape import connect
 from landscape.data.datasets import SPLITS, Dataset, DataSpec
+from landscape.engine.options import Output
 from landscape.errors import LandscapeError
 from landscape.evaluation.batchnorm import has_batchnorm
+from landscape.evaluation.options import EvalOptions
 from landscape.io.checkpoint import Checkpoint, read_checkpoint, sha256
 from landscape.io.files import check_output
 from landscape.jobs.network import network
@@ -102,7 +104,8 @@ def train(cfg: CurveConfig) -> tuple[connect.Curve, str]:
 @dataclass
 class PathConfig(DataSpec):
     """Evaluating a curve file along t (the fields of ``landscape-connect --eval``). Data fields left
-    ``None`` are the curve file's; ``ends``: checkpoints that must be the curve's ends."""
+    ``None`` are the curve file's; ``ends``: checkpoints that must be the curve's ends;
+    ``repair_stats``: REPAIR at every t (:func:`landscape.connect.evaluate_path`)."""
 
     curve: str = ""
     ends: tuple[str, ...] = ()
@@ -112,6 +115,7 @@ class PathConfig(DataSpec):
     dataset: str | None = None  # type: ignore[assignment]  (None: the curve's)
     split: str = "train,test"
     bn_recompute: int | None = None
+    repair_stats: bool = False
     batch_size: int = connect.DEFAULT_BATCH_SIZE
     device: str | None = "cpu"
     threads: int | None = None
@@ -155,7 +159,7 @@ def splits_of(text: str) -> list[str]:
     return splits
 
 
-def evaluate_path(cfg: PathConfig, comm=None) -> connect.PathResult:
+def write_path(cfg: PathConfig, comm=None) -> connect.PathResult:
     """Loss and accuracy of the curve in ``cfg.curve`` and of the straight line at ``cfg.points``
     values of t on every split, into the path file ``cfg.out`` (resumed when it exists and
     matches). Collective under MPI: every rank calls it."""
@@ -175,15 +179,17 @@ def evaluate_path(cfg: PathConfig, comm=None) -> connect.PathResult:
         data[s], idx = spec.load(s)
         indices = idx if indices is None else indices
     bn_data = data["train"] if "train" in data else None
-    if bn_data is None and curve.model is not None and has_batchnorm(curve.model):
+    if bn_data is None and (cfg.repair_stats or curve.model is not None and has_batchnorm(curve.model)):
         bn_data = spec.load("train")[0]
-    provenance = {"command": cfg.command or "landscape.jobs.connect.evaluate_path",
+    provenance = {"command": cfg.command or "landscape.jobs.connect.write_path",
                   "curve": os.path.abspath(cfg.curve), "curve_file_sha256": sha256(cfg.curve),
                   "arch": str(curve.meta.get("arch", "")), **spec.provenance()}
-    return connect.evaluate(curve, data, ts, bn_recompute=cfg.bn_recompute, bn_data=bn_data,
-                            batch_size=cfg.batch_size, device=cfg.device, out=cfg.out, overwrite=cfg.overwrite,
-                            comm=comm, progress=cfg.progress, provenance=provenance,
-                            threads=choose_threads(cfg.threads, local_rank_and_size(comm)[1]))
+    evaluation = EvalOptions(batch_size=cfg.batch_size, device=cfg.device,
+                             threads=choose_threads(cfg.threads, local_rank_and_size(comm)[1]),
+                             bn_recompute=cfg.bn_recompute or 0, bn_data=bn_data)
+    output = Output(cfg.out, overwrite=cfg.overwrite, progress=cfg.progress, provenance=provenance)
+    return connect.evaluate_path(curve, data, ts, evaluation=evaluation, output=output,
+                                 repair_stats=cfg.repair_stats, comm=comm)
 
 
 def plane_path_of(curve_file: str) -> connect.PlanePath:
@@ -233,5 +239,5 @@ def plane_of(dirs: list[dict], bend: tuple[float, float], ndim: int) -> tuple[li
     return dirs, {"norm": "", "ignore": "", "curve_bend_x": xb, "curve_bend_y": yb}
 
 
-__all__ = ["CurveConfig", "PathConfig", "evaluate_path", "plane_of", "plane_options", "plane_path_of", "read_curve",
-           "run_folder", "train"]
+__all__ = ["CurveConfig", "PathConfig", "plane_of", "plane_options", "plane_path_of", "read_curve", "run_folder",
+           "train", "write_path"]
