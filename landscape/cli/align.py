@@ -11,15 +11,15 @@ import sys
 from collections.abc import Sequence
 
 from landscape.cli._common import Parser, add_data_options, non_negative, positive, run_cli
+from landscape.connect.align import METHODS
+from landscape.jobs.align import AlignConfig, align_checkpoints
+from landscape.runtime.parallel import world
 
 PROG = "landscape-align"
 
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.connect.align import METHODS
-    from landscape.jobs.align import AlignConfig
-
     d = AlignConfig()
     p = Parser(prog=PROG, description="Permute the hidden units of checkpoint B to match checkpoint A (Ainsworth et "
                "al.'s weight or activation matching over the network's coupled channels), the function unchanged, "
@@ -52,9 +52,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
-        from landscape.jobs.align import AlignConfig, align_checkpoints
-        from landscape.runtime.parallel import world
-
         ns = build_parser().parse_args(argv)
         data = {k: getattr(ns, k) for k in ("dataset", "data_root", "split", "samples", "sample_seed",
                                             "synthetic_shape", "synthetic_size", "synthetic_seed", "seq_len",

@@ -20,15 +20,18 @@ from landscape.cli._common import (
     positive_float,
     run_cli,
 )
+from landscape.connect.curve import KINDS
+from landscape.connect.training import CurveTraining
+from landscape.errors import LandscapeError
+from landscape.jobs import connect as job
+from landscape.jobs.connect import CurveConfig
+from landscape.runtime.parallel import world
 
 PROG = "landscape-connect"
 
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.connect.curve import KINDS
-    from landscape.jobs.connect import CurveConfig
-
     d = CurveConfig()
     t = d.training
     p = Parser(prog=PROG, description="Train a curve (quadratic Bezier or polygonal chain with one bend) of low "
@@ -82,11 +85,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = join_negative_values(list(sys.argv[1:] if argv is None else argv), ("--t",))
 
     def body() -> int:
-        from landscape.connect.training import CurveTraining
-        from landscape.errors import LandscapeError
-        from landscape.jobs import connect as job
-        from landscape.runtime.parallel import world
-
         ns = build_parser().parse_args(argv)
         command = " ".join([PROG, *argv])
         data = {k: getattr(ns, k) for k in ("data_root", "samples", "sample_seed", "synthetic_shape",

@@ -37,7 +37,7 @@ from landscape.data.batches import as_batches, inputs_of
 from landscape.errors import LandscapeError, check_choice, is_int
 from landscape.evaluation.evaluator import DEFAULT_BATCH_SIZE
 from landscape.evaluation.options import EvalOptions
-from landscape.prune.graph import ChannelGraph, trace
+from landscape.prune.graph import ChannelGraph, channel_graph
 from landscape.runtime.parallel import on_root, world
 
 METHODS = ("weights", "activations")
@@ -105,7 +105,7 @@ def permutation_spec(model: nn.Module) -> PermutationSpec:
     """The permutation groups of ``model`` and the tensor dimensions each reorders (see the module's
     docstring). A group whose coupled tensors disagree in size, which no working network has, is a
     :class:`LandscapeError` naming them; so is a network that ``torch.fx`` cannot trace."""
-    graph = trace(model, features=True)
+    graph = channel_graph(model, features=True)
     modules = dict(model.named_modules())
     state = model.state_dict()
     free = {g.index for g in graph.groups if g.blocked is None and g.producers}

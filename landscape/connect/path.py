@@ -15,12 +15,18 @@ import numpy as np
 
 from landscape.connect.curve import PATHS, Curve
 from landscape.connect.repair import Repair
-from landscape.data.batches import as_batches
+from landscape.data.batches import as_batches, by_split
 from landscape.engine.options import Output
+from landscape.engine.points import compute_points
 from landscape.errors import LandscapeError
 from landscape.evaluation.batchnorm import BatchNormRecompute, has_batchnorm
+from landscape.evaluation.evaluator import Evaluator
 from landscape.evaluation.options import EvalOptions
+from landscape.io.surface_file import write_surface
+from landscape.runtime.device import resolve_device
+from landscape.runtime.parallel import collective, world
 from landscape.runtime.provenance import environment
+from landscape.runtime.threads import using_threads
 
 DEFAULT_BATCH_SIZE = 256
 
@@ -155,14 +161,6 @@ def evaluate_path(curve: Curve, data, t: int | Sequence[float] = 41, *, evaluati
     t of both paths, its statistics from the same batches. The barriers go into the file's
     attributes.
     """
-    from landscape.data.batches import by_split
-    from landscape.engine.points import run_points
-    from landscape.evaluation.evaluator import Evaluator
-    from landscape.io.surface_file import write_surface
-    from landscape.runtime.device import resolve_device
-    from landscape.runtime.parallel import collective, local_rank_and_size, world
-    from landscape.runtime.threads import threads as using_threads
-
     evaluation = evaluation if evaluation is not None else EvalOptions(batch_size=DEFAULT_BATCH_SIZE, device="cpu")
     if not isinstance(evaluation, EvalOptions):
         raise LandscapeError(f"`evaluation` must be a landscape.EvalOptions, got {type(evaluation).__name__}")
@@ -178,7 +176,7 @@ def evaluate_path(curve: Curve, data, t: int | Sequence[float] = 41, *, evaluati
     net = curve.network()
     dev = resolve_device(evaluation.device)
     per_point = replace(evaluation, batch_size=batch_size, device=dev, bn_recompute=0, bn_data=None)
-    with using_threads(evaluation.threads, local_rank_and_size(comm)[1]):
+    with using_threads(evaluation.threads):
         def setup():
             evaluators = {s: Evaluator(net, d, per_point, channels_last=False) for s, d in splits.items()}
             bn = fix = None
@@ -246,9 +244,8 @@ def evaluate_path(curve: Curve, data, t: int | Sequence[float] = 41, *, evaluati
 
         out = os.fspath(output.path) if output.path is not None else None
         try:
-            surf = run_points(coords, metrics, job, inputs=inputs, attrs=attrs, comm=comm, out=out,
-                              overwrite=output.overwrite, repair=output.repair, chunk_size=output.chunk_size,
-                              flush_seconds=output.flush_seconds, progress=output.progress, what="path")
+            surf = compute_points(coords, metrics, job, inputs=inputs, attrs=attrs, output=output, comm=comm,
+                                  what="path")
         finally:
             if fix is not None:
                 fix.remove()

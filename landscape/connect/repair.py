@@ -26,7 +26,7 @@ from torch import nn
 
 from landscape.data.batches import Batches, forward
 from landscape.errors import LandscapeError
-from landscape.prune.graph import trace
+from landscape.prune.graph import channel_graph
 
 EPS = 1e-5
 _BN = nn.modules.batchnorm._BatchNorm
@@ -55,7 +55,7 @@ class _Stats:
 def repaired_layers(net: nn.Module) -> list[str]:
     """The layers REPAIR corrects: every conv and linear layer, called once, whose output some
     later layer reads and that no BatchNorm follows directly."""
-    graph = trace(net, features=True)
+    graph = channel_graph(net, features=True)
     read = {g for layouts in (graph.conv_in, graph.norms, graph.linears) for lay in layouts.values() if lay
             for g in lay}
     nodes = {}

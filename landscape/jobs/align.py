@@ -16,9 +16,9 @@ from landscape.evaluation.options import EvalOptions
 from landscape.io.checkpoint import read_checkpoint, save_checkpoint
 from landscape.io.files import check_output
 from landscape.jobs.network import network
-from landscape.runtime.parallel import on_root, world
+from landscape.runtime.parallel import local_rank_and_size, on_root, world
 from landscape.runtime.provenance import environment
-from landscape.runtime.threads import threads as using_threads
+from landscape.runtime.threads import choose_threads, using_threads
 
 
 @dataclass
@@ -76,8 +76,9 @@ def align_checkpoints(cfg: AlignConfig, comm=None) -> tuple[connect.Alignment, s
     ckpt_a, ckpt_b = read_checkpoint(cfg.a, cfg.unsafe_pickle), read_checkpoint(cfg.b, cfg.unsafe_pickle)
     model_a = network(ckpt_a, cfg.arch, cfg.num_classes, data=data)
     model_b = network(ckpt_b, cfg.arch, cfg.num_classes, data=data)
-    evaluation = EvalOptions(batch_size=cfg.batch_size, device=cfg.device, threads=cfg.threads)
-    with using_threads(cfg.threads):
+    threads = choose_threads(cfg.threads, local_rank_and_size(comm)[1])  # the thread policy, once
+    evaluation = EvalOptions(batch_size=cfg.batch_size, device=cfg.device, threads=threads)
+    with using_threads(threads):
         result = connect.align(model_a, model_b, cfg.method, data, evaluation=evaluation, max_rounds=cfg.max_rounds,
                                seed=cfg.seed, comm=comm)
     in_channels = int(data.x.shape[1]) if data.x.dim() == 4 else 1

@@ -17,7 +17,7 @@ a group (an unknown module or function, slicing, a reshape, the network output) 
 as one that cannot be pruned, with the reason, so that a plan naming it is refused clearly
 instead of producing a wrong network.
 
-``trace(model, features=True)`` (permutation alignment, :mod:`landscape.connect.align`) also makes
+``channel_graph(model, features=True)`` (permutation alignment, :mod:`landscape.connect.align`) also makes
 a linear layer's output features a group, as a conv's output channels are (the hidden units of an
 MLP), with flat features of one position per unit; a BatchNorm or LayerNorm over such features
 follows them. Pruning traces without it: linear outputs stay opaque there.
@@ -102,7 +102,7 @@ class Group:
 
 @dataclass
 class ChannelGraph:
-    """The channel dependencies of a model, from :func:`trace`.
+    """The channel dependencies of a model, from :func:`channel_graph`.
 
     ``conv_out[name]`` is the group of a conv's output channels; ``conv_in[name]``,
     ``norms[name]`` (BatchNorm, depthwise convs: one parameter per channel) and
@@ -427,7 +427,7 @@ class _Tracer(fx.Tracer):
             raise
 
 
-def trace(model: nn.Module, features: bool = False) -> ChannelGraph:
+def channel_graph(model: nn.Module, features: bool = False) -> ChannelGraph:
     """The channel-dependency graph of ``model`` (traced symbolically: no tensor is computed);
     ``features``: linear layers' output features are groups too (see the module's docstring).
 
@@ -447,4 +447,4 @@ def trace(model: nn.Module, features: bool = False) -> ChannelGraph:
     return _Builder(model, gm, features).run()
 
 
-__all__ = ["ChannelGraph", "Group", "is_conv", "is_shortcut", "trace"]
+__all__ = ["ChannelGraph", "Group", "channel_graph", "is_conv", "is_shortcut"]
