@@ -141,13 +141,13 @@ def test_degenerate_figure_requests_are_refused(tmp_path, capsys, values, args, 
 def test_busy_cores_sees_a_competing_process_at_once():
     import subprocess
     import sys
-    import time
 
     from landscape.runtime.threads import busy_cores
 
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    spinner = subprocess.Popen([sys.executable, "-c", "print('spinning', flush=True)\nwhile True: pass"],
+                               stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.3)
+        assert spinner.stdout.readline() == "spinning\n"  # it runs: no wait for its start-up
         assert busy_cores(window=0.3) >= 0.7  # one core taken, seconds before the load average would say so
     finally:
         spinner.kill()

@@ -369,7 +369,7 @@ def test_batchnorm_curve(digits, tmp_path):
 @pytest.mark.mpi
 def test_mpi_eval_equals_serial(ends, tmp_path):
     pytest.importorskip("mpi4py")
-    from helpers import MPIRUN, job_env, launcher
+    from helpers import MPIRUN, TIMEOUT, job_env, launcher
 
     from landscape.io.surface_file import read_surface
 
@@ -381,7 +381,7 @@ def test_mpi_eval_equals_serial(ends, tmp_path):
     assert _cli("--eval", curve_file, "--points", "7", "--out", serial) == 0
     cmd = [*launcher(3), sys.executable, "-m", "landscape.cli.connect", "--eval", str(curve_file), "--points", "7",
            "--out", str(parallel), "--no-progress"]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=job_env(), timeout=120, cwd=ROOT)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=job_env(), timeout=TIMEOUT, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("train barrier (max - mean of the ends)") == 1  # rank 0 alone reports
     a, b = read_surface(serial), read_surface(parallel)
@@ -404,7 +404,9 @@ def test_kill_9_and_resume(ends, tmp_path):
     env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "landscape.cli.connect", *map(str, args), "--out", str(tmp_path / "cut.pt")]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
+    from helpers import TIMEOUT
+
+    deadline = time.monotonic() + TIMEOUT  # a hang guard: the file says when to kill
     while not (tmp_path / "cut.run" / "resume.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)

@@ -83,6 +83,20 @@ def wait_for_points(out: str, n: int, proc: subprocess.Popen) -> int:
     pytest.fail(f"{out} never reached {n} finished points")
 
 
+def wait_until_gone(pid: int) -> None:
+    """Block until process ``pid`` has ended (a hang guard of TIMEOUT seconds)."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    return
+        except (OSError, IndexError):
+            return
+        time.sleep(0.05)
+    pytest.fail(f"process {pid} is still running")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("target, sig", [
     ("rank1", signal.SIGKILL), ("rank0", signal.SIGKILL), ("mpirun", signal.SIGKILL),
@@ -95,14 +109,15 @@ def test_killed_job_reruns_to_the_same_file(model_path, reference, tmp_path, tar
     pid = proc.pid if target == "mpirun" else int((tmp_path / f"{target}.pid").read_text())
     os.kill(pid, sig)
     try:
-        _, stderr = proc.communicate(timeout=15)
+        _, stderr = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         proc.kill()
         pytest.fail(f"the job did not end after {sig.name} to {target}")
     assert proc.returncode != 0
     if sig == signal.SIGINT:
         assert "interrupted" in stderr
-    time.sleep(0.5)  # let the launcher's clean-up of the other ranks finish
+    for rank in (0, 1):  # the launcher's clean-up of the ranks has ended: none writes any more
+        wait_until_gone(int((tmp_path / f"rank{rank}.pid").read_text()))
     partial = read_surface(out)  # the file always opens
     done = int(partial.completed.sum())
     assert seen <= done < partial.completed.size

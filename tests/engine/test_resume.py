@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import save_digits_cnn, surf_config
+from helpers import TIMEOUT, save_digits_cnn, surf_config
 
 import landscape as ls
 from landscape.cli import surf as surf_cli
@@ -24,7 +24,7 @@ from landscape.engine.options import Output
 from landscape.errors import LandscapeError
 from landscape.evaluation.options import EvalOptions
 from landscape.io.files import OutputLock, remove_stale_temporaries
-from landscape.io.surface_file import ConfigMismatch
+from landscape.io.surface_file import ConfigMismatch, read_surface
 from landscape.jobs.surf import SurfConfig, surf
 from landscape.space.grid import Grid
 
@@ -145,19 +145,45 @@ def test_only_temporaries_of_dead_writers_are_removed(tmp_path):
     assert live.exists() and elsewhere.exists()
 
 
-def test_ctrl_c_is_one_line_and_exit_130(tmp_path, model_path):
+# landscape-surf as installed, but saying when its start-up Ctrl-C handler is up (a file beside it)
+STARTED = """import os, sys
+import landscape.cli  # the start-up handler of Ctrl-C is up from here
+open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "started"), "w").close()
+from landscape.cli.surf import main
+sys.exit(main())
+"""
+
+
+def finished_points(out) -> int:
+    try:
+        return int(read_surface(out).completed.sum())
+    except Exception:  # not written yet
+        return 0
+
+
+@pytest.mark.parametrize("moment", ["starting", "computing"])
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path, model_path, moment):
+    """Ctrl-C while the command starts (once its handler is up: it says so) and while it computes
+    (once its file holds finished points): one line, exit code 130. No sleep chooses the moment."""
+    script = tmp_path / "landscape-surf"  # the start-up handler is installed for landscape-* programs
+    script.write_text(STARTED)
+    out = tmp_path / "c.h5"
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-    script = shutil.which("landscape-surf")
-    assert script is not None, "landscape-surf is not on PATH: install the package (pip install -e .)"
-    for delay in (0.2, 4.0):  # while starting, and while computing
-        proc = subprocess.Popen([script, "--model", model_path, "--arch", "digits_cnn", "--x=-1:1:41",
-                                 "--y=-1:1:41", "--out", str(tmp_path / f"c{delay}.h5"), "--no-progress"],
-                                stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 130, err
-        assert err.strip().splitlines()[-1] == "landscape-surf: interrupted" and "Traceback" not in err
+    proc = subprocess.Popen([sys.executable, str(script), "--model", model_path, "--arch", "digits_cnn",
+                             "--x=-1:1:41", "--y=-1:1:41", "--out", str(out), "--no-progress"],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    said = (lambda: (tmp_path / "started").exists()) if moment == "starting" else lambda: finished_points(out) > 0
+    deadline = time.monotonic() + TIMEOUT  # a hang guard
+    while not said():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"the command never said it was {moment}"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "landscape-surf: interrupted" and "Traceback" not in err
+    if moment == "computing":
+        assert 0 < finished_points(out) < 41 * 41  # its finished points kept, to resume
 
 
 def test_batchnorm_statistics_recomputed_at_every_point(tmp_path):

@@ -108,7 +108,7 @@ def test_html_is_self_contained(tmp_path):
     assert "mlp | digits | train" in text
 
 
-def _chromium(args: list[str], html: str, timeout: int = 120) -> subprocess.CompletedProcess:
+def _chromium(args: list[str], html: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """Headless chromium with the network shut: a dead proxy and no name resolution."""
     profile = tempfile.mkdtemp()
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import randomized
+from helpers import TIMEOUT, randomized
 
 from landscape.models import build_model
 from landscape.prune import read_sensitivity
@@ -56,7 +56,7 @@ def test_two_ranks_write_the_serial_file(tmp_path):
     for n, name in ((2, "mpi.h5"), (1, "serial.h5")):
         launcher = [MPIRUN, "-n", str(n), *extra] if n > 1 else []
         proc = subprocess.run([*launcher, sys.executable, "-m", "landscape.cli.prune", *args,
-                               "--out", str(tmp_path / name)], capture_output=True, text=True, env=env, timeout=120)
+                               "--out", str(tmp_path / name)], capture_output=True, text=True, env=env, timeout=TIMEOUT)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.count("wrote") == 1  # rank 0 alone reports and writes
     a, b = read_sensitivity(tmp_path / "mpi.h5"), read_sensitivity(tmp_path / "serial.h5")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TIMEOUT
 
 from landscape.data.datasets import DataSpec
 from landscape.engine.options import Output
@@ -143,7 +144,7 @@ def test_abort_on_error_aborts_with_several_ranks():
         print("not reached")
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT)
+                          timeout=TIMEOUT, cwd=ROOT)
     assert proc.returncode == 1
     assert "Abort called with 1" in proc.stdout and "not reached" not in proc.stdout
     assert "prog: error on rank 1: ValueError: rank one broke" in proc.stderr

@@ -263,16 +263,16 @@ if world().rank == 0:
 @pytest.mark.slow
 def test_mpi_gives_the_serial_values(tmp_path):
     pytest.importorskip("mpi4py")
-    from helpers import MPIRUN, launcher
+    from helpers import MPIRUN, TIMEOUT, launcher
 
     if MPIRUN is None:
         pytest.skip("no mpirun")
     script = tmp_path / "job.py"
     script.write_text(JOB.format(root=str(ROOT)))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    serial = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    serial = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=TIMEOUT, env=env)
     assert serial.returncode == 0, serial.stderr
-    par = subprocess.run([*launcher(2), sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+    par = subprocess.run([*launcher(2), sys.executable, str(script)], capture_output=True, text=True, timeout=TIMEOUT,
                          env=env)
     assert par.returncode == 0, par.stderr
     a, b = json.loads(serial.stdout.strip().splitlines()[-1]), json.loads(par.stdout.strip().splitlines()[-1])

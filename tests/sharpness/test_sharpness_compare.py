@@ -167,7 +167,7 @@ def test_mpirun_gives_the_serial_table(checkpoints, tmp_path):
     from pathlib import Path
 
     pytest.importorskip("mpi4py")
-    from helpers import MPIRUN, launcher
+    from helpers import MPIRUN, TIMEOUT, launcher
 
     if MPIRUN is None:
         pytest.skip("no mpirun")
@@ -176,7 +176,7 @@ def test_mpirun_gives_the_serial_table(checkpoints, tmp_path):
     args = [*checkpoints, *SMALL, "--line", "none", "--plane", "none"]
     for prefix, out in (([], "serial"), (launcher(2), "mpi")):
         run = subprocess.run([*prefix, sys.executable, "-m", "landscape.cli.compare", *args, "--out",
-                              str(tmp_path / out)], capture_output=True, text=True, timeout=240, env=env)
+                              str(tmp_path / out)], capture_output=True, text=True, timeout=TIMEOUT, env=env)
         assert run.returncode == 0, run.stderr
     serial, mpi = read_csv(tmp_path / "serial" / "compare.csv"), read_csv(tmp_path / "mpi" / "compare.csv")
     assert serial == mpi

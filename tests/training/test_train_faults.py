@@ -30,7 +30,7 @@ def dead_writer_pid() -> tuple[int, subprocess.Popen]:
     """A process killed and not reaped yet (a zombie): its pid still answers kill(pid, 0)."""
     proc = subprocess.Popen(["sleep", "60"])
     proc.send_signal(signal.SIGKILL)
-    time.sleep(0.2)
+    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # until it has died, leaving it unreaped
     return proc.pid, proc
 
 
