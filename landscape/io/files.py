@@ -5,7 +5,8 @@
   named ``.NAME.tmp.HOST.PID``: start-up removes only those whose writer is dead
   (:func:`remove_stale_temporaries`), never one that a live run on this or another host writes.
 - :class:`OutputLock` holds an OS lock (``fcntl.flock``) on ``.NAME.lock`` beside an output for a
-  run's whole life; a second run on the same output is refused at once, naming the owner.
+  run's whole life, and removes that file when it lets go; a second run on the same output is
+  refused at once, naming the owner.
   :func:`owned_output` is what every command that writes a file does first: lock it, then refuse
   it if it exists (unless told to replace it).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,12 +28,18 @@ OWNER_WAIT = 5.0  # seconds a refused run waits for the lock's owner to record i
 
 
 def check_folder(path: str | os.PathLike) -> str:
-    """Refuse an output whose folder is missing or read-only; return the folder."""
+    """Refuse an output whose folder is missing or read-only; return the folder. Writable is
+    tried (a nameless temporary file made and dropped), not read from the permission bits, which
+    say yes to root on a read-only file system (``/proc``)."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise LandscapeError(f"output folder {folder!r} does not exist")
     if not os.access(folder, os.W_OK):
         raise LandscapeError(f"output folder {folder!r} is not writable")
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise LandscapeError(f"output folder {folder!r} is not writable: {one_line(exc.strerror or exc)}") from None
     return folder
 
 
@@ -183,8 +191,14 @@ class OutputLock:
     with a :class:`LandscapeError` that names them. The owner writes that line just after taking
     the lock, so a run refused in between waits for it (up to :data:`OWNER_WAIT` seconds; a line
     left by a dead owner on this host does not count) and never reports an unknown owner. The lock
-    dies with its process, so a killed run never leaves an output locked. (The small lock file
-    itself stays: removing it could let two runs lock different files of one name.)
+    dies with its process, so a killed run never leaves an output locked.
+
+    :meth:`release` removes the lock file while it still holds the lock, so a finished or refused
+    run leaves no ``.NAME.lock`` behind (a killed one does, harmlessly: the next run takes it and
+    removes it). That is race-free because a run owns the lock only once it holds the ``flock`` of
+    the file that the name still points to: one that opened the file just before its owner
+    removed it gets the lock of a removed file, sees that the name now points elsewhere (or
+    nowhere), and tries again on the file of that name.
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -194,21 +208,26 @@ class OutputLock:
         self._fd: int | None = None
 
     def acquire(self) -> OutputLock:
-        try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise LandscapeError(f"cannot write beside {self.path!r}: {one_line(exc.strerror or exc)}") from None
-        try:
-            taken = _try_lock(fd)
-            deadline = time.monotonic() + OWNER_WAIT
-            owner = None if taken else _owner(fd)
-            while not taken and owner is None and time.monotonic() < deadline:
-                time.sleep(0.01)  # the owner is between taking the lock and recording itself
-                taken = _try_lock(fd)  # or it has just released it
+        while True:
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise LandscapeError(f"cannot write beside {self.path!r}: {one_line(exc.strerror or exc)}") from None
+            try:
+                taken = _try_lock(fd)
+                deadline = time.monotonic() + OWNER_WAIT
                 owner = None if taken else _owner(fd)
-        except OSError as exc:
-            os.close(fd)
-            raise LandscapeError(f"cannot lock {self.path!r}: {one_line(exc.strerror or exc)}") from None
+                while not taken and owner is None and time.monotonic() < deadline:
+                    time.sleep(0.01)  # the owner is between taking the lock and recording itself
+                    taken = _try_lock(fd)  # or it has just released it
+                    owner = None if taken else _owner(fd)
+            except OSError as exc:
+                os.close(fd)
+                raise LandscapeError(f"cannot lock {self.path!r}: {one_line(exc.strerror or exc)}") from None
+            if taken and not _names(self.lock_path, fd):
+                os.close(fd)  # the lock of a file its owner removed as it let go: try the file of that name
+                continue
+            break
         if not taken:
             os.close(fd)
             owner = owner or f"which has not recorded its pid in {OWNER_WAIT:g} s"
@@ -228,6 +247,7 @@ class OutputLock:
         if self._fd is not None:
             try:
                 os.ftruncate(self._fd, 0)  # a lock nobody holds names nobody
+                os.unlink(self.lock_path)  # still holding it: see the class's docstring
             except OSError:
                 pass
             os.close(self._fd)  # closing the descriptor releases the flock
@@ -238,6 +258,15 @@ class OutputLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _names(path: str, fd: int) -> bool:
+    """Whether ``path`` is (still) the name of the file open at ``fd``."""
+    try:
+        here, held = os.stat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _try_lock(fd: int) -> bool:

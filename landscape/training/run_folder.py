@@ -41,6 +41,15 @@ def read_saved(path: str) -> dict:
     return obj
 
 
+def _missing(path: str) -> list[str]:
+    """The folders that making ``path`` creates, deepest first."""
+    out, folder = [], os.path.abspath(path)
+    while not os.path.exists(folder) and os.path.dirname(folder) != folder:
+        out.append(folder)
+        folder = os.path.dirname(folder)
+    return out
+
+
 class RunFolder:
     """The folder ``path`` of one training run, checked and locked for writing.
 
@@ -71,6 +80,7 @@ class RunFolder:
         out = self.path
         if os.path.exists(out) and not os.path.isdir(out):
             raise LandscapeError(f"`out` {out!r} exists and is not a folder")
+        made = _missing(out)  # the folders made here: removed again when the run is refused
         try:
             os.makedirs(out, exist_ok=True)
             probe = os.path.join(out, ".write_test")
@@ -79,11 +89,16 @@ class RunFolder:
             os.remove(probe)
         except OSError as exc:
             raise LandscapeError(f"cannot write to `out` {out!r} ({exc.strerror or exc})") from None
-        self.lock = OutputLock(out).acquire()
         try:
+            self.lock = OutputLock(out).acquire()
             self._check(resume, overwrite)
         except BaseException:
             self.close()
+            for folder in made:  # deepest first; a refused run leaves no empty run folder
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    break
             raise
 
     def _check(self, resume: bool, overwrite: bool) -> None:

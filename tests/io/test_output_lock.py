@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TIMEOUT
 
 import landscape.io.files as files
 from landscape.cli import surf as surf_cli
@@ -94,16 +95,69 @@ def test_an_owner_that_never_records_itself_is_not_unknown(tmp_path, held, monke
     assert "unknown" not in str(err.value)
 
 
-def test_the_owner_replaces_a_longer_old_line_and_release_clears_it(tmp_path):
+def test_the_owner_replaces_a_longer_old_line_and_release_removes_the_file(tmp_path):
     out = tmp_path / "s.h5"
     lock_file = tmp_path / ".s.h5.lock"
-    lock_file.write_text(f"pid {dead_pid()} on a-much-longer-host-name.example.org\nmore\n")
+    lock_file.write_text(f"pid {dead_pid()} on a-much-longer-host-name.example.org\nmore\n")  # a killed run's
     with OutputLock(out):
         assert lock_file.read_text() == f"{ME}\n"
         with pytest.raises(LandscapeError, match=f"another run .{ME}."):
             OutputLock(out).acquire()  # a second descriptor, even in this process, is refused
-    assert lock_file.read_text() == ""
+        assert lock_file.exists()  # the refused run left the owner's file alone
+    assert not lock_file.exists()
     OutputLock(out).acquire().release()
+    assert os.listdir(tmp_path) == []
+
+
+def the_owner_lets_go_between_open_and_lock(monkeypatch, lock_file: Path, then=None) -> list[int]:
+    """Make the first ``flock`` of an acquire meet the race it must survive: the file it opened is
+    removed by its owner letting go (and ``then()`` runs: another run taking the name) just
+    before the lock is tried. Returns, for each lock tried, whether its file still had a name."""
+    tried: list[int] = []
+    real = files._try_lock
+
+    def racing(fd: int) -> bool:
+        if not tried:
+            os.unlink(lock_file)
+            if then is not None:
+                then()
+        tried.append(os.fstat(fd).st_nlink > 0)
+        return real(fd)
+
+    monkeypatch.setattr(files, "_try_lock", racing)
+    return tried
+
+
+def test_a_lock_whose_file_was_removed_as_it_was_taken_is_taken_again_on_the_new_file(tmp_path, monkeypatch):
+    out, lock_file = tmp_path / "s.h5", tmp_path / ".s.h5.lock"
+    lock_file.write_text("")
+    tried = the_owner_lets_go_between_open_and_lock(monkeypatch, lock_file)
+    lock = OutputLock(out).acquire()
+    assert tried == [False, True]  # the removed file's lock was not kept: the new file's was taken
+    assert lock_file.read_text() == f"{ME}\n"
+    lock.release()
+    assert not lock_file.exists()
+
+
+def test_two_runs_never_both_hold_an_output_when_its_lock_file_is_replaced(tmp_path, monkeypatch):
+    """The run that opened the old file loses the race to a run that made the new one: refused."""
+    out, lock_file = tmp_path / "s.h5", tmp_path / ".s.h5.lock"
+    lock_file.write_text("")
+    other: list[int] = []
+
+    def another_run_takes_the_name() -> None:
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.pwrite(fd, f"pid {os.getppid()} on {socket.gethostname()}\n".encode(), 0)  # a live process
+        other.append(fd)
+
+    the_owner_lets_go_between_open_and_lock(monkeypatch, lock_file, another_run_takes_the_name)
+    try:
+        with pytest.raises(LandscapeError, match="being written by another run"):
+            OutputLock(out).acquire()
+        assert lock_file.exists()  # the other run's file, untouched
+    finally:
+        os.close(other[0])
 
 
 def test_a_second_run_on_an_output_mid_write_is_refused_and_changes_nothing(tmp_path, digits_ckpt, capsys):
@@ -128,7 +182,7 @@ def test_a_second_run_on_an_output_mid_write_is_refused_and_changes_nothing(tmp_
             assert len(err.splitlines()) == 1 and f"being written by another run ({ME})" in err, err
         # another process (the lock is the operating system's, not this process's)
         code = f"from landscape.io.files import OutputLock; OutputLock({str(out)!r}).acquire()"
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT,
                               env=dict(os.environ, PYTHONPATH=ROOT))
         assert proc.returncode != 0 and f"being written by another run ({ME})" in proc.stderr, proc.stderr
         assert out.read_bytes() == before
