@@ -25,24 +25,24 @@ Modules: :mod:`.curve` (the curve and its file), :mod:`.training` (its bend trai
 """
 
 from landscape.connect.align import MAX_ROUNDS, METHODS, Alignment, align, permutation_spec, permute
-from landscape.connect.curve import KINDS, Curve, CurveModel, check_ends, check_ends_files, coefficients, load_curve
-from landscape.connect.path import (
-    DEFAULT_BATCH_SIZE,
-    PathResult,
-    barrier,
-    barrier_attrs,
-    chord_barrier,
-    evaluate_path,
-    path_result,
-    t_values,
-    value_names,
+from landscape.connect.curve import (
+    KINDS,
+    Curve,
+    CurveModel,
+    check_distinct,
+    check_ends,
+    check_ends_files,
+    coefficients,
+    load_curve,
 )
+from landscape.connect.path import DEFAULT_BATCH_SIZE, barrier_attrs, evaluate_path, t_values
 from landscape.connect.plane import PlanePath, plane_directions, plane_path
 from landscape.connect.training import CurveTraining, train_curve
+from landscape.io.path_file import PathResult, barrier, chord_barrier, path_result, value_names
 
 __all__ = [
     "Alignment", "Curve", "CurveModel", "CurveTraining", "DEFAULT_BATCH_SIZE", "KINDS", "MAX_ROUNDS", "METHODS",
-    "PathResult", "PlanePath", "align", "barrier", "barrier_attrs", "check_ends", "check_ends_files", "chord_barrier",
-    "coefficients", "evaluate_path", "load_curve", "path_result", "permutation_spec", "permute", "plane_directions",
-    "plane_path", "t_values", "train_curve", "value_names",
+    "PathResult", "PlanePath", "align", "barrier", "barrier_attrs", "check_distinct", "check_ends", "check_ends_files",
+    "chord_barrier", "coefficients", "evaluate_path", "load_curve", "path_result", "permutation_spec", "permute",
+    "plane_directions", "plane_path", "t_values", "train_curve", "value_names",
 ]

@@ -16,10 +16,10 @@ from torch import nn
 from landscape.errors import LandscapeError
 from landscape.io.checkpoint import Checkpoint, read_checkpoint, sha256
 from landscape.io.files import check_output, replacing
+from landscape.io.path_file import PATHS
 from landscape.space.params import tensors_checksum
 
 KINDS = ("bezier", "polychain")
-PATHS = ("curve", "line")
 
 
 FORMAT = "landscape-curve"
@@ -60,6 +60,15 @@ def check_ends(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], wha
     bad = [k for k in a if a[k].dtype != b[k].dtype]
     if bad:
         raise LandscapeError(f"{what} differ in dtype at {', '.join(bad[:3])}")
+
+
+def check_distinct(a: Checkpoint, b: Checkpoint, what: str = "the two ends") -> None:
+    """Refuse two checkpoints of one network (one file given twice, or two copies: the same
+    SHA-256): a curve from a network to itself, or its alignment to itself, says nothing."""
+    if a.sha256 == b.sha256:
+        same = ("one file given twice" if os.path.realpath(a.path) == os.path.realpath(b.path)
+                else "the same network (files of the same SHA-256)")
+        raise LandscapeError(f"{what} are {same}: give two different networks")
 
 
 class Curve:

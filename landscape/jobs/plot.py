@@ -10,6 +10,7 @@ from landscape.errors import LandscapeError
 from landscape.io.surface_file import Surface, read_surface
 from landscape.io.trajectory_file import read_trajectory
 from landscape.plot.compare import compare_figure
+from landscape.plot.connect import plane_figure
 from landscape.plot.mpl import MAX_LEVELS
 from landscape.plot.path import trajectory_figure
 from landscape.plot.render import KINDS, figure_prefix, render, save_figure
@@ -156,8 +157,6 @@ def plot_files(cfg: PlotConfig) -> list[tuple[str, list[str]]]:
                                     step=step)
             written += save_figure(fig, tagged, "trajectory", formats, dpi)
         if curve is not None:
-            from landscape.plot.connect import plane_figure  # torch: only to draw a curve
-
             if surface.ndim != 2 or surface.attrs.get("curve_sha256") != curve.curve_sha256:
                 raise LandscapeError(f"{path!r} is not the plane of this curve (landscape-surf --curve computes it)")
             fig = plane_figure(surface, curve, quantity, levels=levels, scale=scale, vmin=vmin, vmax=vmax, step=step)

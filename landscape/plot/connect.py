@@ -4,15 +4,18 @@ as Garipov et al.'s figures show them."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from landscape.connect.curve import PATHS
-from landscape.connect.path import PathResult
-from landscape.connect.plane import PlanePath
+from landscape.io.path_file import PATHS, PathResult
 from landscape.io.surface_file import Surface
 from landscape.plot import mpl
+
+if TYPE_CHECKING:  # torch: landscape-plot draws a path file without it
+    from landscape.connect.plane import PlanePath
 
 STYLE = {"curve": {"ls": "-", "lw": 2.0}, "line": {"ls": "--", "lw": 1.5}}
 LABEL = {"curve": "curve", "line": "straight line"}

@@ -9,8 +9,10 @@ from matplotlib.figure import Figure
 
 from landscape.errors import LandscapeError, one_line
 from landscape.io.files import check_folder
+from landscape.io.path_file import path_result
 from landscape.io.surface_file import Surface
 from landscape.plot import mpl
+from landscape.plot.connect import path_figure
 
 KINDS = ("contour", "contourf", "heatmap", "3d")
 FORMATS = ("png", "pdf", "svg")
@@ -54,9 +56,6 @@ def figures(surface: Surface, levels: int = 30, vmin: float | None = None, vmax:
     ``mark_evaluated``: dots where an adaptive surface evaluated the network."""
     title = surface.title()
     if surface.ndim == 1 and surface.attrs.get("kind") == "connect_path":  # a curve and a straight line along t
-        from landscape.connect.path import path_result  # torch: only for a curve's path file
-        from landscape.plot.connect import path_figure
-
         kind = surface.attrs.get("curve_kind", "")
         return {"path": path_figure(path_result(surface), f"{title} | {kind} curve and straight line", scale == "log")}
     if surface.ndim == 1:
