@@ -24,6 +24,7 @@ import glob
 import os
 import re
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
@@ -34,6 +35,7 @@ from landscape.errors import LandscapeError
 from landscape.io.checkpoint import Checkpoint, load_into_, load_state_dict, read_checkpoint
 from landscape.io.directions_file import Direction
 from landscape.io.trajectory_file import Trajectory
+from landscape.runtime.progress import Work
 from landscape.runtime.provenance import environment
 from landscape.space.params import ignored, live_tensors
 
@@ -86,6 +88,32 @@ def _dot64(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     for c in range(0, a.shape[1], CHUNK):
         out += a[:, c:c + CHUNK].double() @ b[:, c:c + CHUNK].double().T
     return out.numpy()
+
+
+def _reads(n: int, block: int) -> int:
+    """How many times :func:`_gram` and then :func:`_directions` read a checkpoint (``n`` rows held
+    ``block`` at a time)."""
+    starts = range(0, n, block)
+    last = n - starts[-1]
+    return sum(min(block, n - s) + n - min(n, s + block) for s in starts) + n - last
+
+
+@contextmanager
+def _reading(read: Callable[[int], torch.Tensor], total: int, desc: str, progress: bool):
+    """``read`` counting its calls into a progress stage of ``total`` checkpoint reads (or itself)."""
+    if not progress:
+        yield read
+        return
+    count = iter(range(total))
+    with Work(desc, [1.0] * total, unit="checkpoint reads") as work:
+        def counted(i: int) -> torch.Tensor:
+            out = read(i)
+            k = next(count, None)
+            if k is not None:
+                work.finish(k)
+            return out
+
+        yield counted
 
 
 def _gram(row: Callable[[int], torch.Tensor], n: int, block: int):
@@ -169,6 +197,7 @@ def pca_directions(
     ignore: str = "biasbn",
     unsafe_pickle: bool = False,
     cache_bytes: int = 1 << 30,
+    progress: bool = False,
 ) -> Trajectory:
     """PCA directions of the path through ``checkpoints`` around ``final`` (see the module doc).
 
@@ -176,6 +205,7 @@ def pca_directions(
     the architecture: every checkpoint must load into it, and it tells parameters from buffers.
     Its own values are overwritten. The directions come in the order and with the
     names of :func:`landscape.space.params.live_tensors`, so ``landscape-surf`` can load them.
+    ``progress``: progress lines counting the checkpoints read.
     """
     checkpoints = list(checkpoints)
     if len(checkpoints) < 3:
@@ -208,9 +238,10 @@ def pca_directions(
 
     n = len(checkpoints)
     block = max(1, min(n, cache_bytes // (4 * origin.numel())))
-    g, start, rows = _gram(row, n, block)
-    w, variance, ratio = _components(g)
-    d = _directions(row, n, w, (start, rows))
+    with _reading(row, _reads(n, block), "PCA of the path", progress) as read:
+        g, start, rows = _gram(read, n, block)
+        w, variance, ratio = _components(g)
+        d = _directions(read, n, w, (start, rows))
     signs = np.sign(d[np.abs(d).argmax(axis=0), [0, 1]])  # scikit-learn's svd_flip convention
     signs[signs == 0] = 1
     d, w = d * signs, w * signs
@@ -235,13 +266,14 @@ def project_onto(
     dir_type: str = "weights",
     ignore: str = "biasbn",
     unsafe_pickle: bool = False,
+    progress: bool = False,
 ) -> Trajectory:
     """The path through ``checkpoints`` in the plane of two given ``directions`` around ``final``
     (the original tool's ``plot_trajectory.py --dir_file``), instead of PCA's: each checkpoint at
     the least-squares coordinates ``argmin_(a, b) ||v_i - a d_1 - b d_2||`` over the tensors that
     ``ignore`` keeps, so a surface computed on the same directions has the path in its own axes.
     ``explained_variance_ratio``: the share of the (centered) path's variance along each
-    direction."""
+    direction. ``progress``: progress lines counting the checkpoints read."""
     checkpoints = list(checkpoints)
     if len(checkpoints) < 2:
         raise LandscapeError(f"{len(checkpoints)} checkpoint(s) given; a path needs at least 2")
@@ -272,12 +304,13 @@ def project_onto(
         raise LandscapeError("the two directions are parallel (or one is zero) over the tensors moved: no plane")
     origin = flat(live)
     b, sq, total = np.zeros((2, len(checkpoints))), np.zeros(len(checkpoints)), torch.zeros_like(origin)
-    for i, path in enumerate(checkpoints):
-        v = flat(state(path)) - origin
-        if not torch.isfinite(v).all():
-            raise LandscapeError(f"checkpoint {path!r} holds NaN or infinite weights")
-        b[:, i], sq[i] = (d @ v).numpy(), float(v @ v)
-        total += v
+    with _reading(lambda i: flat(state(checkpoints[i])), len(checkpoints), "projection of the path", progress) as read:
+        for i, path in enumerate(checkpoints):
+            v = read(i) - origin
+            if not torch.isfinite(v).all():
+                raise LandscapeError(f"checkpoint {path!r} holds NaN or infinite weights")
+            b[:, i], sq[i] = (d @ v).numpy(), float(v @ v)
+            total += v
     coords = np.linalg.solve(dd, b)
     residual = np.sqrt(np.clip(sq - np.einsum("ki,ki->i", coords, b), 0, None))
     n = len(checkpoints)

@@ -22,8 +22,10 @@ class Output:
     points are kept; ``overwrite`` replaces one of another configuration). ``chunk_size``: points
     per work unit under MPI; ``flush_seconds``: how often the file is written; ``max_points``: a
     larger grid is refused with its estimated time (None: no limit). ``provenance``: attributes
-    recorded in the file. ``directions_file``: where the directions are written (None:
-    ``PATH.dirs.h5``; "": not written, e.g. when they came from a file named in ``provenance``).
+    recorded in the file. ``progress``: progress lines (True, named after what is computed; a name:
+    named so, e.g. "minimum 2 (b.pt), 1D curve"; False: none). ``directions_file``: where the
+    directions are written (None: ``PATH.dirs.h5``; "": not written, e.g. when they came from a
+    file named in ``provenance``).
     ``arrays``: arrays stored with the surface (e.g. ``sample_indices``)."""
 
     path: str | os.PathLike | None = None
@@ -32,7 +34,7 @@ class Output:
     chunk_size: int = 1
     flush_seconds: float = 2.0
     max_points: int | None = MAX_POINTS
-    progress: bool = True
+    progress: bool | str = True
     provenance: Mapping | None = None
     directions_file: str | None = None
     arrays: Mapping[str, np.ndarray] | None = None
@@ -44,9 +46,12 @@ class Output:
             object.__setattr__(self, "path", os.fspath(self.path))
             if self.path == "":
                 raise LandscapeError("the output file name is empty (`path`)")
-        for name in ("overwrite", "repair", "progress"):
+        for name in ("overwrite", "repair"):
             if not isinstance(getattr(self, name), bool):
                 raise LandscapeError(f"`{name}` must be True or False, got {getattr(self, name)!r}")
+        if not isinstance(self.progress, bool | str) or self.progress == "":
+            raise LandscapeError(f"`progress` must be True, False or the name of the progress lines, got "
+                                 f"{self.progress!r}")
         if not is_int(self.chunk_size) or self.chunk_size < 1:
             raise LandscapeError(f"`chunk_size` must be a positive integer, got {self.chunk_size!r}")
         if not isinstance(self.flush_seconds, int | float) or not 0 <= self.flush_seconds < float("inf"):

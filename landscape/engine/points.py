@@ -32,7 +32,7 @@ from landscape.io.files import OutputLock, check_output, remove_stale_temporarie
 from landscape.io.h5 import DamagedFile
 from landscape.io.surface_file import ConfigMismatch, Surface, new_surface, read_surface, repair_surface, write_surface
 from landscape.runtime.parallel import map_points, on_root, share
-from landscape.runtime.progress import progress_bar
+from landscape.runtime.progress import Work
 from landscape.runtime.provenance import now
 
 # What is refreshed on resume rather than checked: it says how this run went, not what it computed.
@@ -124,6 +124,9 @@ def compute_points(
     on_open: Callable[[Surface], None] | None = None,
     what: str = "surface",
     refinement=None,
+    costs: Sequence[float] | None = None,
+    describe: Callable[[int], str] | None = None,
+    unit: str = "points",
 ) -> Surface:
     """Compute what is pending of the grid ``coords`` into the file ``output.path`` (None: in memory
     only). Collective: every rank calls it; every rank returns the finished :class:`Surface`.
@@ -138,7 +141,12 @@ def compute_points(
     file's kind in those messages), calls ``on_open(surface)`` before the first write, and hands out
     the pending points. ``refinement``: a :class:`landscape.engine.refinement.Refinement`: the points
     in its rounds only, the rest interpolated at the end (an ``evaluated`` mask and the tolerance
-    recorded).
+    recorded). The progress lines (``output.progress``) are named after ``what`` unless it names
+    them, count the points as ``unit``, weigh each flat point by ``costs[p]`` (counted, e.g.
+    forward passes; None: equal) for their ETA and say what a finished point was
+    (``describe(p)``); a run estimated to take long
+    states the estimate once its first point is done (:class:`landscape.runtime.progress.Work`).
+    The returned surface's ``computed`` is the number of points computed by this call.
     """
     out, overwrite, repair, arrays = output.path, output.overwrite, output.repair, output.arrays
     chunk_size, flush_seconds, progress = output.chunk_size, output.flush_seconds, output.progress
@@ -169,27 +177,48 @@ def compute_points(
                 for p in surf.pending(list(m.names)):
                     todo.setdefault(int(p), []).append(m_index)
         todo = share(comm, todo)
+        label = progress if isinstance(progress, str) else what if progress else None
+        shown = Shown(label, costs, describe, unit)
         if refinement is None:
-            surf = _compute(surf, comm, todo, lambda p: job(p, todo[p]), out, chunk_size, flush_seconds, progress)
+            surf = _compute(surf, comm, todo, lambda p: job(p, todo[p]), out, chunk_size, flush_seconds, shown)
         else:
-            surf = _refine(surf, comm, todo, job, refinement, out, chunk_size, flush_seconds, progress)
+            surf = _refine(surf, comm, todo, job, refinement, out, chunk_size, flush_seconds, shown)
     finally:
         for lock in locks:
             lock.release()
     surf = share(comm, surf)
     surf.path = out
+    surf.computed = share(comm, shown.computed if comm.rank == 0 else None)
     return surf
 
 
+class Shown:
+    """How the point runner shows its progress: the lines' name (None: none), each point's cost
+    and description; counts the points computed."""
+
+    def __init__(self, label: str | None, costs: Sequence[float] | None, describe: Callable[[int], str] | None,
+                 unit: str = "points"):
+        self.label, self.costs, self.describe, self.unit, self.computed = label, costs, describe, unit, 0
+
+    def work(self, surf: Surface, pending: Sequence[int], ranks: int) -> Work | None:
+        if self.label is None or not len(pending):
+            return None
+        total = int(np.prod(surf.shape))
+        costs = self.costs if self.costs is not None else np.ones(total)
+        done = np.setdiff1d(np.arange(total), np.asarray(pending, dtype=np.int64))
+        return Work(self.label, costs, done=done, unit=self.unit,
+                    describe=self.describe, workers=ranks)
+
+
 def _refine(surf: Surface | None, comm, todo: dict, job, refinement, out, chunk_size, flush_seconds,
-            progress) -> Surface:
+            shown: Shown) -> Surface:
     """The rounds of an adaptive grid: each round's points spread over the ranks (those already in
     a resumed file skipped), rank 0 choosing the next round from the values so far."""
     points = refinement.start()
     while points is not None:
         round_todo = {p: todo[p] for p in points if p in todo}
         surf = _compute(surf, comm, round_todo, lambda p, t=round_todo: job(p, t[p]), out, chunk_size, flush_seconds,
-                        progress, final=False)
+                        shown, final=False)
 
         def decide(s=surf):
             return refinement.refine(s.values[refinement.key], s.done[refinement.key]), refinement.round
@@ -207,20 +236,18 @@ def _refine(surf: Surface | None, comm, todo: dict, job, refinement, out, chunk_
     return surf
 
 
-def _compute(surf: Surface | None, comm, todo: dict, job, out, chunk_size, flush_seconds, progress,
+def _compute(surf: Surface | None, comm, todo: dict, job, out, chunk_size, flush_seconds, shown: Shown,
              final: bool = True) -> Surface:
     pending = sorted(todo)
-    bar = None
-    if comm.rank == 0 and progress and pending:
-        total = int(np.prod(surf.shape))
-        bar = progress_bar(total=total, initial=total - len(pending), desc="surface", unit="pt")
+    bar = shown.work(surf, pending, comm.size) if comm.rank == 0 else None
     last_write, interval = time.monotonic(), flush_seconds
 
     def on_result(p: int, values: dict) -> None:
         nonlocal last_write, interval
         surf.record(p, values)
+        shown.computed += 1
         if bar is not None:
-            bar.update(1)
+            bar.finish(int(p))
         if out is not None and time.monotonic() - last_write >= interval:
             t0 = time.monotonic()
             write_surface(out, surf)
@@ -231,15 +258,17 @@ def _compute(surf: Surface | None, comm, todo: dict, job, out, chunk_size, flush
         if surf is not None and out is not None:
             write_surface(out, surf)
 
+    failed = False
     try:
         map_points(job, pending, on_result, comm, chunk_size, on_abort=save)
     except BaseException:
+        failed = True
         if comm.size == 1:
             save()  # keep every finished point of an interrupted serial run
         raise
     finally:
         if bar is not None:
-            bar.close()
+            bar.close(failed)
     if comm.rank == 0:
         if final:
             surf.attrs["finished"] = now()

@@ -99,19 +99,28 @@ class Shifted:
 
 
 class Counting:
-    """An operator that counts the vectors it is applied to (``count``)."""
+    """An operator that counts the vectors it is applied to (``count``), and tells
+    ``on_product(count)`` after each (progress)."""
 
-    def __init__(self, op: SymmetricOperator):
-        self.op, self.size, self.count = op, op.size, 0
+    def __init__(self, op: SymmetricOperator, on_product: Callable[[int], None] | None = None):
+        self.op, self.size, self.count, self.on_product = op, op.size, 0, on_product
 
     def matvec(self, v) -> np.ndarray:
-        self.count += 1
-        return np.asarray(self.op.matvec(v), dtype=np.float64).reshape(self.size)
+        out = np.asarray(self.op.matvec(v), dtype=np.float64).reshape(self.size)
+        self._counted(1)
+        return out
 
     def matmat(self, V) -> np.ndarray:
         V = np.asarray(V, dtype=np.float64).reshape(self.size, -1)
-        self.count += V.shape[1]
-        return matmat(self.op, V)
+        out = matmat(self.op, V)
+        self._counted(V.shape[1])
+        return out
+
+    def _counted(self, n: int) -> None:
+        for _ in range(n):
+            self.count += 1
+            if self.on_product is not None:
+                self.on_product(self.count)
 
 
 def as_linear_operator(op: SymmetricOperator) -> spla.LinearOperator:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
@@ -29,10 +30,11 @@ from landscape.errors import LandscapeError
 from landscape.hessian.hutchinson import DEFAULT_TRACE_TOL, Trace
 from landscape.hessian.hutchinson import trace as hutchinson_trace
 from landscape.hessian.lanczos import DEFAULT_TOL, Eigenpairs, eigenpairs
-from landscape.hessian.operator import CONVENTIONS, HessianOperator, ParamSpec
+from landscape.hessian.operator import CONVENTIONS, Counting, HessianOperator, ParamSpec
 from landscape.hessian.quadrature import Density
 from landscape.hessian.quadrature import density as slq_density
 from landscape.io.h5 import attr, opened, plain, writing
+from landscape.runtime.progress import Work, announce, duration, is_long
 
 FORMAT = "landscape-hessian"
 FORMAT_VERSION = 1
@@ -121,12 +123,14 @@ def summarize(
     *,
     device: str | torch.device | None = None,
     log: Callable[[str], None] | None = None,
+    progress: bool = False,
     **settings,
 ) -> HessianSummary:
     """The Hessian spectrum summary of ``model`` at its current parameters on ``data``: what
     ``options`` (a :class:`SummaryOptions`) asks for, with any of its fields given as keywords
     instead (``summarize(model, data, top_k=3, trace=True)``). ``log`` receives one line per
-    finished step.
+    finished step. ``progress``: each step's progress in Hessian-vector products, and, when the
+    products it may take are long (one timed first), that estimate.
     """
     o = options or SummaryOptions()
     if settings:
@@ -144,22 +148,42 @@ def summarize(
     if top_k + 1 > op.size:
         raise LandscapeError(f"top_k={top_k} needs a Hessian larger than its {op.size} parameters")
     timings = {"setup": time.perf_counter() - t0}
+    steps = {"eigenvalues": (min(op.size, 500) if max_iter is None else max_iter, True)}  # eigenpairs' default
+    if trace:
+        steps["trace"] = (trace_max_samples, True)
+    if density:
+        steps["density"] = (density_runs * density_iters, False)
+    if progress:
+        _estimate(op, steps)
+
+    @contextmanager
+    def stage(name: str):
+        """``op`` counting its products into the progress lines of step ``name``."""
+        if not progress:
+            yield op
+            return
+        products, bound = steps[name]
+        with Work(f"Hessian {name}", [1.0] * products, unit="products", bound=bound, estimate=False) as work:
+            yield Counting(op, lambda n: work.finish(n - 1) if n <= products else None)
 
     t0 = time.perf_counter()
-    eig = eigenpairs(op, k=top_k, which="both_ends", k_smallest=1, tol=tol, max_iter=max_iter, seed=seed)
+    with stage("eigenvalues") as counted:
+        eig = eigenpairs(counted, k=top_k, which="both_ends", k_smallest=1, tol=tol, max_iter=max_iter, seed=seed)
     timings["eigenpairs"] = time.perf_counter() - t0
     say(f"eigenvalues: max {eig.eigenvalues[0]:.6g}, min {eig.eigenvalues[-1]:.6g} "
         f"({eig.matvecs} products, {timings['eigenpairs']:.1f} s)")
     tr = None
     if trace:
         t0 = time.perf_counter()
-        tr = hutchinson_trace(op, tol=trace_tol, max_samples=trace_max_samples, seed=seed)
+        with stage("trace") as counted:
+            tr = hutchinson_trace(counted, tol=trace_tol, max_samples=trace_max_samples, seed=seed)
         timings["trace"] = time.perf_counter() - t0
         say(f"trace: {tr.estimate:.6g} +- {tr.stderr:.2g} ({tr.samples} samples, {timings['trace']:.1f} s)")
     dens = None
     if density:
         t0 = time.perf_counter()
-        dens = slq_density(op, num_runs=density_runs, num_iters=density_iters, sigma=sigma, seed=seed)
+        with stage("density") as counted:
+            dens = slq_density(counted, num_runs=density_runs, num_iters=density_iters, sigma=sigma, seed=seed)
         timings["density"] = time.perf_counter() - t0
         say(f"density: {density_runs} runs x {density_iters} steps ({timings['density']:.1f} s)")
     config = {**op.config(), "tol": tol, "top_k": top_k, "seed": seed}
@@ -170,6 +194,23 @@ def summarize(
     if convention == "batch_sum":
         config["batch_sizes"] = ",".join(map(str, op.batch_sizes))
     return HessianSummary(eig, top_k, tr, dens, config, timings)
+
+
+def _estimate(op: HessianOperator, steps: dict[str, tuple[int, bool]]) -> None:
+    """Say how long the steps may take when that is long: a Hessian-vector product timed (the
+    second of two: the first sets things up; on vectors of their own: the steps' results do not
+    change), times the products they may take."""
+    v = np.random.default_rng(12345).standard_normal(op.size)
+    op.matvec(v)
+    t0 = time.perf_counter()
+    op.matvec(v)
+    per_product = time.perf_counter() - t0
+    products = sum(n for n, _ in steps.values())
+    seconds = per_product * products
+    if is_long(seconds):
+        parts = ", ".join(f"{name} {'up to ' if bound else ''}{n:,}" for name, (n, bound) in steps.items())
+        announce(f"Hessian: up to {products:,} Hessian-vector products ({parts}) at {per_product:.2g} s each: "
+                 f"at most {duration(seconds)}")
 
 
 def write_summary(path: str, summary: HessianSummary, attrs: Mapping | None = None,

@@ -63,7 +63,9 @@ class ConfigMismatch(LandscapeError):
 @dataclass
 class Surface:
     """A surface in memory: coordinates (x first), value arrays in meshgrid order, per-quantity
-    completion masks and attributes; :attr:`directions` when computed in this process."""
+    completion masks and attributes; :attr:`directions` when computed in this process, and how
+    many points this process :attr:`computed` (None: read from a file; 0: a rerun found every
+    point done)."""
 
     coords: list[np.ndarray]
     values: dict[str, np.ndarray]
@@ -72,6 +74,7 @@ class Surface:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # other arrays stored with it: sample_indices
     directions: list | None = None
     path: str | None = None  # the file it was read from or written to
+    computed: int | None = None  # points computed by the run that returned it
 
     @property
     def x(self) -> np.ndarray:

@@ -27,8 +27,8 @@ from landscape.runtime.threads import choose_threads, using_threads
 @dataclass
 class HessianConfig(DataSpec):
     """What ``landscape-hessian`` computes: a checkpoint, its data (the :class:`DataSpec` fields),
-    the loss and what to compute (``options``, a :class:`SummaryOptions`), where it runs and
-    where it is written; :func:`summarize_checkpoint` runs it."""
+    the loss and what to compute (``options``, a :class:`SummaryOptions`), where it runs, where it
+    is written and whether it shows its ``progress``; :func:`summarize_checkpoint` runs it."""
 
     model: str = ""
     arch: str = ""
@@ -41,6 +41,7 @@ class HessianConfig(DataSpec):
     png: str | None = None
     save_vectors: bool = False
     overwrite: bool = False
+    progress: bool = False
 
     def png_path(self) -> str:
         """Where the density plot goes: ``png``, or ``out`` with ``.png``."""
@@ -68,7 +69,8 @@ def _summarize(cfg: HessianConfig, command: str, log: Callable[[str], None] | No
     model = network(ckpt, cfg.arch, cfg.num_classes, data=data)
     started = environment()
     with using_threads(choose_threads(cfg.threads)) as n_threads:
-        summary = summarize(model, (data.x, data.y), cfg.loss, cfg.options, device=device, log=log)
+        summary = summarize(model, (data.x, data.y), cfg.loss, cfg.options, device=device, log=log,
+                            progress=cfg.progress)
     attrs = {
         **cfg.provenance(), **started, "command": command,
         "model": os.path.abspath(cfg.model), "model_sha256": ckpt.sha256,

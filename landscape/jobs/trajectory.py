@@ -25,7 +25,7 @@ class TrajectoryConfig:
     over an existing file unless ``overwrite``). ``directions``: a directions file (landscape-surf's,
     or the original tool's) whose first two directions the checkpoints are projected onto instead of
     PCA's. ``cache_bytes``: memory for checkpoint differences held at once; ``threads``: torch
-    threads (None: the policy)."""
+    threads (None: the policy); ``progress``: progress lines counting the checkpoints read."""
 
     checkpoints: str | tuple[str, ...]
     model: ModelSpec
@@ -36,6 +36,7 @@ class TrajectoryConfig:
     overwrite: bool = False
     directions: str | None = None
     threads: int | None = None
+    progress: bool = False
 
 
 def trajectory_of_run(cfg: TrajectoryConfig) -> Trajectory:
@@ -59,10 +60,11 @@ def _trajectory(cfg: TrajectoryConfig, out: str) -> Trajectory:
             made = attrs.get("dir_type")
             if made and made != cfg.dir_type:
                 raise LandscapeError(f"{cfg.directions!r} was made with dir_type {made}; use that dir_type")
-            traj = project_onto(paths, ckpt, model, dirs, cfg.dir_type, cfg.ignore, unsafe)
+            traj = project_onto(paths, ckpt, model, dirs, cfg.dir_type, cfg.ignore, unsafe, progress=cfg.progress)
             traj.attrs["directions_file"] = os.path.abspath(cfg.directions)
         else:
-            traj = pca_directions(paths, ckpt, model, cfg.dir_type, cfg.ignore, unsafe, cache_bytes=cfg.cache_bytes)
+            traj = pca_directions(paths, ckpt, model, cfg.dir_type, cfg.ignore, unsafe, cache_bytes=cfg.cache_bytes,
+                                  progress=cfg.progress)
     traj.attrs["arch"] = cfg.model.arch
     write_trajectory(out, traj)
     return traj

@@ -52,6 +52,7 @@ class SensitivityResult:
     stages: tuple[int, ...] = ()  # each layer's stage (0: the largest feature maps)
     completed: np.ndarray | None = None  # (L, R) bool
     attrs: dict = field(default_factory=dict)
+    computed: int | None = None  # pairs computed by the run that returned it (None: read from a file)
 
 
 def filter_norms(
@@ -175,7 +176,7 @@ def _result(surface) -> SensitivityResult:
     done = surface.done["loss"] & surface.done["acc"]
     return SensitivityResult(layers, surface.x.copy(), surface.values["acc"].copy(), surface.values["loss"].copy(),
                              float(a.get("baseline_accuracy", np.nan)), float(a.get("baseline_loss", np.nan)),
-                             filters, stages, done, dict(a))
+                             filters, stages, done, dict(a), surface.computed)
 
 
 def read_sensitivity(path: str | os.PathLike) -> SensitivityResult:
