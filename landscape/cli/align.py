@@ -7,12 +7,22 @@ unchanged, so that the straight line between them shows the barrier that symmetr
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 
-from landscape.cli._common import Parser, add_data_options, non_negative, positive, run_cli
-from landscape.connect.align import METHODS
-from landscape.jobs.align import AlignConfig, align_checkpoints
+from landscape.cli._common import (
+    Parser,
+    add_data_options,
+    add_model_options,
+    add_run_options,
+    input_file,
+    non_negative,
+    output_file,
+    positive,
+    run_cli,
+)
+from landscape.cli._declared import declared
 from landscape.runtime.parallel import world
 
 PROG = "landscape-align"
@@ -20,31 +30,38 @@ PROG = "landscape-align"
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    d = AlignConfig()
+    d = declared("landscape.jobs.align", "AlignConfig")
     p = Parser(prog=PROG, description="Permute the hidden units of checkpoint B to match checkpoint A (Ainsworth et "
                "al.'s weight or activation matching over the network's coupled channels), the function unchanged, "
                "and write B's aligned network as an ordinary checkpoint that records the permutation.")
-    p.add_argument("ends", nargs=2, metavar="CKPT", help="A (the reference) and B (the network permuted)")
-    p.add_argument("--arch", required=True, help="zoo name or package.module:callable of both")
-    p.add_argument("--num-classes", type=positive, default=None, help="default: from the dataset")
-    p.add_argument("--unsafe-pickle", action="store_true",
-                   help="allow checkpoints holding pickled Python objects (only files you trust)")
-    p.add_argument("--method", choices=METHODS, default=d.method,
+    p.add_argument("ends", nargs=2, metavar="CKPT", type=input_file,
+                   help="A (the reference) and B (the network permuted)")
+    m = add_model_options(p)
+    m.add_argument("--method", choices=declared("landscape.connect.align", "METHODS"), default=d.method,
                    help="weights: match the weights (no data needed; default); activations: match the units' "
                    "correlations on the data")
-    p.add_argument("--max-rounds", type=positive, default=d.max_rounds,
+    m.add_argument("--max-rounds", type=positive, default=d.max_rounds,
                    help=f"weight matching's rounds over the groups at most (default {d.max_rounds}; it stops when "
                    "a round changes nothing)")
-    p.add_argument("--seed", type=non_negative, default=d.seed, help="the order of weight matching's groups")
+    m.add_argument("--seed", type=non_negative, default=d.seed, help="the order of weight matching's groups")
     add_data_options(p, "train")
-    p.add_argument("--batch-size", type=positive, default=d.batch_size,
-                   help=f"batches of the activations and of the check (default {d.batch_size})")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
-    p.add_argument("--threads", type=positive, default=None,
-                   help="torch threads per process (default: the idle cores, or OMP_NUM_THREADS)")
-    p.add_argument("--out", default=d.out, help=f"the aligned checkpoint (default {d.out})")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--out", default=d.out, type=output_file, help=f"the aligned checkpoint (default {d.out})")
+    add_run_options(p, device=d.device, batch_size=f"{d.batch_size}: the batches of the activations and of the check",
+                    progress=False)
     return p
+
+
+def config_from_args(ns: argparse.Namespace, argv: Sequence[str]):
+    """The :class:`landscape.jobs.align.AlignConfig` of parsed options: the one place where flags
+    become the job's options."""
+    from landscape.jobs.align import AlignConfig  # torch: imported once the arguments are checked
+
+    data = {k: getattr(ns, k) for k in ("dataset", "data_root", "split", "samples", "sample_seed", "synthetic_shape",
+                                        "synthetic_size", "synthetic_seed", "seq_len", "raw_data", "num_classes")}
+    return AlignConfig(a=ns.ends[0], b=ns.ends[1], arch=ns.arch, out=ns.out, method=ns.method,
+                       max_rounds=ns.max_rounds, seed=ns.seed, batch_size=ns.batch_size or AlignConfig.batch_size,
+                       device=ns.device, threads=ns.threads, overwrite=ns.overwrite, unsafe_pickle=ns.unsafe_pickle,
+                       command=" ".join([PROG, *argv]), **data)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,14 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
-        ns = build_parser().parse_args(argv)
-        data = {k: getattr(ns, k) for k in ("dataset", "data_root", "split", "samples", "sample_seed",
-                                            "synthetic_shape", "synthetic_size", "synthetic_seed", "seq_len",
-                                            "raw_data", "num_classes")}
-        cfg = AlignConfig(a=ns.ends[0], b=ns.ends[1], arch=ns.arch, out=ns.out, method=ns.method,
-                          max_rounds=ns.max_rounds, seed=ns.seed, batch_size=ns.batch_size, device=ns.device,
-                          threads=ns.threads, overwrite=ns.overwrite, unsafe_pickle=ns.unsafe_pickle,
-                          command=" ".join([PROG, *argv]), **data)
+        cfg = config_from_args(build_parser().parse_args(argv), argv)
+        from landscape.jobs.align import align_checkpoints  # torch: imported once the arguments are checked
+
         comm = world()
         result, path = align_checkpoints(cfg, comm)
         if comm.rank == 0:

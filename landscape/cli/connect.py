@@ -8,76 +8,121 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 
 from landscape.cli._common import (
     Parser,
     add_data_options,
+    add_model_options,
+    add_run_options,
+    input_file,
     join_negative_values,
     non_negative,
+    output_file,
     positive,
     positive_float,
     run_cli,
 )
-from landscape.connect.curve import KINDS
-from landscape.connect.training import CurveTraining
+from landscape.cli._declared import declared
 from landscape.errors import LandscapeError
-from landscape.jobs import connect as job
-from landscape.jobs.connect import CurveConfig
 from landscape.runtime.parallel import world
 
 PROG = "landscape-connect"
+TRAINING = "training the curve"  # the groups of options that apply only to training a curve, or only to --eval
+EVALUATION = "evaluation (--eval)"
 
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    d = CurveConfig()
+    d = declared("landscape.jobs.connect", "CurveConfig")
     t = d.training
+    e = declared("landscape.jobs.connect", "PathConfig")
     p = Parser(prog=PROG, description="Train a curve (quadratic Bezier or polygonal chain with one bend) of low "
                "loss between two trained networks, the ends fixed (Garipov et al. 2018); or, with --eval, the "
                "loss and accuracy along the curve and along the straight line, with their barriers.")
-    p.add_argument("ends", nargs="*", metavar="CKPT",
+    p.add_argument("ends", nargs="*", metavar="CKPT", type=input_file,
                    help="the two ends a and b (with --eval: optional, checked to be the curve's ends)")
-    p.add_argument("--eval", metavar="CURVE.pt", help="evaluate this curve file along t instead of training one")
-    m = p.add_argument_group("training the curve")
-    m.add_argument("--arch", help="zoo name or package.module:callable of both ends")
-    m.add_argument("--num-classes", type=positive, default=None, help="default: from the dataset")
-    m.add_argument("--curve", dest="kind", choices=KINDS, default=d.kind, help=f"the curve's kind (default {d.kind})")
+    p.add_argument("--eval", metavar="CURVE.pt", type=input_file,
+                   help="evaluate this curve file along t instead of training one")
+    add_model_options(p)
+    m = p.add_argument_group(TRAINING)
+    m.add_argument("--curve", dest="kind", choices=declared("landscape.connect.curve", "KINDS"), default=d.kind,
+                   help=f"the curve's kind (default {d.kind})")
     m.add_argument("--epochs", type=positive, default=t.epochs, help=f"default {t.epochs}")
     m.add_argument("--lr", type=positive_float, default=t.lr, help=f"learning rate of the bend (default {t.lr}); "
                    "constant for half the epochs, then down to 1%% at 90%%")
     m.add_argument("--optimizer", default=t.optimizer, help="sgd (default), adam or package.module:callable")
     m.add_argument("--momentum", type=float, default=t.momentum)
     m.add_argument("--weight-decay", type=float, default=t.weight_decay)
-    m.add_argument("--batch-size", type=positive, default=None,
-                   help=f"training batch (default {t.batch_size}); with --eval, the evaluation batch (default 256)")
     m.add_argument("--seed", type=non_negative, default=t.seed, help="seed of t's draws and the batches' order")
-    m.add_argument("--unsafe-pickle", action="store_true",
-                   help="allow checkpoints holding pickled Python objects (only files you trust)")
-    add_data_options(p, "train,test", several=True)
-    p.set_defaults(dataset=None)  # with --eval: the curve's data
-    e = p.add_argument_group("evaluation (--eval)")
-    e.add_argument("--points", type=positive, default=41, help="values of t, evenly spaced in [0, 1] (default 41)")
-    e.add_argument("--t", default=None, metavar="MIN:MAX:NUM",
-                   help="the values of t instead of --points: NUM evenly spaced from MIN to MAX, within [0, 1]")
-    e.add_argument("--bn-recompute", type=non_negative, default=None, metavar="N",
-                   help="re-estimate BatchNorm statistics from N training batches at every t (default: all of them; "
-                   "networks with BatchNorm only)")
-    e.add_argument("--repair-stats", action="store_true",
-                   help="REPAIR (Jordan et al. 2023): at every t, give each unit of the layers no BatchNorm follows "
-                   "the mean and std interpolated from the ends' (statistics from the --bn-recompute batches)")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
-    p.add_argument("--threads", type=positive, default=None,
-                   help="torch threads per process (default: the idle cores, or OMP_NUM_THREADS)")
-    p.add_argument("--out", default=None, help="the curve file (default curve.pt) or, with --eval, the path file "
-                   "(default path.h5; rerunning the same command resumes it)")
     m.add_argument("--run-folder", default=None, metavar="DIR",
                    help="the training run's checkpoints and log.csv (default: --out without .pt, plus .run)")
     m.add_argument("--resume", action="store_true", help="continue an interrupted training run from its run folder")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file (and training run)")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_data_options(p, "train,test", several=True)
+    p.set_defaults(dataset=None)  # with --eval: the curve's data
+    v = p.add_argument_group(EVALUATION)
+    v.add_argument("--points", type=positive, default=e.points,
+                   help=f"values of t, evenly spaced in [0, 1] (default {e.points})")
+    v.add_argument("--t", default=None, metavar="MIN:MAX:NUM",
+                   help="the values of t instead of --points: NUM evenly spaced from MIN to MAX, within [0, 1]")
+    v.add_argument("--bn-recompute", type=non_negative, default=None, metavar="N",
+                   help="re-estimate BatchNorm statistics from N training batches at every t (default: all of them; "
+                   "networks with BatchNorm only)")
+    v.add_argument("--repair-stats", action="store_true",
+                   help="REPAIR (Jordan et al. 2023): at every t, give each unit of the layers no BatchNorm follows "
+                   "the mean and std interpolated from the ends' (statistics from the --bn-recompute batches)")
+    p.add_argument("--out", default=None, type=output_file,
+                   help=f"the curve file (default {d.out}) or, with --eval, the path file (default {e.out}; rerunning "
+                   "the same command resumes it)")
+    add_run_options(p, device=d.device, batch_size=f"{t.batch_size} for training the curve; with --eval, "
+                    f"{e.batch_size} for evaluating it")
     return p
+
+
+def _refuse_others(p: Parser, argv: Sequence[str], evaluating: bool) -> None:
+    """Options of the other mode (training a curve, or evaluating one) are refused, not ignored."""
+    other = TRAINING if evaluating else EVALUATION
+    dests = {a.dest: a.option_strings[0] for g in p._action_groups if g.title == other for a in g._group_actions}
+    if evaluating:  # the curve file records its architecture, and is read as a checkpoint of ours
+        dests.update(arch="--arch", unsafe_pickle="--unsafe-pickle")
+    given = sorted(dests[k] for k in p.given(argv) if k in dests)
+    if given:
+        what = "an option" if len(given) == 1 else "options"
+        raise LandscapeError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} {what} of "
+                             + ("training a curve: --eval evaluates the curve of its file as it is" if evaluating
+                                else "--eval (evaluating a curve file along t)"))
+
+
+def config_from_args(ns: argparse.Namespace, argv: Sequence[str]):
+    """The :class:`landscape.jobs.connect.PathConfig` (with ``--eval``) or
+    :class:`landscape.jobs.connect.CurveConfig` of parsed options: the one place where flags
+    become the job's options."""
+    # torch: imported once the arguments are checked (--help never imports it)
+    from landscape.connect.training import CurveTraining
+    from landscape.jobs import connect as job
+
+    command = " ".join([PROG, *argv])
+    data = {k: getattr(ns, k) for k in ("data_root", "samples", "sample_seed", "synthetic_shape",
+                                        "synthetic_size", "synthetic_seed", "seq_len", "raw_data", "num_classes")}
+    if ns.eval:
+        return job.PathConfig(curve=ns.eval, ends=tuple(ns.ends), points=ns.points, t=ns.t,
+                              out=ns.out or job.PathConfig.out, dataset=ns.dataset, split=ns.split,
+                              bn_recompute=ns.bn_recompute, repair_stats=ns.repair_stats,
+                              batch_size=ns.batch_size or job.PathConfig.batch_size, device=ns.device,
+                              threads=ns.threads, overwrite=ns.overwrite, progress=ns.progress, command=command,
+                              **data)
+    if len(ns.ends) != 2:
+        raise LandscapeError(f"training a curve takes two checkpoints (the ends a and b); {len(ns.ends)} given")
+    training = CurveTraining(epochs=ns.epochs, lr=ns.lr, optimizer=ns.optimizer, momentum=ns.momentum,
+                             weight_decay=ns.weight_decay, batch_size=ns.batch_size or CurveTraining.batch_size,
+                             seed=ns.seed)  # checks them before any work
+    return job.CurveConfig(a=ns.ends[0], b=ns.ends[1], arch=ns.arch, out=ns.out or job.CurveConfig.out,
+                           kind=ns.kind, training=training, device=ns.device, threads=ns.threads,
+                           folder=ns.run_folder, resume=ns.resume, overwrite=ns.overwrite,
+                           unsafe_pickle=ns.unsafe_pickle, progress=ns.progress, command=command,
+                           dataset=ns.dataset or job.CurveConfig.dataset, **data)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,21 +130,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = join_negative_values(list(sys.argv[1:] if argv is None else argv), ("--t",))
 
     def body() -> int:
-        ns = build_parser().parse_args(argv)
-        command = " ".join([PROG, *argv])
-        data = {k: getattr(ns, k) for k in ("data_root", "samples", "sample_seed", "synthetic_shape",
-                                            "synthetic_size", "synthetic_seed", "raw_data", "num_classes")}
+        parser = build_parser()
+        ns = parser.parse_args(argv)
+        _refuse_others(parser, argv, bool(ns.eval))
+        cfg = config_from_args(ns, argv)
+        from landscape.jobs import connect as job  # torch: imported once the arguments are checked
+
         if ns.eval:
-            cfg = job.PathConfig(curve=ns.eval, ends=tuple(ns.ends), points=ns.points, t=ns.t, out=ns.out or "path.h5",
-                                 dataset=ns.dataset, split=ns.split, bn_recompute=ns.bn_recompute,
-                                 repair_stats=ns.repair_stats, batch_size=ns.batch_size or 256, device=ns.device,
-                                 threads=ns.threads, overwrite=ns.overwrite, progress=ns.progress, command=command,
-                                 **data)
             comm = world()
             result = job.write_path(cfg, comm)
             if comm.rank == 0:
-                print(f"{PROG}: wrote {cfg.out} ({len(result.t)} values of t, splits {','.join(result.by_split)}"
-                      + (", REPAIR" if cfg.repair_stats else "") + ")")
+                done_before = getattr(result.surface, "computed", None) == 0  # a rerun that found every t done
+                print(f"{PROG}: {'already complete:' if done_before else 'wrote'} {cfg.out} ({len(result.t)} values "
+                      f"of t, splits {','.join(result.by_split)}" + (", REPAIR" if cfg.repair_stats else "") + ")"
+                      + ("; nothing computed" if done_before else ""))
                 for split, entry in result.by_split.items():
                     for key, what in (("barrier", "barrier (max - mean of the ends)"),
                                       ("chord_barrier", "barrier above the chord (max of L(t) - (1-t) L(a) - t L(b))")):
@@ -107,18 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         print(f"{PROG}: {split} {what}: curve {b['curve']:.4g}, straight line {b['line']:.4g} "
                               f"(loss); curve {e['curve']:.3g}, straight line {e['line']:.3g} (error %)")
             return 0
-        if len(ns.ends) != 2:
-            raise LandscapeError(f"training a curve takes two checkpoints (the ends a and b); {len(ns.ends)} given")
-        training = CurveTraining(epochs=ns.epochs, lr=ns.lr, optimizer=ns.optimizer, momentum=ns.momentum,
-                                 weight_decay=ns.weight_decay, batch_size=ns.batch_size or CurveTraining.batch_size,
-                                 seed=ns.seed)  # checks them before any work
-        cfg = job.CurveConfig(a=ns.ends[0], b=ns.ends[1], arch=ns.arch, out=ns.out or "curve.pt", kind=ns.kind,
-                              training=training, device=ns.device, threads=ns.threads, folder=ns.run_folder,
-                              resume=ns.resume, overwrite=ns.overwrite, unsafe_pickle=ns.unsafe_pickle,
-                              progress=ns.progress, command=command, dataset=ns.dataset or "digits", **data)
         curve, path = job.train(cfg)
         last = curve.meta["history"][-1]["train_loss"]
-        print(f"{PROG}: wrote {path} ({curve.kind} curve, {training.epochs} epochs, last epoch's loss along it "
+        print(f"{PROG}: wrote {path} ({curve.kind} curve, {cfg.training.epochs} epochs, last epoch's loss along it "
               f"{last:.4g}; run folder {job.run_folder(cfg)})")
         return 0
 

@@ -10,9 +10,8 @@ import math
 import sys
 from collections.abc import Sequence
 
-from landscape.cli._common import Parser, non_negative, positive, run_cli
-from landscape.jobs.markov import MarkovConfig, draw_markov
-from landscape.quant.markov import RATES, Toy
+from landscape.cli._common import Parser, add_run_options, non_negative, output_file, positive, run_cli
+from landscape.cli._declared import declared
 
 PROG = "landscape-markov"
 
@@ -29,19 +28,28 @@ def _rates(text: str) -> list[float]:
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
+    toy = declared("landscape.quant.markov", "Toy")
     p = Parser(prog=PROG, description="Draw SR's exact stationary distribution and BC's simulated one of a "
                "quantized weight on a 1D non-convex objective, at each learning rate, and print their spreads.")
-    p.add_argument("--out", default="markov.png", help="figure file; its extension picks the format")
-    p.add_argument("--rates", type=_rates, default=list(RATES), metavar="R1,R2,...")
-    p.add_argument("--noise", type=float, default=Toy.noise, help=f"gradient noise std (default {Toy.noise:g})")
+    p.add_argument("--out", default="markov.png", type=output_file, help="figure file; its extension picks the format")
+    p.add_argument("--rates", type=_rates, default=list(declared("landscape.quant.markov", "RATES")),
+                   metavar="R1,R2,...")
+    p.add_argument("--noise", type=float, default=toy.noise, help=f"gradient noise std (default {toy.noise:g})")
     p.add_argument("--steps", type=positive, default=20_000, help="BC steps per chain (default 20000)")
     p.add_argument("--chains", type=positive, default=2000, help="BC chains (default 2000)")
     p.add_argument("--seed", type=non_negative, default=0)
-    p.add_argument("--threads", type=positive, default=None,
-                   help="torch threads (default: OMP_NUM_THREADS, else the idle cores)")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--dpi", type=positive, default=150)
+    add_run_options(p, device=None, progress=False, group=p)
     return p
+
+
+def config_from_args(ns: argparse.Namespace):
+    """The :class:`landscape.jobs.markov.MarkovConfig` of parsed options: the one place where flags
+    become the job's options."""
+    from landscape.jobs.markov import MarkovConfig  # torch: imported once the arguments are checked
+
+    return MarkovConfig(ns.out, tuple(ns.rates), ns.noise, ns.steps, ns.chains, ns.seed, ns.dpi, ns.overwrite,
+                        ns.threads)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,8 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         ns = build_parser().parse_args(argv)
-        result = draw_markov(MarkovConfig(ns.out, tuple(ns.rates), ns.noise, ns.steps, ns.chains, ns.seed, ns.dpi,
-                                          ns.overwrite, ns.threads))
+        cfg = config_from_args(ns)
+        from landscape.jobs.markov import draw_markov  # torch: imported once the arguments are checked
+
+        result = draw_markov(cfg)
         print(result.table())
         print(f"{PROG}: wrote {ns.out}")
         return 0

@@ -15,17 +15,19 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 
-from landscape import prune
-from landscape.cli._common import Parser, add_data_options, positive, run_cli, shape
-from landscape.data.datasets import DataSpec
-from landscape.engine.options import Output
+from landscape.cli._common import (
+    Parser,
+    add_data_options,
+    add_model_options,
+    add_run_options,
+    input_file,
+    output_file,
+    positive,
+    run_cli,
+    shape,
+)
+from landscape.cli._declared import declared, declared_names
 from landscape.errors import LandscapeError
-from landscape.evaluation.losses import LOSSES
-from landscape.evaluation.options import EvalOptions
-from landscape.jobs import prune as jobs
-from landscape.jobs.network import ModelSpec
-from landscape.prune import PRESETS, STRATEGIES
-from landscape.prune.table import markdown, matches, table1
 from landscape.runtime.parallel import launcher_rank
 
 PROG = "landscape-prune"
@@ -53,6 +55,7 @@ def parse_ratios(text: str) -> list[float]:
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
+    d = declared("landscape.jobs.prune", "ScanConfig")
     p = Parser(
         prog=PROG,
         description="Prune the filters of smallest L1 norm from a conv net (Li et al., Pruning Filters "
@@ -67,21 +70,14 @@ def build_parser() -> Parser:
                    "(HDF5, resumable) and its figures beside it")
     a.add_argument("--table1", action="store_true", help="print the paper's Table 1 recounted exactly (Markdown)")
     a.add_argument("--list-presets", action="store_true", help="list the paper's plans")
-    a.add_argument("--plan", help=f"a preset ({', '.join(PRESETS)}) or layer=fraction pairs, comma-separated; "
-                   "without --count or --sensitivity: write the pruned model to --out")
+    a.add_argument("--plan", help="a preset (--list-presets) or layer=fraction pairs, comma-separated; without "
+                   "--count or --sensitivity: write the pruned model to --out")
 
     m = p.add_argument_group("model")
-    m.add_argument("--model", help="checkpoint (state dict, or a dict holding one; a pruned checkpoint's "
-                   "widths are applied)")
-    m.add_argument("--arch", help="zoo name (resnet56, vgg16, resnet34_imagenet, ...) or package.module:callable")
-    m.add_argument("--num-classes", type=positive, default=None,
-                   help="default: the checkpoint's, the preset's (--count), the dataset's, else 10")
-    m.add_argument("--in-channels", type=positive, default=None, help="default: the checkpoint's, else 3")
-    m.add_argument("--unsafe-pickle", action="store_true",
-                   help="allow checkpoints holding pickled Python objects (trusted files only)")
-    m.add_argument("--threads", type=positive, default=None,
-                   help="torch threads per process (default: OMP_NUM_THREADS, else the idle cores / ranks)")
-    m.add_argument("--strategy", choices=STRATEGIES, default="independent",
+    m.add_argument("--model", type=input_file, help="checkpoint (state dict, or a dict holding one; a pruned "
+                   "checkpoint's widths are applied)")
+    add_model_options(p, in_channels=True, group=m)
+    m.add_argument("--strategy", choices=declared("landscape.prune.removal", "STRATEGIES"), default=d.strategy,
                    help="independent: score filters over all their kernels; greedy: only over kernels whose "
                    "input maps survive the layers pruned before (Sec. 3.3)")
 
@@ -92,26 +88,67 @@ def build_parser() -> Parser:
     c.add_argument("--shortcuts", action="store_true", help="also count 1x1 projection shortcuts")
     c.add_argument("--per-layer", action="store_true", help="with --count: one line per layer")
 
-    add_data_options(p, split="test")  # --sensitivity's data: the paper scans on the test set
+    add_data_options(p, split=d.data.split)  # --sensitivity's data: the paper scans on the test set
 
     s = p.add_argument_group("sensitivity")
     s.add_argument("--ratios", default="0.1:0.9:9", help="fractions to prune: MIN:MAX:NUM or a list (default "
                    "0.1:0.9:9)")
     s.add_argument("--layers", default=None, help="comma-separated conv layers (default: every conv that can be "
                    "pruned alone)")
-    s.add_argument("--loss", default="crossentropy", choices=list(LOSSES))
-    s.add_argument("--batch-size", type=positive, default=None, help="default: a quick timing probe picks it")
-    s.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
-    s.add_argument("--chunk-size", type=positive, default=1, help="(layer, ratio) pairs per work unit under MPI")
-    s.add_argument("--no-progress", dest="progress", action="store_false")
+    s.add_argument("--loss", default=d.evaluation.loss_fn, choices=declared_names("landscape.evaluation.losses",
+                                                                                  "LOSSES"))
+    s.add_argument("--chunk-size", type=positive, default=d.output.chunk_size,
+                   help="(layer, ratio) pairs per work unit under MPI")
 
     o = p.add_argument_group("output")
-    o.add_argument("--out", help="pruned checkpoint (.pt) or sensitivity file (.h5)")
-    o.add_argument("--overwrite", action="store_true", help="replace --out if it exists (a sensitivity file of the "
-                   "same inputs is resumed without it)")
+    o.add_argument("--out", type=output_file, help="pruned checkpoint (.pt) or sensitivity file (.h5)")
     o.add_argument("--repair", action="store_true", help="resume a damaged sensitivity file, keeping the pairs that "
                    "verify")
+    add_run_options(p, device=d.evaluation.device, batch_size="a quick timing probe picks it (--sensitivity)")
     return p
+
+
+def config_from_args(ns: argparse.Namespace):
+    """The job's configuration of parsed options (a :class:`landscape.jobs.prune.CountConfig`,
+    ``ScanConfig`` or ``PruneConfig``; None for --table1 and --list-presets): the one place where
+    flags become option objects. What the options ask for is checked here, before any work."""
+    if ns.table1 or ns.list_presets:
+        return None
+    actions = [k for k in ("count", "sensitivity") if getattr(ns, k)]
+    if len(actions) > 1:
+        raise LandscapeError("give one of --count and --sensitivity")
+    if not ns.arch:
+        raise LandscapeError("--arch is needed (a zoo name or package.module:callable)")
+    if ns.count and ns.out:
+        raise LandscapeError("--count only prints; to write the pruned model give --plan and --out without "
+                             "--count")
+    if not (ns.count or ns.sensitivity or ns.plan):
+        raise LandscapeError("nothing to do: give --count, --sensitivity, or --plan with --out")
+    if not ns.count and not ns.model:
+        raise LandscapeError("--sensitivity and --plan need --model (the trained checkpoint); to train a pruned "
+                             "architecture from scratch: landscape-train --plan")
+    if not ns.count and not ns.out:
+        raise LandscapeError("--sensitivity and --plan need --out (the sensitivity file, or the pruned checkpoint)")
+    if ns.sensitivity and ns.plan:
+        raise LandscapeError("--sensitivity prunes each layer alone; it takes no --plan")
+
+    # torch: imported once the arguments are checked (--help never imports it)
+    from landscape.data.datasets import DataSpec
+    from landscape.engine.options import Output
+    from landscape.evaluation.options import EvalOptions
+    from landscape.jobs import prune as jobs
+    from landscape.jobs.network import ModelSpec
+
+    model = ModelSpec(ns.arch, ns.model, ns.num_classes, ns.in_channels, ns.unsafe_pickle)
+    if ns.count:
+        return jobs.CountConfig(model, ns.plan, ns.input_shape, ns.shortcuts, ns.per_layer)
+    if ns.sensitivity:
+        layers = tuple(t.strip() for t in ns.layers.split(",") if t.strip()) if ns.layers else None
+        return jobs.ScanConfig(
+            model, tuple(parse_ratios(ns.ratios)), DataSpec.of(ns), layers, ns.strategy,
+            EvalOptions(loss_fn=ns.loss, batch_size=ns.batch_size, device=ns.device, threads=ns.threads),
+            Output(ns.out, overwrite=ns.overwrite, repair=ns.repair, chunk_size=ns.chunk_size, progress=ns.progress))
+    return jobs.PruneConfig(model, ns.plan, ns.out, ns.strategy, ns.input_shape, ns.overwrite, ns.threads)
 
 
 def _short(x: int) -> str:
@@ -146,6 +183,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         ns = build_parser().parse_args(argv)
+        cfg = config_from_args(ns)
+        # torch: imported once the arguments are checked
+        from landscape import prune
+        from landscape.jobs import prune as jobs
+        from landscape.prune.table import markdown, matches, table1
+
         if ns.table1:
             rows = table1()
             print(markdown(rows), end="")
@@ -154,23 +197,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "(bold: where ours differ)")
             return 0
         if ns.list_presets:
-            for p in PRESETS.values():
+            for p in prune.PRESETS.values():
                 print(f"{p.name:12s} {p.arch:18s} {p.description}")
             return 0
-        actions = [k for k in ("count", "sensitivity") if getattr(ns, k)]
-        if len(actions) > 1:
-            raise LandscapeError("give one of --count and --sensitivity")
-        if not ns.arch:
-            raise LandscapeError("--arch is needed (a zoo name or package.module:callable)")
-        if ns.count and ns.out:
-            raise LandscapeError("--count only prints; to write the pruned model give --plan and --out without "
-                                 "--count")
         if not ns.sensitivity and launcher_rank() != 0:
             return 0  # under mpirun only the sensitivity scan is shared out; the rest is rank 0's
-
-        model = ModelSpec(ns.arch, ns.model, ns.num_classes, ns.in_channels, ns.unsafe_pickle)
-        if ns.count:
-            r = jobs.count_checkpoint(jobs.CountConfig(model, ns.plan, ns.input_shape, ns.shortcuts, ns.per_layer))
+        if isinstance(cfg, jobs.CountConfig):
+            r = jobs.count_checkpoint(cfg)
             print(f"{PROG}: {r.arch} on {'x'.join(map(str, r.input_shape))}: {_fmt(r.flops, r.params)}")
             for lc in r.layers:
                 print(f"  {lc.name:28s} {lc.kind:8s} {'x'.join(map(str, lc.output_shape)):>12s} "
@@ -180,23 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"{_fmt(r.flops_after, r.params_after)}; {prune.reduction(r.flops, r.flops_after):.2f}% fewer "
                       f"FLOPs, {prune.reduction(r.params, r.params_after):.2f}% fewer params")
             return 0
-        if not (ns.sensitivity or ns.plan):
-            raise LandscapeError("nothing to do: give --count, --sensitivity, or --plan with --out")
-        if not ns.model:
-            raise LandscapeError("--sensitivity and --plan need --model (the trained checkpoint); to train a pruned "
-                                 "architecture from scratch: landscape-train --plan")
-        if not ns.out:
-            raise LandscapeError("--sensitivity and --plan need --out (the sensitivity file, or the pruned checkpoint)")
-        if ns.sensitivity:
-            if ns.plan:
-                raise LandscapeError("--sensitivity prunes each layer alone; it takes no --plan")
-
-            layers = tuple(t.strip() for t in ns.layers.split(",") if t.strip()) if ns.layers else None
-            result, figures = jobs.scan_checkpoint(jobs.ScanConfig(
-                model, tuple(parse_ratios(ns.ratios)), DataSpec.of(ns), layers, ns.strategy,
-                EvalOptions(loss_fn=ns.loss, batch_size=ns.batch_size, device=ns.device, threads=ns.threads),
-                Output(ns.out, overwrite=ns.overwrite, repair=ns.repair, chunk_size=ns.chunk_size,
-                       progress=ns.progress)))
+        if isinstance(cfg, jobs.ScanConfig):
+            result, figures = jobs.scan_checkpoint(cfg)
             if launcher_rank() == 0:
                 import numpy as np
 
@@ -205,19 +223,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                     i, j = np.unravel_index(int(np.nanargmin(result.accuracy)), result.accuracy.shape)
                     lowest = (f"lowest: {result.accuracy[i, j]:.2f}% with {result.layers[i]} pruned by "
                               f"{result.ratios[j]:g}")
-                print(f"{PROG}: wrote {ns.out} ({int(result.completed.sum())}/{result.completed.size} pairs; "
-                      f"unpruned accuracy {result.baseline_accuracy:.2f}%; {lowest})")
+                done_before = result.computed == 0  # a rerun that found every pair done
+                print(f"{PROG}: {'already complete:' if done_before else 'wrote'} {ns.out} "
+                      f"({int(result.completed.sum())}/{result.completed.size} pairs; unpruned accuracy "
+                      f"{result.baseline_accuracy:.2f}%; {lowest})" + ("; nothing computed" if done_before else ""))
                 print(f"{PROG}: figures: {', '.join(figures)}")
             return 0
-        if ns.plan:
-            ckpt = jobs.prune_checkpoint(jobs.PruneConfig(model, ns.plan, ns.out, ns.strategy, ns.input_shape,
-                                                          ns.overwrite, ns.threads))
-            info = ckpt["prune"]
-            print(f"{PROG}: wrote {ns.out}: {len(ckpt['widths'])} convs narrowed ({ns.strategy}); "
-                  f"{_fmt(info['flops'], info['params'])}; "
-                  f"{prune.reduction(info['flops_original'], info['flops']):.2f}% fewer FLOPs, "
-                  f"{prune.reduction(info['params_original'], info['params']):.2f}% fewer params")
-            print(f"{PROG}: retrain it: {retrain_command(ns, argv, ckpt)}")
+        ckpt = jobs.prune_checkpoint(cfg)
+        info = ckpt["prune"]
+        print(f"{PROG}: wrote {ns.out}: {len(ckpt['widths'])} convs narrowed ({ns.strategy}); "
+              f"{_fmt(info['flops'], info['params'])}; "
+              f"{prune.reduction(info['flops_original'], info['flops']):.2f}% fewer FLOPs, "
+              f"{prune.reduction(info['params_original'], info['params']):.2f}% fewer params")
+        print(f"{PROG}: retrain it: {retrain_command(ns, argv, ckpt)}")
         return 0
 
     return run_cli(PROG, body, {"ConfigMismatch": "use --overwrite to replace it, or another --out",

@@ -16,23 +16,20 @@ from collections.abc import Sequence
 from landscape.cli._common import (
     Parser,
     add_data_options,
+    add_model_options,
+    add_run_options,
+    input_file,
     join_negative_values,
     non_negative,
+    output_file,
     positive,
     positive_float,
     run_cli,
 )
-from landscape.data.datasets import DataSpec
-from landscape.directions.options import Directions
-from landscape.directions.sampling import NORMS, SEMANTICS
+from landscape.cli._declared import declared, declared_names
 from landscape.engine.options import MAX_POINTS, Output
-from landscape.evaluation.losses import LOSSES
-from landscape.evaluation.options import PRECISIONS, EvalOptions
-from landscape.hessian.operator import CONVENTIONS, PARAM_CHOICES
-from landscape.jobs.surf import DEFAULT_GRID, DEFAULT_OUT, DEMO_GRID, DEMO_OUT, PATH_GRID_POINTS, SurfConfig, surf
 from landscape.runtime.parallel import world
 from landscape.space.grid import Grid
-from landscape.space.params import DIR_TYPES, IGNORES
 
 PROG = "landscape-surf"
 GRID_OPTIONS = ("--x", "--y", "--z")
@@ -53,8 +50,11 @@ _metrics.__name__ = "comma-separated list of loss, acc, eig"
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    d = SurfConfig()
+    d = declared("landscape.jobs.surf", "SurfConfig")
     dirs, ev, out = d.directions, d.evaluation, d.output
+    norms = declared("landscape.directions.sampling", "NORMS")
+    ignores = declared("landscape.space.params", "IGNORES")
+    default_grid, demo_grid = (declared("landscape.jobs.surf", n) for n in ("DEFAULT_GRID", "DEMO_GRID"))
     p = Parser(
         prog=PROG,
         description="Compute the loss and accuracy of a network on a grid of points "
@@ -62,32 +62,26 @@ def build_parser() -> Parser:
         "trains a small network on scikit-learn's digits (cached) and draws its 2D surface.",
     )
     m = p.add_argument_group("model")
-    m.add_argument("--model", help="checkpoint: a state dict, or a dict holding one under "
+    m.add_argument("--model", type=input_file, help="checkpoint: a state dict, or a dict holding one under "
                    "'state_dict' (loaded with torch.load(weights_only=True)), or a .safetensors file; a pruned "
                    "checkpoint's widths are read from it. With --arch hf:DIR: default DIR's weights")
-    m.add_argument("--model2", help="second checkpoint: the x direction becomes model2 - model "
+    m.add_argument("--model2", type=input_file, help="second checkpoint: the x direction becomes model2 - model "
                    "(linear interpolation; x=0 is --model, x=1 is --model2 when --dir-type states "
                    "also interpolates the BatchNorm statistics)")
-    m.add_argument("--model3", help="third checkpoint, with --model2: the y direction is model3 - model "
-                   "(the plane through three models)")
-    m.add_argument("--curve", metavar="CURVE.pt", help="a landscape-connect curve file: the plane through its ends "
-                   "a, b and its bend (x along b - a, y towards the bend orthogonal to it, as long; the default "
-                   "grid covers the three)")
-    m.add_argument("--arch", help="zoo name (resnet20, vgg9, digits_cnn, ...), "
-                   "package.module:callable returning an nn.Module (modules in the current folder are found), "
-                   "or hf:DIR, the Hugging Face model of DIR/config.json (offline; pip install 'landscape[hf]')")
-    m.add_argument("--num-classes", type=positive, default=None, help="default: from the dataset")
-    m.add_argument("--unsafe-pickle", action="store_true",
-                   help="allow checkpoints holding pickled Python objects (a whole nn.Module). "
-                   "Unpickling runs arbitrary code from the file: only for files you trust")
+    m.add_argument("--model3", type=input_file, help="third checkpoint, with --model2: the y direction is model3 - "
+                   "model (the plane through three models)")
+    m.add_argument("--curve", type=input_file, metavar="CURVE.pt", help="a landscape-connect curve file: the plane "
+                   "through its ends a, b and its bend (x along b - a, y towards the bend orthogonal to it, as long; "
+                   "the default grid covers the three)")
+    add_model_options(p, group=m)
 
     add_data_options(p, d.data.split, several=True)
 
     s = p.add_argument_group("grid and directions")
     s.add_argument("--x", default=None, metavar="MIN:MAX:NUM",
-                   help=f"x axis (default {DEFAULT_GRID}; {DEMO_GRID} for the demo; with a landscape-traj "
-                   f"--directions file and no --x/--y: {PATH_GRID_POINTS}x{PATH_GRID_POINTS} "
-                   "points covering the path)")
+                   help=f"x axis (default {default_grid}; {demo_grid} for the demo; with a landscape-traj "
+                   "--directions file and no --x/--y: {0}x{0} points covering the path)".format(
+                       declared("landscape.jobs.surf", "PATH_GRID_POINTS")))
     s.add_argument("--y", default=None, metavar="MIN:MAX:NUM", help="y axis; absent: a 1D surface")
     s.add_argument("--z", default=None, metavar="MIN:MAX:NUM",
                    help="a third axis: a volume (VTK image data and plotly isosurfaces in landscape-plot)")
@@ -98,21 +92,23 @@ def build_parser() -> Parser:
     s.add_argument("--hold-directions", action="store_true",
                    help="keep the directions whole in memory (two more copies of the model) instead of drawing or "
                    "reading them tensor by tensor at every point; the same values")
-    s.add_argument("--dir-type", choices=DIR_TYPES, default=dirs.dir_type,
+    s.add_argument("--dir-type", choices=declared("landscape.space.params", "DIR_TYPES"), default=dirs.dir_type,
                    help="directions over the parameters (weights) or the whole state dict "
                    "including BatchNorm statistics (states)")
-    s.add_argument("--norm", choices=NORMS, default=dirs.norm, help="direction normalization (every axis)")
-    s.add_argument("--ignore", choices=IGNORES, default=dirs.ignore,
+    s.add_argument("--norm", choices=norms, default=dirs.norm, help="direction normalization (every axis)")
+    s.add_argument("--ignore", choices=ignores, default=dirs.ignore,
                    help="biasbn: zero direction for biases and BatchNorm (1-D tensors) (every axis)")
     for axis in "xyz":
-        s.add_argument(f"--{axis}norm", choices=NORMS, default=None, help=f"normalization of the {axis} direction")
-        s.add_argument(f"--{axis}ignore", choices=IGNORES, default=None, help=f"ignore rule of the {axis} direction")
-    s.add_argument("--semantics", choices=SEMANTICS, default=dirs.semantics,
+        s.add_argument(f"--{axis}norm", choices=norms, default=None,
+                       help=f"normalization of the {axis} direction")
+        s.add_argument(f"--{axis}ignore", choices=ignores, default=None, help=f"ignore rule of the {axis} direction")
+    s.add_argument("--semantics", choices=declared("landscape.directions.sampling", "SEMANTICS"),
+                   default=dirs.semantics,
                    help="original: the original tool's normalization rules where they differ (a kept 1-D "
                    "direction equals the weights; weight norm is element-wise d*w)")
     s.add_argument("--same-dir", action="store_true", help="y direction = x direction (the diagonal)")
     s.add_argument("--seed", type=non_negative, default=dirs.seed, help="seed of the random directions")
-    s.add_argument("--directions", dest="directions_file", metavar="FILE",
+    s.add_argument("--directions", dest="directions_file", metavar="FILE", type=input_file,
                    help="read the directions from FILE (a .dirs.h5 written by an earlier run, a "
                    "landscape-traj PCA file, or the original tool's directions file) instead of drawing them")
 
@@ -125,47 +121,49 @@ def build_parser() -> Parser:
                    "much looser risks taking an eigenvalue near zero for min_eig). Each point's Lanczos run is a "
                    "warm start from a finished neighbour, so a resumed run (or another number of ranks) may "
                    "differ from an uninterrupted one within this tolerance; loss and accuracy are identical")
-    e.add_argument("--eig-convention", choices=CONVENTIONS, default=d.eig_convention,
+    e.add_argument("--eig-convention", choices=declared("landscape.hessian.operator", "CONVENTIONS"),
+                   default=d.eig_convention,
                    help="mean: the Hessian of the mean loss (default); batch_sum: the original tool's sum of the "
                    "batch means' Hessians (larger by the number of batches)")
-    e.add_argument("--eig-params", choices=PARAM_CHOICES, default=d.eig_params,
+    e.add_argument("--eig-params", choices=declared("landscape.hessian.operator", "PARAM_CHOICES"),
+                   default=d.eig_params,
                    help="the parameters of the Hessian: all trainable ones (default) or the original tool's "
                    "choice (tensors of more than one dimension)")
-    e.add_argument("--loss", choices=list(LOSSES), default=ev.loss_fn)
-    e.add_argument("--batch-size", type=positive, default=ev.batch_size,
-                   help="default: the fastest of 64..512, found by a quick timing probe (rank 0; at most 3 "
-                   "evaluations of the data, its choice remembered per model, input shape, device and threads in "
-                   "$LANDSCAPE_CACHE, else ~/.cache/landscape)")
+    e.add_argument("--loss", choices=declared_names("landscape.evaluation.losses", "LOSSES"), default=ev.loss_fn)
     e.add_argument("--bn-recompute", type=non_negative, default=ev.bn_recompute, metavar="N",
                    help="re-estimate BatchNorm running statistics from N training batches at every point "
                    "(for paths between BatchNorm networks)")
-    e.add_argument("--device", default=ev.device, help="cpu (default), cuda, cuda:N, auto")
-    e.add_argument("--threads", type=positive, default=ev.threads,
-                   help="torch threads per process (default: OMP_NUM_THREADS, else the idle cores / ranks)")
-    e.add_argument("--precision", choices=PRECISIONS, default=ev.precision,
+    e.add_argument("--precision", choices=declared("landscape.evaluation.options", "PRECISIONS"), default=ev.precision,
                    help="bf16: autocast (only where the CPU or GPU runs it fast; the loss moves, see README)")
     e.add_argument("--compile", action="store_true", help="torch.compile the model (slow start; see README)")
     e.add_argument("--chunk-size", type=positive, default=out.chunk_size,
                    help="points per work unit under MPI")
 
     o = p.add_argument_group("output")
-    o.add_argument("--out", default=out.path, help=f"surface file (default {DEFAULT_OUT}; {DEMO_OUT} "
-                   "for the demo). Rerunning the same command resumes it")
-    o.add_argument("--overwrite", action="store_true",
-                   help="replace an --out file of another configuration (or a damaged one) instead of refusing")
+    o.add_argument("--out", default=out.path, type=output_file,
+                   help="surface file (default {}; {} for the demo). Rerunning the same command resumes it".format(
+                       declared("landscape.jobs.surf", "DEFAULT_OUT"), declared("landscape.jobs.surf", "DEMO_OUT")))
     o.add_argument("--repair", action="store_true",
                    help="resume a damaged --out file, keeping the points whose values verify")
     o.add_argument("--allow-large", action="store_true",
                    help="allow a grid of more than a million points")
     o.add_argument("--plot", action="store_true",
                    help="also draw the figures next to --out (always done for the demo)")
-    o.add_argument("--no-progress", dest="progress", action="store_false", default=out.progress)
+    add_run_options(p, device=ev.device, batch_size="the fastest of 64..512, found by a quick timing probe (rank 0; "
+                    "at most 3 evaluations of the data, its choice remembered per model, input shape, device and "
+                    "threads in $LANDSCAPE_CACHE, else ~/.cache/landscape)")
     return p
 
 
 def config_from_args(ns: argparse.Namespace, argv: Sequence[str]):
     """The :class:`landscape.jobs.surf.SurfConfig` of parsed options: the one place where
     flags become option objects (each object checks its values as it is built)."""
+    # torch: imported once the arguments are parsed and their files checked (--help never imports it)
+    from landscape.data.datasets import DataSpec
+    from landscape.directions.options import Directions
+    from landscape.evaluation.options import EvalOptions
+    from landscape.jobs.surf import DEFAULT_GRID, DEMO_GRID, SurfConfig
+
     grid = None  # no axis given: the command's default (the demo's, a path's, or DEFAULT_GRID)
     if ns.x is not None or ns.y is not None or ns.z is not None:
         demo = ns.model is None and not (ns.arch or "").startswith("hf:")
@@ -196,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         cfg = config_from_args(build_parser().parse_args(argv), argv)
+        from landscape.jobs.surf import surf  # torch: imported once the arguments are checked
+
         comm = world()
         result = surf(cfg, comm)
         surface, figures = result.surface, result.figures
@@ -206,8 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "evaluated" in surface.arrays:
                 points = (f"{int(surface.arrays['evaluated'].sum())} of {done.size} points evaluated, the rest "
                           f"interpolated at tolerance {surface.attrs.get('adaptive_tol')}")
-            print(f"{PROG}: wrote {surface.path} ({points}, loss {_range(loss)})"
-                  + (f"; repaired: {surface.attrs['repaired']}" if surface.attrs.get("repaired") else ""))
+            done_before = surface.computed == 0  # a rerun that found every point done
+            print(f"{PROG}: {'already complete:' if done_before else 'wrote'} {surface.path} ({points}, loss "
+                  f"{_range(loss)})" + (f"; repaired: {surface.attrs['repaired']}" if surface.attrs.get("repaired")
+                                        else "") + ("; nothing computed" if done_before else ""))
             if figures:
                 print(f"{PROG}: figures: {', '.join(figures)}")
         return 0

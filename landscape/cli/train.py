@@ -12,10 +12,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from landscape.cli._common import Parser, non_negative, positive, run_cli
-from landscape.evaluation.losses import LOSSES
-from landscape.jobs.train import INITS, TrainConfig, train
-from landscape.models import list_models
+from landscape.cli._common import (
+    Parser,
+    add_model_options,
+    add_run_options,
+    input_file,
+    non_negative,
+    output_folder,
+    positive,
+    run_cli,
+)
+from landscape.cli._declared import declared, declared_names
 
 PROG = "landscape-train"
 
@@ -32,31 +39,26 @@ def _milestones(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
-    d = TrainConfig()
+    d = declared("landscape.jobs.train", "TrainConfig")
     p = Parser(
         prog=PROG,
         description="Train a network of the model zoo (or package.module:callable) and save "
         "model_0.pt, model_E.pt every --save-every epochs and the last one, and log.csv.",
     )
     g = p.add_argument_group("model and data")
-    g.add_argument("--arch", required=True,
-                   help="zoo name (resnet56, resnet56_noshort, vgg9, wrn56_2, densenet121, mlp, "
-                   "...; see --list-archs) or package.module:callable")
+    add_model_options(p, arch_required=True, group=g)
     g.add_argument("--list-archs", action="store_true", help="print the zoo's architectures and exit")
-    g.add_argument("--init-from", metavar="CKPT", default=None,
+    g.add_argument("--init-from", metavar="CKPT", default=None, type=input_file,
                    help="start from this checkpoint's weights (a pruned one: with its widths) instead of "
                    "a fresh initialization; the rate then stays constant unless --milestones is given")
     g.add_argument("--plan", default=None, metavar="PRESET|LAYER=FRACTION,...",
                    help="train a pruned architecture from scratch (the pruning paper's scratch-train rows): a "
                    "preset such as resnet56-B (landscape-prune --list-presets) or layer=fraction pairs")
-    g.add_argument("--unsafe-pickle", action="store_true",
-                   help="allow --init-from to hold pickled Python objects (trusted files only)")
     g.add_argument("--dataset", default=d.dataset,
                    help="cifar10, cifar100, mnist, digits, synthetic or package.module:callable "
                    f"(default {d.dataset})")
     g.add_argument("--data-root", default=None,
                    help="folder with cifar-10-batches-py / cifar-100-python / the MNIST IDX files")
-    g.add_argument("--num-classes", type=positive, default=None, help="default: from the dataset")
     g.add_argument("--raw-data", action="store_true", help="no per-channel normalization")
     aug = g.add_mutually_exclusive_group()
     aug.add_argument("--no-aug", dest="augment", action="store_false", default=None,
@@ -80,15 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="plain momentum instead of Nesterov's (the original used Nesterov)")
     o.add_argument("--weight-decay", type=float, default=d.weight_decay,
                    help=f"(default {d.weight_decay})")
-    o.add_argument("--batch-size", type=positive, default=d.batch_size)
     o.add_argument("--epochs", type=positive, default=d.epochs)
     o.add_argument("--lr-decay", type=float, default=d.lr_decay,
                    help="factor applied at each milestone (default 0.1)")
     o.add_argument("--milestones", type=_milestones, default=None, metavar="E1,E2,...|none",
                    help="epochs after which the rate decays (default: 50%%, 75%%, 11/12 of "
                    "--epochs, i.e. 150,225,275 of 300)")
-    o.add_argument("--loss", choices=list(LOSSES), default=d.loss)
-    o.add_argument("--init", choices=INITS, default=d.init,
+    o.add_argument("--loss", choices=declared_names("landscape.evaluation.losses", "LOSSES"), default=d.loss)
+    o.add_argument("--init", choices=declared("landscape.jobs.train", "INITS"), default=d.init,
                    help="original: the loss-landscape tool's initialization; auto (default): "
                    "original for networks with BatchNorm, PyTorch's default otherwise")
     o.add_argument("--seed", type=non_negative, default=d.seed)
@@ -117,35 +118,41 @@ def build_parser() -> argparse.ArgumentParser:
     # --
 
     r = p.add_argument_group("run")
-    r.add_argument("--out", default=None,
+    r.add_argument("--out", default=None, type=output_folder,
                    help="run folder (default runs/<arch>_<optimizer>_lr=.._bs=.._wd=..)")
     r.add_argument("--save-every", type=positive, default=d.save_every)
     r.add_argument("--resume", action="store_true", help="continue the run in --out")
-    r.add_argument("--overwrite", action="store_true",
-                   help="delete the checkpoints and log already in --out and start again")
-    r.add_argument("--device", default=d.device, help="auto (default), cpu, cuda, cuda:N, mps")
-    r.add_argument("--threads", type=positive, default=None,
-                   help="torch threads (default: OMP_NUM_THREADS, else the idle cores)")
+    add_run_options(p, device=d.device, batch_size=f"{d.batch_size}: the training batch", group=r)
     r.add_argument("--ngpu", type=positive, default=None, help="GPUs for DataParallel (default all)")
     r.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     r.add_argument("--amp", action="store_true",
                    help="mixed precision: float16 + grad scaling on CUDA, bfloat16 on CPU")
     r.add_argument("--eval-batch-size", type=positive, default=d.eval_batch_size)
-    r.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="no progress bar")
     return p
+
+
+def config_from_args(ns: argparse.Namespace):
+    """The :class:`landscape.jobs.train.TrainConfig` of parsed options: the one place where flags
+    become the job's options (a flag not given leaves the option's own default)."""
+    from landscape.jobs.train import TrainConfig  # torch: imported once the arguments are checked
+
+    return TrainConfig(**{k: v for k, v in vars(ns).items() if k != "list_archs" and v is not None})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``landscape-train``; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--list-archs" in argv:
+        from landscape.models import list_models  # torch: the zoo's modules define its networks
+
         print("\n".join(list_models()))
         return 0
 
     def body() -> int:
-        ns = build_parser().parse_args(argv)
-        result = train(TrainConfig(**{k: v for k, v in vars(ns).items() if k != "list_archs"}))
+        cfg = config_from_args(build_parser().parse_args(argv))
+        from landscape.jobs.train import train  # torch: imported once the arguments are checked
+
+        result = train(cfg)
         print(f"{PROG}: {result.out}: epoch {result.epoch}, test accuracy {result.test_accuracy:.2f}%, "
               f"{len(result.checkpoints)} checkpoints")
         return 0

@@ -17,6 +17,7 @@ import inspect
 import os
 import pickle
 import struct
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,10 +64,14 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.y)
 
-    def subset(self, n: int, seed: int = 0) -> tuple[Dataset, np.ndarray]:
-        """A fixed random subset of ``n`` samples and the sorted indices it took."""
+    def subset(self, n: int, seed: int = 0, what: str = "samples", split: str = "") -> tuple[Dataset, np.ndarray]:
+        """A fixed random subset of ``n`` samples and the sorted indices it took; all of them when
+        there are fewer, with a warning naming the option ``what`` (and the ``split``)."""
         if n <= 0:
-            raise LandscapeError(f"`samples` must be positive, got {n}")
+            raise LandscapeError(f"`{what}` must be positive, got {n}")
+        if n > len(self):
+            warnings.warn(f"`{what}` {n:,} is more than the {len(self):,} samples of {self.name}"
+                          + (f" ({split})" if split else "") + f": all {len(self):,} are used", stacklevel=2)
         if n >= len(self):
             return self, np.arange(len(self))
         idx = np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False))
@@ -332,6 +337,9 @@ def load_dataset(
         raise LandscapeError(f"split must be 'train' or 'test', got {split!r}")
     if name.startswith("tokens:"):
         return _tokens(name[len("tokens:"):], seq_len)
+    if seq_len is not None:  # refused, not ignored
+        raise LandscapeError(f"`seq_len` cuts a token file (dataset tokens:FILE) into sequences; dataset {name!r} "
+                             "is not one")
     if name == "digits":
         return _digits(split, raw)
     if name == "synthetic":
@@ -382,7 +390,7 @@ class DataSpec:
             raise LandscapeError(f"dataset {self.dataset!r} ({split}) is empty")
         if self.samples is None:
             return data, None
-        return data.subset(self.samples, self.sample_seed)
+        return data.subset(self.samples, self.sample_seed, split=split)
 
     def provenance(self) -> dict:
         """What a file records about the data besides its checksum."""

@@ -71,9 +71,10 @@ def align_checkpoints(cfg: AlignConfig, comm=None) -> tuple[connect.Alignment, s
     if not cfg.arch:
         raise LandscapeError("an architecture is needed (a zoo name or package.module:callable)")
     check_output(cfg.out, overwrite=cfg.overwrite)
+    ckpt_a, ckpt_b = read_checkpoint(cfg.a, cfg.unsafe_pickle), read_checkpoint(cfg.b, cfg.unsafe_pickle)
+    connect.check_distinct(ckpt_a, ckpt_b, f"A {cfg.a!r} and B {cfg.b!r}")
     spec = DataSpec.of(cfg)
     data, _ = spec.load(cfg.split)
-    ckpt_a, ckpt_b = read_checkpoint(cfg.a, cfg.unsafe_pickle), read_checkpoint(cfg.b, cfg.unsafe_pickle)
     model_a = network(ckpt_a, cfg.arch, cfg.num_classes, data=data)
     model_b = network(ckpt_b, cfg.arch, cfg.num_classes, data=data)
     threads = choose_threads(cfg.threads, local_rank_and_size(comm)[1])  # the thread policy, once

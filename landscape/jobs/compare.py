@@ -45,7 +45,9 @@ from landscape.io.surface_file import read_surface, write_surface
 from landscape.jobs.network import network
 from landscape.plot.compare import compare_figure, describe_training
 from landscape.plot.sharpness import gap_figure
+from landscape.runtime.device import resolve_device
 from landscape.runtime.parallel import SerialComm, collective, local_rank_and_size, on_root, world
+from landscape.runtime.progress import announce, duration, is_long
 from landscape.runtime.provenance import environment
 from landscape.runtime.threads import choose_threads, using_threads
 from landscape.space.grid import Grid, make_axis
@@ -58,6 +60,10 @@ DEFAULT_MEASURES = ("avg_filter", "avg_elementwise", "avg_none", "worst_filter",
                     "epsilon", "lambda_max", "trace", "curvature")
 ARRAYS = ("value", "stderr", "error", "forward", "backward", "seconds")
 NONE = ("", "none", "0")
+# What a job costs, counted in forward passes over the measured split (for the progress lines' ETA
+# and the estimate of a long run): an ascent step as 3 (forward, backward), a Hessian-vector
+# product as 4 (its backward is differentiated again), Lanczos and Hutchinson at their usual counts.
+STEP_PASSES, PRODUCT_PASSES, LANCZOS_PRODUCTS, TRACE_PRODUCTS = 3, 4, 30, 100
 
 
 @dataclass
@@ -99,11 +105,13 @@ class CompareConfig(DataSpec):
 @dataclass(frozen=True)
 class Comparison:
     """The finished table: one row per checkpoint (``rows``: dicts of the CSV's columns), Kendall's
-    tau of every measure against the gap, and the files written."""
+    tau of every measure against the gap, the files written, and how many jobs and surface
+    points this run ``computed`` (0: a rerun that found everything done)."""
 
     rows: tuple[dict, ...]
     correlations: tuple[sharpness.Correlation, ...]
     paths: tuple[str, ...]
+    computed: int = 0
 
 
 @dataclass
@@ -133,6 +141,11 @@ def _check(cfg: CompareConfig) -> None:
     sharpness.check_p(cfg.p)
     if cfg.m is not None and cfg.m < 1:
         raise LandscapeError(f"`m` must be at least 1, got {cfg.m}")
+    if not (isinstance(cfg.tol, int | float) and 0 <= cfg.tol < float("inf")):
+        raise LandscapeError(f"`tol` must be a non-negative number, got {cfg.tol!r}")
+    if "curvature" in cfg.measures:
+        sharpness.check_points(cfg.curvature_points)
+    resolve_device(cfg.device)  # one line naming a device that is not one, or not here
     if cfg.split not in EVALUATIONS:
         raise LandscapeError(f"split must be train or test, got {cfg.split!r}")
 
@@ -200,6 +213,44 @@ class _Job:
     names = ARRAYS
 
 
+def job_cost(name: str, cfg: CompareConfig, sizes: dict[str, int]) -> float:
+    """The cost of job ``name`` (an evaluation or a measure) in forward passes over the measured
+    split; ``sizes``: the samples of each split."""
+    if name in EVALUATIONS:
+        return sizes[name] / sizes[cfg.split]
+    if name.startswith("avg_"):
+        return cfg.mc_samples + 1
+    if name.startswith("worst_") or name == "epsilon":
+        return STEP_PASSES * cfg.steps + 1
+    if name == "lambda_max":
+        return PRODUCT_PASSES * LANCZOS_PRODUCTS
+    if name == "trace":
+        return PRODUCT_PASSES * TRACE_PRODUCTS
+    return cfg.curvature_points
+
+
+def _estimate(cfg: CompareConfig, minima: list[_Minimum], data, costs: list[float], points: int, ranks: int) -> None:
+    """Say how long the whole comparison will take when that is long: one forward pass over the
+    data timed, times the passes counted (the table's jobs and every surface's points)."""
+    t0 = time.perf_counter()
+    _evaluate(minima[0].model, data, cfg)
+    per_pass = time.perf_counter() - t0
+    passes = sum(costs) + len(minima) * points
+    seconds = per_pass * passes / ranks
+    if is_long(seconds):
+        announce(f"comparison: about {duration(seconds)} of work in all: {len(minima)} minima x "
+                 f"{len(costs) // len(minima)} jobs and {points} surface points each, ~{passes:,.0f} forward "
+                 f"passes over {len(data):,} samples at {per_pass:.2g} s each"
+                 + (f", on {ranks} ranks" if ranks > 1 else ""))
+
+
+def _named(minima: list[_Minimum], k: int) -> str:
+    """Minimum ``k`` as progress lines name it: ``minimum 2 (b.pt)`` (the path as given when two
+    files share a name: ``runs/sgd/final.pt``)."""
+    names = [os.path.basename(m.given) for m in minima]
+    return f"minimum {k + 1} ({names[k] if names.count(names[k]) == 1 else minima[k].given})"
+
+
 def _check_outputs(cfg: CompareConfig) -> None:
     folder = os.path.abspath(cfg.out)
     if os.path.exists(folder) and not os.path.isdir(folder):
@@ -254,11 +305,22 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
         return {"value": r.value, "stderr": r.stderr, "error": np.nan, "forward": r.forward,
                 "backward": r.backward, "seconds": r.seconds}
 
+    sizes = {s: len(d) for s, d in splits.items()}
+    costs = [job_cost(jobs[p // K], cfg, sizes) for p in range(K * J)]
+
+    def describe(p: int) -> str:
+        j, k = divmod(int(p), K)
+        return f"{_named(minima, k)}, {jobs[j]}"
+
     n_threads = choose_threads(cfg.threads, local_rank_and_size(comm)[1])  # once, for every computation below
     with using_threads(n_threads):
+        if progress and comm.rank == 0 and (cfg.overwrite or not os.path.exists(out)):  # a new comparison
+            points = (line.num if line and cfg.plot else 0) + (plane.num ** 2 if plane and cfg.plot else 0)
+            _estimate(cfg, minima, data, costs, points, comm.size)
         surf = compute_points([np.arange(K, dtype=float), np.arange(J, dtype=float)], [_Job()], job, inputs=inputs,
-                              attrs=attrs, output=Output(out, overwrite=cfg.overwrite, progress=progress), comm=comm,
-                              what="comparison")
+                              attrs=attrs, output=Output(out, overwrite=cfg.overwrite,
+                                                         progress="comparison table" if progress else False),
+                              comm=comm, what="comparison", costs=costs, describe=describe, unit="jobs")
         surfaces = (_surfaces(cfg, minima, data, line, plane, comm, progress, n_threads) if cfg.plot
                     else {"1d": [], "2d": []})
 
@@ -271,7 +333,8 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
         paths = [out, *_write_tables(folder, rows, correlations, cfg)]
         if cfg.plot:
             paths += _figures(folder, surfaces, correlations)
-        result = Comparison(tuple(rows), tuple(correlations), tuple(paths))
+        computed = surf.computed + sum(s.computed or 0 for kind in surfaces.values() for s in kind)
+        result = Comparison(tuple(rows), tuple(correlations), tuple(paths), computed)
     return on_root(comm, lambda: result)
 
 
@@ -286,12 +349,13 @@ def _surfaces(cfg: CompareConfig, minima: list[_Minimum], data, line, plane, com
             if axes[0] is None:
                 continue
             path = os.path.join(os.path.abspath(cfg.out), "surfaces", f"minimum{k + 1}_{kind}.h5")
+            label = f"{_named(minima, k)}, {'1D curve' if kind == '1d' else '2D contours'}" if progress else False
             out[kind].append(surface(
                 m.model, {cfg.split: data}, Grid(axes[0], axes[1] if kind == "2d" else None),
                 directions=Directions(norm="filter", ignore="biasbn", seed=cfg.seed),
                 evaluation=EvalOptions(loss_fn=cfg.loss, batch_size=cfg.batch_size or 256, device=cfg.device,
                                        threads=threads),
-                output=Output(path, overwrite=cfg.overwrite, progress=progress, provenance=prov), comm=comm))
+                output=Output(path, overwrite=cfg.overwrite, progress=label, provenance=prov), comm=comm))
     return out
 
 

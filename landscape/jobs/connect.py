@@ -12,10 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields, replace
 
-from torch import nn
-
 from landscape import connect
-from landscape.data.datasets import SPLITS, Dataset, DataSpec
+from landscape.data.datasets import SPLITS, DataSpec
 from landscape.engine.options import Output
 from landscape.errors import LandscapeError
 from landscape.evaluation.batchnorm import has_batchnorm
@@ -59,12 +57,6 @@ def run_folder(cfg: CurveConfig) -> str:
     return cfg.folder or os.path.splitext(cfg.out)[0] + ".run"
 
 
-def _load_end(cfg, path: str, data: Dataset) -> tuple[Checkpoint, nn.Module]:
-    """An end of the curve, read once: its checkpoint and its network for ``data``."""
-    ckpt = read_checkpoint(path, cfg.unsafe_pickle)
-    return ckpt, network(ckpt, cfg.arch, cfg.num_classes, data=data)
-
-
 def train(cfg: CurveConfig) -> tuple[connect.Curve, str]:
     """Train the bend between ``cfg.a`` and ``cfg.b`` and write the curve to ``cfg.out`` (never
     over an existing file unless ``overwrite``). The training run's folder (:func:`run_folder`)
@@ -78,11 +70,12 @@ def train(cfg: CurveConfig) -> tuple[connect.Curve, str]:
         raise LandscapeError(f"the curve kind must be one of {', '.join(connect.KINDS)}, got {cfg.kind!r}")
     settings = cfg.training
     check_output(cfg.out, overwrite=cfg.overwrite or cfg.resume)  # a resumed run writes its curve again
+    ckpt_a, ckpt_b = read_checkpoint(cfg.a, cfg.unsafe_pickle), read_checkpoint(cfg.b, cfg.unsafe_pickle)  # once
+    connect.check_distinct(ckpt_a, ckpt_b, f"the ends {cfg.a!r} and {cfg.b!r}")
     spec = replace(DataSpec.of(cfg), split="train")
     data, _ = spec.load("train")
     test, _ = spec.load("test")
-    ckpt_a, model_a = _load_end(cfg, cfg.a, data)
-    ckpt_b, model_b = _load_end(cfg, cfg.b, data)
+    model_a, model_b = (network(c, cfg.arch, cfg.num_classes, data=data) for c in (ckpt_a, ckpt_b))
     connect.check_ends(model_a.state_dict(), model_b.state_dict(), f"{cfg.a!r} and {cfg.b!r}")
     in_channels = int(data.x.shape[1]) if data.x.dim() == 4 else 1
     meta = {"arch": cfg.arch, "num_classes": cfg.num_classes or data.num_classes, "in_channels": in_channels,

@@ -233,8 +233,8 @@ def load_splits(c: TrainConfig) -> tuple[Dataset, Dataset, dict | None]:
         if len(data) == 0:
             raise LandscapeError(f"dataset {c.dataset!r} has an empty {split} split")
     if c.subset is not None:
-        train_set, _ = train_set.subset(c.subset, seed=c.seed)
-        test_set, _ = test_set.subset(c.subset, seed=c.seed)
+        train_set, _ = train_set.subset(c.subset, seed=c.seed, what="subset", split="train")
+        test_set, _ = test_set.subset(c.subset, seed=c.seed, what="subset", split="test")
     if c.num_classes is not None:
         ymax = int(max(train_set.y.max(), test_set.y.max()))
         if ymax >= c.num_classes:

@@ -37,7 +37,7 @@ borrowed and put back), :mod:`.average`, :mod:`.worst` (worst case and epsilon),
 """
 
 from landscape.sharpness.average import average_case
-from landscape.sharpness.curvature import curvature, fit_curvature, lambda_max, trace
+from landscape.sharpness.curvature import check_points, curvature, fit_curvature, lambda_max, trace
 from landscape.sharpness.perturbation import NORMS, check_p, check_radius, scale
 from landscape.sharpness.ranking import kendall
 from landscape.sharpness.results import AverageCase, Correlation, Curvature, Sharpness, WorstCase
@@ -45,6 +45,6 @@ from landscape.sharpness.worst import epsilon, worst_case
 
 __all__ = [
     "AverageCase", "Correlation", "Curvature", "NORMS", "Sharpness", "WorstCase", "average_case", "check_p",
-    "check_radius", "curvature", "epsilon", "fit_curvature", "kendall", "lambda_max", "scale", "trace",
+    "check_points", "check_radius", "curvature", "epsilon", "fit_curvature", "kendall", "lambda_max", "scale", "trace",
     "worst_case",
 ]

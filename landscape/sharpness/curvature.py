@@ -134,6 +134,13 @@ def surface_origin(surface) -> int:
     return iy * len(surface.x) + ix
 
 
+def check_points(points) -> int:
+    """The points per axis of a curvature's surface: a quadratic fit needs at least 3."""
+    if isinstance(points, bool) or not isinstance(points, int) or points < 3:
+        raise LandscapeError(f"a quadratic fit needs at least 3 points per axis, got {points!r}")
+    return points
+
+
 def curvature(
     model: nn.Module,
     data,
@@ -159,8 +166,7 @@ def curvature(
     radius = check_radius(radius)
     if ndim not in (1, 2):
         raise LandscapeError(f"ndim must be 1 or 2, got {ndim}")
-    if int(points) < 3:
-        raise LandscapeError(f"a quadratic fit needs at least 3 points per axis, got {points}")
+    check_points(points)
     axis = (-radius, radius, int(points))
     dev = device if device is not None else next((t.device for t in model.parameters()), "cpu")
     t0 = time.perf_counter()

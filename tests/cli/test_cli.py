@@ -150,7 +150,7 @@ def bad_inputs(tmp_path):
     (["--model", "{ckpt}", "--arch", "digits_cnn", "--out", "{t}/no/such/dir/s.h5"],
      ["does not exist"]),
     (["--model", "{ckpt}", "--arch", "digits_cnn", "--out", "{t}/notes.txt/s.h5"],
-     ["does not exist"]),
+     ["notes.txt' is a file, not a folder"]),
     (["--model", "{ckpt}"], ["architecture is needed"]),
     (["--model", "{ckpt}", "--arch", "digits_cnn", "--norm", "unit"], ["invalid choice"]),
     (["--model", "{ckpt}", "--arch", "digits_cnn", "--directions", "{t}/notes.txt"],
@@ -167,7 +167,7 @@ def bad_inputs(tmp_path):
      ["made with dir_type states"]),
     (["--model", "{t}/mlp.pt", "--arch", "mlp", "--dataset", "synthetic", "--synthetic-shape",
       "1,28,28"], ["does not accept the inputs of shape (1, 28, 28)"]),
-    (["--x=-1:1:3", "--y=-1:1:3", "--out", "{t}/notes.txt/s.h5"], ["cannot create the folder"]),
+    (["--x=-1:1:3", "--y=-1:1:3", "--out", "{t}/notes.txt/s.h5"], ["--out", "notes.txt' is a file, not a folder"]),
 ])
 def test_bad_input_is_one_line_and_exit_2(bad_inputs, args, fragments, capsys):
     t = str(bad_inputs)

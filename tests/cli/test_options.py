@@ -84,7 +84,10 @@ def test_the_parser_defaults_are_the_objects_defaults():
     assert cfg.grid is None and cfg.metrics == default.metrics
 
 
-def test_flags_become_option_objects():
+def test_flags_become_option_objects(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("m.pt", "d.h5"):  # input files are checked as the arguments are parsed
+        (tmp_path / name).write_bytes(b"")
     argv = surf_cli.join_negative_values(
         ["--model", "m.pt", "--arch", "mlp", "--x", "-2:2:5", "--y=-1:1:3", "--ynorm", "layer", "--seed", "4",
          "--batch-size", "32", "--precision", "bf16", "--out", "s.h5", "--overwrite", "--chunk-size", "3",

@@ -118,7 +118,7 @@ def test_options_are_declared_once_and_checked(tiny):
         assert "\n" not in str(info.value) and next(iter(bad)) in str(info.value)
     with pytest.raises(LandscapeError, match="no option 'topk'"):
         summarize(model, data, topk=2)
-    ns = build_parser().parse_args(["--model", "m.pt", "--arch", "mlp"])  # the flags' defaults are the options'
+    ns = build_parser().parse_args(["--model", __file__, "--arch", "mlp"])  # the flags' defaults are the options'
     d = SummaryOptions()
     for name in ("top_k", "tol", "trace_tol", "trace_max_samples", "density_runs", "density_iters", "seed",
                  "convention"):
