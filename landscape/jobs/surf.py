@@ -169,6 +169,7 @@ def resolve(cfg: SurfConfig, comm=None) -> ResolvedSurf:
         grid = replace(grid, adaptive=cfg.adaptive)
     cfg = replace(cfg, grid=grid,
                   output=cfg.output if cfg.output.path is not None else replace(cfg.output, path=DEFAULT_OUT))
+    check_directions(cfg)  # as every option: before any network is built
     splits_of(cfg)  # a bad split is refused before any checkpoint is read
     for name, path in (("model", cfg.model), ("model2", cfg.model2), ("model3", cfg.model3)):
         if path and name not in checkpoints:
@@ -187,6 +188,20 @@ def path_grid(directions: str, num: int = PATH_GRID_POINTS) -> Grid | None:
         return None  # not readable: the directions loader reports it
     x0, x1, y0, y1 = path_extent(read_trajectory(directions, directions=False))  # the path alone
     return Grid(f"{x0:.4g}:{x1:.4g}:{num}", f"{y0:.4g}:{y1:.4g}:{num}")
+
+
+def check_directions(cfg: SurfConfig) -> None:
+    """Refuse the directions options that do not go together, given the grid's dimensions."""
+    ndim = cfg.grid.ndim
+    if cfg.directions_file and (cfg.model2 or cfg.model3 or cfg.same_dir):
+        raise LandscapeError("directions from a file exclude a second model, a third and the same-direction "
+                             "option: those make the directions themselves")
+    if cfg.model3 and not cfg.model2:
+        raise LandscapeError("a third model needs a second one (the plane through three models)")
+    if cfg.model3 and ndim != 2:
+        raise LandscapeError("the plane through three models is 2D: give a y axis")
+    if cfg.same_dir and ndim < 2:
+        raise LandscapeError("the same direction for y as for x needs a y axis")
 
 
 def splits_of(cfg: SurfConfig) -> list[str]:
@@ -211,9 +226,6 @@ def make_directions(run: ResolvedSurf, model: torch.nn.Module, ndim: int) -> tup
     origin = {k: v.detach().cpu() for k, v in live_tensors(model, d.dir_type).items()}
     norms, ignores = per_axis(d.norm, ndim, "norm"), per_axis(d.ignore, ndim, "ignore")
     if cfg.directions_file:
-        if cfg.model2 or cfg.model3 or cfg.same_dir:
-            raise LandscapeError("directions from a file exclude a second model, a third and the same-direction "
-                                 "option: those make the directions themselves")
         # a large model's directions are read tensor by tensor at every point (its memory bound); a small
         # model's are held: reading them costs more than its point (ResNet-20: 330 ms a move against 0.3 ms)
         big = sum(v.numel() for v in origin.values()) * 4 > STREAM_ABOVE
@@ -232,12 +244,6 @@ def make_directions(run: ResolvedSurf, model: torch.nn.Module, ndim: int) -> tup
                 "seed": fattrs.get("seed", ""), "directions_file": os.path.abspath(cfg.directions_file),
                 "directions_from": "file"}
         return dirs[:ndim], info
-    if cfg.model3 and not cfg.model2:
-        raise LandscapeError("a third model needs a second one (the plane through three models)")
-    if cfg.model3 and ndim != 2:
-        raise LandscapeError("the plane through three models is 2D: give a y axis")
-    if cfg.same_dir and ndim < 2:
-        raise LandscapeError("the same direction for y as for x needs a y axis")
     dirs: list = []
     info: dict = {}
     if cfg.model2:

@@ -74,12 +74,15 @@ def test_compare_checks_every_option_before_any_work(tmp_path, mlps, no_network,
     ("hessian", ["--seq-len", "16"], "--seq-len cuts a token file (dataset tokens:FILE) into sequences; dataset "
                                      "'digits' is not one"),
     ("surf", ["--seq-len", "16"], "--seq-len cuts a token file"),
+    ("surf", ["--same-dir", "--x=-1:1:3"], "the same direction for y as for x needs a y axis"),
+    ("surf", ["--model3", "{model}", "--x=-1:1:3", "--y=-1:1:3"], "a third model needs a second one"),
+    ("surf", ["--model2", "{model}", "--model3", "{model}", "--x=-1:1:3"], "the plane through three models is 2D"),
     ("align", ["--seq-len", "16"], "--seq-len cuts a token file"),
 ])
 def test_other_commands_check_before_building_a_network(tmp_path, mlps, no_network, capsys, name, args, fragment):
     first = ["--model", mlps[0], "--arch", "mlp"] if name in ("hessian", "surf") else [*mlps, "--arch", "mlp"]
     out = ["--out", str(tmp_path / ("out.pt" if name == "align" else "out.h5"))]
-    refused(name, [*first, *[a.format(t=tmp_path) for a in args], *out], capsys, fragment)
+    refused(name, [*first, *[a.format(t=tmp_path, model=mlps[1]) for a in args], *out], capsys, fragment)
     assert not (tmp_path / "out.h5").exists() and not (tmp_path / "out.pt").exists()
 
 
