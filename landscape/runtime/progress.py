@@ -123,7 +123,7 @@ def progress_bar(total: float | None = None, initial: float = 0, desc: str = "",
         return LineProgress(total, initial, desc, unit, leave, file, weighted=weighted)
     from tqdm import tqdm
 
-    fmt = "{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]" if weighted else None
+    fmt = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]" if weighted else None  # ", 3/36 jobs"
     return tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=leave, file=file, dynamic_ncols=True,
                 bar_format=fmt)
 

@@ -146,3 +146,18 @@ def test_compare_names_its_stages_and_states_its_estimate_first(tmp_path, capsys
         for stage in ("1D curve", "2D contours"):
             assert any(line.startswith(f"minimum {k} ({name}), {stage}: 100 %") for line in err), (k, stage)
     assert not any(line.startswith("surface:") for line in err)  # every stage says what it is
+
+
+def test_on_a_terminal_the_stage_is_a_bar_with_its_items():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    work = progress.Work("comparison table", [1.0, 20.0], unit="jobs", describe=lambda i: ("train", "trace")[i],
+                         file=screen)
+    work.finish(0)
+    work.finish(1)
+    work.close()
+    last = screen.getvalue().split("\r")[-1]
+    assert last.startswith("comparison table: 100%|") and last.rstrip().endswith(", 2/2 jobs; last: trace]"), last
