@@ -151,6 +151,17 @@ def say(line: str) -> None:
     sys.stderr.flush()
 
 
+# What torch's allocators say when an allocation fails (a RuntimeError, not a MemoryError): the
+# CPU allocator on Linux and Windows, CUDA's and MPS's.
+ALLOCATION_FAILED = ("can't allocate memory", "not enough memory", "out of memory")
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failed allocation: Python's MemoryError or torch's allocator errors."""
+    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError)
+                                            and any(m in str(exc) for m in ALLOCATION_FAILED))
+
+
 def run_cli(prog: str, body: Callable[[], int], hints: Mapping[str, str] | None = None) -> int:
     """Run ``body``; a :class:`LandscapeError` becomes one stderr line (multi-line messages folded)
     and exit code 2, Ctrl-C ``interrupted`` and exit code 130. ``hints`` maps the name of an error
@@ -173,7 +184,9 @@ def run_cli(prog: str, body: Callable[[], int], hints: Mapping[str, str] | None 
             hint = {**HINTS, **(hints or {})}.get(type(exc).__name__)
             say(f"{prog}: error: {as_flags(one_line(exc))}" + (f"; {hint}" if hint else ""))
         return 2
-    except MemoryError:
+    except (MemoryError, RuntimeError) as exc:
+        if not out_of_memory(exc):
+            raise
         if launcher_rank() == 0:
             say(f"{prog}: error: out of memory: the grid, the data or the figure asked for is too large for "
                 "this machine")

@@ -112,19 +112,30 @@ def writing(path: str | os.PathLike, size: int = 0) -> Iterator[h5py.File]:
     write_bytes(path, image)
 
 
+def utf8(text: str) -> str:
+    """``text`` as HDF5 can store it (UTF-8): a file name of bytes that are not UTF-8 (Python holds
+    them as surrogates) with those bytes written ``\\xe9``, as Python writes bytes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
+
+
 def attr(v):
-    """A value as an HDF5 attribute: booleans as 0/1, None as "", mappings as JSON, string arrays as HDF5 strings."""
+    """A value as an HDF5 attribute: booleans as 0/1, None as "", mappings as JSON, string arrays as
+    HDF5 strings (every string as UTF-8, :func:`utf8`)."""
     if isinstance(v, bool | np.bool_):
         return int(v)
     if v is None:
         return ""
     if isinstance(v, str):
-        return str(v)
+        return utf8(str(v))
     if isinstance(v, Mapping):
         return json.dumps(v, sort_keys=True, default=str)
     arr = np.asarray(v)
     if arr.dtype.kind in "UO":
-        return arr.astype(h5py.string_dtype())
+        return np.vectorize(lambda x: utf8(str(x)), otypes=[object])(arr).astype(h5py.string_dtype())
     return arr if arr.ndim else v
 
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from landscape.errors import LandscapeError, is_int
 from landscape.io.checkpoint import read_checkpoint_dict, save_checkpoint
-from landscape.io.files import OutputLock, remove_stale_temporaries, replacing
+from landscape.io.files import OutputLock, check_name, remove_stale_temporaries, replacing
 
 CHECKPOINT_RE = re.compile(r"^model_(\d+)\.pt$")
 RESUME_FILE = "resume.pt"
@@ -65,7 +65,7 @@ class RunFolder:
     # -- opening ---------------------------------------------------------------------------
 
     def _open(self, resume: bool, overwrite: bool) -> None:
-        out = self.path
+        out = check_name(self.path)
         if os.path.exists(out) and not os.path.isdir(out):
             raise LandscapeError(f"`out` {out!r} exists and is not a folder")
         try:
