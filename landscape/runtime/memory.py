@@ -4,6 +4,8 @@ out-of-memory killer)."""
 
 from __future__ import annotations
 
+import os
+
 from landscape.errors import LandscapeError
 
 UNITS = ("bytes", "kB", "MB", "GB", "TB", "PB", "EB")
@@ -18,6 +20,31 @@ def _read_int(path: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def _cgroup_room() -> int | None:
+    """Bytes this process's control group (and each group above it) still lets it allocate; None
+    where no group limits memory (cgroup v2, or v1's memory controller, from /proc/self/cgroup)."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = [line.rstrip("\n").split(":", 2) for line in f]
+    except OSError:
+        return None
+    groups = []
+    for _, controllers, path in (x for x in lines if len(x) == 3):
+        if controllers == "":  # v2
+            groups.append(("/sys/fs/cgroup", path, "memory.max", "memory.current"))
+        elif "memory" in controllers.split(","):  # v1
+            groups.append(("/sys/fs/cgroup/memory", path, "memory.limit_in_bytes", "memory.usage_in_bytes"))
+    room = None
+    for root, path, limit, usage in groups:
+        parts = [p for p in path.split("/") if p]
+        for depth in range(len(parts), -1, -1):
+            folder = os.path.join(root, *parts[:depth])
+            cap, used = _read_int(os.path.join(folder, limit)), _read_int(os.path.join(folder, usage))
+            if cap is not None and used is not None and cap < 1 << 60:  # "max" or a huge number: no limit
+                room = max(0, cap - used) if room is None else min(room, max(0, cap - used))
+    return room
+
+
 def available_bytes() -> int | None:
     """Bytes this process may allocate now: the machine's available memory (``MemAvailable``),
     or less where a control group (a container, a Slurm job) limits it; None where unknown."""
@@ -27,13 +54,8 @@ def available_bytes() -> int | None:
         free = info.get("MemAvailable")
     except (OSError, ValueError, IndexError):
         free = None
-    for limit, used in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        cap, now = _read_int(limit), _read_int(used)
-        if cap is not None and now is not None and cap < 1 << 60:  # "max" or a huge number: no limit
-            free = max(0, cap - now) if free is None else min(free, max(0, cap - now))
-            break
-    return free
+    room = _cgroup_room()
+    return room if free is None else free if room is None else min(free, room)
 
 
 def human(nbytes: float) -> str:
