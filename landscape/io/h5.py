@@ -273,19 +273,23 @@ class _Reader:
         os.close(up_w)
         self.pid, self.owner, self.down, self.up = pid, parent, os.fdopen(down_w, "wb"), up_r
 
-    def _stop(self, kill: bool = False) -> int:
-        """Close the pipes and reap the child (killed first with ``kill``); its wait status."""
-        pid, self.pid = self.pid, 0
-        if kill:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+    def _close_pipes(self) -> None:
+        self.pid = 0
         for close in (self.down.close, lambda: os.close(self.up)):
             try:
                 close()
             except OSError:
                 pass
+
+    def _stop(self, kill: bool = False) -> int:
+        """Close the pipes and reap the child (killed first with ``kill``); its wait status."""
+        pid = self.pid
+        if kill:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        self._close_pipes()
         try:
             return os.waitpid(pid, 0)[1]
         except ChildProcessError:
@@ -301,8 +305,8 @@ class _Reader:
         with self.lock:
             if self.pid and self.owner != os.getpid():  # a forked copy of the caller: its own reader
                 self.pid = 0
-            if self.pid and os.waitpid(self.pid, os.WNOHANG)[0]:  # ended since (its forking thread ended)
-                self.pid = 0
+            if self.pid and not _running(self.pid):  # ended, and reaped, since (the thread that started it ended)
+                self._close_pipes()
             if not self.pid:
                 self._start()
             limit = read_limit(os.path.getsize(path) if os.path.isfile(path) else 0)
@@ -326,6 +330,14 @@ class _Reader:
             sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
             return Probe("crashed", reason=f"the HDF5 library crashed reading it (signal {sig})" if sig else
                          "reading it failed in a child process")
+
+
+def _running(pid: int) -> bool:
+    """Whether our child ``pid`` still runs (reaped if it has ended)."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == 0
+    except ChildProcessError:  # reaped already (SIGCHLD ignored)
+        return False
 
 
 def _read_line(fd: int, deadline: float) -> bytes | None:
