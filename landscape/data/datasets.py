@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import inspect
+import math
 import os
 import pickle
 import struct
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from landscape.errors import LandscapeError
+from landscape.runtime.memory import check_fits
 from landscape.runtime.usercode import call_user, load_callable
 
 # Per-channel normalization constants (of the training split, on [0, 1] pixels).
@@ -93,6 +95,10 @@ def _synthetic(
     split: str, shape: tuple[int, ...], num_classes: int, size: int, seed: int
 ) -> Dataset:
     """Gaussian inputs, labels from a fixed random linear teacher (so there is signal to learn)."""
+    numel = math.prod(shape)
+    check_fits(4 * (size * numel + numel * num_classes) + 8 * size,  # inputs, the teacher, labels
+               f"the synthetic data ({size} x {'x'.join(map(str, shape))} samples, `synthetic_size` x "
+               f"`synthetic_shape`, {num_classes} classes)")
     g = torch.Generator().manual_seed(seed + (0 if split == "train" else 1))
     x = torch.randn(size, *shape, generator=g)
     teacher_gen = torch.Generator().manual_seed(seed)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 
+import torch
 from torch import nn
 
 from landscape.errors import LandscapeError, first_line
+from landscape.runtime.memory import check_fits
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
@@ -32,11 +34,23 @@ def build_hf(directory: str) -> nn.Module:
     except (OSError, ValueError, KeyError) as exc:
         raise LandscapeError(f"hf:{directory}: the config cannot be read ({first_line(exc)})") from None
     config.use_cache = False  # a surface needs the loss, not the keys and values for generation
+
+    def build():
+        try:
+            return tf.AutoModelForCausalLM.from_config(config)
+        except ValueError:
+            return tf.AutoModel.from_config(config)
+
     try:
-        model = tf.AutoModelForCausalLM.from_config(config)
-    except ValueError:
-        model = tf.AutoModel.from_config(config)
-    return model.eval()
+        with torch.device("meta"):  # its size, before a byte is allocated (a vocab_size of 1e9: terabytes)
+            shapes = build()
+    except Exception:  # noqa: BLE001 - a model that cannot be built without memory: built as it is
+        shapes = None
+    if shapes is not None:
+        tensors = [*shapes.parameters(), *shapes.buffers()]
+        check_fits(sum(t.numel() * t.element_size() for t in tensors),
+                   f"hf:{directory}'s model ({sum(t.numel() for t in shapes.parameters()):.3g} parameters)")
+    return build().eval()
 
 
 def default_weights(directory: str) -> str:
