@@ -5,6 +5,7 @@ the checkpoint's weights to be loaded into; ``DIR``'s own weights are its defaul
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 from torch import nn
 
@@ -21,26 +22,58 @@ def _transformers():
     return transformers
 
 
+def hf_folder(directory: str) -> str:
+    """``directory`` of ``hf:DIR``, refused in one line unless it is a folder holding ``config.json``."""
+    if not directory:
+        raise LandscapeError("hf: names no folder: give hf:DIR, the folder of a Hugging Face model (its config.json "
+                             "and weights)")
+    if os.path.isfile(directory):
+        parent = os.path.dirname(directory) or "."
+        raise LandscapeError(f"hf:{directory} is a file: give the folder of the model (hf:{parent}); a weights "
+                             "file goes to --model")
+    if not os.path.isdir(directory):
+        raise LandscapeError(f"hf:{directory}: no such folder")
+    if not os.path.isfile(os.path.join(directory, "config.json")):
+        raise LandscapeError(f"hf:{directory}: no config.json there (a Hugging Face model folder holds one)")
+    return directory
+
+
+@contextmanager
+def _quiet(tf):
+    """transformers' own warnings held back: what concerns the user comes as our one line. (A small
+    or custom vocabulary makes every config load warn twice that GPT-2's bos/eos id 50256 lies outside it;
+    nothing here generates text, where those ids would matter.)"""
+    verbosity = tf.logging.get_verbosity()
+    tf.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        tf.logging.set_verbosity(verbosity)
+
+
 def build_hf(directory: str) -> nn.Module:
     """The model of ``directory``'s ``config.json`` (a causal LM where the config names one, else
     the bare model), built without reading weights or the network."""
-    if not os.path.isfile(os.path.join(directory, "config.json")):
-        raise LandscapeError(f"hf:{directory}: no config.json there (a Hugging Face model folder holds one)")
+    hf_folder(directory)
     tf = _transformers()
-    try:
-        config = tf.AutoConfig.from_pretrained(directory, local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise LandscapeError(f"hf:{directory}: the config cannot be read ({first_line(exc)})") from None
-    config.use_cache = False  # a surface needs the loss, not the keys and values for generation
-    try:
-        model = tf.AutoModelForCausalLM.from_config(config)
-    except ValueError:
-        model = tf.AutoModel.from_config(config)
+    with _quiet(tf):
+        try:
+            config = tf.AutoConfig.from_pretrained(directory, local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise LandscapeError(f"hf:{directory}: the config cannot be read ({first_line(exc)})") from None
+        config.use_cache = False  # a surface needs the loss, not the keys and values for generation
+        try:
+            model = tf.AutoModelForCausalLM.from_config(config)
+            if getattr(model, "loss_type", "") is None:  # a class transformers does not name (GPT2LMHeadModel):
+                model.loss_type = "ForCausalLM"  # the loss it falls back to anyway, without its warning each run
+        except ValueError:
+            model = tf.AutoModel.from_config(config)
     return model.eval()
 
 
 def default_weights(directory: str) -> str:
     """The weights file of a Hugging Face model folder."""
+    hf_folder(directory)
     for name in WEIGHT_FILES:
         path = os.path.join(directory, name)
         if os.path.isfile(path):
@@ -48,4 +81,4 @@ def default_weights(directory: str) -> str:
     raise LandscapeError(f"hf:{directory}: no weights ({', '.join(WEIGHT_FILES)}); give --model")
 
 
-__all__ = ["build_hf", "default_weights"]
+__all__ = ["build_hf", "default_weights", "hf_folder"]
