@@ -11,17 +11,18 @@ from landscape.errors import LandscapeError
 
 def vocabulary(model: nn.Module) -> int | None:
     """How many token ids ``model`` embeds: its input embedding's rows (a Hugging Face model's
-    ``get_input_embeddings()``, else its first ``nn.Embedding``); None for a model without one."""
+    ``get_input_embeddings()``, else its only ``nn.Embedding``, or several of one size); None where
+    that is not known (no embedding, or embeddings of several sizes: which one reads the inputs?)."""
     get = getattr(model, "get_input_embeddings", None)
-    emb = None
     if callable(get):
         try:
             emb = get()
         except (NotImplementedError, AttributeError):
             emb = None
-    if not isinstance(emb, nn.Embedding):
-        emb = next((m for m in model.modules() if isinstance(m, nn.Embedding)), None)
-    return int(emb.num_embeddings) if emb is not None else None
+        if isinstance(emb, nn.Embedding):
+            return int(emb.num_embeddings)
+    sizes = {int(m.num_embeddings) for m in model.modules() if isinstance(m, nn.Embedding)}
+    return sizes.pop() if len(sizes) == 1 else None
 
 
 def check_token_ids(ids: torch.Tensor, model: nn.Module, source: str = "the inputs",
