@@ -55,7 +55,7 @@ def _read_safetensors(path: str) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
     except ImportError:
         raise LandscapeError(f"{path!r} is a safetensors file: pip install safetensors "
-                             "(or landscape[hf])") from None
+                             "(or 'torch-landscape[hf]')") from None
     files = [path]
     if path.endswith(".json"):
         import json

@@ -1,5 +1,5 @@
 """Hugging Face models, offline: ``--arch hf:DIR`` builds the model that ``DIR/config.json``
-describes with ``transformers`` (the optional extra ``landscape[hf]``), randomly initialised, for
+describes with ``transformers`` (the optional extra ``torch-landscape[hf]``), randomly initialised, for
 the checkpoint's weights to be loaded into; ``DIR``'s own weights are its default checkpoint."""
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ def _transformers():
     try:
         import transformers
     except ImportError:
-        raise LandscapeError("--arch hf:DIR needs transformers: pip install 'landscape[hf]'") from None
+        raise LandscapeError("--arch hf:DIR needs transformers: pip install 'torch-landscape[hf]' (from a clone: "
+                             "pip install -e '.[hf]')") from None
     return transformers
 
 

@@ -14,8 +14,8 @@ from landscape.errors import LandscapeError
 from landscape.evaluation.options import EvalOptions
 from landscape.io.surface_file import read_surface
 
-transformers = pytest.importorskip("transformers", reason="transformers is not installed (pip install landscape[hf])")
-pytest.importorskip("safetensors", reason="safetensors is not installed (pip install landscape[hf])")
+transformers = pytest.importorskip("transformers", reason="transformers is not installed (pip install -e '.[hf]')")
+pytest.importorskip("safetensors", reason="safetensors is not installed (pip install -e '.[hf]')")
 
 SEQ, VOCAB = 16, 97
 
