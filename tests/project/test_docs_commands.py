@@ -33,6 +33,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SKIPPED = {  # the start of a command -> why it is not run here
     "pip install": "installs packages (.ci/run runs these)",
     "python -m pytest": "the test suite itself",
+    "sbatch": "needs a Slurm cluster (tests/project/test_slurm.py submits performance.md's script to a real one)",
 }
 EPOCHS, SAMPLES, GRID_POINTS, RANKS = 2, 16, 3, 2
 
