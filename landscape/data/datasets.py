@@ -287,6 +287,13 @@ def _from_callable(spec: str, root: str | None, split: str) -> Dataset:
         raise LandscapeError(
             f"dataset {spec!r}: {len(x)} inputs but labels of shape {tuple(y.shape)}"
         )
+    for what, t in (("inputs", x), ("targets", y)):
+        bad = ~torch.isfinite(t) if t.is_floating_point() else None
+        if bad is not None and bad.any():  # every loss would be NaN: a surface of NaN, silently
+            first = int(bad.reshape(len(t), -1).any(dim=1).nonzero()[0, 0])
+            n = int(bad.sum())
+            raise LandscapeError(f"dataset {spec!r} has {n} NaN or infinite value{'s' if n > 1 else ''} in its {what} "
+                                 f"(the first in sample {first}): every loss on it would be NaN")
     if regression:
         return Dataset(x.float().contiguous(), y.float(), 0, spec, {"callable": spec})
     y = y.long()
@@ -313,6 +320,10 @@ def _tokens(path: str, seq_len: int | None) -> Dataset:
     if n == 0:
         raise LandscapeError(f"{path!r} has {len(ids)} tokens: fewer than one sequence of {seq_len}")
     x = torch.from_numpy(np.array(ids[:n * seq_len], dtype=np.int64)).view(n, seq_len)  # a copy: writable
+    if len(x) and int(x.min()) < 0:
+        at = int(np.argmax(np.asarray(x).ravel() < 0))
+        raise LandscapeError(f"{path!r} holds negative token ids ({int(x.view(-1)[at])} at position {at}): token ids "
+                             "are 0 or more")
     return Dataset(x, x, int(x.max()) + 1, f"tokens:{path}", {"seq_len": seq_len, "tokens": n * seq_len})
 
 

@@ -104,7 +104,7 @@ def _read_safetensors(path: str) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
     except ImportError:
         raise LandscapeError(f"{path!r} is a safetensors file: pip install safetensors "
-                             "(or landscape[hf])") from None
+                             "(or 'torch-landscape[hf]')") from None
     files = [path]
     if path.endswith(".json"):
         import json
@@ -262,7 +262,7 @@ class Checkpoint:
 
     def summary(self) -> dict:
         """What the checkpoint records about how its network was made, for titles and provenance:
-        ``arch``, ``optimizer``, ``batch_size``, ``weight_decay``, ``epoch``, ``test_error`` (%),
+        ``arch``, ``optimizer``, ``batch_size``, ``weight_decay``, ``epoch``, ``seed``, ``test_error`` (%),
         ``pruned`` and ``flops`` (a pruned network), ``quant`` (a quantized one). Only what is there."""
         return summary_of(self.meta)
 
@@ -336,7 +336,7 @@ def summary_of(obj: Mapping) -> dict:
     batch = args.get("effective_batch_size", args.get("batch_size"))  # big-batch SR trains on a multiple
     for key, value in (("arch", obj.get("arch")), ("optimizer", args.get("optimizer")),
                        ("batch_size", batch), ("weight_decay", args.get("weight_decay")),
-                       ("epoch", obj.get("epoch"))):
+                       ("epoch", obj.get("epoch")), ("seed", args.get("seed"))):
         if isinstance(value, str | int | float) and not isinstance(value, bool):
             out[key] = value
     if isinstance(obj.get("accuracy", obj.get("acc")), int | float):

@@ -90,7 +90,7 @@ def world():
     except ImportError:
         raise LandscapeError(
             "launched by mpirun with several ranks, but mpi4py is not installed: "
-            "pip install 'landscape[mpi]', or run without mpirun"
+            "pip install 'torch-landscape[mpi]', or run without mpirun"
         ) from None
     return MPI.COMM_WORLD
 

@@ -294,3 +294,36 @@ def test_plot_and_train_refuse_non_utf8_outputs(files, tmp_path, capsys):
     one_line(capsys, train_cli.main(["--arch", "mlp", "--dataset", "digits", "--epochs", "1", "--no-progress",
                                      "--out", str(tmp_path / BAD_NAME)]), "landscape-train", "UTF-8")
     assert os.listdir(tmp_path) == []
+
+
+def test_hostile_checkpoints_and_data_are_refused_or_said_in_one_line(files, tmp_path, capsys, monkeypatch):
+    """NaN, inf or integer weights and a dataset of NaN are refused (a surface of them would be NaN
+    everywhere, or of other numbers than the trained ones); half-precision weights load exactly into
+    the float32 network, with one warning saying so."""
+    sd = torch.load(files["model"], weights_only=True)
+    torch.save({k: v.clone().fill_(float("inf")) if k == "fc.weight" else v for k, v in sd.items()},
+               tmp_path / "inf.pt")
+    torch.save({k: (v * 10).round().to(torch.int8) if v.is_floating_point() else v for k, v in sd.items()},
+               tmp_path / "int.pt")
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in sd.items()}, tmp_path / "half.pt")
+    (tmp_path / "nandata.py").write_text(
+        "import torch\n\ndef make():\n    x = torch.zeros(32, 1, 8, 8)\n    x[5, 0, 1, 1] = float('nan')\n"
+        "    return x, torch.arange(32) % 10\n")
+    monkeypatch.chdir(tmp_path)
+    out = ["--x=-1:1:3", "--out", str(tmp_path / "o.h5")]
+    for model, extra, fragments in (
+        (str(files["dir"] / "nan.pt"), [], ["nan.pt' holds NaN or infinite weights (1 NaN; the first in "
+                                            "features.0.weight: 1 of"]),
+        ("inf.pt", [], ["inf.pt' holds NaN or infinite weights (", " infinite; the first in fc.weight"]),
+        ("int.pt", [], ["int.pt' stores float weights as integers (features.0.weight (int8)"]),
+        (files["model"], ["--model2", str(files["dir"] / "nan.pt")], ["nan.pt' holds NaN or infinite weights"]),
+        (files["model"], ["--dataset", "nandata:make"],
+         ["dataset 'nandata:make' has 1 NaN or infinite value in its inputs (the first in sample 5)"]),
+    ):
+        code = surf_cli.main(["--model", model, *SURF, *extra, *out])
+        one_line(capsys, code, "landscape-surf", *fragments)
+        assert not (tmp_path / "o.h5").exists()
+    assert surf_cli.main(["--model", "half.pt", *SURF, *out]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["landscape-surf: warning: checkpoint 'half.pt' stores its weights in float16: they are loaded "
+                   "into the float32 network exactly as stored, and the surface is computed in float32"]
