@@ -292,7 +292,10 @@ def _inputs(run: _Run, metrics: list) -> dict:
         "bn_recompute": run.bn.config() if run.bn is not None else 0,
     }
     if grid.adaptive:  # only then: files of full grids keep their inputs as they were
+        from landscape.engine.refinement import VERSION
+
         core["adaptive"] = grid.adaptive
+        core["refinement"] = VERSION  # another version plays other rounds: its files are not resumed
     per_name = {}
     for m in metrics:
         cfg = config_of(m)
