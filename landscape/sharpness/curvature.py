@@ -19,20 +19,22 @@ from landscape.evaluation.options import EvalOptions
 from landscape.hessian import HessianOperator, eigenpairs
 from landscape.hessian import trace as hutchinson
 from landscape.sharpness.perturbation import (
+    CountedForward,
     borrowed,
     check_count,
     check_evaluation,
     check_radius,
     home_device,
     one_split,
+    passes,
 )
 from landscape.sharpness.results import Curvature, Spectral
 from landscape.space.grid import Grid
 
 
-def _hessian_operator(model, ev, evaluation: EvalOptions) -> HessianOperator:
+def _hessian_operator(model, ev, forward: CountedForward) -> HessianOperator:
     """The Hessian of the mean loss over every parameter, on the evaluator's batches."""
-    return HessianOperator(model, ev.batches, ev.loss_fn, device=ev.device, forward_fn=evaluation.forward_fn)
+    return HessianOperator(model, ev.batches, ev.loss_fn, device=ev.device, forward_fn=forward)
 
 
 def lambda_max(
@@ -46,19 +48,22 @@ def lambda_max(
     """The largest eigenvalue of the Hessian of the mean loss over every parameter (Lanczos,
     :mod:`landscape.hessian`, from a start vector of ``seed``), to relative accuracy ``tol``;
     ``converged``: that accuracy was reached. ``evaluation``: the loss, batch size (default 256),
-    device (default: where the model is) and forward function. Cost: each Hessian-vector product is
-    two backward passes and, while its graphs are kept, no new forward pass."""
+    device (default: where the model is) and forward function. Cost: one pass at the minimizer, and
+    per Hessian-vector product a backward pass of the gradient (and, where its graph is not kept, a
+    forward and a backward pass to build it); the result states the passes counted."""
     evaluation = check_evaluation(evaluation, "lambda_max", gradients=True)
     t0 = time.perf_counter()
+    forward = CountedForward(evaluation.forward_fn)
     with borrowed(model, data, evaluation) as (ev, _):
         base = ev()["loss"]
-        op = _hessian_operator(model, ev, evaluation)
+        op = _hessian_operator(model, ev, forward)
         try:
             e = eigenpairs(op, k=1, which="largest", tol=tol, seed=seed)
         finally:
             op.release()
+        built = passes(forward.calls, ev.batches)
     return Spectral(measure="lambda_max", value=e.max, stderr=float("nan"), radius=float("nan"), norm="none",
-                    ignore="none", loss=base, forward=e.matvecs + 1, backward=2 * e.matvecs,
+                    ignore="none", loss=base, forward=1 + built, backward=built + e.matvecs,
                     seconds=time.perf_counter() - t0, converged=bool(e.converged))
 
 
@@ -77,15 +82,17 @@ def hessian_trace(
     evaluation = check_evaluation(evaluation, "hessian_trace", gradients=True)
     max_samples = check_count(max_samples, "max_samples")
     t0 = time.perf_counter()
+    forward = CountedForward(evaluation.forward_fn)
     with borrowed(model, data, evaluation) as (ev, _):
         base = ev()["loss"]
-        op = _hessian_operator(model, ev, evaluation)
+        op = _hessian_operator(model, ev, forward)
         try:
             tr = hutchinson(op, tol=tol, max_samples=max_samples, seed=seed)
         finally:
             op.release()
+        built = passes(forward.calls, ev.batches)
     return Spectral(measure="hessian_trace", value=tr.estimate, stderr=tr.stderr, radius=float("nan"), norm="none",
-                    ignore="none", loss=base, forward=tr.samples + 1, backward=2 * tr.samples,
+                    ignore="none", loss=base, forward=1 + built, backward=built + tr.matvecs,
                     seconds=time.perf_counter() - t0, converged=bool(tr.converged))
 
 

@@ -132,6 +132,22 @@ def borrowed(model: nn.Module, data, evaluation: EvalOptions):
         model.train(was_training)
 
 
+class CountedForward:
+    """A forward function, counted: a measure states the passes it made, not a formula."""
+
+    def __init__(self, forward_fn):
+        self.forward_fn, self.calls = forward_fn, 0
+
+    def __call__(self, model, batch):
+        self.calls += 1
+        return self.forward_fn(model, batch)
+
+
+def passes(calls: float, batches) -> int:
+    """``calls`` of batches as whole passes over ``batches``, rounded up."""
+    return math.ceil(calls / max(1, sum(1 for _ in batches)) - 1e-9)
+
+
 def sample_generator(seed: int, k: int) -> torch.Generator:
     """Sample ``k``'s own generator: the same draw whichever rank computes it."""
     state = np.random.SeedSequence([int(seed), int(k)]).generate_state(2, dtype=np.uint32)
