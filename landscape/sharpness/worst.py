@@ -240,6 +240,7 @@ def _maximize(problem: _Problem, hessian_data, steps: int, restarts: int, seed: 
     hvp_forward = CountedForward(problem.forward.forward_fn)
     op = HessianOperator(problem.model, hessian_data, problem.loss_fn, params=active, device=device,
                          forward_fn=hvp_forward)
+
     def top_converged(alpha, beta, rnorm) -> bool:  # p=2 starts from the top Ritz vector only
         theta, S = Krylov(alpha, beta[:len(alpha) - 1], None, rnorm, len(alpha)).ritz()
         return rnorm * abs(S[-1, -1]) <= KRYLOV_TOL * max(abs(theta[-1]), 1e-300)
@@ -273,33 +274,32 @@ def _maximize(problem: _Problem, hessian_data, steps: int, restarts: int, seed: 
         while True:
             yield problem.random(generator)
 
-    best, best_u, converged, taken = -math.inf, zero, False, 0
+    best, best_u, converged = -math.inf, zero, False
     for r, u0 in zip(range(restarts), starts(), strict=False):
         before = best
-        value, u, stopped, n = _ascend(problem, u0, steps, base, generator)
-        taken += n
+        value, u, stopped = _ascend(problem, u0, steps, base, generator)
         if value > best:
             best, best_u, converged = value, u, stopped
         if r == restarts - 1 and r > 0 and best - before > STALL_RTOL * max(best - base, 0.0):
             converged = False  # the last restart still found more: more restarts may too
     # passes: calls per batch; a product is one backward pass, plus a first one where its graph was built
     count = sum(1 for _ in problem.batches)
-    return {"base": base, "best": best, "u": best_u, "converged": bool(converged), "hvps": int(hvps), "steps": taken,
+    return {"base": base, "best": best, "u": best_u, "converged": bool(converged), "hvps": int(hvps),
             "forward": (problem.forward.calls + hvp_forward.calls) / count,
             "backward": (problem.backward_calls + hvp_forward.calls) / count + hvps}
 
 
 def _ascend(problem: _Problem, u0, steps: int, base: float, generator: torch.Generator):
-    """Projected gradient ascent from ``u0`` (see the module docstring): the best loss, its ``u``,
-    whether it converged, and the steps taken."""
+    """Projected gradient ascent from ``u0`` (see the module docstring): the best loss, its ``u``, and
+    whether it converged before its ``steps`` ran out."""
     best, g = problem.value_and_grad(u0)
     best_u, best_g = u0, g
     history = [best]
     eta = 2.0 * problem.radius
-    for t in range(steps):
+    for _ in range(steps):
         u = problem.step(best_u, best_g, eta, generator)
         if not problem.moved(u, best_u):
-            return best, best_u, True, t
+            return best, best_u, True
         value, g = problem.value_and_grad(u)
         if value > best:
             best, best_u, best_g = value, u, g
@@ -308,8 +308,8 @@ def _ascend(problem: _Problem, u0, steps: int, base: float, generator: torch.Gen
         history.append(best)
         if len(history) > STALL_STEPS and \
                 history[-1] - history[-1 - STALL_STEPS] <= STALL_RTOL * max(history[-1] - base, 0.0):
-            return best, best_u, True, t + 1
-    return best, best_u, False, steps
+            return best, best_u, True
+    return best, best_u, False
 
 
 def _worst(model, data, *, measure: str, scale_of, radius: float, norm: str, ignore: str, p, steps: int,
