@@ -123,6 +123,11 @@ landscape-compare "$SMALL" "$LARGE" "$WORK/seed1/model_15.pt" --arch digits_cnn 
 cp "$WORK/compare/gap_vs_measure.png" "$PLOTS/sharpness_gap.png"
 cp "$WORK/compare/curves_1d.png" "$PLOTS/sharpness_curves_1d.png"
 
+step "12. permutation alignment: the seed-1 network's units matched to the small-batch one's; barrier against width"
+landscape-align "$SMALL" "$WORK/seed1/model_15.pt" --arch digits_cnn --dataset digits --threads "$OMP_NUM_THREADS" \
+  --overwrite --out "$WORK/seed1_aligned.pt"
+python "$PLOTS/alignment.py" "$WORK"   # the aligned line beside ab_path.h5's; pairs of MLPs and CNNs of 5 widths
+
 step "done: the figures plots/README.md states"
 python "$PLOTS/gallery_figures.py" "$WORK" "$((SECONDS - start))" "$load_before"
 ls -l "$PLOTS"/*.png

@@ -274,3 +274,16 @@ def make_cifar10(root, n_per_batch: int = 3, skip: str | None = None, seed: int 
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({b"label_names": [b"airplane"] * 10}, f, protocol=2)
     return folder, batches
+
+
+def surf_config(**kw):
+    """A :class:`landscape.jobs.surf.SurfConfig` from flat keywords: the fields of
+    :class:`landscape.data.datasets.DataSpec` (``dataset``, ``samples``, ``split``, ...) go into its
+    ``data``, the rest are the config's own."""
+    from dataclasses import fields
+
+    from landscape.data.datasets import DataSpec
+    from landscape.jobs.surf import SurfConfig
+
+    names = {f.name for f in fields(DataSpec)}
+    return SurfConfig(data=DataSpec(**{k: kw.pop(k) for k in list(kw) if k in names}), **kw)

@@ -12,8 +12,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from landscape.connect.curve import Curve, CurveModel, tensors_sha256
+from landscape.connect.curve import Curve, CurveModel
 from landscape.errors import LandscapeError
+from landscape.runtime.device import resolve_device
+from landscape.space.params import tensors_checksum
+from landscape.training import OPTIMIZERS, Loop, LoopConfig, RunFolder, make_optimizer
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,6 @@ class CurveTraining:
     nesterov: bool = False
 
     def __post_init__(self):
-        from landscape.training import OPTIMIZERS
-
         checks = [(self.epochs >= 1, f"`epochs` must be positive, got {self.epochs}"),
                   (self.lr > 0 and math.isfinite(self.lr), f"`lr` must be positive, got {self.lr}"),
                   (self.optimizer in OPTIMIZERS or ":" in self.optimizer,
@@ -76,16 +77,13 @@ def train_curve(model_a: nn.Module, model_b: nn.Module, data, *, kind: str = "be
     (the straight line's midpoint), ``test_data`` is evaluated there too. ``folder``: a run folder
     (checkpoints, ``log.csv``; continued bit for bit with ``resume`` after an interruption, even
     ``kill -9``). Returns the trained :class:`Curve`; its ``meta`` records the settings and the log."""
-    from landscape.runtime.device import resolve_device
-    from landscape.training import Loop, LoopConfig, RunFolder, make_optimizer
-
     settings = CurveTraining(epochs, lr, optimizer, momentum, weight_decay, batch_size, seed=seed)
     curve = Curve.between(model_a, model_b, kind, meta=meta)
     if isinstance(data, Mapping) and "train" in data:
         data = data["train"]
     net = CurveModel(curve).to(resolve_device(device))
     opt = make_optimizer(optimizer, list(net.bend), settings)
-    record = {"kind": kind, "ends_tensors_sha256": [tensors_sha256(curve.a), tensors_sha256(curve.b)],
+    record = {"kind": kind, "ends_tensors_sha256": [tensors_checksum(curve.a), tensors_checksum(curve.b)],
               "loss": loss_fn if isinstance(loss_fn, str) else "custom", **settings.settings()}
     run = RunFolder(folder, record, resume=resume, overwrite=overwrite) if folder is not None else None
     try:

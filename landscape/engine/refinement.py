@@ -51,7 +51,7 @@ MAX_STEP = 4  # grid steps between the first level's points, at most
 MARGIN = 4.0  # the estimate: |spline(level) - spline(level before)| / MARGIN
 BLOCK = 4  # one random point per BLOCK x BLOCK block of each level (1D: BLOCK^2 points) checks the estimate
 GROW_AT = 0.5  # an evaluated point the spline missed by more than GROW_AT * tol has its neighbours evaluated
-VERSION = 2  # the rounds this module plays (files of another version are not resumed)
+REFINEMENT_VERSION = 2  # the rounds this module plays (files of another version are not resumed)
 
 
 def check_tolerance(tol) -> float:
@@ -308,4 +308,4 @@ class Refinement:
                 for name, v in values.items()}
 
 
-__all__ = ["VERSION", "Refinement", "axis_levels", "check_tolerance"]
+__all__ = ["REFINEMENT_VERSION", "Refinement", "axis_levels", "check_tolerance"]

@@ -43,8 +43,10 @@ from landscape.io.checkpoint import Checkpoint, read_checkpoint
 from landscape.io.files import write_bytes
 from landscape.jobs.network import network
 from landscape.models import build_model
+from landscape.prune import plan_widths, resize_
+from landscape.quant import QuantConfig, quantize_
 from landscape.runtime.device import resolve_device
-from landscape.runtime.threads import threads as using_threads
+from landscape.runtime.threads import choose_threads, using_threads
 from landscape.training import OPTIMIZERS, Loop, LoopConfig, Milestones, RunFolder, TrainHook, make_optimizer
 from landscape.training.optim import default_milestones
 
@@ -162,7 +164,6 @@ def quant_config(c: TrainConfig):
         if (c.bits, c.quant_scale, c.quant_keep, c.quant_step) != (1, "he", "none", "unit"):
             raise LandscapeError("`bits`, `quant_scale`, `quant_keep` and `quant_step` need `quant`")
         return None
-    from landscape.quant import QuantConfig
 
     return QuantConfig(method=c.quant, bits=c.bits, scale=c.quant_scale, keep=c.quant_keep, step=c.quant_step,
                        seed=c.seed)
@@ -257,8 +258,6 @@ def build(config: TrainConfig, num_classes: int, in_channels: int, sample: torch
     else:
         model = build_model(c.arch, num_classes=num_classes, in_channels=in_channels)
         if widths:
-            from landscape.prune import resize_
-
             resize_(model, dict(widths))
         has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         if c.init == "original" or (c.init == "auto" and has_bn):
@@ -281,8 +280,6 @@ def _widths_of(c: TrainConfig, num_classes: int, in_channels: int, init: Checkpo
     only, on the meta device), or those recorded in ``init`` (a pruned checkpoint); carried into
     every checkpoint of the run."""
     if c.plan:
-        from landscape.prune import plan_widths
-
         with torch.device("meta"):
             return plan_widths(build_model(c.arch, num_classes=num_classes, in_channels=in_channels), c.plan)
     return init.widths if init is not None else None
@@ -334,7 +331,6 @@ class TrainJob:
         optimizer = make_optimizer(c.optimizer, model.parameters(), c)
         quant = quant_config(c)
         if quant is not None:  # quantized training: the model is quantized in place, the hook keeps it so
-            from landscape.quant import quantize_
 
             made.append(quantize_(model, quant))
         record = {"arch": c.arch, "num_classes": num_classes, "in_channels": in_channels, "dataset": c.dataset}
@@ -367,7 +363,7 @@ class TrainJob:
                 buffer = io.BytesIO()
                 np.savez(buffer, p=c.label_noise, seed=c.seed, **self.noise)
                 write_bytes(os.path.join(self.out, NOISE_FILE), buffer.getbuffer())
-            with using_threads(c.threads):
+            with using_threads(choose_threads(c.threads)):
                 history = loop.run(on_epoch_end)
         finally:
             self.folder.close()
