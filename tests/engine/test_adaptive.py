@@ -301,3 +301,19 @@ def test_target_41x41_digits_at_one_percent(tmp_path):
     assert ad.arrays["evaluated"].mean() <= 0.60
     rel = np.abs(ad.values["train_loss"] - full.values["train_loss"]) / full.values["train_loss"]
     assert rel.max() <= 0.02
+
+
+@pytest.mark.parametrize("tol", ["1.5", "0", "-0.1", "1"])
+def test_a_tolerance_outside_0_1_is_one_line_and_exit_2(tol, tmp_path, capsys):
+    import quadratic
+
+    from landscape.cli.surf import main as surf_main
+
+    ckpt = tmp_path / "q.pt"
+    torch.save(quadratic.model().state_dict(), ckpt)
+    out = tmp_path / "a.h5"
+    assert surf_main(["--model", str(ckpt), "--arch", "quadratic:model", "--dataset", "quadratic:data", "--loss", "mse",
+                      "--x=-1:1:5", "--y=-1:1:5", "--adaptive", tol, "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "tolerance between 0 and 1" in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
