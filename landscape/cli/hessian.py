@@ -118,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: max {summary.max_eig:.6g}, min {summary.min_eig:.6g}, |min/max| {summary.eig_ratio:.4g}"
               + (f", trace {summary.trace.estimate:.6g} +- {summary.trace.stderr:.2g}" if summary.trace else ""))
         print(f"{PROG}: top {options.top_k}: " + ", ".join(f"{v:.6g}" for v in summary.top_eigenvalues))
+        if cfg.out not in written:
+            print(f"{PROG}: kept {cfg.out} (computed before from the same inputs)")
         for path in written:
             print(f"{PROG}: wrote {path}")
         return 0

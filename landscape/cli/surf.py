@@ -96,8 +96,9 @@ def build_parser() -> Parser:
                    help="directions over the parameters (weights) or the whole state dict "
                    "including BatchNorm statistics (states)")
     s.add_argument("--norm", choices=norms, default=dirs.norm, help="direction normalization (every axis)")
-    s.add_argument("--ignore", choices=ignores, default=dirs.ignore,
-                   help="biasbn: zero direction for biases and BatchNorm (1-D tensors) (every axis)")
+    s.add_argument("--ignore", choices=ignores, default=None,
+                   help="biasbn: zero direction for biases and BatchNorm (1-D tensors) (every axis; default biasbn, "
+                   "none with --norm elementwise)")
     for axis in "xyz":
         s.add_argument(f"--{axis}norm", choices=norms, default=None,
                        help=f"normalization of the {axis} direction")

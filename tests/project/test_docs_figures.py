@@ -9,10 +9,13 @@ import re
 import shlex
 from pathlib import Path
 
+from landscape.cli.plot import build_parser
+
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", ROOT / "plots" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 KINDS = ("contour", "contourf", "heatmap", "3d")
 VIEWS = {"--html": "html", "--vtk": "vtk", "--trajectory": "trajectory", "--path": "plane"}
+SWITCHES = {s for a in build_parser()._actions if a.nargs == 0 for s in a.option_strings}  # flags without a value
 
 
 def plot_commands(text: str) -> list[list[str]]:
@@ -36,9 +39,7 @@ def figures(args: list[str]) -> set[tuple]:
         word = args[i]
         if word.startswith("--"):
             name, _, value = word.partition("=")
-            takes = name not in ("--html", "--vtk", "--compare", "--static", "--log", "--linear", "--twin",
-                                 "--mark-evaluated")
-            if takes and not value and i + 1 < len(args):
+            if name not in SWITCHES and not value and i + 1 < len(args):
                 value, i = args[i + 1], i + 1
             flags[name] = value
         else:
