@@ -244,7 +244,7 @@ def quick(tmp_path, name="run", **kw) -> TrainConfig:
     base = dict(arch="mlp", dataset="digits", epochs=3, lr=0.05, batch_size=64, save_every=2,
                 out=str(tmp_path / name), progress=False)
     base.update(kw)
-    return TrainConfig(**base)
+    return TrainConfig.from_args(**base)
 
 
 def write_cifar_batch(path, data: np.ndarray, labels: list[int], label_key: bytes = b"labels"):

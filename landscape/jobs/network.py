@@ -15,7 +15,9 @@ def network(ckpt: Checkpoint, arch: str, num_classes: int | None = None, in_chan
     """``arch`` with ``ckpt`` loaded into it. The number of classes and input channels are the given
     ones, else ``data``'s (a :class:`landscape.Dataset`), else what the checkpoint records
     (``landscape-train`` writes both), else 10 and 3. A pruned checkpoint's recorded ``widths``
-    shrink the architecture first, so its smaller tensors fit."""
+    shrink the architecture first, and a low-rank one's recorded ranks factorize its layers, so
+    its tensors fit."""
+    from landscape.lowrank import apply_ranks_, ranks_of
     from landscape.prune import resize_
 
     if data is not None:
@@ -26,6 +28,9 @@ def network(ckpt: Checkpoint, arch: str, num_classes: int | None = None, in_chan
     widths = ckpt.widths
     if widths:
         resize_(model, widths)
+    ranks = ranks_of(ckpt.meta)
+    if ranks:
+        apply_ranks_(model, ranks)
     return load_into_(model, ckpt.state_dict, source=f"checkpoint {ckpt.path!r}")
 
 

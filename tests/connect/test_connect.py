@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from landscape import connect
 from landscape.errors import LandscapeError
 from landscape.models import build_model
+from landscape.training import OptimizerConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -174,7 +175,8 @@ def test_trained_curve_beats_the_line(minima, digits):
     loss) is at most a quarter of the straight line's."""
     a, b = minima
     train = digits[0]
-    curve = connect.train_curve(a, b, train, kind="bezier", epochs=20, lr=0.01, optimizer="adam")
+    curve = connect.train_curve(a, b, train, kind="bezier", training=connect.CurveTraining(
+        OptimizerConfig("adam", lr=0.01, nesterov=False, weight_decay=0.0), epochs=20))
     for k, v in a.state_dict().items():  # the ends did not move
         assert torch.equal(curve.theta(0)[k], v)
     result = connect.evaluate(curve, train, t=21)
@@ -194,7 +196,7 @@ def test_resume_is_exact(minima, digits, tmp_path):
     """Training through the project's loop: stopped after epoch 1 and resumed from its run folder,
     the bend is bit for bit that of an uninterrupted run."""
     a, b = minima
-    options = {"kind": "polychain", "epochs": 3, "lr": 0.05, "batch_size": 256}
+    options = {"kind": "polychain", "training": connect.CurveTraining(epochs=3, batch_size=256)}
     whole = connect.train_curve(a, b, digits[0], folder=tmp_path / "whole", **options)
 
     def stop(epoch, row):
@@ -350,7 +352,8 @@ def test_batchnorm_curve(digits, tmp_path):
     from landscape.evaluation.losses import resolve_loss
 
     a, b = _states(0, 1)
-    curve = connect.train_curve(a, b, digits[0], epochs=1, lr=0.01)
+    curve = connect.train_curve(a, b, digits[0], training=connect.CurveTraining(
+        OptimizerConfig(lr=0.01, nesterov=False, weight_decay=0.0), epochs=1))
     result = connect.evaluate(curve, digits[0], t=3, bn_recompute=2)
     net = curve.network()
     batches = as_batches(digits[0], "cpu", connect.DEFAULT_BATCH_SIZE)

@@ -283,7 +283,7 @@ def kill(epoch, row):
     if epoch == 3:
         os.kill(os.getpid(), signal.SIGKILL)
 
-train(TrainConfig(**eval(sys.argv[1])), on_epoch_end=kill)
+train(TrainConfig.from_args(**eval(sys.argv[1])), on_epoch_end=kill)
 """
 
 
@@ -301,8 +301,8 @@ def test_resume_after_kill_9_equals_an_uninterrupted_run(tmp_path):
                          env=env, capture_output=True, text=True, timeout=300)
     assert cut.returncode == -signal.SIGKILL, cut.stderr
     assert sorted(os.listdir(tmp_path / "cut")) == ["log.csv", "model_0.pt", "model_2.pt", "resume.pt"]
-    resumed = train(TrainConfig(**kw, out=str(tmp_path / "cut"), resume=True))
-    train(TrainConfig(**kw, out=str(tmp_path / "full")))
+    resumed = train(TrainConfig.from_args(**kw, out=str(tmp_path / "cut"), resume=True))
+    train(TrainConfig.from_args(**kw, out=str(tmp_path / "full")))
     a = torch.load(tmp_path / "full" / "model_4.pt", weights_only=True)
     b = torch.load(tmp_path / "cut" / "model_4.pt", weights_only=True)
     for k, v in a["state_dict"].items():
