@@ -274,3 +274,23 @@ def make_cifar10(root, n_per_batch: int = 3, skip: str | None = None, seed: int 
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({b"label_names": [b"airplane"] * 10}, f, protocol=2)
     return folder, batches
+
+
+def save_checkpoint_of(path, arch: str = "digits_cnn", seed: int = 0, num_classes: int = 10,
+                       in_channels: int = 1) -> str:
+    """A randomly initialized zoo network as landscape-train records one (a dict with its classes
+    and input channels), e.g. a teacher to distill from."""
+    torch.manual_seed(seed)
+    model = build_model(arch, num_classes=num_classes, in_channels=in_channels)
+    torch.save({"state_dict": model.state_dict(), "arch": arch, "num_classes": num_classes,
+                "in_channels": in_channels}, path)
+    return str(path)
+
+
+def save_lowrank(path, seed: int = 0, rank_ratio: float = 0.5) -> str:
+    """A digits_cnn factorized by landscape-lowrank's job (a checkpoint that records its ranks)."""
+    source = save_checkpoint_of(Path(path).with_suffix(".source.pt"), seed=seed)
+    from landscape.jobs.lowrank import factorize_checkpoint
+
+    factorize_checkpoint(source, "digits_cnn", str(path), rank_ratio=rank_ratio)
+    return str(path)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from landscape.cli._common import Parser, positive, positive_float, run_cli, shape
+from landscape.cli._common import Parser, positive, run_cli, shape
 
 PROG = "landscape-lowrank"
 
@@ -26,9 +26,9 @@ def build_parser() -> Parser:
     p.add_argument("model", metavar="CKPT", help="the network's checkpoint (a pruned one: with its widths)")
     p.add_argument("--arch", required=True, help="zoo name or package.module:callable")
     r = p.add_mutually_exclusive_group(required=True)
-    r.add_argument("--rank-ratio", type=positive_float, default=None, metavar="R",
+    r.add_argument("--rank-ratio", type=float, default=None, metavar="R",
                    help="each layer's rank: ceil(R * min(out, in*k*k)), R in (0, 1]")
-    r.add_argument("--energy", type=positive_float, default=None, metavar="E",
+    r.add_argument("--energy", type=float, default=None, metavar="E",
                    help="each layer's rank: the smallest keeping the share E in (0, 1] of its squared singular values")
     p.add_argument("--num-classes", type=positive, default=None, help="default: the checkpoint's, else 10")
     p.add_argument("--in-channels", type=positive, default=None, help="default: the checkpoint's, else 3")

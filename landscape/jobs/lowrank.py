@@ -11,7 +11,7 @@ from landscape.io.checkpoint import read_checkpoint
 from landscape.io.files import owned_output
 from landscape.jobs.network import network
 from landscape.jobs.prune import default_input_shape, io_of
-from landscape.lowrank import factorize, lowrank_of, save_factorized
+from landscape.lowrank import check_ratio, factorize, lowrank_of, save_factorized
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ def factorize_checkpoint(path: str, arch: str, out: str, rank_ratio: float | Non
                          overwrite: bool = False) -> LowRankReport:
     """Factorize the network of the checkpoint at ``path`` (read once, safely) at ``rank_ratio``
     (or keeping ``energy`` of each layer's squared singular values) and write it to ``out``."""
+    check_ratio(rank_ratio, energy)  # before anything is read
     with owned_output(out, overwrite=overwrite) as (out,):
         ckpt = read_checkpoint(path, unsafe_pickle)
         if lowrank_of(ckpt.meta):

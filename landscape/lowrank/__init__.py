@@ -10,7 +10,16 @@ one; ``landscape-train --init-from OUT.pt`` retrains it.
 """
 
 from landscape.lowrank.checkpoints import lowrank_of, ranks_of, save_factorized
-from landscape.lowrank.factorize import LowRank, apply_ranks_, choose_rank, factorize, ranks, saves_weights
+from landscape.lowrank.factorize import (
+    LowRank,
+    apply_ranks_,
+    check_ratio,
+    choose_rank,
+    factorize,
+    factorize_layer,
+    ranks,
+    saves_weights,
+)
 
-__all__ = ["LowRank", "apply_ranks_", "choose_rank", "factorize", "lowrank_of", "ranks", "ranks_of", "save_factorized",
-           "saves_weights"]
+__all__ = ["LowRank", "apply_ranks_", "check_ratio", "choose_rank", "factorize", "factorize_layer", "lowrank_of",
+           "ranks", "ranks_of", "save_factorized", "saves_weights"]

@@ -84,7 +84,8 @@ def _empty_pair(module: nn.Module, rank: int) -> LowRank:
     return LowRank(first, second)
 
 
-def _check_ratio(rank_ratio: float | None, energy: float | None) -> None:
+def check_ratio(rank_ratio: float | None, energy: float | None) -> None:
+    """Refuse anything but one of ``rank_ratio`` and ``energy``, in (0, 1]."""
     if (rank_ratio is None) == (energy is None):
         raise LandscapeError("give one of `rank_ratio` and `energy`")
     for name, value in (("rank_ratio", rank_ratio), ("energy", energy)):
@@ -105,27 +106,38 @@ def _set(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, child, module)
 
 
+def factorize_layer(module: nn.Module, rank: int) -> LowRank:
+    """The :class:`LowRank` pair of rank ``rank`` that computes ``module`` (a Linear or an
+    ungrouped Conv2d) with its weight replaced by its best rank-``rank`` approximation (the SVD in
+    float64, ``sqrt`` of the singular values on each side); at full rank, the layer itself."""
+    if not _eligible(module):
+        raise LandscapeError(f"only Linear and ungrouped Conv2d layers are factorized, not {type(module).__name__}")
+    rows, cols = _matrix_shape(module)
+    if not 1 <= rank <= min(rows, cols):
+        raise LandscapeError(f"rank {rank} does not fit a {rows}x{cols} weight")
+    w = module.weight.detach()
+    u, s, vh = torch.linalg.svd(w.reshape(rows, cols).double(), full_matrices=False)
+    root = s[:rank].sqrt()
+    pair = _empty_pair(module, rank)
+    with torch.no_grad():
+        pair[0].weight.copy_((root[:, None] * vh[:rank]).reshape(pair[0].weight.shape))
+        pair[1].weight.copy_((u[:, :rank] * root).reshape(pair[1].weight.shape))
+        if module.bias is not None:
+            pair[1].bias.copy_(module.bias)
+    return pair
+
+
 def factorize(model: nn.Module, rank_ratio: float | None = None, energy: float | None = None) -> nn.Module:
     """A copy of ``model`` with every Linear and (ungrouped) Conv2d layer replaced by its truncated
-    SVD where that saves weights (see the module docstring); ``model`` is left as it is. The SVD is
-    computed in float64."""
-    _check_ratio(rank_ratio, energy)
+    SVD where that saves weights (see the module docstring); ``model`` is left as it is."""
+    check_ratio(rank_ratio, energy)
     out = copy.deepcopy(model)
     for name, module in _layers(out):
-        w = module.weight.detach()
         rows, cols = _matrix_shape(module)
-        u, s, vh = torch.linalg.svd(w.reshape(rows, cols).double(), full_matrices=False)
-        r = choose_rank(s, (rows, cols), rank_ratio, energy)
-        if not saves_weights(module, r):
-            continue
-        root = s[:r].sqrt()
-        pair = _empty_pair(module, r)
-        with torch.no_grad():
-            pair[0].weight.copy_((root[:, None] * vh[:r]).reshape(pair[0].weight.shape))
-            pair[1].weight.copy_((u[:, :r] * root).reshape(pair[1].weight.shape))
-            if module.bias is not None:
-                pair[1].bias.copy_(module.bias)
-        _set(out, name, pair)
+        singular = torch.linalg.svdvals(module.weight.detach().reshape(rows, cols).double())
+        r = choose_rank(singular, (rows, cols), rank_ratio, energy)
+        if saves_weights(module, r):
+            _set(out, name, factorize_layer(module, r))
     return out
 
 
@@ -153,4 +165,5 @@ def apply_ranks_(model: nn.Module, layer_ranks: Mapping[str, int]) -> nn.Module:
     return model
 
 
-__all__ = ["LowRank", "apply_ranks_", "choose_rank", "factorize", "ranks", "saves_weights"]
+__all__ = ["LowRank", "apply_ranks_", "check_ratio", "choose_rank", "factorize", "factorize_layer", "ranks",
+           "saves_weights"]

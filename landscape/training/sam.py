@@ -85,6 +85,7 @@ class SAM(torch.optim.Optimizer):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.base.load_state_dict(state_dict)
+        self.param_groups = self.base.param_groups  # torch replaces the groups: a schedule must reach the new ones
 
     def __repr__(self) -> str:
         kind = f"ASAM (eta {self.eta:g})" if self.adaptive else "SAM"

@@ -98,6 +98,10 @@ def test_sam_state_is_the_base_optimizers_and_a_step_needs_a_closure():
     assert state["param_groups"] == plain.state_dict()["param_groups"]  # nothing SAM-specific is saved
     with pytest.raises(LandscapeError, match="needs a closure"):
         opt.step()
+    again = make_optimizer(net(), OptimizerConfig(sam=0.05))
+    again.load_state_dict(state)  # torch replaces the base's groups: a schedule's rate must still reach it
+    again.param_groups[0]["lr"] = 0.001
+    assert again.base.param_groups[0]["lr"] == 0.001
 
 
 def test_the_loop_knows_no_sam_only_closures():
