@@ -123,6 +123,27 @@ landscape-compare "$SMALL" "$LARGE" "$WORK/seed1/model_15.pt" --arch digits_cnn 
 cp "$WORK/compare/gap_vs_measure.png" "$PLOTS/sharpness_gap.png"
 cp "$WORK/compare/curves_1d.png" "$PLOTS/sharpness_curves_1d.png"
 
+step "12. one network, many minima: SGD small and large batch, SAM, pruned, BC, distilled, low-rank"
+MANY="$WORK/many"
+mkdir -p "$MANY"
+$TRAIN --lr 0.05 --batch-size 32 --epochs 15 --save-every 15 --sam 0.05 --out "$MANY/sam"
+$TRAIN --lr 0.05 --batch-size 32 --epochs 15 --save-every 15 --quant bc --bits 1 --out "$MANY/bc"
+landscape-train --arch resnet20 --dataset digits --optimizer sgd --weight-decay 5e-4 --no-progress --overwrite \
+  --lr 0.05 --batch-size 32 --epochs 15 --save-every 15 --out "$MANY/teacher"
+$TRAIN --lr 0.05 --batch-size 32 --epochs 15 --save-every 15 --teacher "$MANY/teacher/model_15.pt" \
+  --teacher-arch resnet20 --kd-temperature 4 --kd-alpha 0.9 --out "$MANY/kd"
+landscape-lowrank "$SMALL" --arch digits_cnn --rank-ratio 0.5 --out "$MANY/lowrank.pt" --overwrite
+$TRAIN --init-from "$MANY/lowrank.pt" --lr 0.01 --batch-size 32 --epochs 5 --save-every 5 --out "$MANY/lowrank_retrained"
+landscape-compare "$SMALL" "$LARGE" "$MANY/sam/model_15.pt" "$WORK/retrained/model_5.pt" "$MANY/bc/model_15.pt" \
+  "$MANY/kd/model_15.pt" "$MANY/lowrank_retrained/model_5.pt" --arch digits_cnn --dataset digits \
+  --threads "$OMP_NUM_THREADS" --overwrite --out "$MANY/compare"
+cp "$MANY/compare/curves_1d.png" "$PLOTS/many_minima_1d.png"
+cp "$MANY/compare/contours_2d.png" "$PLOTS/many_minima_contour.png"
+cp "$MANY/compare/gap_vs_measure.png" "$PLOTS/many_minima_gap.png"
+
+step "13. does flatness predict the gap? 15 minima (batch sizes, seeds, weight decay, SAM), Kendall's tau"
+python "$PLOTS/minima_study.py" "$WORK/study" --figures "$PLOTS"
+
 step "done: the figures plots/README.md states"
 python "$PLOTS/gallery_figures.py" "$WORK" "$((SECONDS - start))" "$load_before"
 ls -l "$PLOTS"/*.png

@@ -31,8 +31,9 @@ import io
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -211,30 +212,20 @@ class TrainConfig:
     # -- the flags ---------------------------------------------------------------------------
 
     def args(self) -> dict:
-        """The run's settings by the names of ``landscape-train``'s flags, as plain values (before
-        the defaults that depend on others are filled in: :func:`resolved`)."""
-        d, o, lp, s, r = self.data, self.optimizer, self.loop, self.start, self.run
-        q, t = self.quant or QuantConfig(seed=lp.seed), self.teacher
-        kd = t.distillation if t is not None else Distillation()
-        return {
-            "arch": self.arch, "dataset": d.dataset, "data_root": d.data_root, "out": r.out, "optimizer": o.name,
-            "lr": o.lr, "momentum": o.momentum, "nesterov": o.nesterov, "weight_decay": o.weight_decay,
-            "batch_size": lp.batch_size, "epochs": lp.epochs, "lr_decay": self.lr_decay,
-            "milestones": None if self.milestones is None else [int(m) for m in self.milestones],
-            "loss": self.loss, "seed": lp.seed, "device": r.device, "threads": r.threads, "ngpu": r.ngpu,
-            "channels_last": lp.channels_last, "amp": lp.amp, "augment": self.augment, "raw_data": d.raw_data,
-            "label_noise": self.label_noise, "subset": d.samples, "num_classes": d.num_classes, "init": s.init,
-            "init_from": s.init_from, "plan": s.plan, "unsafe_pickle": self.unsafe_pickle,
-            "synthetic_size": d.synthetic_size, "save_every": lp.save_every, "eval_batch_size": lp.eval_batch_size,
-            "resume": r.resume, "overwrite": r.overwrite, "progress": lp.progress,
-            "quant": self.quant.method if self.quant is not None else None, "bits": q.bits,
-            "big_batch": self.big_batch, "quant_scale": q.scale, "quant_keep": q.keep, "quant_step": q.step,
-            "sam": o.sam, "sam_adaptive": o.sam_adaptive,
-            "teacher": t.checkpoint if t is not None else None, "teacher_arch": t.arch if t is not None else None,
-            "kd_temperature": kd.temperature, "kd_alpha": kd.alpha,
-            "sample_seed": d.sample_seed, "synthetic_seed": d.synthetic_seed,
-            "synthetic_shape": [int(n) for n in d.synthetic_shape], "quant_seed": q.seed,
-        }
+        """The run's settings by the names of ``landscape-train``'s flags (:data:`FLAGS`), as plain
+        values (before the defaults that depend on others are filled in: :func:`resolved`); a
+        part that is off (no quantization, no teacher) gives its switch None and its other flags
+        their defaults."""
+        off = _parts_off(self.loop.seed)
+        out = {}
+        for flag, path in FLAGS.items():
+            *parts, name = path.split(".")
+            obj = self
+            for part in parts:
+                obj = getattr(obj, part) if getattr(obj, part) is not None else off[part]
+            value = getattr(obj, name)
+            out[flag] = [int(v) for v in value] if isinstance(value, tuple) else value
+        return out
 
     @classmethod
     def from_args(cls, **args) -> TrainConfig:
@@ -246,50 +237,79 @@ class TrainConfig:
         unknown = sorted(set(args) - set(base))
         if unknown:
             raise LandscapeError(f"unknown training option `{unknown[0]}`")
-        a = {**base, **args}
+        given = {**base, **args}
         for key in ("sample_seed", "synthetic_seed", "quant_seed"):
             if key not in args:
-                a[key] = a["seed"]
-        data = DataSpec(dataset=a["dataset"], data_root=a["data_root"], samples=a["subset"],
-                        sample_seed=a["sample_seed"], synthetic_shape=tuple(a["synthetic_shape"]),
-                        synthetic_size=a["synthetic_size"], synthetic_seed=a["synthetic_seed"],
-                        raw_data=a["raw_data"], num_classes=a["num_classes"])
-        optimizer = _part(OptimizerConfig, {"optimizer": "name", "lr": "lr", "momentum": "momentum",
-                                            "nesterov": "nesterov", "weight_decay": "weight_decay", "sam": "sam",
-                                            "sam_adaptive": "sam_adaptive"}, a)
-        loop = _part(LoopConfig, {k: k for k in ("epochs", "batch_size", "eval_batch_size", "seed", "save_every",
-                                                 "amp", "channels_last", "progress")}, a)
-        start = _part(Start, {"init": "init", "init_from": "init_from", "plan": "plan"}, a)
-        quant = teacher = None
-        if _switched_on("quant", ("bits", "quant_scale", "quant_keep", "quant_step"), a, base):
-            quant = _part(QuantConfig, {"quant": "method", "bits": "bits", "quant_scale": "scale",
-                                        "quant_keep": "keep", "quant_step": "step", "quant_seed": "seed"}, a)
-        if _switched_on("teacher", ("teacher_arch", "kd_temperature", "kd_alpha"), a, base):
-            kd = _part(Distillation, {"kd_temperature": "temperature", "kd_alpha": "alpha"}, a)
-            teacher = _part(Teacher, {"teacher": "checkpoint", "teacher_arch": "arch"}, a, distillation=kd)
-        run = _part(RunOptions, {k: k for k in ("out", "resume", "overwrite", "device", "threads", "ngpu")}, a)
-        return cls(arch=a["arch"], data=data, optimizer=optimizer, loop=loop, lr_decay=a["lr_decay"],
-                   milestones=a["milestones"], loss=a["loss"], augment=a["augment"], label_noise=a["label_noise"],
-                   big_batch=a["big_batch"], start=start, quant=quant, teacher=teacher, run=run,
-                   unsafe_pickle=a["unsafe_pickle"])
+                given[key] = given["seed"]
+        values: dict[str, dict[str, object]] = {}  # part -> field -> value
+        names: dict[str, dict[str, str]] = {}  # part -> field -> flag (for the errors)
+        for flag, path in FLAGS.items():
+            part, _, name = path.rpartition(".")
+            values.setdefault(part, {})[name] = given[flag]
+            names.setdefault(part, {})[name] = flag
+        made = {part: _part(kind, values[part], names[part])
+                for part, kind in (("data", DataSpec), ("optimizer", OptimizerConfig), ("loop", LoopConfig),
+                                   ("start", Start), ("run", RunOptions))}
+        if _switched_on("quant", "method", values, names, base):
+            made["quant"] = _part(QuantConfig, values["quant"], names["quant"])
+        if _switched_on("teacher", "checkpoint", values, names, base, also=("teacher.distillation",)):
+            kd = _part(Distillation, values["teacher.distillation"], names["teacher.distillation"])
+            made["teacher"] = _part(Teacher, {**values["teacher"], "distillation": kd}, names["teacher"])
+        own = values[""]
+        if own["milestones"] is not None:
+            own["milestones"] = tuple(own["milestones"])
+        return cls(**own, **made)
 
 
-def _part(cls, flags: Mapping[str, str], args: Mapping, **more):
-    """``cls`` from the flags named in ``flags`` (flag -> field); its error names the flag."""
-    names = {f: flag for flag, f in flags.items()}
+# landscape-train's flags, which are also the keys of a checkpoint's "args", and where each lives in
+# a TrainConfig ("part.field"; a field of TrainConfig itself has no part). The previous version's
+# flat TrainConfig had the first 42 of them as its fields.
+FLAGS = {
+    "arch": "arch", "dataset": "data.dataset", "data_root": "data.data_root", "out": "run.out",
+    "optimizer": "optimizer.name", "lr": "optimizer.lr", "momentum": "optimizer.momentum",
+    "nesterov": "optimizer.nesterov", "weight_decay": "optimizer.weight_decay", "batch_size": "loop.batch_size",
+    "epochs": "loop.epochs", "lr_decay": "lr_decay", "milestones": "milestones", "loss": "loss", "seed": "loop.seed",
+    "device": "run.device", "threads": "run.threads", "ngpu": "run.ngpu", "channels_last": "loop.channels_last",
+    "amp": "loop.amp", "augment": "augment", "raw_data": "data.raw_data", "label_noise": "label_noise",
+    "subset": "data.samples", "num_classes": "data.num_classes", "init": "start.init", "init_from": "start.init_from",
+    "plan": "start.plan", "unsafe_pickle": "unsafe_pickle", "synthetic_size": "data.synthetic_size",
+    "save_every": "loop.save_every", "eval_batch_size": "loop.eval_batch_size", "resume": "run.resume",
+    "overwrite": "run.overwrite", "progress": "loop.progress", "quant": "quant.method", "bits": "quant.bits",
+    "big_batch": "big_batch", "quant_scale": "quant.scale", "quant_keep": "quant.keep", "quant_step": "quant.step",
+    # added since: SAM, distillation, the seeds of the data and of stochastic rounding, the synthetic shape
+    "sam": "optimizer.sam", "sam_adaptive": "optimizer.sam_adaptive", "teacher": "teacher.checkpoint",
+    "teacher_arch": "teacher.arch", "kd_temperature": "teacher.distillation.temperature",
+    "kd_alpha": "teacher.distillation.alpha", "sample_seed": "data.sample_seed",
+    "synthetic_seed": "data.synthetic_seed", "synthetic_shape": "data.synthetic_shape", "quant_seed": "quant.seed",
+}
+
+
+def _parts_off(seed: int) -> dict:
+    """What the flags of a part that is off read: its switch None, the rest their defaults."""
+    quant = {**{f.name: getattr(QuantConfig(), f.name) for f in fields(QuantConfig)}, "method": None, "seed": seed}
+    return {"quant": SimpleNamespace(**quant),
+            "teacher": SimpleNamespace(checkpoint=None, arch=None, distillation=Distillation())}
+
+
+def _part(cls, values: Mapping[str, object], names: Mapping[str, str]):
+    """``cls(**values)``; its error names the flags (``names``: field -> flag)."""
     try:
-        return cls(**{f: args[flag] for flag, f in flags.items()}, **more)
+        return cls(**values)
     except LandscapeError as exc:
         text = re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: f"`{names.get(m.group(1), m.group(1))}`", str(exc))
         raise type(exc)(text) from None
 
 
-def _switched_on(key: str, others: Sequence[str], args: Mapping, base: Mapping) -> bool:
-    """Whether flag ``key`` is given; without it, the flags ``others`` of its part must keep their defaults."""
-    if args[key] is not None:
+def _switched_on(part: str, switch: str, values: Mapping, names: Mapping, base: Mapping,
+                 also: Sequence[str] = ()) -> bool:
+    """Whether the part's switch flag is given; without it, the part's other flags (and those of
+    the parts ``also``; its seed follows ``seed``) must keep their defaults."""
+    if values[part][switch] is not None:
         return True
-    given = [f for f in others if args[f] != base[f]]
+    given = [names[p][f] for p in (part, *also) for f, v in values[p].items()
+             if not (p == part and f in (switch, "seed")) and v != base[names[p][f]]]
     if given:
+        key = names[part][switch]
         raise LandscapeError(f"`{'`, `'.join(given)}` need{'s' if len(given) == 1 else ''} `{key}`")
     return False
 

@@ -399,7 +399,7 @@ def test_big_batch_multiplies_the_batch_and_says_so(tmp_path):
     assert ckpt["step"] == math.ceil(400 / 200)  # 400 training samples (subset)
     with pytest.raises(LandscapeError, match="`big_batch`"):
         train(quick(tmp_path, "bad", big_batch=0))
-    with pytest.raises(LandscapeError, match="need `quant`"):
+    with pytest.raises(LandscapeError, match="`bits` needs `quant`"):
         train(quick(tmp_path, "bad", bits=2))
 
 
@@ -441,7 +441,7 @@ def test_cli_issue_commands_on_a_cifar_folder(tmp_path):
     (["--quant", "sr", "--bits", "9"], "--bits"),
     (["--quant", "sr", "--big-batch", "0"], "--big-batch"),
     (["--quant", "bc", "--quant-scale", "foo"], "--quant-scale"),
-    (["--bits", "2"], "need --quant"),
+    (["--bits", "2"], "--bits needs --quant"),
 ])
 def test_cli_bad_quant_values_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     code = main(["--arch", "mlp_bn", "--dataset", "digits", "--out", str(tmp_path / "x"), *args])
