@@ -137,7 +137,7 @@ def many_minima_figures(work: str) -> dict:
     folder = f"{work}/many"
     with open(f"{folder}/compare/compare.csv") as f:
         rows = list(csv.DictReader(f))
-    out = {"many_teacher_error": _error(f"{folder}/teacher/model_15.pt")}
+    out = {"many_teacher_error": _error(f"{folder}/teacher/model_30.pt")}
     for name, row in zip(MANY, rows, strict=True):
         out[f"many_{name}_error"] = round(float(row["test_err"]), 2)
         out[f"many_{name}_gap"] = round(float(row["gap"]), 2)
