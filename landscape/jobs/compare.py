@@ -144,9 +144,11 @@ def _load(cfg: CompareConfig, data) -> list[_Minimum]:
         model = network(ckpt, cfg.arch, cfg.num_classes, data=data)
         out.append(_Minimum(path, os.path.abspath(path), ckpt.sha256, model, info,
                             describe_training(info, str(info.get("arch") or cfg.arch))))
-    first = {k: tuple(v.shape) for k, v in out[0].model.state_dict().items()}
+    from landscape.lowrank import unfactorized_names  # torch.fx (prune's counts): only when comparing
+
+    first = unfactorized_names(out[0].model)  # a low-rank network is of the architecture it was factorized from
     for m in out[1:]:
-        if set(m.model.state_dict()) != set(first):
+        if unfactorized_names(m.model) != first:
             raise LandscapeError(f"{m.path!r} and {out[0].path!r} are different architectures (other tensors)")
     return out
 

@@ -19,7 +19,8 @@ from landscape.lowrank.factorize import (
     factorize_layer,
     ranks,
     saves_weights,
+    unfactorized_names,
 )
 
 __all__ = ["LowRank", "apply_ranks_", "check_ratio", "choose_rank", "factorize", "factorize_layer", "lowrank_of",
-           "ranks", "ranks_of", "save_factorized", "saves_weights"]
+           "ranks", "ranks_of", "save_factorized", "saves_weights", "unfactorized_names"]

@@ -146,6 +146,19 @@ def ranks(model: nn.Module) -> dict[str, int]:
     return {name: m.rank for name, m in model.named_modules() if isinstance(m, LowRank)}
 
 
+def unfactorized_names(model: nn.Module) -> set[str]:
+    """The state-dict names ``model`` would have with its :class:`LowRank` layers whole
+    (``layer.0.weight``, ``layer.1.weight``, ``layer.1.bias`` -> ``layer.weight``, ``layer.bias``):
+    what a factorized network shares with the network it was made from."""
+    pairs = {name for name, m in model.named_modules() if isinstance(m, LowRank)}
+    out = set()
+    for key in model.state_dict():
+        layer, _, rest = key.rpartition(".")
+        parent, _, index = layer.rpartition(".")
+        out.add(f"{parent}.{rest}" if parent in pairs and index in ("0", "1") else key)
+    return out
+
+
 def apply_ranks_(model: nn.Module, layer_ranks: Mapping[str, int]) -> nn.Module:
     """Replace the named layers of ``model`` by :class:`LowRank` pairs of the given ranks (their
     weights are to be loaded: a factorized checkpoint's state dict fits afterwards); returns
@@ -166,4 +179,4 @@ def apply_ranks_(model: nn.Module, layer_ranks: Mapping[str, int]) -> nn.Module:
 
 
 __all__ = ["LowRank", "apply_ranks_", "check_ratio", "choose_rank", "factorize", "factorize_layer", "ranks",
-           "saves_weights"]
+           "saves_weights", "unfactorized_names"]

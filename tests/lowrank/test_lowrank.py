@@ -178,11 +178,15 @@ def test_every_command_loads_a_low_rank_checkpoint_without_being_told_its_ranks(
     assert retrained["lowrank"]["ranks"] == saved["lowrank"]["ranks"]
     assert set(retrained["state_dict"]) == set(saved["state_dict"])
     capsys.readouterr()
-    assert compare([out, str(run / "model_1.pt"), "--arch", "digits_cnn", "--samples", "100", "--measures",
-                    "avg_filter", "--mc-samples", "2", "--batch-size", "256", "--no-plot",
+    # beside the network it was factorized from (other tensors, the same architecture)
+    assert compare([digits_ckpt, out, str(run / "model_1.pt"), "--arch", "digits_cnn", "--samples", "100",
+                    "--measures", "avg_filter", "--mc-samples", "2", "--batch-size", "256", "--no-plot",
                     "--out", str(tmp_path / "cmp")]) == 0
     table = (tmp_path / "cmp" / "compare.md").read_text()
-    assert len(re.findall(r"^\| [12] \|", table, re.M)) == 2
+    assert len(re.findall(r"^\| [123] \|", table, re.M)) == 3 and "low-rank 0.5, retrained" in table
+    torch.save(build_model("mlp", num_classes=10, in_channels=1).state_dict(), tmp_path / "mlp.pt")
+    assert compare([out, str(tmp_path / "mlp.pt"), "--arch", "digits_cnn", "--no-plot",
+                    "--out", str(tmp_path / "cmp2")]) == 2
 
 
 @pytest.mark.parametrize("args, message", [
