@@ -145,6 +145,15 @@ def many_minima_figures(work: str) -> dict:
             if m in row:
                 out[f"many_{name}_{m}"] = float(f"{float(row[m]):.3g}")
         out[f"many_{name}_flops"] = count_checkpoint("digits_cnn", row["checkpoint"], input_shape=(1, 8, 8)).flops
+    out["many_lowrank_flops_fewer"] = round(100 * (1 - out["many_lowrank_flops"] / out["many_small_flops"]), 1)
+    from landscape.data.datasets import load_dataset
+    from landscape.evaluation.evaluator import Evaluator
+    from landscape.evaluation.options import EvalOptions
+    from landscape.jobs.network import load_model
+
+    factorized = load_model("digits_cnn", f"{folder}/lowrank.pt")  # before retraining
+    accuracy = Evaluator(factorized, load_dataset("digits", split="test"), EvalOptions(batch_size=512, device="cpu"))()
+    out["many_lowrank_untrained_error"] = round(100.0 - accuracy["acc"], 2)
     return out
 
 
@@ -156,10 +165,17 @@ def study_figures(work: str) -> dict:
     out = {"study_minima": len(study["minima"])}
     gaps = [m["gap"] for m in study["minima"].values()]
     out["study_gap_min"], out["study_gap_max"] = round(min(gaps), 2), round(max(gaps), 2)
+    out["study_train_err_max"] = round(max(m["train_err"] for m in study["minima"].values()), 2)
+    for name, m in study["minima"].items():
+        key = name.replace("-", "_")
+        out[f"study_{key}_gap"] = round(m["gap"], 2)
+        for measure in ("avg_filter", "lambda_max", "curvature"):
+            if measure in m:
+                out[f"study_{key}_{measure}"] = float(f"{m[measure]:.3g}")
     for measure, by_gap in study["kendall"].items():
         for gap, short in (("gap", "err"), ("loss_gap", "loss")):
             out[f"study_tau_{short}_{measure}"] = round(by_gap[gap]["tau"], 2)
-            out[f"study_p_{short}_{measure}"] = float(f"{by_gap[gap]['p_value']:.2g}")
+            out[f"study_p_{short}_{measure}"] = round(float(f"{by_gap[gap]['p_value']:.2g}"), 4)
     return out
 
 

@@ -161,9 +161,9 @@ def tau_figure(taus: dict, n: int):
     ax.set_yticks(y, measures)
     ax.invert_yaxis()
     ax.set_xlim(-1.15, 1.15)
-    ax.set_xlabel("Kendall's tau (sharper ranks higher: > 0 means sharper minima generalize worse)")
+    ax.set_xlabel("Kendall's tau (> 0: the sharper minimum has the larger gap)")
     ax.set_title(f"{n} minima of digits_cnn: each measure against the generalization gap", fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
               for n, r in zip(checkpoints, rows, strict=True)}
     result = {"minima": minima, "kendall": taus, "seconds": round(time.perf_counter() - t0)}
     with open(os.path.join(a.work, "study.json"), "w") as f:
-        json.dump(result, f, indent=1, sort_keys=True)
+        json.dump(result, f, indent=1)  # the measures in landscape-compare's order
     text = markdown(rows, measures, taus)
     with open(os.path.join(a.work, "study.md"), "w") as f:
         f.write(text)

@@ -19,6 +19,8 @@ default) the optimizer sees each quantized layer's weights divided by the layer'
 (binary weights are then the paper's +-1) and the gradient multiplied by R, the exact gradient
 for those normalized weights; the network itself always runs with the weights in their own units.
 All per-step work is a few fused ``torch._foreach_*`` operations over the quantized tensors.
+Each step takes one gradient, at the quantized weights: a second ``after_backward`` before
+``after_step`` (an optimizer that evaluates the loss twice per step, SAM) is refused.
 
 The model's state dict keeps its keys; what a checkpoint adds: ``"quant"`` (method, bits, the
 layers quantized, each one's spacing and scale, the fraction of weights changed) and, for BC,
