@@ -3,7 +3,7 @@
     python benchmarks/bench_mpi.py            # ResNet-20, 2,048 synthetic CIFAR-shaped images, 5x5
     python benchmarks/bench_mpi.py --quick    # 256 images, 3x3 grid, one round
 
-Variants, each a fresh ``compute_surface`` run of the same surface in its own process(es), timed
+Variants, each a fresh ``landscape.jobs.surf.surf`` run of the same surface in its own process(es), timed
 interleaved (round-robin, ``--rounds`` rounds):
 
 - ``2 ranks x 1 thread``: ``mpirun -n 2``, ``threads=1`` per rank;
@@ -55,7 +55,8 @@ def run_surface(a: argparse.Namespace) -> int:
     """One variant (``--run``): compute the surface, print rank 0's point-loop timing as JSON."""
     import landscape.engine.points as points
     from landscape import EvalOptions, Grid, Output
-    from landscape.jobs.surface import SurfaceConfig, compute_surface
+    from landscape.data.datasets import DataSpec
+    from landscape.jobs.surf import SurfConfig, surf
     from landscape.runtime.parallel import world
 
     comm = world()
@@ -68,12 +69,12 @@ def run_surface(a: argparse.Namespace) -> int:
         timing.update(points=len(indices), seconds=time.perf_counter() - t0)
 
     points.map_points = timed_loop
-    cfg = SurfaceConfig(
-        model=a.model, arch=a.arch, dataset="synthetic", synthetic_size=a.size, grid=Grid(a.x, a.y),
+    cfg = SurfConfig(
+        model=a.model, arch=a.arch, data=DataSpec(dataset="synthetic", synthetic_size=a.size), grid=Grid(a.x, a.y),
         evaluation=EvalOptions(loss_fn="crossentropy", threads=a.threads, batch_size=a.batch_size, device="cpu"),
         output=Output(a.out, overwrite=True, progress=False),
     )
-    compute_surface(cfg, comm)
+    surf(cfg, comm)
     if comm.rank == 0:
         print(json.dumps(timing))
     return 0

@@ -4,7 +4,7 @@
 
 Writes a CIFAR-10 python-pickle folder of random images (the real format and size) and a ResNet-56
 checkpoint to a temporary folder, then times, with barriers around each, (1) every rank running
-the loaders of ``compute_surface`` and (2) rank 0 broadcasting what it loaded (data, state dict,
+the loaders of landscape-surf's job and (2) rank 0 broadcasting what it loaded (data, state dict,
 directions) with ``comm.bcast``. ``landscape`` does (1).
 """
 
@@ -23,10 +23,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mpi4py import MPI  # noqa: E402
 
+from landscape.data.datasets import DataSpec  # noqa: E402
 from landscape.directions.sampling import random_directions  # noqa: E402
 from landscape.io.checkpoint import read_checkpoint  # noqa: E402
 from landscape.jobs.network import network  # noqa: E402
-from landscape.jobs.surface import SurfaceConfig, load_data  # noqa: E402
+from landscape.jobs.surf import SurfConfig  # noqa: E402
 from landscape.models import build_model  # noqa: E402
 from landscape.space.params import snapshot  # noqa: E402
 
@@ -49,10 +50,10 @@ def main() -> int:
     if comm.rank == 0:
         write_fixture(folder)
     comm.Barrier()
-    cfg = SurfaceConfig(model=os.path.join(folder, "r56.pt"), arch="resnet56", dataset="cifar10",
-                        data_root=folder)
+    cfg = SurfConfig(model=os.path.join(folder, "r56.pt"), arch="resnet56", data=DataSpec(dataset="cifar10",
+                                                                                       data_root=folder))
     t0 = time.perf_counter()
-    data, _ = load_data(cfg)
+    data, _ = cfg.data.load()
     model = network(read_checkpoint(cfg.model), cfg.arch, data=data)
     dirs = random_directions(snapshot(model), 2)
     comm.Barrier()

@@ -110,15 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     forward_pass()  # warm-up
     floors = [forward_pass() for _ in range(3)]
     t0 = time.perf_counter()
-    res = sensitivity(r56, data, ratios, batch_size=a.batch_size)
+    res = sensitivity(r56, data, ratios, evaluation=EvalOptions(batch_size=a.batch_size, device="cpu"))
     total = time.perf_counter() - t0
     pairs = res.accuracy.size
     # the part of each pair that is not evaluation: the pruned copy and its evaluator's set-up
     from landscape.evaluation.evaluator import Evaluator
-    from landscape.prune.graph import trace
+    from landscape.prune.graph import channel_graph
     from landscape.prune.removal import _prune
 
-    graph = trace(r56)
+    graph = channel_graph(r56)
     t0 = time.perf_counter()
     for layer in res.layers:
         for r in ratios:

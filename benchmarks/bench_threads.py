@@ -4,8 +4,8 @@ under a competing load, as ratios measured in one run.
     python benchmarks/bench_threads.py              # digits_cnn, 11x11 surface, 1,000 images
     python benchmarks/bench_threads.py --rounds 3
 
-Each variant is a fresh process computing the same surface with ``landscape.surface`` (threads
-``None`` = the default rule of ``landscape.runtime.threads``, ``1``, or every core), timed as a whole;
+Each variant is a fresh process computing the same surface with ``landscape.surface`` (threads: the
+default rule of ``landscape.runtime.threads``, as a command decides it, ``1``, or every core), timed as a whole;
 variants are interleaved over rounds and each keeps its median. The competing load is another
 process multiplying matrices with torch on every core, started ``--warmup`` seconds before the
 loaded measurements so the load average has seen it.
@@ -26,7 +26,8 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 JOB = """
 import sys, time, torch
 import landscape as ls
-threads = None if sys.argv[1] == "default" else int(sys.argv[1])
+from landscape.runtime.threads import choose_threads
+threads = choose_threads(None if sys.argv[1] == "default" else int(sys.argv[1]))
 torch.manual_seed(0)
 model = ls.build_model("digits_cnn", num_classes=10, in_channels=1)
 data = ls.load_dataset("digits", split="train").subset(int(sys.argv[3]))[0]

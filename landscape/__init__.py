@@ -17,7 +17,7 @@ from landscape._version import __version__
 _EXPORTS = {
     "surface": "landscape.engine.surface", "Directions": "landscape.directions.options",
     "EvalOptions": "landscape.evaluation.options", "Output": "landscape.engine.options",
-    "compute_surface": "landscape.jobs.surface", "SurfaceConfig": "landscape.jobs.surface",
+    "surf": "landscape.jobs.surf", "SurfConfig": "landscape.jobs.surf",
     "Surface": "landscape.io.surface_file", "read_surface": "landscape.io.surface_file",
     "write_surface": "landscape.io.surface_file", "DamagedFile": "landscape.io.h5",
     "Dataset": "landscape.data.datasets", "load_dataset": "landscape.data.datasets",

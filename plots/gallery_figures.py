@@ -4,8 +4,8 @@
 
 Reads the checkpoints and files in ``WORK`` (test errors, split sizes, the interpolation's
 barrier, the path's explained variance, the Hessian's figures, the pruned network's FLOPs, the
-mode-connecting curve's and the straight line's barriers, the seven minima of one network, the
-15 minima's Kendall's tau),
+mode-connecting curve's and the straight line's barriers, the barriers before and after alignment,
+the seven minima of one network, the 15 minima's Kendall's tau),
 prints them, writes ``plots/gallery_figures.json`` and puts them into plots/README.md (a figure
 there is the number written just before ``<!--fig:NAME-->``); ``tests/test_gallery_figures.py`` holds
 plots/README.md to the JSON file.
@@ -85,6 +85,7 @@ def figures(work: str) -> dict:
         out[f"quant_{m}_error"] = _error(f"{work}/{m}/model_40.pt")
     out.update(connect_figures(work))
     out.update(sharpness_figures(work))
+    out.update(alignment_figures(work))
     out.update(many_minima_figures(work))
     out.update(study_figures(work))
     return {k: v for k, v in out.items() if v is not None}
@@ -103,6 +104,13 @@ def connect_figures(work: str) -> dict:
             "connect_line_err_barrier": round(float(a["barrier_line_test_err"]), 1),
             "connect_curve_err_barrier": round(float(a["barrier_curve_test_err"]), 1),
             "connect_bend_y": round(float(plane["curve_bend_y"]), 2)}
+
+
+def alignment_figures(work: str) -> dict:
+    """The alignment step's figures, from ``WORK/alignment.json`` (written by plots/alignment.py)."""
+    from alignment import figures as alignment  # plots/alignment.py, beside this script
+
+    return alignment(work)
 
 
 def sharpness_figures(work: str) -> dict:

@@ -123,7 +123,12 @@ landscape-compare "$SMALL" "$LARGE" "$WORK/seed1/model_15.pt" --arch digits_cnn 
 cp "$WORK/compare/gap_vs_measure.png" "$PLOTS/sharpness_gap.png"
 cp "$WORK/compare/curves_1d.png" "$PLOTS/sharpness_curves_1d.png"
 
-step "12. one network, many minima: SGD small and large batch, SAM, pruned, BC, distilled, low-rank"
+step "12. permutation alignment: the seed-1 network's units matched to the small-batch one's; barrier against width"
+landscape-align "$SMALL" "$WORK/seed1/model_15.pt" --arch digits_cnn --dataset digits --threads "$OMP_NUM_THREADS" \
+  --overwrite --out "$WORK/seed1_aligned.pt"
+python "$PLOTS/alignment.py" "$WORK"   # the aligned line beside ab_path.h5's; pairs of MLPs and CNNs of 5 widths
+
+step "13. one network, many minima: SGD small and large batch, SAM, pruned, BC, distilled, low-rank"
 MANY="$WORK/many"
 mkdir -p "$MANY"
 $TRAIN --lr 0.05 --batch-size 32 --epochs 15 --save-every 15 --sam 0.05 --out "$MANY/sam"
@@ -144,7 +149,7 @@ cp "$MANY/compare/curves_1d.png" "$PLOTS/many_minima_1d.png"
 cp "$MANY/compare/contours_2d.png" "$PLOTS/many_minima_contour.png"
 cp "$MANY/compare/gap_vs_measure.png" "$PLOTS/many_minima_gap.png"
 
-step "13. does flatness predict the gap? 15 minima (batch sizes, seeds, weight decay, SAM), Kendall's tau"
+step "14. does flatness predict the gap? 15 minima (batch sizes, seeds, weight decay, SAM), Kendall's tau"
 python "$PLOTS/minima_study.py" "$WORK/study" --figures "$PLOTS"
 
 step "done: the figures plots/README.md states"

@@ -294,3 +294,14 @@ def save_lowrank(path, seed: int = 0, rank_ratio: float = 0.5) -> str:
 
     factorize_checkpoint(source, "digits_cnn", str(path), rank_ratio=rank_ratio)
     return str(path)
+def surf_config(**kw):
+    """A :class:`landscape.jobs.surf.SurfConfig` from flat keywords: the fields of
+    :class:`landscape.data.datasets.DataSpec` (``dataset``, ``samples``, ``split``, ...) go into its
+    ``data``, the rest are the config's own."""
+    from dataclasses import fields
+
+    from landscape.data.datasets import DataSpec
+    from landscape.jobs.surf import SurfConfig
+
+    names = {f.name for f in fields(DataSpec)}
+    return SurfConfig(data=DataSpec(**{k: kw.pop(k) for k in list(kw) if k in names}), **kw)

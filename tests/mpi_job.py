@@ -1,6 +1,6 @@
 """Test-only jobs that tests/engine/test_mpi.py starts under a real ``mpirun`` (and serially).
 
-``python tests/mpi_job.py surface --model M --out O [...]``: ``compute_surface`` through the CLIs'
+``python tests/mpi_job.py surface --model M --out O [...]``: landscape-surf's job through the CLIs'
 error handling (one line and exit code 2 for bad input). ``--delay S`` makes every point take at
 least S seconds, so that a test can kill the job part-way; ``--pid-dir D`` makes every rank write
 its process id to ``D/rank<r>.pid``.
@@ -25,10 +25,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def run_surface(args: argparse.Namespace, comm) -> int:
     import landscape.evaluation.evaluator as evaluate
     from landscape.cli._common import run_cli
+    from landscape.data.datasets import DataSpec
     from landscape.directions.options import Directions
     from landscape.engine.options import Output
     from landscape.evaluation.options import EvalOptions
-    from landscape.jobs.surface import SurfaceConfig, compute_surface
+    from landscape.jobs.surf import SurfConfig, surf
     from landscape.space.grid import Grid
 
     if args.pid_dir:
@@ -44,17 +45,15 @@ def run_surface(args: argparse.Namespace, comm) -> int:
             return result
 
         evaluate.Evaluator.__call__ = slow
-    cfg = SurfaceConfig(
-        model=args.model, arch="digits_cnn", dataset="digits", samples=args.samples,
+    cfg = SurfConfig(
+        model=args.model, arch="digits_cnn", data=DataSpec(dataset="digits", samples=args.samples),
         grid=Grid(args.x, args.y or None), adaptive=args.adaptive, directions=Directions(seed=args.seed),
         evaluation=EvalOptions(loss_fn="crossentropy", device="cpu", threads=1, batch_size=args.batch_size or None),
         output=Output(args.out, overwrite=args.overwrite, chunk_size=args.chunk_size, flush_seconds=args.flush_seconds,
-                      progress=args.progress),
-        metrics=tuple(args.metrics.split(",")),
-    )
+                      progress=args.progress), metrics=tuple(args.metrics.split(",")))
 
     def body() -> int:
-        compute_surface(cfg, comm)
+        surf(cfg, comm)
         return 0
 
     return run_cli("mpi_job", body)

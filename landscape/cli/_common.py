@@ -87,6 +87,7 @@ shape.__name__ = "shape C,H,W"
 
 def add_data_options(p: argparse.ArgumentParser, split: str = "train", several: bool = False):
     """The options of :class:`landscape.data.datasets.DataSpec`, as every command that loads data spells them."""
+    # torch: landscape-plot imports this module and never imports torch
     from landscape.data.datasets import SPLITS, DataSpec
 
     d = DataSpec()

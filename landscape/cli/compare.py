@@ -21,6 +21,9 @@ from landscape.cli._common import (
     positive_float,
     run_cli,
 )
+from landscape.evaluation.losses import LOSSES
+from landscape.jobs.compare import MEASURES, CompareConfig, compare
+from landscape.runtime.parallel import launcher_rank
 
 PROG = "landscape-compare"
 GRIDS = ("--line", "--plane")
@@ -32,9 +35,6 @@ def _measures(text: str) -> tuple[str, ...]:
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.evaluation.losses import LOSSES
-    from landscape.jobs.compare import MEASURES, CompareConfig
-
     d = CompareConfig()
     p = Parser(prog=PROG, description="Compare K minima of one architecture: train/test loss and error, the "
                "generalization gap, sharpness measures (average- and worst-case, Keskar's epsilon, lambda_max, "
@@ -89,9 +89,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         from dataclasses import replace
-
-        from landscape.jobs.compare import CompareConfig, compare
-        from landscape.runtime.parallel import launcher_rank
 
         ns = build_parser().parse_args(join_negative_values(argv, GRIDS))
         fields = CompareConfig.__dataclass_fields__

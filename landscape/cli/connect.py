@@ -20,15 +20,19 @@ from landscape.cli._common import (
     positive_float,
     run_cli,
 )
+from landscape.connect.curve import KINDS
+from landscape.connect.training import CurveTraining
+from landscape.errors import LandscapeError
+from landscape.jobs import connect as job
+from landscape.jobs.connect import CurveConfig
+from landscape.runtime.parallel import world
+from landscape.training import OptimizerConfig
 
 PROG = "landscape-connect"
 
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.connect.curve import KINDS
-    from landscape.jobs.connect import CurveConfig
-
     d = CurveConfig()
     t, o = d.training, d.training.optimizer
     p = Parser(prog=PROG, description="Train a curve (quadratic Bezier or polygonal chain with one bend) of low "
@@ -61,6 +65,9 @@ def build_parser() -> Parser:
     e.add_argument("--bn-recompute", type=non_negative, default=None, metavar="N",
                    help="re-estimate BatchNorm statistics from N training batches at every t (default: all of them; "
                    "networks with BatchNorm only)")
+    e.add_argument("--repair-stats", action="store_true",
+                   help="REPAIR (Jordan et al. 2023): at every t, give each unit of the layers no BatchNorm follows "
+                   "the mean and std interpolated from the ends' (statistics from the --bn-recompute batches)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
     p.add_argument("--threads", type=positive, default=None,
                    help="torch threads per process (default: the idle cores, or OMP_NUM_THREADS)")
@@ -79,12 +86,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = join_negative_values(list(sys.argv[1:] if argv is None else argv), ("--t",))
 
     def body() -> int:
-        from landscape.connect.training import CurveTraining
-        from landscape.errors import LandscapeError
-        from landscape.jobs import connect as job
-        from landscape.runtime.parallel import world
-        from landscape.training.optim import OptimizerConfig
-
         ns = build_parser().parse_args(argv)
         command = " ".join([PROG, *argv])
         data = {k: getattr(ns, k) for k in ("data_root", "samples", "sample_seed", "synthetic_shape",
@@ -92,17 +93,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.eval:
             cfg = job.PathConfig(curve=ns.eval, ends=tuple(ns.ends), points=ns.points, t=ns.t, out=ns.out or "path.h5",
                                  dataset=ns.dataset, split=ns.split, bn_recompute=ns.bn_recompute,
-                                 batch_size=ns.batch_size or 256, device=ns.device, threads=ns.threads,
-                                 overwrite=ns.overwrite, progress=ns.progress, command=command, **data)
+                                 repair_stats=ns.repair_stats, batch_size=ns.batch_size or 256, device=ns.device,
+                                 threads=ns.threads, overwrite=ns.overwrite, progress=ns.progress, command=command,
+                                 **data)
             comm = world()
-            result = job.evaluate_path(cfg, comm)
+            result = job.write_path(cfg, comm)
             if comm.rank == 0:
-                print(f"{PROG}: wrote {cfg.out} ({len(result.t)} values of t, splits {','.join(result.by_split)})")
+                print(f"{PROG}: wrote {cfg.out} ({len(result.t)} values of t, splits {','.join(result.by_split)}"
+                      + (", REPAIR" if cfg.repair_stats else "") + ")")
                 for split, entry in result.by_split.items():
-                    b = entry["barrier"]
-                    e = entry["err_barrier"]
-                    print(f"{PROG}: {split} barrier: curve {b['curve']:.4g}, straight line {b['line']:.4g} (loss); "
-                          f"curve {e['curve']:.3g}, straight line {e['line']:.3g} (error %)")
+                    for key, what in (("barrier", "barrier (max - mean of the ends)"),
+                                      ("chord_barrier", "barrier above the chord (max of L(t) - (1-t) L(a) - t L(b))")):
+                        b, e = entry[key], entry[f"err_{key}"]
+                        print(f"{PROG}: {split} {what}: curve {b['curve']:.4g}, straight line {b['line']:.4g} "
+                              f"(loss); curve {e['curve']:.3g}, straight line {e['line']:.3g} (error %)")
             return 0
         if len(ns.ends) != 2:
             raise LandscapeError(f"training a curve takes two checkpoints (the ends a and b); {len(ns.ends)} given")

@@ -13,16 +13,16 @@ import sys
 from collections.abc import Sequence
 
 from landscape.cli._common import Parser, add_data_options, non_negative, positive, positive_float, run_cli, say
+from landscape.evaluation.losses import LOSSES
+from landscape.hessian.operator import CONVENTIONS, DEFAULT_BATCH_SIZE, ORIGINAL_BATCH_SIZE, PARAM_CHOICES
+from landscape.hessian.summary import SummaryOptions
+from landscape.jobs.hessian import HessianConfig, summarize_checkpoint
 
 PROG = "landscape-hessian"
 
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.evaluation.losses import LOSSES
-    from landscape.hessian.operator import CONVENTIONS, DEFAULT_BATCH_SIZE, ORIGINAL_BATCH_SIZE, PARAM_CHOICES
-    from landscape.jobs.hessian import HessianConfig
-
     d = HessianConfig()
     o = d.options
     p = Parser(prog=PROG, description="The Hessian spectrum of a network's mean loss at a checkpoint: the top-k "
@@ -85,9 +85,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dataclasses import fields
 
         import torch
-
-        from landscape.hessian.summary import SummaryOptions
-        from landscape.jobs.hessian import HessianConfig, summarize_checkpoint
 
         ns = build_parser().parse_args(argv)  # flags -> option objects, here only
         options = SummaryOptions(**{f.name: getattr(ns, f.name) for f in fields(SummaryOptions) if hasattr(ns, f.name)},

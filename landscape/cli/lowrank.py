@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from landscape.cli._common import Parser, positive, run_cli, shape
+from landscape.jobs.lowrank import factorize_checkpoint
+from landscape.prune import reduction
 
 PROG = "landscape-lowrank"
 
@@ -47,9 +49,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
-        from landscape.jobs.lowrank import factorize_checkpoint
-        from landscape.prune import reduction
-
         ns = build_parser().parse_args(argv)
         r = factorize_checkpoint(ns.model, ns.arch, ns.out, rank_ratio=ns.rank_ratio, energy=ns.energy,
                                  input_shape=ns.input_shape, num_classes=ns.num_classes, in_channels=ns.in_channels,

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 
 from landscape.cli._common import Parser, non_negative, positive, run_cli
+from landscape.jobs.markov import MarkovConfig, draw_markov
+from landscape.quant.markov import RATES, Toy
 
 PROG = "landscape-markov"
 
@@ -27,8 +29,6 @@ def _rates(text: str) -> list[float]:
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.quant.markov import RATES, Toy
-
     p = Parser(prog=PROG, description="Draw SR's exact stationary distribution and BC's simulated one of a "
                "quantized weight on a 1D non-convex objective, at each learning rate, and print their spreads.")
     p.add_argument("--out", default="markov.png", help="figure file; its extension picks the format")
@@ -49,11 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
-        from landscape.jobs.markov import draw_markov
-
         ns = build_parser().parse_args(argv)
-        result = draw_markov(ns.out, ns.rates, ns.noise, ns.steps, ns.chains, ns.seed, ns.dpi, threads=ns.threads,
-                             overwrite=ns.overwrite)
+        result = draw_markov(MarkovConfig(ns.out, tuple(ns.rates), ns.noise, ns.steps, ns.chains, ns.seed, ns.dpi,
+                                          ns.overwrite, ns.threads))
         print(result.table())
         print(f"{PROG}: wrote {ns.out}")
         return 0

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from landscape.cli._common import Parser, finite_float, positive, run_cli
+from landscape.jobs.plot import PlotConfig, plot_files
 
 PROG = "landscape-plot"
 KINDS = ("contour", "contourf", "heatmap", "3d")
@@ -116,15 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
-        from landscape.jobs.plot import plot_files
-
         ns = build_parser().parse_args(argv)
-        done = plot_files(
-            ns.surfaces, ns.out, kinds=ns.kinds, formats=ns.formats, levels=ns.levels, vmin=ns.vmin,
-            vmax=ns.vmax, scale=ns.scale, step=ns.level_step, xlim=ns.xlim, dpi=ns.dpi, quantity=ns.quantity,
-            html=ns.html, vtk=ns.vtk, compare=ns.compare, twin=ns.twin, trajectory=ns.trajectory,
-            static=True if ns.static else None, titles=ns.titles.split("|") if ns.titles else None, curve=ns.path,
-            mark_evaluated=ns.mark_evaluated, interp=ns.interp, dir_file=ns.dir_file)
+        done = plot_files(PlotConfig(
+            tuple(ns.surfaces), ns.out, ns.quantity, tuple(ns.kinds), tuple(ns.formats), levels=ns.levels,
+            vmin=ns.vmin, vmax=ns.vmax, scale=ns.scale, step=ns.level_step, xlim=ns.xlim, dpi=ns.dpi, html=ns.html,
+            vtk=ns.vtk, interp=ns.interp, compare=ns.compare, titles=tuple(ns.titles.split("|")) if ns.titles else None,
+            twin=ns.twin, trajectory=ns.trajectory, dir_file=ns.dir_file, curve=ns.path,
+            mark_evaluated=ns.mark_evaluated, static=True if ns.static else None))
         for source, paths in done:
             print(f"{PROG}: {source}: {', '.join(paths)}")
         return 0

@@ -15,8 +15,17 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 
+from landscape import prune
 from landscape.cli._common import Parser, add_data_options, positive, run_cli, shape
+from landscape.data.datasets import DataSpec
+from landscape.engine.options import Output
 from landscape.errors import LandscapeError
+from landscape.evaluation.losses import LOSSES
+from landscape.evaluation.options import EvalOptions
+from landscape.jobs import prune as jobs
+from landscape.jobs.network import ModelSpec
+from landscape.prune import PRESETS, STRATEGIES
+from landscape.prune.table import markdown, matches, table1
 from landscape.runtime.parallel import launcher_rank
 
 PROG = "landscape-prune"
@@ -44,9 +53,6 @@ def parse_ratios(text: str) -> list[float]:
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.evaluation.losses import LOSSES
-    from landscape.prune import PRESETS, STRATEGIES
-
     p = Parser(
         prog=PROG,
         description="Prune the filters of smallest L1 norm from a conv net (Li et al., Pruning Filters "
@@ -141,8 +147,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         ns = build_parser().parse_args(argv)
         if ns.table1:
-            from landscape.prune.table import markdown, matches, table1
-
             rows = table1()
             print(markdown(rows), end="")
             hit, total = matches(rows)
@@ -150,8 +154,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "(bold: where ours differ)")
             return 0
         if ns.list_presets:
-            from landscape.prune import PRESETS
-
             for p in PRESETS.values():
                 print(f"{p.name:12s} {p.arch:18s} {p.description}")
             return 0
@@ -165,12 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  "--count")
         if not ns.sensitivity and launcher_rank() != 0:
             return 0  # under mpirun only the sensitivity scan is shared out; the rest is rank 0's
-        from landscape import prune
-        from landscape.jobs import prune as jobs
 
+        model = ModelSpec(ns.arch, ns.model, ns.num_classes, ns.in_channels, ns.unsafe_pickle)
         if ns.count:
-            r = jobs.count_checkpoint(ns.arch, ns.model, ns.plan, ns.input_shape, ns.shortcuts, ns.per_layer,
-                                       ns.num_classes, ns.in_channels, ns.unsafe_pickle)
+            r = jobs.count_checkpoint(jobs.CountConfig(model, ns.plan, ns.input_shape, ns.shortcuts, ns.per_layer))
             print(f"{PROG}: {r.arch} on {'x'.join(map(str, r.input_shape))}: {_fmt(r.flops, r.params)}")
             for lc in r.layers:
                 print(f"  {lc.name:28s} {lc.kind:8s} {'x'.join(map(str, lc.output_shape)):>12s} "
@@ -190,13 +190,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.sensitivity:
             if ns.plan:
                 raise LandscapeError("--sensitivity prunes each layer alone; it takes no --plan")
-            from landscape.data.datasets import DataSpec
 
-            layers = [t.strip() for t in ns.layers.split(",") if t.strip()] if ns.layers else None
-            result, figures = jobs.scan_checkpoint(
-                ns.model, ns.arch, DataSpec.of(ns), parse_ratios(ns.ratios), ns.out, layers, ns.strategy, ns.loss,
-                ns.batch_size, ns.device, ns.threads, ns.chunk_size, ns.progress, ns.overwrite, ns.repair,
-                ns.num_classes, ns.in_channels, ns.unsafe_pickle)
+            layers = tuple(t.strip() for t in ns.layers.split(",") if t.strip()) if ns.layers else None
+            result, figures = jobs.scan_checkpoint(jobs.ScanConfig(
+                model, tuple(parse_ratios(ns.ratios)), DataSpec.of(ns), layers, ns.strategy,
+                EvalOptions(loss_fn=ns.loss, batch_size=ns.batch_size, device=ns.device, threads=ns.threads),
+                Output(ns.out, overwrite=ns.overwrite, repair=ns.repair, chunk_size=ns.chunk_size,
+                       progress=ns.progress)))
             if launcher_rank() == 0:
                 import numpy as np
 
@@ -210,9 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{PROG}: figures: {', '.join(figures)}")
             return 0
         if ns.plan:
-            ckpt = jobs.prune_checkpoint(ns.model, ns.arch, ns.plan, ns.out, ns.strategy, ns.input_shape,
-                                          ns.num_classes, ns.in_channels, ns.unsafe_pickle, ns.overwrite,
-                                          threads=ns.threads)
+            ckpt = jobs.prune_checkpoint(jobs.PruneConfig(model, ns.plan, ns.out, ns.strategy, ns.input_shape,
+                                                          ns.overwrite, ns.threads))
             info = ckpt["prune"]
             print(f"{PROG}: wrote {ns.out}: {len(ckpt['widths'])} convs narrowed ({ns.strategy}); "
                   f"{_fmt(info['flops'], info['params'])}; "

@@ -22,6 +22,17 @@ from landscape.cli._common import (
     positive_float,
     run_cli,
 )
+from landscape.data.datasets import DataSpec
+from landscape.directions.options import Directions
+from landscape.directions.sampling import NORMS, SEMANTICS
+from landscape.engine.options import MAX_POINTS, Output
+from landscape.evaluation.losses import LOSSES
+from landscape.evaluation.options import PRECISIONS, EvalOptions
+from landscape.hessian.operator import CONVENTIONS, PARAM_CHOICES
+from landscape.jobs.surf import DEFAULT_GRID, DEFAULT_OUT, DEMO_GRID, DEMO_OUT, PATH_GRID_POINTS, SurfConfig, surf
+from landscape.runtime.parallel import world
+from landscape.space.grid import Grid
+from landscape.space.params import DIR_TYPES, IGNORES
 
 PROG = "landscape-surf"
 GRID_OPTIONS = ("--x", "--y", "--z")
@@ -42,14 +53,7 @@ _metrics.__name__ = "comma-separated list of loss, acc, eig"
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.directions.sampling import NORMS, SEMANTICS
-    from landscape.evaluation.losses import LOSSES
-    from landscape.evaluation.options import PRECISIONS
-    from landscape.hessian.operator import CONVENTIONS, PARAM_CHOICES
-    from landscape.jobs.surface import DEFAULT_GRID, DEFAULT_OUT, DEMO_GRID, DEMO_OUT, PATH_GRID_POINTS, SurfaceConfig
-    from landscape.space.params import DIR_TYPES, IGNORES
-
-    d = SurfaceConfig()
+    d = SurfConfig()
     dirs, ev, out = d.directions, d.evaluation, d.output
     p = Parser(
         prog=PROG,
@@ -77,7 +81,7 @@ def build_parser() -> Parser:
                    help="allow checkpoints holding pickled Python objects (a whole nn.Module). "
                    "Unpickling runs arbitrary code from the file: only for files you trust")
 
-    add_data_options(p, d.split, several=True)
+    add_data_options(p, d.data.split, several=True)
 
     s = p.add_argument_group("grid and directions")
     s.add_argument("--x", default=None, metavar="MIN:MAX:NUM",
@@ -160,15 +164,8 @@ def build_parser() -> Parser:
 
 
 def config_from_args(ns: argparse.Namespace, argv: Sequence[str]):
-    """The :class:`landscape.jobs.surface.SurfaceConfig` of parsed options: the one place where
+    """The :class:`landscape.jobs.surf.SurfConfig` of parsed options: the one place where
     flags become option objects (each object checks its values as it is built)."""
-    from landscape.data.datasets import DataSpec
-    from landscape.directions.options import Directions
-    from landscape.engine.options import MAX_POINTS, Output
-    from landscape.evaluation.options import EvalOptions
-    from landscape.jobs.surface import DEFAULT_GRID, DEMO_GRID, SurfaceConfig
-    from landscape.space.grid import Grid
-
     grid = None  # no axis given: the command's default (the demo's, a path's, or DEFAULT_GRID)
     if ns.x is not None or ns.y is not None or ns.z is not None:
         demo = ns.model is None and not (ns.arch or "").startswith("hf:")
@@ -177,8 +174,8 @@ def config_from_args(ns: argparse.Namespace, argv: Sequence[str]):
     if any(getattr(ns, f"{a}{k}") for a in "xyz" for k in ("norm", "ignore")):
         norm = tuple(getattr(ns, f"{a}norm") or ns.norm for a in "xyz")
         ignore = tuple(getattr(ns, f"{a}ignore") or ns.ignore for a in "xyz")
-    return SurfaceConfig(
-        **vars(DataSpec.of(ns)), model=ns.model, arch=ns.arch, model2=ns.model2, model3=ns.model3, curve=ns.curve,
+    return SurfConfig(
+        data=DataSpec.of(ns), model=ns.model, arch=ns.arch, model2=ns.model2, model3=ns.model3, curve=ns.curve,
         unsafe_pickle=ns.unsafe_pickle, grid=grid, adaptive=ns.adaptive,
         directions=Directions(dir_type=ns.dir_type, norm=norm, ignore=ignore, seed=ns.seed, semantics=ns.semantics,
                               hold=ns.hold_directions),
@@ -198,12 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = join_negative_values(list(sys.argv[1:] if argv is None else argv), GRID_OPTIONS)
 
     def body() -> int:
-        from landscape.jobs.surface import run
-        from landscape.runtime.parallel import world
-
         cfg = config_from_args(build_parser().parse_args(argv), argv)
         comm = world()
-        surface, figures = run(cfg, comm)
+        result = surf(cfg, comm)
+        surface, figures = result.surface, result.figures
         if comm.rank == 0:
             done = surface.completed
             loss = surface.loss

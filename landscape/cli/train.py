@@ -15,6 +15,9 @@ import sys
 from collections.abc import Sequence
 
 from landscape.cli._common import Parser, non_negative, positive, run_cli
+from landscape.evaluation.losses import LOSSES
+from landscape.jobs.train import INITS, TrainConfig, train
+from landscape.models import list_models
 
 PROG = "landscape-train"
 
@@ -31,9 +34,6 @@ def _milestones(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.evaluation.losses import LOSSES
-    from landscape.jobs.train import INITS, TrainConfig
-
     d = TrainConfig().args()
     p = Parser(
         prog=PROG,
@@ -160,14 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``landscape-train``; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--list-archs" in argv:
-        from landscape.models import list_models
-
         print("\n".join(list_models()))
         return 0
 
     def body() -> int:
-        from landscape.jobs.train import TrainConfig, train
-
         ns = build_parser().parse_args(argv)
         result = train(TrainConfig.from_args(**{k: v for k, v in vars(ns).items() if k != "list_archs"}))
         print(f"{PROG}: {result.out}: epoch {result.epoch}, test accuracy {result.test_accuracy:.2f}%, "

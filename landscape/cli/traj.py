@@ -16,14 +16,16 @@ import sys
 from collections.abc import Sequence
 
 from landscape.cli._common import Parser, positive, run_cli
+from landscape.jobs.network import ModelSpec
+from landscape.jobs.surf import path_grid
+from landscape.jobs.trajectory import TrajectoryConfig, trajectory_of_run
+from landscape.space.params import DIR_TYPES, IGNORES
 
 PROG = "landscape-traj"
 
 
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
-    from landscape.space.params import DIR_TYPES, IGNORES
-
     p = Parser(
         prog=PROG,
         description="Find the first two principal directions of the path through the "
@@ -63,14 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
-        from landscape.jobs.surface import path_grid
-        from landscape.jobs.trajectory import trajectory_of_run
-
         ns = build_parser().parse_args(argv)
-        traj = trajectory_of_run(ns.checkpoints, ns.final, ns.arch, ns.out, num_classes=ns.num_classes,
-                                 in_channels=ns.in_channels, dir_type=ns.dir_type, ignore=ns.ignore,
-                                 unsafe_pickle=ns.unsafe_pickle, cache_bytes=ns.cache_mb << 20,
-                                 overwrite=ns.overwrite, directions=ns.directions, threads=ns.threads)
+        traj = trajectory_of_run(TrajectoryConfig(
+            tuple(ns.checkpoints), ModelSpec(ns.arch, ns.final, ns.num_classes, ns.in_channels, ns.unsafe_pickle),
+            ns.out, ns.dir_type, ns.ignore, ns.cache_mb << 20, ns.overwrite, ns.directions, ns.threads))
         r = traj.explained_variance_ratio * 100
         if ns.directions:
             print(f"{PROG}: {len(traj.checkpoints)} checkpoints projected onto the directions of {ns.directions}; "

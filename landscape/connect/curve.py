@@ -14,7 +14,9 @@ import torch
 from torch import nn
 
 from landscape.errors import LandscapeError
+from landscape.io.checkpoint import Checkpoint, read_checkpoint, sha256
 from landscape.io.files import check_output, replacing
+from landscape.space.params import tensors_checksum
 
 KINDS = ("bezier", "polychain")
 PATHS = ("curve", "line")
@@ -58,13 +60,6 @@ def check_ends(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], wha
     bad = [k for k in a if a[k].dtype != b[k].dtype]
     if bad:
         raise LandscapeError(f"{what} differ in dtype at {', '.join(bad[:3])}")
-
-
-def tensors_sha256(state: Mapping[str, torch.Tensor]) -> str:
-    """SHA-256 of named tensors (names, dtypes, shapes, bytes)."""
-    from landscape.space.params import tensors_checksum
-
-    return tensors_checksum(state)
 
 
 class Curve:
@@ -156,7 +151,7 @@ class Curve:
         """SHA-256 of the kind, the ends and the bend: the identity of the curve's values."""
         h = hashlib.sha256(self.kind.encode())
         for state in (self.a, self.bend, self.b):
-            h.update(tensors_sha256(state).encode())
+            h.update(tensors_checksum(state).encode())
         return h.hexdigest()
 
     # -- the file
@@ -182,13 +177,12 @@ def _plain(meta: Mapping) -> dict:
     return json.loads(json.dumps(dict(meta), default=str))
 
 
-def load_curve(path: str | os.PathLike, model: nn.Module | None = None) -> Curve:
-    """A curve from its file (``torch.load(weights_only=True)``). The network is ``model``, else
-    the recorded architecture built from the zoo or ``package.module:callable``."""
-    from landscape.io.checkpoint import read_checkpoint
-
-    path = os.fspath(path)
-    ckpt = read_checkpoint(path)
+def load_curve(source: str | os.PathLike | Checkpoint, model: nn.Module | None = None) -> Curve:
+    """A curve from its file (``torch.load(weights_only=True)``), or from that file read already
+    (a :class:`landscape.io.checkpoint.Checkpoint`). Its network is ``model`` (None: none; the
+    commands build the architecture the file records, :func:`landscape.jobs.connect.read_curve`)."""
+    ckpt = source if isinstance(source, Checkpoint) else read_checkpoint(os.fspath(source))
+    path = ckpt.path
     obj = {**ckpt.meta, "state_dict": ckpt.state_dict}
     if obj.get("format") != FORMAT:
         raise LandscapeError(f"{path!r} is not a curve file (written by landscape-connect or Curve.save)")
@@ -199,14 +193,6 @@ def load_curve(path: str | os.PathLike, model: nn.Module | None = None) -> Curve
     curve = Curve(obj["state_dict"], obj["end_b"], obj["bend"], str(obj["kind"]), params=obj["params"], meta=meta)
     if obj.get("curve_sha256") and obj["curve_sha256"] != curve.checksum():
         raise LandscapeError(f"{path!r} is damaged: its tensors do not match the checksum it records")
-    if model is None and meta.get("arch"):
-        from landscape.models import build_model
-
-        model = build_model(str(meta["arch"]), num_classes=int(meta.get("num_classes") or 10),
-                            in_channels=int(meta.get("in_channels") or 3))
-        from landscape.io.checkpoint import load_into_
-
-        load_into_(model, curve.a, source=f"curve {path!r}")
     curve.model = model
     return curve
 
@@ -214,8 +200,6 @@ def load_curve(path: str | os.PathLike, model: nn.Module | None = None) -> Curve
 def check_ends_files(curve: Curve, paths: Sequence[str | os.PathLike], source: str = "the curve") -> None:
     """Refuse checkpoints that are not the ends the curve was trained between (by the SHA-256 of
     the files its file records)."""
-    from landscape.io.checkpoint import sha256
-
     recorded = list(curve.meta.get("ends_sha256") or [])
     if len(recorded) != 2:
         raise LandscapeError(f"{source} records no checksums of its ends' files")

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from landscape.connect.curve import Curve, CurveModel, tensors_sha256
+from landscape.connect.curve import Curve, CurveModel
 from landscape.errors import LandscapeError
 from landscape.runtime.device import resolve_device
+from landscape.space.params import tensors_checksum
 from landscape.training import Loop, LoopConfig, OptimizerConfig, RunFolder, make_optimizer
 
 
@@ -89,7 +90,7 @@ def train_curve(model_a: nn.Module, model_b: nn.Module, data, *, kind: str = "be
         data = data["train"]
     net = CurveModel(curve).to(resolve_device(device))
     opt = make_optimizer(list(net.bend), settings.optimizer)
-    record = {"kind": kind, "ends_tensors_sha256": [tensors_sha256(curve.a), tensors_sha256(curve.b)],
+    record = {"kind": kind, "ends_tensors_checksum": [tensors_checksum(curve.a), tensors_checksum(curve.b)],
               "loss": loss_fn if isinstance(loss_fn, str) else "custom", **settings.settings()}
     run = RunFolder(folder, record, resume=resume, overwrite=overwrite) if folder is not None else None
     try:

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping
 import torch
 from torch import nn
 
+from landscape.data.datasets import Dataset
 from landscape.errors import LandscapeError
 from landscape.space.params import tensor_bytes
 
@@ -247,8 +248,6 @@ def default_budget(device: torch.device) -> int:
 def tensors_of(data) -> tuple[torch.Tensor, ...] | None:
     """The tensors behind in-memory data (a :class:`landscape.Dataset`, ``(X, y)``, a map-style
     torch Dataset read once), or None for a loader."""
-    from landscape.data.datasets import Dataset
-
     if isinstance(data, Dataset):
         return (data.x, data.y)
     if isinstance(data, tuple | list) and data and all(torch.is_tensor(t) for t in data):

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from landscape.errors import LandscapeError
+from landscape.runtime.usercode import call_user, load_callable
 
 # Per-channel normalization constants (of the training split, on [0, 1] pixels).
 # CIFAR-10 uses the original loss-landscape tool's constants (cifar10/dataloader.py:
@@ -250,8 +251,6 @@ def _mnist(root: str | None, split: str, raw: bool) -> Dataset:
 
 
 def _from_callable(spec: str, root: str | None, split: str) -> Dataset:
-    from landscape.runtime.usercode import call_user, load_callable
-
     fn = load_callable(spec, "dataset")
     try:
         params = inspect.signature(fn).parameters

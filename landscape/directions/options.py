@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 import torch
 
+from landscape.directions.sampling import NORMS, SEMANTICS
 from landscape.errors import LandscapeError, check_choice, check_per_axis, is_int
-from landscape.space.params import DIR_TYPES
+from landscape.space.params import DIR_TYPES, IGNORES
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,6 @@ class Directions:
     hold: bool = False
 
     def __post_init__(self):
-        from landscape.directions.sampling import NORMS, SEMANTICS
-        from landscape.space.params import IGNORES
-
         check_choice("dir_type", self.dir_type, DIR_TYPES)
         object.__setattr__(self, "norm", check_per_axis("norm", self.norm, NORMS))
         object.__setattr__(self, "ignore", check_per_axis("ignore", self.ignore, IGNORES))

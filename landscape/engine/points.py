@@ -1,6 +1,21 @@
-"""The point runner: the resumable, locked, MPI-distributed computation of a grid of points into one
-file, which every grid computation shares (surfaces, the pruning scan, the path of a curve, the
-comparison table).
+"""The point runner, :func:`compute_points`: the resumable, locked, MPI-distributed computation of a
+grid of points into one file, the core that every grid computation shares (the surface, the
+pruning scan, the path of a curve, the comparison table).
+
+What it guarantees, for every client:
+
+- **resume by recorded inputs**: the file records everything its values depend on (``inputs``);
+  a rerun keeps the finished points of a file whose inputs match and refuses one whose do not,
+  naming the first input that differs (``overwrite`` replaces it; a damaged file is refused, or
+  with ``repair`` its verified points kept);
+- **one writer**: rank 0 holds the output's lock (and those of ``lock_also``) for the whole run;
+- **atomic flushes**: the file is rewritten whole to a temporary and renamed, every few seconds
+  (never more than a tenth of the time) and at the end, so a killed run leaves a valid file with
+  its finished points;
+- **MPI hand-out**: rank 0 hands out the pending points to every rank (serially: one rank), and
+  every rank gets the finished :class:`~landscape.io.surface_file.Surface`;
+- **adaptive rounds**: with a ``refinement``, only the points of its rounds are computed and the
+  rest interpolated at the end.
 """
 
 from __future__ import annotations
@@ -12,10 +27,12 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from landscape.engine.options import Output
 from landscape.io.files import OutputLock, check_output, remove_stale_temporaries
 from landscape.io.h5 import DamagedFile
 from landscape.io.surface_file import ConfigMismatch, Surface, new_surface, read_surface, repair_surface, write_surface
 from landscape.runtime.parallel import map_points, on_root, share
+from landscape.runtime.progress import progress_bar
 from landscape.runtime.provenance import now
 
 # What is refreshed on resume rather than checked: it says how this run went, not what it computed.
@@ -94,36 +111,38 @@ def _open(out: str, coords: list[np.ndarray], names: list[str], inputs: dict, at
     return surface
 
 
-def run_points(
+def compute_points(
     coords: list[np.ndarray],
     metrics: Sequence,
     job: Callable[[int, Sequence[int]], dict],
     *,
     inputs: dict,
     attrs: dict,
+    output: Output,
     comm,
-    out: str | None = None,
-    overwrite: bool = False,
-    repair: bool = False,
-    arrays: Mapping | None = None,
     lock_also: Sequence[str] = (),
     on_open: Callable[[Surface], None] | None = None,
-    chunk_size: int = 1,
-    flush_seconds: float = 2.0,
-    progress: bool = True,
     what: str = "surface",
     refinement=None,
 ) -> Surface:
-    """Compute what is pending of a grid into a surface file: the machinery every grid computation
-    shares (surfaces, pruning's sensitivity scan). Collective: every rank calls it.
+    """Compute what is pending of the grid ``coords`` into the file ``output.path`` (None: in memory
+    only). Collective: every rank calls it; every rank returns the finished :class:`Surface`.
 
-    Rank 0 locks ``out`` (and ``lock_also``), resumes it when its recorded ``inputs`` match (else
-    refuses, or repairs a damaged file), calls ``on_open(surface)`` before the first write, and
-    hands out the pending points: ``job(p, metric_indices)`` computes the values of the metrics
-    still missing at flat point ``p``. Every rank returns the finished :class:`Surface`.
-    ``refinement``: a :class:`landscape.engine.refinement.Refinement`: the points in its rounds only, the rest
-    interpolated at the end (an ``evaluated`` mask and the tolerance recorded).
+    ``metrics``: objects with ``names`` (the arrays they fill) and ``config()`` (recorded in
+    ``inputs["metrics"]``); ``job(p, metric_indices)`` computes the values of the metrics still
+    missing at flat point ``p``. ``inputs``: what the values depend on (compared on resume);
+    ``attrs``: provenance, with ``output.provenance`` on top. ``output``: the file, ``overwrite``,
+    ``repair``, ``chunk_size``, ``flush_seconds``, ``progress`` and ``arrays`` of an
+    :class:`~landscape.engine.options.Output`. Rank 0 locks the file (and ``lock_also``), resumes it
+    when its recorded ``inputs`` match (else refuses, or repairs a damaged file; ``what`` names the
+    file's kind in those messages), calls ``on_open(surface)`` before the first write, and hands out
+    the pending points. ``refinement``: a :class:`landscape.engine.refinement.Refinement`: the points
+    in its rounds only, the rest interpolated at the end (an ``evaluated`` mask and the tolerance
+    recorded).
     """
+    out, overwrite, repair, arrays = output.path, output.overwrite, output.repair, output.arrays
+    chunk_size, flush_seconds, progress = output.chunk_size, output.flush_seconds, output.progress
+    attrs = {**attrs, **(output.provenance or {})}
     names = [n for m in metrics for n in m.names]
     locks: list[OutputLock] = []
 
@@ -193,8 +212,6 @@ def _compute(surf: Surface | None, comm, todo: dict, job, out, chunk_size, flush
     pending = sorted(todo)
     bar = None
     if comm.rank == 0 and progress and pending:
-        from landscape.runtime.progress import progress_bar
-
         total = int(np.prod(surf.shape))
         bar = progress_bar(total=total, initial=total - len(pending), desc="surface", unit="pt")
     last_write, interval = time.monotonic(), flush_seconds

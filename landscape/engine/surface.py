@@ -1,7 +1,7 @@
 """Computing a surface: ``landscape.surface(model, data, grid, directions=..., evaluation=..., output=...)``.
 
 model + data -> directions -> grid -> metrics at every point (the model moved in place by a
-:class:`landscape.space.params.Mover`) -> the point runner (:func:`landscape.engine.points.run_points`:
+:class:`landscape.space.params.Mover`) -> the point runner (:func:`landscape.engine.points.compute_points`:
 MPI when launched by ``mpirun``, else serial) -> the surface file, written by rank 0 alone. The
 options come in frozen objects that check themselves when built: :class:`landscape.Directions`,
 :class:`landscape.EvalOptions` and :class:`landscape.Output` (the grid is a :class:`landscape.Grid`).
@@ -27,22 +27,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.data.batches import by_split
+from landscape.data.batches import as_batches, by_split
 from landscape.directions.options import Directions
 from landscape.directions.sampling import directions_checksum, random_directions
 from landscape.engine.options import Output, directions_path
-from landscape.engine.points import run_points
+from landscape.engine.points import compute_points
+from landscape.engine.refinement import Refinement
 from landscape.errors import GridTooLarge, LandscapeError
 from landscape.evaluation.batchnorm import BatchNormRecompute, has_batchnorm
 from landscape.evaluation.evaluator import Evaluation
 from landscape.evaluation.metrics import Context, Point, as_metric, check_names, config_of, values_of
 from landscape.evaluation.options import EvalOptions
-from landscape.io.directions_file import save_directions
+from landscape.io.directions_file import load_directions, save_directions
 from landscape.io.surface_file import ConfigMismatch, Surface, peek_attrs
 from landscape.runtime.device import resolve_device
 from landscape.runtime.parallel import collective, local_rank_and_size, on_root, same_everywhere, world
 from landscape.runtime.provenance import environment
-from landscape.runtime.threads import threads as using_threads
+from landscape.runtime.threads import using_threads
 from landscape.space.grid import Axis, Grid, as_grid
 from landscape.space.params import (
     LazyDirection,
@@ -131,7 +132,9 @@ def surface(
     default: no file. Under ``mpirun`` every rank calls this and every rank gets the result.
 
     ``model`` is used in place (moved to the device) and put back at its origin, on its device and
-    in its mode afterwards, also when the call raises. The thread count is restored too.
+    in its mode afterwards, also when the call raises. It runs at ``evaluation.threads`` torch
+    threads (None: torch's count as it stands; under ``mpirun``, give a count or set
+    ``OMP_NUM_THREADS`` so the ranks of a node share its cores) and restores the caller's count.
     """
     grid = as_grid(grid)
     if directions is None:
@@ -144,7 +147,7 @@ def surface(
         if not isinstance(value, kind):
             raise LandscapeError(f"`{name}` must be a landscape.{kind.__name__}, got {type(value).__name__}")
     comm = comm or world()
-    local_rank, local_size = local_rank_and_size(comm)
+    local_rank, _ = local_rank_and_size(comm)
     provenance = dict(output.provenance or {})
     provenance.setdefault("command", _python_command(grid, [("directions", directions),
                                                             ("evaluation", evaluation), ("output", output)]))
@@ -152,7 +155,8 @@ def surface(
     home = next((t.device for t in model.state_dict().values()), torch.device("cpu"))
     contiguous = all(p.is_contiguous() for p in model.parameters())
     run = None
-    with using_threads(evaluation.threads, local_size) as n_threads:
+    with using_threads(evaluation.threads) as n_threads:
+        evaluation = replace(evaluation, threads=n_threads)  # explicit from here on (it keys the batch-size probe)
         try:
             run = collective(comm, lambda: _setup(model, data, grid, directions, metrics, evaluation, output.path,
                                                   comm, local_rank))
@@ -267,8 +271,6 @@ def _setup_metrics(run: _Run, comm) -> list:
             if hasattr(m, "setup"):
                 m.setup(ctx)
         if e.bn_recompute:
-            from landscape.data.batches import as_batches
-
             if not has_batchnorm(run.model):
                 raise LandscapeError("BatchNorm statistics cannot be recomputed: the model has no BatchNorm")
             batches = (as_batches(e.bn_data, run.device, evaluations[0].batch_size or 256)
@@ -336,8 +338,6 @@ def _provenance(run: _Run, metrics: list, comm, n_threads: int, provenance: Mapp
 
 def _save_directions(dpath: str, run: _Run, attrs: Mapping, overwrite: bool) -> None:
     """Write the run's directions beside the surface, never replacing other directions silently."""
-    from landscape.io.directions_file import load_directions
-
     checksum = run.dirs_checksum
     if os.path.exists(dpath):
         try:
@@ -389,13 +389,9 @@ def _run(run: _Run, comm, output: Output, provenance: Mapping, n_threads: int) -
 
     refinement = None
     if grid.adaptive:
-        from landscape.engine.refinement import Refinement
-
         refinement = Refinement(grid.shape, grid.adaptive, metrics[0].names[0])  # refined on the first split's loss
-    surf = run_points(grid.coordinates(), metrics, job, inputs=_inputs(run, metrics), attrs=attrs, comm=comm,
-                      out=out, overwrite=output.overwrite, repair=output.repair, arrays=output.arrays,
-                      lock_also=[dpath] if dpath else [], on_open=on_open, chunk_size=output.chunk_size,
-                      flush_seconds=output.flush_seconds, progress=output.progress, refinement=refinement)
+    surf = compute_points(grid.coordinates(), metrics, job, inputs=_inputs(run, metrics), attrs=attrs, output=output,
+                          comm=comm, lock_also=[dpath] if dpath else [], on_open=on_open, refinement=refinement)
     surf.directions = run.dirs
     return surf
 

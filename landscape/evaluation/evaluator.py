@@ -24,7 +24,9 @@ from landscape.data.batches import Batches, TensorBatches, as_batches, forward, 
 from landscape.errors import LandscapeError, first_line
 from landscape.evaluation.losses import accuracy, function_name, logits_of, resolve_loss, token_labels
 from landscape.evaluation.options import EvalOptions
+from landscape.runtime.cache import recall, remember
 from landscape.runtime.device import resolve_device
+from landscape.runtime.threads import using_threads
 from landscape.space.params import place_, uses_channels_last
 
 PROBE_BATCH_SIZES = (64, 128, 256, 512)
@@ -105,8 +107,10 @@ class Evaluator:
     """Mean loss and accuracy (in %) of ``model`` on ``data``, as the parameters stand now.
 
     ``data``: anything :func:`landscape.data.batches.as_batches` takes. ``options``: an
-    :class:`landscape.EvalOptions` (its loss, accuracy, batch size, device, precision, compile and
-    forward function; the BatchNorm and thread options are the caller's). ``batch_size=None``
+    :class:`landscape.EvalOptions` (its loss, accuracy, batch size, device, precision, compile,
+    threads and forward function; the BatchNorm options are the caller's). It runs at
+    ``options.threads`` torch threads (None: torch's count as it stands), restoring the caller's
+    count after each call; that count keys the batch-size probe's cache. ``batch_size=None``
     picks the fastest of a few sizes by timing them once (tensor data; a loader's batches are
     used as they come). Conv nets on 4-D inputs run channels-last (exact, faster on CPU) unless
     ``channels_last`` says otherwise. ``precision="bf16"`` autocasts the forward pass (opt-in: the
@@ -122,6 +126,12 @@ class Evaluator:
         if not isinstance(options, EvalOptions):
             raise LandscapeError(f"`options` must be a landscape.EvalOptions, got {type(options).__name__}")
         self.options = options
+        with using_threads(options.threads) as n_threads:
+            self.threads = n_threads  # what the timings below ran at: it keys the probe's cache
+            self._setup(model, data, channels_last)
+
+    def _setup(self, model: nn.Module, data, channels_last: bool | None) -> None:
+        options = self.options
         batch_size = options.batch_size
         keep_malloc_arenas()
         self.device = resolve_device(options.device)
@@ -255,8 +265,6 @@ class Evaluator:
         remembered in the cache folder (:func:`landscape.runtime.cache.cache_dir`) per model, input shape,
         device, threads and precision: a later run of the same kind skips the probe.
         """
-        from landscape.runtime.cache import recall, remember
-
         tb = self.batches
         assert isinstance(tb, TensorBatches)
         sizes = sorted({min(b, self.n) for b in candidates})
@@ -293,7 +301,7 @@ class Evaluator:
             "model": f"{type(self.model).__module__}.{type(self.model).__qualname__}",
             "tensors": hashlib.sha256(repr(shapes).encode()).hexdigest(),
             "sample": sample, "dtype": str(getattr(x, "dtype", "")), "sizes": list(sizes),
-            "device": str(self.device), "threads": torch.get_num_threads(), "precision": self.precision,
+            "device": str(self.device), "threads": self.threads, "precision": self.precision,
             "channels_last": self.channels_last, "forward": function_name(self.forward_fn),
             "loss": self.loss_name, "host": platform.node(), "torch": torch.__version__,
         }
@@ -305,7 +313,8 @@ class Evaluator:
     def __call__(self) -> dict[str, float]:
         """``{"loss": mean loss, "acc": accuracy in %}`` at the model's current parameters
         (no ``"acc"`` when there is no accuracy)."""
-        return self._pass(self.batches)
+        with using_threads(self.options.threads):
+            return self._pass(self.batches)
 
 
 class Evaluation:

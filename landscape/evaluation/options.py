@@ -23,9 +23,10 @@ class EvalOptions:
     "mse" (None: crossentropy); ``accuracy_fn`` likewise ("auto": argmax accuracy for class labels;
     None: no accuracy). ``batch_size`` None: the fastest of a quick probe. ``device`` None or
     "auto": CUDA when available. ``precision`` "bf16": autocast. ``compile``: torch.compile the
-    model. ``threads`` None: the idle cores shared by the ranks of a node. ``bn_recompute``:
-    re-estimate BatchNorm statistics from that many batches of ``bn_data`` (None: the data) at every
-    point. ``forward_fn(model, batch) -> output`` for models that take more than the inputs."""
+    model. ``threads``: torch threads for the call (None: torch's count as it stands; the commands
+    decide one). ``bn_recompute``: re-estimate BatchNorm statistics from that many batches of
+    ``bn_data`` (None: the data) at every point. ``forward_fn(model, batch) -> output`` for models
+    that take more than the inputs."""
 
     loss_fn: str | Callable | None = None
     accuracy_fn: str | Callable | None = "auto"

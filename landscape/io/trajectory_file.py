@@ -21,9 +21,10 @@ from landscape.errors import LandscapeError
 from landscape.io.h5 import DamagedFile, dataset, opened, plain, probe, writing
 
 
-@dataclass
+@dataclass(frozen=True)
 class Trajectory:
-    """Two PCA directions of a run and where each checkpoint lies in their plane."""
+    """Two PCA directions of a run and where each checkpoint lies in their plane (``attrs``: its
+    provenance, completed by the command that writes it)."""
 
     directions: list  # of dicts name -> torch.Tensor (empty when read without them)
     xcoord: np.ndarray
@@ -76,7 +77,7 @@ def write_trajectory(path: str | os.PathLike, traj: Trajectory) -> None:
         traj.residual, traj.epochs, np.array(traj.checkpoints, dtype=h5py.string_dtype()),
     ), strict=True))
 
-    from landscape.io.directions_file import write_directions
+    from landscape.io.directions_file import write_directions  # torch: landscape-plot reads trajectory files without it
 
     with writing(path) as f:
         write_directions(f, traj.directions, traj.attrs)
@@ -163,7 +164,7 @@ def read_trajectory(path: str | os.PathLike, directions: bool = True,
     ratio = np.asarray(ratio, dtype=float) if ratio is not None else _original_variance(path)
     dirs: list = []
     if directions and has_dirs:
-        from landscape.io.directions_file import load_directions
+        from landscape.io.directions_file import load_directions  # torch: see write_trajectory
 
         dirs = load_directions(path)[0][:2]
     epochs = np.asarray(arr.get("epochs", np.full(n, -1))).ravel()

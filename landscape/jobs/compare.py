@@ -30,10 +30,26 @@ import numpy as np
 import torch
 
 from landscape import sharpness
+from landscape.data.batches import data_checksum
 from landscape.data.datasets import DataSpec
+from landscape.directions.options import Directions
+from landscape.engine.options import Output
+from landscape.engine.points import compute_points
+from landscape.engine.surface import surface
 from landscape.errors import LandscapeError, OutputExists
+from landscape.evaluation.evaluator import Evaluator
 from landscape.evaluation.options import EvalOptions
+from landscape.io.checkpoint import read_checkpoint
+from landscape.io.files import check_folder, replacing, write_text
+from landscape.io.surface_file import read_surface, write_surface
+from landscape.jobs.network import network
+from landscape.lowrank import unfactorized_names
+from landscape.plot.compare import compare_figure, describe_training
+from landscape.plot.sharpness import gap_figure
+from landscape.runtime.parallel import SerialComm, collective, local_rank_and_size, on_root, world
 from landscape.runtime.provenance import environment
+from landscape.runtime.threads import choose_threads, using_threads
+from landscape.space.grid import Grid, make_axis
 
 FILES = ("compare.h5", "compare.csv", "compare.md", "curves_1d.png", "contours_2d.png", "gap_vs_measure.png")
 EVALUATIONS = ("train", "test")  # the first jobs of every checkpoint: loss and error on each split
@@ -123,17 +139,11 @@ def _check(cfg: CompareConfig) -> None:
 
 
 def _grid(spec: str):
-    from landscape.space.grid import make_axis
-
     return None if str(spec).strip().lower() in NONE else make_axis(spec)
 
 
 def _load(cfg: CompareConfig, data) -> list[_Minimum]:
     """Every checkpoint read once: its model, what it records, its title; all of one architecture."""
-    from landscape.io.checkpoint import read_checkpoint
-    from landscape.jobs.network import network
-    from landscape.plot.compare import describe_training
-
     ckpts = [read_checkpoint(path, cfg.unsafe_pickle) for path in cfg.checkpoints]
     infos = [ckpt.summary() for ckpt in ckpts]
     archs = {str(i["arch"]) for i in infos if i.get("arch")}
@@ -144,8 +154,6 @@ def _load(cfg: CompareConfig, data) -> list[_Minimum]:
         model = network(ckpt, cfg.arch, cfg.num_classes, data=data)
         out.append(_Minimum(path, os.path.abspath(path), ckpt.sha256, model, info,
                             describe_training(info, str(info.get("arch") or cfg.arch))))
-    from landscape.lowrank import unfactorized_names  # torch.fx (prune's counts): only when comparing
-
     first = unfactorized_names(out[0].model)  # a low-rank network is of the architecture it was factorized from
     for m in out[1:]:
         if unfactorized_names(m.model) != first:
@@ -172,8 +180,6 @@ def _measure(name: str, model, data, cfg: CompareConfig, comm) -> sharpness.Shar
 
 
 def _evaluate(model, data, cfg: CompareConfig) -> dict:
-    from landscape.evaluation.evaluator import Evaluator
-
     t0 = time.perf_counter()
     ev = Evaluator(model, data, EvalOptions(loss_fn=cfg.loss, batch_size=cfg.batch_size or 256, device=cfg.device))
     if ev.accuracy_fn is None:
@@ -196,8 +202,6 @@ class _Job:
 
 
 def _check_outputs(cfg: CompareConfig) -> None:
-    from landscape.io.files import check_folder
-
     folder = os.path.abspath(cfg.out)
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise LandscapeError(f"output {cfg.out!r} is a file, not a folder")
@@ -212,11 +216,6 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
     """Compute (or resume) the comparison ``cfg`` describes and write its files (see the module
     docstring). Collective under MPI; bad input raises :class:`LandscapeError` before anything is
     written."""
-    from landscape.engine.points import run_points
-    from landscape.io.surface_file import read_surface, write_surface
-    from landscape.runtime.parallel import SerialComm, collective, local_rank_and_size, on_root, world
-    from landscape.runtime.threads import threads
-
     comm = comm or world()
     _check(cfg)
     line, plane = _grid(cfg.line), _grid(cfg.plane)
@@ -232,8 +231,6 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
     folder = os.path.abspath(cfg.out)
     on_root(comm, lambda: os.makedirs(os.path.join(folder, "surfaces"), exist_ok=True))
     out = os.path.join(folder, "compare.h5")
-
-    from landscape.data.batches import data_checksum
 
     inputs = {
         "checkpoints": [m.sha256 for m in minima], "jobs": jobs, "config": _config(cfg),
@@ -258,12 +255,13 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
         return {"value": r.value, "stderr": r.stderr, "error": np.nan, "forward": r.forward,
                 "backward": r.backward, "seconds": r.seconds}
 
-    _, local_size = local_rank_and_size(comm)
-    with threads(cfg.threads, local_size):
-        surf = run_points([np.arange(K, dtype=float), np.arange(J, dtype=float)], [_Job()], job, inputs=inputs,
-                          attrs=attrs, comm=comm, out=out, overwrite=cfg.overwrite, progress=progress,
-                          what="comparison")
-        surfaces = _surfaces(cfg, minima, data, line, plane, comm, progress) if cfg.plot else {"1d": [], "2d": []}
+    n_threads = choose_threads(cfg.threads, local_rank_and_size(comm)[1])  # once, for every computation below
+    with using_threads(n_threads):
+        surf = compute_points([np.arange(K, dtype=float), np.arange(J, dtype=float)], [_Job()], job, inputs=inputs,
+                              attrs=attrs, output=Output(out, overwrite=cfg.overwrite, progress=progress), comm=comm,
+                              what="comparison")
+        surfaces = (_surfaces(cfg, minima, data, line, plane, comm, progress, n_threads) if cfg.plot
+                    else {"1d": [], "2d": []})
 
     result = None
     if comm.rank == 0:
@@ -278,14 +276,8 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
     return on_root(comm, lambda: result)
 
 
-def _surfaces(cfg: CompareConfig, minima: list[_Minimum], data, line, plane, comm, progress) -> dict:
+def _surfaces(cfg: CompareConfig, minima: list[_Minimum], data, line, plane, comm, progress, threads: int) -> dict:
     """The 1D and 2D filter-normalized surfaces of every minimum (resumable files in ``surfaces/``)."""
-    from landscape.directions.options import Directions
-    from landscape.engine.options import Output
-    from landscape.engine.surface import surface
-    from landscape.evaluation.options import EvalOptions
-    from landscape.space.grid import Grid
-
     out: dict[str, list] = {"1d": [], "2d": []}
     for k, m in enumerate(minima):
         prov = {"model": m.path, "model_sha256": m.sha256, "arch": cfg.arch, **DataSpec.of(cfg).provenance(),
@@ -298,7 +290,8 @@ def _surfaces(cfg: CompareConfig, minima: list[_Minimum], data, line, plane, com
             out[kind].append(surface(
                 m.model, {cfg.split: data}, Grid(axes[0], axes[1] if kind == "2d" else None),
                 directions=Directions(norm="filter", ignore="biasbn", seed=cfg.seed),
-                evaluation=EvalOptions(loss_fn=cfg.loss, batch_size=cfg.batch_size or 256, device=cfg.device),
+                evaluation=EvalOptions(loss_fn=cfg.loss, batch_size=cfg.batch_size or 256, device=cfg.device,
+                                       threads=threads),
                 output=Output(path, overwrite=cfg.overwrite, progress=progress, provenance=prov), comm=comm))
     return out
 
@@ -332,8 +325,6 @@ def _fmt(x, full: bool = False) -> str:
 
 
 def _write_tables(folder: str, rows: list[dict], correlations, cfg: CompareConfig) -> list[str]:
-    from landscape.io.files import write_text
-
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
@@ -365,10 +356,6 @@ def _write_tables(folder: str, rows: list[dict], correlations, cfg: CompareConfi
 
 
 def _figures(folder: str, surfaces: dict, correlations) -> list[str]:
-    from landscape.io.files import replacing
-    from landscape.plot.compare import compare_figure
-    from landscape.plot.sharpness import gap_figure
-
     figures = []
     if surfaces["1d"]:
         figures.append(("curves_1d.png", compare_figure(surfaces["1d"])))

@@ -1,5 +1,5 @@
 """What ``landscape-connect`` does, file in -> file out: train a curve between two checkpoints
-(:func:`train`), evaluate a curve file along t into a path file (:func:`evaluate_path`), and read a
+(:func:`train`), evaluate a curve file along t into a path file (:func:`write_path`), and read a
 curve file as the path drawn on its plane (:func:`plane_path_of`).
 
 The curve file records the architecture, the data, the training settings and the ends' files
@@ -16,14 +16,16 @@ from torch import nn
 
 from landscape import connect
 from landscape.data.datasets import SPLITS, Dataset, DataSpec
+from landscape.engine.options import Output
 from landscape.errors import LandscapeError
 from landscape.evaluation.batchnorm import has_batchnorm
+from landscape.evaluation.options import EvalOptions
 from landscape.io.checkpoint import Checkpoint, read_checkpoint, sha256
 from landscape.io.files import check_output
 from landscape.jobs.network import network
-from landscape.runtime.parallel import world
-from landscape.runtime.threads import threads as using_threads
-from landscape.space.grid import Grid
+from landscape.runtime.parallel import local_rank_and_size, world
+from landscape.runtime.threads import choose_threads, using_threads
+from landscape.space.grid import Grid, parse_axis
 
 # What a curve file records about its data, filled in when a command leaves it open.
 DATA_FIELDS = tuple(f.name for f in fields(DataSpec) if f.name not in ("split", "samples", "sample_seed"))
@@ -89,7 +91,7 @@ def train(cfg: CurveConfig) -> tuple[connect.Curve, str]:
             "command": cfg.command or "landscape.jobs.connect.train"}
     if meta["data"]["data_root"]:
         meta["data"]["data_root"] = os.path.abspath(meta["data"]["data_root"])
-    with using_threads(cfg.threads):
+    with using_threads(choose_threads(cfg.threads)):
         curve = connect.train_curve(model_a, model_b, data, kind=cfg.kind, training=settings, device=cfg.device,
                                     test_data=test, folder=run_folder(cfg), resume=cfg.resume, overwrite=cfg.overwrite,
                                     progress=cfg.progress, meta=meta)
@@ -100,7 +102,8 @@ def train(cfg: CurveConfig) -> tuple[connect.Curve, str]:
 @dataclass
 class PathConfig(DataSpec):
     """Evaluating a curve file along t (the fields of ``landscape-connect --eval``). Data fields left
-    ``None`` are the curve file's; ``ends``: checkpoints that must be the curve's ends."""
+    ``None`` are the curve file's; ``ends``: checkpoints that must be the curve's ends;
+    ``repair_stats``: REPAIR at every t (:func:`landscape.connect.evaluate_path`)."""
 
     curve: str = ""
     ends: tuple[str, ...] = ()
@@ -110,6 +113,7 @@ class PathConfig(DataSpec):
     dataset: str | None = None  # type: ignore[assignment]  (None: the curve's)
     split: str = "train,test"
     bn_recompute: int | None = None
+    repair_stats: bool = False
     batch_size: int = connect.DEFAULT_BATCH_SIZE
     device: str | None = "cpu"
     threads: int | None = None
@@ -118,11 +122,17 @@ class PathConfig(DataSpec):
     command: str = ""
 
 
-def read_curve(path: str, ends: tuple[str, ...] = ()) -> connect.Curve:
-    """The curve in ``path``; ``ends`` (zero or two checkpoints) must be its ends' files."""
-    if not os.path.isfile(path):
-        raise LandscapeError(f"curve file {path!r} does not exist")
-    curve = connect.load_curve(path)
+def read_curve(path: str, ends: tuple[str, ...] = (), checkpoint: Checkpoint | None = None) -> connect.Curve:
+    """The curve in ``path`` (``checkpoint``: the file, read already), with the network of the
+    architecture it records (built here, :func:`landscape.jobs.network.network`); ``ends`` (zero
+    or two checkpoints) must be its ends' files."""
+    if checkpoint is None:
+        if not os.path.isfile(path):
+            raise LandscapeError(f"curve file {path!r} does not exist")
+        checkpoint = read_checkpoint(path)
+    curve = connect.load_curve(checkpoint)
+    if curve.meta.get("arch"):
+        curve.model = network(checkpoint, str(curve.meta["arch"]))  # the curve's a, in its architecture
     if ends:
         if len(ends) != 2:
             raise LandscapeError(f"a curve has two ends; {len(ends)} checkpoint(s) given")
@@ -147,14 +157,12 @@ def splits_of(text: str) -> list[str]:
     return splits
 
 
-def evaluate_path(cfg: PathConfig, comm=None) -> connect.PathResult:
+def write_path(cfg: PathConfig, comm=None) -> connect.PathResult:
     """Loss and accuracy of the curve in ``cfg.curve`` and of the straight line at ``cfg.points``
     values of t on every split, into the path file ``cfg.out`` (resumed when it exists and
     matches). Collective under MPI: every rank calls it."""
     comm = comm or world()
     if cfg.t is not None:
-        from landscape.space.grid import parse_axis
-
         ts = connect.t_values(parse_axis(cfg.t).coordinates)
     elif cfg.points < 2:
         raise LandscapeError(f"`points` must be at least 2, got {cfg.points}")
@@ -169,14 +177,17 @@ def evaluate_path(cfg: PathConfig, comm=None) -> connect.PathResult:
         data[s], idx = spec.load(s)
         indices = idx if indices is None else indices
     bn_data = data["train"] if "train" in data else None
-    if bn_data is None and curve.model is not None and has_batchnorm(curve.model):
+    if bn_data is None and (cfg.repair_stats or curve.model is not None and has_batchnorm(curve.model)):
         bn_data = spec.load("train")[0]
-    provenance = {"command": cfg.command or "landscape.jobs.connect.evaluate_path",
+    provenance = {"command": cfg.command or "landscape.jobs.connect.write_path",
                   "curve": os.path.abspath(cfg.curve), "curve_file_sha256": sha256(cfg.curve),
                   "arch": str(curve.meta.get("arch", "")), **spec.provenance()}
-    return connect.evaluate(curve, data, ts, bn_recompute=cfg.bn_recompute, bn_data=bn_data,
-                            batch_size=cfg.batch_size, device=cfg.device, out=cfg.out, overwrite=cfg.overwrite,
-                            comm=comm, progress=cfg.progress, provenance=provenance, threads=cfg.threads)
+    evaluation = EvalOptions(batch_size=cfg.batch_size, device=cfg.device,
+                             threads=choose_threads(cfg.threads, local_rank_and_size(comm)[1]),
+                             bn_recompute=cfg.bn_recompute or 0, bn_data=bn_data)
+    output = Output(cfg.out, overwrite=cfg.overwrite, progress=cfg.progress, provenance=provenance)
+    return connect.evaluate_path(curve, data, ts, evaluation=evaluation, output=output,
+                                 repair_stats=cfg.repair_stats, comm=comm)
 
 
 def plane_path_of(curve_file: str) -> connect.PlanePath:
@@ -190,18 +201,16 @@ PLANE_BN_BATCHES = 10  # a BatchNorm network's statistics are re-estimated at ev
 PLANE_GRID = f"-0.2:1.2:{PLANE_POINTS}"
 
 
-def plane_options(cfg) -> dict:
-    """What ``landscape-surf --curve`` changes in its configuration: the curve file is the model
-    (its ``state_dict`` is the end a, the plane's origin), the architecture is the curve's unless
-    given, the grid covers a (0, 0), b (1, 0) and the bend with a margin of 0.2 |b - a|, its points
-    equally spaced on both axes; a BatchNorm network's statistics are re-estimated at every point
-    (from ``PLANE_BN_BATCHES`` batches unless ``bn_recompute`` says), and the surface
-    records the curve's checksum (for ``landscape-plot --path``)."""
-    if (cfg.model and cfg.model != cfg.curve) or cfg.model2 or cfg.model3 or cfg.directions_file or cfg.same_dir:
-        raise LandscapeError("the plane of a curve is set by the curve: give no --model, --model2, --model3, "
-                             "--directions or --same-dir with --curve")
-    curve = read_curve(cfg.curve)
-    _, (_, yb) = connect.plane_directions(curve)
+def plane_options(cfg, curve: connect.Curve, bend: tuple[float, float]) -> dict:
+    """What ``landscape-surf --curve`` changes in its configuration (a
+    :class:`landscape.jobs.surf.SurfConfig`), given the curve of ``cfg.curve`` and the bend's
+    coordinates in its plane: the curve file is the model (its ``state_dict`` is the end a, the
+    plane's origin), the architecture is the curve's unless given, the grid covers a (0, 0), b
+    (1, 0) and the bend with a margin of 0.2 |b - a|, its points equally spaced on both axes; a
+    BatchNorm network's statistics are re-estimated at every point (from ``PLANE_BN_BATCHES``
+    batches unless ``bn_recompute`` says), and the surface records the curve's checksum (for
+    ``landscape-plot --path``)."""
+    _, yb = bend
     ny = max(9, round(PLANE_POINTS * (yb + 0.4) / 1.4))
     ev = cfg.evaluation
     bn = ev.bn_recompute or (PLANE_BN_BATCHES if curve.model is not None and has_batchnorm(curve.model) else 0)
@@ -210,22 +219,23 @@ def plane_options(cfg) -> dict:
     provenance = {**(cfg.output.provenance or {}), "curve": os.path.abspath(cfg.curve),
                   "curve_sha256": curve.checksum(), "curve_kind": curve.kind,
                   "directions_from": "curve plane (a, b, bend)"}
-    data = {}  # the data options left at their defaults: the curve's own data, as it records them
+    data = cfg.data  # the data options left at their defaults: the curve's own data, as it records them
     recorded = curve.meta.get("data") or {}
-    if recorded and all(getattr(cfg, f) == getattr(DataSpec(), f) for f in DATA_FIELDS):
-        data = {k: v for k, v in recorded.items() if k in DATA_FIELDS}
+    if recorded and all(getattr(data, f) == getattr(DataSpec(), f) for f in DATA_FIELDS):
+        data = replace(data, **{k: v for k, v in recorded.items() if k in DATA_FIELDS})
     return {"model": cfg.curve, "arch": cfg.arch or str(curve.meta.get("arch") or "") or None, "grid": grid,
-            "evaluation": replace(ev, bn_recompute=bn), "output": replace(cfg.output, provenance=provenance), **data}
+            "evaluation": replace(ev, bn_recompute=bn), "output": replace(cfg.output, provenance=provenance),
+            "data": data}
 
 
-def plane_of(curve_file: str, ndim: int) -> tuple[list[dict], dict]:
-    """The directions of a curve's plane (:func:`landscape.connect.plane_directions`) and what the
-    surface file records about them."""
+def plane_of(dirs: list[dict], bend: tuple[float, float], ndim: int) -> tuple[list[dict], dict]:
+    """The directions of a curve's plane (:func:`landscape.connect.plane_directions`, with the
+    bend's coordinates) and what the surface file records about them."""
     if ndim != 2:
         raise LandscapeError("the plane of a curve is 2D: give --x and --y (or neither), and no --z")
-    dirs, (xb, yb) = connect.plane_directions(read_curve(curve_file))
+    xb, yb = bend
     return dirs, {"norm": "", "ignore": "", "curve_bend_x": xb, "curve_bend_y": yb}
 
 
-__all__ = ["CurveConfig", "PathConfig", "evaluate_path", "plane_of", "plane_options", "plane_path_of", "read_curve",
-           "run_folder", "train"]
+__all__ = ["CurveConfig", "PathConfig", "plane_of", "plane_options", "plane_path_of", "read_curve", "run_folder",
+           "train", "write_path"]

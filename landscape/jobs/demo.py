@@ -13,7 +13,7 @@ from landscape.errors import LandscapeError
 from landscape.io.checkpoint import save_checkpoint
 from landscape.models import build_model
 from landscape.runtime.cache import cache_dir
-from landscape.runtime.threads import threads as using_threads
+from landscape.runtime.threads import choose_threads, using_threads
 
 DEMO_ARCH = "digits_cnn"
 DEMO_DATASET = "digits"
@@ -33,7 +33,7 @@ def demo_checkpoint(seed: int = 0, verbose: bool = True, threads: int | None = N
     except OSError as exc:
         raise LandscapeError(f"cannot create the cache folder {os.path.dirname(path)!r} "
                              f"({exc.strerror or exc}); set LANDSCAPE_CACHE to a writable folder") from None
-    with using_threads(threads):
+    with using_threads(choose_threads(threads)):
         model, acc, seconds = _train_demo(seed)
     save_checkpoint(path, {"state_dict": model.state_dict(), "epoch": DEMO_EPOCHS, "accuracy": acc})
     if verbose:

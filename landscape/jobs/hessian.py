@@ -21,7 +21,7 @@ from landscape.io.files import owned_output, replacing
 from landscape.jobs.network import network
 from landscape.runtime.device import resolve_device
 from landscape.runtime.provenance import environment
-from landscape.runtime.threads import threads
+from landscape.runtime.threads import choose_threads, using_threads
 
 
 @dataclass
@@ -67,7 +67,7 @@ def _summarize(cfg: HessianConfig, command: str, log: Callable[[str], None] | No
     ckpt = read_checkpoint(cfg.model, cfg.unsafe_pickle)
     model = network(ckpt, cfg.arch, cfg.num_classes, data=data)
     started = environment()
-    with threads(cfg.threads) as n_threads:
+    with using_threads(choose_threads(cfg.threads)) as n_threads:
         summary = summarize(model, (data.x, data.y), cfg.loss, cfg.options, device=device, log=log)
     attrs = {
         **cfg.provenance(), **started, "command": command,

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from landscape.errors import LandscapeError
 from landscape.io.surface_file import Surface, read_surface
 from landscape.io.trajectory_file import read_trajectory
+from landscape.plot.compare import compare_figure
 from landscape.plot.mpl import MAX_LEVELS
+from landscape.plot.path import trajectory_figure
 from landscape.plot.render import KINDS, figure_prefix, render, save_figure
+from landscape.plot.vtk import write_vti, write_vtk
 
 
 def record_training_(surface: Surface) -> None:
@@ -51,59 +55,90 @@ def check_same_directions(surface: Surface, path: str, trajectory: str) -> None:
                              f"landscape-surf --directions {trajectory}")
 
 
-def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[str] | None = None,
-               formats: Sequence[str] = ("png", "pdf"), levels: int = 30, vmin: float | None = None,
-               vmax: float | None = None, scale: str = "auto", step: float | None = None,
-               xlim: tuple[float, float] | None = None, dpi: int = 150, quantity: str = "loss",
-               html: bool = False, vtk: bool = False, compare: bool = False, twin: bool = False,
-               trajectory: str | None = None, static: bool | None = None,
-               titles: Sequence[str] | None = None, curve: str | None = None,
-               mark_evaluated: bool = False, interp: int | None = None,
-               dir_file: str | None = None) -> list[tuple[str, list[str]]]:
-    """Every view of the surface files ``paths`` that the options ask for (what ``landscape-plot``
-    does): the static figures, an HTML page, a VTK file, a comparison of all of them on one scale,
-    the optimization path over the contours, a mode-connecting curve (``curve``: a landscape-connect
-    curve file) on its plane. Every file is read (and verified) before anything is drawn.
-    ``mark_evaluated``: dots where an adaptive surface evaluated the network. ``interp``: the VTK
-    file's grid interpolated to N x N; ``dir_file``: the PCA directions file of a projection file
-    given as ``trajectory`` (its explained variance). Returns ``(source, written files)`` pairs."""
-    if interp is not None and not vtk:
-        raise LandscapeError("`interp` is for the VTK file: give `vtk` too")
-    if dir_file and not trajectory:
-        raise LandscapeError("`dir_file` names the PCA directions of a `trajectory`: give the trajectory too")
-    if not 2 <= levels <= MAX_LEVELS:
-        raise LandscapeError(f"the number of contour levels must be 2 to {MAX_LEVELS}, got {levels}")
-    if titles is not None and len(titles) != len(paths):
-        raise LandscapeError(f"{len(titles)} titles for {len(paths)} surfaces")
-    if out and len(paths) > 1 and not compare:
-        raise LandscapeError("one figure prefix names the figures of one surface; give one surface file with it")
+@dataclass(frozen=True)
+class PlotConfig:
+    """What ``landscape-plot`` draws (checked when built): the ``surfaces`` (files), the figure
+    prefix ``out`` (None: beside each file, or ``compare``), the ``quantity``, the 2D ``kinds``
+    (None: all) and file ``formats``; how every figure looks (``levels``, ``vmin``, ``vmax``,
+    ``scale``, level ``step``, the 1D ``xlim``, ``dpi``); and the other views: an ``html`` page, a
+    ``vtk`` file (``interp``: interpolated onto N x N points first), a ``compare`` figure of all
+    surfaces on one scale (``titles``, ``twin``: accuracy on a right axis), the optimization path
+    of a ``trajectory`` file over the contours (``dir_file``: the PCA directions of an original
+    tool's projection file), a mode-connecting ``curve`` (a landscape-connect curve file) on its
+    plane, the dots where an adaptive surface evaluated (``mark_evaluated``). ``static``: the usual
+    figures too (None: only when no other view is asked for)."""
+
+    surfaces: tuple[str, ...]
+    out: str | None = None
+    quantity: str = "loss"
+    kinds: tuple[str, ...] | None = None
+    formats: tuple[str, ...] = ("png", "pdf")
+    levels: int = 30
+    vmin: float | None = None
+    vmax: float | None = None
+    scale: str = "auto"
+    step: float | None = None
+    xlim: tuple[float, float] | None = None
+    dpi: int = 150
+    html: bool = False
+    vtk: bool = False
+    interp: int | None = None
+    compare: bool = False
+    titles: tuple[str, ...] | None = None
+    twin: bool = False
+    trajectory: str | None = None
+    dir_file: str | None = None
+    curve: str | None = None
+    mark_evaluated: bool = False
+    static: bool | None = None
+
+    def __post_init__(self):
+        if isinstance(self.surfaces, str) or not self.surfaces:
+            raise LandscapeError("`surfaces` must be one or more surface files")
+        if self.interp is not None and not self.vtk:
+            raise LandscapeError("`interp` is for the VTK file: give `vtk` too")
+        if self.dir_file and not self.trajectory:
+            raise LandscapeError("`dir_file` names the PCA directions of a `trajectory`: give the trajectory too")
+        if not 2 <= self.levels <= MAX_LEVELS:
+            raise LandscapeError(f"the number of contour levels must be 2 to {MAX_LEVELS}, got {self.levels}")
+        if self.titles is not None and len(self.titles) != len(self.surfaces):
+            raise LandscapeError(f"{len(self.titles)} titles for {len(self.surfaces)} surfaces")
+        if self.out and len(self.surfaces) > 1 and not self.compare:
+            raise LandscapeError("one figure prefix names the figures of one surface; give one surface file with it")
+
+
+def plot_files(cfg: PlotConfig) -> list[tuple[str, list[str]]]:
+    """Every view of the surface files of ``cfg`` (what ``landscape-plot`` does). Every file is
+    read (and verified) before anything is drawn. Returns ``(source, written files)`` pairs."""
+    paths, out, kinds, formats, dpi = cfg.surfaces, cfg.out, cfg.kinds, cfg.formats, cfg.dpi
+    levels, vmin, vmax, scale, step, xlim = cfg.levels, cfg.vmin, cfg.vmax, cfg.scale, cfg.step, cfg.xlim
+    html, vtk, compare, trajectory, curve = cfg.html, cfg.vtk, cfg.compare, cfg.trajectory, cfg.curve
     surfaces = [read_surface(p) for p in paths]
-    quantity = default_quantity(surfaces, quantity)
+    quantity = default_quantity(surfaces, cfg.quantity)
     for path, s in zip(paths, surfaces, strict=True):
         if s.attrs.get("kind") == "pruning sensitivity":
             raise LandscapeError(f"{path!r} is a pruning sensitivity file, not a loss surface: landscape-prune "
                                  "--sensitivity draws its figures (layer x fraction pruned)")
         s.quantity(quantity)  # every file has the quantity, or the error lists what it has
-    traj = read_trajectory(trajectory, directions=False, directions_file=dir_file) if trajectory else None
+    traj = read_trajectory(trajectory, directions=False, directions_file=cfg.dir_file) if trajectory else None
     if traj is not None:
         for path, s in zip(paths, surfaces, strict=True):
             check_same_directions(s, path, trajectory)
     if curve is not None:
-        from landscape.jobs.connect import plane_path_of
+        from landscape.jobs.connect import plane_path_of  # torch: only to draw a curve
 
         curve = plane_path_of(curve)
-    static = static if static is not None else not (html or vtk or compare or trajectory or curve)
+    static = cfg.static if cfg.static is not None else not (html or vtk or compare or trajectory or curve)
     done: list[tuple[str, list[str]]] = []
     if compare:
-        from landscape.plot.compare import compare_figure
-
         for s in surfaces:
             record_training_(s)
         written: list[str] = []
         ndim = surfaces[0].ndim
         for kind in ([k for k in (kinds or KINDS) if k != "3d"] or ["contour"]) if ndim == 2 else ["1d"]:
             fig = compare_figure(surfaces, quantity, kind if kind != "1d" else "contour", levels=levels, vmin=vmin,
-                                 vmax=vmax, scale=scale, step=step, twin=twin, xlim=xlim, titles=titles)
+                                 vmax=vmax, scale=scale, step=step, twin=cfg.twin, xlim=xlim,
+                                 titles=list(cfg.titles) if cfg.titles else None)
             written += save_figure(fig, figure_prefix(out or "compare", surfaces[0], quantity), kind, formats, dpi)
         done.append(("compare", written))
     for path, surface in zip(paths, surfaces, strict=True):
@@ -111,11 +146,9 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
         written = []
         if static:
             written += render(surface, prefix, formats, levels, vmin, vmax, scale, kinds, quantity, dpi, step, xlim,
-                              mark_evaluated)
+                              cfg.mark_evaluated)
         tagged = figure_prefix(prefix, surface, quantity)  # render tags its own
         if traj is not None:
-            from landscape.plot.path import trajectory_figure
-
             if surface.ndim != 2:
                 raise LandscapeError("an optimization path is drawn over a 2D surface; this one is "
                                      f"{surface.ndim}D")
@@ -123,24 +156,22 @@ def plot_files(paths: Sequence[str], out: str | None = None, *, kinds: Sequence[
                                     step=step)
             written += save_figure(fig, tagged, "trajectory", formats, dpi)
         if curve is not None:
-            from landscape.plot.connect import plane_figure
+            from landscape.plot.connect import plane_figure  # torch: only to draw a curve
 
             if surface.ndim != 2 or surface.attrs.get("curve_sha256") != curve.curve_sha256:
                 raise LandscapeError(f"{path!r} is not the plane of this curve (landscape-surf --curve computes it)")
             fig = plane_figure(surface, curve, quantity, levels=levels, scale=scale, vmin=vmin, vmax=vmax, step=step)
             written += save_figure(fig, tagged, "plane", formats, dpi)
         if html:
-            from landscape.plot.interactive import write_html
+            from landscape.plot.interactive import write_html  # plotly: only for --html
 
             written.append(write_html(surface, f"{tagged}.html", quantity, scale == "log", trajectory=traj))
         if vtk:
-            from landscape.plot.vtk import write_vti, write_vtk
-
             if surface.ndim == 3:
                 written.append(write_vti(surface, f"{prefix}.vti"))
             else:
                 written.append(write_vtk(surface, f"{tagged}.vts", quantity, scale == "log", zmax=vmax,
-                                         interp=interp))
+                                         interp=cfg.interp))
         if written:
             done.append((path, written))
     return done

@@ -48,9 +48,10 @@ from landscape.io.files import write_bytes
 from landscape.jobs.network import network
 from landscape.lowrank import lowrank_of
 from landscape.models import build_model
-from landscape.quant import QuantConfig
+from landscape.prune import plan_widths, resize_
+from landscape.quant import QuantConfig, quantize_
 from landscape.runtime.device import resolve_device
-from landscape.runtime.threads import threads as using_threads
+from landscape.runtime.threads import choose_threads, using_threads
 from landscape.training import (
     Distillation,
     Loop,
@@ -442,8 +443,6 @@ def build(config: TrainConfig, num_classes: int, in_channels: int, sample: torch
     else:
         model = build_model(c.arch, num_classes=num_classes, in_channels=in_channels)
         if widths:
-            from landscape.prune import resize_
-
             resize_(model, dict(widths))
         has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         if c.start.init == "original" or (c.start.init == "auto" and has_bn):
@@ -489,8 +488,6 @@ def _widths_of(c: TrainConfig, num_classes: int, in_channels: int, init: Checkpo
     only, on the meta device), or those recorded in ``init`` (a pruned checkpoint); carried into
     every checkpoint of the run."""
     if c.start.plan:
-        from landscape.prune import plan_widths
-
         with torch.device("meta"):
             return plan_widths(build_model(c.arch, num_classes=num_classes, in_channels=in_channels), c.start.plan)
     return init.widths if init is not None else None
@@ -554,8 +551,6 @@ class TrainJob:
         made = [h if isinstance(h, TrainHook) else h(model) for h in hooks]
         optimizer = make_optimizer(model, c.optimizer)
         if c.quant is not None:  # quantized training: the model is quantized in place, the hook keeps it so
-            from landscape.quant import quantize_
-
             made.append(quantize_(model, c.quant))
         record = {"arch": c.arch, "num_classes": num_classes, "in_channels": in_channels, "dataset": c.data.dataset}
         if noise is not None:
@@ -588,7 +583,7 @@ class TrainJob:
                 buffer = io.BytesIO()
                 np.savez(buffer, p=c.label_noise, seed=c.loop.seed, **self.noise)
                 write_bytes(os.path.join(self.out, NOISE_FILE), buffer.getbuffer())
-            with using_threads(c.run.threads):
+            with using_threads(choose_threads(c.run.threads)):
                 history = loop.run(on_epoch_end)
         finally:
             self.folder.close()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from torch import nn
 
 from landscape.errors import LandscapeError
+from landscape.models.hf import build_hf
 from landscape.runtime.usercode import call_user, load_callable
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
@@ -35,8 +36,6 @@ def build_model(name: str, num_classes: int = 10, in_channels: int = 3) -> nn.Mo
     """Build a registered architecture, or call ``package.module:callable`` with no arguments, or
     build ``hf:DIR``'s Hugging Face model from its config (randomly initialised: load weights next)."""
     if name.startswith("hf:"):
-        from landscape.models.hf import build_hf
-
         return build_hf(name[3:])
     if ":" in name:
         model = call_user(load_callable(name, "architecture"), f"architecture {name!r}")

@@ -200,7 +200,7 @@ class NotebookView:
         """The static picture, drawn by matplotlib."""
         from matplotlib.figure import Figure
 
-        from landscape.plot import mpl
+        from landscape.plot import mpl  # matplotlib: only for the static picture
 
         s = self.surface
         if s.ndim == 1:

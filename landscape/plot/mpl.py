@@ -20,6 +20,7 @@ from matplotlib.ticker import LogFormatterSciNotation, LogLocator, MaxNLocator
 
 from landscape.errors import LandscapeError
 from landscape.io.surface_file import LABELS, Surface
+from landscape.plot.resample import interpolate
 
 SCALES = ("auto", "linear", "log")
 MAX_LEVELS = 1000  # more cannot be told apart, and cost minutes and gigabytes
@@ -171,7 +172,6 @@ def drawn(surface: Surface, quantity: str, log: bool) -> tuple[np.ndarray, np.nd
     x, y = surface.x, surface.y
     if not 4 <= min(len(x), len(y)) < COARSE or z.count() < 2:
         return x, y, z
-    from landscape.plot.resample import interpolate
 
     xi, yi = np.linspace(x[0], x[-1], DRAWN_POINTS), np.linspace(y[0], y[-1], DRAWN_POINTS)
     zi = interpolate(x, y, z.filled(np.nan), xi, yi)

@@ -54,7 +54,7 @@ def figures(surface: Surface, levels: int = 30, vmin: float | None = None, vmax:
     ``mark_evaluated``: dots where an adaptive surface evaluated the network."""
     title = surface.title()
     if surface.ndim == 1 and surface.attrs.get("kind") == "connect_path":  # a curve and a straight line along t
-        from landscape.connect.path import path_result
+        from landscape.connect.path import path_result  # torch: only for a curve's path file
         from landscape.plot.connect import path_figure
 
         kind = surface.attrs.get("curve_kind", "")

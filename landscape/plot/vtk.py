@@ -22,6 +22,7 @@ import numpy as np
 from landscape.errors import LandscapeError
 from landscape.io.files import write_text
 from landscape.io.surface_file import Surface
+from landscape.plot.resample import resample
 
 HIDDEN_POINT = 2  # vtkDataSetAttributes::HIDDENPOINT
 TYPES = {np.dtype("<f8"): "Float64", np.dtype("uint8"): "UInt8"}
@@ -66,8 +67,6 @@ def write_vtk(surface: Surface, path: str | os.PathLike, quantity: str = "loss",
     if surface.ndim != 2:
         raise LandscapeError(f"a VTK surface needs a 2D surface (this one is {surface.ndim}D; volumes: write_vti)")
     if interp is not None:
-        from landscape.plot.resample import resample
-
         surface = resample(surface, interp)
     key = surface.key(quantity)
     z = height(surface.quantity(quantity), log, zmax)

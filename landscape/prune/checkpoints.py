@@ -31,6 +31,7 @@ from torch import nn
 from landscape.errors import LandscapeError
 from landscape.io.checkpoint import save_checkpoint, sha256
 from landscape.io.files import check_output
+from landscape.models import build_model
 from landscape.prune.counts import count
 from landscape.prune.removal import STRATEGIES, conv_widths
 
@@ -60,7 +61,6 @@ def save_pruned(
     original was trained on, recorded (when given) for the retraining command."""
     if strategy not in STRATEGIES:
         raise LandscapeError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    from landscape.models import build_model
 
     with torch.device("meta"):  # relative to the architecture as built: the original may be pruned already
         full = conv_widths(build_model(arch, num_classes=num_classes, in_channels=in_channels))

@@ -16,6 +16,11 @@ its projection shortcut and the second conv of each of its blocks). Anything els
 a group (an unknown module or function, slicing, a reshape, the network output) marks the group
 as one that cannot be pruned, with the reason, so that a plan naming it is refused clearly
 instead of producing a wrong network.
+
+``channel_graph(model, features=True)`` (permutation alignment, :mod:`landscape.connect.align`) also makes
+a linear layer's output features a group, as a conv's output channels are (the hidden units of an
+MLP), with flat features of one position per unit; a BatchNorm or LayerNorm over such features
+follows them. Pruning traces without it: linear outputs stay opaque there.
 """
 
 from __future__ import annotations
@@ -97,12 +102,14 @@ class Group:
 
 @dataclass
 class ChannelGraph:
-    """The channel dependencies of a model, from :func:`trace`.
+    """The channel dependencies of a model, from :func:`channel_graph`.
 
     ``conv_out[name]`` is the group of a conv's output channels; ``conv_in[name]``,
     ``norms[name]`` (BatchNorm, depthwise convs: one parameter per channel) and
     ``linears[name]`` (flat features) are the groups their input channels are made of, in order
-    (``None``: not a pruned layout).
+    (``None``: not a pruned layout). Traced with ``features=True``: ``linear_out[name]`` is the
+    group of a linear layer's output features; ``layouts`` gives the layout of every node of
+    ``traced`` (the fx graph module) by the node's name, its groups numbered as :attr:`groups`.
     """
 
     groups: list[Group]
@@ -112,6 +119,9 @@ class ChannelGraph:
     norms: dict[str, tuple[int, ...]]
     linears: dict[str, tuple[int, ...]]
     kinds: dict[str, str]  # module name -> class name, for messages
+    linear_out: dict[str, int] = field(default_factory=dict)
+    layouts: dict[str, Layout] = field(default_factory=dict)
+    traced: fx.GraphModule | None = None
 
     def group_of(self, conv: str) -> Group:
         return self.groups[self.conv_out[conv]]
@@ -125,9 +135,12 @@ class ChannelGraph:
 class _Builder:
     """Walks an fx graph once, assigning layouts and merging groups (union-find)."""
 
-    def __init__(self, model: nn.Module, gm: fx.GraphModule):
+    def __init__(self, model: nn.Module, gm: fx.GraphModule, features: bool = False):
         self.model = model
         self.gm = gm
+        self.features = features
+        self.order: list[str] = []  # producers (convs, linears with `features`) in forward order
+        self.linear_out: dict[str, int] = {}
         self.parent: list[int] = []
         self.width: list[int] = []
         self.producers: list[list[str]] = []
@@ -150,6 +163,8 @@ class _Builder:
         self.width.append(width)
         self.producers.append([producer] if producer else [])
         self.reasons.append(blocked)
+        if producer:
+            self.order.append(producer)
         return len(self.parent) - 1
 
     def find(self, g: int) -> int:
@@ -196,6 +211,10 @@ class _Builder:
             return node.args[i]
         return node.kwargs.get(name, default)
 
+    def total(self, layout: Layout) -> int:
+        """How many channels a layout's groups hold together."""
+        return sum(self.width[self.find(g)] for g in layout[1])
+
     def merge(self, a: Layout, b: Layout, what: str) -> Layout:
         """Elementwise combination of two tensors: their groups become one, pairwise."""
         if a is None or b is None:
@@ -224,7 +243,7 @@ class _Builder:
             if r not in remap:
                 remap[r] = len(remap)
                 groups[r] = Group(remap[r], self.width[r], list(self.producers[r]), self.reasons[r])
-        order = {name: i for i, name in enumerate(self.convs)}
+        order = {name: i for i, name in enumerate(self.order)}
         for grp in groups.values():
             grp.producers.sort(key=order.__getitem__)
 
@@ -240,6 +259,10 @@ class _Builder:
             norms={k: lay(v) for k, v in self.norms.items()},
             linears={k: lay(v) for k, v in self.linears.items()},
             kinds=kinds,
+            linear_out={k: remap[self.find(g)] for k, g in self.linear_out.items()},
+            layouts={node.name: (lay_[0], lay(lay_[1])) if lay_ is not None and lay_[0] != "o" else lay_
+                     for node, lay_ in self.layout.items()} if self.features else {},
+            traced=self.gm if self.features else None,
         )
 
     def visit(self, node: fx.Node) -> Layout:
@@ -293,8 +316,16 @@ class _Builder:
                 self.norms[name] = x[1]
                 return x
             if x is not None and x[0] == "f":
+                if self.features and m.num_features == self.total(x):  # one feature per unit
+                    self.norms[name] = x[1]
+                    return x
                 self.block(x, f"are flattened and then normalized by {name}")
             return OPAQUE
+        if isinstance(m, nn.LayerNorm) and self.features and x is not None and x[0] == "f" \
+                and tuple(m.normalized_shape) == (self.total(x),):
+            if m.elementwise_affine:
+                self.norms[name] = x[1]
+            return x  # normalizes over the features: any order of them gives the same statistics
         if isinstance(m, nn.Linear):
             if x is not None and x[0] == "f":
                 total = sum(self.width[self.find(g)] for g in x[1])
@@ -305,6 +336,9 @@ class _Builder:
                                "blocks of channels")
             elif x is not None and x[0] == "c":
                 self.block(x, f"feed the linear layer {name} without being flattened")
+            if self.features:
+                self.linear_out[name] = self.new_group(m.out_features, name)
+                return ("f", (self.linear_out[name],))
             return OPAQUE
         if isinstance(m, nn.Flatten):
             if x is not None and x[0] == "c" and m.start_dim == 1 and m.end_dim == -1:
@@ -379,18 +413,38 @@ class _Builder:
         return self.unknown(node, f"flatten({start}, {end})")
 
 
-def trace(model: nn.Module) -> ChannelGraph:
-    """The channel-dependency graph of ``model`` (traced symbolically: no tensor is computed).
+class _Tracer(fx.Tracer):
+    """fx's tracer, remembering the innermost module whose forward pass it could not trace."""
+
+    failed_in: str | None = None
+
+    def call_module(self, m, forward, args, kwargs):
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except Exception:
+            if self.failed_in is None:
+                self.failed_in = self.path_of_module(m)
+            raise
+
+
+def channel_graph(model: nn.Module, features: bool = False) -> ChannelGraph:
+    """The channel-dependency graph of ``model`` (traced symbolically: no tensor is computed);
+    ``features``: linear layers' output features are groups too (see the module's docstring).
 
     A model whose forward pass ``torch.fx`` cannot trace (data-dependent control flow) is a
-    :class:`LandscapeError`.
+    :class:`LandscapeError` naming the layer that stops it.
     """
+    tracer = _Tracer()
     try:
-        gm = fx.symbolic_trace(model)
+        graph = tracer.trace(model)
+        gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
     except Exception as exc:  # fx raises many types (TraceError, TypeError, NotImplementedError)
+        where = tracer.failed_in
+        layer = (f"the layer {where!r} ({type(model.get_submodule(where)).__name__}) stops it" if where
+                 else f"the forward pass of {type(model).__name__} itself stops it")
         raise LandscapeError(f"cannot trace {type(model).__name__} with torch.fx to find which layers share "
-                             f"channels ({first_line(exc)})") from None
-    return _Builder(model, gm).run()
+                             f"channels: {layer} ({first_line(exc)})") from None
+    return _Builder(model, gm, features).run()
 
 
-__all__ = ["ChannelGraph", "Group", "is_conv", "is_shortcut", "trace"]
+__all__ = ["ChannelGraph", "Group", "channel_graph", "is_conv", "is_shortcut"]

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 
 from landscape.errors import LandscapeError
+from landscape.models import build_model
+from landscape.prune.graph import is_conv
 
 
 @dataclass(frozen=True, eq=False)
@@ -182,8 +184,6 @@ def preset_info(name: str) -> Preset:
 def reference_model(name: str, meta: bool = True) -> nn.Module:
     """The architecture a preset is for, as the paper counts it (``num_classes`` of its dataset),
     on the ``meta`` device unless ``meta`` is false."""
-    from landscape.models import build_model
-
     p = preset_info(name)
     if meta:
         with torch.device("meta"):
@@ -192,8 +192,6 @@ def reference_model(name: str, meta: bool = True) -> nn.Module:
 
 
 def _conv_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
-    from landscape.prune.graph import is_conv
-
     return {n: tuple(m.weight.shape) for n, m in model.named_modules() if is_conv(m)}
 
 

@@ -4,7 +4,7 @@ Removing filters of a conv removes its output channels, the matching entries of 
 on them (weight, bias, running mean and variance), and the input channels of every layer that
 consumes them (the next convs, or the input features of the first linear layer, where each
 channel is a block of flattened positions). Which layers share channels comes from
-:func:`landscape.prune.graph.trace`; channels that several convs write (a ResNet stage's
+:func:`landscape.prune.graph.channel_graph`; channels that several convs write (a ResNet stage's
 residual path: its projection shortcut and the second conv of each block) are pruned together
 with the same indices, ranked by the projection shortcut's filters (the paper's ResNet-34-C).
 """
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from landscape.errors import LandscapeError
-from landscape.prune.graph import ChannelGraph, Group, is_conv, trace
+from landscape.prune.graph import ChannelGraph, Group, channel_graph, is_conv
 from landscape.prune.plans import Plan, kept, resolve_plan
 
 STRATEGIES = ("independent", "greedy")
@@ -117,7 +117,7 @@ def select(model: nn.Module, plan: Mapping[str, float] | str, strategy: str = "i
     if strategy not in STRATEGIES:
         raise LandscapeError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     plan = resolve_plan(plan, model)
-    graph = graph or trace(model)
+    graph = graph or channel_graph(model)
     keep = _keep(model, graph, plan, strategy)
     return {p: keep[gi] for gi in keep for p in graph.groups[gi].producers}
 
@@ -212,7 +212,7 @@ def prune_filters(model: nn.Module, plan: Mapping[str, float] | str, strategy: s
     if strategy not in STRATEGIES:
         raise LandscapeError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     plan = resolve_plan(plan, model)
-    graph = trace(model)
+    graph = channel_graph(model)
     return _prune(model, graph, plan, strategy)
 
 
@@ -227,7 +227,7 @@ def plan_widths(model: nn.Module, plan: Mapping[str, float] | str) -> dict[str, 
     """The output width each conv pruned by ``plan`` is left with (``{conv name: filters}``, every
     producer of a pruned residual path included). Needs shapes only: works on the meta device."""
     plan = resolve_plan(plan, model)
-    graph = trace(model)
+    graph = channel_graph(model)
     widths = _group_fractions(graph, model, plan)
     return {p: widths[gi] for gi in _order(graph, widths) for p in graph.groups[gi].producers}
 
@@ -245,7 +245,7 @@ def resize_(model: nn.Module, widths: Mapping[str, int]) -> nn.Module:
     to train from scratch or to receive a pruned checkpoint's ``load_state_dict``. Convs that
     write the same channels (a residual path) must all be given, with one width.
     """
-    graph = trace(model)
+    graph = channel_graph(model)
     by_group: dict[int, tuple[str, int]] = {}
     for name, w in widths.items():
         if name not in graph.conv_out:

@@ -1,8 +1,8 @@
 """Sensitivity to pruning (Li et al., Sec. 3.2): prune each conv layer alone at increasing
 fractions and evaluate without retraining; and the sorted filter norms behind it (Fig. 2(a)).
 
-The (layer, fraction) pairs are the points of a grid over fraction (x) and layer (y), computed on
-the surface engine (:func:`landscape.engine.run_points`): handed out over MPI ranks, resumable,
+The (layer, fraction) pairs are the points of a grid over fraction (x) and layer (y), computed by
+the point runner (:func:`landscape.engine.points.compute_points`): handed out over MPI ranks, resumable,
 into a surface file (``loss``, ``acc`` arrays layer x ratio, with its checksums, lock and
 resume checks), so ``landscape-plot --quantity acc`` draws it too.
 """
@@ -13,8 +13,8 @@ import copy
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -22,13 +22,20 @@ from torch import nn
 
 from landscape.data.batches import as_batches, inputs_of, tensors_of
 from landscape.data.datasets import Dataset
+from landscape.engine.options import Output
+from landscape.engine.points import compute_points
 from landscape.errors import LandscapeError
+from landscape.evaluation.evaluator import Evaluator
 from landscape.evaluation.options import EvalOptions
+from landscape.io.surface_file import read_surface
 from landscape.prune.counts import conv_output_shapes
-from landscape.prune.graph import ChannelGraph, is_conv, trace
+from landscape.prune.graph import ChannelGraph, channel_graph, is_conv
 from landscape.prune.plans import kept
 from landscape.prune.removal import STRATEGIES, _group_fractions, _prune, filter_scores
+from landscape.runtime.device import resolve_device
+from landscape.runtime.parallel import collective, on_root, world
 from landscape.runtime.provenance import environment
+from landscape.space.params import tensors_checksum
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,8 +180,6 @@ def _result(surface) -> SensitivityResult:
 
 def read_sensitivity(path: str | os.PathLike) -> SensitivityResult:
     """Read a sensitivity file written by :func:`sensitivity` (verified like every surface file)."""
-    from landscape.io.surface_file import read_surface
-
     return _result(read_surface(path))
 
 
@@ -184,63 +189,61 @@ def sensitivity(
     ratios: Sequence[float],
     layers: Sequence[str] | None = None,
     strategy: str = "independent",
-    comm=None,
-    out: str | os.PathLike | None = None,
     *,
-    loss: str = "crossentropy",
-    batch_size: int | None = None,
-    device: str | torch.device | None = "cpu",
-    overwrite: bool = False,
-    repair: bool = False,
-    attrs: Mapping | None = None,
-    flush_seconds: float = 2.0,
-    chunk_size: int = 1,
-    progress: bool = False,
+    evaluation: EvalOptions | None = None,
+    output: Output | None = None,
+    comm=None,
 ) -> SensitivityResult:
     """Prune each of ``layers`` (default: every conv that can be pruned alone) by each of
     ``ratios`` separately and evaluate on ``data`` without retraining. ``data``: anything
     :func:`landscape.surface` takes (``(X, y)``, a :class:`landscape.Dataset`, a torch Dataset, a
-    DataLoader, dict batches).
+    DataLoader, dict batches). ``evaluation``: how each pruned network is evaluated, an
+    :class:`~landscape.evaluation.options.EvalOptions` (loss, accuracy, batch size, device,
+    precision, threads, forward function; no BatchNorm recomputation or compile: every pair is a
+    new network). ``output``: the file and how it is written, an
+    :class:`~landscape.engine.options.Output` (default: no file, no progress bar; its
+    ``provenance`` goes into the file's attributes).
 
-    It runs on the surface engine (:func:`landscape.engine.run_points`): the (layer, ratio) pairs
-    are the points of a grid over ratio (x) and layer (y), handed out over MPI ranks (``comm``;
-    None: serial, or MPI when launched by mpirun), and the file ``out`` is a surface file with
-    ``loss`` and ``acc`` arrays (layer x ratio), the unpruned network's values in the attributes,
-    and everything a surface file guarantees: resumed when its inputs (model, data, layers,
-    ratios, strategy, loss) match and refused when not, one writer, checksums, ``repair``.
-    ``attrs``: more provenance. Every rank returns the result.
+    It runs on the point runner (:func:`landscape.engine.points.compute_points`): the (layer,
+    ratio) pairs are the points of a grid over ratio (x) and layer (y), handed out over MPI ranks
+    (``comm``; None: serial, or MPI when launched by mpirun), and the file ``output.path`` is a
+    surface file with ``loss`` and ``acc`` arrays (layer x ratio), the unpruned network's values
+    in the attributes, and everything a surface file guarantees: resumed when its inputs (model,
+    data, layers, ratios, strategy, loss) match and refused when not, one writer, checksums,
+    ``repair``. Every rank returns the result.
     """
-    from landscape.engine.points import run_points
-    from landscape.evaluation.evaluator import Evaluator
-    from landscape.runtime.device import resolve_device
-    from landscape.runtime.parallel import collective, on_root, world
-    from landscape.space.params import tensors_checksum
-
+    evaluation = evaluation if evaluation is not None else EvalOptions()
+    output = output if output is not None else Output(progress=False)
+    for name, value, kind in (("evaluation", evaluation, EvalOptions), ("output", output, Output)):
+        if not isinstance(value, kind):
+            raise LandscapeError(f"`{name}` must be a landscape.{kind.__name__}, got {type(value).__name__}")
+    if evaluation.bn_recompute or evaluation.compile:
+        raise LandscapeError("the pruning scan evaluates a new network at every pair: it takes no `bn_recompute` "
+                             "and no `compile`")
     comm = comm or world()
-    out = os.fspath(out) if out is not None else None
 
     def check():
         if strategy not in STRATEGIES:
             raise LandscapeError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
         ratios_ = check_ratios(ratios)
-        graph = trace(model)
+        graph = channel_graph(model)
         names, filters, kept_ = _validate(model, graph, layers, ratios_)
-        dev = device if isinstance(device, torch.device) else resolve_device(device)
-        return ratios_, graph, names, filters, dev
+        return ratios_, graph, names, filters, resolve_device(evaluation.device)
 
     ratios_, graph, names, filters, dev = collective(comm, check)
     ddata, input_shape = collective(comm, lambda: _device_data(data, model, dev))
     stages = _stages(model, names, input_shape)
 
     def baseline_evaluator(size):
-        return Evaluator(copy.deepcopy(model), ddata, EvalOptions(loss_fn=loss, batch_size=size, device=dev))
+        return Evaluator(copy.deepcopy(model), ddata, replace(evaluation, batch_size=size, device=dev))
 
-    if comm.size > 1 and batch_size is None:  # one batch size everywhere: rank 0's probe
+    if comm.size > 1 and evaluation.batch_size is None:  # one batch size everywhere: rank 0's probe
         size = on_root(comm, lambda: baseline_evaluator(None).batch_size)
         evaluator = collective(comm, lambda: baseline_evaluator(size))
     else:
-        evaluator = collective(comm, lambda: baseline_evaluator(batch_size))
+        evaluator = collective(comm, lambda: baseline_evaluator(evaluation.batch_size))
     bs = evaluator.batch_size
+    each = replace(evaluation, batch_size=bs, device=dev)
     metric = _Pruned(evaluator.loss_name, evaluator.batches.fingerprint(), evaluator.n, strategy)
     R = len(ratios_)
     coords = [ratios_, np.arange(len(names), dtype=float)]
@@ -254,7 +257,7 @@ def sensitivity(
         "filters": json.dumps([int(f) for f in filters]), "stages": json.dumps([int(v) for v in stages]),
         "strategy": strategy, "loss": evaluator.loss_name, "samples": evaluator.n, "device": str(dev),
         "mpi_ranks": comm.size, "batch_size": bs or "", "xlabel": "fraction pruned", "ylabel": "layer",
-        "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]), **dict(attrs or {}),
+        "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
     }
 
     def on_open(surface) -> None:  # rank 0: the unpruned network's values, once
@@ -266,12 +269,11 @@ def sensitivity(
     def job(p: int, needed) -> dict:
         j, i = divmod(p, R)  # layer j, ratio i: arrays are layer x ratio
         pruned = _prune(model, graph, {names[j]: float(ratios_[i])}, strategy)
-        values = Evaluator(pruned, ddata, EvalOptions(loss_fn=loss, batch_size=bs, device=dev))()
+        values = Evaluator(pruned, ddata, each)()
         return {"loss": values["loss"], "acc": values.get("acc", float("nan"))}
 
-    surface = run_points(coords, [metric], job, inputs=inputs, attrs=info, comm=comm, out=out, overwrite=overwrite,
-                         repair=repair, on_open=on_open, chunk_size=chunk_size, flush_seconds=flush_seconds,
-                         progress=progress, what="sensitivity scan")
+    surface = compute_points(coords, [metric], job, inputs=inputs, attrs=info, output=output, comm=comm,
+                             on_open=on_open, what="sensitivity scan")
     return _result(surface)
 
 

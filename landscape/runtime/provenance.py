@@ -5,6 +5,8 @@ from __future__ import annotations
 import platform
 import time
 
+from landscape._version import __version__
+
 
 def now() -> str:
     """The local time as every file of ours records it (ISO 8601 with the UTC offset)."""
@@ -18,8 +20,6 @@ def environment() -> dict:
     import h5py
     import numpy as np
     import torch
-
-    from landscape._version import __version__
 
     return {
         "landscape_version": __version__, "torch_version": torch.__version__, "numpy_version": np.__version__,

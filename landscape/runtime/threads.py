@@ -1,6 +1,11 @@
-"""How many torch threads a process uses, chosen once and given back afterwards.
+"""How many torch threads a process uses: decided once, by the command, and given back afterwards.
 
-Order of precedence: an explicit count (``--threads``, ``threads=``), then ``OMP_NUM_THREADS``,
+A command (:mod:`landscape.jobs`) decides the count once, at its start (:func:`choose_threads`), and
+passes it down explicitly; the library never applies a policy of its own: ``threads=None`` leaves
+torch's count as the caller set it, an explicit count is used for the call and the caller's count
+restored afterwards (:func:`using_threads`).
+
+The policy's order of precedence: an explicit count (``--threads``), then ``OMP_NUM_THREADS``,
 then a default that is safe on a shared machine: the cores this process may use, divided among
 the MPI ranks on the node, and never more than the cores idle right now (measured over 0.05 s from
 ``/proc/stat``, at most every ``REUSE_SECONDS``). Intra-op threads that compete for busy cores spin and wait on
@@ -91,14 +96,23 @@ def default_threads(ranks_on_node: int = 1) -> int:
     return max(1, min(cores, idle_cores(cores)) // max(1, ranks_on_node))
 
 
+def choose_threads(count: int | None = None, ranks_on_node: int = 1) -> int:
+    """The count a command runs at, decided once at its start: ``count`` when given, else the
+    policy (:func:`default_threads` for ``ranks_on_node`` MPI ranks on this node)."""
+    return int(count) if count else default_threads(ranks_on_node)
+
+
 @contextmanager
-def threads(count: int | None = None, ranks_on_node: int = 1) -> Iterator[int]:
-    """Use ``count`` torch threads (None: :func:`default_threads`) inside the block, then restore
-    the caller's setting: a library call never changes the process's thread count for good."""
+def using_threads(count: int | None = None) -> Iterator[int]:
+    """Use ``count`` torch threads inside the block, then restore the caller's setting (a library
+    call never changes the process's thread count for good); ``None`` leaves torch's count as it
+    is. Yields the count in effect inside the block."""
     before = torch.get_num_threads()
-    n = int(count) if count else default_threads(ranks_on_node)
-    torch.set_num_threads(n)
+    n = int(count) if count else before
+    if n != before:
+        torch.set_num_threads(n)
     try:
         yield n
     finally:
-        torch.set_num_threads(before)
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

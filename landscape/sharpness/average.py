@@ -12,6 +12,7 @@ from torch import nn
 
 from landscape.data.batches import forward
 from landscape.errors import LandscapeError
+from landscape.runtime.parallel import map_points, share
 from landscape.sharpness.perturbation import (
     borrowed,
     check_norm,
@@ -54,8 +55,6 @@ def average_case(
     is drawn from its own generator of ``(seed, k)``. Cost: one evaluation of the loss per sample,
     and one at the minimizer.
     """
-    from landscape.runtime.parallel import map_points, share
-
     radius = check_radius(radius)
     check_norm(norm, ignore)
     if samples is not None and int(samples) < 1:

@@ -12,15 +12,20 @@ import torch
 from torch import nn
 
 from landscape.data.batches import forward
+from landscape.directions.options import Directions
+from landscape.engine.options import Output
+from landscape.engine.surface import surface
 from landscape.errors import LandscapeError
 from landscape.evaluation.evaluator import DEFAULT_BATCH_SIZE
+from landscape.evaluation.options import EvalOptions
+from landscape.hessian import HessianOperator, eigenpairs
+from landscape.hessian import trace as hutchinson
 from landscape.sharpness.perturbation import borrowed, check_radius, one_split
 from landscape.sharpness.results import Curvature, Sharpness
+from landscape.space.grid import Grid
 
 
 def _hessian_operator(model, data, loss_fn, batch_size, device, forward_fn):
-    from landscape.hessian import HessianOperator
-
     return HessianOperator(model, one_split(data), loss_fn, device=device, batch_size=batch_size,
                            forward_fn=forward_fn)
 
@@ -39,8 +44,6 @@ def lambda_max(
     """The largest eigenvalue of the Hessian of the mean loss (Lanczos, :mod:`landscape.hessian`).
     Cost: each Hessian-vector product is one forward and two backward passes of every batch
     (fewer forward passes while its graphs are kept)."""
-    from landscape.hessian import eigenpairs
-
     t0 = time.perf_counter()
     with borrowed(model, data, loss_fn, batch_size, device, forward_fn) as (ev, _):
         base = ev()["loss"]
@@ -67,8 +70,6 @@ def trace(
 ) -> Sharpness:
     """The trace of the Hessian of the mean loss (Hutchinson, :mod:`landscape.hessian`), with its
     standard error; stops at ``stderr <= tol * |trace|`` or ``max_samples`` products."""
-    from landscape.hessian import trace as hutchinson
-
     t0 = time.perf_counter()
     with borrowed(model, data, loss_fn, batch_size, device, forward_fn) as (ev, _):
         base = ev()["loss"]
@@ -154,12 +155,6 @@ def curvature(
     ``[-radius, radius]`` with ``points`` per axis: :func:`fit_curvature` of
     :func:`landscape.surface`'s result. Cost: ``points ** ndim`` loss evaluations."""
     from dataclasses import replace
-
-    from landscape.directions.options import Directions
-    from landscape.engine.options import Output
-    from landscape.engine.surface import surface
-    from landscape.evaluation.options import EvalOptions
-    from landscape.space.grid import Grid
 
     radius = check_radius(radius)
     if ndim not in (1, 2):

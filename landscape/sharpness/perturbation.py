@@ -17,6 +17,7 @@ from landscape.errors import LandscapeError
 from landscape.evaluation.evaluator import DEFAULT_BATCH_SIZE, Evaluator
 from landscape.evaluation.options import EvalOptions
 from landscape.runtime.device import resolve_device
+from landscape.runtime.parallel import world
 from landscape.space.params import IGNORES, Mover, ignored, is_float, snapshot
 
 NORMS = ("filter", "elementwise", "none")
@@ -61,8 +62,6 @@ def one_split(data):
 
 def world_or(comm):
     if comm is None:
-        from landscape.runtime.parallel import world
-
         return world()
     return comm
 

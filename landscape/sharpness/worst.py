@@ -14,6 +14,7 @@ from torch import nn
 from landscape.data.batches import TensorBatches, forward
 from landscape.errors import LandscapeError
 from landscape.evaluation.evaluator import evaluate
+from landscape.runtime.parallel import map_points, on_root, share
 from landscape.sharpness.perturbation import (
     borrowed,
     check_norm,
@@ -102,8 +103,6 @@ def _ascend(model, origin, batches, loss_fn, forward_fn, T: dict, radius: float,
 
 def _worst(model, data, *, measure, T_of, radius, norm, p, steps, m, loss_fn, seed, batch_size, device,
            forward_fn, comm) -> WorstCase:
-    from landscape.runtime.parallel import map_points, on_root, share
-
     if int(steps) < 1:
         raise LandscapeError(f"steps must be at least 1, got {steps}")
     if m is not None and int(m) < 1:

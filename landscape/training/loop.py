@@ -42,6 +42,7 @@ from landscape.data.batches import tensors_of, to_device
 from landscape.errors import LandscapeError
 from landscape.evaluation.evaluator import evaluate
 from landscape.evaluation.losses import LossFn, accuracy, resolve_loss
+from landscape.runtime.progress import progress_bar
 from landscape.training.hooks import TrainHook, hook_key
 from landscape.training.run_folder import RunFolder
 
@@ -448,7 +449,6 @@ class Loop:
         c = self.config
         if not c.progress or start > c.epochs:
             return None
-        from landscape.runtime.progress import progress_bar
 
         # on a terminal: bars; in a log: a line every few seconds; the per-epoch lines either way.
         outer = progress_bar(total=c.epochs, initial=start - 1, desc="epochs", unit="epoch")

@@ -13,7 +13,7 @@ from helpers import save_digits_cnn
 
 from landscape.cli import plot as plot_cli
 from landscape.cli import surf as surf_cli
-from landscape.jobs.surface import PATH_GRID_POINTS
+from landscape.jobs.surf import PATH_GRID_POINTS
 
 BASE = ["--arch", "digits_cnn", "--dataset", "digits", "--samples", "100", "--batch-size", "64",
         "--no-progress"]

@@ -64,7 +64,7 @@ def test_the_printed_retraining_command_runs_as_printed(tmp_path, capsys):
 
 
 def test_traj_suggests_the_grid_that_surf_then_computes(tmp_path, capsys):
-    from landscape.jobs.surface import path_grid
+    from landscape.jobs.surf import path_grid
 
     train_mlp(tmp_path, steps=6)
     out = tmp_path / "pca.h5"

@@ -15,7 +15,7 @@ from landscape.cli import surf as surf_cli
 from landscape.cli import train as train_cli
 from landscape.cli import traj as traj_cli
 from landscape.io.surface_file import write_surface
-from landscape.runtime.threads import default_threads, threads
+from landscape.runtime.threads import default_threads, using_threads
 
 
 def one_line(code, capsys, *fragments):
@@ -174,6 +174,6 @@ def test_threads_honour_the_environment_and_are_given_back(monkeypatch):
     assert default_threads(1) == 2  # two of four cores are busy
     assert default_threads(2) == 1
     before = torch.get_num_threads()
-    with threads(before + 2) as n:
+    with using_threads(before + 2) as n:
         assert torch.get_num_threads() == n == before + 2
     assert torch.get_num_threads() == before

@@ -15,7 +15,7 @@ from landscape.directions.options import Directions
 from landscape.engine.options import Output
 from landscape.errors import LandscapeError
 from landscape.evaluation.options import EvalOptions
-from landscape.jobs.surface import SurfaceConfig
+from landscape.jobs.surf import SurfConfig
 from landscape.space.grid import Axis, Grid
 
 
@@ -55,8 +55,8 @@ def test_surface_takes_at_most_14_parameters():
     (lambda: Output(flush_seconds=-1.0), "`flush_seconds` must be a non-negative number"),
     (lambda: Output(max_points=0), "`max_points` must be a positive integer or None"),
     (lambda: Output(provenance=["a"]), "`provenance` must be a dict"),
-    (lambda: SurfaceConfig(evaluation={"batch_size": 3}), "`evaluation` must be a landscape.EvalOptions"),
-    (lambda: SurfaceConfig(directions=Directions(tensors=[{}])), "`directions` of a SurfaceConfig are made from"),
+    (lambda: SurfConfig(evaluation={"batch_size": 3}), "`evaluation` must be a landscape.EvalOptions"),
+    (lambda: SurfConfig(directions=Directions(tensors=[{}])), "`directions` of a SurfConfig are made from"),
 ])
 def test_each_option_object_refuses_a_bad_value_in_one_line(make, fragment):
     with pytest.raises(LandscapeError) as info:
@@ -78,7 +78,7 @@ def test_option_objects_are_frozen_and_normalize_their_values():
 def test_the_parser_defaults_are_the_objects_defaults():
     ns = surf_cli.build_parser().parse_args([])
     cfg = surf_cli.config_from_args(ns, [])
-    default = SurfaceConfig()
+    default = SurfConfig()
     assert cfg.directions == default.directions and cfg.evaluation == default.evaluation
     assert dataclasses.replace(cfg.output, provenance=None) == default.output
     assert cfg.grid is None and cfg.metrics == default.metrics

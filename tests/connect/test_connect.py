@@ -15,6 +15,8 @@ import torch.nn.functional as F
 
 from landscape import connect
 from landscape.errors import LandscapeError
+from landscape.evaluation.options import EvalOptions
+from landscape.jobs.connect import read_curve
 from landscape.models import build_model
 from landscape.training import OptimizerConfig
 
@@ -134,7 +136,9 @@ def test_save_load_weights_only(tmp_path):
     for t in (0.0, 0.3, 0.5, 0.8, 1.0):
         for k, v in curve.theta(t).items():
             assert torch.equal(loaded.theta(t)[k], v)
-    assert type(loaded.network()) is type(a)
+    assert loaded.model is None  # the library builds no network; the commands build the one it records:
+    built = read_curve(str(path)).network()
+    assert type(built) is type(a) and all(torch.equal(v, curve.a[k]) for k, v in built.state_dict().items())
     raw["bend"]["fc.bias"] = raw["bend"]["fc.bias"] + 1  # a damaged file is refused
     torch.save(raw, tmp_path / "bad.pt")
     with pytest.raises(LandscapeError, match="damaged"):
@@ -179,7 +183,7 @@ def test_trained_curve_beats_the_line(minima, digits):
         OptimizerConfig("adam", lr=0.01, nesterov=False, weight_decay=0.0), epochs=20))
     for k, v in a.state_dict().items():  # the ends did not move
         assert torch.equal(curve.theta(0)[k], v)
-    result = connect.evaluate(curve, train, t=21)
+    result = connect.evaluate_path(curve, train, t=21)
     line, bent = result.barrier["line"], result.barrier["curve"]
     assert line > 0.1, "the straight line between two seeds' minima crosses a barrier"
     assert bent <= line / 4, (bent, line)
@@ -251,12 +255,14 @@ def test_cli_round_trip(ends, tmp_path, capsys):
     assert raw["training"]["epochs"] == 3 and [r["epoch"] for r in raw["history"]] == [0, 1, 2, 3]
     assert _cli("--eval", curve_file, *ends, "--points", "5", "--split", "train,test", "--out", path_file) == 0
     out = capsys.readouterr().out
-    assert "train barrier: curve" in out and "straight line" in out
+    assert "train barrier (max - mean of the ends): curve" in out and "train barrier above the chord" in out
     s = read_surface(path_file)
     assert np.allclose(s.x, [0, 0.25, 0.5, 0.75, 1])
     for split in ("train", "test"):
         assert s.attrs[f"barrier_line_{split}_loss"] == pytest.approx(connect.barrier(s.values[f"line_{split}_loss"]))
         assert s.attrs[f"barrier_curve_{split}_loss"] == pytest.approx(connect.barrier(s.values[f"{split}_loss"]))
+        assert s.attrs[f"chord_barrier_line_{split}_loss"] == pytest.approx(
+            connect.chord_barrier(s.values[f"line_{split}_loss"], s.x))
         # the ends of both paths are the ends' networks
         assert s.values[f"{split}_loss"][0] == s.values[f"line_{split}_loss"][0]
     model_a = build_model("mlp", num_classes=10, in_channels=1)
@@ -339,7 +345,7 @@ def test_cli_errors(ends, tmp_path, capsys):
 def test_evaluate_bad_t(minima, digits):
     curve = connect.Curve.between(*minima)
     with pytest.raises(LandscapeError, match=r"\[0, 1\]"):
-        connect.evaluate(curve, digits[0], t=[0.0, 0.5, 1.1])
+        connect.evaluate_path(curve, digits[0], t=[0.0, 0.5, 1.1])
 
 
 @pytest.mark.slow
@@ -354,7 +360,7 @@ def test_batchnorm_curve(digits, tmp_path):
     a, b = _states(0, 1)
     curve = connect.train_curve(a, b, digits[0], training=connect.CurveTraining(
         OptimizerConfig(lr=0.01, nesterov=False, weight_decay=0.0), epochs=1))
-    result = connect.evaluate(curve, digits[0], t=3, bn_recompute=2)
+    result = connect.evaluate_path(curve, digits[0], t=3, evaluation=EvalOptions(batch_size=256, bn_recompute=2))
     net = curve.network()
     batches = as_batches(digits[0], "cpu", connect.DEFAULT_BATCH_SIZE)
     BatchNormRecompute(net, batches, 2)()
@@ -380,7 +386,7 @@ def test_mpi_eval_equals_serial(ends, tmp_path):
            "--out", str(parallel), "--no-progress"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=job_env(), timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    assert "train barrier" in done.stdout and done.stdout.count("train barrier") == 1  # rank 0 alone reports
+    assert done.stdout.count("train barrier (max - mean of the ends)") == 1  # rank 0 alone reports
     a, b = read_surface(serial), read_surface(parallel)
     assert a.attrs["mpi_ranks"] == 1 and b.attrs["mpi_ranks"] == 3
     for name, values in a.values.items():

@@ -176,12 +176,12 @@ def test_mpirun_spreads_each_round_and_gives_the_serial_surface(model_path, tmp_
 def test_target_41x41_digits_at_one_percent(tmp_path):
     """The issue's target: a 41x41 surface of the digits network at tol 0.01 evaluates at most
     40% of the points, every point within 2% of the full grid's value."""
-    from landscape.jobs.surface import SurfaceConfig, compute_surface
+    from landscape.jobs.surf import SurfConfig, compute, resolve
 
-    cfg = SurfaceConfig(grid=Grid((-1, 1, 41), (-1, 1, 41)), output=Output(tmp_path / "full.h5", progress=False))
-    full = compute_surface(cfg)
-    ad = compute_surface(SurfaceConfig(grid=Grid((-1, 1, 41), (-1, 1, 41)), adaptive=0.01,
-                                       output=Output(tmp_path / "ad.h5", progress=False)))
+    cfg = SurfConfig(grid=Grid((-1, 1, 41), (-1, 1, 41)), output=Output(tmp_path / "full.h5", progress=False))
+    full = compute(resolve(cfg))  # the demo's network, without its figures
+    ad = compute(resolve(SurfConfig(grid=Grid((-1, 1, 41), (-1, 1, 41)), adaptive=0.01,
+                                    output=Output(tmp_path / "ad.h5", progress=False))))
     assert ad.arrays["evaluated"].mean() <= 0.40
     rel = np.abs(ad.values["train_loss"] - full.values["train_loss"]) / full.values["train_loss"]
     assert rel.max() <= 0.02

@@ -9,7 +9,7 @@ import pytest
 import quadratic
 import torch
 import torch.nn.functional as F
-from helpers import save_digits_cnn
+from helpers import save_digits_cnn, surf_config
 
 from landscape.data.datasets import load_dataset
 from landscape.directions.options import Directions
@@ -17,16 +17,16 @@ from landscape.engine.options import Output, directions_path
 from landscape.evaluation.evaluator import Evaluator
 from landscape.evaluation.options import EvalOptions
 from landscape.io.surface_file import read_surface
-from landscape.jobs.surface import SurfaceConfig, compute_surface
+from landscape.jobs.surf import SurfConfig, surf
 from landscape.models import build_model
 from landscape.space.grid import Grid
 
 
-def cfg(tmp_path, model, **kw) -> SurfaceConfig:
+def cfg(tmp_path, model, **kw) -> SurfConfig:
     base = dict(model=model, arch="digits_cnn", dataset="digits", samples=150, grid=Grid("-1:1:5", "-1:1:5"),
                 output=quiet(str(tmp_path / "s.h5")), evaluation=EvalOptions(batch_size=64))
     base.update(kw)
-    return SurfaceConfig(**base)
+    return surf_config(**base)
 
 
 def quiet(path) -> Output:
@@ -39,7 +39,7 @@ def test_quadratic_model_matches_its_closed_form(tmp_path):
     c = cfg(tmp_path, str(tmp_path / "q.pt"), arch="quadratic:model", dataset="quadratic:data",
             evaluation=EvalOptions(loss_fn="mse", batch_size=64), samples=None,
             grid=Grid("-2:1:4", "-1:1:3"))
-    s = compute_surface(c)
+    s = surf(c).surface
     w0 = torch.load(tmp_path / "q.pt")["weight"].double().numpy()
     with h5py.File(directions_path(c.output.path)) as f:
         d1, d2 = f["xdirection/0"][()].astype(float), f["ydirection/0"][()].astype(float)
@@ -61,7 +61,7 @@ def test_cross_entropy_of_a_linear_model_matches_numpy(tmp_path):
     torch.save(model.state_dict(), tmp_path / "lin.pt")
     c = cfg(tmp_path, str(tmp_path / "lin.pt"), arch="quadratic:model",
             dataset="quadratic:classes", samples=None, grid=Grid("-1:1:3"), directions=Directions(norm="layer"))
-    s = compute_surface(c)
+    s = surf(c).surface
     w0 = model.weight.detach().double().numpy()
     with h5py.File(directions_path(c.output.path)) as f:
         d = f["xdirection/0"][()].astype(float)
@@ -76,7 +76,7 @@ def test_cross_entropy_of_a_linear_model_matches_numpy(tmp_path):
 
 
 def test_centre_of_the_surface_is_the_models_own_loss(tmp_path, digits_ckpt):
-    s = compute_surface(cfg(tmp_path, digits_ckpt, samples=None))
+    s = surf(cfg(tmp_path, digits_ckpt, samples=None)).surface
     model = build_model("digits_cnn", num_classes=10, in_channels=1)
     model.load_state_dict(torch.load(digits_ckpt))
     model.eval()
@@ -94,19 +94,19 @@ def test_centre_of_the_surface_is_the_models_own_loss(tmp_path, digits_ckpt):
 def test_filter_normalization_removes_the_scale_of_a_layer_before_batchnorm(tmp_path):
     a = save_digits_cnn(tmp_path / "a.pt", seed=0)
     b = save_digits_cnn(tmp_path / "b.pt", seed=0, scale_first_conv=10.0)
-    surf = {}
+    loss = {}
     for norm in ("filter", "none"):
         for name, path in (("a", a), ("b", b)):
             c = cfg(tmp_path, path, directions=Directions(norm=norm),
                     output=quiet(str(tmp_path / f"{name}_{norm}.h5")))
-            surf[name, norm] = compute_surface(c).loss
-    np.testing.assert_allclose(surf["a", "filter"], surf["b", "filter"], rtol=1e-4)
-    np.testing.assert_allclose(surf["a", "none"][2, 2], surf["b", "none"][2, 2], rtol=1e-4)
-    assert np.max(np.abs(surf["a", "none"] - surf["b", "none"]) / surf["a", "none"]) > 0.05
+            loss[name, norm] = surf(c).surface.loss
+    np.testing.assert_allclose(loss["a", "filter"], loss["b", "filter"], rtol=1e-4)
+    np.testing.assert_allclose(loss["a", "none"][2, 2], loss["b", "none"][2, 2], rtol=1e-4)
+    assert np.max(np.abs(loss["a", "none"] - loss["b", "none"]) / loss["a", "none"]) > 0.05
 
 
 def test_interrupted_run_resumes_to_the_same_file(tmp_path, digits_ckpt, monkeypatch):
-    whole = compute_surface(cfg(tmp_path, digits_ckpt, output=quiet(str(tmp_path / "whole.h5"))))
+    whole = surf(cfg(tmp_path, digits_ckpt, output=quiet(str(tmp_path / "whole.h5")))).surface
     calls = {"n": 0}
     original = Evaluator.__call__
 
@@ -119,23 +119,23 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path, digits_ckpt, monkeyp
     monkeypatch.setattr(Evaluator, "__call__", counting)
     c = cfg(tmp_path, digits_ckpt, output=quiet(str(tmp_path / "part.h5")))
     with pytest.raises(KeyboardInterrupt):
-        compute_surface(c)
+        surf(c)
     part = read_surface(c.output.path)
     assert part.completed.sum() == 9 and np.isnan(part.loss.ravel()[9:]).all()
 
     calls["n"] = -1000  # no more interruptions; count what the rerun computes
-    resumed = compute_surface(c)
+    resumed = surf(c).surface
     assert calls["n"] == -1000 + 25 - 9  # only the 16 unfinished points
     np.testing.assert_array_equal(resumed.loss, whole.loss)
     np.testing.assert_array_equal(read_surface(c.output.path).acc, whole.acc)
 
 
 def test_shared_directions_file_gives_the_same_surface(tmp_path, digits_ckpt):
-    first = compute_surface(cfg(tmp_path, digits_ckpt, directions=Directions(seed=5)))
+    first = surf(cfg(tmp_path, digits_ckpt, directions=Directions(seed=5))).surface
     c = cfg(tmp_path, digits_ckpt, directions=Directions(seed=0),
             directions_file=directions_path(str(tmp_path / "s.h5")),
             output=quiet(str(tmp_path / "again.h5")))
-    again = compute_surface(c)
+    again = surf(c).surface
     np.testing.assert_array_equal(first.loss, again.loss)
     assert again.attrs["directions_sha256"] == first.attrs["directions_sha256"]
 
@@ -143,7 +143,7 @@ def test_shared_directions_file_gives_the_same_surface(tmp_path, digits_ckpt):
 def test_states_directions_test_split_and_sample_indices(tmp_path, digits_ckpt):
     c = cfg(tmp_path, digits_ckpt, directions=Directions(dir_type="states"), split="test", samples=40,
             grid=Grid("-0.5:0.5:3"))
-    s = compute_surface(c)
+    s = surf(c).surface
     with h5py.File(c.output.path) as f:
         assert "test_loss" in f and "train_loss" not in f
         idx = f["sample_indices"][()]
@@ -156,7 +156,7 @@ def test_interpolation_between_two_models(tmp_path):
     a = save_digits_cnn(tmp_path / "a.pt", seed=0)
     b = save_digits_cnn(tmp_path / "b.pt", seed=1)
     c = cfg(tmp_path, a, model2=b, grid=Grid("0:1:2"), samples=None)
-    s = compute_surface(c)
+    s = surf(c).surface
     data = load_dataset("digits", split="train")
     for i, path in enumerate((a, b)):
         model = build_model("digits_cnn", num_classes=10, in_channels=1)
@@ -171,14 +171,14 @@ def test_interpolation_between_two_models(tmp_path):
 def test_a_temporary_left_by_a_killed_writer_is_cleaned_up(tmp_path, digits_ckpt):
     stale = tmp_path / ".s.h5.tmp99999"
     stale.write_bytes(b"half-written")
-    compute_surface(cfg(tmp_path, digits_ckpt, grid=Grid("-1:1:3")))
+    surf(cfg(tmp_path, digits_ckpt, grid=Grid("-1:1:3")))
     assert not stale.exists() and (tmp_path / "s.h5").exists()
 
 
 def test_plane_through_three_models(tmp_path):
     a, b, c = (save_digits_cnn(tmp_path / f"{n}.pt", seed=k) for k, n in enumerate("abc"))
-    s = compute_surface(cfg(tmp_path, a, model2=b, model3=c, directions=Directions(dir_type="states"),
-                            grid=Grid("0:1:2", "0:1:2"), samples=None, split="test"))
+    s = surf(cfg(tmp_path, a, model2=b, model3=c, directions=Directions(dir_type="states"),
+                            grid=Grid("0:1:2", "0:1:2"), samples=None, split="test")).surface
     data = load_dataset("digits", split="test")
     for (j, i), path in (((0, 0), a), ((0, 1), b), ((1, 0), c)):
         model = build_model("digits_cnn", num_classes=10, in_channels=1)
@@ -188,7 +188,7 @@ def test_plane_through_three_models(tmp_path):
 
 
 def test_same_direction_for_both_axes(tmp_path, digits_ckpt):
-    s = compute_surface(cfg(tmp_path, digits_ckpt, same_dir=True, grid=Grid("-1:1:5", "-1:1:5")))
+    s = surf(cfg(tmp_path, digits_ckpt, same_dir=True, grid=Grid("-1:1:5", "-1:1:5"))).surface
     np.testing.assert_allclose(s.loss, s.loss.T, rtol=1e-6)  # f(a, b) = L(theta + (a + b) d)
     np.testing.assert_allclose(s.loss[0, 4], s.loss[2, 2], rtol=1e-6)  # (1, -1) and (0, 0)
     with h5py.File(s.path) as f:  # meshgrid layout on disk too: row j is y[j]
@@ -202,7 +202,7 @@ def test_file_layout_against_the_closed_form(tmp_path):
     c = cfg(tmp_path, str(tmp_path / "q.pt"), arch="quadratic:model", dataset="quadratic:data",
             evaluation=EvalOptions(loss_fn="mse", batch_size=64), samples=None, grid=Grid("-2:1:4", "0:1:3"),
             output=quiet(str(tmp_path / "q.h5")))
-    compute_surface(c)
+    surf(c)
     w0 = torch.load(tmp_path / "q.pt")["weight"].double().numpy()
     with h5py.File(directions_path(c.output.path)) as f:
         d1, d2 = f["xdirection/0"][()].astype(float), f["ydirection/0"][()].astype(float)
@@ -217,8 +217,8 @@ def test_file_layout_against_the_closed_form(tmp_path):
 
 
 def test_train_and_test_in_one_file(tmp_path, digits_ckpt):
-    both = compute_surface(cfg(tmp_path, digits_ckpt, split="train,test", output=quiet(tmp_path / "both.h5")))
+    both = surf(cfg(tmp_path, digits_ckpt, split="train,test", output=quiet(tmp_path / "both.h5"))).surface
     assert {"train_loss", "train_acc", "test_loss", "test_acc"} == set(both.values)
-    alone = compute_surface(cfg(tmp_path, digits_ckpt, split="test", output=quiet(tmp_path / "test.h5")))
+    alone = surf(cfg(tmp_path, digits_ckpt, split="test", output=quiet(tmp_path / "test.h5"))).surface
     np.testing.assert_allclose(both.values["test_loss"], alone.values["test_loss"], rtol=1e-6)
     assert both.split == "train" and both.label("test_loss") == "test loss"

@@ -14,13 +14,22 @@ the release notes, and replace the numbers below by those this test computes now
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+import landscape as ls
+from landscape import prune
+from landscape.data.datasets import DataSpec
 from landscape.directions.sampling import random_directions
+from landscape.io.checkpoint import save_checkpoint
+from landscape.io.surface_file import read_surface
+from landscape.jobs.surf import SurfConfig, surf
+from landscape.models import build_model
 
 
 def fixed_origin() -> dict[str, torch.Tensor]:
@@ -96,3 +105,71 @@ def test_the_generator_underneath_is_the_golden_one():
                                                            0.9468216300010681], dtype=np.float32))
     np.testing.assert_array_equal(long.numpy(), np.array([-0.8201345205307007, 0.39563116431236267,
                                                           0.8989084959030151], dtype=np.float32))
+
+
+# ------------------------------------------------------------------ surfaces, bit for bit
+# A surface of a seeded digits_cnn (random weights: torch.manual_seed(0)) on the digits test split,
+# 5x5 points on [-1, 1]^2 along the directions of seed 3, batches of 64, one thread: the SHA-256 of
+# its value arrays (little-endian float64, names sorted), computed once with landscape 0.2.0 (the
+# code before the refactoring of issue 27). A refactoring that changes any value by one bit fails.
+SURFACE_API = "b28b5ce20c20cf2927fee9d14ef69896fb7edbfe3e846d9dbed498a4a8782545"  # train_loss, train_acc
+SURFACE_JOB = "527cd7f2cf6c3c0f7507fc708e1779cc6feb812327c81987910e3be9dd640cab"  # test_loss, test_acc
+FIRST_LOSSES = ("0x1.2dbe27e92e59ep+1", "0x1.2a42483357b5dp+1", "0x1.2a594f89a0722p+1")
+# The pruning scan of the same network (ratios 0, 0.25, 0.5 of each conv alone), same data and batches:
+# the SHA-256 of its loss, then its accuracy array (layer x ratio, float64).
+SCAN = "dfb3ea0991ac50f8f650211f82031f80e8aab057de5c469a8136a75c787dc6f9"
+# A surface file written by landscape 0.2.0's landscape-surf job with the options of SURFACE_JOB,
+# its last 13 points then marked pending: a file of the old code that the new code must resume.
+PARTIAL = os.path.join(os.path.dirname(__file__), "data", "surface_0.2.0_partial.h5")
+
+
+def seeded_digits_cnn():
+    torch.manual_seed(0)
+    return build_model("digits_cnn", num_classes=10, in_channels=1)
+
+
+def values_digest(values: dict) -> str:
+    h = hashlib.sha256()
+    for name in sorted(values):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(values[name], dtype="<f8").tobytes())
+    return h.hexdigest()
+
+
+def job_config(model: str, out: str) -> SurfConfig:
+    return SurfConfig(model=model, arch="digits_cnn", data=DataSpec(dataset="digits", split="test"),
+                      grid=ls.Grid("-1:1:5", "-1:1:5"), directions=ls.Directions(seed=3),
+                      evaluation=ls.EvalOptions(loss_fn="crossentropy", device="cpu", batch_size=64, threads=1),
+                      output=ls.Output(out, progress=False))
+
+
+def test_a_surface_is_the_golden_one_bit_for_bit():
+    surf = ls.surface(seeded_digits_cnn(), ls.load_dataset("digits", split="test"), ls.Grid((-1, 1, 5), (-1, 1, 5)),
+                      directions=ls.Directions(seed=3), evaluation=ls.EvalOptions(batch_size=64, threads=1),
+                      output=ls.Output(progress=False))
+    assert tuple(float(v).hex() for v in surf.values["train_loss"].ravel()[:3]) == FIRST_LOSSES
+    assert values_digest(surf.values) == SURFACE_API
+
+
+def test_the_command_s_surface_is_the_golden_one_and_resumes_a_file_of_the_old_code(tmp_path):
+    ckpt = save_checkpoint(str(tmp_path / "model.pt"), {"state_dict": seeded_digits_cnn().state_dict()})
+    fresh = surf(job_config(ckpt, str(tmp_path / "fresh.h5"))).surface
+    assert values_digest(fresh.values) == SURFACE_JOB
+    old = str(tmp_path / "old.h5")
+    shutil.copy(PARTIAL, old)
+    before = read_surface(old)
+    assert before.completed.sum() == 12  # the file's own points: kept, not recomputed
+    resumed = surf(job_config(ckpt, old)).surface
+    assert resumed.attrs.get("resumed") and resumed.completed.all()
+    assert values_digest(resumed.values) == SURFACE_JOB
+    assert values_digest(read_surface(old).values) == SURFACE_JOB
+
+
+def test_the_pruning_scan_is_the_golden_one_bit_for_bit():
+    r = prune.sensitivity(seeded_digits_cnn(), ls.load_dataset("digits", split="test"), [0.0, 0.25, 0.5],
+                          evaluation=ls.EvalOptions(batch_size=64, device="cpu", threads=1))
+    assert r.layers == ("features.0", "features.3", "features.7")
+    h = hashlib.sha256()
+    for a in (r.loss, r.accuracy):
+        h.update(np.ascontiguousarray(a, dtype="<f8").tobytes())
+    assert h.hexdigest() == SCAN

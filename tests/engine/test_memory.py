@@ -193,7 +193,8 @@ def test_peak_memory_within_1_3x_when_one_tensor_is_two_thirds_of_the_model():
 def test_directions_from_a_file_held_or_streamed_give_the_same_surface(tmp_path, monkeypatch):
     """A small model's file directions are held (reading them at every point costs more than the
     point), a large one's streamed: both give the same values."""
-    import landscape.jobs.surface as job
+    import landscape.jobs.surf as job
+    from landscape.data.datasets import DataSpec
     from landscape.engine.options import Output
     from landscape.io.directions_file import save_directions
     from landscape.space.grid import Grid
@@ -203,11 +204,11 @@ def test_directions_from_a_file_held_or_streamed_give_the_same_surface(tmp_path,
     save_directions(tmp_path / "d.h5", random_directions(snapshot(model), 2, seed=2))
 
     def run(name):
-        return job.compute_surface(job.SurfaceConfig(
-            model=str(tmp_path / "m.pt"), arch="digits_cnn", dataset="digits", samples=60,
+        return job.surf(job.SurfConfig(
+            model=str(tmp_path / "m.pt"), arch="digits_cnn", data=DataSpec(dataset="digits", samples=60),
             grid=Grid("-1:1:3", "-1:1:3"), directions_file=str(tmp_path / "d.h5"),
             evaluation=EvalOptions(loss_fn="crossentropy", batch_size=60, device="cpu"),
-            output=Output(tmp_path / name, progress=False, directions_file="")))
+            output=Output(tmp_path / name, progress=False, directions_file=""))).surface
 
     held = run("held.h5")
     monkeypatch.setattr(job, "STREAM_ABOVE", 0)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import save_digits_cnn
+from helpers import save_digits_cnn, surf_config
 
 import landscape as ls
 from landscape.cli import surf as surf_cli
@@ -25,17 +25,17 @@ from landscape.errors import LandscapeError
 from landscape.evaluation.options import EvalOptions
 from landscape.io.files import OutputLock, remove_stale_temporaries
 from landscape.io.surface_file import ConfigMismatch
-from landscape.jobs.surface import SurfaceConfig, compute_surface
+from landscape.jobs.surf import SurfConfig, surf
 from landscape.space.grid import Grid
 
 ROOT = str(Path(__file__).resolve().parents[2])
 
 
-def cfg(tmp_path, model, **kw) -> SurfaceConfig:
+def cfg(tmp_path, model, **kw) -> SurfConfig:
     base = dict(model=model, arch="digits_cnn", dataset="digits", samples=60, grid=Grid("-1:1:3", "-1:1:3"),
                 output=Output(tmp_path / "s.h5", progress=False), evaluation=EvalOptions(batch_size=30))
     base.update(kw)
-    return SurfaceConfig(**base)
+    return surf_config(**base)
 
 
 def make_cifar(folder: Path, seed: int) -> None:
@@ -63,26 +63,26 @@ def make_cifar(folder: Path, seed: int) -> None:
 ])
 def test_every_input_that_changes_a_value_is_checked(tmp_path, digits_ckpt, change, reason, monkeypatch):
     monkeypatch.setattr("landscape.evaluation.evaluator.Evaluator._check_bf16", lambda self: None)
-    first = compute_surface(cfg(tmp_path, digits_ckpt))
+    first = surf(cfg(tmp_path, digits_ckpt)).surface
     before = Path(first.path).read_bytes()
     if change == {"split": "test"}:  # a new split adds quantities: allowed, computed, the rest kept
-        again = compute_surface(cfg(tmp_path, digits_ckpt, **change))
+        again = surf(cfg(tmp_path, digits_ckpt, **change)).surface
         assert {"train_loss", "test_loss"} <= set(again.values)
         np.testing.assert_array_equal(again.values["train_loss"], first.values["train_loss"])
         return
     with pytest.raises(ConfigMismatch, match=reason):
-        compute_surface(cfg(tmp_path, digits_ckpt, **change))
+        surf(cfg(tmp_path, digits_ckpt, **change))
     assert Path(first.path).read_bytes() == before
 
 
 def test_another_model_is_refused(tmp_path, digits_ckpt):
-    compute_surface(cfg(tmp_path, digits_ckpt))
+    surf(cfg(tmp_path, digits_ckpt))
     other = save_digits_cnn(tmp_path / "other.pt", seed=5)
     with pytest.raises(ConfigMismatch, match="model differs"):
-        compute_surface(cfg(tmp_path, other))
+        surf(cfg(tmp_path, other))
     same_weights = tmp_path / "copy.pt"  # the same weights under another path: resumes
     shutil.copy(digits_ckpt, same_weights)
-    compute_surface(cfg(tmp_path, str(same_weights)))
+    surf(cfg(tmp_path, str(same_weights)))
 
 
 def test_data_identity_is_a_checksum_not_a_path(tmp_path):
@@ -95,14 +95,14 @@ def test_data_identity_is_a_checksum_not_a_path(tmp_path):
     torch.save(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 10)).state_dict(), ckpt)
     base = dict(model=str(ckpt), arch="quadratic:flat_linear", dataset="cifar10", grid=Grid("-1:1:3"),
                 output=Output(tmp_path / "s.h5", progress=False), evaluation=EvalOptions(batch_size=10))
-    compute_surface(SurfaceConfig(**base, data_root=str(a)))
-    compute_surface(SurfaceConfig(**base, data_root=str(b)))  # resumes: same checksum
+    surf(surf_config(**base, data_root=str(a)))
+    surf(surf_config(**base, data_root=str(b)))  # resumes: same checksum
     with pytest.raises(ConfigMismatch, match="data differ"):
-        compute_surface(SurfaceConfig(**base, data_root=str(c)))
+        surf(surf_config(**base, data_root=str(c)))
     shutil.rmtree(a)
     make_cifar(a, 1)  # other data under the first path
     with pytest.raises(ConfigMismatch, match="data differ"):
-        compute_surface(SurfaceConfig(**base, data_root=str(a)))
+        surf(surf_config(**base, data_root=str(a)))
 
 
 def test_a_changed_metric_is_refused_and_an_added_one_computed(tmp_path):
@@ -167,7 +167,7 @@ def test_batchnorm_statistics_recomputed_at_every_point(tmp_path):
     b = save_digits_cnn(tmp_path / "b.pt", seed=1)
     c = cfg(tmp_path, a, model2=b, grid=Grid("0:1:3"), samples=None, split="test",
             evaluation=EvalOptions(bn_recompute=3, batch_size=100), output=Output(tmp_path / "bn.h5", progress=False))
-    s = compute_surface(c)
+    s = surf(c).surface
     assert s.attrs["bn_recompute"] == 3
     train = ls.load_dataset("digits", split="train")
     test = ls.load_dataset("digits", split="test")

@@ -19,11 +19,12 @@ import torch
 import landscape as ls
 from landscape.cli import plot as plot_cli
 from landscape.cli import surf as surf_cli
+from landscape.data.datasets import DataSpec
 from landscape.engine.options import Output
 from landscape.errors import LandscapeError
 from landscape.evaluation.options import EvalOptions
 from landscape.io.trajectory_file import Trajectory, read_trajectory, write_trajectory
-from landscape.jobs.surface import SurfaceConfig, compute_surface
+from landscape.jobs.surf import SurfConfig, surf
 from landscape.space.grid import Grid
 
 SEEDS = range(20)
@@ -41,9 +42,9 @@ def full(request) -> bool:
 @pytest.fixture(scope="module")
 def originals(tmp_path_factory, model_path):
     folder = tmp_path_factory.mktemp("originals")
-    s = compute_surface(SurfaceConfig(model=model_path, arch="digits_cnn", dataset="digits", samples=40,
-                                      grid=Grid("-1:1:3", "-1:1:3"), evaluation=EvalOptions(batch_size=40),
-                                      output=Output(folder / "s.h5", progress=False)))
+    s = surf(SurfConfig(model=model_path, arch="digits_cnn", data=DataSpec(dataset="digits", samples=40),
+                        grid=Grid("-1:1:3", "-1:1:3"), evaluation=EvalOptions(batch_size=40),
+                        output=Output(folder / "s.h5", progress=False))).surface
     net = ls.load_model("digits_cnn", model_path, in_channels=1)
     origin = ls.snapshot(net)
     dirs = ls.random_directions(origin, 2, seed=1)
@@ -52,10 +53,10 @@ def originals(tmp_path_factory, model_path):
                       epochs=np.array([0, 1, 2]), explained_variance=np.array([2.0, 0.5]),
                       attrs={"method": "pca", "dir_type": "weights", "landscape_version": "test"})
     write_trajectory(folder / "t.h5", traj)
-    compute_surface(SurfaceConfig(model=model_path, arch="digits_cnn", dataset="digits", samples=40,
-                                  grid=Grid("-1:1:3", "-1:1:3"), directions_file=str(folder / "t.h5"),
-                                  evaluation=EvalOptions(batch_size=40),
-                                  output=Output(folder / "ts.h5", progress=False)))  # the path's own plane
+    surf(SurfConfig(model=model_path, arch="digits_cnn", data=DataSpec(dataset="digits", samples=40),
+                    grid=Grid("-1:1:3", "-1:1:3"), directions_file=str(folder / "t.h5"),
+                    evaluation=EvalOptions(batch_size=40),
+                    output=Output(folder / "ts.h5", progress=False)))  # the path's own plane
     return {"surface": folder / "s.h5", "dirs": folder / "s.dirs.h5", "traj": folder / "t.h5",
             "path_surface": folder / "ts.h5",
             "args": {"model": model_path},

@@ -18,6 +18,8 @@ SETTINGS = {
     "compare_minimizers.ipynb": {"EPOCHS": "2", "LARGE_EPOCHS": "6", "GRID": "5", "SAMPLES": "100"},
     "optimization_path.ipynb": {"EPOCHS": "3", "GRID": "5", "SAMPLES": "100"},
     "mode_connectivity.ipynb": {"EPOCHS": "3", "CURVE_EPOCHS": "2", "POINTS": "5", "GRID": "5", "SAMPLES": "100"},
+    "linear_mode_connectivity.ipynb": {"EPOCHS": "3", "CURVE_EPOCHS": "2", "POINTS": "5", "MLP_WIDTHS": "8,64",
+                                       "CNN_WIDTHS": "4,8"},
     "pruned_minima.ipynb": {"EPOCHS": "2", "RETRAIN_EPOCHS": "1", "RATIOS": "3", "GRID": "5", "SAMPLES": "100"},
     "quantized_minima.ipynb": {"EPOCHS": "2", "BIG_BATCH": "2", "GRID": "5", "LINE": "9", "SAMPLES": "100"},
     "sharpness.ipynb": {"EPOCHS": "1", "SAMPLES": "100", "MC": "4", "STEPS": "2", "LINE": "5", "GRID": "3"},

@@ -374,6 +374,7 @@ def test_sensitivity_takes_what_surface_takes():
     from torch.utils.data import DataLoader, TensorDataset
 
     from landscape.data.datasets import load_dataset
+    from landscape.evaluation.options import EvalOptions
     from landscape.models import build_model
     from landscape.prune import prune_filters, sensitivity
 
@@ -385,7 +386,7 @@ def test_sensitivity_takes_what_surface_takes():
         out = prune_filters(model, {"features.3": 0.5}).eval()(X)
     loss, acc = F.cross_entropy(out, y).item(), 100.0 * (out.argmax(1) == y).double().mean().item()
     for given in [(X, y), data, TensorDataset(X, y), DataLoader(TensorDataset(X, y), batch_size=16)]:
-        res = sensitivity(model, given, [0.5], layers=["features.3"], batch_size=16)
+        res = sensitivity(model, given, [0.5], layers=["features.3"], evaluation=EvalOptions(batch_size=16))
         assert res.loss[0, 0] == pytest.approx(loss, rel=1e-5), type(given).__name__
         assert res.accuracy[0, 0] == pytest.approx(acc, abs=1e-9)
         assert res.stages == (0,)

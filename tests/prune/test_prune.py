@@ -15,6 +15,7 @@ from landscape.errors import LandscapeError
 from landscape.models import build_model
 from landscape.prune import (
     PRESETS,
+    channel_graph,
     count,
     layer_counts,
     parse_plan,
@@ -25,7 +26,6 @@ from landscape.prune import (
     resize_,
     select,
     table1,
-    trace,
 )
 
 # ----------------------------------------------------------------------------- helpers
@@ -491,11 +491,11 @@ def test_input_model_is_not_modified():
 
 
 def test_graph_of_the_zoo():
-    g = trace(build_model("resnet56"))
+    g = channel_graph(build_model("resnet56"))
     assert len(g.prunable()) == 27  # every block's first conv, nothing else
-    assert set(trace(build_model("vgg16")).prunable()) == {n for n, m in build_model("vgg16").named_modules()
+    assert set(channel_graph(build_model("vgg16")).prunable()) == {n for n, m in build_model("vgg16").named_modules()
                                                             if isinstance(m, nn.Conv2d)}
-    assert len(trace(build_model("resnet56_noshort")).prunable()) == 55  # every conv: no residual sums
+    assert len(channel_graph(build_model("resnet56_noshort")).prunable()) == 55  # every conv: no residual sums
     assert g.group_of("layer3.4.conv2").leaders == ["layer3.0.shortcut.0"]
 
 

@@ -11,12 +11,15 @@ from helpers import randomized
 
 import landscape.prune.scan as sens_mod
 from landscape.data.datasets import load_dataset
+from landscape.engine.options import Output
 from landscape.errors import LandscapeError
+from landscape.evaluation.options import EvalOptions
 from landscape.models import build_model
 from landscape.prune import filter_norms, prune_filters, read_sensitivity, sensitivity
 
 RATIOS = [0.25, 0.5, 0.75]
 LAYERS = ["features.0", "features.3", "features.7"]
+B32 = EvalOptions(batch_size=32, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +41,7 @@ def plain(model, data, plan):
 
 
 def test_sensitivity_matches_a_plain_loop(model, data):
-    res = sensitivity(model, data, RATIOS, batch_size=32)
+    res = sensitivity(model, data, RATIOS, evaluation=B32)
     assert res.layers == tuple(LAYERS)  # every conv of digits_cnn can be pruned alone
     assert res.accuracy.shape == res.loss.shape == (3, 3) and res.completed.all()
     assert res.filters == (16, 32, 32) and res.stages == (0, 0, 1)  # 8x8, 8x8, then 4x4 maps
@@ -54,7 +57,7 @@ def test_sensitivity_matches_a_plain_loop(model, data):
 
 
 def test_one_layer_and_bad_inputs(model, data):
-    res = sensitivity(model, data, [0.5], layers=["features.3"], batch_size=32)
+    res = sensitivity(model, data, [0.5], layers=["features.3"], evaluation=B32)
     assert res.layers == ("features.3",) and res.ratios.tolist() == [0.5]
     for kwargs, message in (
         ({"ratios": [0.5, 1.0]}, r"\[0, 1\)"),
@@ -64,16 +67,18 @@ def test_one_layer_and_bad_inputs(model, data):
         ({"ratios": [0.5], "layers": ["features.99"]}, "unknown layer"),
         ({"ratios": [0.5], "layers": ["fc"]}, "Linear"),
         ({"ratios": [0.5], "strategy": "random"}, "strategy"),
+        ({"ratios": [0.5], "evaluation": EvalOptions(bn_recompute=2)}, "no `bn_recompute`"),
+        ({"ratios": [0.5], "output": "sens.h5"}, "must be a landscape.Output"),
     ):
         with pytest.raises(LandscapeError, match=message):
-            sensitivity(model, data, **{"batch_size": 32, **kwargs})
+            sensitivity(model, data, **{"evaluation": B32, **kwargs})
 
 
 def test_residual_layers_cannot_be_scanned_alone():
     net = build_model("resnet20")
     small = load_dataset("synthetic", shape=(3, 32, 32), size=8)
     with pytest.raises(LandscapeError, match="alone"):
-        sensitivity(net, small, [0.5], layers=["layer1.0.conv2"], batch_size=8)
+        sensitivity(net, small, [0.5], layers=["layer1.0.conv2"], evaluation=EvalOptions(batch_size=8))
 
 
 class Interrupt(Exception):
@@ -82,7 +87,7 @@ class Interrupt(Exception):
 
 def test_resume_computes_only_missing_pairs_and_equals_an_uninterrupted_run(model, data, tmp_path, monkeypatch):
     out = tmp_path / "sens.h5"
-    whole = sensitivity(model, data, RATIOS, batch_size=32)
+    whole = sensitivity(model, data, RATIOS, evaluation=B32)
     real, calls = sens_mod._prune, []
 
     def failing(*args, **kwargs):
@@ -93,14 +98,14 @@ def test_resume_computes_only_missing_pairs_and_equals_an_uninterrupted_run(mode
 
     monkeypatch.setattr(sens_mod, "_prune", failing)
     with pytest.raises(Interrupt):
-        sensitivity(model, data, RATIOS, out=out, batch_size=32)
+        sensitivity(model, data, RATIOS, output=Output(out, progress=False), evaluation=B32)
     part = read_sensitivity(out)
     assert part.completed.sum() == 4 and np.isnan(part.accuracy).sum() == 5
     assert np.array_equal(part.accuracy[part.completed], whole.accuracy[part.completed])
 
     calls.clear()
     monkeypatch.setattr(sens_mod, "_prune", lambda *a, **k: (calls.append(a[2]), real(*a, **k))[1])
-    res = sensitivity(model, data, RATIOS, out=out, batch_size=32)
+    res = sensitivity(model, data, RATIOS, output=Output(out, progress=False), evaluation=B32)
     assert len(calls) == 5  # only the missing pairs
     assert np.array_equal(res.accuracy, whole.accuracy) and np.array_equal(res.loss, whole.loss)
     assert res.baseline_loss == whole.baseline_loss
@@ -108,7 +113,7 @@ def test_resume_computes_only_missing_pairs_and_equals_an_uninterrupted_run(mode
     assert np.array_equal(again.loss, whole.loss) and again.completed.all()
     assert "resumed" in again.attrs and again.attrs["strategy"] == "independent"
     calls.clear()
-    sensitivity(model, data, RATIOS, out=out, batch_size=32)
+    sensitivity(model, data, RATIOS, output=Output(out, progress=False), evaluation=B32)
     assert calls == []  # nothing left to do
     with h5py.File(out, "r") as f:  # a surface file over (ratio, layer): checksums, resume checks and all
         assert {"xcoordinates", "ycoordinates", "acc", "loss", "completed", "point_checksums"} <= set(f)
@@ -119,22 +124,22 @@ def test_resume_computes_only_missing_pairs_and_equals_an_uninterrupted_run(mode
 
 def test_other_inputs_are_refused(model, data, tmp_path):
     out = tmp_path / "sens.h5"
-    sensitivity(model, data, [0.5], out=out, batch_size=32)
+    sensitivity(model, data, [0.5], output=Output(out, progress=False), evaluation=B32)
     before = out.read_bytes()
     with pytest.raises(LandscapeError, match="ratios"):
-        sensitivity(model, data, [0.25], out=out, batch_size=32)
+        sensitivity(model, data, [0.25], output=Output(out, progress=False), evaluation=B32)
     with pytest.raises(LandscapeError, match="layers"):
-        sensitivity(model, data, [0.5], layers=["features.0"], out=out, batch_size=32)
+        sensitivity(model, data, [0.5], layers=["features.0"], output=Output(out, progress=False), evaluation=B32)
     other = randomized(build_model("digits_cnn", num_classes=10, in_channels=1), seed=12)
     with pytest.raises(LandscapeError, match="model differs"):
-        sensitivity(other, data, [0.5], out=out, batch_size=32)
+        sensitivity(other, data, [0.5], output=Output(out, progress=False), evaluation=B32)
     with pytest.raises(LandscapeError, match="data differ"):
-        sensitivity(model, load_dataset("synthetic", split="test", shape=(1, 8, 8), size=96, seed=1), [0.5], out=out,
-                    batch_size=32)
+        sensitivity(model, load_dataset("synthetic", split="test", shape=(1, 8, 8), size=96, seed=1), [0.5],
+                    output=Output(out, progress=False), evaluation=B32)
     with pytest.raises(LandscapeError, match="strategy"):
-        sensitivity(model, data, [0.5], out=out, batch_size=32, strategy="greedy")
+        sensitivity(model, data, [0.5], output=Output(out, progress=False), evaluation=B32, strategy="greedy")
     assert out.read_bytes() == before
-    res = sensitivity(model, data, [0.25], out=out, batch_size=32, overwrite=True)
+    res = sensitivity(model, data, [0.25], output=Output(out, overwrite=True, progress=False), evaluation=B32)
     assert read_sensitivity(out).ratios.tolist() == [0.25] == res.ratios.tolist()
 
 
@@ -151,7 +156,7 @@ def test_filter_norms(model):
 def test_plots(model, data, tmp_path):
     from landscape.plot.prune import norm_curves, pruning_figures, sensitivity_curves
 
-    res = sensitivity(model, data, RATIOS, batch_size=32)
+    res = sensitivity(model, data, RATIOS, evaluation=B32)
     fig = pruning_figures(res, filter_norms(model, res.layers))
     ax = fig["sensitivity"].axes[0]
     lines = [ln for ln in ax.get_lines() if ln.get_label() in LAYERS]

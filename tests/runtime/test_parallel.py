@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from landscape.data.datasets import DataSpec
 from landscape.engine.options import Output
 from landscape.errors import LandscapeError
 from landscape.evaluation.evaluator import Evaluator
 from landscape.evaluation.options import EvalOptions
 from landscape.io.surface_file import read_surface
-from landscape.jobs.surface import SurfaceConfig, compute_surface
+from landscape.jobs.surf import SurfConfig, surf
 from landscape.runtime.parallel import (
     SerialComm,
     _chunks,
@@ -148,13 +149,13 @@ def test_abort_on_error_aborts_with_several_ranks():
     assert "prog: error on rank 1: ValueError: rank one broke" in proc.stderr
 
 
-# --- compute_surface, one rank: interruption keeps finished points, resume computes the rest ---
+# --- landscape-surf's job, one rank: interruption keeps finished points, resume computes the rest ---
 
 
-def config(model_path: str, out: Path) -> SurfaceConfig:
-    return SurfaceConfig(model=model_path, arch="digits_cnn", dataset="digits", samples=200,
-                         grid=Grid("-1:1:5", "-1:1:5"), evaluation=EvalOptions(threads=1, batch_size=100),
-                         output=Output(out, progress=False))
+def config(model_path: str, out: Path) -> SurfConfig:
+    return SurfConfig(model=model_path, arch="digits_cnn", data=DataSpec(dataset="digits", samples=200),
+                      grid=Grid("-1:1:5", "-1:1:5"), evaluation=EvalOptions(threads=1, batch_size=100),
+                      output=Output(out, progress=False))
 
 
 def count_evaluations(monkeypatch, fail_at: int | None = None) -> list[int]:
@@ -173,25 +174,25 @@ def count_evaluations(monkeypatch, fail_at: int | None = None) -> list[int]:
 
 
 def test_interrupted_serial_run_keeps_its_points_and_resumes(model_path, tmp_path, monkeypatch):
-    full = compute_surface(config(model_path, tmp_path / "full.h5"), SerialComm())
+    full = surf(config(model_path, tmp_path / "full.h5"), SerialComm()).surface
 
     out = tmp_path / "surface.h5"
     count_evaluations(monkeypatch, fail_at=9)
     with pytest.raises(KeyboardInterrupt):
-        compute_surface(config(model_path, out), SerialComm())
+        surf(config(model_path, out), SerialComm())
     partial = read_surface(out)
     assert partial.completed.sum() == 8
     np.testing.assert_array_equal(partial.loss[partial.completed], full.loss[partial.completed])
     assert np.isnan(partial.loss[~partial.completed]).all()
 
     calls = count_evaluations(monkeypatch)
-    resumed = compute_surface(config(model_path, out), SerialComm())
+    resumed = surf(config(model_path, out), SerialComm()).surface
     assert len(calls) == 25 - 8  # only the unfinished points
     assert resumed.completed.all()
     np.testing.assert_allclose(read_surface(out).loss, full.loss, rtol=1e-6, atol=1e-6)
 
     calls = count_evaluations(monkeypatch)
-    compute_surface(config(model_path, out), SerialComm())
+    surf(config(model_path, out), SerialComm())
     assert calls == []  # nothing left to do
 
 
@@ -199,4 +200,4 @@ def test_bad_input_raises_a_landscape_error(model_path, tmp_path):
     cfg = config(model_path, tmp_path / "s.h5")
     with pytest.raises(LandscapeError, match="MIN < MAX"):
         cfg.grid = Grid("1:-1:5", "-1:1:5")
-        compute_surface(cfg, SerialComm())
+        surf(cfg, SerialComm())

@@ -263,7 +263,7 @@ if world().rank == 0:
 @pytest.mark.slow
 def test_mpi_gives_the_serial_values(tmp_path):
     pytest.importorskip("mpi4py")
-    from tests.test_mpi import MPIRUN, launcher
+    from helpers import MPIRUN, launcher
 
     if MPIRUN is None:
         pytest.skip("no mpirun")

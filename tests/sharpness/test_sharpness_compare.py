@@ -167,7 +167,7 @@ def test_mpirun_gives_the_serial_table(checkpoints, tmp_path):
     from pathlib import Path
 
     pytest.importorskip("mpi4py")
-    from tests.test_mpi import MPIRUN, launcher
+    from helpers import MPIRUN, launcher
 
     if MPIRUN is None:
         pytest.skip("no mpirun")

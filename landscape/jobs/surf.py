@@ -1,19 +1,23 @@
-"""A surface from files: ``compute_surface(SurfaceConfig(model="ckpt.pt", arch="resnet20", ...))``.
+"""``landscape-surf``'s job: ``surf(SurfConfig(model="ckpt.pt", arch="resnet20", ...))``.
 
-What ``landscape-surf`` does, as a call: checkpoint(s), dataset and directions files are loaded
-into a model, data and directions, and :func:`landscape.engine.surface` does the rest. The built-in
-demo (no checkpoint: a small net trained on scikit-learn's digits) and the grid that covers an
-optimization path are decided here too. Every MPI rank runs this function.
+What ``landscape-surf`` does, as a call: :func:`resolve` fills what the options leave open and
+reads every input once (the checkpoints, a curve and its plane) into a :class:`ResolvedSurf`;
+:func:`compute` loads the data, builds the network (:mod:`landscape.jobs.network`), makes the
+directions from the files and hands the rest to :func:`landscape.surface`; :func:`surf` does
+both and draws the figures. The built-in demo (no checkpoint: a small net trained on
+scikit-learn's digits) and the grid that covers an optimization path are decided here too. Every
+MPI rank runs these functions.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 import torch
 
+from landscape import connect
 from landscape.data.datasets import SPLITS, Dataset, DataSpec
 from landscape.directions.options import Directions
 from landscape.directions.sampling import interpolation_direction, per_axis, random_directions
@@ -21,11 +25,19 @@ from landscape.engine.options import Output
 from landscape.engine.surface import surface
 from landscape.errors import LandscapeError
 from landscape.evaluation.options import EvalOptions
+from landscape.hessian import EigMetric
 from landscape.io.checkpoint import Checkpoint, read_checkpoint
 from landscape.io.directions_file import load_directions
+from landscape.io.h5 import opened
 from landscape.io.surface_file import Surface
+from landscape.io.trajectory_file import path_extent, read_trajectory
+from landscape.jobs.connect import plane_of, plane_options, read_curve
+from landscape.jobs.demo import DEMO_ARCH, DEMO_DATASET, demo_checkpoint
 from landscape.jobs.network import network
-from landscape.runtime.parallel import on_root, world
+from landscape.models.hf import default_weights
+from landscape.prune import count
+from landscape.runtime.parallel import local_rank_and_size, on_root, world
+from landscape.runtime.threads import choose_threads
 from landscape.space.grid import Grid
 from landscape.space.params import live_tensors, snapshot
 
@@ -38,28 +50,30 @@ STREAM_ABOVE = 256 << 20  # bytes of one direction: larger ones from a file are 
 QUANTITIES = ("loss", "eig")  # what --metrics may name: loss (and accuracy) per split; eig: Hessian
 
 
-@dataclass
-class SurfaceConfig(DataSpec):
-    """Everything that defines a surface run from files: the data (the fields of
-    :class:`landscape.data.datasets.DataSpec`), the checkpoint(s), and the option objects of
-    :func:`landscape.engine.surface`.
+@dataclass(frozen=True)
+class SurfConfig:
+    """Everything that defines a ``landscape-surf`` run: the checkpoint(s), the data (a
+    :class:`landscape.data.datasets.DataSpec`), and the option objects of :func:`landscape.surface`.
 
     ``model=None`` is the built-in demo. ``grid=None``: the demo's, the one covering the path of a
     landscape-traj ``directions_file``, else ``-1:1:51``. ``directions``: the random directions'
     settings (``norm``/``ignore`` one for all axes or one per axis x, y, z); ``directions_file``,
-    ``model2`` (and ``model3``) or ``same_dir`` make the directions from files instead.
-    ``adaptive``: the grid's adaptive tolerance (:class:`landscape.space.grid.Grid`), whichever grid applies.
-    ``output.path=None``: ``surface.h5`` (the demo's ``landscape_demo/surface.h5``). ``split`` may
-    name several splits (``"train,test"``). ``metrics``: names from ``QUANTITIES``; ``eig_*`` set up
-    the Hessian metric. ``plot``: draw the standard figures beside the file.
+    ``model2`` (and ``model3``), ``same_dir`` or ``curve`` (a landscape-connect curve file: the plane
+    through its ends and its bend) make the directions from files instead. ``adaptive``: the
+    grid's adaptive tolerance (:class:`landscape.space.grid.Grid`), whichever grid applies.
+    ``output.path=None``: ``surface.h5`` (the demo's ``landscape_demo/surface.h5``). ``data.split``
+    may name several splits (``"train,test"``). ``metrics``: names from ``QUANTITIES``; ``eig_*``
+    set up the Hessian metric. ``evaluation.threads=None``: the thread policy, decided once by
+    :func:`resolve`. ``plot``: draw the standard figures beside the file.
     """
 
     model: str | None = None
     arch: str | None = None
     model2: str | None = None
     model3: str | None = None
-    curve: str | None = None  # landscape-connect's curve file: the plane through a, b and the bend
+    curve: str | None = None
     unsafe_pickle: bool = False
+    data: DataSpec = field(default_factory=DataSpec)
     grid: Grid | None = None
     adaptive: float | None = None
     directions: Directions = field(default_factory=Directions)
@@ -74,40 +88,71 @@ class SurfaceConfig(DataSpec):
     plot: bool = False
 
     def __post_init__(self):
-        for name, kind in (("directions", Directions), ("evaluation", EvalOptions), ("output", Output)):
+        for name, kind in (("data", DataSpec), ("directions", Directions), ("evaluation", EvalOptions),
+                           ("output", Output)):
             if not isinstance(getattr(self, name), kind):
                 raise LandscapeError(f"`{name}` must be a landscape.{kind.__name__}, got "
                                      f"{type(getattr(self, name)).__name__}")
         if self.grid is not None and not isinstance(self.grid, Grid):
-            self.grid = Grid(self.grid)
+            object.__setattr__(self, "grid", Grid(self.grid))
         if self.directions.tensors is not None:
-            raise LandscapeError("`directions` of a SurfaceConfig are made from files (`directions_file`, "
+            raise LandscapeError("`directions` of a SurfConfig are made from files (`directions_file`, "
                                  "`model2`); give tensors to landscape.surface")
 
 
-def is_demo(cfg: SurfaceConfig) -> bool:
+@dataclass(frozen=True)
+class ResolvedSurf:
+    """A :class:`SurfConfig` resolved by :func:`resolve`, the only maker of this type: ``config``
+    with every open option filled (the model, its architecture, the data, the grid, the output
+    file, the thread count), ``checkpoints`` read once by option name (``model``, ``model2``,
+    ``model3``; a curve file is the ``model``), and a curve's ``plane`` (its two directions and the
+    bend's coordinates, computed once). Resolving it again is refused: it is resolved."""
+
+    config: SurfConfig
+    checkpoints: Mapping[str, Checkpoint]
+    plane: tuple[list[dict], tuple[float, float]] | None = None
+
+
+@dataclass(frozen=True)
+class SurfResult:
+    """What :func:`surf` made: the surface (its file is ``surface.path``) and the figures drawn."""
+
+    surface: Surface
+    figures: tuple[str, ...] = ()
+
+
+def is_demo(cfg: SurfConfig) -> bool:
     return cfg.model is None
 
 
-def resolve(cfg: SurfaceConfig, comm=None) -> SurfaceConfig:
-    """Fill what the options leave open: the demo (rank 0 trains its network, the others wait),
-    the default grid and output, and the grid covering an optimization path."""
+def resolve(cfg: SurfConfig, comm=None) -> ResolvedSurf:
+    """Fill what the options leave open, once: the thread count (the policy, when not given), the
+    demo (rank 0 trains its network, the others wait), a curve's plane, the default grid and
+    output, and the grid covering an optimization path; and read every checkpoint once."""
+    if not isinstance(cfg, SurfConfig):
+        raise LandscapeError(f"resolve takes a SurfConfig, got {type(cfg).__name__}"
+                             + (" (resolved already)" if isinstance(cfg, ResolvedSurf) else ""))
     comm = comm or world()
+    if cfg.evaluation.threads is None:  # the thread policy, applied once, here at the edge
+        cfg = replace(cfg, evaluation=replace(cfg.evaluation,
+                                              threads=choose_threads(None, local_rank_and_size(comm)[1])))
     if cfg.model is None and (cfg.arch or "").startswith("hf:"):
-        from landscape.models.hf import default_weights
-
         cfg = replace(cfg, model=default_weights(cfg.arch[3:]))  # a Hugging Face folder's own weights
+    checkpoints: dict[str, Checkpoint] = {}
+    plane = None
     if cfg.curve:
-        from landscape.jobs.connect import plane_options
-
-        cfg = replace(cfg, **plane_options(cfg))
+        if (cfg.model and cfg.model != cfg.curve) or cfg.model2 or cfg.model3 or cfg.directions_file or cfg.same_dir:
+            raise LandscapeError("the plane of a curve is set by the curve: give no --model, --model2, --model3, "
+                                 "--directions or --same-dir with --curve")
+        checkpoints["model"] = read_checkpoint(cfg.curve, cfg.unsafe_pickle)  # the curve file, read once
+        curve = read_curve(cfg.curve, checkpoint=checkpoints["model"])
+        plane = connect.plane_directions(curve)  # its plane, computed once
+        cfg = replace(cfg, **plane_options(cfg, curve, plane[1]))
     if is_demo(cfg):
-        from landscape.jobs.demo import DEMO_ARCH, DEMO_DATASET, demo_checkpoint
-
         if cfg.model2 or cfg.model3 or (cfg.arch and cfg.arch != DEMO_ARCH):
             raise LandscapeError("a second model and an architecture need a checkpoint (without one: the demo)")
         path = on_root(comm, lambda: demo_checkpoint(threads=cfg.evaluation.threads))
-        cfg = replace(cfg, model=path, arch=DEMO_ARCH, dataset=DEMO_DATASET,
+        cfg = replace(cfg, model=path, arch=DEMO_ARCH, data=replace(cfg.data, dataset=DEMO_DATASET),
                       grid=cfg.grid or Grid(DEMO_GRID, DEMO_GRID),
                       output=replace(cfg.output, path=cfg.output.path or DEMO_OUT), plot=True)
         folder = os.path.dirname(cfg.output.path) or "."
@@ -122,16 +167,18 @@ def resolve(cfg: SurfaceConfig, comm=None) -> SurfaceConfig:
     grid = cfg.grid or Grid(DEFAULT_GRID)
     if cfg.adaptive is not None and grid.adaptive != cfg.adaptive:
         grid = replace(grid, adaptive=cfg.adaptive)
-    return replace(cfg, grid=grid,
-                   output=cfg.output if cfg.output.path is not None else replace(cfg.output, path=DEFAULT_OUT))
+    cfg = replace(cfg, grid=grid,
+                  output=cfg.output if cfg.output.path is not None else replace(cfg.output, path=DEFAULT_OUT))
+    splits_of(cfg)  # a bad split is refused before any checkpoint is read
+    for name, path in (("model", cfg.model), ("model2", cfg.model2), ("model3", cfg.model3)):
+        if path and name not in checkpoints:
+            checkpoints[name] = read_checkpoint(path, cfg.unsafe_pickle)  # each file read once
+    return ResolvedSurf(cfg, checkpoints, plane)
 
 
 def path_grid(directions: str, num: int = PATH_GRID_POINTS) -> Grid | None:
     """For a landscape-traj file: the grid covering the optimization path with a margin; for a
     plain directions file, None (the usual default applies)."""
-    from landscape.io.h5 import opened
-    from landscape.io.trajectory_file import path_extent, read_trajectory
-
     try:
         with opened(directions, "directions file", lambda f: True) as (f, _):
             if "proj_xcoord" not in f:
@@ -142,29 +189,23 @@ def path_grid(directions: str, num: int = PATH_GRID_POINTS) -> Grid | None:
     return Grid(f"{x0:.4g}:{x1:.4g}:{num}", f"{y0:.4g}:{y1:.4g}:{num}")
 
 
-def splits_of(cfg: SurfaceConfig) -> list[str]:
-    splits = [s for s in cfg.split.replace(" ", "").split(",") if s]
+def splits_of(cfg: SurfConfig) -> list[str]:
+    """The splits ``cfg.data.split`` names (``"train"``, ``"test"`` or ``"train,test"``)."""
+    text = cfg.data.split
+    splits = [s for s in text.replace(" ", "").split(",") if s]
     bad = [s for s in splits if s not in SPLITS]
     if bad or not splits or len(set(splits)) != len(splits):
-        raise LandscapeError(f"split must be train, test or train,test; got {cfg.split!r}")
+        raise LandscapeError(f"split must be train, test or train,test; got {text!r}")
     return splits
 
 
-def load_data(cfg: SurfaceConfig, split: str | None = None) -> tuple[Dataset, np.ndarray | None]:
-    """One split of the evaluation data, cut to the fixed subset ``cfg.samples`` when given."""
-    return DataSpec.of(cfg).load(split or splits_of(cfg)[0])
-
-
-def make_directions(cfg: SurfaceConfig, model: torch.nn.Module, ndim: int,
-                    ckpts: dict[str, Checkpoint]) -> tuple[list[dict] | None, dict]:
+def make_directions(run: ResolvedSurf, model: torch.nn.Module, ndim: int) -> tuple[list[dict] | None, dict]:
     """The directions of the run when they are not plain random ones (None then: the engine draws
     them): from a file, towards ``model2`` (and ``model3``), or y = x, or the plane of a curve; and
-    provenance for them. ``ckpts``: the run's checkpoints, read once, by option name (``model``,
-    ``model2``, ``model3``)."""
-    if cfg.curve:
-        from landscape.jobs.connect import plane_of
-
-        return plane_of(cfg.curve, ndim)
+    provenance for them, from the run's checkpoints and plane (read once by :func:`resolve`)."""
+    cfg, ckpts = run.config, run.checkpoints
+    if run.plane is not None:
+        return plane_of(*run.plane, ndim)
     d = cfg.directions
     # the model's own tensors (no copy): read here, before anything moves the model
     origin = {k: v.detach().cpu() for k, v in live_tensors(model, d.dir_type).items()}
@@ -233,8 +274,6 @@ def pruned_summary(ckpt: Checkpoint, model: torch.nn.Module, data: Dataset) -> d
     if ckpt.meta.get("widths"):
         info.setdefault("pruned", "pruned")
     if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()) and data.x.dim() == 4:
-        from landscape.prune import count
-
         try:
             info["flops"] = float(count(model, tuple(data.x.shape[1:]))[0])
         except Exception:  # noqa: BLE001 - a title detail: a network the counter cannot trace goes without
@@ -242,7 +281,7 @@ def pruned_summary(ckpt: Checkpoint, model: torch.nn.Module, data: Dataset) -> d
     return info
 
 
-def metric_objects(cfg: SurfaceConfig) -> list:
+def metric_objects(cfg: SurfConfig) -> list:
     """The per-point metrics ``cfg.metrics`` names besides loss and accuracy."""
     unknown = [m for m in cfg.metrics if m not in QUANTITIES]
     if unknown:
@@ -251,46 +290,44 @@ def metric_objects(cfg: SurfaceConfig) -> list:
         raise LandscapeError("the metrics must include loss (and accuracy): the surface is the loss's")
     out = []
     if "eig" in cfg.metrics:
-        from landscape.hessian import EigMetric
-
         options = {"tol": cfg.eig_tol} if cfg.eig_tol else {}
         out.append(EigMetric(convention=cfg.eig_convention, params=None if cfg.eig_params == "all" else cfg.eig_params,
                              **options))
     return out
 
 
-def compute_surface(cfg: SurfaceConfig, comm=None) -> Surface:
-    """Compute (or resume) the surface ``cfg`` describes and write it to ``cfg.output.path``.
+def compute(run: ResolvedSurf, comm=None) -> Surface:
+    """Compute (or resume) the surface of a resolved run and write it to its ``output.path``.
 
     Collective under MPI: every rank calls it and gets the finished :class:`Surface`. A user error
     on any rank raises :class:`LandscapeError` on all of them.
     """
+    if not isinstance(run, ResolvedSurf):
+        raise LandscapeError(f"compute takes the ResolvedSurf of resolve(), got {type(run).__name__}")
     comm = comm or world()
-    cfg = resolve(cfg, comm)
+    cfg, ckpts = run.config, run.checkpoints
     splits = splits_of(cfg)
     data, indices = {}, None
     for s in splits:
-        data[s], idx = load_data(cfg, s)
+        data[s], idx = cfg.data.load(s)
         indices = idx if indices is None else indices
     first = data[splits[0]]
-    ckpts = {name: read_checkpoint(path, cfg.unsafe_pickle)  # each file read once
-             for name, path in (("model", cfg.model), ("model2", cfg.model2), ("model3", cfg.model3)) if path}
-    model = network(ckpts["model"], cfg.arch, cfg.num_classes, data=first)
+    model = network(ckpts["model"], cfg.arch, cfg.data.num_classes, data=first)
     ndim = cfg.grid.ndim
-    dirs, dir_info = make_directions(cfg, model, ndim, ckpts)
+    dirs, dir_info = make_directions(run, model, ndim)
     norms, ignores = per_axis(cfg.directions.norm, ndim, "norm"), per_axis(cfg.directions.ignore, ndim, "ignore")
     evaluation = cfg.evaluation
     if evaluation.bn_recompute and evaluation.bn_data is None:
-        evaluation = replace(evaluation, bn_data=load_data(cfg, "train")[0] if "train" not in data else data["train"])
+        evaluation = replace(evaluation, bn_data=cfg.data.load("train")[0] if "train" not in data else data["train"])
     given = dict(cfg.output.provenance or {})
     provenance = {
-        "command": given.pop("command", "") or "compute_surface", "model": os.path.abspath(cfg.model),
+        "command": given.pop("command", "") or "landscape.jobs.surf.surf", "model": os.path.abspath(cfg.model),
         "model_sha256": ckpts["model"].sha256, "arch": cfg.arch,
         "model2": os.path.abspath(cfg.model2) if cfg.model2 else "",
         "model2_sha256": ckpts["model2"].sha256 if cfg.model2 else "",
         "model3": os.path.abspath(cfg.model3) if cfg.model3 else "",
         "model3_sha256": ckpts["model3"].sha256 if cfg.model3 else "",
-        **DataSpec.of(cfg).provenance(), "same_dir": cfg.same_dir,
+        **cfg.data.provenance(), "same_dir": cfg.same_dir,
         **{f"checkpoint_{k}": v for k, v in pruned_summary(ckpts["model"], model, first).items()},
         **dir_info, **given,
     }
@@ -302,21 +339,21 @@ def compute_surface(cfg: SurfaceConfig, comm=None) -> Surface:
                    output=output, comm=comm)
 
 
-def run(cfg: SurfaceConfig, comm=None) -> tuple[Surface, list[str]]:
-    """:func:`compute_surface`, then (rank 0, when ``cfg.plot`` or for the demo) the standard
-    figures beside the file; returns the surface and the figure paths."""
+def surf(cfg: SurfConfig, comm=None) -> SurfResult:
+    """What ``landscape-surf`` does: :func:`resolve` (once), :func:`compute`, then (rank 0, when
+    ``cfg.plot`` or for the demo) the standard figures beside the file. Collective under MPI."""
     comm = comm or world()
-    cfg = resolve(cfg, comm)
-    result = compute_surface(cfg, comm)
+    run = resolve(cfg, comm)
+    result = compute(run, comm)
     paths: list[str] = []
-    if cfg.plot and comm.rank == 0 and result.ndim < 3:
-        from landscape.plot.render import render
+    if run.config.plot and comm.rank == 0 and result.ndim < 3:
+        from landscape.plot.render import render  # matplotlib: only on the rank that draws
 
-        paths = render(result, os.path.splitext(cfg.output.path)[0])
-    return result, paths
+        paths = render(result, os.path.splitext(run.config.output.path)[0])
+    return SurfResult(result, tuple(paths))
 
 
 __all__ = [
-    "DEFAULT_GRID", "DEMO_GRID", "DEMO_OUT", "PATH_GRID_POINTS", "SurfaceConfig", "compute_surface",
-    "load_data", "make_directions", "resolve", "run",
+    "DEFAULT_GRID", "DEMO_GRID", "DEMO_OUT", "PATH_GRID_POINTS", "ResolvedSurf", "SurfConfig", "SurfResult", "compute",
+    "make_directions", "path_grid", "resolve", "splits_of", "surf",
 ]
