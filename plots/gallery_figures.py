@@ -140,7 +140,8 @@ def many_minima_figures(work: str) -> dict:
     order of ``MANY``), the teacher's test error, and Kendall's tau of three measures."""
     import csv
 
-    from landscape.jobs.prune import count_checkpoint
+    from landscape.jobs.network import ModelSpec
+    from landscape.jobs.prune import CountConfig, count_checkpoint
 
     folder = f"{work}/many"
     with open(f"{folder}/compare/compare.csv") as f:
@@ -152,7 +153,8 @@ def many_minima_figures(work: str) -> dict:
         for m in ("avg_filter", "worst_filter", "lambda_max", "curvature"):
             if m in row:
                 out[f"many_{name}_{m}"] = float(f"{float(row[m]):.3g}")
-        out[f"many_{name}_flops"] = count_checkpoint("digits_cnn", row["checkpoint"], input_shape=(1, 8, 8)).flops
+        out[f"many_{name}_flops"] = count_checkpoint(CountConfig(ModelSpec("digits_cnn", row["checkpoint"]),
+                                                              input_shape=(1, 8, 8))).flops
     out["many_lowrank_flops_fewer"] = round(100 * (1 - out["many_lowrank_flops"] / out["many_small_flops"]), 1)
     from landscape.data.datasets import load_dataset
     from landscape.evaluation.evaluator import Evaluator

@@ -132,7 +132,7 @@ step "13. one network, many minima: SGD small and large batch, SAM, pruned, BC, 
 MANY="$WORK/many"
 mkdir -p "$MANY"
 $TRAIN --lr 0.05 --batch-size 32 --epochs 15 --save-every 15 --sam 0.05 --out "$MANY/sam"
-# BinaryConnect with the quantization paper's Adam (SGD at lr 0.05 leaves the binary net at 13 % error)
+# BinaryConnect with the quantization paper's Adam (with SGD at lr 0.05 the binary network trains far worse)
 landscape-train --arch digits_cnn --dataset digits --optimizer adam --lr 0.01 --weight-decay 0 --batch-size 32 \
   --epochs 15 --save-every 15 --quant bc --bits 1 --no-progress --overwrite --out "$MANY/bc"
 landscape-train --arch resnet20 --dataset digits --optimizer sgd --weight-decay 5e-4 --no-progress --overwrite \

@@ -289,10 +289,11 @@ def save_checkpoint_of(path, arch: str = "digits_cnn", seed: int = 0, num_classe
 
 def save_lowrank(path, seed: int = 0, rank_ratio: float = 0.5) -> str:
     """A digits_cnn factorized by landscape-lowrank's job (a checkpoint that records its ranks)."""
-    source = save_checkpoint_of(Path(path).with_suffix(".source.pt"), seed=seed)
-    from landscape.jobs.lowrank import factorize_checkpoint
+    from landscape.jobs.lowrank import LowRankConfig, factorize_checkpoint
+    from landscape.jobs.network import ModelSpec
 
-    factorize_checkpoint(source, "digits_cnn", str(path), rank_ratio=rank_ratio)
+    source = save_checkpoint_of(Path(path).with_suffix(".source.pt"), seed=seed)
+    factorize_checkpoint(LowRankConfig(ModelSpec("digits_cnn", source), str(path), rank_ratio=rank_ratio))
     return str(path)
 def surf_config(**kw):
     """A :class:`landscape.jobs.surf.SurfConfig` from flat keywords: the fields of

@@ -14,7 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from landscape.cli._common import Parser, positive, run_cli, shape
-from landscape.jobs.lowrank import factorize_checkpoint
+from landscape.jobs.lowrank import LowRankConfig, factorize_checkpoint
+from landscape.jobs.network import ModelSpec
 from landscape.prune import reduction
 
 PROG = "landscape-lowrank"
@@ -50,9 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         ns = build_parser().parse_args(argv)
-        r = factorize_checkpoint(ns.model, ns.arch, ns.out, rank_ratio=ns.rank_ratio, energy=ns.energy,
-                                 input_shape=ns.input_shape, num_classes=ns.num_classes, in_channels=ns.in_channels,
-                                 unsafe_pickle=ns.unsafe_pickle, overwrite=ns.overwrite)
+        model = ModelSpec(ns.arch, ns.model, ns.num_classes, ns.in_channels, ns.unsafe_pickle)
+        r = factorize_checkpoint(LowRankConfig(model, ns.out, rank_ratio=ns.rank_ratio, energy=ns.energy,
+                                               input_shape=ns.input_shape, overwrite=ns.overwrite))
         shown = ", ".join(f"{name} {rank}" for name, rank in r.ranks.items())
         print(f"{PROG}: wrote {r.out}: {len(r.ranks)} layers factorized (ranks: {shown})"
               + (f"; kept whole: {', '.join(r.kept)}" if r.kept else ""))

@@ -3,15 +3,33 @@ that records its ranks (:mod:`landscape.lowrank`), with its FLOPs and parameters
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from landscape.errors import LandscapeError
-from landscape.io.checkpoint import read_checkpoint
 from landscape.io.files import owned_output
-from landscape.jobs.network import network
+from landscape.jobs.network import ModelSpec
 from landscape.jobs.prune import default_input_shape, io_of
 from landscape.lowrank import check_ratio, factorize, lowrank_of, save_factorized
+
+
+@dataclass(frozen=True)
+class LowRankConfig:
+    """``landscape-lowrank``: the checkpoint's network (``model``), factorized at ``rank_ratio``
+    (or keeping the share ``energy`` of each layer's squared singular values: one of the two, in
+    (0, 1]) into the checkpoint ``out`` (never over an existing file unless ``overwrite``); FLOPs
+    counted on one sample of ``input_shape`` (None: what a pruned source records, else the zoo's)."""
+
+    model: ModelSpec
+    out: str
+    rank_ratio: float | None = None
+    energy: float | None = None
+    input_shape: tuple[int, ...] | None = None
+    overwrite: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.model, ModelSpec):
+            raise LandscapeError(f"`model` must be a ModelSpec, got {self.model!r}")
+        check_ratio(self.rank_ratio, self.energy)
 
 
 @dataclass(frozen=True)
@@ -28,29 +46,25 @@ class LowRankReport:
     params_original: int
 
 
-def factorize_checkpoint(path: str, arch: str, out: str, rank_ratio: float | None = None,
-                         energy: float | None = None, input_shape: Sequence[int] | None = None,
-                         num_classes: int | None = None, in_channels: int | None = None, unsafe_pickle: bool = False,
-                         overwrite: bool = False) -> LowRankReport:
-    """Factorize the network of the checkpoint at ``path`` (read once, safely) at ``rank_ratio``
-    (or keeping ``energy`` of each layer's squared singular values) and write it to ``out``."""
-    check_ratio(rank_ratio, energy)  # before anything is read
-    with owned_output(out, overwrite=overwrite) as (out,):
-        ckpt = read_checkpoint(path, unsafe_pickle)
+def factorize_checkpoint(cfg: LowRankConfig) -> LowRankReport:
+    """Factorize the network of ``cfg.model``'s checkpoint (read once, safely) and write it to ``cfg.out``."""
+    with owned_output(cfg.out, overwrite=cfg.overwrite) as (out,):
+        ckpt = cfg.model.read()
         if lowrank_of(ckpt.meta):
-            raise LandscapeError(f"{path!r} is factorized already: factorize the original network instead")
-        model = network(ckpt, arch, num_classes, in_channels).eval()
-        small = factorize(model, rank_ratio=rank_ratio, energy=energy)
+            raise LandscapeError(f"{ckpt.path!r} is factorized already: factorize the original network instead")
+        model = cfg.model.build(ckpt).eval()
+        small = factorize(model, rank_ratio=cfg.rank_ratio, energy=cfg.energy)
         nc, ic = io_of(model)
         recorded = ckpt.meta.get("prune", {}).get("input_shape") if isinstance(ckpt.meta.get("prune"), dict) else None
-        shape = tuple(int(d) for d in (input_shape or recorded or default_input_shape(arch, ic)))
+        arch = cfg.model.need_arch()
+        shape = tuple(int(d) for d in (cfg.input_shape or recorded or default_input_shape(arch, ic)))
         extra = {k: ckpt.meta[k] for k in ("widths", "dataset") if ckpt.meta.get(k)}
         saved = save_factorized(out, small, original=model, arch=arch, input_shape=shape, num_classes=nc,
-                                in_channels=ic, rank_ratio=rank_ratio, energy=energy, source=path,
+                                in_channels=ic, rank_ratio=cfg.rank_ratio, energy=cfg.energy, source=ckpt.path,
                                 source_sha256=ckpt.sha256, extra=extra)
     entry = saved["lowrank"]
     return LowRankReport(out, dict(entry["ranks"]), tuple(entry["kept"]), entry["flops"], entry["params"],
                          entry["flops_original"], entry["params_original"])
 
 
-__all__ = ["LowRankReport", "factorize_checkpoint"]
+__all__ = ["LowRankConfig", "LowRankReport", "factorize_checkpoint"]
