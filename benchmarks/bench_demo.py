@@ -53,7 +53,7 @@ def demo() -> dict:
         from landscape.plot.mpl import surface_scale
 
         demo_surface = read_surface(os.path.join(tmp, "a", "landscape_demo", "surface.h5"))
-        levels = surface_scale(demo_surface, "loss", 30).levels  # the default contour figure's
+        levels = surface_scale(demo_surface).levels  # the default contour figure's
     return {"demo_seconds": round(seconds, 1), "demo_train_seconds": float(m.group(1)),
             "demo_accuracy": float(m.group(2)), "demo_cached_seconds": round(cached, 1),
             "demo_levels_below_1": int((levels < 1).sum()), "demo_levels": len(levels)}

@@ -5,8 +5,7 @@ wording everywhere)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import numpy as np
+from numbers import Integral
 
 
 class LandscapeError(Exception):
@@ -40,7 +39,7 @@ def error_line(exc: BaseException) -> str:
 
 def is_int(value) -> bool:
     """An integer (Python's or numpy's), and not a bool."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+    return isinstance(value, Integral) and not isinstance(value, bool)  # numpy's integers are Integral
 
 
 def check_choice(name: str, value, choices: Sequence[str]) -> None:

@@ -306,3 +306,23 @@ def surf_config(**kw):
 
     names = {f.name for f in fields(DataSpec)}
     return SurfConfig(data=DataSpec(**{k: kw.pop(k) for k in list(kw) if k in names}), **kw)
+
+
+def assert_round_levels(levels, lo: float, hi: float, about: int, log: bool = False) -> None:
+    """``levels`` are round values inside ``[lo, hi]``, about ``about`` of them: on a linear scale
+    evenly spaced by 1, 2, 2.5 or 5 times a power of ten, on a log one each a digit (or 1.5, 2.5)
+    times a power of ten. Odd values (0.139, 0.0308) fail."""
+    import numpy as np
+
+    lv = np.asarray(levels, dtype=float)
+    assert len(lv) >= 2 and about / 2.5 <= len(lv) <= about * 2.5, (len(lv), about)
+    assert lo * (1 - 1e-9) - 1e-12 <= lv.min() and lv.max() <= hi * (1 + 1e-9) + 1e-12, (lv, lo, hi)
+    if log:
+        mant = lv / 10.0 ** np.floor(np.log10(lv) + 1e-12)
+        assert np.allclose(mant * 10, np.round(mant * 10)), lv  # 1 to 9.9: at most two significant digits
+        return
+    step = np.diff(lv)
+    assert np.allclose(step, step[0]), lv
+    m = step[0] / 10.0 ** np.floor(np.log10(step[0]) + 1e-12)
+    assert any(np.isclose(m, c) for c in (1, 2, 2.5, 5, 10)), step[0]
+    assert np.allclose(lv / step[0], np.round(lv / step[0])), lv  # multiples of the step

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 from landscape.errors import LandscapeError, one_line
-from landscape.runtime.parallel import launcher_rank
+from landscape.runtime.parallel import end_interrupted, hold_interrupts, join, joined, launcher_rank, program
 
 GRID_OPTIONS = ("--x", "--y")
 HINTS = {"OutputExists": "use --overwrite to replace it"}  # what every command adds to these errors
@@ -151,20 +151,30 @@ def say(line: str) -> None:
     sys.stderr.flush()
 
 
+# What torch's allocators say when an allocation fails (a RuntimeError, not a MemoryError): the
+# CPU allocator on Linux and Windows, CUDA's and MPS's.
+ALLOCATION_FAILED = ("can't allocate memory", "not enough memory", "out of memory")
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failed allocation: Python's MemoryError or torch's allocator errors."""
+    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError)
+                                            and any(m in str(exc) for m in ALLOCATION_FAILED))
+
+
 def run_cli(prog: str, body: Callable[[], int], hints: Mapping[str, str] | None = None) -> int:
     """Run ``body``; a :class:`LandscapeError` becomes one stderr line (multi-line messages folded)
     and exit code 2, Ctrl-C ``interrupted`` and exit code 130. ``hints`` maps the name of an error
     class (``DamagedFile``, ``ConfigMismatch``) to what the user can do about it with this command,
     in its flags; it is added to the message.
 
-    Under MPI every rank meets the same bad input; only rank 0 reports it. A warning is one line too
-    (``PROG: warning: ...``), not Python's two lines naming a source file.
+    Under MPI every rank joins the job first (:func:`landscape.runtime.parallel.join`) and meets the
+    same bad input; only rank 0 reports it; Ctrl-C ends the whole job with one line and exit code
+    130, whatever the moment. A warning is one line too (``PROG: warning: ...``), not Python's two
+    lines naming a source file.
     """
-    import signal
-
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # from now on: KeyboardInterrupt
     try:
+        join(prog)  # from now on Ctrl-C is a KeyboardInterrupt
         with warnings.catch_warnings():
             warnings.showwarning = lambda message, *_, **__: say(f"{prog}: warning: {one_line(message)}")
             return body()
@@ -173,7 +183,9 @@ def run_cli(prog: str, body: Callable[[], int], hints: Mapping[str, str] | None 
             hint = {**HINTS, **(hints or {})}.get(type(exc).__name__)
             say(f"{prog}: error: {as_flags(one_line(exc))}" + (f"; {hint}" if hint else ""))
         return 2
-    except MemoryError:
+    except (MemoryError, RuntimeError) as exc:
+        if not out_of_memory(exc):
+            raise
         if launcher_rank() == 0:
             say(f"{prog}: error: out of memory: the grid, the data or the figure asked for is too large for "
                 "this machine")
@@ -181,6 +193,11 @@ def run_cli(prog: str, body: Callable[[], int], hints: Mapping[str, str] | None 
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
     except KeyboardInterrupt:
+        comm = joined()
+        if comm is not None:
+            end_interrupted(comm, prog)
+        if program().startswith("landscape-"):  # a command ending: a second Ctrl-C must not interrupt its exit
+            hold_interrupts()
         if launcher_rank() == 0:
             say(f"{prog}: interrupted")
         return 130

@@ -73,7 +73,8 @@ def build_parser() -> Parser:
     o.add_argument("--out", default=d.out, help=f"HDF5 file (default {d.out})")
     o.add_argument("--png", default=None, help="density plot (default: --out with .png; needs --density)")
     o.add_argument("--save-vectors", action="store_true", help="store the top-k eigenvectors (float32)")
-    o.add_argument("--overwrite", action="store_true", help="replace --out (and the PNG) if they exist")
+    o.add_argument("--overwrite", action="store_true", help="replace --out (and the PNG) if they exist; without it "
+                   "a summary of the same inputs is kept, and only a missing PNG drawn")
     return p
 
 
@@ -96,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: max {summary.max_eig:.6g}, min {summary.min_eig:.6g}, |min/max| {summary.eig_ratio:.4g}"
               + (f", trace {summary.trace.estimate:.6g} +- {summary.trace.stderr:.2g}" if summary.trace else ""))
         print(f"{PROG}: top {options.top_k}: " + ", ".join(f"{v:.6g}" for v in summary.top_eigenvalues))
+        if cfg.out not in written:
+            print(f"{PROG}: kept {cfg.out} (computed before from the same inputs)")
         for path in written:
             print(f"{PROG}: wrote {path}")
         return 0

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from landscape.cli._common import Parser, finite_float, positive, run_cli
 from landscape.jobs.plot import PlotConfig, plot_files
+from landscape.plot.style import Style
 
 PROG = "landscape-plot"
 KINDS = ("contour", "contourf", "heatmap", "3d")
@@ -62,12 +63,16 @@ def build_parser() -> Parser:
                    help="2D figures to draw (default all: contour,contourf,heatmap,3d)")
     p.add_argument("--formats", type=_csv(FORMATS), default=["png", "pdf"],
                    help="file formats (default png,pdf)")
-    p.add_argument("--levels", type=positive, default=30, help="contour levels, 2 to 1000 (default 30)")
+    p.add_argument("--levels", type=positive, default=30,
+                   help="about N contour levels, at round values (0.5, 1, 2, 5, ...), 2 to 1000 (default 30)")
     p.add_argument("--level-step", type=finite_float, default=None, metavar="STEP",
                    help="contour levels every STEP from --vmin (the original tool's --vlevel) instead of --levels")
-    p.add_argument("--vmin", type=finite_float, default=None, help="lower end of the colour/level (1D: y) range")
+    p.add_argument("--vmin", type=finite_float, default=None,
+                   help="lower end of the colour/level (1D: y) range; values below take the colour bar's lower "
+                   "extension colour")
     p.add_argument("--vmax", type=finite_float, default=None,
-                   help="upper end of the colour/level (1D: y) range; values above are clipped in 3D")
+                   help="upper end of the colour/level (1D: y) range; values above take the colour bar's upper "
+                   "extension colour (3D: clipped)")
     p.add_argument("--xlim", type=_range, default=None, metavar="MIN:MAX", help="x range of 1D figures")
     sc = p.add_mutually_exclusive_group()
     sc.add_argument("--log", dest="scale", action="store_const", const="log",
@@ -78,14 +83,20 @@ def build_parser() -> Parser:
     p.set_defaults(scale="auto")
     p.add_argument("--dpi", type=positive, default=150, help="resolution of PNG files, 10 to 1200 (default 150)")
     p.add_argument("--mark-evaluated", action="store_true",
-                   help="dots where an adaptive surface (landscape-surf --adaptive) evaluated the network")
+                   help="dots where an adaptive surface (landscape-surf --adaptive) evaluated the network, named in "
+                   "the legend")
     p.add_argument("--out", default=None, metavar="PREFIX",
                    help="prefix of the figure files (default: the surface file without .h5, or "
                    "'compare' with --compare); with several surfaces, figures go beside each file")
     v = p.add_argument_group("other views (when any is given, the static figures are drawn only "
                              "with --static)")
     v.add_argument("--html", action="store_true",
-                   help="PREFIX.html: interactive 3D surface and contours (plotly, works offline)")
+                   help="PREFIX.html: interactive 3D surface and contours (plotly, works offline; plotly.js inside "
+                   "the page)")
+    v.add_argument("--shared-js", action="store_true",
+                   help="with --html: the page loads plotly.js from plotly-VERSION.min.js beside it, written once "
+                   "for all the folder's pages (pages of kB, not MB; offline, no CDN; copy the folder, not the page "
+                   "alone)")
     v.add_argument("--vtk", action="store_true",
                    help="PREFIX.vts for ParaView (height clipped at --vmax, ln(z+0.1) with --log); "
                    "a volume: PREFIX.vti image data")
@@ -118,12 +129,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         ns = build_parser().parse_args(argv)
+        style = Style(quantity=ns.quantity, levels=ns.levels, step=ns.level_step, vmin=ns.vmin, vmax=ns.vmax,
+                      scale=ns.scale, xlim=ns.xlim, mark_evaluated=ns.mark_evaluated, twin=ns.twin)
         done = plot_files(PlotConfig(
-            tuple(ns.surfaces), ns.out, ns.quantity, tuple(ns.kinds), tuple(ns.formats), levels=ns.levels,
-            vmin=ns.vmin, vmax=ns.vmax, scale=ns.scale, step=ns.level_step, xlim=ns.xlim, dpi=ns.dpi, html=ns.html,
-            vtk=ns.vtk, interp=ns.interp, compare=ns.compare, titles=tuple(ns.titles.split("|")) if ns.titles else None,
-            twin=ns.twin, trajectory=ns.trajectory, dir_file=ns.dir_file, curve=ns.path,
-            mark_evaluated=ns.mark_evaluated, static=True if ns.static else None))
+            tuple(ns.surfaces), ns.out, style, tuple(ns.kinds), tuple(ns.formats), dpi=ns.dpi, html=ns.html,
+            shared_js=ns.shared_js, vtk=ns.vtk, interp=ns.interp, compare=ns.compare,
+            titles=tuple(ns.titles.split("|")) if ns.titles else None, trajectory=ns.trajectory,
+            dir_file=ns.dir_file, curve=ns.path, static=True if ns.static else None))
         for source, paths in done:
             print(f"{PROG}: {source}: {', '.join(paths)}")
         return 0

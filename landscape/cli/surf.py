@@ -75,7 +75,7 @@ def build_parser() -> Parser:
                    "grid covers the three)")
     m.add_argument("--arch", help="zoo name (resnet20, vgg9, digits_cnn, ...), "
                    "package.module:callable returning an nn.Module (modules in the current folder are found), "
-                   "or hf:DIR, the Hugging Face model of DIR/config.json (offline; pip install 'landscape[hf]')")
+                   "or hf:DIR, the Hugging Face model of DIR/config.json (offline; pip install 'torch-landscape[hf]')")
     m.add_argument("--num-classes", type=positive, default=None, help="default: from the dataset")
     m.add_argument("--unsafe-pickle", action="store_true",
                    help="allow checkpoints holding pickled Python objects (a whole nn.Module). "

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from landscape.errors import LandscapeError
-from landscape.io.checkpoint import Checkpoint, read_checkpoint, sha256
-from landscape.io.files import check_output, replacing
+from landscape.io.checkpoint import Checkpoint, read_checkpoint, save_checkpoint, sha256
+from landscape.io.files import check_output
 from landscape.space.params import tensors_checksum
 
 KINDS = ("bezier", "polychain")
@@ -165,11 +165,8 @@ class Curve:
                 "curve_sha256": self.checksum(), **_plain(self.meta)}
 
     def save(self, path: str | os.PathLike) -> str:
-        """Write the curve to ``path`` (replaced atomically); returns the path."""
-        path = check_output(os.fspath(path))
-        with replacing(path) as tmp:
-            torch.save(self.state(), tmp)
-        return path
+        """Write the curve to ``path`` (replaced atomically, with the checksum of every entry); returns the path."""
+        return save_checkpoint(check_output(os.fspath(path)), self.state())
 
 
 def _plain(meta: Mapping) -> dict:
@@ -188,6 +185,11 @@ def load_curve(source: str | os.PathLike | Checkpoint, model: nn.Module | None =
         raise LandscapeError(f"{path!r} is not a curve file (written by landscape-connect or Curve.save)")
     if int(obj.get("format_version", 0)) > FORMAT_VERSION:
         raise LandscapeError(f"{path!r} is a curve file of a newer landscape (format {obj['format_version']})")
+    if not ckpt.checksummed and not obj.get("curve_sha256"):
+        raise LandscapeError(f"{path!r} is a curve file that records no checksum: it cannot be verified")
+    missing = [k for k in ("kind", "end_b", "bend", "params") if k not in obj]
+    if missing:
+        raise LandscapeError(f"{path!r} is not a whole curve file: it has no {', '.join(map(repr, missing))} entry")
     meta = {k: v for k, v in obj.items() if k not in ("format", "format_version", "kind", "state_dict", "end_b",
                                                       "bend", "params", "curve_sha256")}
     curve = Curve(obj["state_dict"], obj["end_b"], obj["bend"], str(obj["kind"]), params=obj["params"], meta=meta)

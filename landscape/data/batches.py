@@ -25,6 +25,7 @@ from torch import nn
 
 from landscape.data.datasets import Dataset
 from landscape.errors import LandscapeError
+from landscape.runtime.memory import available_bytes
 from landscape.space.params import tensor_bytes
 
 Batch = object
@@ -237,12 +238,7 @@ def default_budget(device: torch.device) -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return free // 4
-    try:
-        with open("/proc/meminfo") as f:
-            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f if ":" in line}
-        return info.get("MemAvailable", 8 << 30) // 4
-    except OSError:
-        return 2 << 30
+    return (available_bytes() or 8 << 30) // 4
 
 
 def tensors_of(data) -> tuple[torch.Tensor, ...] | None:

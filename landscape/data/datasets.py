@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import inspect
+import math
 import os
 import pickle
 import struct
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from landscape.errors import LandscapeError
+from landscape.runtime.memory import check_fits
 from landscape.runtime.usercode import call_user, load_callable
 
 # Per-channel normalization constants (of the training split, on [0, 1] pixels).
@@ -93,6 +95,10 @@ def _synthetic(
     split: str, shape: tuple[int, ...], num_classes: int, size: int, seed: int
 ) -> Dataset:
     """Gaussian inputs, labels from a fixed random linear teacher (so there is signal to learn)."""
+    numel = math.prod(shape)
+    check_fits(4 * (size * numel + numel * num_classes) + 8 * size,  # inputs, the teacher, labels
+               f"the synthetic data ({size} x {'x'.join(map(str, shape))} samples, `synthetic_size` x "
+               f"`synthetic_shape`, {num_classes} classes)")
     g = torch.Generator().manual_seed(seed + (0 if split == "train" else 1))
     x = torch.randn(size, *shape, generator=g)
     teacher_gen = torch.Generator().manual_seed(seed)
@@ -281,6 +287,13 @@ def _from_callable(spec: str, root: str | None, split: str) -> Dataset:
         raise LandscapeError(
             f"dataset {spec!r}: {len(x)} inputs but labels of shape {tuple(y.shape)}"
         )
+    for what, t in (("inputs", x), ("targets", y)):
+        bad = ~torch.isfinite(t) if t.is_floating_point() else None
+        if bad is not None and bad.any():  # every loss would be NaN: a surface of NaN, silently
+            first = int(bad.reshape(len(t), -1).any(dim=1).nonzero()[0, 0])
+            n = int(bad.sum())
+            raise LandscapeError(f"dataset {spec!r} has {n} NaN or infinite value{'s' if n > 1 else ''} in its {what} "
+                                 f"(the first in sample {first}): every loss on it would be NaN")
     if regression:
         return Dataset(x.float().contiguous(), y.float(), 0, spec, {"callable": spec})
     y = y.long()
@@ -307,6 +320,10 @@ def _tokens(path: str, seq_len: int | None) -> Dataset:
     if n == 0:
         raise LandscapeError(f"{path!r} has {len(ids)} tokens: fewer than one sequence of {seq_len}")
     x = torch.from_numpy(np.array(ids[:n * seq_len], dtype=np.int64)).view(n, seq_len)  # a copy: writable
+    if len(x) and int(x.min()) < 0:
+        at = int(np.argmax(np.asarray(x).ravel() < 0))
+        raise LandscapeError(f"{path!r} holds negative token ids ({int(x.view(-1)[at])} at position {at}): token ids "
+                             "are 0 or more")
     return Dataset(x, x, int(x.max()) + 1, f"tokens:{path}", {"seq_len": seq_len, "tokens": n * seq_len})
 
 

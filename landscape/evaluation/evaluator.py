@@ -14,7 +14,7 @@ import contextlib
 import ctypes
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 import torch
@@ -24,6 +24,7 @@ from landscape.data.batches import Batches, TensorBatches, as_batches, forward, 
 from landscape.errors import LandscapeError, first_line
 from landscape.evaluation.losses import accuracy, function_name, logits_of, resolve_loss, token_labels
 from landscape.evaluation.options import EvalOptions
+from landscape.evaluation.tokens import check_token_ids
 from landscape.runtime.cache import recall, remember
 from landscape.runtime.device import resolve_device
 from landscape.runtime.threads import using_threads
@@ -178,6 +179,8 @@ class Evaluator:
     def _check_fits(self) -> None:
         """One forward pass on two samples: a model that does not take this data is a user error."""
         batch = self.batches.first(2)
+        ids = inputs_of(self.batches.first(self.n) if isinstance(self.batches, TensorBatches) else batch)
+        check_token_ids(ids.get("input_ids") if isinstance(ids, Mapping) else ids, self.model)
         try:
             with torch.inference_mode():
                 out = self.forward_fn(self.model, batch)

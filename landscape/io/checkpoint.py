@@ -1,4 +1,12 @@
-"""Checkpoints: read an untrusted file once, safely, into a :class:`Checkpoint`; fit a state dict to a model."""
+"""Checkpoints: read an untrusted file once, safely, into a :class:`Checkpoint`; fit a state dict to a model.
+
+Every checkpoint read is checked before it is unpickled: each member of torch's zip archive
+against its CRC-32 (``torch.load`` checks none, so a flipped byte in a tensor loaded as another
+weight). A checkpoint dict that we write (:func:`save_checkpoint`: training checkpoints, resume
+files, curves, pruned networks) also records the SHA-256 of all its other entries, every tensor and
+every field, under :data:`CHECKSUM`; it is verified on reading. A file without it (a user's, or
+one written before landscape 0.3) is CRC-checked only. Whatever fails is one line.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +15,21 @@ import io
 import os
 import pickle
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import torch
 from torch import nn
 
-from landscape.errors import LandscapeError, first_line
+from landscape.errors import LandscapeError, first_line, one_line
 from landscape.io.files import write_bytes
+from landscape.space.params import tensor_bytes
 
 # Keys under which training scripts (ours, the original loss-landscape tool, common recipes)
 # keep the state dict inside a larger checkpoint dict.
 STATE_KEYS = ("state_dict", "model_state_dict", "model", "net", "state")
+CHECKSUM = "landscape_sha256"  # the entry of a checkpoint dict we write: the SHA-256 of all its other entries
 
 
 def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -31,10 +41,49 @@ def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _feed(h, obj) -> None:
+    """Hash ``obj`` into ``h`` unambiguously: each value with its type, tensors with dtype, shape
+    and bytes, mappings in sorted key order."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach()
+        if t.layout != torch.strided:
+            t = t.to_dense()
+        if t.is_quantized:  # the values it stands for
+            t = t.dequantize()
+        h.update(f"T{t.dtype}{tuple(t.shape)}|".encode())
+        h.update(tensor_bytes(t))
+    elif isinstance(obj, Mapping):
+        h.update(f"{{{len(obj)}|".encode())
+        for key in sorted(obj, key=lambda k: (type(k).__name__, repr(k))):
+            _feed(h, key)
+            _feed(h, obj[key])
+    elif isinstance(obj, list | tuple):
+        h.update(f"{type(obj).__name__[0]}{len(obj)}|".encode())
+        for item in obj:
+            _feed(h, item)
+    elif isinstance(obj, bytes):
+        h.update(f"b{len(obj)}|".encode())
+        h.update(obj)
+    else:  # str, numbers, None, torch.dtype, ...: their exact repr (a float's repr round-trips)
+        text = repr(obj)
+        h.update(f"{type(obj).__name__}{len(text)}|{text}".encode())
+
+
+def contents_sha256(obj: Mapping) -> str:
+    """SHA-256 of every entry of a checkpoint dict but :data:`CHECKSUM`: tensors (dtype, shape,
+    bytes), nested dicts and lists, numbers and strings; the order of keys does not count."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in obj.items() if k != CHECKSUM})
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, obj) -> str:
     """``torch.save(obj)`` to ``path``, atomically and safely: serialized in memory, then written
     by :func:`landscape.io.files.write_bytes` (a full disk is one clean error, not torch's
-    "file write failed"); return the path."""
+    "file write failed"); return the path. A checkpoint dict is saved with the SHA-256 of all its
+    entries under :data:`CHECKSUM` (:func:`contents_sha256`), which :func:`read_checkpoint` verifies."""
+    if isinstance(obj, Mapping):
+        obj = {**{k: v for k, v in obj.items() if k != CHECKSUM}, CHECKSUM: contents_sha256(obj)}
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return write_bytes(path, buffer.getbuffer())
@@ -55,7 +104,7 @@ def _read_safetensors(path: str) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
     except ImportError:
         raise LandscapeError(f"{path!r} is a safetensors file: pip install safetensors "
-                             "(or landscape[hf])") from None
+                             "(or 'torch-landscape[hf]')") from None
     files = [path]
     if path.endswith(".json"):
         import json
@@ -77,6 +126,30 @@ def _read_safetensors(path: str) -> dict[str, torch.Tensor]:
     return out
 
 
+def verify_archive(path: str) -> None:
+    """Check every member of the zip archive ``path`` against its CRC-32 (what ``torch.load`` skips);
+    a mismatch, or an archive whose headers cannot be read, is one :class:`LandscapeError`
+    "... is damaged ..." naming the member."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()  # reads every member and checks its CRC-32
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zipfile raises several kinds on damaged headers
+        raise LandscapeError(f"{path!r} is damaged: its zip archive cannot be read ({one_line(exc)})") from None
+    if bad is not None:
+        raise LandscapeError(f"{path!r} is damaged: its member {bad!r} fails its CRC-32 check")
+
+
+def verify_contents(obj, path: str) -> None:
+    """Refuse a checkpoint dict whose :data:`CHECKSUM` does not match its entries (one line "...
+    is damaged ..."); one without it passes."""
+    if not isinstance(obj, Mapping) or CHECKSUM not in obj:
+        return
+    if obj[CHECKSUM] != contents_sha256(obj):
+        raise LandscapeError(f"{path!r} is damaged: its contents do not match the checksum it records")
+
+
 def _read(path: str, unsafe_pickle: bool):
     if not os.path.isfile(path):
         raise LandscapeError(f"checkpoint {path!r} does not exist")
@@ -85,8 +158,10 @@ def _read(path: str, unsafe_pickle: bool):
     if not _looks_like_torch_file(path):
         raise LandscapeError(f"{path!r} is not a PyTorch checkpoint (neither a torch.save zip "
                              "archive nor a legacy pickle)")
+    if zipfile.is_zipfile(path):
+        verify_archive(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=not unsafe_pickle)
+        obj = torch.load(path, map_location="cpu", weights_only=not unsafe_pickle)
     except pickle.UnpicklingError as exc:
         if not unsafe_pickle and "weights_only" in str(exc):
             raise LandscapeError(
@@ -94,8 +169,13 @@ def _read(path: str, unsafe_pickle: bool):
                 "rerun with --unsafe-pickle (unpickling can run arbitrary code)"
             ) from None
         raise LandscapeError(f"{path!r} is not a PyTorch checkpoint ({first_line(exc)})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as exc:
-        raise LandscapeError(f"{path!r} is not a readable PyTorch checkpoint ({first_line(exc)})") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged pickle raises any kind (KeyError: 175, IndexError, ...)
+        raise LandscapeError(f"{path!r} is not a readable PyTorch checkpoint "
+                             f"({type(exc).__name__}: {first_line(exc)})") from None
+    verify_contents(obj, path)
+    return obj
 
 
 def _find_state_dict(obj, path: str) -> dict[str, torch.Tensor]:
@@ -155,11 +235,13 @@ def _recorded_int(meta: Mapping, key: str) -> int | None:
 @dataclass(frozen=True)
 class Checkpoint:
     """A checkpoint file read once: its state dict, the other entries of its checkpoint dict
-    (``meta``: epoch, arguments, widths, ...; empty for a bare state dict) and the file's SHA-256."""
+    (``meta``: epoch, arguments, widths, ...; empty for a bare state dict) and the file's SHA-256;
+    ``checksummed``: it recorded the checksum of its entries (:data:`CHECKSUM`), which matched."""
 
     path: str
     state_dict: dict[str, torch.Tensor]
     meta: Mapping = field(default_factory=dict)
+    checksummed: bool = False
 
     @cached_property
     def sha256(self) -> str:
@@ -180,7 +262,7 @@ class Checkpoint:
 
     def summary(self) -> dict:
         """What the checkpoint records about how its network was made, for titles and provenance:
-        ``arch``, ``optimizer``, ``batch_size``, ``weight_decay``, ``epoch``, ``test_error`` (%),
+        ``arch``, ``optimizer``, ``batch_size``, ``weight_decay``, ``epoch``, ``seed``, ``test_error`` (%),
         ``pruned`` and ``flops`` (a pruned network), ``quant`` (a quantized one), ``lowrank`` (a
         factorized one), ``sam`` (SAM or ASAM), ``distilled`` (from a teacher). Only what is there."""
         return summary_of(self.meta)
@@ -193,8 +275,21 @@ def read_checkpoint(path: str | os.PathLike, unsafe_pickle: bool = False) -> Che
     ``DataParallel`` is removed."""
     path = os.fspath(path)
     obj = _read(path, unsafe_pickle)
-    meta = {k: v for k, v in obj.items() if k != "state_dict"} if isinstance(obj, Mapping) else {}
-    return Checkpoint(path, _state_dict_of(obj, path), meta)
+    meta = {k: v for k, v in obj.items() if k not in ("state_dict", CHECKSUM)} if isinstance(obj, Mapping) else {}
+    return Checkpoint(path, _state_dict_of(obj, path), meta, isinstance(obj, Mapping) and CHECKSUM in obj)
+
+
+def read_checkpoint_dict(path: str | os.PathLike, needs: Sequence[str] = (), what: str = "checkpoint") -> dict:
+    """A checkpoint dict we wrote, read whole (CRC-32 and :data:`CHECKSUM` verified,
+    ``weights_only``) with the entries ``needs``; anything else is one :class:`LandscapeError`."""
+    path = os.fspath(path)
+    obj = _read(path, unsafe_pickle=False)
+    if not isinstance(obj, Mapping):
+        raise LandscapeError(f"{path!r} is not a {what} (it holds a {type(obj).__name__}, not a dict)")
+    missing = [k for k in needs if k not in obj]
+    if missing:
+        raise LandscapeError(f"{path!r} is not a whole {what}: it has no {', '.join(map(repr, missing))} entry")
+    return {k: v for k, v in obj.items() if k != CHECKSUM}
 
 
 def load_into_(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint") -> nn.Module:
@@ -242,7 +337,7 @@ def summary_of(obj: Mapping) -> dict:
     batch = args.get("effective_batch_size", args.get("batch_size"))  # big-batch SR trains on a multiple
     for key, value in (("arch", obj.get("arch")), ("optimizer", args.get("optimizer")),
                        ("batch_size", batch), ("weight_decay", args.get("weight_decay")),
-                       ("epoch", obj.get("epoch"))):
+                       ("epoch", obj.get("epoch")), ("seed", args.get("seed"))):
         if isinstance(value, str | int | float) and not isinstance(value, bool):
             out[key] = value
     if isinstance(obj.get("accuracy", obj.get("acc")), int | float):

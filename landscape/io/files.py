@@ -25,8 +25,22 @@ HOST = socket.gethostname().replace(".", "_") or "host"
 OWNER_WAIT = 5.0  # seconds a refused run waits for the lock's owner to record itself (it does so at once)
 
 
+def check_name(path: str | os.PathLike) -> str:
+    """Refuse an output whose name is not UTF-8 (bytes that Python holds as surrogates): our files
+    record their own paths and outputs' names, which HDF5 keeps as UTF-8; return the path."""
+    path = os.fspath(path)
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise LandscapeError(f"output {path!r} is not a UTF-8 file name (the files record their paths); "
+                             "choose another name") from None
+    return path
+
+
 def check_folder(path: str | os.PathLike) -> str:
-    """Refuse an output whose folder is missing or read-only; return the folder."""
+    """Refuse an output whose name is not UTF-8 (:func:`check_name`) or whose folder is missing or
+    read-only; return the folder."""
+    check_name(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise LandscapeError(f"output folder {folder!r} does not exist")
@@ -40,11 +54,6 @@ def check_output(path: str | os.PathLike, overwrite: bool = True) -> str:
     the path a folder, a name that is not UTF-8, or (unless ``overwrite``) a file already there
     (:class:`OutputExists`)."""
     path = os.fspath(path)
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:  # a name of bytes that are not UTF-8: HDF5 attributes cannot record it
-        raise LandscapeError(f"output {path!r} is not a UTF-8 file name (the files record their paths); "
-                             "choose another name") from None
     check_folder(path)
     if os.path.isdir(path):
         raise LandscapeError(f"output {path!r} is a folder")

@@ -12,10 +12,16 @@ fletcher32 checksum on every numeric dataset and a SHA-256 over all its datasets
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import hashlib
 import json
 import os
+import select
+import signal
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -106,19 +112,30 @@ def writing(path: str | os.PathLike, size: int = 0) -> Iterator[h5py.File]:
     write_bytes(path, image)
 
 
+def utf8(text: str) -> str:
+    """``text`` as HDF5 can store it (UTF-8): a file name of bytes that are not UTF-8 (Python holds
+    them as surrogates) with those bytes written ``\\xe9``, as Python writes bytes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
+
+
 def attr(v):
-    """A value as an HDF5 attribute: booleans as 0/1, None as "", mappings as JSON, string arrays as HDF5 strings."""
+    """A value as an HDF5 attribute: booleans as 0/1, None as "", mappings as JSON, string arrays as
+    HDF5 strings (every string as UTF-8, :func:`utf8`)."""
     if isinstance(v, bool | np.bool_):
         return int(v)
     if v is None:
         return ""
     if isinstance(v, str):
-        return str(v)
+        return utf8(str(v))
     if isinstance(v, Mapping):
         return json.dumps(v, sort_keys=True, default=str)
     arr = np.asarray(v)
     if arr.dtype.kind in "UO":
-        return arr.astype(h5py.string_dtype())
+        return np.vectorize(lambda x: utf8(str(x)), otypes=[object])(arr).astype(h5py.string_dtype())
     return arr if arr.ndim else v
 
 
@@ -156,13 +173,24 @@ def plain(v):
 @dataclass(frozen=True)
 class Probe:
     """What reading a whole HDF5 file in the reader process found: ``status`` "ok",
-    "unopenable" (not an HDF5 file), "unreadable" (an error inside), or "crashed" (the HDF5
-    library took the reader down); ``verified``: its content checksum matched (None: it has
-    none); ``reason``: the error's first line."""
+    "unopenable" (not an HDF5 file), "unreadable" (an error inside), "crashed" (the HDF5
+    library took the reader down) or "hung" (it did not finish in :func:`read_limit` seconds:
+    damaged metadata can make the library loop); ``verified``: its content checksum matched
+    (None: it has none); ``reason``: the error's first line."""
 
     status: str
     verified: bool | None = None
     reason: str = ""
+
+
+READ_LIMIT_S = 30.0  # seconds the reader may take for any file, plus one per READ_RATE bytes
+READ_RATE = 4 << 20  # bytes per second: 60 times slower than a busy 2-core machine reads our files from its cache
+
+
+def read_limit(size: int) -> float:
+    """Seconds the reader child may take to read a file of ``size`` bytes before it is ended and
+    the file called damaged: ``READ_LIMIT_S + size / READ_RATE`` (30 s, plus 1 s per 4 MiB)."""
+    return READ_LIMIT_S + max(0, size) / READ_RATE
 
 
 def _examine(path: str) -> Probe:
@@ -185,10 +213,28 @@ def _examine(path: str) -> Probe:
         return Probe("unreadable", reason=one_line(exc))
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int, libc) -> None:
+    """In the reader child: be killed when the parent ends, however it ends (``kill -9``
+    included), even while the HDF5 library loops; leave at once if it has ended already."""
+    if libc is not None:
+        try:
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (AttributeError, OSError):
+            pass
+    if os.getppid() != parent:
+        os._exit(0)
+
+
 class _Reader:
     """A child process, forked once and reused, that reads whole files for :func:`probe`: a file
     that crashes the HDF5 library kills the child, never the caller (the next probe forks a new
-    one). Paths go in and findings come out through pipes, one JSON line each."""
+    one), and one that makes it loop is ended after :func:`read_limit` seconds. Paths go in and
+    findings come out through pipes, one JSON line each. The child never outlives the caller: it
+    is killed when the caller leaves (on Linux by the kernel, ``kill -9`` included; elsewhere at
+    exit) and when a probe is interrupted; a Ctrl-C is the caller's to handle, not the child's."""
 
     def __init__(self):
         self.pid = 0
@@ -198,6 +244,11 @@ class _Reader:
         import faulthandler
         import warnings
 
+        try:
+            libc = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
+        except OSError:
+            libc = None
+        parent = os.getpid()
         down_r, down_w = os.pipe()
         up_r, up_w = os.pipe()
         with warnings.catch_warnings(), _h5py_lock():  # no other thread holds h5py's lock in the child
@@ -205,6 +256,8 @@ class _Reader:
             pid = os.fork()
         if pid == 0:  # the child: serve until the parent goes, then leave without the parent's exit handlers
             try:
+                _die_with_parent(parent, libc)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
                 _close_all_but(down_r, up_w)  # a lock the caller holds must not live on in the reader
                 faulthandler.disable()
                 null = os.open(os.devnull, os.O_WRONLY)
@@ -218,32 +271,58 @@ class _Reader:
                 os._exit(0)
         os.close(down_r)
         os.close(up_w)
-        self.pid, self.down, self.up = pid, os.fdopen(down_w, "wb"), os.fdopen(up_r, "rb")
+        self.pid, self.owner, self.down, self.up = pid, parent, os.fdopen(down_w, "wb"), up_r
 
-    def _stop(self) -> int:
-        """Close the pipes and reap the child; its wait status."""
-        for pipe in (self.down, self.up):
+    def _close_pipes(self) -> None:
+        self.pid = 0
+        for close in (self.down.close, lambda: os.close(self.up)):
             try:
-                pipe.close()
+                close()
             except OSError:
                 pass
-        _, status = os.waitpid(self.pid, 0)
-        self.pid = 0
-        return status
+
+    def _stop(self, kill: bool = False) -> int:
+        """Close the pipes and reap the child (killed first with ``kill``); its wait status."""
+        pid = self.pid
+        if kill:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        self._close_pipes()
+        try:
+            return os.waitpid(pid, 0)[1]
+        except ChildProcessError:
+            return 0
+
+    def close(self) -> None:
+        """End the child, if this process started one (at exit: it must not outlive the caller)."""
+        with self.lock:
+            if self.pid and self.owner == os.getpid():
+                self._stop(kill=True)
 
     def probe(self, path: str) -> Probe:
         with self.lock:
             if self.pid and self.owner != os.getpid():  # a forked copy of the caller: its own reader
                 self.pid = 0
+            if self.pid and not _running(self.pid):  # ended, and reaped, since (the thread that started it ended)
+                self._close_pipes()
             if not self.pid:
                 self._start()
-                self.owner = os.getpid()
+            limit = read_limit(os.path.getsize(path) if os.path.isfile(path) else 0)
             try:
                 self.down.write(json.dumps(path).encode() + b"\n")
                 self.down.flush()
-                line = self.up.readline()
+                line = _read_line(self.up, time.monotonic() + limit)
             except OSError:
                 line = b""
+            except BaseException:  # interrupted while it reads: it must not read on alone
+                self._stop(kill=True)
+                raise
+            if line is None:
+                self._stop(kill=True)
+                return Probe("hung", reason=f"the HDF5 library did not finish reading it in {limit:.0f} s; "
+                             "damaged metadata makes it loop")
             if line:
                 status, verified, reason = json.loads(line)
                 return Probe(status, verified, reason)
@@ -251,6 +330,28 @@ class _Reader:
             sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
             return Probe("crashed", reason=f"the HDF5 library crashed reading it (signal {sig})" if sig else
                          "reading it failed in a child process")
+
+
+def _running(pid: int) -> bool:
+    """Whether our child ``pid`` still runs (reaped if it has ended)."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == 0
+    except ChildProcessError:  # reaped already (SIGCHLD ignored)
+        return False
+
+
+def _read_line(fd: int, deadline: float) -> bytes | None:
+    """One line from ``fd``; ``b""`` when the writer has gone, None when ``deadline`` passes first."""
+    data = b""
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        block = os.read(fd, 65536)
+        if not block:
+            return b""
+        data += block
+    return data
 
 
 def _close_all_but(*keep: int) -> None:
@@ -286,13 +387,15 @@ def _h5py_lock():
 
 
 _READER = _Reader()
+atexit.register(_READER.close)
 
 
 def probe(path: str) -> Probe:
     """Read all of the HDF5 file ``path`` (every attribute, every dataset, its content checksum)
     in a child process, so that a file whose damaged metadata crashes the HDF5 library (a
-    segmentation fault) cannot take the caller down: a child killed by a signal is "crashed".
-    The child is forked once per process and reused; a probe costs the reading plus about a
+    segmentation fault) cannot take the caller down: a child killed by a signal is "crashed",
+    and one that does not answer within :func:`read_limit` seconds (the library looping) is
+    killed and the file "hung". The child is forked once per process and reused; a probe costs the reading plus about a
     millisecond of messages (the first one also the fork, 20-30 ms with torch loaded). Where
     there is no ``fork``, the file is read in-process."""
     if not hasattr(os, "fork"):
@@ -324,15 +427,16 @@ def kind_of(f: h5py.File) -> str:
 @contextmanager
 def opened(path: str, what: str, ours: Callable[[h5py.File], bool]) -> Iterator[tuple[h5py.File, bool]]:
     """An HDF5 file opened to read, and whether it is one of ours (``ours(file)``). The file is
-    first read whole in a child process (:func:`probe`): a file that crashes the HDF5 library is
-    damaged, not the end of the process, and a file of ours is verified against its content
+    first read whole in a child process (:func:`probe`): a file that crashes the HDF5 library, or
+    that it does not finish reading in :func:`read_limit` seconds, is damaged, not the end (or the
+    hang) of the process, and a file of ours is verified against its content
     checksum there. Whatever fails ends as one :class:`LandscapeError`: :class:`DamagedFile` for
     a file of ours or one that crashes the library (a damaged HDF5 file raises any kind of error),
     "not a readable ..." for another tool's."""
     if not os.path.isfile(path):
         raise LandscapeError(f"{what} {path!r} does not exist")
     found = probe(path)
-    if found.status == "crashed":
+    if found.status in ("crashed", "hung"):
         raise DamagedFile(path, found.reason)
     if found.status == "unopenable":
         raise LandscapeError(f"{path!r} is not a readable HDF5 file ({found.reason})")

@@ -433,7 +433,7 @@ def repair_surface(path: str | os.PathLike, coords: Sequence[np.ndarray], inputs
         s.attrs["inputs"] = json.dumps({**inputs, "metrics": {}}, sort_keys=True)
         return s, 0
 
-    if probe(path).status in ("crashed", "unopenable"):
+    if probe(path).status in ("crashed", "hung", "unopenable"):
         return fresh()
     try:
         f = h5py.File(path, "r")

@@ -102,6 +102,18 @@ def _variance_in(dirs: str) -> np.ndarray | None:
     return None
 
 
+def variance_of(dirs: str | os.PathLike) -> np.ndarray | None:
+    """The explained variance ratios of a PCA directions file (a landscape-traj file or the original
+    tool's), or None when it is gone, unreadable or holds none (for labels only: never an error)."""
+    dirs = os.fspath(dirs)
+    if not os.path.isfile(dirs) or probe(dirs).status != "ok":
+        return None
+    try:
+        return _variance_in(dirs)
+    except (OSError, ValueError):
+        return None
+
+
 def _original_variance(path: str) -> np.ndarray:
     """The explained variance ratios in the original tool's PCA directions file beside a
     projection file, or NaN when it is not there."""

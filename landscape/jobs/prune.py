@@ -198,11 +198,7 @@ def scan_checkpoint(cfg: ScanConfig, comm=None) -> tuple[SensitivityResult, list
         in_ch = dataset.x.shape[1] if dataset.x.dim() == 4 else 1
         sized = replace(spec, num_classes=spec.num_classes or dataset.num_classes or None,
                         in_channels=spec.in_channels or in_ch)
-        model, ckpt = _model(sized, "")
-        bad = next((n for n, t in model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()),
-                   None)
-        if bad is not None:
-            raise LandscapeError(f"checkpoint {spec.path!r} holds NaN or infinite values ({bad}): nothing to prune")
+        model, ckpt = _model(sized, "")  # refuses NaN or infinite weights (network.check_weights)
         return dataset, model, ckpt.sha256
 
     evaluation = replace(cfg.evaluation, threads=choose_threads(cfg.evaluation.threads,

@@ -33,7 +33,7 @@ from landscape.io.surface_file import Surface
 from landscape.io.trajectory_file import path_extent, read_trajectory
 from landscape.jobs.connect import plane_of, plane_options, read_curve
 from landscape.jobs.demo import DEMO_ARCH, DEMO_DATASET, demo_checkpoint
-from landscape.jobs.network import network
+from landscape.jobs.network import check_weights, network
 from landscape.models.hf import default_weights
 from landscape.prune import count
 from landscape.runtime.parallel import local_rank_and_size, on_root, world
@@ -313,6 +313,9 @@ def compute(run: ResolvedSurf, comm=None) -> Surface:
         indices = idx if indices is None else indices
     first = data[splits[0]]
     model = network(ckpts["model"], cfg.arch, cfg.data.num_classes, data=first)
+    for other in ("model2", "model3"):  # the ends of an interpolation: NaN there is NaN along the way
+        if other in ckpts:
+            check_weights(ckpts[other], model)
     ndim = cfg.grid.ndim
     dirs, dir_info = make_directions(run, model, ndim)
     norms, ignores = per_axis(cfg.directions.norm, ndim, "norm"), per_axis(cfg.directions.ignore, ndim, "ignore")

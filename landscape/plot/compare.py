@@ -18,6 +18,8 @@ from matplotlib.figure import Figure
 from landscape.errors import LandscapeError
 from landscape.io.surface_file import Surface
 from landscape.plot import mpl
+from landscape.plot.labels import axis_labels, short_path
+from landscape.plot.style import DEFAULT_STYLE, Style
 
 KINDS = ("contour", "contourf", "heatmap")
 OPTIMIZERS = {"sgd": "SGD", "adam": "Adam"}
@@ -29,17 +31,17 @@ def _training(surface: Surface) -> dict:
     return {k[len("checkpoint_"):]: v for k, v in surface.attrs.items() if k.startswith("checkpoint_")}
 
 
-def describe(surface: Surface, flops: bool = True) -> str:
+def describe(surface: Surface, flops: bool = True, seed: bool = False) -> str:
     """A one-line title: architecture, optimizer, batch size, weight decay, pruning or quantization,
-    FLOPs (unless ``flops=False``) and test error, from what was recorded; whatever is unknown is
-    left out."""
+    FLOPs (unless ``flops=False``), the training seed (with ``seed=True``) and test error, from what
+    was recorded; whatever is unknown is left out."""
     a = surface.attrs
     t = _training(surface)
-    text = describe_training(t, str(a.get("arch") or t.get("arch") or ""), flops)
+    text = describe_training(t, str(a.get("arch") or t.get("arch") or ""), flops, seed)
     return text or str(a.get("dataset") or "surface")
 
 
-def describe_training(t: Mapping, arch: str = "", flops: bool = True) -> str:
+def describe_training(t: Mapping, arch: str = "", flops: bool = True, seed: bool = False) -> str:
     """:func:`describe`'s title from what a checkpoint records (:meth:`landscape.io.checkpoint.Checkpoint.summary`)."""
     bits = [arch]
     if t.get("optimizer"):
@@ -53,25 +55,43 @@ def describe_training(t: Mapping, arch: str = "", flops: bool = True) -> str:
             bits.append(str(t[key]))
     if flops and t.get("flops") not in (None, ""):
         bits.append(f"{float(t['flops']):.3g} FLOPs")
+    if seed and t.get("seed") not in (None, ""):
+        bits.append(f"seed {t['seed']}")
     if t.get("test_error") not in (None, ""):
         bits.append(f"test err {float(t['test_error']):.2f} %")
     return ", ".join(b for b in bits if b)
 
 
-def shared_scale(surfaces: Sequence[Surface], quantity: str = "loss", levels: int = 30,
-                 vmin: float | None = None, vmax: float | None = None, scale: str = "auto",
-                 step: float | None = None) -> mpl.Scale:
-    """Levels spanning the finite values of all ``surfaces`` together."""
-    every = np.concatenate([np.asarray(s.quantity(quantity), dtype=float).ravel() for s in surfaces])
-    if scale == "auto" and not surfaces[0].key(quantity).endswith("loss"):
-        scale = "linear"
-    return mpl.scale_for(every, vmin, vmax, int(levels), scale, step, surfaces[0].label(quantity))
+def titles_of(surfaces: Sequence[Surface]) -> list[str]:
+    """A title for each surface that tells it from the others: :func:`describe`, with the FLOPs
+    and the training seed where they differ, and the checkpoint's name where the titles would
+    still be alike (two minima of one recipe)."""
+    def differ(key: str) -> bool:
+        return len({str(_training(s).get(key, "")) for s in surfaces}) > 1
+
+    titles = [describe(s, flops=differ("flops"), seed=differ("seed")) for s in surfaces]
+    if len(set(titles)) < len(titles):
+        names = [short_path(s.attrs.get("model")) for s in surfaces]
+        titles = [f"{t} ({n})" if n else t for t, n in zip(titles, names, strict=True)]
+    if len(set(titles)) < len(titles):
+        titles = [f"{k + 1}: {t}" for k, t in enumerate(titles)]
+    return titles
 
 
-def shared_levels(surfaces: Sequence[Surface], quantity: str = "loss", levels: int = 30,
-                  vmin: float | None = None, vmax: float | None = None, scale: str = "auto") -> np.ndarray:
+def shared_scale(surfaces: Sequence[Surface], style: Style = DEFAULT_STYLE, contoured: bool = True) -> mpl.Scale:
+    """One scale over the finite values of all ``surfaces`` together; the contours of coarse grids
+    start at the lowest value any of them resolves (:func:`landscape.plot.mpl.resolved_floor`); heat
+    maps (``contoured=False``) show every point as it is."""
+    q = style.quantity
+    every = np.concatenate([np.asarray(s.quantity(q), dtype=float).ravel() for s in surfaces])
+    floors = [mpl.resolved_floor(s, q) if contoured else None for s in surfaces]
+    floor = min(floors) if floors and all(f is not None for f in floors) else None
+    return mpl.scale_for(every, style, surfaces[0].label(q), surfaces[0].key(q).endswith("loss"), floor)
+
+
+def shared_levels(surfaces: Sequence[Surface], style: Style = DEFAULT_STYLE) -> np.ndarray:
     """The levels of :func:`shared_scale`."""
-    return shared_scale(surfaces, quantity, levels, vmin, vmax, scale).levels
+    return shared_scale(surfaces, style).levels
 
 
 def _check(surfaces: Sequence[Surface]) -> int:
@@ -92,17 +112,19 @@ def _axes_list(axes, count: int) -> list[Axes]:
     return flat
 
 
-def _compare_1d(axes: list[Axes], surfaces, quantity, vmin, vmax, scale, titles, twin, xlim) -> list:
+def _compare_1d(axes: list[Axes], surfaces, style: Style, titles) -> list:
     overlay = len(axes) < len(surfaces) or len(axes) == 1
-    sc = shared_scale(surfaces, quantity, 2, vmin, vmax, "log" if scale == "log" else "linear")
+    q = style.quantity
+    sc = mpl.scale_for(np.concatenate([np.asarray(s.quantity(q), dtype=float) for s in surfaces]), style,
+                       surfaces[0].label(q), surfaces[0].key(q).endswith("loss"))
     colors = [f"C{k}" for k in range(len(surfaces))]
     lines, acc_axis = [], None
     for k, (s, title) in enumerate(zip(surfaces, titles, strict=True)):
         ax = axes[0] if overlay else axes[k]
-        (line,) = ax.plot(s.x, mpl.masked(s.quantity(quantity)), "-", color=colors[k], lw=2, label=title)
+        (line,) = ax.plot(s.x, mpl.masked(s.quantity(q)), "-", color=colors[k], lw=2, label=title)
         lines.append(line)
-        acc_key = s.key(quantity)[: -len("loss")] + "acc" if s.key(quantity).endswith("loss") else None
-        if twin and acc_key in s.values:
+        acc_key = s.key(q)[: -len("loss")] + "acc" if s.key(q).endswith("loss") else None
+        if style.twin and acc_key in s.values:
             if acc_axis is None or not overlay:
                 acc_axis = ax.twinx()
                 acc_axis.set_ylabel("accuracy (%)")
@@ -110,19 +132,22 @@ def _compare_1d(axes: list[Axes], surfaces, quantity, vmin, vmax, scale, titles,
             acc_axis.plot(s.x, mpl.masked(s.values[acc_key]), "--", color=colors[k], lw=1.5)
         if not overlay:
             ax.set_title(title, fontsize=9)
+    xlim = style.xlim
     lo = min(s.x.min() for s in surfaces) if xlim is None else xlim[0]
     hi = max(s.x.max() for s in surfaces) if xlim is None else xlim[1]
+    names = {axis_labels(s)[0] for s in surfaces}
     for ax in axes[:1] if overlay else axes[:len(surfaces)]:
         ax.set_yscale("log" if sc.log else "linear")
         ax.set_ylim(sc.vmin, sc.vmax)
         if sc.log:
             mpl.log_ticks_(ax.yaxis, sc.vmin, sc.vmax)
         ax.set_xlim(lo, hi)
-        ax.set_xlabel("x")
-        ax.set_ylabel(surfaces[0].label(quantity) + (" (solid)" if twin else ""))
+        ax.set_xlabel(names.pop() if len(names) == 1 else "direction 1")
+        notes = [n for n, on in (("log scale", sc.log), ("solid", style.twin)) if on]
+        ax.set_ylabel(surfaces[0].label(q) + (f" ({', '.join(notes)})" if notes else ""))
     if overlay:  # below the axes: curves near 100 % accuracy or at the loss's top are never hidden
         handles = list(lines)
-        if twin and acc_axis is not None:
+        if style.twin and acc_axis is not None:
             from matplotlib.lines import Line2D
 
             handles += [Line2D([], [], color="0.3", lw=2, label="loss (solid)"),
@@ -140,41 +165,33 @@ def _wrap(title: str, ax: Axes) -> str:
     return "\n".join(textwrap.wrap(title, chars, break_long_words=False))
 
 
-def compare(axes, surfaces: Sequence[Surface], quantity: str = "loss", kind: str = "contour",
-            levels: int | np.ndarray | mpl.Scale = 30, vmin: float | None = None, vmax: float | None = None,
-            scale: str = "auto", titles: Sequence[str] | None = None, cmap: str = "viridis",
-            step: float | None = None, twin: bool = False, xlim: tuple[float, float] | None = None) -> list:
-    """Draw ``surfaces`` on ``axes`` with one colour scale and common axis ranges.
+def compare(axes, surfaces: Sequence[Surface], style: Style = DEFAULT_STYLE, kind: str = "contour",
+            titles: Sequence[str] | None = None, levels: mpl.Scale | None = None) -> list:
+    """Draw ``surfaces`` on ``axes`` with one colour scale and common axis ranges, as ``style`` says.
 
     2D: one panel each, drawn by ``kind`` (contour, contourf or heatmap) with the same levels and
-    norm. 1D: the curves overlaid on a single axes (``twin``: accuracy dashed on a right axis), or
-    one per axes with a common y range. Returns the artists, one per surface.
+    norm (``levels``: a :class:`landscape.plot.mpl.Scale` to use; default :func:`shared_scale`).
+    1D: the curves overlaid on a single axes (``style.twin``: accuracy dashed on a right axis), or
+    one per axes with a common y range; a loss over more than two decades on a log axis (``auto``),
+    where minima that differ near their bottom are told apart. ``titles``: default :func:`titles_of`.
+    Returns the artists, one per surface.
     """
     ndim = _check(surfaces)
     axes = _axes_list(axes, 1 if ndim == 1 else len(surfaces))
-    if titles is None:  # FLOPs only where they tell the surfaces apart (pruned networks)
-        differ = len({_training(s).get("flops") for s in surfaces}) > 1
-        titles = [describe(s, flops=differ) for s in surfaces]
-    titles = list(titles)
+    titles = list(titles) if titles is not None else titles_of(surfaces)
     if ndim == 1:
-        return _compare_1d(axes, surfaces, quantity, vmin, vmax, scale, titles, twin, xlim)
+        return _compare_1d(axes, surfaces, style, titles)
     if kind not in KINDS:
         raise LandscapeError(f"unknown plot kind {kind!r} ({', '.join(KINDS)})")
-    if isinstance(levels, mpl.Scale):
-        sc = levels
-    elif not np.isscalar(levels):
-        sc = mpl.Scale(np.asarray(levels, dtype=float), scale == "log")
-    else:
-        sc = shared_scale(surfaces, quantity, int(levels), vmin, vmax, scale, step)
+    sc = levels if levels is not None else shared_scale(surfaces, style, kind != "heatmap")
     xlim = (min(s.x.min() for s in surfaces), max(s.x.max() for s in surfaces))
     ylim = (min(s.y.min() for s in surfaces), max(s.y.max() for s in surfaces))
+    draw = {"heatmap": mpl.heatmap, "contour": mpl.contour, "contourf": mpl.contourf}[kind]
     artists = []
     for ax, s, title in zip(axes, surfaces, titles, strict=False):
-        if kind == "heatmap":
-            art = mpl.heatmap(ax, s, quantity, cmap=cmap, levels=sc)
-        else:
-            draw = mpl.contour if kind == "contour" else mpl.contourf
-            art = draw(ax, s, quantity, levels=sc, cmap=cmap)
+        ax.set_xlim(*xlim)  # before drawing: contour labels are placed inside these limits
+        ax.set_ylim(*ylim)
+        art = draw(ax, s, style, levels=sc)
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
         ax.set_title(_wrap(title, ax), fontsize=9)
@@ -182,31 +199,27 @@ def compare(axes, surfaces: Sequence[Surface], quantity: str = "loss", kind: str
     return artists
 
 
-def compare_figure(surfaces: Sequence[Surface], quantity: str = "loss", kind: str = "contour",
-                   levels: int | np.ndarray = 30, vmin: float | None = None,
-                   vmax: float | None = None, scale: str = "auto", ncols: int | None = None,
-                   titles: Sequence[str] | None = None, panel: tuple[float, float] = (4.0, 3.6),
-                   cmap: str = "viridis", step: float | None = None, twin: bool = False,
-                   xlim: tuple[float, float] | None = None) -> Figure:
+def compare_figure(surfaces: Sequence[Surface], style: Style = DEFAULT_STYLE, kind: str = "contour",
+                   ncols: int | None = None, titles: Sequence[str] | None = None,
+                   panel: tuple[float, float] = (4.0, 3.6)) -> Figure:
     """A figure of :func:`compare`: a grid of panels (2D) or one axes (1D), one colour bar."""
     ndim = _check(surfaces)
     if ndim == 1:
         fig = Figure(figsize=(7, 4.5), layout="constrained")
-        compare(fig.subplots(), surfaces, quantity, vmin=vmin, vmax=vmax, scale=scale, titles=titles, twin=twin,
-                xlim=xlim)
+        compare(fig.subplots(), surfaces, style, titles=titles)
         return fig
     ncols = ncols or min(len(surfaces), 3)
     nrows = -(-len(surfaces) // ncols)
     fig = Figure(figsize=(panel[0] * ncols + 1.2, panel[1] * nrows + 0.3), layout="constrained")
     axes = list(np.ravel(fig.subplots(nrows, ncols, squeeze=False)))
-    sc = shared_scale(surfaces, quantity, int(levels), vmin, vmax, scale, step) if np.isscalar(levels) else \
-        mpl.Scale(np.asarray(levels, dtype=float), scale == "log")
-    artists = compare(axes, surfaces, quantity, kind, sc, titles=titles, cmap=cmap)
+    sc = shared_scale(surfaces, style, kind != "heatmap")
+    artists = compare(axes, surfaces, style, kind, titles=titles, levels=sc)
     for ax in axes[len(surfaces):]:
         ax.set_visible(False)
-    mpl.colorbar(fig, artists[0], axes[:len(surfaces)], surfaces[0].label(quantity), sc, match_height=False,
+    mpl.colorbar(fig, artists[0], axes[:len(surfaces)], surfaces[0].label(style.quantity), sc, match_height=False,
                  shrink=0.9)
     return fig
 
 
-__all__ = ["compare", "compare_figure", "describe", "describe_training", "shared_levels", "shared_scale"]
+__all__ = ["compare", "compare_figure", "describe", "describe_training", "shared_levels", "shared_scale",
+           "titles_of"]

@@ -13,6 +13,7 @@ from landscape.connect.path import PathResult
 from landscape.connect.plane import PlanePath
 from landscape.io.surface_file import Surface
 from landscape.plot import mpl
+from landscape.plot.style import DEFAULT_STYLE, Style
 
 STYLE = {"curve": {"ls": "-", "lw": 2.0}, "line": {"ls": "--", "lw": 1.5}}
 LABEL = {"curve": "curve", "line": "straight line"}
@@ -41,11 +42,12 @@ def along_t(ax: Axes, result: PathResult, quantity: str = "loss", log: bool = Fa
     return lines
 
 
-def path_figure(result: PathResult, title: str = "", log: bool = False) -> Figure:
-    """Loss (left) and error (right) along t for the curve and the straight line."""
+def path_figure(result: PathResult, title: str = "", style: Style = DEFAULT_STYLE) -> Figure:
+    """Loss (left; log-scaled with ``style.scale="log"``) and error (right) along t for the curve
+    and the straight line."""
     fig = Figure(figsize=(10, 4), layout="constrained")
     ax_loss, ax_err = fig.subplots(1, 2)
-    along_t(ax_loss, result, "loss", log)
+    along_t(ax_loss, result, "loss", style.log)
     along_t(ax_err, result, "err")
     if title:
         fig.suptitle(title, fontsize=9)
@@ -53,35 +55,44 @@ def path_figure(result: PathResult, title: str = "", log: bool = False) -> Figur
 
 
 def on_plane(ax: Axes, path: PlanePath, color: str = "white", annotate: bool = True):
-    """The curve through its plane, the straight line from a to b (dotted), and the three points
-    a, b and the bend. Returns the curve's ``Line2D``."""
+    """The curve through its plane, the straight line from a to b (dotted), and the points a, b and
+    the bend. A Bezier curve does not pass through its bend (the control point, the curve's
+    parameter): it is marked apart, hollow, and named so; a polygonal chain's bend is a point of
+    the curve. Returns the curve's ``Line2D``."""
     (line,) = ax.plot(path.x, path.y, "-", color=color, lw=2, label=f"{path.kind} curve")
     ax.plot([path.a[0], path.b[0]], [path.a[1], path.b[1]], ":", color=color, lw=1.5, label="straight line")
-    points = {"a": path.a, "b": path.b, "bend": path.bend}
-    xs, ys = zip(*points.values(), strict=True)
-    ax.plot(xs, ys, "o", ms=7, mfc=color, mec="black", zorder=5)
+    on_curve = path.kind != "bezier"
+    ends = {"a": path.a, "b": path.b}
+    xs, ys = zip(*ends.values(), strict=True)
+    ax.plot(xs, ys, "o", ms=7, mfc=color, mec="black", zorder=5, label="the minima a and b")
+    bend_text = "bend" if on_curve else "control point (not on the curve)"
+    ax.plot([path.bend[0]], [path.bend[1]], "o" if on_curve else "D", ms=7, mfc=color if on_curve else "none",
+            mec="black", mew=1.5, zorder=5, label=f"{bend_text}: the trained parameter")
     if annotate:
-        for text, (x, y) in points.items():
+        for text, (x, y) in {**ends, bend_text: path.bend}.items():
             ax.annotate(text, (x, y), xytext=(6, 6), textcoords="offset points", fontsize=9, color="black",
                         bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8}, zorder=6)
     return line
 
 
-def plane_figure(surface: Surface, path: PlanePath, quantity: str = "loss", levels: int = 30, scale: str = "auto",
-                 vmin: float | None = None, vmax: float | None = None, step: float | None = None) -> Figure:
-    """Filled contours of the plane's ``quantity`` with the curve and the three points on it; equal
-    aspect: the plane's directions are orthogonal and of equal length, so its distances and angles are true."""
-    fig = Figure(figsize=(6.4, 5), layout="constrained")
+def plane_figure(surface: Surface, path: PlanePath, style: Style = DEFAULT_STYLE) -> Figure:
+    """Filled contours of the plane's ``style.quantity`` with the curve and its points on it, and a
+    legend naming them; equal aspect: the plane's directions are orthogonal and of equal length,
+    so its distances and angles are true."""
+    fig = Figure(figsize=(6.4, 5.4), layout="constrained")
     ax = fig.subplots()
-    sc = mpl.surface_scale(surface, quantity, levels, vmin, vmax, scale, step)
-    cs = mpl.contourf(ax, surface, quantity, levels=sc)
+    sc = mpl.surface_scale(surface, style)
+    cs = mpl.contourf(ax, surface, style, levels=sc)
     on_plane(ax, path)
     ax.set_aspect("equal", adjustable="box")
     ax.set_xlim(float(np.min(surface.x)), float(np.max(surface.x)))
     ax.set_ylim(float(np.min(surface.y)), float(np.max(surface.y)))
-    ax.set_xlabel("x (along b - a)")
-    ax.set_ylabel("y (towards the bend)")
-    mpl.colorbar(fig, cs, ax, surface.label(quantity), sc)
+    ax.set_xlabel("along b - a (a at 0, b at 1)")
+    ax.set_ylabel("towards the bend")
+    mpl.colorbar(fig, cs, ax, surface.label(style.quantity), sc)
+    handles = [h for h in ax.get_lines() if not h.get_label().startswith("_")]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8,
+              facecolor="0.6", edgecolor="none", framealpha=1.0)  # grey: the curve and its marks are white
     ax.set_title(surface.title(), fontsize=9)
     return fig
 

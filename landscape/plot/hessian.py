@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 if TYPE_CHECKING:
     from landscape.hessian.summary import HessianSummary
 
-FLOOR = 1e-7  # densities below this fraction of the peak are not drawn (log scale): the curve breaks
+FLOOR = 1e-7  # the log axis starts this fraction below the peak: lower densities are the kernels' tails
 
 
 def _arrays(density) -> tuple[np.ndarray, np.ndarray]:
@@ -41,16 +41,21 @@ def spectral_density(
     """Draw the density on ``ax`` (log scale unless ``log=False``) with a vertical bar at each of
     ``eigenvalues`` (e.g. the top-k); return the density's line."""
     grid, values = _arrays(density)
-    if log:  # densities this far below the peak are the kernels' tails, not spectrum: a gap, not a plateau
+    lo = hi = None
+    if log:  # the axis starts FLOOR below the peak; the curve runs down through its bottom edge, unbroken,
+        # so every bump stands on the axis (not floating, not on a plateau drawn at the floor)
         peak = float(np.max(values)) if values.size and np.max(values) > 0 else 1.0
-        shown = np.where(values > peak * FLOOR, values, np.nan)
+        lo, hi = peak * FLOOR, peak * 3.0
+        shown = np.maximum(values, lo * 1e-3)  # zeros and the kernels' far tails: below the axis, off the plot
         ax.set_yscale("log")
     else:
         shown = values
     (line,) = ax.plot(grid, shown, color=color, lw=1.2, label=label)
+    if log:
+        ax.set_ylim(lo, hi)
     if eigenvalues is not None and len(eigenvalues):
         ev = np.asarray(eigenvalues, dtype=float)
-        lo, hi = (ax.get_ylim() if log else (0.0, float(np.nanmax(shown)) * 1.05 if shown.size else 1.0))
+        lo, hi = (lo, hi) if log else (0.0, float(np.nanmax(shown)) * 1.05 if shown.size else 1.0)
         ax.vlines(ev, lo, hi, colors=bar_color, linestyles="--", lw=0.9,
                   label=f"top {len(ev)} eigenvalue{'s' if len(ev) > 1 else ''}")
         ax.set_ylim(lo, hi)

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from landscape.io.surface_file import Surface
 from landscape.io.trajectory_file import Trajectory, pc_labels
 from landscape.plot import mpl
+from landscape.plot.style import DEFAULT_STYLE, Style
 
 
 def _point_label(traj: Trajectory, k: int, fallback: str) -> str:
@@ -46,17 +47,15 @@ def trajectory(ax: Axes, traj: Trajectory, color: str = "red", annotate: bool = 
     return line
 
 
-def trajectory_figure(traj: Trajectory, surface: Surface | None = None, quantity: str = "loss",
-                      levels: int = 30, scale: str = "auto", vmin: float | None = None,
-                      vmax: float | None = None, step: float | None = None) -> Figure:
-    """The path alone, or over the contours of a ``surface`` computed on the same directions;
-    the colour bar is exactly as tall as the (equal-aspect) axes."""
+def trajectory_figure(traj: Trajectory, surface: Surface | None = None, style: Style = DEFAULT_STYLE) -> Figure:
+    """The path alone, or over the contours of a ``surface`` computed on the same directions
+    (drawn as ``style`` says); the colour bar is exactly as tall as the (equal-aspect) axes."""
     fig = Figure(figsize=(6.4, 5), layout="constrained")
     ax = fig.subplots()
     if surface is not None:
-        sc = mpl.surface_scale(surface, quantity, levels, vmin, vmax, scale, step)
-        cs = mpl.contour(ax, surface, quantity, levels=sc, labels=False)
-        mpl.colorbar(fig, cs, ax, surface.label(quantity), sc)
+        sc = mpl.surface_scale(surface, style)
+        cs = mpl.contour(ax, surface, style, levels=sc, labels=False)
+        mpl.colorbar(fig, cs, ax, surface.label(style.quantity), sc)
     trajectory(ax, traj)
     return fig
 

@@ -18,6 +18,7 @@ A 1D non-convex objective ``f`` (a tilted double well) is minimized with noisy g
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,9 +26,13 @@ import numpy as np
 import torch
 from scipy.special import ndtr
 
+from landscape.errors import LandscapeError, is_int
 from landscape.quant.quantizer import Levels, round_nearest, round_stochastic
+from landscape.runtime.memory import check_fits
 
 RATES = (1.0, 0.1, 0.01, 0.001)
+MAX_CHAIN_STEPS = 10**11  # per rate: hours of simulation on one core, 2,500 times the default 20,000 x 2,000
+CHAIN_BYTES = 64  # memory a BC chain takes at most during a step (float64 weight, gradient, noise, temporaries)
 
 
 @dataclass(frozen=True)
@@ -176,11 +181,35 @@ class MarkovResult:
         return "\n".join(rows)
 
 
+def seconds_per_chain_step(toy: Toy, chains: int, steps: int = 20) -> float:
+    """How long one BC step of one chain takes here, measured on ``steps`` steps of up to 10,000 chains."""
+    n = max(1, min(chains, 10_000))
+    t0 = time.perf_counter()
+    simulate_bc(toy, 0.1, steps=steps, chains=n)
+    return (time.perf_counter() - t0) / (steps * n)
+
+
+def check_work(toy: Toy, steps: int, chains: int, rates: int = 1) -> None:
+    """Refuse, before simulating, a BC simulation of more than :data:`MAX_CHAIN_STEPS` chain steps
+    per rate (saying how long it would take here) or of more chains than memory holds."""
+    for name, value in (("steps", steps), ("chains", chains)):
+        if not is_int(value) or value < 1:
+            raise LandscapeError(f"`{name}` must be a positive integer, got {value!r}")
+    check_fits(CHAIN_BYTES * chains, f"{chains} chains (`chains`)")
+    if steps * chains > MAX_CHAIN_STEPS:
+        hours = steps * chains * rates * seconds_per_chain_step(toy, chains) / 3600
+        took = f"{hours / 8766:.3g} years" if hours > 8766 else f"{hours / 24:.3g} days" if hours > 48 else \
+            f"{hours:.3g} hours"
+        raise LandscapeError(f"`steps` x `chains` = {steps * chains:.3g} chain steps per rate, {rates} rate(s): about "
+                             f"{took} here; at most {MAX_CHAIN_STEPS:.0e} chain steps per rate")
+
+
 def compare_rates(toy: Toy | None = None, rates: Sequence[float] = RATES, steps: int = 20_000,
                   chains: int = 2000, seed: int = 0) -> MarkovResult:
     """SR's exact stationary distribution and BC's simulated distribution at each rate, with their
-    spreads."""
+    spreads. A simulation too long or too large is refused first (:func:`check_work`)."""
     toy = toy or Toy()
+    check_work(toy, steps, chains, len(rates))
     result = MarkovResult(toy, [float(r) for r in rates], steps=steps, chains=chains)
     x = toy.states()
     for lr in result.rates:
@@ -191,5 +220,5 @@ def compare_rates(toy: Toy | None = None, rates: Sequence[float] = RATES, steps:
     return result
 
 
-__all__ = ["RATES", "MarkovResult", "Toy", "compare_rates", "simulate_bc", "simulate_sr", "spread",
+__all__ = ["RATES", "MarkovResult", "Toy", "check_work", "compare_rates", "simulate_bc", "simulate_sr", "spread",
            "stationary_distribution", "transition_matrix"]

@@ -10,12 +10,23 @@ Failure never leaves a rank waiting on a dead one: an exception on any rank prin
 message, lets rank 0 save what is finished, and aborts the whole job (:func:`abort`). A rank killed
 outright (``kill -9``) is noticed by the launcher (mpich's hydra, Open MPI's mpirun), which ends
 the others; what rank 0 last saved stays, so a rerun loses only the points since then.
+
+Ctrl-C (``mpirun`` passes SIGINT on to every rank) ends the job with one line, ``PROG:
+interrupted``, from one rank and exit code 130, whatever the moment (:func:`end_interrupted`):
+rank 0 saves what is finished, says it and aborts the job; another rank leaves that to rank 0 and
+says it and aborts itself only if the job is still there :data:`ABORT_GRACE_S` later (rank 0 may be
+inside a long computation, or the signal may have reached this rank alone). A rank never leaves
+before it has joined the job: one that left while another waited in ``MPI_Init`` would leave that
+one waiting for ever, so a Ctrl-C while starting is only noted (:func:`interrupt_later`) and acted
+on once MPI is up (:func:`join`).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -79,9 +90,73 @@ def world():
     except ImportError:
         raise LandscapeError(
             "launched by mpirun with several ranks, but mpi4py is not installed: "
-            "pip install 'landscape[mpi]', or run without mpirun"
+            "pip install 'torch-landscape[mpi]', or run without mpirun"
         ) from None
     return MPI.COMM_WORLD
+
+
+_PENDING: list[int] = []  # signals that arrived before this process joined the MPI job
+
+
+def interrupt_later(signum: int = signal.SIGINT, frame=None) -> None:
+    """A SIGINT handler for a rank that has not joined the MPI job yet: note the Ctrl-C, for
+    :func:`join` to act on once it has (leaving now could leave another rank in ``MPI_Init`` for ever)."""
+    _PENDING.append(signum)
+
+
+def _set_sigint(handler) -> None:
+    """Install ``handler`` for SIGINT unless SIGINT is ignored (``nohup``, a background job) or
+    this is not the main thread (only it may)."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, handler)
+
+
+def join(prog: str):
+    """Start a command: under a launcher with several ranks, join the MPI job now (every command
+    does so first), a Ctrl-C meanwhile only noted; then let Ctrl-C raise KeyboardInterrupt, and end
+    the job (:func:`end_interrupted`) if one was noted while starting. The communicator, or None
+    serially."""
+    comm = None
+    if under_mpi():
+        _set_sigint(interrupt_later)
+        comm = world()
+    _set_sigint(signal.default_int_handler)
+    if _PENDING and comm is not None:
+        end_interrupted(comm, prog)
+    return comm
+
+
+def joined():
+    """The MPI world this process has joined (several ranks, MPI initialized), else None."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is None or not under_mpi() or not mpi.Is_initialized() or mpi.Is_finalized():
+        return None
+    return mpi.COMM_WORLD
+
+
+def hold_interrupts() -> None:
+    """Ignore SIGINT from now on (this process is ending: a second Ctrl-C must not interrupt the
+    saving, the one line or the exit with a traceback). A Ctrl-C already pending is dropped."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    while True:
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # raises a pending KeyboardInterrupt first
+            return
+        except KeyboardInterrupt:
+            continue
+
+
+def end_interrupted(comm, prog: str) -> NoReturn:
+    """End the whole job after a Ctrl-C: one line ``PROG: interrupted`` and exit code 130. Rank 0
+    says it and aborts the job; another rank waits :data:`ABORT_GRACE_S` for rank 0 to do so (it
+    has the same Ctrl-C, and saves first), and says it and aborts the job itself if it is still
+    running then. The caller has saved what it must."""
+    hold_interrupts()
+    if comm.rank != 0:
+        time.sleep(ABORT_GRACE_S)
+    sys.stderr.write(f"{prog}: interrupted\n")
+    abort(comm, 130)
 
 
 def local_rank_and_size(comm) -> tuple[int, int]:
@@ -157,11 +232,19 @@ def same_everywhere(comm, value, what: str) -> None:
 
 
 def abort(comm, code: int = 1) -> NoReturn:
-    """End every rank of the job now. MPI_Abort may return before the launcher kills this
-    process (mpich does), so this process then leaves at once rather than run on."""
+    """End every rank of the job now. This rank's own lines are out first; what MPI_Abort itself
+    prints (mpich's ``Abort(130) on node 0 ...`` banner) is not: the job's story is the lines we
+    wrote. MPI_Abort may return before the launcher kills this process (mpich does), so this
+    process then leaves at once rather than run on."""
+    hold_interrupts()
     sys.stdout.flush()
     sys.stderr.flush()
     time.sleep(OUTPUT_GRACE_S)
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+    except OSError:
+        pass
     try:
         comm.Abort(code)
     finally:
@@ -198,8 +281,10 @@ def abort_on_error(comm, prog: str) -> Iterator[None]:
     except BaseException as exc:
         if comm.size == 1:
             raise
+        if isinstance(exc, KeyboardInterrupt):
+            end_interrupted(comm, prog)
         report(prog, comm.rank, exc)
-        abort(comm, 130 if isinstance(exc, KeyboardInterrupt) else 1)
+        abort(comm, 1)
 
 
 def _chunks(indices: Iterable[int], size: int) -> deque[list[int]]:
@@ -215,16 +300,18 @@ def map_points(
     comm=None,
     chunk_size: int = 1,
     on_abort: Callable[[], None] | None = None,
-    prog: str = "landscape",
+    prog: str | None = None,
 ) -> None:
     """Run ``job(k)`` for every index, on all ranks; rank 0 gets ``on_result(k, result)`` for each.
 
     Collective: every rank calls it (only rank 0's ``indices`` and ``on_result`` are used), and
     each index is computed exactly once. Under MPI, an exception on any rank prints that rank's
     message, calls ``on_abort`` on rank 0 (to save what is finished) and aborts the whole job with
-    exit code 1 (130 for Ctrl-C). With one rank, exceptions simply propagate.
+    exit code 1; a Ctrl-C, with one line ``PROG: interrupted`` and exit code 130 (:func:`end_interrupted`).
+    With one rank, exceptions simply propagate. ``prog``: how messages start (default: :func:`program`).
     """
     comm = comm or SerialComm()
+    prog = prog or program()
     if comm.size == 1:
         for k in indices:
             on_result(int(k), job(int(k)))
@@ -256,8 +343,11 @@ def _master(job, indices, on_result, comm, chunk_size, on_abort, prog) -> None:
             return False
         msg = comm.recv(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status)
         w = status.Get_source()
-        if status.Get_tag() == TAG_ERROR:  # the worker has printed its message already
+        if status.Get_tag() == TAG_ERROR:  # the worker has printed its error; a Ctrl-C is rank 0's to say
+            hold_interrupts()
             _save(prog, on_abort)
+            if msg == 130:
+                end_interrupted(comm, prog)
             abort(comm, msg)
         for k, result in msg:
             on_result(k, result)
@@ -279,9 +369,14 @@ def _master(job, indices, on_result, comm, chunk_size, on_abort, prog) -> None:
             elif any(outstanding.values()):
                 serve(block=True)
     except BaseException as exc:
-        report(prog, 0, exc)
+        hold_interrupts()
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        if not interrupted:
+            report(prog, 0, exc)
         _save(prog, on_abort)
-        abort(comm, 130 if isinstance(exc, KeyboardInterrupt) else 1)
+        if interrupted:
+            end_interrupted(comm, prog)
+        abort(comm, 1)
 
 
 def _worker(job, comm, prog) -> None:
@@ -292,10 +387,14 @@ def _worker(job, comm, prog) -> None:
                 return
             comm.send([(k, job(k)) for k in chunk], dest=0, tag=TAG_RESULT)
     except BaseException as exc:
-        code = 130 if isinstance(exc, KeyboardInterrupt) else 1
-        report(prog, comm.rank, exc)
+        hold_interrupts()
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        if not interrupted:
+            report(prog, comm.rank, exc)
         try:
-            comm.send(code, dest=0, tag=TAG_ERROR)  # rank 0 saves the finished points, then aborts
-            time.sleep(ABORT_GRACE_S)  # ... or is busy with a long point: abort without it
-        finally:
-            abort(comm, code)
+            comm.send(130 if interrupted else 1, dest=0, tag=TAG_ERROR)  # rank 0 saves the finished points,
+        finally:  # then ends the job; or is busy with a long point, and this rank ends it
+            if interrupted:
+                end_interrupted(comm, prog)
+            time.sleep(ABORT_GRACE_S)
+            abort(comm, 1)

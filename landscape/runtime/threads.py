@@ -22,6 +22,9 @@ from contextlib import contextmanager
 
 import torch
 
+from landscape.errors import LandscapeError
+
+PER_CORE = 4  # threads per usable core at most: more only slow torch down, and 100,000 exhausted libgomp's memory
 
 def usable_cores() -> int:
     """Cores this process may run on (its CPU affinity), else the machine's count."""
@@ -96,19 +99,29 @@ def default_threads(ranks_on_node: int = 1) -> int:
     return max(1, min(cores, idle_cores(cores)) // max(1, ranks_on_node))
 
 
+def check_threads(count: int) -> int:
+    """Refuse a thread count beyond :data:`PER_CORE` times the cores this process may use; return it."""
+    most = PER_CORE * usable_cores()
+    if count > most:
+        raise LandscapeError(f"`threads` {count} is more than {most} ({PER_CORE} per core this process may use: "
+                             "torch only slows down beyond the cores)")
+    return count
+
+
 def choose_threads(count: int | None = None, ranks_on_node: int = 1) -> int:
-    """The count a command runs at, decided once at its start: ``count`` when given, else the
-    policy (:func:`default_threads` for ``ranks_on_node`` MPI ranks on this node)."""
-    return int(count) if count else default_threads(ranks_on_node)
+    """The count a command runs at, decided once at its start: ``count`` when given (refused beyond
+    :func:`check_threads`' limit), else the policy (:func:`default_threads` for ``ranks_on_node``
+    MPI ranks on this node)."""
+    return check_threads(int(count)) if count else default_threads(ranks_on_node)
 
 
 @contextmanager
 def using_threads(count: int | None = None) -> Iterator[int]:
-    """Use ``count`` torch threads inside the block, then restore the caller's setting (a library
-    call never changes the process's thread count for good); ``None`` leaves torch's count as it
-    is. Yields the count in effect inside the block."""
+    """Use ``count`` torch threads inside the block (refused beyond :func:`check_threads`' limit),
+    then restore the caller's setting (a library call never changes the process's thread count for
+    good); ``None`` leaves torch's count as it is. Yields the count in effect inside the block."""
     before = torch.get_num_threads()
-    n = int(count) if count else before
+    n = check_threads(int(count)) if count else before
     if n != before:
         torch.set_num_threads(n)
     try:

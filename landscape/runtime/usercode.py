@@ -23,6 +23,8 @@ def load_callable(spec: str, what: str) -> Callable:
         sys.path.append(cwd)  # after the installed packages: the current folder never shadows them
     try:
         module = importlib.import_module(module_name)
+    except SystemExit as exc:
+        raise LandscapeError(f"cannot import {module_name!r} for {what} {spec!r}: it {_exited(exc)}") from None
     except Exception as exc:  # noqa: BLE001 - the user's module may fail in any way while importing
         raise LandscapeError(f"cannot import {module_name!r} for {what} {spec!r}: {type(exc).__name__}: "
                              f"{one_line(exc)}") from None
@@ -32,11 +34,19 @@ def load_callable(spec: str, what: str) -> Callable:
     return fn
 
 
+def _exited(exc: SystemExit) -> str:
+    return f"called sys.exit({exc.code!r}) instead of returning" if exc.code is not None else \
+        "called sys.exit() instead of returning"
+
+
 def call_user(fn: Callable, what: str, *args, **kwargs):
-    """Call a user's function; an exception in it becomes a :class:`LandscapeError` naming it."""
+    """Call a user's function; an exception in it, or a ``sys.exit`` (which would end the command
+    with its code and no word), becomes a :class:`LandscapeError` naming it."""
     try:
         return fn(*args, **kwargs)
     except LandscapeError:
         raise
+    except SystemExit as exc:
+        raise LandscapeError(f"{what} {_exited(exc)}") from None
     except Exception as exc:  # noqa: BLE001 - whatever the user's code raises is reported, not a traceback
         raise LandscapeError(f"{what} raised {type(exc).__name__}: {one_line(exc)}") from None

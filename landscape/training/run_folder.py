@@ -19,11 +19,9 @@ import os
 import re
 from collections.abc import Callable, Sequence
 
-import torch
-
-from landscape.errors import LandscapeError, first_line
-from landscape.io.checkpoint import save_checkpoint
-from landscape.io.files import OutputLock, remove_stale_temporaries, replacing
+from landscape.errors import LandscapeError, is_int
+from landscape.io.checkpoint import read_checkpoint_dict, save_checkpoint
+from landscape.io.files import OutputLock, check_name, remove_stale_temporaries, replacing
 
 CHECKPOINT_RE = re.compile(r"^model_(\d+)\.pt$")
 RESUME_FILE = "resume.pt"
@@ -32,13 +30,12 @@ LOG_COLUMNS = ["epoch", "lr", "train_loss", "train_err", "test_loss", "test_err"
 
 
 def read_saved(path: str) -> dict:
-    """A training checkpoint (``weights_only``), or a :class:`LandscapeError` saying why not."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure means: not a usable checkpoint
-        raise LandscapeError(f"cannot resume from {path!r}: {first_line(exc)}") from None
-    if not isinstance(obj, dict) or "state_dict" not in obj or "epoch" not in obj:
-        raise LandscapeError(f"cannot resume from {path!r}: not a landscape-train checkpoint")
+    """A training checkpoint, verified (its archive's CRC-32 and the checksum of its entries) and
+    whole (a state dict, an integer epoch and the optimizer's state), or a :class:`LandscapeError`
+    saying why not."""
+    obj = read_checkpoint_dict(path, needs=("state_dict", "epoch", "optimizer"), what="landscape-train checkpoint")
+    if not is_int(obj["epoch"]) or obj["epoch"] < 0:
+        raise LandscapeError(f"cannot resume from {path!r}: its epoch is {obj['epoch']!r}, not a whole number")
     return obj
 
 
@@ -73,7 +70,7 @@ class RunFolder:
     # -- opening ---------------------------------------------------------------------------
 
     def _open(self, resume: bool, overwrite: bool) -> None:
-        out = self.path
+        out = check_name(self.path)
         if os.path.exists(out) and not os.path.isdir(out):
             raise LandscapeError(f"`out` {out!r} exists and is not a folder")
         try:

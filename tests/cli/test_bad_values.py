@@ -160,3 +160,170 @@ def test_a_resumed_eig_map_may_differ_by_the_eigen_tolerance_documented():
 
     text = build_parser().format_help()
     assert "warm start" in " ".join(text.split()) and "resumed run" in " ".join(text.split())
+
+
+# -- issue 32, part 6: allocations estimated first, any allocation failure one line, user code's
+# sys.exit, non-UTF-8 input names, absurd thread and step counts ----------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run_commands(*commands: tuple[str, list[str]], cwd=None) -> list[tuple[int, str]]:
+    """Commands run one after another in one child process (values that hang or crash today's code
+    must not take the test run with them); each one's exit code and stderr."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import contextlib, importlib, io, json, sys\nout = []\n"
+            f"for module, args in {[list(c) for c in commands]!r}:\n"
+            "    err = io.StringIO()\n"
+            "    with contextlib.redirect_stderr(err):\n"
+            "        rc = importlib.import_module('landscape.cli.' + module).main(args)\n"
+            "    out.append([rc, err.getvalue()])\n"
+            "print(json.dumps(out))\n")
+    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return [tuple(x) for x in json.loads(r.stdout.strip().splitlines()[-1])]
+
+
+def test_a_failed_torch_allocation_is_the_out_of_memory_line(capsys):
+    def body() -> int:
+        torch.empty(10**15)  # 4 PB: torch raises RuntimeError ("DefaultCPUAllocator: can't allocate memory")
+        return 0
+
+    assert run_cli("landscape-x", body) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("landscape-x: error: out of memory") and len(err.splitlines()) == 1, err
+
+    def other() -> int:
+        raise RuntimeError("an error of another kind")
+
+    with pytest.raises(RuntimeError, match="another kind"):  # not every RuntimeError is the memory's
+        run_cli("landscape-x", other)
+
+
+@pytest.mark.parametrize("size, shape", [("100000000000", "1,8,8"), ("2048", "1,100000,100000")])
+def test_synthetic_data_too_large_is_refused_before_it_is_allocated(files, tmp_path, capsys, size, shape):
+    code = surf_cli.main(["--model", files["model"], *SURF, "--x=-1:1:2", "--dataset", "synthetic",
+                          "--synthetic-size", size, "--synthetic-shape", shape, "--out", str(tmp_path / "s.h5")])
+    one_line(capsys, code, "landscape-surf", "out of memory", "--synthetic-size", "available")
+
+
+def test_thread_counts_and_simulations_beyond_the_machine_are_refused_first():
+    from landscape.errors import LandscapeError
+    from landscape.quant.markov import Toy, check_work
+    from landscape.runtime.threads import PER_CORE, choose_threads, usable_cores, using_threads
+
+    most = PER_CORE * usable_cores()
+    assert choose_threads(most) == most
+    for call in (lambda: choose_threads(most + 1), lambda: using_threads(100000).__enter__()):
+        with pytest.raises(LandscapeError, match=f"`threads` [0-9]+ is more than {most} "):
+            call()
+    check_work(Toy(), steps=20_000, chains=2000, rates=4)  # the default
+    with pytest.raises(LandscapeError, match=r"`steps` x `chains` = 2e\+15 chain steps per rate, 4 rate\(s\): about"):
+        check_work(Toy(), steps=10**12, chains=2000, rates=4)
+    with pytest.raises(LandscapeError, match=r"out of memory: 100000000000 chains \(`chains`\) would take 6.4 TB"):
+        check_work(Toy(), steps=10, chains=10**11)
+
+
+@pytest.mark.slow
+def test_markov_chains_steps_and_threads_beyond_the_machine_are_refused(files, tmp_path):
+    png = str(tmp_path / "m.png")
+    results = run_commands(
+        ("markov", ["--chains", "100000000000", "--out", png]),
+        ("markov", ["--steps", "1000000000000", "--out", png]),  # today: it never ends
+        ("markov", ["--steps", "10", "--chains", "10", "--threads", "100000", "--out", png]),  # today: libgomp's OOM
+        ("surf", ["--model", files["model"], *SURF, "--x=-1:1:2", "--threads", "100000",
+                  "--out", str(tmp_path / "s.h5")]),
+    )
+    expected = [("out of memory", "--chains"), ("--steps", "chain steps", "at most"),
+                ("--threads 100000 is more than",), ("--threads 100000 is more than",)]
+    for (rc, err), words in zip(results, expected, strict=True):
+        assert rc == 2 and len(err.strip().splitlines()) == 1, err[-2000:]
+        assert all(w in err for w in words), err
+    assert os.listdir(tmp_path) == [".m.png.lock"]
+
+
+def test_an_hf_config_too_large_is_refused_before_it_is_built(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    transformers.GPT2Config(vocab_size=10**11, n_positions=16, n_embd=32, n_layer=1, n_head=2).save_pretrained(tmp_path)
+    from landscape.errors import LandscapeError
+    from landscape.models.hf import build_hf
+
+    with pytest.raises(LandscapeError, match=r"out of memory: hf:.*model \(3.2e\+12 parameters\) would take 12.8 TB"):
+        build_hf(str(tmp_path))
+
+
+@pytest.mark.parametrize("flag", ["--arch", "--dataset"])
+def test_user_code_that_calls_sys_exit_is_one_line(files, tmp_path, capsys, monkeypatch, flag):
+    module = f"exits_{flag.strip('-')}"
+    (tmp_path / f"{module}.py").write_text("import sys\n\ndef make(*args, **kwargs):\n    sys.exit(0)\n")
+    monkeypatch.chdir(tmp_path)
+    args = {"--arch": ["--arch", f"{module}:make"],
+            "--dataset": ["--arch", "digits_cnn", "--dataset", f"{module}:make"]}
+    code = surf_cli.main(["--model", files["model"], *args[flag], "--samples", "16", "--no-progress", "--x=-1:1:2",
+                          "--out", str(tmp_path / "s.h5")])
+    one_line(capsys, code, "landscape-surf", f"{module}:make", "called sys.exit(0)")
+
+
+def test_non_utf8_input_names_are_read_and_recorded(files, tmp_path, capsys):
+    import h5py
+
+    model = tmp_path / os.fsdecode(b"m\xe9.pt")
+    model.write_bytes(open(files["model"], "rb").read())
+    out = tmp_path / "s.h5"
+    assert surf_cli.main(["--model", str(model), *SURF, "--x=-1:1:2", "--out", str(out)]) == 0, capsys.readouterr()
+    with h5py.File(out, "r") as f:
+        assert f.attrs["model"].endswith("m\\xe9.pt")  # the bytes that are not UTF-8, written as Python writes them
+    dirs = tmp_path / os.fsdecode(b"d\xe9.h5")
+    os.rename(tmp_path / "s.dirs.h5", dirs)
+    assert surf_cli.main(["--model", files["model"], *SURF, "--x=-1:1:2", "--directions", str(dirs),
+                          "--out", str(tmp_path / "s2.h5")]) == 0, capsys.readouterr()
+    assert hessian_cli.main(["--model", str(model), "--arch", "digits_cnn", "--samples", "16", "--top-k", "1",
+                             "--threads", "1", "--out", str(tmp_path / "h.h5")]) == 0, capsys.readouterr()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_plot_and_train_refuse_non_utf8_outputs(files, tmp_path, capsys):
+    from landscape.cli import train as train_cli
+
+    one_line(capsys, plot_cli.main([files["surface"], "--formats", "png", "--out", str(tmp_path / BAD_NAME)]),
+             "landscape-plot", "UTF-8")
+    one_line(capsys, train_cli.main(["--arch", "mlp", "--dataset", "digits", "--epochs", "1", "--no-progress",
+                                     "--out", str(tmp_path / BAD_NAME)]), "landscape-train", "UTF-8")
+    assert os.listdir(tmp_path) == []
+
+
+def test_hostile_checkpoints_and_data_are_refused_or_said_in_one_line(files, tmp_path, capsys, monkeypatch):
+    """NaN, inf or integer weights and a dataset of NaN are refused (a surface of them would be NaN
+    everywhere, or of other numbers than the trained ones); half-precision weights load exactly into
+    the float32 network, with one warning saying so."""
+    sd = torch.load(files["model"], weights_only=True)
+    torch.save({k: v.clone().fill_(float("inf")) if k == "fc.weight" else v for k, v in sd.items()},
+               tmp_path / "inf.pt")
+    torch.save({k: (v * 10).round().to(torch.int8) if v.is_floating_point() else v for k, v in sd.items()},
+               tmp_path / "int.pt")
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in sd.items()}, tmp_path / "half.pt")
+    (tmp_path / "nandata.py").write_text(
+        "import torch\n\ndef make():\n    x = torch.zeros(32, 1, 8, 8)\n    x[5, 0, 1, 1] = float('nan')\n"
+        "    return x, torch.arange(32) % 10\n")
+    monkeypatch.chdir(tmp_path)
+    out = ["--x=-1:1:3", "--out", str(tmp_path / "o.h5")]
+    for model, extra, fragments in (
+        (str(files["dir"] / "nan.pt"), [], ["nan.pt' holds NaN or infinite weights (1 NaN; the first in "
+                                            "features.0.weight: 1 of"]),
+        ("inf.pt", [], ["inf.pt' holds NaN or infinite weights (", " infinite; the first in fc.weight"]),
+        ("int.pt", [], ["int.pt' stores float weights as integers (features.0.weight (int8)"]),
+        (files["model"], ["--model2", str(files["dir"] / "nan.pt")], ["nan.pt' holds NaN or infinite weights"]),
+        (files["model"], ["--dataset", "nandata:make"],
+         ["dataset 'nandata:make' has 1 NaN or infinite value in its inputs (the first in sample 5)"]),
+    ):
+        code = surf_cli.main(["--model", model, *SURF, *extra, *out])
+        one_line(capsys, code, "landscape-surf", *fragments)
+        assert not (tmp_path / "o.h5").exists()
+    assert surf_cli.main(["--model", "half.pt", *SURF, *out]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["landscape-surf: warning: checkpoint 'half.pt' stores its weights in float16: they are loaded "
+                   "into the float32 network exactly as stored, and the surface is computed in float32"]

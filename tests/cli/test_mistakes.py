@@ -126,7 +126,7 @@ def nan_surface(tmp_path, values):
     (np.arange(1.0, 13.0).reshape(3, 4), ["--vmax", "0.5"], "below every value"),
     (np.arange(1.0, 13.0).reshape(3, 4), ["--vmin", "20"], "above every value"),
     (np.arange(1.0, 13.0).reshape(3, 4), ["--vmin", "-5", "--log"], "positive lower limit"),
-    (np.arange(1.0, 13.0).reshape(3, 4), ["--vmax", "-1", "--log"], "below every value"),
+    (np.arange(1.0, 13.0).reshape(3, 4), ["--vmax", "-1", "--log"], "positive upper limit"),
     (np.arange(1.0, 13.0).reshape(3, 4), ["--vmax", "3", "--vmin", "5"], "must be above"),
     (np.arange(1.0, 13.0).reshape(3, 4), ["--level-step", "-1"], "step must be positive"),
     (np.arange(1.0, 13.0).reshape(3, 4), ["--quantity", "eig_ratio"], "has no 'eig_ratio'"),

@@ -14,8 +14,8 @@ from landscape.errors import LandscapeError
 from landscape.evaluation.options import EvalOptions
 from landscape.io.surface_file import read_surface
 
-transformers = pytest.importorskip("transformers", reason="transformers is not installed (pip install landscape[hf])")
-pytest.importorskip("safetensors", reason="safetensors is not installed (pip install landscape[hf])")
+transformers = pytest.importorskip("transformers", reason="transformers is not installed (pip install -e '.[hf]')")
+pytest.importorskip("safetensors", reason="safetensors is not installed (pip install -e '.[hf]')")
 
 SEQ, VOCAB = 16, 97
 
@@ -111,3 +111,89 @@ def test_token_file_mistakes_are_one_line(tmp_path):
     with pytest.raises(LandscapeError, match="config.json"):
         landscape.build_model(f"hf:{tmp_path}")
     _ = Directions  # the API the docs show
+
+
+@pytest.fixture
+def lm_inputs(tmp_path):
+    """A GPT-2 folder of vocabulary 97, token files good and bad, a digits_cnn checkpoint."""
+    from helpers import save_digits_cnn
+
+    gpt2(tmp_path / "gpt")
+    good = tokens()
+    np.save(tmp_path / "ok.npy", good)
+    big = good.copy()
+    big[7] = 150  # beyond the vocabulary
+    np.save(tmp_path / "big.npy", big)
+    neg = good.copy()
+    neg[5] = -3
+    np.save(tmp_path / "neg.npy", neg)
+    save_digits_cnn(tmp_path / "cnn.pt")
+    return tmp_path
+
+
+@pytest.fixture
+def transformers_warnings():
+    """What transformers logs from now on (as a fresh process would: its warn-once memory cleared)."""
+    import logging
+
+    from transformers.utils import logging as tf_logging
+
+    tf_logging.warning_once.cache_clear()
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    keep, logger = Keep(), logging.getLogger("transformers")
+    logger.addHandler(keep)
+    yield seen
+    logger.removeHandler(keep)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--arch", "hf:{d}/gpt", "--dataset", "tokens:{d}/big.npy"],
+     "--dataset tokens:{d}/big.npy holds token ids up to 150, but --arch hf:{d}/gpt has a vocabulary of 97"),
+    (["--arch", "hf:{d}/gpt", "--dataset", "tokens:{d}/neg.npy"], "'{d}/neg.npy' holds negative token ids (-3 at"),
+    (["--arch", "hf:{d}/nope", "--dataset", "tokens:{d}/ok.npy"], "hf:{d}/nope: no such folder"),
+    (["--arch", "hf:", "--dataset", "tokens:{d}/ok.npy"], "hf: names no folder"),
+    (["--arch", "hf:{d}/gpt/config.json", "--dataset", "tokens:{d}/ok.npy"],
+     "hf:{d}/gpt/config.json is a file: give the folder of the model (hf:{d}/gpt)"),
+    (["--arch", "digits_cnn", "--model", "{d}/cnn.pt", "--dataset", "tokens:{d}/ok.npy"],
+     "--dataset tokens:{d}/ok.npy is a token file (sequences of token ids, for a language model); digits_cnn is an "
+     "image network"),
+])
+def test_language_model_mistakes_name_the_input_in_one_line(lm_inputs, capfd, transformers_warnings, args, says):
+    """Each mistake says what is wrong with which input, once: no transformers warning before it, not
+    "the model does not accept the inputs of shape (16,)", not "no weights; give --model", not the
+    checkpoint's shapes."""
+    from landscape.cli.surf import main
+
+    d = str(lm_inputs)
+    argv = [a.format(d=d) for a in args] + ["--seq-len", str(SEQ), "--x=-1:1:3", "--out", f"{d}/o.h5",
+                                           "--no-progress", "--device", "cpu"]
+    assert main(argv) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("landscape-surf: error: ") and says.format(d=d) in err[0], err[0]
+    assert not transformers_warnings  # our line alone: transformers' bos/eos_token_id warnings held back
+
+
+def test_a_hugging_face_folder_builds_without_transformers_warnings(lm_inputs, transformers_warnings):
+    from transformers.utils import logging as tf_logging
+
+    model = landscape.build_model(f"hf:{lm_inputs / 'gpt'}")
+    seqs = torch.from_numpy(tokens()[:4 * SEQ]).view(-1, SEQ)
+    with torch.no_grad():
+        model(input_ids=seqs, labels=seqs)  # the loss: transformers' "loss_type=None" note held back too
+    assert not transformers_warnings
+    assert tf_logging.get_verbosity() == tf_logging.WARNING  # the user's own setting is left as it was
+
+
+def test_the_python_api_refuses_ids_beyond_the_vocabulary():
+    model = gpt2()
+    seqs = torch.from_numpy(tokens()[:4 * SEQ]).view(-1, SEQ).clone()
+    seqs[1, 3] = VOCAB + 5
+    with pytest.raises(LandscapeError, match=f"token ids up to {VOCAB + 5}, but the model has a vocabulary of {VOCAB}"):
+        landscape.surface(model, [{"input_ids": seqs, "labels": seqs}], landscape.Grid((-1, 1, 3)),
+                          evaluation=EvalOptions(device="cpu"), output=Output(progress=False))

@@ -103,3 +103,49 @@ def test_density_plot_function_takes_an_ax():
     ax = Figure().add_subplot()
     line = spectral_density(ax, (grid, values), log=False)
     assert ax.get_yscale() == "linear" and np.allclose(line.get_ydata(), values)
+
+
+DENSITY = ["--density", "--density-runs", "2", "--density-iters", "12"]
+
+
+def test_a_rerun_keeps_the_summary_and_draws_the_missing_figure(digits_ckpt, tmp_path, capsys, monkeypatch):
+    """Killed between the summary and its figure, or out of space for the figure: the same command
+    again draws the figure from the summary it keeps, computing nothing (issue 32, part 4)."""
+    import landscape.jobs.hessian as job
+    from landscape.errors import LandscapeError
+
+    out, png = tmp_path / "h.h5", tmp_path / "h.png"
+    argv = ["--model", digits_ckpt, *FAST, *DENSITY, "--out", str(out)]
+
+    def full_disk(*args, **kwargs):
+        raise LandscapeError(f"cannot write {str(png)!r}: No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(job, "replacing", full_disk)
+        assert main(argv) == 2
+    assert "No space left" in capsys.readouterr().err and out.exists() and not png.exists()
+    before = out.read_bytes()
+
+    def computed(*args, **kwargs):
+        raise AssertionError("the summary was computed again")
+
+    monkeypatch.setattr(job, "summarize", computed)
+    assert main(argv) == 0, capsys.readouterr().err
+    assert f"kept {out}" in capsys.readouterr().out
+    assert out.read_bytes() == before and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(argv) == 0  # nothing missing: nothing to do
+    assert out.read_bytes() == before
+
+
+@pytest.mark.parametrize("change, named", [
+    (["--top-k", "3"], "options"), (["--loss", "mse"], "loss"), (["--samples", "30"], "data")])
+def test_a_summary_of_other_inputs_is_refused_not_kept(digits_ckpt, tmp_path, capsys, change, named):
+    out = tmp_path / "h.h5"
+    assert main(["--model", digits_ckpt, *FAST, "--out", str(out)]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    argv = ["--model", digits_ckpt, *FAST, *change, "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "computed from other inputs" in err and named in err and "--overwrite" in err
+    assert out.read_bytes() == before

@@ -8,6 +8,7 @@ import io
 import numpy as np
 import pytest
 import torch
+from helpers import assert_round_levels
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
@@ -16,6 +17,7 @@ from landscape.io.surface_file import Surface, new_surface
 from landscape.io.trajectory_file import Trajectory
 from landscape.plot.compare import compare, compare_figure, describe
 from landscape.plot.path import trajectory, trajectory_figure
+from landscape.plot.style import Style
 
 
 def bowl(scale: float, half: float = 1.0, n: int = 9, attrs: dict | None = None) -> Surface:
@@ -44,13 +46,15 @@ def axes_row(n: int):
 
 @pytest.mark.parametrize("kind", ["contour", "contourf"])
 def test_one_norm_and_one_set_of_levels(kind):
-    surfaces = [bowl(1.0), bowl(3.0, half=2.0), bowl(10.0)]
-    artists = compare(axes_row(3), surfaces, kind=kind, levels=12, scale="linear")
+    surfaces = [bowl(1.0, n=17), bowl(3.0, half=2.0, n=17), bowl(10.0, n=17)]  # fine grids: the colours span the data
+    artists = compare(axes_row(3), surfaces, Style(levels=12, scale="linear"), kind=kind)
     finite = np.concatenate([s.loss[np.isfinite(s.loss)] for s in surfaces])
-    expected = np.linspace(finite.min(), finite.max(), 12)  # over all surfaces together
+    lo, hi = finite.min(), finite.max()  # over all surfaces together
+    lines = artists[0].levels if kind == "contour" else artists[0].levels[1:-1]  # filled: the ends are bands' edges
+    assert_round_levels(lines, lo, hi, 12)
     for art in artists:
-        np.testing.assert_allclose(art.levels, expected)
-        assert (art.norm.vmin, art.norm.vmax) == pytest.approx((finite.min(), finite.max()))
+        np.testing.assert_allclose(art.levels, artists[0].levels)
+        assert (art.norm.vmin, art.norm.vmax) == pytest.approx((lo, hi))
 
 
 def test_shared_axis_ranges_and_titles():
@@ -64,16 +68,17 @@ def test_shared_axis_ranges_and_titles():
 
 
 def test_given_range_and_log_scale():
-    surfaces = [bowl(1.0), bowl(5.0)]
-    artists = compare(axes_row(2), surfaces, kind="contourf", levels=7, vmin=0.2, vmax=3.0)
+    surfaces = [bowl(1.0, n=17), bowl(5.0, n=17)]
+    artists = compare(axes_row(2), surfaces, Style(levels=7, vmin=0.2, vmax=3.0), kind="contourf")
     for art in artists:
-        np.testing.assert_allclose(art.levels, np.linspace(0.2, 3.0, 7))
-    logs = compare(axes_row(2), surfaces, kind="contour", levels=5, scale="log")
+        assert art.levels[0] == pytest.approx(0.2) and art.levels[-1] == pytest.approx(3.0)  # the colour range
+        assert_round_levels(art.levels[1:-1], 0.2, 3.0, 7)
+    logs = compare(axes_row(2), surfaces, Style(levels=5, scale="log"), kind="contour")
     lo = min(np.nanmin(s.loss) for s in surfaces)
     hi = max(np.nanmax(s.loss) for s in surfaces)
     for art in logs:
-        assert isinstance(art.norm, LogNorm)
-        np.testing.assert_allclose(art.levels, np.geomspace(lo, hi, 5))
+        assert isinstance(art.norm, LogNorm) and (art.norm.vmin, art.norm.vmax) == pytest.approx((lo, hi))
+        assert_round_levels(art.levels, lo, hi, 5, log=True)
 
 
 def test_heatmaps_share_the_norm():
@@ -89,6 +94,7 @@ def test_1d_curves_overlay_or_share_the_y_range():
     ax = Figure().subplots()
     lines = compare(ax, surfaces)
     assert len(ax.get_lines()) == 2 and [ln.get_label() for ln in lines] == ["net1", "net2"]
+    assert ax.get_yscale() == "linear"  # 0.5 .. 3: not two decades
     np.testing.assert_array_equal(lines[1].get_ydata(), surfaces[1].loss)
     axes = axes_row(2)
     compare(axes, surfaces)
@@ -97,6 +103,7 @@ def test_1d_curves_overlay_or_share_the_y_range():
 
 def test_compare_figure_has_one_colorbar():
     fig = compare_figure([bowl(1.0), bowl(2.0), bowl(3.0), bowl(4.0)], kind="contourf", ncols=3)
+    assert fig.axes[0].get_xlabel() == "direction 1"  # the file records no directions: numbered only
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
     bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
     assert len(panels) == 4 and len(bars) == 1
@@ -165,14 +172,14 @@ def test_trajectory_figure_over_contours():
 def test_auto_scale_resolves_the_basin_with_log_levels():
     """A loss spanning decades gets log-spaced levels: most contours lie in the basin."""
     s = bowl(1.0, half=3.0, n=41)  # 0.1 .. 18.1
-    (art,) = compare(Figure().subplots(), [s], kind="contour", levels=30)
+    (art,) = compare(Figure().subplots(), [s], Style(levels=30), kind="contour")
     assert isinstance(art.norm, LogNorm)
     basin = np.nanmin(s.loss) * 10  # the bottom decade
     assert (np.asarray(art.levels) < basin).sum() >= 10
 
 
 def test_1d_twin_axes_draw_accuracy_dashed():
-    fig = compare_figure([line(1.0), line(2.0)], twin=True)
+    fig = compare_figure([line(1.0), line(2.0)], Style(twin=True))
     ax = fig.axes[0]
     twin = [a for a in fig.axes if a is not ax][0]
     assert len(ax.get_lines()) == 2 and len(twin.get_lines()) == 2

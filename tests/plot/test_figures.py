@@ -7,6 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from helpers import make_surface
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PatchCollection
@@ -18,6 +19,7 @@ from landscape.plot.compare import compare_figure
 from landscape.plot.hessian import FLOOR, spectral_density
 from landscape.plot.prune import sensitivity_curves
 from landscape.plot.render import figures
+from landscape.plot.style import Style
 
 
 def labels(axis) -> list[str]:
@@ -38,7 +40,7 @@ def test_a_narrow_log_colour_bar_has_several_short_labels():
     s = make_surface([x, y], {"train_loss": 0.0135 + 0.0007 * (xx**2 + yy**2) / 2}, {"split": "train"})
     fig = Figure()
     ax = fig.subplots()
-    sc = mpl.surface_scale(s, "loss", scale="log")
+    sc = mpl.surface_scale(s, Style(scale="log"))
     cbar = mpl.colorbar(fig, mpl.contour(ax, s, levels=sc, labels=False), ax, "loss", sc)
     FigureCanvasAgg(fig).draw()
     shown = labels(cbar.ax.yaxis)
@@ -49,7 +51,7 @@ def test_1d_comparison_legends_sit_below_the_curves():
     x = np.linspace(-1, 1, 21)
     surfaces = [make_surface([x], {"train_loss": 0.1 + k + x**2, "train_acc": 100 - 0.1 * x**2},
                              {"split": "train"}) for k in range(3)]
-    fig = compare_figure(surfaces, twin=True, titles=["a", "b", "c"])
+    fig = compare_figure(surfaces, Style(twin=True), titles=["a", "b", "c"])
     renderer = FigureCanvasAgg(fig).get_renderer()
     fig.canvas.draw()
     ax = fig.axes[0]
@@ -63,7 +65,7 @@ def test_contours_of_a_coarse_bowl_are_round():
     s = bowl(7)
     fig = Figure()
     ax = fig.subplots()
-    sc = mpl.surface_scale(s, "loss")
+    sc = mpl.surface_scale(s)
     assert sc.log  # 3 decades: automatic log levels, the case of the star-shaped polygons
     cs = mpl.contour(ax, s, levels=sc, labels=False)
     checked = 0
@@ -83,7 +85,7 @@ def test_coarse_contours_leave_no_hole_and_mark_missing_points():
     fig = figures(s, kinds=["contourf"])["contourf"]
     ax = fig.axes[0]
     hatched = [c for c in ax.collections if isinstance(c, PatchCollection) and c.get_hatch()]
-    assert len(hatched) == 1 and "not finite (1 points)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert len(hatched) == 1 and "not finite (1 point)" in [t.get_text() for t in ax.get_legend().get_texts()]
     # the filled contours cover every cell away from the missing point: no white inside the axes
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
@@ -98,7 +100,7 @@ def test_a_narrow_log_axis_has_more_than_two_labelled_ticks():
     x = np.linspace(-0.1, 1.5, 33)
     a = make_surface([x], {"test_loss": 0.025 + 0.02 * x**2}, {"split": "test"})
     b = make_surface([x], {"test_loss": 0.027 + 0.005 * x}, {"split": "test"})
-    fig = compare_figure([a, b], quantity="test_loss", scale="log", titles=["a", "b"])
+    fig = compare_figure([a, b], Style(quantity="test_loss", scale="log"), titles=["a", "b"])
     FigureCanvasAgg(fig).draw()
     assert len(labels(fig.axes[0].yaxis)) >= 3
 
@@ -116,14 +118,22 @@ def test_sensitivity_layers_have_their_own_colours_and_the_baseline_a_legend_ent
     assert texts[:3] == result.layers and any(t.startswith("unpruned") and "99.2" in t for t in texts)
 
 
-def test_the_density_floor_is_not_drawn_as_data():
+def test_the_density_floor_is_not_drawn_as_data_and_no_bump_floats():
+    """Below the axis' floor the curve leaves the plot through the bottom edge: no plateau drawn at
+    the floor (issue 24), and no bump floating above the axis with its feet cut off (issue 31)."""
     grid = np.linspace(-1, 10, 500)
     values = np.exp(-((grid - 0) ** 2) / 0.01) + 1e-3 * np.exp(-((grid - 8) ** 2) / 0.01)
     fig = Figure()
     ax = fig.subplots()
     line = spectral_density(ax, (grid, values), [8.0])
     y = np.asarray(line.get_ydata(), dtype=float)
-    assert np.isnan(y).any() and np.nanmin(y) > values.max() * FLOOR
+    floor = ax.get_ylim()[0]
+    assert floor == pytest.approx(values.max() * FLOOR)
+    assert np.isfinite(y).all()  # one unbroken curve: each bump meets the axis' bottom edge
+    tails = values < floor
+    assert tails.any() and (y[tails] < floor).all()  # drawn below the axis, not along it
+    bump = (grid > 7.5) & (grid < 8.5)
+    assert y[bump].max() > floor and y[bump].min() < floor  # the small bump rises from the bottom edge
 
 
 def test_the_plane_of_three_models_marks_them():

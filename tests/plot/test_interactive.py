@@ -22,6 +22,7 @@ from landscape.plot.interactive import (  # noqa: E402
     surface_figure,
     write_html,
 )
+from landscape.plot.style import Style  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -60,12 +61,12 @@ def test_surface_figure_holds_the_values_with_gaps():
 
 def test_log_colour_takes_log10_and_drops_non_positive():
     s = bowl()
-    z = as_float(surface_figure(s, log=True).data[0].z)
+    z = as_float(surface_figure(s, Style(scale="log")).data[0].z)
     with np.errstate(divide="ignore"):
         expected = np.where(s.loss > 0, np.log10(s.loss), np.nan)
     np.testing.assert_allclose(z, expected)
     assert np.isnan(z[2, 3])  # loss 0 at the centre
-    assert np.isnan(as_float(contour_figure(s, log=True).data[0].z)).sum() == 2
+    assert np.isnan(as_float(contour_figure(s, Style(scale="log")).data[0].z)).sum() == 2
 
 
 def test_contour_figure_and_path_overlay():
@@ -75,7 +76,7 @@ def test_contour_figure_and_path_overlay():
         explained_variance_ratio=np.array([0.8, 0.15]), residual=np.zeros(3), checkpoints=[],
         epochs=np.array([0, 5, 10]),
     )
-    fig = contour_figure(s, quantity="acc", trajectory=traj)
+    fig = contour_figure(s, Style(quantity="acc"), trajectory=traj)
     contour, path = fig.data
     assert contour.type == "contour"
     np.testing.assert_array_equal(as_float(contour.z), s.acc)

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from landscape.cli import plot as plot_cli
 from landscape.io.surface_file import write_surface
 from landscape.io.trajectory_file import read_trajectory
-from landscape.plot import contour, plot_1d
+from landscape.plot import Style, contour, plot_1d
 from landscape.plot.render import figures
 
 
@@ -27,9 +27,9 @@ def line():
 def test_1d_view_honours_vmin_vmax_and_the_x_range():
     s = line()
     ax = Figure().subplots()
-    plot_1d(ax, s, vmin=1.2, vmax=1.8, xlim=(-0.5, 0.5))
+    plot_1d(ax, s, Style(vmin=1.2, vmax=1.8, xlim=(-0.5, 0.5)))
     assert ax.get_ylim() == pytest.approx((1.2, 1.8)) and ax.get_xlim() == pytest.approx((-0.5, 0.5))
-    fig = figures(s, vmin=0.5, vmax=3.0, xlim=(0, 1), quantity="test_loss")["1d"]
+    fig = figures(s, Style(vmin=0.5, vmax=3.0, xlim=(0, 1), quantity="test_loss"))["1d"]
     assert fig.axes[0].get_ylim() == pytest.approx((0.5, 3.0)) and fig.axes[0].get_ylabel() == "test loss"
 
 
@@ -44,14 +44,14 @@ def test_1d_view_of_a_file_with_both_splits_draws_both():
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["train loss", "test loss", "train accuracy"]
     one = Figure().subplots()
-    plot_1d(one, s, "test_loss")  # one quantity asked for: that one alone, no legend
+    plot_1d(one, s, Style(quantity="test_loss"))  # one quantity asked for: that one alone, no legend
     assert [ln.get_label() for ln in one.get_lines()] == ["test loss"] and one.get_legend() is None
 
 
 def test_fixed_level_spacing():
     x = y = np.linspace(-1, 1, 9)
     s = make_surface([x, y], {"train_loss": 0.1 + x[None, :] ** 2 + y[:, None] ** 2}, {"split": "train"})
-    cs = contour(Figure().subplots(), s, vmin=0.1, vmax=2.1, step=0.5)
+    cs = contour(Figure().subplots(), s, Style(vmin=0.1, vmax=2.1, step=0.5))
     np.testing.assert_allclose(cs.levels, [0.1, 0.6, 1.1, 1.6, 2.1])
 
 

@@ -1,12 +1,13 @@
-"""Every shell command README.md and docs/*.md show (their ```bash blocks) runs as written, at a small
-size, and README's Python example runs.
+"""Every shell command README.md and docs/*.md show (their ```bash, ```sh, ```shell and ```console
+blocks) runs as written, at a small size, and README's Python example runs.
 
 How a page is run: its commands run in order, in one folder that holds what the pages say the
 reader has (``INPUTS``: ``DIR`` a CIFAR-10 folder in the published format, written as
 tests/data/test_data.py writes it; ``ckpt.pt``, ``a.pt``, ``b.pt``, ``c.pt`` resnet20 and ``r56.pt``
 resnet56 checkpoints). A ``landscape-*`` command runs in this process through its console-script
 entry point (setup.cfg), any other command (``python ...``, ``mpirun ...``) in a subprocess with
-this checkout first on the path; each must exit 0. The sizes are cut by the rules of ``SMALL``
+this checkout first on the path, a here-document (``cat > make_lm.py <<'PY' ... PY``) by bash as it
+stands; each must exit 0. The sizes are cut by the rules of ``SMALL``
 (applied to the words of a command, nothing else changes), and a checkpoint a cut training run
 no longer writes (``model_300.pt`` of a 300-epoch run cut to 2) is read under the name it has
 (``model_2.pt``). Commands that cannot run here are listed in ``SKIPPED`` with the reason.
@@ -32,6 +33,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SKIPPED = {  # the start of a command -> why it is not run here
     "pip install": "installs packages (.ci/run runs these)",
     "python -m pytest": "the test suite itself",
+    "sbatch": "needs a Slurm cluster (tests/project/test_slurm.py submits performance.md's script to a real one)",
 }
 EPOCHS, SAMPLES, GRID_POINTS, RANKS = 2, 16, 3, 2
 
@@ -63,17 +65,59 @@ APPEND = [  # (the command, or its start ending in "..."), what is added: their 
 ]
 
 
-def bash_commands(page: Path) -> list[str]:
-    """The commands of the page's ```bash blocks: continuation lines joined, comments dropped, ``&&`` split."""
+SHELLS = ("bash", "sh", "shell", "console")  # the languages of the code blocks a reader types into a shell
+HEREDOC = re.compile(r"<<-?\s*(['\"]?)(?P<word>\w+)\1")
+
+
+def _logical_lines(block: str, console: bool) -> list[str]:
+    """A block's commands as lines: continuation lines joined, a here-document kept whole with its
+    body (its lines joined by newlines); in a ``console`` block only the lines after a ``$ `` prompt
+    (and their continuations), the rest being output."""
+    lines, out, i = block.splitlines(), [], 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if console:
+            if not line.startswith("$ "):
+                continue
+            line = line[2:]
+        while line.endswith("\\") and i < len(lines):
+            line = line[:-1] + " " + lines[i].strip()
+            i += 1
+        m = HEREDOC.search(line)
+        if m:
+            body = [line]
+            while i < len(lines) and lines[i].strip() != m.group("word"):
+                body.append(lines[i])
+                i += 1
+            body.append(m.group("word"))
+            i += 1
+            out.append("\n".join(body))
+        else:
+            out.append(line)
+    return out
+
+
+def shell_commands(page: Path) -> list[str]:
+    """The commands of the page's shell blocks (```bash, ```sh, ```shell, ```console): continuation
+    lines joined, comments dropped, ``&&`` split; a here-document is one command, as written."""
     commands = []
-    for block in re.findall(r"^```bash\n(.*?)^```", page.read_text(), re.S | re.M):
-        for line in block.replace("\\\n", " ").splitlines():
+    for lang, block in re.findall(rf"^```({'|'.join(SHELLS)})\n(.*?)^```", page.read_text(), re.S | re.M):
+        for line in _logical_lines(block, lang == "console"):
+            if "\n" in line:  # a here-document: run by the shell as it stands
+                commands.append(line)
+                continue
             words = shlex.split(line, comments=True)
             while words:  # "a && b": two commands
                 end = words.index("&&") if "&&" in words else len(words)
                 commands.append(shlex.join(words[:end]))
                 words = words[end + 1:]
     return commands
+
+
+def writes_a_file(command: str) -> bool:
+    """``cat > FILE <<'EOF' ... EOF``: a here-document that writes a file the next commands use."""
+    return "\n" in command and bool(re.match(r"cat\s+>\s*\S+\s+<<", command))
 
 
 def entry_points() -> dict[str, str]:
@@ -115,6 +159,9 @@ def _python_main(target: str) -> list[str]:
 
 
 def run(words: list[str], cwd: Path, scripts: dict[str, str]) -> tuple[int, str]:
+    if len(words) == 1 and "\n" in words[0]:  # a here-document: the shell runs it
+        proc = subprocess.run(["bash", "-c", words[0]], cwd=cwd, capture_output=True, text=True, timeout=60)
+        return proc.returncode, proc.stderr[-3000:]
     if words[0] in scripts:  # in this process, through the entry point
         module, func = scripts[words[0]].split(":")
         main = getattr(importlib.import_module(module), func)
@@ -157,12 +204,31 @@ def make_inputs(folder: Path) -> None:
 def test_every_command_is_a_program_of_ours_or_skipped_with_a_reason():
     scripts = entry_points()
     for page in PAGES:
-        for command in bash_commands(page):
+        for command in shell_commands(page):
+            if writes_a_file(command):
+                continue
             words = shlex.split(command)
             assert "..." not in words, f"{page.name}: {command!r} is not a command one can copy"
             program = words[3] if words[:2] == ["mpirun", "-n"] else words[0]
             known = program in scripts or program == "python" or skipped(command)
             assert known, f"{page.name}: {command!r} runs {program}, not a program of this project"
+
+
+def test_every_shell_block_is_read(tmp_path):
+    """```sh, ```shell and ```console blocks are run too, not only ```bash ones (issue 31.7): a console
+    block's commands are its ``$ `` lines; a here-document stays one command with its body."""
+    page = tmp_path / "page.md"
+    page.write_text("```sh\nlandscape-surf --x=-1:1:5 \\\n    --out a.h5   # a comment\n```\n"
+                    "```shell\nlandscape-plot a.h5 && landscape-plot b.h5\n```\n"
+                    "```console\n$ landscape-traj --help\nusage: landscape-traj ...\n```\n"
+                    "```bash\ncat > make.py <<'PY'\nprint('x')  # not a shell comment\nPY\npython make.py\n```\n"
+                    "```python\nimport landscape\n```\n")
+    assert shell_commands(page) == ["landscape-surf --x=-1:1:5 --out a.h5", "landscape-plot a.h5",
+                                    "landscape-plot b.h5", "landscape-traj --help",
+                                    "cat > make.py <<'PY'\nprint('x')  # not a shell comment\nPY", "python make.py"]
+    assert writes_a_file(shell_commands(page)[4])
+    for name in ("adaptive.md", "language_models.md"):  # pages whose commands are in ```sh blocks
+        assert any(c.startswith("landscape-surf") for c in shell_commands(ROOT / "docs" / name)), name
 
 
 def test_small_rules_cut_sizes_and_follow_cut_runs():
@@ -228,17 +294,17 @@ def test_every_flag_of_every_command_is_documented():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("page", [p for p in PAGES if bash_commands(p)], ids=lambda p: p.name)
+@pytest.mark.parametrize("page", [p for p in PAGES if shell_commands(p)], ids=lambda p: p.name)
 def test_the_page_commands_run(page, tmp_path, monkeypatch):
     scripts = entry_points()
     make_inputs(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     renames: dict[str, str] = {}
-    for command in bash_commands(page):
+    for command in shell_commands(page):
         if skipped(command):
             continue
-        words = small(shlex.split(command), renames)
+        words = [command] if writes_a_file(command) else small(shlex.split(command), renames)
         code, output = run(words, tmp_path, scripts)
         assert code == 0, f"{page.name}: {shlex.join(words)} (as written: {command}) exited {code}\n{output}"
 

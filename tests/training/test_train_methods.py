@@ -12,7 +12,7 @@ from helpers import save_checkpoint_of, save_lowrank
 
 from landscape.cli.train import main
 from landscape.errors import LandscapeError
-from landscape.io.checkpoint import read_checkpoint
+from landscape.io.checkpoint import CHECKSUM, read_checkpoint
 from landscape.jobs.train import TrainConfig, train
 from landscape.training import SAM
 
@@ -111,7 +111,7 @@ def test_bad_new_options_are_one_line_exit_2(tmp_path, capsys, args, message):
 # --- run folders of the previous version ----------------------------------------------------------
 
 # What the previous version (main before this change) wrote as a checkpoint's "args" for BASE, read
-# from a checkpoint it wrote, and the top-level keys of its checkpoints.
+# from a checkpoint it wrote, and the top-level keys of its checkpoints (no checksum entry yet).
 PREVIOUS_ARGS = {
     "arch": "digits_cnn", "dataset": "digits", "data_root": None, "out": None, "optimizer": "sgd", "lr": 0.05,
     "momentum": 0.9, "nesterov": True, "weight_decay": 0.0005, "batch_size": 64, "epochs": 3, "lr_decay": 0.1,
@@ -137,6 +137,7 @@ def previous_run(tmp_path) -> str:
         train(TrainConfig.from_args(**BASE, out=str(out)), on_epoch_end=stop_at(2))
     for name in ("model_0.pt", "resume.pt"):
         ckpt = torch.load(out / name, weights_only=True)
+        ckpt.pop(CHECKSUM)  # the previous version wrote none
         assert set(ckpt) == PREVIOUS_KEYS, set(ckpt) ^ PREVIOUS_KEYS
         ckpt["args"] = {**PREVIOUS_ARGS, "out": str(out)}
         torch.save(ckpt, out / name)
@@ -166,7 +167,7 @@ def test_a_run_folder_this_version_cannot_read_is_refused_in_one_line(previous_r
         path = os.path.join(previous_run, name)
         ckpt = torch.load(path, weights_only=True)
         ckpt["args"] = {**ckpt["args"], **args} if isinstance(args, dict) else args
-        torch.save(ckpt, path)
+        torch.save(ckpt, path)  # as the previous version wrote it: no checksum
     with pytest.raises(LandscapeError, match=f"cannot resume .*{message}") as info:
         train(TrainConfig.from_args(**BASE, out=previous_run, resume=True))
     assert "\n" not in str(info.value)
