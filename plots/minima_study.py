@@ -103,9 +103,20 @@ def read_table(folder: str, names: list[str]) -> tuple[list[dict], list[str]]:
     measures = [c for c in rows[0] if f"{c}_stderr" in rows[0]]
     out = []
     for name, row in zip(names, rows, strict=True):
-        out.append({"minimum": name, **{k: float(v) if v not in ("", None) else float("nan")
-                                          for k, v in row.items() if k not in ("checkpoint", "title")}})
+        out.append({"minimum": name, **{k: _value(v) for k, v in row.items() if k not in ("checkpoint", "title")}})
     return out, measures
+
+
+def _value(text: str):
+    """A cell of ``compare.csv``: a number (empty: NaN), a flag (``converged``) or text."""
+    if text in ("", None):
+        return float("nan")
+    if text in ("True", "False"):
+        return text == "True"
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def kendall(rows: list[dict], measures: list[str]) -> dict:

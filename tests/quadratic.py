@@ -31,3 +31,24 @@ def classes(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
 def flat_linear() -> torch.nn.Module:
     """A linear classifier on flattened 3x32x32 images (CIFAR-shaped tests)."""
     return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 10))
+
+
+def with_hessian(H, noise: float = 0.1, seed: int = 0) -> tuple[torch.nn.Module, tuple[torch.Tensor, torch.Tensor]]:
+    """A bias-free linear map ``R^n -> R`` at its least-squares minimizer, and data on which its
+    mean squared error is ``L(w* + d) = L(w*) + 1/2 d^T H d`` exactly, for a given positive
+    definite ``H`` (n x n, numpy): inputs ``X = sqrt(N / 2) Q H^(1/2)`` (``Q`` with orthonormal
+    columns), so ``2 X^T X / N = H``."""
+    import numpy as np
+
+    H = np.asarray(H, dtype=np.float64)
+    n = len(H)
+    rng = np.random.default_rng(seed)
+    samples = 4 * n
+    Q, _ = np.linalg.qr(rng.standard_normal((samples, n)))
+    w, V = np.linalg.eigh(H)
+    X = np.sqrt(samples / 2) * Q @ (V * np.sqrt(w)) @ V.T
+    t = X @ rng.standard_normal(n) + noise * rng.standard_normal(samples)
+    model = torch.nn.Linear(n, 1, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.from_numpy(np.linalg.lstsq(X, t, rcond=None)[0]).view(1, n))
+    return model, (torch.tensor(X, dtype=torch.float32), torch.tensor(t, dtype=torch.float32).view(-1, 1))

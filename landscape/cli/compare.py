@@ -59,8 +59,15 @@ def build_parser() -> Parser:
     s.add_argument("--mc-samples", type=positive, default=d.mc_samples,
                    help=f"Monte Carlo samples of the average case (default {d.mc_samples})")
     s.add_argument("--tol", type=float, default=d.tol,
-                   help="stop the average case early at stderr <= tol * value (default 0: all samples)")
-    s.add_argument("--steps", type=positive, default=d.steps, help=f"gradient-ascent steps (default {d.steps})")
+                   help=f"the average case stops early, and counts as converged, at stderr <= tol * value (default "
+                   f"{d.tol:g}; 0: all samples, never converged)")
+    s.add_argument("--steps", type=positive, default=d.steps,
+                   help=f"gradient-ascent steps of each restart of the worst cases and epsilon, at most (default "
+                   f"{d.steps})")
+    s.add_argument("--restarts", type=positive, default=d.restarts,
+                   help=f"ascents of the worst cases and epsilon from different starting points (the scaled "
+                   f"Hessian's top Lanczos vectors, the gradient, random ones); the best is kept (default "
+                   f"{d.restarts})")
     s.add_argument("--p", choices=["2", "inf"], default=d.p, help="the worst case's ball (default 2)")
     s.add_argument("--m", type=positive, default=None, help="m-sharpness: the mean of the worst case of each "
                    "batch of m samples (default: the whole data at once)")

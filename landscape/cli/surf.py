@@ -102,8 +102,9 @@ def build_parser() -> Parser:
                    help="directions over the parameters (weights) or the whole state dict "
                    "including BatchNorm statistics (states)")
     s.add_argument("--norm", choices=NORMS, default=dirs.norm, help="direction normalization (every axis)")
-    s.add_argument("--ignore", choices=IGNORES, default=dirs.ignore,
-                   help="biasbn: zero direction for biases and BatchNorm (1-D tensors) (every axis)")
+    s.add_argument("--ignore", choices=IGNORES, default=None,
+                   help="biasbn: zero direction for biases and BatchNorm (1-D tensors) (every axis; default biasbn, "
+                   "none with --norm elementwise)")
     for axis in "xyz":
         s.add_argument(f"--{axis}norm", choices=NORMS, default=None, help=f"normalization of the {axis} direction")
         s.add_argument(f"--{axis}ignore", choices=IGNORES, default=None, help=f"ignore rule of the {axis} direction")

@@ -5,10 +5,15 @@ Normalization (Li et al., "Visualizing the Loss Landscape of Neural Nets"):
 - ``filter``: each filter ``d_i`` (output channel of a conv, row of a linear layer) is rescaled to
   the norm of the matching filter of the model, ``d_i <- d_i / ||d_i|| * ||theta_i||``;
 - ``layer``: the same per tensor; ``weight``: the same over the whole model; ``none``: raw Gaussian;
-- ``dfilter``/``dlayer``: each filter/tensor of the direction scaled to unit norm.
+- ``dfilter``/``dlayer``: each filter/tensor of the direction scaled to unit norm;
+- ``elementwise``: each entry scaled by the model's, ``d_i <- d_i * |theta_i|`` (the adaptive
+  scale of Kwon et al.'s ASAM and Andriushchenko et al.'s adaptive sharpness: a Gaussian direction
+  then has, filter by filter, the expected squared norm ``||theta_i||^2`` of the filter rule).
 
 With ``ignore="biasbn"`` every 1-D tensor (biases, BatchNorm weights and statistics) gets a zero
-direction; otherwise a 1-D tensor is normalized as one filter.
+direction; otherwise a 1-D tensor is normalized as one filter. Each normalization has its own
+default rule (:func:`default_ignore`): ``"none"`` for ``elementwise`` (those papers perturb every
+parameter), ``"biasbn"`` for the others (the original tool's ``--xignore biasbn``).
 
 ``semantics="original"`` reproduces the original loss-landscape tool's rules exactly where they
 differ from ours: a 1-D tensor that is not ignored gets a direction *equal to the weights
@@ -37,9 +42,15 @@ from landscape.space.params import (
     scratch_buffer,
 )
 
-NORMS = ("filter", "layer", "weight", "dfilter", "dlayer", "none")
+NORMS = ("filter", "layer", "weight", "dfilter", "dlayer", "elementwise", "none")
 SEMANTICS = ("landscape", "original")
 EPS = 1e-10
+
+
+def default_ignore(norm: str) -> str:
+    """The ignore rule a normalization takes when none is given: ``"none"`` (every tensor) for
+    ``elementwise``, as the papers that define it; ``"biasbn"`` for the others, as the original tool."""
+    return "none" if norm == "elementwise" else "biasbn"
 
 
 def _check(norm: str, ignore: str, semantics: str = "landscape") -> None:
@@ -71,6 +82,8 @@ def _step(d: torch.Tensor, w: torch.Tensor, norm: str, ignore: str, original: bo
         return "div", d.norm() if original else d.norm() + EPS
     if norm == "weight" and original:
         return "mul", w
+    if norm == "elementwise":
+        return "mul_abs", w
     return "keep", None
 
 
@@ -102,6 +115,8 @@ def _streamed_step(generator: torch.Generator, shape, plan: list[tuple[int, int]
         return ("div", whole if original else whole + EPS), sq
     if norm == "weight" and original:
         return ("mul", w), sq
+    if norm == "elementwise":
+        return ("mul_abs", w), sq
     return ("keep", None), sq
 
 
@@ -113,6 +128,8 @@ def _apply_(d: torch.Tensor, step: tuple[str, object]) -> torch.Tensor:
         return d.copy_(operand)
     if op == "mul":
         return d.mul_(operand)
+    if op == "mul_abs":  # |w| made block by block, never held beside w
+        return d.mul_(operand.abs())
     if op == "div":
         return d.div_(operand)
     return d
@@ -357,6 +374,6 @@ def interpolation_direction(origin: Mapping[str, torch.Tensor], target: Mapping[
 
 
 __all__ = [
-    "NORMS", "SEMANTICS", "Difference", "SeededDirection", "directions_checksum", "interpolation_direction",
-    "normalize_", "random_direction", "random_directions",
+    "NORMS", "SEMANTICS", "Difference", "SeededDirection", "default_ignore", "directions_checksum",
+    "interpolation_direction", "normalize_", "random_direction", "random_directions",
 ]

@@ -201,6 +201,11 @@ def _refine(surf: Surface | None, comm, todo: dict, job, refinement, out, chunk_
         surf.attrs["adaptive_tol"] = refinement.tol
         evaluated = surf.arrays["evaluated"]
         surf.attrs["adaptive_evaluated"] = f"{int(evaluated.sum())} of {evaluated.size} points"
+        checks = refinement.validation  # the random sample that checked the estimate, and the two fills' agreement
+        surf.attrs["adaptive_validated"] = checks["validated"]
+        surf.attrs["adaptive_validation_error"] = checks["largest_error"]
+        surf.attrs["adaptive_validation_missed"] = checks["missed"]
+        surf.attrs["adaptive_disagreement"] = checks["disagreement"]
         surf.attrs["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         if out is not None:
             write_surface(out, surf)

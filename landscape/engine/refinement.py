@@ -1,33 +1,57 @@
-"""The same figure from fewer points: a grid refined where interpolation is not good enough.
+"""The same figure from fewer points: a grid refined where interpolation is not good enough, and
+checked where it claims to be.
 
-A 1D or 2D grid is evaluated on a coarse sub-grid first (every ``s``-th point of each axis, ``s``
-a power of two, at least 5 points per axis), then level by level down to every point. Before each
-level the values known so far (evaluated, or interpolated at an earlier level) are interpolated
-onto the new points by a cubic spline, in log space where all are positive (figures use log
-levels: a relative error is what a reader sees). The error of that interpolant is estimated as the
-difference between it and the previous level's spline, divided by 4 (a cubic converges 16x per
-halving; 4 is the margin); new points where the estimate exceeds ``tol`` are marked, together
-with their neighbours on the new level, and evaluated. The rest keep the interpolated value.
+A 1D or 2D grid is evaluated level by level, coarse to fine: the first level is every ``s``-th
+point of each axis (and the last), ``s`` a power of two of at most ``MAX_STEP`` (4) grid steps that
+leaves at least ``MIN_COARSE`` (5) points per axis, and each next level halves the step. Values
+are interpolated by cubic splines, in log space where all are positive (figures use log levels: a
+relative error is what a reader sees). Going from one level to the next:
 
-Measured on a 41x41 surface of the digits network (``tol=0.01``): 34% of the points evaluated,
-every point within 0.9% of the full grid's loss (``benchmarks/bench_adaptive.py``).
+1. **Estimate.** The level's spline is compared with the spline of the level before (on the first
+   level: with the linear interpolant) at the next level's points; the difference divided by
+   ``MARGIN`` (4) estimates the error. Every point of the next level not yet evaluated (new, or
+   interpolated at an earlier level) where the estimate exceeds the tolerance is evaluated, with
+   its neighbours.
+2. **Validate.** So that an optimistic estimate cannot hide a feature, one more point per
+   ``BLOCK`` x ``BLOCK`` (4 x 4; 1D: 16) block of the next level is evaluated at random (a
+   stratified sample of the points the estimate would interpolate).
+3. **Grow.** Every evaluated point of the level whose value the spline missed by more than
+   ``GROW_AT`` (half) the tolerance has its neighbours on the level evaluated too, and theirs,
+   until the region where the spline misses is surrounded by points where it does not.
+
+At the end two interpolants of everything evaluated, the levels' splines and a thin-plate fill
+(the smoothest surface through the evaluated points), must agree within the tolerance at every
+point not evaluated; where they do not, the point is evaluated, until they agree.
+
+The first level sees any feature of width (the standard deviation of a Gaussian bump, dip or
+ridge) of 2 grid steps or more with at least ``e^-1`` of its height at an evaluated point, which
+the estimate, the sample and the growth then follow: such features are never lost
+(``tests/engine/test_adaptive.py`` places them at random). A narrower feature, or a kink (a ReLU
+boundary) that falls between evaluated points, can be missed.
 
 :class:`Refinement` is the plan: :meth:`Refinement.start` gives the first points, and
 :meth:`Refinement.refine` the next round's from the values so far (None when done), so the rounds
-can be spread over MPI ranks and a resumed run replays them from the evaluated values alone;
-:meth:`Refinement.fill` interpolates every quantity at the points not evaluated.
+can be spread over MPI ranks and a resumed run replays them from the evaluated values alone (a
+point the plan has not asked for yet is ignored until it does); :meth:`Refinement.fill`
+interpolates every quantity at the points not evaluated; :attr:`Refinement.validation` says what
+the checks found.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from landscape.errors import LandscapeError
 
-MIN_COARSE = 5  # points per axis of the first level
+MIN_COARSE = 5  # points per axis of the first level, at least
+MAX_STEP = 4  # grid steps between the first level's points, at most
 MARGIN = 4.0  # the estimate: |spline(level) - spline(level before)| / MARGIN
+BLOCK = 4  # one random point per BLOCK x BLOCK block of each level (1D: BLOCK^2 points) checks the estimate
+GROW_AT = 0.5  # an evaluated point the spline missed by more than GROW_AT * tol has its neighbours evaluated
+REFINEMENT_VERSION = 2  # the rounds this module plays (files of another version are not resumed)
 
 
 def check_tolerance(tol) -> float:
@@ -39,7 +63,7 @@ def check_tolerance(tol) -> float:
 def axis_levels(n: int) -> list[np.ndarray]:
     """The indices of one axis at each level, coarse to fine: every ``s``-th and the last."""
     s = 1
-    while (n - 1) // (2 * s) >= MIN_COARSE - 1:
+    while (n - 1) // (2 * s) >= MIN_COARSE - 1 and 2 * s <= MAX_STEP:
         s *= 2
     levels = []
     while s >= 1:
@@ -69,6 +93,33 @@ def _transform(values: np.ndarray) -> tuple[np.ndarray, bool]:
     return (np.log(v) if log else v), log
 
 
+def _thin_plate(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """The grid's values at the points not ``known`` that minimize the discrete thin-plate energy
+    (``u_xx^2 + 2 u_xy^2 + u_yy^2``; 1D: ``u_xx^2``, a natural cubic spline) with the known ones fixed."""
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import spsolve
+
+    def second(n: int):
+        return sp.diags([1.0, -2.0, 1.0], [0, 1, 2], shape=(max(n - 2, 0), n))
+
+    def first(n: int):
+        return sp.diags([-1.0, 1.0], [0, 1], shape=(n - 1, n))
+
+    if values.ndim == 1:
+        A = second(len(values)).tocsc()
+    else:
+        ny, nx = values.shape
+        A = sp.vstack([sp.kron(sp.identity(ny), second(nx)), sp.kron(second(ny), sp.identity(nx)),
+                       np.sqrt(2.0) * sp.kron(first(ny), first(nx))]).tocsc()
+    k = known.ravel()
+    out = np.where(k, values.ravel(), 0.0)
+    if k.all() or not k.any():
+        return out.reshape(values.shape)
+    Au = A[:, ~k]
+    out[~k] = spsolve((Au.T @ Au).tocsc(), -(Au.T @ (A[:, k] @ out[k])))
+    return out.reshape(values.shape)
+
+
 def _near(mask: np.ndarray, level: Sequence[np.ndarray], fine: Sequence[np.ndarray]) -> np.ndarray:
     """On the fine level's grid: True where a bracketing point of the coarse level is in ``mask``."""
     out = np.zeros(tuple(len(f) for f in fine), dtype=bool)
@@ -88,27 +139,29 @@ def _near(mask: np.ndarray, level: Sequence[np.ndarray], fine: Sequence[np.ndarr
 
 
 def _dilate(mask: np.ndarray) -> np.ndarray:
+    """``mask`` and its neighbours (the diagonal ones too)."""
     out = mask.copy()
-    for axis in range(mask.ndim):
-        for shift in (-1, 1):
-            rolled = np.roll(mask, shift, axis)
-            edge = [slice(None)] * mask.ndim
-            edge[axis] = 0 if shift == 1 else -1
-            rolled[tuple(edge)] = False
-            out |= rolled
-    if mask.ndim == 2:  # the diagonal neighbours too
-        for dy in (-1, 1):
-            for dx in (-1, 1):
-                rolled = np.roll(np.roll(mask, dy, 0), dx, 1)
-                rolled[0 if dy == 1 else -1, :] = False
-                rolled[:, 0 if dx == 1 else -1] = False
-                out |= rolled
+    for shifts in itertools.product((-1, 0, 1), repeat=mask.ndim):
+        rolled = mask
+        for axis, shift in enumerate(shifts):
+            if shift:
+                rolled = np.roll(rolled, shift, axis)
+                edge = [slice(None)] * mask.ndim
+                edge[axis] = 0 if shift == 1 else -1
+                rolled[tuple(edge)] = False
+        out |= rolled
     return out
+
+
+def _relative(a: np.ndarray, b: np.ndarray, log: bool, scale: float) -> np.ndarray:
+    """``|a - b|`` relative to ``b`` (log scale) or to the values' scale."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.abs(a - b) / (np.abs(b) if log else scale)
 
 
 class Refinement:
     """The rounds of an adaptive grid of ``shape`` (``(nx,)`` or ``(ny, nx)``) at relative
-    tolerance ``tol``, refined on quantity ``key``."""
+    tolerance ``tol``, refined on quantity ``key`` (see the module docstring)."""
 
     def __init__(self, shape: Sequence[int], tol: float, key: str):
         if len(shape) not in (1, 2):
@@ -118,16 +171,35 @@ class Refinement:
         depth = max(len(lv) for lv in per_axis)
         # axes with fewer levels stay at their finest (all points) for the remaining levels
         self.levels = [tuple(lv[max(0, i - (depth - len(lv)))] for lv in per_axis) for i in range(depth)]
-        self.round = 0
+        self.start()
 
-    def _flat(self, index: Sequence[np.ndarray]) -> np.ndarray:
+    def _flat(self, index: Sequence[np.ndarray], mask: np.ndarray | None = None) -> list[int]:
         grids = np.meshgrid(*index, indexing="ij")
-        return np.ravel_multi_index(tuple(g.ravel() for g in grids), self.shape)
+        picked = [g.ravel() if mask is None else g[mask] for g in grids]
+        return sorted(int(p) for p in np.ravel_multi_index(tuple(picked), self.shape))
+
+    def _request(self, index: Sequence[np.ndarray], mask: np.ndarray | None = None) -> list[int]:
+        points = self._flat(index, mask)
+        self.requested.flat[points] = True
+        return points
 
     def start(self) -> list[int]:
         """The points of the first round: the coarsest level, all of them."""
-        self.round = 0
-        return sorted(int(p) for p in self._flat(self.levels[0]))
+        self.round, self.stage = 0, "level"
+        self.requested = np.zeros(self.shape, dtype=bool)
+        self.sampled = np.zeros(self.shape, dtype=bool)
+        self.sample_errors: dict[int, float] = {}
+        self.disagreement = 0.0
+        return self._request(self.levels[0])
+
+    @property
+    def validation(self) -> dict:
+        """What the checks found: the points evaluated at random to check the estimate, the largest
+        relative error the interpolation had at them, how many missed the tolerance (each grown
+        around), and the largest difference left between the two interpolants."""
+        errors = list(self.sample_errors.values())
+        return {"validated": len(errors), "largest_error": float(max(errors, default=0.0)),
+                "missed": int(sum(e > self.tol for e in errors)), "disagreement": float(self.disagreement)}
 
     def _known(self, values: np.ndarray, done: np.ndarray, upto: int) -> np.ndarray:
         """The quantity over the grid: evaluated values where ``done``, and at the points of levels
@@ -143,8 +215,9 @@ class Refinement:
             known[np.ix_(*fine)] = target
         return known
 
-    def _estimate(self, known: np.ndarray, level: int) -> np.ndarray:
-        """The estimated relative error of the spline of ``level`` at the next level's points."""
+    def _estimate(self, known: np.ndarray, level: int) -> tuple[np.ndarray, np.ndarray, bool, float]:
+        """At the next level's points: the estimated relative error of the spline of ``level``, the
+        spline itself (the prediction), whether it is in log space, and the values' scale."""
         grid, fine = self.levels[level], self.levels[level + 1]
         sub = known[np.ix_(*grid)]
         t, log = _transform(sub)
@@ -159,31 +232,74 @@ class Refinement:
 
             mesh = np.stack(np.meshgrid(*fine, indexing="ij"), axis=-1)
             prev = RegularGridInterpolator(grid, t, method="linear")(mesh)
-        estimate = np.abs(cubic - prev) / MARGIN
-        if not log:  # relative to the values' scale
-            estimate = estimate / max(float(np.max(np.abs(t))), 1e-300)
+        scale = 1.0 if log else max(float(np.max(np.abs(t))), 1e-300)
+        estimate = np.abs(cubic - prev) / MARGIN / scale
         estimate[_near(~np.isfinite(sub), grid, fine)] = np.inf
-        return estimate
+        return estimate, (np.exp(cubic) if log else cubic), log, scale
+
+    def _sample(self, candidates: np.ndarray) -> np.ndarray:
+        """One random candidate per block of BLOCK^2 points of the level's grid (BLOCK x BLOCK; 1D:
+        BLOCK^2 in a row), the same on a replay."""
+        rng = np.random.default_rng([self.round, *self.shape])
+        pick = np.zeros(candidates.shape, dtype=bool)
+        side = BLOCK * BLOCK if candidates.ndim == 1 else BLOCK
+        for corner in itertools.product(*[range(0, n, side) for n in candidates.shape]):
+            block = tuple(slice(c, c + side) for c in corner)
+            where = np.flatnonzero(candidates[block])
+            if len(where):
+                chosen = np.zeros(candidates[block].shape, dtype=bool)
+                chosen.flat[rng.choice(where)] = True
+                pick[block] |= chosen
+        return pick
 
     def refine(self, values: np.ndarray, done: np.ndarray) -> list[int] | None:
         """The next round's points (every rank evaluates some), or None when the grid is done.
         ``values``/``done``: the refinement quantity over the grid and where it was evaluated."""
-        while self.round + 1 < len(self.levels):
-            estimate = self._estimate(self._known(values, done, self.round), self.round)
-            self.round += 1
-            fine = self.levels[self.round]
-            coarse = self.levels[self.round - 1]
-            new = np.ones(estimate.shape, dtype=bool)
-            new[np.ix_(*[np.searchsorted(f, c) for f, c in zip(fine, coarse, strict=True)])] = False
-            flag = _dilate(estimate > self.tol) & new
-            points = self._flat_masked(fine, flag)
-            if points:
-                return points
-        return None
-
-    def _flat_masked(self, index: Sequence[np.ndarray], mask: np.ndarray) -> list[int]:
-        grids = np.meshgrid(*index, indexing="ij")
-        return sorted(int(p) for p in np.ravel_multi_index(tuple(g[mask] for g in grids), self.shape))
+        done = done & self.requested  # a resumed file's later points count when the plan gets to them
+        while True:
+            if self.stage == "level":
+                if self.round + 1 == len(self.levels):
+                    self.stage = "agree"
+                    continue
+                fine = self.levels[self.round + 1]
+                estimate, self.prediction, self.log, self.scale = self._estimate(
+                    self._known(values, done, self.round), self.round)
+                self.candidates = ~self.requested[np.ix_(*fine)]
+                flag = _dilate(estimate > self.tol) & self.candidates
+                sample = self._sample(self.candidates & ~flag)
+                self.sampled[np.ix_(*fine)] |= sample
+                self.stage = "grow"
+                points = self._request(fine, flag | sample)
+                if points:
+                    return points
+            elif self.stage == "grow":
+                fine = self.levels[self.round + 1]
+                v = values[np.ix_(*fine)]
+                evaluated = done[np.ix_(*fine)] & self.candidates
+                error = _relative(self.prediction, v, self.log, self.scale)
+                sampled = evaluated & self.sampled[np.ix_(*fine)]
+                for p, e in zip(self._flat(fine, sampled), error[sampled], strict=True):
+                    self.sample_errors.setdefault(p, float(e))
+                missed = evaluated & ~(error <= GROW_AT * self.tol)
+                more = _dilate(missed) & self.candidates & ~self.requested[np.ix_(*fine)]
+                if more.any():
+                    return self._request(fine, more)
+                self.round += 1
+                self.stage = "level"
+            elif self.stage == "agree":
+                splines = self._known(values, done, len(self.levels) - 1)
+                t, log = _transform(np.where(done, values, np.nan))
+                smooth = _thin_plate(t, done)
+                smooth = np.exp(smooth) if log else smooth
+                scale = 1.0 if log else max(float(np.max(np.abs(t))), 1e-300)
+                differ = np.where(done, 0.0, _relative(smooth, splines, log, scale))
+                self.disagreement = float(np.nanmax(differ)) if differ.size else 0.0
+                more = ~(differ <= self.tol) & ~self.requested
+                if more.any():
+                    return self._request([np.arange(n) for n in self.shape], more)
+                self.stage = "done"
+            else:
+                return None
 
     def fill(self, values: Mapping[str, np.ndarray], done: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Every quantity over the whole grid: evaluated values as they are, the others interpolated
@@ -192,4 +308,4 @@ class Refinement:
                 for name, v in values.items()}
 
 
-__all__ = ["Refinement", "axis_levels", "check_tolerance"]
+__all__ = ["REFINEMENT_VERSION", "Refinement", "axis_levels", "check_tolerance"]

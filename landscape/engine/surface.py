@@ -32,7 +32,7 @@ from landscape.directions.options import Directions
 from landscape.directions.sampling import directions_checksum, random_directions
 from landscape.engine.options import Output, directions_path
 from landscape.engine.points import compute_points
-from landscape.engine.refinement import Refinement
+from landscape.engine.refinement import REFINEMENT_VERSION, Refinement
 from landscape.errors import GridTooLarge, LandscapeError
 from landscape.evaluation.batchnorm import BatchNormRecompute, has_batchnorm
 from landscape.evaluation.evaluator import Evaluation
@@ -295,6 +295,7 @@ def _inputs(run: _Run, metrics: list) -> dict:
     }
     if grid.adaptive:  # only then: files of full grids keep their inputs as they were
         core["adaptive"] = grid.adaptive
+        core["refinement"] = REFINEMENT_VERSION  # another version plays other rounds: its files are not resumed
     per_name = {}
     for m in metrics:
         cfg = config_of(m)

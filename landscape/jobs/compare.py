@@ -7,7 +7,9 @@ standard error, and Kendall's tau of every measure against the gap. Written to `
 - ``compare.h5``: the values as a surface file over the grid (checkpoint, job), one completion
   flag per (checkpoint, measure), so a killed run resumes where it stopped and a run of another
   configuration is refused; provenance (checkpoints and their SHA-256, data, options, versions);
-- ``compare.csv`` and ``compare.md``: the table (and, in the Markdown, Kendall's tau);
+- ``compare.csv`` and ``compare.md``: the table: per measure its value, standard error, whether it
+  converged and what it is (paper, parameters perturbed, scale, radius, units); the Markdown marks
+  unconverged values with a dagger and adds Kendall's tau;
 - ``curves_1d.png``: the K filter-normalized 1D curves on one axis; ``contours_2d.png``: the 2D
   contours side by side on one colour scale (:func:`landscape.plot.compare_figure`);
   ``gap_vs_measure.png``: the gap against every measure (:func:`landscape.plot.sharpness.gap_figure`);
@@ -57,7 +59,8 @@ MEASURES = ("avg_filter", "avg_elementwise", "avg_none", "worst_filter", "worst_
             "epsilon", "lambda_max", "trace", "curvature")
 DEFAULT_MEASURES = ("avg_filter", "avg_elementwise", "avg_none", "worst_filter", "worst_elementwise", "worst_none",
                     "epsilon", "lambda_max", "trace", "curvature")
-ARRAYS = ("value", "stderr", "error", "forward", "backward", "seconds")
+ARRAYS = ("value", "stderr", "error", "converged", "forward", "backward", "seconds")
+UNCONVERGED = "\u2020"  # the Markdown table's mark of a value whose estimate did not converge
 NONE = ("", "none", "0")
 
 
@@ -74,8 +77,9 @@ class CompareConfig(DataSpec):
     radius: float = 0.05
     eps: float = 1e-3
     mc_samples: int = 20
-    tol: float = 0.0
+    tol: float = 0.05
     steps: int = 20
+    restarts: int = 3
     p: str = "2"
     m: int | None = None
     curvature_radius: float = 0.1
@@ -132,8 +136,10 @@ def _check(cfg: CompareConfig) -> None:
     for name in ("radius", "eps", "curvature_radius"):
         sharpness.check_radius(getattr(cfg, name), f"`{name}`")
     sharpness.check_p(cfg.p)
-    if cfg.m is not None and cfg.m < 1:
-        raise LandscapeError(f"`m` must be at least 1, got {cfg.m}")
+    for name in ("mc_samples", "steps", "restarts", *(("m",) if cfg.m is not None else ())):
+        sharpness.check_count(getattr(cfg, name), f"`{name}`")
+    if not (isinstance(cfg.tol, int | float) and 0 <= cfg.tol < 1):
+        raise LandscapeError(f"`tol` is a relative standard error between 0 and 1 (e.g. 0.05), got {cfg.tol!r}")
     if cfg.split not in EVALUATIONS:
         raise LandscapeError(f"split must be train or test, got {cfg.split!r}")
 
@@ -161,22 +167,43 @@ def _load(cfg: CompareConfig, data) -> list[_Minimum]:
     return out
 
 
-def _measure(name: str, model, data, cfg: CompareConfig, comm) -> sharpness.Sharpness:
-    common = {"loss_fn": cfg.loss, "batch_size": cfg.batch_size, "device": cfg.device}
+def _kind(name: str) -> tuple[str, str]:
+    """A column's measure and normalization: ``avg_filter`` -> ``("average_case", "filter")``."""
     if name.startswith("avg_"):
-        return sharpness.average_case(model, data, radius=cfg.radius, norm=name[4:], seed=cfg.seed,
-                                      samples=cfg.mc_samples, tol=cfg.tol, comm=comm, **common)
+        return "average_case", name[4:]
     if name.startswith("worst_"):
-        return sharpness.worst_case(model, data, radius=cfg.radius, norm=name[6:], steps=cfg.steps, p=cfg.p,
-                                    m=cfg.m, seed=cfg.seed, comm=comm, **common)
-    if name == "epsilon":
-        return sharpness.epsilon(model, data, eps=cfg.eps, steps=cfg.steps, seed=cfg.seed, comm=comm, **common)
-    if name == "lambda_max":
-        return sharpness.lambda_max(model, data, seed=cfg.seed, **common)
-    if name == "trace":
-        return sharpness.trace(model, data, seed=cfg.seed, **common)
+        return "worst_case", name[6:]
+    return {"epsilon": ("epsilon", "box"), "lambda_max": ("lambda_max", "none"),
+            "trace": ("hessian_trace", "none"), "curvature": ("curvature", "filter")}[name]
+
+
+def definition(name: str, cfg: CompareConfig) -> dict[str, str]:
+    """What column ``name`` holds (:func:`landscape.sharpness.definition` with the options of ``cfg``)."""
+    measure, norm = _kind(name)
+    ignore = Directions(norm=norm).ignore if measure in ("average_case", "worst_case", "curvature") else "none"
+    radius = {"epsilon": cfg.eps, "curvature": cfg.curvature_radius}.get(name, cfg.radius)
+    return sharpness.definition(measure, norm, ignore, radius, sharpness.check_p(cfg.p), cfg.m)
+
+
+def _measure(name: str, model, data, cfg: CompareConfig, comm) -> sharpness.Sharpness:
+    evaluation = EvalOptions(loss_fn=cfg.loss, batch_size=cfg.batch_size, device=cfg.device)
+    measure, norm = _kind(name)
+    if measure == "average_case":
+        return sharpness.average_case(model, data, radius=cfg.radius, directions=Directions(norm=norm, seed=cfg.seed),
+                                      samples=cfg.mc_samples, tol=cfg.tol, evaluation=evaluation, comm=comm)
+    if measure == "worst_case":
+        return sharpness.worst_case(model, data, radius=cfg.radius, p=cfg.p, m=cfg.m, steps=cfg.steps,
+                                    restarts=cfg.restarts, directions=Directions(norm=norm, seed=cfg.seed),
+                                    evaluation=evaluation, comm=comm)
+    if measure == "epsilon":
+        return sharpness.epsilon(model, data, eps=cfg.eps, steps=cfg.steps, restarts=cfg.restarts, seed=cfg.seed,
+                                 evaluation=evaluation, comm=comm)
+    if measure == "lambda_max":
+        return sharpness.lambda_max(model, data, seed=cfg.seed, evaluation=evaluation)
+    if measure == "hessian_trace":
+        return sharpness.hessian_trace(model, data, seed=cfg.seed, evaluation=evaluation)
     return sharpness.curvature(model, data, radius=cfg.curvature_radius, points=cfg.curvature_points,
-                               seed=cfg.seed, comm=comm, **common)
+                               directions=Directions(seed=cfg.seed), evaluation=evaluation, comm=comm)
 
 
 def _evaluate(model, data, cfg: CompareConfig) -> dict:
@@ -185,13 +212,13 @@ def _evaluate(model, data, cfg: CompareConfig) -> dict:
     if ev.accuracy_fn is None:
         raise LandscapeError("the data has no class labels: the error and the generalization gap need them")
     v = ev()
-    return {"value": v["loss"], "stderr": np.nan, "error": 100.0 - v["acc"], "forward": 1, "backward": 0,
-            "seconds": time.perf_counter() - t0}
+    return {"value": v["loss"], "stderr": np.nan, "error": 100.0 - v["acc"], "converged": np.nan, "forward": 1,
+            "backward": 0, "seconds": time.perf_counter() - t0}
 
 
 def _config(cfg: CompareConfig) -> dict:
-    keys = ("radius", "eps", "mc_samples", "tol", "steps", "p", "m", "curvature_radius", "curvature_points", "seed",
-            "loss", "batch_size", "split", "arch")
+    keys = ("radius", "eps", "mc_samples", "tol", "steps", "restarts", "p", "m", "curvature_radius",
+            "curvature_points", "seed", "loss", "batch_size", "split", "arch")
     return {k: getattr(cfg, k) for k in keys}
 
 
@@ -242,6 +269,7 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
         "checkpoint_sha256": json.dumps([m.sha256 for m in minima]), "jobs": json.dumps(jobs),
         "arch": cfg.arch, **spec.provenance(), "split": cfg.split, "samples": len(data),
         "command": cfg.command or "landscape.jobs.compare.compare", "options": json.dumps(_config(cfg)),
+        "measures": json.dumps({name: definition(name, cfg) for name in cfg.measures}),
         **environment(), "mpi_ranks": comm.size, **cfg.provenance,
     }
     serial = SerialComm()
@@ -252,8 +280,8 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
         if jobs[j] in EVALUATIONS:
             return _evaluate(model, splits[jobs[j]], cfg)
         r = _measure(jobs[j], model, data, cfg, serial)
-        return {"value": r.value, "stderr": r.stderr, "error": np.nan, "forward": r.forward,
-                "backward": r.backward, "seconds": r.seconds}
+        return {"value": r.value, "stderr": r.stderr, "error": np.nan, "converged": float(r.converged),
+                "forward": r.forward, "backward": r.backward, "seconds": r.seconds}
 
     n_threads = choose_threads(cfg.threads, local_rank_and_size(comm)[1])  # once, for every computation below
     with using_threads(n_threads):
@@ -265,7 +293,7 @@ def compare(cfg: CompareConfig, comm=None, progress: bool = True) -> Comparison:
 
     result = None
     if comm.rank == 0:
-        rows, correlations = table(surf, minima, cfg.measures)
+        rows, correlations = table(surf, minima, cfg)
         stored = read_surface(out)
         stored.attrs["kendall"] = json.dumps({c.measure: {"tau": c.tau, "p_value": c.p_value} for c in correlations})
         write_surface(out, stored)
@@ -296,26 +324,34 @@ def _surfaces(cfg: CompareConfig, minima: list[_Minimum], data, line, plane, com
     return out
 
 
-def table(surf, minima: list[_Minimum], measures) -> tuple[list[dict], list[sharpness.Correlation]]:
-    """The rows of the comparison (one per checkpoint) and Kendall's tau of each measure against
-    the gap, from the finished grid."""
-    v, s, e = surf.values["value"], surf.values["stderr"], surf.values["error"]
+def table(surf, minima: list[_Minimum], cfg: CompareConfig) -> tuple[list[dict], list[sharpness.Correlation]]:
+    """The rows of the comparison (one per checkpoint: per measure its value, standard error,
+    whether it converged and what it is) and Kendall's tau of each measure against the gap, from
+    the finished grid."""
+    v, s, e, c = surf.values["value"], surf.values["stderr"], surf.values["error"], surf.values["converged"]
+    settings = {name: _setting(definition(name, cfg)) for name in cfg.measures}
     rows = []
     for k, m in enumerate(minima):
         row = {"checkpoint": m.given, "title": m.title, "train_loss": v[0, k], "train_err": e[0, k],
                "test_loss": v[1, k], "test_err": e[1, k], "gap": e[1, k] - e[0, k], "loss_gap": v[1, k] - v[0, k]}
-        for j, name in enumerate(measures, start=len(EVALUATIONS)):
+        for j, name in enumerate(cfg.measures, start=len(EVALUATIONS)):
             row[name] = v[j, k]
             row[f"{name}_stderr"] = s[j, k]
+            row[f"{name}_converged"] = bool(c[j, k] == 1.0)
+            row[f"{name}_setting"] = settings[name]
         rows.append({key: (float(x) if isinstance(x, float | np.floating) else x) for key, x in row.items()})
     gaps = [r["gap"] for r in rows]
     labels = [m.title or os.path.basename(m.path) for m in minima]
     correlations = []
-    for name in measures:
+    for name in cfg.measures:
         values = [r[name] for r in rows]
         if sum(np.isfinite(values)) >= 2 and len(set(gaps)) > 1 and len(set(values)) > 1:
             correlations.append(sharpness.kendall(name, values, gaps, [r[f"{name}_stderr"] for r in rows], labels))
     return rows, correlations
+
+
+def _setting(d: dict[str, str]) -> str:
+    return "; ".join(x for x in (d["scale"], d["perturbed"], d["radius"], d["units"], d["paper"]) if x)
 
 
 def _fmt(x, full: bool = False) -> str:
@@ -335,21 +371,34 @@ def _write_tables(folder: str, rows: list[dict], correlations, cfg: CompareConfi
     cols = ["#", "checkpoint", "train err %", "test err %", "gap %", *cfg.measures]
     lines = [f"# Comparison of {len(rows)} minima ({cfg.arch}, {cfg.dataset}, measures on {cfg.split})", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    unconverged = False
     for k, r in enumerate(rows):
         cells = [str(k + 1), f"{r['checkpoint']}: {r['title']}", _fmt(r["train_err"]),
                  _fmt(r["test_err"]), _fmt(r["gap"])]
         for name in cfg.measures:
             err = r[f"{name}_stderr"]
-            cells.append(_fmt(r[name]) + (f" ± {err:.2g}" if np.isfinite(err) else ""))
+            mark = "" if r[f"{name}_converged"] else UNCONVERGED
+            unconverged |= bool(mark)
+            cells.append(_fmt(r[name]) + mark + (f" ± {err:.2g}" if np.isfinite(err) else ""))
         lines.append("| " + " | ".join(cells) + " |")
+    if unconverged:
+        lines += ["", f"{UNCONVERGED} not converged: an average case whose standard error is above {cfg.tol:g} of its "
+                  f"value (more `--mc-samples`); a worst case whose best ascent was still rising when its "
+                  f"{cfg.steps} steps ran out, or whose last of {cfg.restarts} restarts still found more (more "
+                  "`--steps`, `--restarts`); a Hessian measure short of its tolerance."]
+    lines += ["", "## What each column is", "", "| column | paper | perturbed | scale | radius | units |",
+              "|---|---|---|---|---|---|"]
+    for name in cfg.measures:
+        d = definition(name, cfg)
+        lines.append(f"| {name} | {d['paper']} | {d['perturbed']} | {d['scale']} | {d['radius']} | {d['units']} |")
     lines += ["", "## Kendall's tau of each measure against the gap (test error - train error)", "",
               "| measure | tau | p-value |", "|---|---|---|"]
     lines += [f"| {c.measure} | {c.tau:.3f} | {c.p_value:.3g} |" for c in correlations]
     warning = next((c.warning for c in correlations if c.warning), "")
     if warning:
         lines += ["", f"**Warning:** {warning}."]
-    lines += ["", f"radius {cfg.radius:g} (average- and worst-case), eps {cfg.eps:g} (Keskar, % of 1 + L), "
-              f"{cfg.mc_samples} Monte Carlo samples, {cfg.steps} ascent steps, p = {cfg.p}"
+    lines += ["", f"{cfg.mc_samples} Monte Carlo samples at most (stopping at a standard error of {cfg.tol:g} of the "
+              f"value), {cfg.restarts} restarts of at most {cfg.steps} ascent steps, p = {cfg.p}"
               + (f", m = {cfg.m}" if cfg.m else "") + f"; seed {cfg.seed}.", ""]
     paths.append(write_text(os.path.join(folder, "compare.md"), "\n".join(lines)))
     return paths
@@ -372,4 +421,4 @@ def _figures(folder: str, surfaces: dict, correlations) -> list[str]:
     return paths
 
 
-__all__ = ["DEFAULT_MEASURES", "MEASURES", "CompareConfig", "Comparison", "compare", "table"]
+__all__ = ["DEFAULT_MEASURES", "MEASURES", "CompareConfig", "Comparison", "compare", "definition", "table"]

@@ -4,18 +4,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import numpy as np
-import torch
 from torch import nn
 
-from landscape.data.batches import forward
+from landscape.directions.options import Directions
 from landscape.errors import LandscapeError
+from landscape.evaluation.options import EvalOptions
 from landscape.runtime.parallel import map_points, share
 from landscape.sharpness.perturbation import (
     borrowed,
-    check_norm,
+    check_count,
+    check_directions,
+    check_evaluation,
     check_radius,
     cpu_copy,
     draw,
@@ -35,36 +36,34 @@ def average_case(
     data,
     *,
     radius: float,
-    norm: str = "filter",
-    ignore: str = "biasbn",
-    loss_fn: str | Callable | None = None,
-    seed: int = 0,
+    directions: Directions | None = None,
+    evaluation: EvalOptions | None = None,
     samples: int | None = None,
     tol: float = 0.05,
-    batch_size: int | None = None,
-    device: str | torch.device | None = None,
-    forward_fn: Callable = forward,
     comm=None,
 ) -> AverageCase:
-    """``E[L(theta + delta)] - L(theta)`` over random ``delta`` (see the module docstring for
-    ``norm``): ``"none"``: ``delta ~ N(0, radius^2 I)``; ``"filter"``: a filter-normalized Gaussian
-    direction times ``radius``; ``"elementwise"``: ``delta ~ N(0, radius^2 diag(theta^2))``.
+    """``E[L(theta + delta)] - L(theta)`` over random ``delta`` drawn like the surfaces'
+    directions (``directions``: its ``norm``, ``ignore`` and ``seed``; default filter normalization,
+    biases and BatchNorm left out, seed 0): ``"none"``: ``delta ~ N(0, radius^2 I)``; ``"filter"``:
+    a filter-normalized Gaussian direction times ``radius``; ``"elementwise"``:
+    ``delta ~ N(0, radius^2 diag(theta^2))`` over every parameter (Andriushchenko et al.'s adaptive
+    average case).
 
-    Monte Carlo, ``BLOCK`` (10) samples at a time: stops once the standard error is at most
-    ``tol`` times the value (``tol=0``: never early), or after ``samples`` (default 100). Sample k
-    is drawn from its own generator of ``(seed, k)``. Cost: one evaluation of the loss per sample,
-    and one at the minimizer.
+    Monte Carlo, ``BLOCK`` (10) samples at a time: stops once the standard error is at most ``tol``
+    times the value (``tol=0``: never early), or after ``samples`` (default 100); ``converged``:
+    that criterion holds at the end. Sample k is drawn from its own generator of ``(seed, k)``.
+    Cost: one evaluation of the loss per sample, and one at the minimizer.
     """
     radius = check_radius(radius)
-    check_norm(norm, ignore)
-    if samples is not None and int(samples) < 1:
-        raise LandscapeError(f"samples must be at least 1, got {samples}")
-    if not (tol >= 0):
-        raise LandscapeError(f"tol must be >= 0, got {tol}")
-    max_samples = int(samples) if samples is not None else MAX_SAMPLES
+    directions = check_directions(directions, "average_case")
+    evaluation = check_evaluation(evaluation, "average_case", gradients=False)
+    max_samples = MAX_SAMPLES if samples is None else check_count(samples, "samples")
+    if not (isinstance(tol, int | float) and tol >= 0):
+        raise LandscapeError(f"tol must be a number >= 0, got {tol!r}")
+    norm, ignore, seed = directions.norm, directions.ignore, directions.seed
     comm = world_or(comm)
     t0 = time.perf_counter()
-    with borrowed(model, data, loss_fn, batch_size, device, forward_fn) as (ev, origin):
+    with borrowed(model, data, evaluation) as (ev, origin):
         base = ev()["loss"]
         origin_cpu = cpu_copy(origin)
 
@@ -73,7 +72,6 @@ def average_case(
             return {"loss": ev()["loss"]}
 
         values: list[float] = []
-        converged = False
         while len(values) < max_samples:
             todo = range(len(values), min(max_samples, len(values) + BLOCK))
             got: dict[int, float] = {}
@@ -81,8 +79,9 @@ def average_case(
             values += share(comm, [got[k] for k in todo] if comm.rank == 0 else None)
             mean, err = mean_stderr(values)
             if tol > 0 and len(values) >= min(BLOCK, max_samples) and err <= tol * abs(mean):
-                converged = True
                 break
     mean, err = mean_stderr(values)
-    return AverageCase("average_case", mean, err, radius, norm, base, len(values) + 1, 0,
-                       time.perf_counter() - t0, len(values), converged, np.asarray(values))
+    return AverageCase(measure="average_case", value=mean, stderr=err, radius=radius, norm=norm, ignore=ignore,
+                       loss=base, forward=len(values) + 1, backward=0, seconds=time.perf_counter() - t0,
+                       converged=bool(tol > 0 and err <= tol * abs(mean)), samples=len(values), tol=float(tol),
+                       values=np.asarray(values))

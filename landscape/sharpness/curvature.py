@@ -5,13 +5,11 @@ small filter-normalized surface.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
-import torch
 from torch import nn
 
-from landscape.data.batches import forward
 from landscape.directions.options import Directions
 from landscape.engine.options import Output
 from landscape.engine.surface import surface
@@ -20,66 +18,82 @@ from landscape.evaluation.evaluator import DEFAULT_BATCH_SIZE
 from landscape.evaluation.options import EvalOptions
 from landscape.hessian import HessianOperator, eigenpairs
 from landscape.hessian import trace as hutchinson
-from landscape.sharpness.perturbation import borrowed, check_radius, one_split
-from landscape.sharpness.results import Curvature, Sharpness
+from landscape.sharpness.perturbation import (
+    CountedForward,
+    borrowed,
+    check_count,
+    check_evaluation,
+    check_radius,
+    home_device,
+    one_split,
+    passes,
+)
+from landscape.sharpness.results import Curvature, Spectral
 from landscape.space.grid import Grid
 
 
-def _hessian_operator(model, data, loss_fn, batch_size, device, forward_fn):
-    return HessianOperator(model, one_split(data), loss_fn, device=device, batch_size=batch_size,
-                           forward_fn=forward_fn)
+def _hessian_operator(model, ev, forward: CountedForward) -> HessianOperator:
+    """The Hessian of the mean loss over every parameter, on the evaluator's batches."""
+    return HessianOperator(model, ev.batches, ev.loss_fn, device=ev.device, forward_fn=forward)
 
 
 def lambda_max(
     model: nn.Module,
     data,
     *,
-    loss_fn: str | Callable | None = None,
     tol: float = 1e-3,
     seed: int = 0,
-    batch_size: int | None = None,
-    device: str | torch.device | None = None,
-    forward_fn: Callable = forward,
-) -> Sharpness:
-    """The largest eigenvalue of the Hessian of the mean loss (Lanczos, :mod:`landscape.hessian`).
-    Cost: each Hessian-vector product is one forward and two backward passes of every batch
-    (fewer forward passes while its graphs are kept)."""
+    evaluation: EvalOptions | None = None,
+) -> Spectral:
+    """The largest eigenvalue of the Hessian of the mean loss over every parameter (Lanczos,
+    :mod:`landscape.hessian`, from a start vector of ``seed``), to relative accuracy ``tol``;
+    ``converged``: that accuracy was reached. ``evaluation``: the loss, batch size (default 256),
+    device (default: where the model is) and forward function. Cost: one pass at the minimizer, and
+    per Hessian-vector product a backward pass of the gradient (and, where its graph is not kept, a
+    forward and a backward pass to build it); the result states the passes counted."""
+    evaluation = check_evaluation(evaluation, "lambda_max", gradients=True)
     t0 = time.perf_counter()
-    with borrowed(model, data, loss_fn, batch_size, device, forward_fn) as (ev, _):
+    forward = CountedForward(evaluation.forward_fn)
+    with borrowed(model, data, evaluation) as (ev, _):
         base = ev()["loss"]
-        op = _hessian_operator(model, data, loss_fn, batch_size, ev.device, forward_fn)
+        op = _hessian_operator(model, ev, forward)
         try:
             e = eigenpairs(op, k=1, which="largest", tol=tol, seed=seed)
         finally:
             op.release()
-    return Sharpness("lambda_max", e.max, float("nan"), float("nan"), "none", base, e.matvecs + 1,
-                     2 * e.matvecs, time.perf_counter() - t0)
+        built = passes(forward.calls, ev.batches)
+    return Spectral(measure="lambda_max", value=e.max, stderr=float("nan"), radius=float("nan"), norm="none",
+                    ignore="none", loss=base, forward=1 + built, backward=built + e.matvecs,
+                    seconds=time.perf_counter() - t0, converged=bool(e.converged))
 
 
-def trace(
+def hessian_trace(
     model: nn.Module,
     data,
     *,
-    loss_fn: str | Callable | None = None,
     tol: float = 0.05,
     max_samples: int = 200,
     seed: int = 0,
-    batch_size: int | None = None,
-    device: str | torch.device | None = None,
-    forward_fn: Callable = forward,
-) -> Sharpness:
-    """The trace of the Hessian of the mean loss (Hutchinson, :mod:`landscape.hessian`), with its
-    standard error; stops at ``stderr <= tol * |trace|`` or ``max_samples`` products."""
+    evaluation: EvalOptions | None = None,
+) -> Spectral:
+    """The trace of the Hessian of the mean loss over every parameter (Hutchinson,
+    :func:`landscape.hessian.trace`), with its standard error; stops at ``stderr <= tol * |trace|``
+    (``converged``) or after ``max_samples`` products. ``evaluation`` as for :func:`lambda_max`."""
+    evaluation = check_evaluation(evaluation, "hessian_trace", gradients=True)
+    max_samples = check_count(max_samples, "max_samples")
     t0 = time.perf_counter()
-    with borrowed(model, data, loss_fn, batch_size, device, forward_fn) as (ev, _):
+    forward = CountedForward(evaluation.forward_fn)
+    with borrowed(model, data, evaluation) as (ev, _):
         base = ev()["loss"]
-        op = _hessian_operator(model, data, loss_fn, batch_size, ev.device, forward_fn)
+        op = _hessian_operator(model, ev, forward)
         try:
             tr = hutchinson(op, tol=tol, max_samples=max_samples, seed=seed)
         finally:
             op.release()
-    return Sharpness("trace", tr.estimate, tr.stderr, float("nan"), "none", base, tr.samples + 1,
-                     2 * tr.samples, time.perf_counter() - t0)
+        built = passes(forward.calls, ev.batches)
+    return Spectral(measure="hessian_trace", value=tr.estimate, stderr=tr.stderr, radius=float("nan"), norm="none",
+                    ignore="none", loss=base, forward=1 + built, backward=built + tr.matvecs,
+                    seconds=time.perf_counter() - t0, converged=bool(tr.converged))
 
 
 def fit_curvature(surface, quantity: str = "loss", window: float | None = None) -> Curvature:
@@ -122,8 +136,9 @@ def fit_curvature(surface, quantity: str = "loss", window: float | None = None) 
         value, err = float(w[-1]), float(np.sqrt(max(g @ cov[3:, 3:] @ g, 0.0)))
     radius = float(max(np.max(np.abs(c)) for c in cs))
     base = float(np.asarray(surface.quantity(quantity), dtype=float).ravel()[surface_origin(surface)])
-    return Curvature("curvature", value, err, radius, str(surface.attrs.get("norm", "")), base, 0, 0, 0.0,
-                     surface.ndim, H)
+    return Curvature(measure="curvature", value=value, stderr=err, radius=radius,
+                     norm=str(surface.attrs.get("norm", "")), ignore=str(surface.attrs.get("ignore", "")), loss=base,
+                     forward=0, backward=0, seconds=0.0, converged=True, ndim=surface.ndim, hessian=H)
 
 
 def surface_origin(surface) -> int:
@@ -141,33 +156,30 @@ def curvature(
     radius: float = 0.1,
     points: int = 9,
     ndim: int = 1,
-    norm: str = "filter",
-    ignore: str = "biasbn",
-    loss_fn: str | Callable | None = None,
-    seed: int = 0,
-    batch_size: int | None = None,
-    device: str | torch.device | None = None,
-    forward_fn: Callable = forward,
+    directions: Directions | None = None,
+    evaluation: EvalOptions | None = None,
     comm=None,
 ) -> Curvature:
-    """The curvature at the minimizer of its ``ndim``-D surface along random directions of the
-    surfaces (``norm`` as :func:`landscape.surface` takes it, filter by default) on
-    ``[-radius, radius]`` with ``points`` per axis: :func:`fit_curvature` of
-    :func:`landscape.surface`'s result. Cost: ``points ** ndim`` loss evaluations."""
-    from dataclasses import replace
-
+    """The curvature at the minimizer of its ``ndim``-D surface (:func:`landscape.surface` with
+    ``directions``, default the surfaces': filter-normalized, biases and BatchNorm left out, seed 0)
+    on ``[-radius, radius]`` with ``points`` per axis: :func:`fit_curvature` of the result.
+    ``evaluation``: as for a surface, but the device defaults to where the model is and the batch
+    size to 256. Cost: ``points ** ndim`` loss evaluations."""
     radius = check_radius(radius)
     if ndim not in (1, 2):
         raise LandscapeError(f"ndim must be 1 or 2, got {ndim}")
-    if int(points) < 3:
-        raise LandscapeError(f"a quadratic fit needs at least 3 points per axis, got {points}")
+    if isinstance(points, bool) or not isinstance(points, int) or points < 3:
+        raise LandscapeError(f"a quadratic fit needs at least 3 points per axis, got {points!r}")
+    directions = Directions() if directions is None else directions
+    evaluation = check_evaluation(evaluation, "curvature", gradients=False)
+    evaluation = replace(evaluation, accuracy_fn=None, batch_size=evaluation.batch_size or DEFAULT_BATCH_SIZE,
+                         device=home_device(model) if evaluation.device is None else evaluation.device)
     axis = (-radius, radius, int(points))
-    dev = device if device is not None else next((t.device for t in model.parameters()), "cpu")
     t0 = time.perf_counter()
-    surf = surface(model, one_split(data), Grid(axis, axis if ndim == 2 else None),
-                   directions=Directions(norm=norm, ignore=ignore, seed=seed),
-                   evaluation=EvalOptions(loss_fn=loss_fn, accuracy_fn=None, device=dev, forward_fn=forward_fn,
-                                          batch_size=batch_size or DEFAULT_BATCH_SIZE),
-                   output=Output(progress=False), comm=comm)
+    surf = surface(model, one_split(data), Grid(axis, axis if ndim == 2 else None), directions=directions,
+                   evaluation=evaluation, output=Output(progress=False), comm=comm)
     fit = fit_curvature(surf)
-    return replace(fit, norm=norm, forward=int(points) ** ndim, seconds=time.perf_counter() - t0)
+    norms = directions.norm if isinstance(directions.norm, str) else ",".join(directions.norm)
+    ignores = directions.ignore if isinstance(directions.ignore, str) else ",".join(directions.ignore)
+    return replace(fit, norm="given" if directions.tensors is not None else norms, ignore=ignores,
+                   forward=int(points) ** ndim, seconds=time.perf_counter() - t0)

@@ -206,3 +206,31 @@ def test_per_axis_normalization_and_ignore():
     raw_y = {k: torch.randn(v.shape, generator=g) for k, v in origin.items()}
     assert all(torch.equal(y[k], raw_y[k]) for k in y)  # none, nothing ignored
     assert not torch.equal(y["fc.bias"], fy["fc.bias"])
+
+
+def test_elementwise_norm_scales_each_entry_by_the_model_and_perturbs_every_tensor_by_default():
+    """``elementwise``: d_i * |theta_i| (the sharpness measures' adaptive scale), the same values held
+    or streamed block by block; its default ignore rule is ``none`` (every tensor), the others'
+    ``biasbn``, on the command line too."""
+    from landscape.cli import surf as surf_cli
+    from landscape.directions.options import Directions
+    from landscape.directions.sampling import SeededDirection, random_direction
+
+    origin = origin_of()
+    d = random_direction(origin, "elementwise", "none", torch.Generator().manual_seed(4))
+    raw = raw_like(origin, seed=4)
+    assert all(torch.equal(d[k], raw[k] * origin[k].abs()) for k in origin)
+    big = {"w": torch.randn(600, 700), "b": torch.randn(7)}  # streamed in row blocks
+    held = random_direction(big, "elementwise", "none", torch.Generator().manual_seed(5))
+    lazy = SeededDirection(big, "elementwise", "none", torch.Generator().manual_seed(5))
+    out = torch.empty(big["w"].numel())
+    assert torch.equal(torch.cat([b.clone() for _, b in lazy.blocks("w", out)]), held["w"])
+    assert Directions().ignore == "biasbn" and Directions(norm="none").ignore == "biasbn"
+    assert Directions(norm="elementwise").ignore == "none"
+    assert Directions(norm=("filter", "elementwise")).ignore == ("biasbn", "none")
+    assert Directions(norm="elementwise", ignore="biasbn").ignore == "biasbn"  # given: kept
+    for argv, ignore in ((["--norm", "elementwise"], "none"), (["--norm", "filter"], "biasbn"),
+                         (["--norm", "elementwise", "--ignore", "biasbn"], "biasbn"),
+                         (["--xnorm", "elementwise"], ("none", "biasbn", "biasbn"))):
+        cfg = surf_cli.config_from_args(surf_cli.build_parser().parse_args(argv), argv)
+        assert cfg.directions.ignore == ignore, argv

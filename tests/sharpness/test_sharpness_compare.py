@@ -65,11 +65,13 @@ def test_compare_writes_the_table_and_figures(checkpoints, tmp_path, monkeypatch
         assert float(row["train_err"]) == pytest.approx(100 - train_acc)
         assert float(row["gap"]) == pytest.approx(
             (100 - Evaluator(model, test, EvalOptions(batch_size=256))()["acc"]) - float(row["train_err"]), abs=1e-9)
-        avg = sharpness.average_case(model, train, radius=0.05, norm="filter", samples=4, tol=0, seed=0)
+        avg = sharpness.average_case(model, train, radius=0.05, samples=4)
         assert float(row["avg_filter"]) == pytest.approx(avg.value, rel=1e-5, abs=1e-9)
         assert float(row["avg_filter_stderr"]) == pytest.approx(avg.stderr, rel=1e-5, abs=1e-9)
+        assert row["avg_filter_converged"] == str(avg.converged)
         eps = sharpness.epsilon(model, train, eps=1e-3, steps=2)
         assert float(row["epsilon"]) == pytest.approx(eps.value, rel=1e-5, abs=1e-9)
+        assert row["epsilon_converged"] == str(eps.converged) and row["epsilon_setting"] == eps.setting()
 
     from scipy.stats import kendalltau
 
@@ -116,6 +118,36 @@ def _random_ckpt(path, arch: str, seed: int = 0) -> str:
     return str(path)
 
 
+def test_the_table_says_what_each_column_is_and_marks_what_did_not_converge(tmp_path):
+    """compare.csv has, per measure, whether it converged and its definition; compare.md marks the
+    unconverged values and has a row per column (paper, parameters perturbed, ...); compare.h5
+    holds the same flags."""
+    from landscape import sharpness
+    from landscape.jobs.compare import UNCONVERGED
+
+    a = _random_ckpt(tmp_path / "a.pt", "digits_cnn", 0)
+    b = _random_ckpt(tmp_path / "b.pt", "digits_cnn", 1)
+    out = tmp_path / "cmp"
+    assert main([a, b, "--arch", "digits_cnn", "--samples", "32", "--measures", "avg_elementwise,worst_filter",
+                 "--mc-samples", "2", "--steps", "1", "--restarts", "1", "--no-plot", "--threads", "1",
+                 "--out", str(out)]) == 0
+    rows = read_csv(out / "compare.csv")
+    assert [r["avg_elementwise_converged"] for r in rows] == ["False", "False"]  # 2 samples: 5 % not reached
+    ada = sharpness.definition("average_case", "elementwise", "none", 0.05)
+    for r in rows:
+        assert "every parameter" in r["avg_elementwise_setting"] and ada["paper"] in r["avg_elementwise_setting"]
+        assert "biases and BatchNorm left out" in r["worst_filter_setting"]
+    md = (out / "compare.md").read_text()
+    marked = [line for line in md.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    assert all(line.count(UNCONVERGED) >= 1 for line in marked) and f"{UNCONVERGED} not converged" in md
+    assert f"| avg_elementwise | {ada['paper']} | every parameter | T = |theta| |" in md
+    surf = read_surface(out / "compare.h5")
+    flags = surf.values["converged"][2:]  # the measures' rows (train and test come first)
+    assert [[bool(x) for x in col] for col in flags.T] == \
+        [[r["avg_elementwise_converged"] == "True", r["worst_filter_converged"] == "True"] for r in rows]
+    assert "every parameter" in surf.attrs["measures"]
+
+
 def test_data_without_class_labels_is_refused(tmp_path, capsys):
     """quadratic:data has float (regression) targets: no error, no gap."""
     import quadratic
@@ -138,6 +170,8 @@ def test_data_without_class_labels_is_refused(tmp_path, capsys):
     ("archs", "different architectures"),
     ("measure", "unknown measure"),
     ("radius", "--radius"),
+    ("restarts", "--restarts"),
+    ("tol", "tol"),
     ("twice", "given twice"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(case, message, tmp_path, capsys):
@@ -149,6 +183,8 @@ def test_bad_input_is_one_line_and_writes_nothing(case, message, tmp_path, capsy
         "archs": [a, _random_ckpt(tmp_path / "m.pt", "mlp")],
         "measure": [a, b, "--measures", "sharpest"],
         "radius": [a, b, "--radius", "0"],
+        "restarts": [a, b, "--restarts", "0"],
+        "tol": [a, b, "--tol", "1.5"],
         "twice": [a, a],
     }[case]
     assert main([*args, "--arch", "digits_cnn", "--samples", "32", "--out", str(out)]) == 2
