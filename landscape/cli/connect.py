@@ -26,6 +26,7 @@ from landscape.errors import LandscapeError
 from landscape.jobs import connect as job
 from landscape.jobs.connect import CurveConfig
 from landscape.runtime.parallel import world
+from landscape.training import OptimizerConfig
 
 PROG = "landscape-connect"
 
@@ -33,7 +34,7 @@ PROG = "landscape-connect"
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
     d = CurveConfig()
-    t = d.training
+    t, o = d.training, d.training.optimizer
     p = Parser(prog=PROG, description="Train a curve (quadratic Bezier or polygonal chain with one bend) of low "
                "loss between two trained networks, the ends fixed (Garipov et al. 2018); or, with --eval, the "
                "loss and accuracy along the curve and along the straight line, with their barriers.")
@@ -45,11 +46,11 @@ def build_parser() -> Parser:
     m.add_argument("--num-classes", type=positive, default=None, help="default: from the dataset")
     m.add_argument("--curve", dest="kind", choices=KINDS, default=d.kind, help=f"the curve's kind (default {d.kind})")
     m.add_argument("--epochs", type=positive, default=t.epochs, help=f"default {t.epochs}")
-    m.add_argument("--lr", type=positive_float, default=t.lr, help=f"learning rate of the bend (default {t.lr}); "
+    m.add_argument("--lr", type=positive_float, default=o.lr, help=f"learning rate of the bend (default {o.lr}); "
                    "constant for half the epochs, then down to 1%% at 90%%")
-    m.add_argument("--optimizer", default=t.optimizer, help="sgd (default), adam or package.module:callable")
-    m.add_argument("--momentum", type=float, default=t.momentum)
-    m.add_argument("--weight-decay", type=float, default=t.weight_decay)
+    m.add_argument("--optimizer", default=o.name, help="sgd (default), adam or package.module:callable")
+    m.add_argument("--momentum", type=float, default=o.momentum)
+    m.add_argument("--weight-decay", type=float, default=o.weight_decay)
     m.add_argument("--batch-size", type=positive, default=None,
                    help=f"training batch (default {t.batch_size}); with --eval, the evaluation batch (default 256)")
     m.add_argument("--seed", type=non_negative, default=t.seed, help="seed of t's draws and the batches' order")
@@ -109,9 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if len(ns.ends) != 2:
             raise LandscapeError(f"training a curve takes two checkpoints (the ends a and b); {len(ns.ends)} given")
-        training = CurveTraining(epochs=ns.epochs, lr=ns.lr, optimizer=ns.optimizer, momentum=ns.momentum,
-                                 weight_decay=ns.weight_decay, batch_size=ns.batch_size or CurveTraining.batch_size,
-                                 seed=ns.seed)  # checks them before any work
+        optimizer = OptimizerConfig(name=ns.optimizer, lr=ns.lr, momentum=ns.momentum, weight_decay=ns.weight_decay,
+                                    nesterov=False)
+        training = CurveTraining(optimizer=optimizer, epochs=ns.epochs, seed=ns.seed,
+                                 batch_size=ns.batch_size or CurveTraining.batch_size)  # checked before any work
         cfg = job.CurveConfig(a=ns.ends[0], b=ns.ends[1], arch=ns.arch, out=ns.out or "curve.pt", kind=ns.kind,
                               training=training, device=ns.device, threads=ns.threads, folder=ns.run_folder,
                               resume=ns.resume, overwrite=ns.overwrite, unsafe_pickle=ns.unsafe_pickle,

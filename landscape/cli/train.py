@@ -4,6 +4,8 @@
         --batch-size 128 --weight-decay 5e-4 --epochs 300 --save-every 10 \\
         --out runs/resnet56_sgd_bs128
     landscape-train --arch mlp --dataset digits --epochs 20 --lr 0.05 --out runs/mlp_digits
+    landscape-train --arch digits_cnn --dataset digits --sam 0.05 --out runs/sam       # SAM (--sam-adaptive: ASAM)
+    landscape-train --arch digits_cnn --dataset digits --teacher big.pt --teacher-arch resnet20 --out runs/kd
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def _milestones(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
-    d = TrainConfig()
+    d = TrainConfig().args()
     p = Parser(
         prog=PROG,
         description="Train a network of the model zoo (or package.module:callable) and save "
@@ -50,10 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train a pruned architecture from scratch (the pruning paper's scratch-train rows): a "
                    "preset such as resnet56-B (landscape-prune --list-presets) or layer=fraction pairs")
     g.add_argument("--unsafe-pickle", action="store_true",
-                   help="allow --init-from to hold pickled Python objects (trusted files only)")
-    g.add_argument("--dataset", default=d.dataset,
+                   help="allow --init-from and --teacher to hold pickled Python objects (trusted files only)")
+    g.add_argument("--dataset", default=d["dataset"],
                    help="cifar10, cifar100, mnist, digits, synthetic or package.module:callable "
-                   f"(default {d.dataset})")
+                   f"(default {d['dataset']})")
     g.add_argument("--data-root", default=None,
                    help="folder with cifar-10-batches-py / cifar-100-python / the MNIST IDX files")
     g.add_argument("--num-classes", type=positive, default=None, help="default: from the dataset")
@@ -68,30 +70,48 @@ def build_parser() -> argparse.ArgumentParser:
                    "(recorded in OUT/label_noise.npz)")
     g.add_argument("--subset", type=positive, default=None, metavar="N",
                    help="a fixed random N-sample subset of each split, for quick runs")
-    g.add_argument("--synthetic-size", type=positive, default=d.synthetic_size,
-                   help=f"samples per split of --dataset synthetic (default {d.synthetic_size})")
+    g.add_argument("--synthetic-size", type=positive, default=d["synthetic_size"],
+                   help=f"samples per split of --dataset synthetic (default {d['synthetic_size']})")
 
     o = p.add_argument_group("optimization")
-    o.add_argument("--optimizer", default=d.optimizer,
+    o.add_argument("--optimizer", default=d["optimizer"],
                    help="sgd (default), adam, or package.module:callable(params, config)")
-    o.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
-    o.add_argument("--momentum", type=float, default=d.momentum)
+    o.add_argument("--lr", type=float, default=d["lr"], help=f"learning rate (default {d['lr']})")
+    o.add_argument("--momentum", type=float, default=d["momentum"])
     o.add_argument("--no-nesterov", dest="nesterov", action="store_false",
                    help="plain momentum instead of Nesterov's (the original used Nesterov)")
-    o.add_argument("--weight-decay", type=float, default=d.weight_decay,
-                   help=f"(default {d.weight_decay})")
-    o.add_argument("--batch-size", type=positive, default=d.batch_size)
-    o.add_argument("--epochs", type=positive, default=d.epochs)
-    o.add_argument("--lr-decay", type=float, default=d.lr_decay,
+    o.add_argument("--weight-decay", type=float, default=d["weight_decay"],
+                   help=f"(default {d['weight_decay']})")
+    o.add_argument("--batch-size", type=positive, default=d["batch_size"])
+    o.add_argument("--epochs", type=positive, default=d["epochs"])
+    o.add_argument("--lr-decay", type=float, default=d["lr_decay"],
                    help="factor applied at each milestone (default 0.1)")
     o.add_argument("--milestones", type=_milestones, default=None, metavar="E1,E2,...|none",
                    help="epochs after which the rate decays (default: 50%%, 75%%, 11/12 of "
                    "--epochs, i.e. 150,225,275 of 300)")
-    o.add_argument("--loss", choices=list(LOSSES), default=d.loss)
-    o.add_argument("--init", choices=INITS, default=d.init,
+    o.add_argument("--loss", choices=list(LOSSES), default=d["loss"])
+    o.add_argument("--init", choices=INITS, default=d["init"],
                    help="original: the loss-landscape tool's initialization; auto (default): "
                    "original for networks with BatchNorm, PyTorch's default otherwise")
-    o.add_argument("--seed", type=non_negative, default=d.seed)
+    o.add_argument("--seed", type=non_negative, default=d["seed"])
+
+    # -- sharpness-aware minimization and distillation
+    s = p.add_argument_group("sharpness-aware minimization and distillation")
+    s.add_argument("--sam", type=float, default=None, metavar="RHO",
+                   help="SAM (Foret et al., ICLR'21): every step takes the gradient at w + RHO g/||g|| and the "
+                   "optimizer steps w with it (0.05 is the paper's usual radius)")
+    s.add_argument("--sam-adaptive", action="store_true",
+                   help="ASAM (Kwon et al., ICML'21): the perturbation scaled elementwise by |w| + 0.01 (biases "
+                   "unscaled); its radius is larger (the paper's 0.5 to 2)")
+    s.add_argument("--teacher", metavar="T.pt", default=None,
+                   help="knowledge distillation (Hinton et al., 2015) from this checkpoint's network: the loss is "
+                   "A*T^2*KL(softmax(t/T) || softmax(s/T)) + (1-A)*CE(s, y)")
+    s.add_argument("--teacher-arch", default=None, metavar="ARCH",
+                   help="the teacher's architecture (default: --arch)")
+    s.add_argument("--kd-temperature", type=float, default=d["kd_temperature"], metavar="T",
+                   help=f"the distillation temperature (default {d['kd_temperature']:g})")
+    s.add_argument("--kd-alpha", type=float, default=d["kd_alpha"], metavar="A",
+                   help=f"the weight of the teacher's soft targets, in [0, 1] (default {d['kd_alpha']:g})")
 
     # -- quantized training (landscape.quant; Li et al., NIPS'17)
     q = p.add_argument_group("quantized training")
@@ -99,19 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train with quantized conv/linear weights: bc (BinaryConnect: full-precision "
                    "weights kept, the network runs with their quantized copy), sr (stochastic rounding) "
                    "or r (rounding) of the weights themselves; biases and BatchNorm stay full precision")
-    q.add_argument("--bits", type=int, choices=range(1, 9), default=d.bits, metavar="1..8",
+    q.add_argument("--bits", type=int, choices=range(1, 9), default=d["bits"], metavar="1..8",
                    help="2**bits levels per layer, symmetric about 0 (default 1: binary)")
-    q.add_argument("--big-batch", type=positive, default=d.big_batch, metavar="K",
+    q.add_argument("--big-batch", type=positive, default=d["big_batch"], metavar="K",
                    help="train with batches of K x --batch-size (the paper's big-batch SR; recorded in "
                    "the checkpoints as big_batch and effective_batch_size)")
-    q.add_argument("--quant-scale", default=d.quant_scale, metavar="he|std|max|mean|X",
+    q.add_argument("--quant-scale", default=d["quant_scale"], metavar="he|std|max|mean|X",
                    help="each layer's outermost level R: he (default: the grid with He's variance "
                    "2/fan_in; binary +-sqrt(2/fan_in)), from the initial weights std (the grid with their "
                    "variance), max (max |w|) or mean (mean |w|), or the number X for every layer")
-    q.add_argument("--quant-keep", choices=["none", "first", "last", "first,last"], default=d.quant_keep,
+    q.add_argument("--quant-keep", choices=["none", "first", "last", "first,last"], default=d["quant_keep"],
                    metavar="none|first|last|first,last",
                    help="keep the first and/or last conv/linear layer in full precision (default none)")
-    q.add_argument("--quant-step", choices=["unit", "raw"], default=d.quant_step,
+    q.add_argument("--quant-step", choices=["unit", "raw"], default=d["quant_step"],
                    help="unit (default): the optimizer steps each layer's weights divided by its scale "
                    "(binary weights are +-1, as in the paper); raw: the weights as they are")
     # --
@@ -119,18 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
     r = p.add_argument_group("run")
     r.add_argument("--out", default=None,
                    help="run folder (default runs/<arch>_<optimizer>_lr=.._bs=.._wd=..)")
-    r.add_argument("--save-every", type=positive, default=d.save_every)
+    r.add_argument("--save-every", type=positive, default=d["save_every"])
     r.add_argument("--resume", action="store_true", help="continue the run in --out")
     r.add_argument("--overwrite", action="store_true",
                    help="delete the checkpoints and log already in --out and start again")
-    r.add_argument("--device", default=d.device, help="auto (default), cpu, cuda, cuda:N, mps")
+    r.add_argument("--device", default=d["device"], help="auto (default), cpu, cuda, cuda:N, mps")
     r.add_argument("--threads", type=positive, default=None,
                    help="torch threads (default: OMP_NUM_THREADS, else the idle cores)")
     r.add_argument("--ngpu", type=positive, default=None, help="GPUs for DataParallel (default all)")
     r.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     r.add_argument("--amp", action="store_true",
                    help="mixed precision: float16 + grad scaling on CUDA, bfloat16 on CPU")
-    r.add_argument("--eval-batch-size", type=positive, default=d.eval_batch_size)
+    r.add_argument("--eval-batch-size", type=positive, default=d["eval_batch_size"])
     r.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar")
     return p
@@ -145,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         ns = build_parser().parse_args(argv)
-        result = train(TrainConfig(**{k: v for k, v in vars(ns).items() if k != "list_archs"}))
+        result = train(TrainConfig.from_args(**{k: v for k, v in vars(ns).items() if k != "list_archs"}))
         print(f"{PROG}: {result.out}: epoch {result.epoch}, test accuracy {result.test_accuracy:.2f}%, "
               f"{len(result.checkpoints)} checkpoints")
         return 0
