@@ -177,7 +177,10 @@ def run_cli(prog: str, body: Callable[[], int], hints: Mapping[str, str] | None 
         join(prog)  # from now on Ctrl-C is a KeyboardInterrupt
         with warnings.catch_warnings():
             warnings.showwarning = lambda message, *_, **__: say(f"{prog}: warning: {one_line(message)}")
-            return body()
+            code = body()
+        if program().startswith("landscape-"):  # the work is done and said: a Ctrl-C now must not kill the exit
+            hold_interrupts()
+        return code
     except LandscapeError as exc:
         if launcher_rank() == 0:
             hint = {**HINTS, **(hints or {})}.get(type(exc).__name__)
