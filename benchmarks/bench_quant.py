@@ -36,7 +36,7 @@ def run(a, method: str, seed: int, out: str) -> dict:
     quant = {"fp": None, "bc": "bc", "bigsr": "sr", "sr": "sr", "r": "r"}[method]
     big = a.big_batch if method == "bigsr" else 1
     epochs = a.epochs * big if (method == "bigsr" and a.big_steps == "same-steps") else a.epochs
-    c = TrainConfig(arch=a.arch, dataset=a.dataset, optimizer="adam", lr=a.lr, weight_decay=a.weight_decay,
+    c = TrainConfig.from_args(arch=a.arch, dataset=a.dataset, optimizer="adam", lr=a.lr, weight_decay=a.weight_decay,
                     batch_size=a.batch_size, epochs=epochs, seed=seed, out=out, progress=False,
                     save_every=epochs, quant=quant, bits=a.bits if quant else 1, big_batch=big)
     t0 = time.perf_counter()

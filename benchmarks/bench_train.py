@@ -36,7 +36,7 @@ from landscape.training import Loop  # noqa: E402
 
 def make_loop(a, out: str, quant: str | None = None) -> Loop:
     """The loop of a run over synthetic data of ``a.size`` images, writing nothing until it runs."""
-    c = TrainConfig(arch=a.arch, dataset="synthetic", synthetic_size=a.size, epochs=a.epochs,
+    c = TrainConfig.from_args(arch=a.arch, dataset="synthetic", synthetic_size=a.size, epochs=a.epochs,
                     batch_size=a.batch_size, channels_last=a.channels_last, augment=not a.no_aug,
                     device="cpu", progress=False, out=out, quant=quant, bits=1)
     return TrainJob(c).loop

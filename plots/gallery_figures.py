@@ -4,7 +4,8 @@
 
 Reads the checkpoints and files in ``WORK`` (test errors, split sizes, the interpolation's
 barrier, the path's explained variance, the Hessian's figures, the pruned network's FLOPs, the
-mode-connecting curve's and the straight line's barriers, the barriers before and after alignment),
+mode-connecting curve's and the straight line's barriers, the barriers before and after alignment,
+the seven minima of one network, the 15 minima's Kendall's tau),
 prints them, writes ``plots/gallery_figures.json`` and puts them into plots/README.md (a figure
 there is the number written just before ``<!--fig:NAME-->``); ``tests/test_gallery_figures.py`` holds
 plots/README.md to the JSON file.
@@ -85,6 +86,8 @@ def figures(work: str) -> dict:
     out.update(connect_figures(work))
     out.update(sharpness_figures(work))
     out.update(alignment_figures(work))
+    out.update(many_minima_figures(work))
+    out.update(study_figures(work))
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -126,6 +129,63 @@ def sharpness_figures(work: str) -> dict:
         out[f"sharp_{k}_gap"] = round(float(row["gap"]), 2)
         out[f"sharp_{k}_lambda_max"] = float(f"{float(row['lambda_max']):.3g}")
         out[f"sharp_{k}_curvature"] = float(f"{float(row['curvature']):.3g}")
+    return out
+
+
+MANY = ("small", "large", "sam", "retrained", "bc", "kd", "lowrank")  # the order of step 12's table
+
+
+def many_minima_figures(work: str) -> dict:
+    """Step 12's figures: each of the seven minima's test error, gap, FLOPs and a few measures (the
+    order of ``MANY``), the teacher's test error, and Kendall's tau of three measures."""
+    import csv
+
+    from landscape.jobs.network import ModelSpec
+    from landscape.jobs.prune import CountConfig, count_checkpoint
+
+    folder = f"{work}/many"
+    with open(f"{folder}/compare/compare.csv") as f:
+        rows = list(csv.DictReader(f))
+    out = {"many_teacher_error": _error(f"{folder}/teacher/model_30.pt")}
+    for name, row in zip(MANY, rows, strict=True):
+        out[f"many_{name}_error"] = round(float(row["test_err"]), 2)
+        out[f"many_{name}_gap"] = round(float(row["gap"]), 2)
+        for m in ("avg_filter", "worst_filter", "lambda_max", "curvature"):
+            if m in row:
+                out[f"many_{name}_{m}"] = float(f"{float(row[m]):.3g}")
+        out[f"many_{name}_flops"] = count_checkpoint(CountConfig(ModelSpec("digits_cnn", row["checkpoint"]),
+                                                              input_shape=(1, 8, 8))).flops
+    out["many_lowrank_flops_fewer"] = round(100 * (1 - out["many_lowrank_flops"] / out["many_small_flops"]), 1)
+    from landscape.data.datasets import load_dataset
+    from landscape.evaluation.evaluator import Evaluator
+    from landscape.evaluation.options import EvalOptions
+    from landscape.jobs.network import load_model
+
+    factorized = load_model("digits_cnn", f"{folder}/lowrank.pt")  # before retraining
+    accuracy = Evaluator(factorized, load_dataset("digits", split="test"), EvalOptions(batch_size=512, device="cpu"))()
+    out["many_lowrank_untrained_error"] = round(100.0 - accuracy["acc"], 2)
+    return out
+
+
+def study_figures(work: str) -> dict:
+    """Step 13's figures (``plots/minima_study.py``): the number of minima, each measure's tau and
+    p-value against the error gap and the loss gap, and the range of the gaps."""
+    with open(f"{work}/study/study.json") as f:
+        study = json.load(f)
+    out = {"study_minima": len(study["minima"])}
+    gaps = [m["gap"] for m in study["minima"].values()]
+    out["study_gap_min"], out["study_gap_max"] = round(min(gaps), 2), round(max(gaps), 2)
+    out["study_train_err_max"] = round(max(m["train_err"] for m in study["minima"].values()), 2)
+    for name, m in study["minima"].items():
+        key = name.replace("-", "_")
+        out[f"study_{key}_gap"] = round(m["gap"], 2)
+        for measure in ("avg_filter", "lambda_max", "curvature"):
+            if measure in m:
+                out[f"study_{key}_{measure}"] = float(f"{m[measure]:.3g}")
+    for measure, by_gap in study["kendall"].items():
+        for gap, short in (("gap", "err"), ("loss_gap", "loss")):
+            out[f"study_tau_{short}_{measure}"] = round(by_gap[gap]["tau"], 2)
+            out[f"study_p_{short}_{measure}"] = round(float(f"{by_gap[gap]['p_value']:.2g}"), 4)
     return out
 
 

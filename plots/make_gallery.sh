@@ -128,6 +128,30 @@ landscape-align "$SMALL" "$WORK/seed1/model_15.pt" --arch digits_cnn --dataset d
   --overwrite --out "$WORK/seed1_aligned.pt"
 python "$PLOTS/alignment.py" "$WORK"   # the aligned line beside ab_path.h5's; pairs of MLPs and CNNs of 5 widths
 
+step "13. one network, many minima: SGD small and large batch, SAM, pruned, BC, distilled, low-rank"
+MANY="$WORK/many"
+mkdir -p "$MANY"
+$TRAIN --lr 0.05 --batch-size 32 --epochs 15 --save-every 15 --sam 0.05 --out "$MANY/sam"
+# BinaryConnect with the quantization paper's Adam (with SGD at lr 0.05 the binary network trains far worse)
+landscape-train --arch digits_cnn --dataset digits --optimizer adam --lr 0.01 --weight-decay 0 --batch-size 32 \
+  --epochs 15 --save-every 15 --quant bc --bits 1 --no-progress --overwrite --out "$MANY/bc"
+landscape-train --arch resnet20 --dataset digits --optimizer sgd --weight-decay 5e-4 --no-progress --overwrite \
+  --lr 0.05 --batch-size 32 --epochs 30 --save-every 30 --out "$MANY/teacher"
+$TRAIN --lr 0.05 --batch-size 32 --epochs 15 --save-every 15 --teacher "$MANY/teacher/model_30.pt" \
+  --teacher-arch resnet20 --kd-temperature 4 --kd-alpha 0.9 --out "$MANY/kd"
+landscape-lowrank "$SMALL" --arch digits_cnn --rank-ratio 0.5 --out "$MANY/lowrank.pt" --overwrite
+$TRAIN --init-from "$MANY/lowrank.pt" --lr 0.01 --batch-size 32 --epochs 15 --milestones 8,12 --save-every 15 \
+  --out "$MANY/lowrank_retrained"
+landscape-compare "$SMALL" "$LARGE" "$MANY/sam/model_15.pt" "$WORK/retrained/model_5.pt" "$MANY/bc/model_15.pt" \
+  "$MANY/kd/model_15.pt" "$MANY/lowrank_retrained/model_15.pt" --arch digits_cnn --dataset digits \
+  --threads "$OMP_NUM_THREADS" --overwrite --out "$MANY/compare"
+cp "$MANY/compare/curves_1d.png" "$PLOTS/many_minima_1d.png"
+cp "$MANY/compare/contours_2d.png" "$PLOTS/many_minima_contour.png"
+cp "$MANY/compare/gap_vs_measure.png" "$PLOTS/many_minima_gap.png"
+
+step "14. does flatness predict the gap? 15 minima (batch sizes, seeds, weight decay, SAM), Kendall's tau"
+python "$PLOTS/minima_study.py" "$WORK/study" --figures "$PLOTS"
+
 step "done: the figures plots/README.md states"
 python "$PLOTS/gallery_figures.py" "$WORK" "$((SECONDS - start))" "$load_before"
 ls -l "$PLOTS"/*.png

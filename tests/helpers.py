@@ -244,7 +244,7 @@ def quick(tmp_path, name="run", **kw) -> TrainConfig:
     base = dict(arch="mlp", dataset="digits", epochs=3, lr=0.05, batch_size=64, save_every=2,
                 out=str(tmp_path / name), progress=False)
     base.update(kw)
-    return TrainConfig(**base)
+    return TrainConfig.from_args(**base)
 
 
 def write_cifar_batch(path, data: np.ndarray, labels: list[int], label_key: bytes = b"labels"):
@@ -276,6 +276,25 @@ def make_cifar10(root, n_per_batch: int = 3, skip: str | None = None, seed: int 
     return folder, batches
 
 
+def save_checkpoint_of(path, arch: str = "digits_cnn", seed: int = 0, num_classes: int = 10,
+                       in_channels: int = 1) -> str:
+    """A randomly initialized zoo network as landscape-train records one (a dict with its classes
+    and input channels), e.g. a teacher to distill from."""
+    torch.manual_seed(seed)
+    model = build_model(arch, num_classes=num_classes, in_channels=in_channels)
+    torch.save({"state_dict": model.state_dict(), "arch": arch, "num_classes": num_classes,
+                "in_channels": in_channels}, path)
+    return str(path)
+
+
+def save_lowrank(path, seed: int = 0, rank_ratio: float = 0.5) -> str:
+    """A digits_cnn factorized by landscape-lowrank's job (a checkpoint that records its ranks)."""
+    from landscape.jobs.lowrank import LowRankConfig, factorize_checkpoint
+    from landscape.jobs.network import ModelSpec
+
+    source = save_checkpoint_of(Path(path).with_suffix(".source.pt"), seed=seed)
+    factorize_checkpoint(LowRankConfig(ModelSpec("digits_cnn", source), str(path), rank_ratio=rank_ratio))
+    return str(path)
 def surf_config(**kw):
     """A :class:`landscape.jobs.surf.SurfConfig` from flat keywords: the fields of
     :class:`landscape.data.datasets.DataSpec` (``dataset``, ``samples``, ``split``, ...) go into its

@@ -294,7 +294,10 @@ def run_cli(prog: str, body: Callable[[], int], hints: Mapping[str, str] | None 
         with warnings.catch_warnings():
             warnings.showwarning = lambda message, *_, **__: (  # once: rank 0's, as errors
                 say(f"{prog}: warning: {as_flags(one_line(message))}") if launcher_rank() == 0 else None)
-            return body()
+            code = body()
+        if program().startswith("landscape-"):  # the work is done and said: a Ctrl-C now must not kill the exit
+            hold_interrupts()
+        return code
     except LandscapeError as exc:
         if launcher_rank() == 0:
             hint = {**HINTS, **(hints or {})}.get(type(exc).__name__)

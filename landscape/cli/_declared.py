@@ -6,9 +6,9 @@ stays declared once, where the library declares it.
 
 Only declarations the source spells as values are read: literals, names of other such
 declarations (followed through ``from ... import``), tuples, lists and dicts of them, paths
-joined from them (``os.path.join``), and a
-dataclass field's ``field(default=...)`` or ``field(default_factory=Class)`` (or ``lambda:
-Class(name=literal, ...)``), base classes included. Anything else is taken from the imported
+joined from them (``os.path.join``), and a dataclass field's ``field(default=...)`` or
+``field(default_factory=Class)`` (or ``lambda: Class(name=literal, ...)``, or a function without
+arguments returning that), base classes included. Anything else is taken from the imported
 module: correct, only slower (``tests/cli/test_parsers.py`` keeps every command's ``--help`` free of
 torch, and compares every declaration read here with the imported one).
 """
@@ -97,6 +97,8 @@ def _bindings(module: str) -> dict[str, tuple[str, Any]]:
             out[node.target.id] = ("value", node.value)
         elif isinstance(node, ast.ClassDef):
             out[node.name] = ("class", node)
+        elif isinstance(node, ast.FunctionDef) and not node.args.args and isinstance(node.body[-1], ast.Return):
+            out[node.name] = ("factory", node.body[-1].value)  # a default factory: def f(): return Class(...)
         elif isinstance(node, ast.ImportFrom):
             source = ".".join(module.split(".")[: len(module.split(".")) - node.level + (path.endswith("__init__.py"))]
                               + ([node.module] if node.module else [])) if node.level else node.module
@@ -164,6 +166,8 @@ def _default(module: str, node: ast.AST) -> Any:
         return _evaluate(module, keywords["default"])
     factory = keywords.get("default_factory")
     overrides: dict[str, Any] = {}
+    if isinstance(factory, ast.Name) and _bindings(module).get(factory.id, (None,))[0] == "factory":
+        factory = ast.Lambda(args=None, body=_bindings(module)[factory.id][1])
     if isinstance(factory, ast.Lambda) and isinstance(factory.body, ast.Call) and not factory.body.args:
         overrides = {k.arg: _evaluate(module, k.value) for k in factory.body.keywords}
         factory = factory.body.func

@@ -37,7 +37,7 @@ EVALUATION = "evaluation (--eval)"
 def build_parser() -> Parser:
     """The argument parser (exposed for documentation and tests)."""
     d = declared("landscape.jobs.connect", "CurveConfig")
-    t = d.training
+    t, o = d.training, d.training.optimizer
     e = declared("landscape.jobs.connect", "PathConfig")
     p = Parser(prog=PROG, description="Train a curve (quadratic Bezier or polygonal chain with one bend) of low "
                "loss between two trained networks, the ends fixed (Garipov et al. 2018); or, with --eval, the "
@@ -51,11 +51,11 @@ def build_parser() -> Parser:
     m.add_argument("--curve", dest="kind", choices=declared("landscape.connect.curve", "KINDS"), default=d.kind,
                    help=f"the curve's kind (default {d.kind})")
     m.add_argument("--epochs", type=positive, default=t.epochs, help=f"default {t.epochs}")
-    m.add_argument("--lr", type=positive_float, default=t.lr, help=f"learning rate of the bend (default {t.lr}); "
+    m.add_argument("--lr", type=positive_float, default=o.lr, help=f"learning rate of the bend (default {o.lr}); "
                    "constant for half the epochs, then down to 1%% at 90%%")
-    m.add_argument("--optimizer", default=t.optimizer, help="sgd (default), adam or package.module:callable")
-    m.add_argument("--momentum", type=float, default=t.momentum)
-    m.add_argument("--weight-decay", type=float, default=t.weight_decay)
+    m.add_argument("--optimizer", default=o.name, help="sgd (default), adam or package.module:callable")
+    m.add_argument("--momentum", type=float, default=o.momentum)
+    m.add_argument("--weight-decay", type=float, default=o.weight_decay)
     m.add_argument("--seed", type=non_negative, default=t.seed, help="seed of t's draws and the batches' order")
     m.add_argument("--run-folder", default=None, metavar="DIR",
                    help="the training run's checkpoints and log.csv (default: --out without .pt, plus .run)")
@@ -102,6 +102,7 @@ def config_from_args(ns: argparse.Namespace, argv: Sequence[str]):
     # torch: imported once the arguments are checked (--help never imports it)
     from landscape.connect.training import CurveTraining
     from landscape.jobs import connect as job
+    from landscape.training import OptimizerConfig
 
     command = " ".join([PROG, *argv])
     data = {k: getattr(ns, k) for k in ("data_root", "samples", "sample_seed", "synthetic_shape",
@@ -115,9 +116,10 @@ def config_from_args(ns: argparse.Namespace, argv: Sequence[str]):
                               **data)
     if len(ns.ends) != 2:
         raise LandscapeError(f"training a curve takes two checkpoints (the ends a and b); {len(ns.ends)} given")
-    training = CurveTraining(epochs=ns.epochs, lr=ns.lr, optimizer=ns.optimizer, momentum=ns.momentum,
-                             weight_decay=ns.weight_decay, batch_size=ns.batch_size or CurveTraining.batch_size,
-                             seed=ns.seed)  # checks them before any work
+    optimizer = OptimizerConfig(name=ns.optimizer, lr=ns.lr, momentum=ns.momentum, weight_decay=ns.weight_decay,
+                                nesterov=False)
+    training = CurveTraining(optimizer=optimizer, epochs=ns.epochs, seed=ns.seed,
+                             batch_size=ns.batch_size or CurveTraining.batch_size)  # checks them before any work
     return job.CurveConfig(a=ns.ends[0], b=ns.ends[1], arch=ns.arch, out=ns.out or job.CurveConfig.out,
                            kind=ns.kind, training=training, device=ns.device, threads=ns.threads,
                            folder=ns.run_folder, resume=ns.resume, overwrite=ns.overwrite,

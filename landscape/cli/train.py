@@ -4,6 +4,8 @@
         --batch-size 128 --weight-decay 5e-4 --epochs 300 --save-every 10 \\
         --out runs/resnet56_sgd_bs128
     landscape-train --arch mlp --dataset digits --epochs 20 --lr 0.05 --out runs/mlp_digits
+    landscape-train --arch digits_cnn --dataset digits --sam 0.05 --out runs/sam       # SAM (--sam-adaptive: ASAM)
+    landscape-train --arch digits_cnn --dataset digits --teacher big.pt --teacher-arch resnet20 --out runs/kd
 """
 
 from __future__ import annotations
@@ -37,9 +39,25 @@ def _milestones(text: str) -> list[int]:
     return sorted(set(marks))
 
 
+class _Defaults:
+    """landscape-train's flags' defaults (``TrainConfig().args()``) read from the library's source,
+    torch not imported: each flag's place in a TrainConfig (``FLAGS``); a part that is off by default
+    (quantized training, distillation) gives the defaults of its own class."""
+
+    def __getitem__(self, flag: str):
+        obj = declared("landscape.jobs.train", "TrainConfig")
+        *parts, name = declared("landscape.jobs.train", "FLAGS")[flag].split(".")
+        for part in parts:
+            obj = getattr(obj, part)
+            if obj is None:
+                obj = {"quant": declared("landscape.quant.config", "QuantConfig"),
+                       "teacher": declared("landscape.jobs.train", "Teacher")}[part]
+        return getattr(obj, name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
-    d = declared("landscape.jobs.train", "TrainConfig")
+    d = _Defaults()
     p = Parser(
         prog=PROG,
         description="Train a network of the model zoo (or package.module:callable) and save "
@@ -54,9 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--plan", default=None, metavar="PRESET|LAYER=FRACTION,...",
                    help="train a pruned architecture from scratch (the pruning paper's scratch-train rows): a "
                    "preset such as resnet56-B (landscape-prune --list-presets) or layer=fraction pairs")
-    g.add_argument("--dataset", default=d.dataset,
+    g.add_argument("--dataset", default=d["dataset"],
                    help="cifar10, cifar100, mnist, digits, synthetic or package.module:callable "
-                   f"(default {d.dataset})")
+                   f"(default {d['dataset']})")
     g.add_argument("--data-root", default=None,
                    help="folder with cifar-10-batches-py / cifar-100-python / the MNIST IDX files")
     g.add_argument("--raw-data", action="store_true", help="no per-channel normalization")
@@ -70,29 +88,47 @@ def build_parser() -> argparse.ArgumentParser:
                    "(recorded in OUT/label_noise.npz)")
     g.add_argument("--subset", type=positive, default=None, metavar="N",
                    help="a fixed random N-sample subset of each split, for quick runs")
-    g.add_argument("--synthetic-size", type=positive, default=d.synthetic_size,
-                   help=f"samples per split of --dataset synthetic (default {d.synthetic_size})")
+    g.add_argument("--synthetic-size", type=positive, default=d["synthetic_size"],
+                   help=f"samples per split of --dataset synthetic (default {d['synthetic_size']})")
 
     o = p.add_argument_group("optimization")
-    o.add_argument("--optimizer", default=d.optimizer,
+    o.add_argument("--optimizer", default=d["optimizer"],
                    help="sgd (default), adam, or package.module:callable(params, config)")
-    o.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
-    o.add_argument("--momentum", type=float, default=d.momentum)
+    o.add_argument("--lr", type=float, default=d["lr"], help=f"learning rate (default {d['lr']})")
+    o.add_argument("--momentum", type=float, default=d["momentum"])
     o.add_argument("--no-nesterov", dest="nesterov", action="store_false",
                    help="plain momentum instead of Nesterov's (the original used Nesterov)")
-    o.add_argument("--weight-decay", type=float, default=d.weight_decay,
-                   help=f"(default {d.weight_decay})")
-    o.add_argument("--epochs", type=positive, default=d.epochs)
-    o.add_argument("--lr-decay", type=float, default=d.lr_decay,
+    o.add_argument("--weight-decay", type=float, default=d["weight_decay"],
+                   help=f"(default {d['weight_decay']})")
+    o.add_argument("--epochs", type=positive, default=d["epochs"])
+    o.add_argument("--lr-decay", type=float, default=d["lr_decay"],
                    help="factor applied at each milestone (default 0.1)")
     o.add_argument("--milestones", type=_milestones, default=None, metavar="E1,E2,...|none",
                    help="epochs after which the rate decays (default: 50%%, 75%%, 11/12 of "
                    "--epochs, i.e. 150,225,275 of 300)")
-    o.add_argument("--loss", choices=declared_names("landscape.evaluation.losses", "LOSSES"), default=d.loss)
-    o.add_argument("--init", choices=declared("landscape.jobs.train", "INITS"), default=d.init,
+    o.add_argument("--loss", choices=declared_names("landscape.evaluation.losses", "LOSSES"), default=d["loss"])
+    o.add_argument("--init", choices=declared("landscape.jobs.train", "INITS"), default=d["init"],
                    help="original: the loss-landscape tool's initialization; auto (default): "
                    "original for networks with BatchNorm, PyTorch's default otherwise")
-    o.add_argument("--seed", type=non_negative, default=d.seed)
+    o.add_argument("--seed", type=non_negative, default=d["seed"])
+
+    # -- sharpness-aware minimization and distillation
+    s = p.add_argument_group("sharpness-aware minimization and distillation")
+    s.add_argument("--sam", type=float, default=None, metavar="RHO",
+                   help="SAM (Foret et al., ICLR'21): every step takes the gradient at w + RHO g/||g|| and the "
+                   "optimizer steps w with it (0.05 is the paper's usual radius)")
+    s.add_argument("--sam-adaptive", action="store_true",
+                   help="ASAM (Kwon et al., ICML'21): the perturbation scaled elementwise by |w| + 0.01 (biases "
+                   "unscaled); its radius is larger (the paper's 0.5 to 2)")
+    s.add_argument("--teacher", metavar="T.pt", default=None,
+                   help="knowledge distillation (Hinton et al., 2015) from this checkpoint's network: the loss is "
+                   "A*T^2*KL(softmax(t/T) || softmax(s/T)) + (1-A)*CE(s, y)")
+    s.add_argument("--teacher-arch", default=None, metavar="ARCH",
+                   help="the teacher's architecture (default: --arch)")
+    s.add_argument("--kd-temperature", type=float, default=d["kd_temperature"], metavar="T",
+                   help=f"the distillation temperature (default {d['kd_temperature']:g})")
+    s.add_argument("--kd-alpha", type=float, default=d["kd_alpha"], metavar="A",
+                   help=f"the weight of the teacher's soft targets, in [0, 1] (default {d['kd_alpha']:g})")
 
     # -- quantized training (landscape.quant; Li et al., NIPS'17)
     q = p.add_argument_group("quantized training")
@@ -100,19 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train with quantized conv/linear weights: bc (BinaryConnect: full-precision "
                    "weights kept, the network runs with their quantized copy), sr (stochastic rounding) "
                    "or r (rounding) of the weights themselves; biases and BatchNorm stay full precision")
-    q.add_argument("--bits", type=int, choices=range(1, 9), default=d.bits, metavar="1..8",
+    q.add_argument("--bits", type=int, choices=range(1, 9), default=d["bits"], metavar="1..8",
                    help="2**bits levels per layer, symmetric about 0 (default 1: binary)")
-    q.add_argument("--big-batch", type=positive, default=d.big_batch, metavar="K",
+    q.add_argument("--big-batch", type=positive, default=d["big_batch"], metavar="K",
                    help="train with batches of K x --batch-size (the paper's big-batch SR; recorded in "
                    "the checkpoints as big_batch and effective_batch_size)")
-    q.add_argument("--quant-scale", default=d.quant_scale, metavar="he|std|max|mean|X",
+    q.add_argument("--quant-scale", default=d["quant_scale"], metavar="he|std|max|mean|X",
                    help="each layer's outermost level R: he (default: the grid with He's variance "
                    "2/fan_in; binary +-sqrt(2/fan_in)), from the initial weights std (the grid with their "
                    "variance), max (max |w|) or mean (mean |w|), or the number X for every layer")
-    q.add_argument("--quant-keep", choices=["none", "first", "last", "first,last"], default=d.quant_keep,
+    q.add_argument("--quant-keep", choices=["none", "first", "last", "first,last"], default=d["quant_keep"],
                    metavar="none|first|last|first,last",
                    help="keep the first and/or last conv/linear layer in full precision (default none)")
-    q.add_argument("--quant-step", choices=["unit", "raw"], default=d.quant_step,
+    q.add_argument("--quant-step", choices=["unit", "raw"], default=d["quant_step"],
                    help="unit (default): the optimizer steps each layer's weights divided by its scale "
                    "(binary weights are +-1, as in the paper); raw: the weights as they are")
     # --
@@ -120,14 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     r = p.add_argument_group("run")
     r.add_argument("--out", default=None, type=output_folder,
                    help="run folder (default runs/<arch>_<optimizer>_lr=.._bs=.._wd=..)")
-    r.add_argument("--save-every", type=positive, default=d.save_every)
+    r.add_argument("--save-every", type=positive, default=d["save_every"])
     r.add_argument("--resume", action="store_true", help="continue the run in --out")
-    add_run_options(p, device=d.device, batch_size=f"{d.batch_size}: the training batch", group=r)
+    add_run_options(p, device=d["device"], batch_size=f"{d['batch_size']}: the training batch", group=r)
     r.add_argument("--ngpu", type=positive, default=None, help="GPUs for DataParallel (default all)")
     r.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     r.add_argument("--amp", action="store_true",
                    help="mixed precision: float16 + grad scaling on CUDA, bfloat16 on CPU")
-    r.add_argument("--eval-batch-size", type=positive, default=d.eval_batch_size)
+    r.add_argument("--eval-batch-size", type=positive, default=d["eval_batch_size"])
     return p
 
 
@@ -136,7 +172,7 @@ def config_from_args(ns: argparse.Namespace):
     become the job's options (a flag not given leaves the option's own default)."""
     from landscape.jobs.train import TrainConfig  # torch: imported once the arguments are checked
 
-    return TrainConfig(**{k: v for k, v in vars(ns).items() if k != "list_archs" and v is not None})
+    return TrainConfig.from_args(**{k: v for k, v in vars(ns).items() if k != "list_archs" and v is not None})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,10 +4,9 @@ only the bend stepped, through the training loop and its run folder.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -16,80 +15,87 @@ from landscape.connect.curve import Curve, CurveModel
 from landscape.errors import LandscapeError
 from landscape.runtime.device import resolve_device
 from landscape.space.params import tensors_checksum
-from landscape.training import OPTIMIZERS, Loop, LoopConfig, RunFolder, make_optimizer
+from landscape.training import Loop, LoopConfig, OptimizerConfig, RunFolder, make_optimizer
+
+
+def _bend_optimizer() -> OptimizerConfig:
+    return OptimizerConfig(lr=0.05, nesterov=False, weight_decay=0.0)
 
 
 @dataclass(frozen=True)
 class CurveTraining:
-    """How the bend is trained: the optimizer (a name of :data:`landscape.training.OPTIMIZERS`,
-    ``sgd`` or ``adam``, or ``package.module:callable``), its rate, momentum and weight decay,
-    batches, epochs and seed. The rate follows Garipov et al.'s schedule (:meth:`lr_at`):
-    constant for half the epochs, then linearly down to ``lr * final_lr`` at 90 %, constant after."""
+    """How the bend is trained: the optimizer (:class:`landscape.training.OptimizerConfig`; here
+    by default SGD, rate 0.05, momentum 0.9 without Nesterov's, no weight decay), epochs, batches
+    and seed (checked as the training loop's :class:`~landscape.training.LoopConfig` checks them).
+    The rate follows Garipov et al.'s schedule (:meth:`lr_at`): constant for half the epochs, then
+    linearly down to ``optimizer.lr * final_lr`` at 90 %, constant after."""
 
+    optimizer: OptimizerConfig = field(default_factory=_bend_optimizer)
     epochs: int = 20
-    lr: float = 0.05
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
     batch_size: int = 128
-    final_lr: float = 0.01
     seed: int = 0
-    nesterov: bool = False
+    final_lr: float = 0.01
 
     def __post_init__(self):
-        checks = [(self.epochs >= 1, f"`epochs` must be positive, got {self.epochs}"),
-                  (self.lr > 0 and math.isfinite(self.lr), f"`lr` must be positive, got {self.lr}"),
-                  (self.optimizer in OPTIMIZERS or ":" in self.optimizer,
-                   f"`optimizer` must be one of {', '.join(OPTIMIZERS)} or package.module:callable, "
-                   f"got {self.optimizer!r}"),
-                  (self.momentum >= 0, f"`momentum` must be >= 0, got {self.momentum}"),
-                  (self.weight_decay >= 0, f"`weight_decay` must be >= 0, got {self.weight_decay}"),
-                  (self.batch_size >= 1, f"`batch_size` must be positive, got {self.batch_size}"),
-                  (0 < self.final_lr <= 1, f"`final_lr` must be in (0, 1], got {self.final_lr}")]
-        for ok, message in checks:
-            if not ok:
-                raise LandscapeError(message)
+        if not isinstance(self.optimizer, OptimizerConfig):
+            raise LandscapeError(f"`optimizer` must be a landscape.training.OptimizerConfig, got {self.optimizer!r}")
+        if self.optimizer.sam is not None:
+            raise LandscapeError("a curve's bend cannot be trained with `sam`: every evaluation draws its own t, so "
+                                 "SAM's two gradients of a step would be taken at two points of the curve")
+        self.loop()  # the loop's own checks of epochs, batch size and seed
+        if not (isinstance(self.final_lr, int | float) and 0 < self.final_lr <= 1):
+            raise LandscapeError(f"`final_lr` must be in (0, 1], got {self.final_lr}")
+
+    def loop(self, progress: bool = False) -> LoopConfig:
+        """The training loop's settings: a checkpoint at the end only."""
+        return LoopConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed, save_every=self.epochs,
+                          progress=progress)
 
     def lr_at(self, epoch: int) -> float:
         """The rate of (1-based) ``epoch``: the training loop's schedule."""
+        lr = self.optimizer.lr
         f = (epoch - 1) / self.epochs
         if f <= 0.5:
-            return self.lr
+            return lr
         if f <= 0.9:
-            return self.lr * (1.0 - (f - 0.5) / 0.4 * (1.0 - self.final_lr))
-        return self.lr * self.final_lr
+            return lr * (1.0 - (f - 0.5) / 0.4 * (1.0 - self.final_lr))
+        return lr * self.final_lr
 
     def settings(self) -> dict:
         """The settings as plain values (recorded in the curve file and the run folder)."""
-        return dict(self.__dict__)
+        o = self.optimizer
+        return {"epochs": self.epochs, "lr": o.lr, "optimizer": o.name, "momentum": o.momentum,
+                "weight_decay": o.weight_decay, "batch_size": self.batch_size, "final_lr": self.final_lr,
+                "seed": self.seed, "nesterov": o.nesterov}
 
 
-def train_curve(model_a: nn.Module, model_b: nn.Module, data, *, kind: str = "bezier", epochs: int = 20,
-                lr: float = 0.05, optimizer: str = "sgd", momentum: float = 0.9, weight_decay: float = 0.0,
-                batch_size: int = 128, seed: int = 0, loss_fn: str | Callable = "crossentropy",
+def train_curve(model_a: nn.Module, model_b: nn.Module, data, *, kind: str = "bezier",
+                training: CurveTraining | None = None, loss_fn: str | Callable = "crossentropy",
                 device: str | torch.device | None = "cpu", test_data=None, folder: str | os.PathLike | None = None,
                 resume: bool = False, overwrite: bool = False, progress: bool = False,
                 on_epoch_end: Callable[[int, dict], None] | None = None, meta: Mapping | None = None) -> Curve:
     """Train the bend of a ``kind`` curve from ``model_a`` to ``model_b`` (ends fixed) on ``data``
     (a Dataset, ``(X, y)``, a loader, or ``{"train": ...}``) with the project's training loop
-    (:class:`landscape.training.Loop` on a :class:`CurveModel`): every batch draws t ~ U[0, 1] and
-    steps the bend on the loss at theta(t). The log's epoch 0 is the loss at t = 1/2 before training
-    (the straight line's midpoint), ``test_data`` is evaluated there too. ``folder``: a run folder
-    (checkpoints, ``log.csv``; continued bit for bit with ``resume`` after an interruption, even
-    ``kill -9``). Returns the trained :class:`Curve`; its ``meta`` records the settings and the log."""
-    settings = CurveTraining(epochs, lr, optimizer, momentum, weight_decay, batch_size, seed=seed)
+    (:class:`landscape.training.Loop` on a :class:`CurveModel`) as ``training`` says (default
+    :class:`CurveTraining`): every batch draws t ~ U[0, 1] and steps the bend on the loss at
+    theta(t). The log's epoch 0 is the loss at t = 1/2 before training (the straight line's
+    midpoint), ``test_data`` is evaluated there too. ``folder``: a run folder (checkpoints,
+    ``log.csv``; continued bit for bit with ``resume`` after an interruption, even ``kill -9``).
+    Returns the trained :class:`Curve`; its ``meta`` records the settings and the log."""
+    settings = training if training is not None else CurveTraining()
+    if not isinstance(settings, CurveTraining):
+        raise LandscapeError(f"`training` must be a landscape.connect.CurveTraining, got {settings!r}")
     curve = Curve.between(model_a, model_b, kind, meta=meta)
     if isinstance(data, Mapping) and "train" in data:
         data = data["train"]
     net = CurveModel(curve).to(resolve_device(device))
-    opt = make_optimizer(optimizer, list(net.bend), settings)
-    record = {"kind": kind, "ends_tensors_sha256": [tensors_checksum(curve.a), tensors_checksum(curve.b)],
+    opt = make_optimizer(list(net.bend), settings.optimizer)
+    record = {"kind": kind, "ends_tensors_checksum": [tensors_checksum(curve.a), tensors_checksum(curve.b)],
               "loss": loss_fn if isinstance(loss_fn, str) else "custom", **settings.settings()}
     run = RunFolder(folder, record, resume=resume, overwrite=overwrite) if folder is not None else None
     try:
         loop = Loop(net, data, opt, schedule=settings.lr_at, test_data=test_data, loss=loss_fn, folder=run,
-                    config=LoopConfig(epochs=epochs, batch_size=batch_size, seed=seed, save_every=epochs,
-                                      progress=progress))
+                    config=settings.loop(progress))
         history = loop.run(on_epoch_end)
     finally:
         if run is not None:

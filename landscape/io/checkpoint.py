@@ -263,7 +263,8 @@ class Checkpoint:
     def summary(self) -> dict:
         """What the checkpoint records about how its network was made, for titles and provenance:
         ``arch``, ``optimizer``, ``batch_size``, ``weight_decay``, ``epoch``, ``seed``, ``test_error`` (%),
-        ``pruned`` and ``flops`` (a pruned network), ``quant`` (a quantized one). Only what is there."""
+        ``pruned`` and ``flops`` (a pruned network), ``quant`` (a quantized one), ``lowrank`` (a
+        factorized one), ``sam`` (SAM or ASAM), ``distilled`` (from a teacher). Only what is there."""
         return summary_of(self.meta)
 
 
@@ -353,4 +354,12 @@ def summary_of(obj: Mapping) -> dict:
     quant = obj.get("quant")
     if isinstance(quant, Mapping) and quant.get("method"):
         out["quant"] = f"{str(quant['method']).upper()} {quant.get('bits', '?')}-bit"
+    lowrank = obj.get("lowrank")
+    if isinstance(lowrank, Mapping):
+        how = lowrank.get("rank_ratio") if lowrank.get("rank_ratio") is not None else f"E={lowrank.get('energy')}"
+        out["lowrank"] = f"low-rank {how}" + (", retrained" if args.get("init_from") else "")
+    if isinstance(args.get("sam"), int | float) and not isinstance(args.get("sam"), bool):
+        out["sam"] = f"{'ASAM' if args.get('sam_adaptive') else 'SAM'} rho={args['sam']:g}"
+    if args.get("teacher"):
+        out["distilled"] = f"distilled (T={args.get('kd_temperature', 0):g}, alpha={args.get('kd_alpha', 0):g})"
     return out

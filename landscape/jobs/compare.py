@@ -45,6 +45,7 @@ from landscape.io.checkpoint import read_checkpoint
 from landscape.io.files import check_folder, replacing, write_text
 from landscape.io.surface_file import read_surface, write_surface
 from landscape.jobs.network import network
+from landscape.lowrank import unfactorized_names
 from landscape.plot.compare import compare_figure, describe_training
 from landscape.plot.sharpness import gap_figure
 from landscape.runtime.device import resolve_device
@@ -170,9 +171,9 @@ def _load(cfg: CompareConfig, data) -> list[_Minimum]:
         model = network(ckpt, cfg.arch, cfg.num_classes, data=data)
         out.append(_Minimum(path, os.path.abspath(path), ckpt.sha256, model, info,
                             describe_training(info, str(info.get("arch") or cfg.arch))))
-    first = {k: tuple(v.shape) for k, v in out[0].model.state_dict().items()}
+    first = unfactorized_names(out[0].model)  # a low-rank network is of the architecture it was factorized from
     for m in out[1:]:
-        if set(m.model.state_dict()) != set(first):
+        if unfactorized_names(m.model) != first:
             raise LandscapeError(f"{m.path!r} and {out[0].path!r} are different architectures (other tensors)")
     return out
 

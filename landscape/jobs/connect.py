@@ -85,11 +85,9 @@ def train(cfg: CurveConfig) -> tuple[connect.Curve, str]:
     if meta["data"]["data_root"]:
         meta["data"]["data_root"] = os.path.abspath(meta["data"]["data_root"])
     with using_threads(choose_threads(cfg.threads)):
-        curve = connect.train_curve(model_a, model_b, data, kind=cfg.kind, epochs=settings.epochs, lr=settings.lr,
-                                    optimizer=settings.optimizer, momentum=settings.momentum,
-                                    weight_decay=settings.weight_decay, batch_size=settings.batch_size,
-                                    seed=settings.seed, device=cfg.device, test_data=test, folder=run_folder(cfg),
-                                    resume=cfg.resume, overwrite=cfg.overwrite, progress=cfg.progress, meta=meta)
+        curve = connect.train_curve(model_a, model_b, data, kind=cfg.kind, training=settings, device=cfg.device,
+                                    test_data=test, folder=run_folder(cfg), resume=cfg.resume, overwrite=cfg.overwrite,
+                                    progress=cfg.progress, meta=meta)
     check_output(cfg.out, overwrite=cfg.overwrite or cfg.resume)  # nothing appeared there while it trained
     return curve, curve.save(cfg.out)
 

@@ -12,6 +12,7 @@ from torch import nn
 from landscape.errors import LandscapeError, is_int
 from landscape.evaluation.tokens import check_token_ids
 from landscape.io.checkpoint import Checkpoint, load_into_, read_checkpoint
+from landscape.lowrank import apply_ranks_, ranks_of
 from landscape.models import build_model, list_models
 from landscape.prune import resize_
 from landscape.runtime.parallel import launcher_rank
@@ -22,7 +23,8 @@ def network(ckpt: Checkpoint, arch: str, num_classes: int | None = None, in_chan
     """``arch`` with ``ckpt`` loaded into it. The number of classes and input channels are the given
     ones, else ``data``'s (a :class:`landscape.Dataset`), else what the checkpoint records
     (``landscape-train`` writes both), else 10 and 3. A pruned checkpoint's recorded ``widths``
-    shrink the architecture first, so its smaller tensors fit."""
+    shrink the architecture first, and a low-rank one's recorded ranks factorize its layers, so
+    its tensors fit."""
     tokens = data is not None and str(getattr(data, "name", "")).startswith("tokens:")
     if tokens and arch in list_models():  # a zoo network reads images: it would blame the checkpoint's shapes
         raise LandscapeError(f"--dataset {data.name} is a token file (sequences of token ids, for a language "
@@ -38,6 +40,9 @@ def network(ckpt: Checkpoint, arch: str, num_classes: int | None = None, in_chan
     widths = ckpt.widths
     if widths:
         resize_(model, widths)
+    ranks = ranks_of(ckpt.meta)
+    if ranks:
+        apply_ranks_(model, ranks)
     check_weights(ckpt, model)
     return load_into_(model, ckpt.state_dict, source=f"checkpoint {ckpt.path!r}")
 

@@ -50,10 +50,9 @@ def describe_training(t: Mapping, arch: str = "", flops: bool = True, seed: bool
         bits.append(f"bs={t['batch_size']}")
     if t.get("weight_decay") not in (None, ""):
         bits.append(f"wd={float(t['weight_decay']):g}")
-    if t.get("pruned"):
-        bits.append(str(t["pruned"]))
-    if t.get("quant"):
-        bits.append(str(t["quant"]))
+    for key in ("pruned", "lowrank", "quant", "sam", "distilled"):
+        if t.get(key):
+            bits.append(str(t[key]))
     if flops and t.get("flops") not in (None, ""):
         bits.append(f"{float(t['flops']):.3g} FLOPs")
     if seed and t.get("seed") not in (None, ""):

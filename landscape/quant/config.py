@@ -19,9 +19,9 @@ def parse_scale(rule: str | float) -> str | float:
     try:
         value = float(rule)
     except (TypeError, ValueError):
-        raise LandscapeError(f"`quant_scale` must be he, std, max, mean or a positive number, got {rule!r}") from None
+        raise LandscapeError(f"`scale` must be he, std, max, mean or a positive number, got {rule!r}") from None
     if not (value > 0 and math.isfinite(value)):
-        raise LandscapeError(f"`quant_scale` must be he, std, max, mean or a positive number, got {rule!r}")
+        raise LandscapeError(f"`scale` must be he, std, max, mean or a positive number, got {rule!r}")
     return value
 
 
@@ -43,6 +43,8 @@ class QuantConfig:
       binary weights are the paper's +-1, and a learning rate moves every layer by the same share of
       its grid); ``"raw"``: on the weights as they are.
     - ``seed``: seeds the stochastic rounding's own random generator.
+
+    An error names these fields; ``landscape-train`` names its flags (``--quant``, ``--quant-scale``, ...).
     """
 
     method: str = "bc"
@@ -54,16 +56,16 @@ class QuantConfig:
 
     def __post_init__(self):
         if self.method not in METHODS:
-            raise LandscapeError(f"`quant` must be one of {', '.join(METHODS)}, got {self.method!r}")
+            raise LandscapeError(f"`method` must be one of {', '.join(METHODS)}, got {self.method!r}")
         if isinstance(self.bits, bool) or not isinstance(self.bits, int) or not 1 <= self.bits <= 8:
             raise LandscapeError(f"`bits` must be an integer from 1 to 8, got {self.bits!r}")
         object.__setattr__(self, "scale", parse_scale(self.scale))
         keep = ",".join(sorted(p.strip() for p in str(self.keep).split(",") if p.strip())) or "none"
         if keep not in KEEP:
-            raise LandscapeError(f"`quant_keep` must be one of {', '.join(KEEP)}, got {self.keep!r}")
+            raise LandscapeError(f"`keep` must be one of {', '.join(KEEP)}, got {self.keep!r}")
         object.__setattr__(self, "keep", keep)
         if self.step not in STEPS:
-            raise LandscapeError(f"`quant_step` must be one of {', '.join(STEPS)}, got {self.step!r}")
+            raise LandscapeError(f"`step` must be one of {', '.join(STEPS)}, got {self.step!r}")
 
 
 __all__ = ["KEEP", "METHODS", "STEPS", "QuantConfig", "parse_scale"]

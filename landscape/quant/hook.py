@@ -19,6 +19,8 @@ default) the optimizer sees each quantized layer's weights divided by the layer'
 (binary weights are then the paper's +-1) and the gradient multiplied by R, the exact gradient
 for those normalized weights; the network itself always runs with the weights in their own units.
 All per-step work is a few fused ``torch._foreach_*`` operations over the quantized tensors.
+Each step takes one gradient, at the quantized weights: a second ``after_backward`` before
+``after_step`` (an optimizer that evaluates the loss twice per step, SAM) is refused.
 
 The model's state dict keeps its keys; what a checkpoint adds: ``"quant"`` (method, bits, the
 layers quantized, each one's spacing and scale, the fraction of weights changed) and, for BC,
@@ -81,6 +83,7 @@ class QuantHook(TrainHook):
         self._set_grids(scales)
         self.generator: torch.Generator | None = None
         self.init_codes: list[torch.Tensor] = []
+        self._stepping = False  # a gradient was taken and the optimizer has not stepped yet
 
     # -- grids -----------------------------------------------------------------------------
 
@@ -117,6 +120,14 @@ class QuantHook(TrainHook):
         pairs = [(p.grad, u) for p, u in zip(self.params, self.unit, strict=True) if p.grad is not None]
         if pairs:
             torch._foreach_mul_([g for g, _ in pairs], [u for _, u in pairs])
+
+    def _one_gradient(self) -> None:
+        """The update rules take one gradient per step (at the quantized weights); a second one
+        would be taken at weights the rules have already replaced by their full-precision copy."""
+        if self._stepping:
+            raise LandscapeError("quantized training takes one gradient per optimizer step: an optimizer that "
+                                 "evaluates the loss again within a step (SAM) cannot be combined with it")
+        self._stepping = True
 
     def _remember_start(self) -> None:
         self.init_codes = [c.to(torch.int8) for c in self.codes()]
@@ -190,6 +201,7 @@ class BinaryConnect(QuantHook):
         self._remember_start()
 
     def after_backward(self, loop) -> None:
+        self._one_gradient()
         with torch.no_grad():
             torch._foreach_copy_(self.params, self.real)
             if self.scaled:
@@ -197,6 +209,7 @@ class BinaryConnect(QuantHook):
             self._grads_times_unit_()
 
     def after_step(self, loop) -> None:
+        self._stepping = False
         with torch.no_grad():
             p = self.params
             if self.scaled:
@@ -254,6 +267,7 @@ class Rounding(QuantHook):
         self._sizes = [p.numel() for p in self.params]
 
     def after_backward(self, loop) -> None:
+        self._one_gradient()
         with torch.no_grad():
             self._codes = self.codes()
             if self.scaled:  # the optimizer steps the levels in units of R
@@ -263,6 +277,7 @@ class Rounding(QuantHook):
             self._grads_times_unit_()
 
     def after_step(self, loop) -> None:
+        self._stepping = False
         codes = self._codes
         if codes is None:
             raise RuntimeError("Rounding.after_step needs after_backward first (it records the levels "

@@ -13,9 +13,11 @@ from typing import Any
 class TrainHook:
     """A plug-in of the training loop; override the methods you need (all do nothing here).
 
-    Per step the loop calls ``before_forward(loop, batch)`` (the batch is on the device), runs
-    the forward and backward passes, calls ``after_backward(loop)`` (gradients are in ``.grad``),
-    steps the optimizer and calls ``after_step(loop)``. The test pass of each epoch evaluates the
+    Per step the loop calls ``before_forward(loop, batch)`` (the batch is on the device), then
+    ``optimizer.step(closure)``, whose closure runs the forward and backward passes and calls
+    ``after_backward(loop)`` (gradients are in ``.grad``), then ``after_step(loop)``. An optimizer
+    that evaluates the loss twice per step (SAM) calls the closure, and so ``after_backward``,
+    twice; a hook that cannot take that (quantized training) refuses it. The test pass of each epoch evaluates the
     model as the hooks leave it after ``after_step``; then ``on_epoch_end(loop, epoch, row)`` may
     add columns to the log row, and ``on_checkpoint(loop, state)`` may add entries to a checkpoint
     dict before it is saved.

@@ -7,7 +7,13 @@
 
 The loop knows :class:`~landscape.training.hooks.TrainHook` and nothing that implements it:
 quantized training is ``hooks=[quantize_(model, QuantConfig(...))]``; a pruned network is just a
-model. With a :class:`~landscape.training.run_folder.RunFolder` (``folder=``) it writes ``model_0.pt``,
+model. Every step hands the optimizer torch's closure (``optimizer.step(closure)``: zero the
+gradients, forward, backward, the hooks' ``after_backward``, return the loss), so an optimizer
+that evaluates the loss more than once per step (sharpness-aware minimization, ``LBFGS``) needs
+nothing of the loop; BatchNorm running statistics are updated by the first evaluation of a step
+only. ``objective`` is what the steps minimize when it is not ``loss`` (distillation).
+
+With a :class:`~landscape.training.run_folder.RunFolder` (``folder=``) it writes ``model_0.pt``,
 ``model_E.pt`` every ``save_every`` epochs and at the end, ``resume.pt`` after the other epochs
 and ``log.csv``, and continues a run from its newest checkpoint, bit for bit on the CPU.
 
@@ -20,6 +26,8 @@ Running sums stay on the device, so the loop never waits for it before the end o
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
 import sys
 import time
@@ -92,6 +100,14 @@ def _xy(data, device: torch.device, what: str):
     return list(data) if isinstance(data, tuple) else data  # a tuple of the loop's own means (X, y)
 
 
+def _takes_closure(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer.step`` takes torch's closure (every torch optimizer does; a user's may not)."""
+    try:
+        return bool(inspect.signature(optimizer.step).parameters)
+    except (TypeError, ValueError):
+        return True
+
+
 class Loop:
     """One training run of ``model`` on ``data`` with ``optimizer`` (see the module docstring).
 
@@ -99,6 +115,9 @@ class Loop:
       epoch (e.g. :class:`~landscape.training.optim.Milestones`); None leaves the rate alone.
     - ``loss``: ``"crossentropy"``, ``"mse"`` or ``loss_fn(output, batch)``; the error column is
       the share of argmax predictions that miss the label.
+    - ``objective``: what the training steps minimize, when it is not ``loss`` (e.g.
+      :class:`~landscape.training.distill.Distillation`'s loss); the log's ``train_loss`` of a
+      trained epoch is its mean, every evaluation (epoch 0, the test data) uses ``loss``.
     - ``test_data``: evaluated after every epoch (columns ``test_loss``, ``test_err``).
     - ``transform(x, generator)``: applied to each training batch of in-memory data.
     - ``folder``: a :class:`RunFolder` to write checkpoints and the log to, and resume from;
@@ -120,6 +139,7 @@ class Loop:
         config: LoopConfig | None = None,
         test_data=None,
         loss: str | LossFn = "crossentropy",
+        objective: str | LossFn | None = None,
         transform: Transform | None = None,
         folder: RunFolder | None = None,
         record: Mapping | None = None,
@@ -137,6 +157,10 @@ class Loop:
         self.train_data = _xy(data, self.device, "the training data")
         self.test_data = _xy(test_data, self.device, "the test data")
         self.loss_name, self.loss_fn = resolve_loss(loss)
+        self.objective = self.loss_fn if objective is None else resolve_loss(objective)[1]
+        self._takes_closure = _takes_closure(optimizer)
+        self._norms = [m for m in self.net.modules()
+                       if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
         self.transform = transform
         self.folder = folder
         self.record = dict(record or {})
@@ -169,27 +193,54 @@ class Loop:
 
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on ``batch`` (on the device) with every hook; returns the loss and
-        the output (detached)."""
+        the output (detached) of the step's first evaluation, at the weights it started from."""
         for h in self.hooks:
             h.before_forward(self, batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        out = self._forward(batch[0]).float()
-        loss = self.loss_fn(out, batch)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-        else:
-            loss.backward()
-        for h in self.hooks:
-            h.after_backward(self)
-        if self.scaler is not None:
+        first: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+        def closure() -> torch.Tensor:
+            self.optimizer.zero_grad(set_to_none=True)
+            with self._statistics_kept() if first else contextlib.nullcontext():
+                out = self._forward(batch[0]).float()
+                loss = self.objective(out, batch)
+                if self.scaler is not None:
+                    self.scaler.scale(loss).backward()
+                else:
+                    loss.backward()
+            for h in self.hooks:
+                h.after_backward(self)
+            if not first:
+                first.append((loss.detach(), out.detach()))
+            return loss
+
+        if self.scaler is not None:  # GradScaler.step takes no closure
+            closure()
             self.scaler.step(self.optimizer)
             self.scaler.update()
+        elif self._takes_closure:
+            self.optimizer.step(closure)
         else:
+            closure()
             self.optimizer.step()
+        if not first:
+            name = type(self.optimizer).__name__
+            raise LandscapeError(f"the optimizer's step(closure) never called the closure ({name}): an optimizer must "
+                                 "evaluate the loss through it, as torch's optimizers do")
         self.step += 1
         for h in self.hooks:
             h.after_step(self)
-        return loss.detach(), out.detach()
+        return first[0]
+
+    @contextlib.contextmanager
+    def _statistics_kept(self):
+        """BatchNorm in training mode without updating its running statistics (a step's later evaluations)."""
+        for m in self._norms:
+            m.track_running_stats = False
+        try:
+            yield
+        finally:
+            for m in self._norms:
+                m.track_running_stats = True
 
     def _train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         c, data = self.config, self.train_data

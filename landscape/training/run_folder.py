@@ -8,7 +8,8 @@ bit on the CPU. One process writes a folder: an OS lock (``.NAME.lock`` beside i
 second run at once, and dies with its process.
 
 The run's settings are saved as ``"args"`` in every checkpoint; a resumed run whose settings
-(the keys in ``check``) differ is refused with the list of differences.
+(the keys in ``check``) differ is refused with the list of differences. ``upgrade`` reads the
+settings an earlier version saved as the current version writes them (or refuses them in one line).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import csv
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from landscape.errors import LandscapeError, is_int
 from landscape.io.checkpoint import read_checkpoint_dict, save_checkpoint
@@ -54,18 +55,22 @@ class RunFolder:
     in ``check`` (default: all) must equal the saved ones. Without ``resume`` a folder that
     already holds a run is refused, unless ``overwrite``: then its files are deleted, but only at
     :meth:`begin`, once the caller knows that its data and model work. ``own_files`` are other
-    files of the run (deleted by ``overwrite`` too). :attr:`resume_state` is the checkpoint to
+    files of the run (deleted by ``overwrite`` too). ``upgrade(saved_args) -> args`` turns the
+    settings of a run written by an earlier version into today's before they are compared (a
+    :class:`LandscapeError` it raises refuses the resume). :attr:`resume_state` is the checkpoint to
     continue from, or None. Call :meth:`close` (or use ``with``) to release the lock.
     """
 
     def __init__(self, path: str | os.PathLike, settings: dict | None = None, *, resume: bool = False,
-                 overwrite: bool = False, check: Sequence[str] | None = None, own_files: Sequence[str] = ()):
+                 overwrite: bool = False, check: Sequence[str] | None = None, own_files: Sequence[str] = (),
+                 upgrade: Callable[[dict], dict] | None = None):
         if resume and overwrite:
             raise LandscapeError("`resume` and `overwrite` exclude each other")
         self.path = os.fspath(path)
         self.settings = dict(settings or {})
         self.check = tuple(self.settings if check is None else check)
         self.own_files = tuple(own_files)
+        self.upgrade = upgrade
         self.lock: OutputLock | None = None
         self.resume_state: dict | None = None
         self._doomed: list[str] = []
@@ -121,6 +126,11 @@ class RunFolder:
             return
         ckpt = read_saved(latest[1])
         saved = ckpt.get("args", {})
+        if self.upgrade is not None:
+            try:
+                saved = self.upgrade(saved)
+            except LandscapeError as exc:
+                raise LandscapeError(f"cannot resume {out!r}: {exc}") from None
         differ = [k for k in self.check if k in saved and saved[k] != self.settings.get(k)]
         if differ:
             shown = ", ".join(f"{k} {saved[k]!r} -> {self.settings.get(k)!r}" for k in differ)

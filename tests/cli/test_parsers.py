@@ -94,13 +94,19 @@ def assert_same_defaults(read: _declared.Defaults, cls: type, what: str) -> None
     fields = read.as_dict()
     assert fields, what
     for field, value in fields.items():
-        have = defaults[field]
-        if isinstance(value, _declared.Defaults):
-            own = field_defaults(type(have))
-            for k, v in value.as_dict().items():
-                assert v in (getattr(have, k), own[k]), (what, field, k, v)
-        else:
-            assert have == value, (what, field, have, value)
+        assert_same_value(value, defaults[field], f"{what}.{field}")
+
+
+def assert_same_value(value, have, what: str) -> None:
+    if isinstance(value, _declared.Defaults):  # nested, at any depth
+        own = field_defaults(type(have))
+        for k, v in value.as_dict().items():
+            if isinstance(v, _declared.Defaults):
+                assert_same_value(v, getattr(have, k), f"{what}.{k}")
+            else:
+                assert v in (getattr(have, k), own[k]), (what, k, v)
+    else:
+        assert have == value, (what, have, value)
 
 
 def test_help_imports_no_torch():

@@ -18,6 +18,7 @@ from landscape.errors import LandscapeError
 from landscape.evaluation.options import EvalOptions
 from landscape.jobs.connect import read_curve
 from landscape.models import build_model
+from landscape.training import OptimizerConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -178,7 +179,8 @@ def test_trained_curve_beats_the_line(minima, digits):
     loss) is at most a quarter of the straight line's."""
     a, b = minima
     train = digits[0]
-    curve = connect.train_curve(a, b, train, kind="bezier", epochs=20, lr=0.01, optimizer="adam")
+    curve = connect.train_curve(a, b, train, kind="bezier", training=connect.CurveTraining(
+        OptimizerConfig("adam", lr=0.01, nesterov=False, weight_decay=0.0), epochs=20))
     for k, v in a.state_dict().items():  # the ends did not move
         assert torch.equal(curve.theta(0)[k], v)
     result = connect.evaluate_path(curve, train, t=21)
@@ -198,7 +200,7 @@ def test_resume_is_exact(minima, digits, tmp_path):
     """Training through the project's loop: stopped after epoch 1 and resumed from its run folder,
     the bend is bit for bit that of an uninterrupted run."""
     a, b = minima
-    options = {"kind": "polychain", "epochs": 3, "lr": 0.05, "batch_size": 256}
+    options = {"kind": "polychain", "training": connect.CurveTraining(epochs=3, batch_size=256)}
     whole = connect.train_curve(a, b, digits[0], folder=tmp_path / "whole", **options)
 
     def stop(epoch, row):
@@ -356,7 +358,8 @@ def test_batchnorm_curve(digits, tmp_path):
     from landscape.evaluation.losses import resolve_loss
 
     a, b = _states(0, 1)
-    curve = connect.train_curve(a, b, digits[0], epochs=1, lr=0.01)
+    curve = connect.train_curve(a, b, digits[0], training=connect.CurveTraining(
+        OptimizerConfig(lr=0.01, nesterov=False, weight_decay=0.0), epochs=1))
     result = connect.evaluate_path(curve, digits[0], t=3, evaluation=EvalOptions(batch_size=256, bn_recompute=2))
     net = curve.network()
     batches = as_batches(digits[0], "cpu", connect.DEFAULT_BATCH_SIZE)

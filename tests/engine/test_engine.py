@@ -227,7 +227,7 @@ def test_mover_and_evaluator_in_either_order(order):
 
 
 def test_logged_training_loss_equals_the_evaluators(tmp_path):
-    run = ls.train(ls.TrainConfig(arch="digits_cnn", dataset="digits", epochs=2, lr=0.05, batch_size=64,
+    run = ls.train(ls.TrainConfig.from_args(arch="digits_cnn", dataset="digits", epochs=2, lr=0.05, batch_size=64,
                                         save_every=1, out=str(tmp_path / "run"), progress=False))
     test = ls.load_dataset("digits", split="test")
     model = ls.load_model("digits_cnn", run.checkpoints[-1], in_channels=1)

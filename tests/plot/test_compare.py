@@ -118,7 +118,7 @@ def test_mixed_dimensions_are_refused():
 def test_describe_reads_the_training_checkpoint(tmp_path):
     from landscape.jobs.train import TrainConfig, train
 
-    run = train(TrainConfig(arch="mlp", dataset="digits", epochs=1, batch_size=32,
+    run = train(TrainConfig.from_args(arch="mlp", dataset="digits", epochs=1, batch_size=32,
                             weight_decay=1e-3, save_every=1, subset=100,
                             out=str(tmp_path / "run"), progress=False))
     from landscape.jobs.plot import record_training_

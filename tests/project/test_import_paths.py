@@ -1,6 +1,7 @@
 """One import path per name: inside the package a name is imported from the module that defines it,
 or, from outside its subsystem, from the subsystem's face (the ``__init__`` of hessian, prune, quant,
-training, sharpness, connect, models, plot); no other module re-exports a name (docs/architecture.md).
+training, sharpness, connect, lowrank, models, plot); no other module re-exports a name
+(docs/architecture.md).
 Read from the source, imports inside functions included."""
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ import ast
 import os
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "landscape")
-FACES = {f"landscape.{s}" for s in ("hessian", "prune", "quant", "training", "sharpness", "connect", "models", "plot")}
+FACES = {f"landscape.{s}" for s in ("hessian", "prune", "quant", "training", "sharpness", "connect", "lowrank",
+                                     "models", "plot")}
 
 
 def modules() -> dict[str, str]:

@@ -23,6 +23,11 @@ SETTINGS = {
     "pruned_minima.ipynb": {"EPOCHS": "2", "RETRAIN_EPOCHS": "1", "RATIOS": "3", "GRID": "5", "SAMPLES": "100"},
     "quantized_minima.ipynb": {"EPOCHS": "2", "BIG_BATCH": "2", "GRID": "5", "LINE": "9", "SAMPLES": "100"},
     "sharpness.ipynb": {"EPOCHS": "1", "SAMPLES": "100", "MC": "4", "STEPS": "2", "LINE": "5", "GRID": "3"},
+    "many_minima.ipynb": {"EPOCHS": "1", "LARGE_EPOCHS": "2", "TEACHER_EPOCHS": "1", "RETRAIN_EPOCHS": "1",
+                          "LOWRANK_EPOCHS": "1", "SAMPLES": "100", "MC": "2",
+                          "STEPS": "2", "LINE": "5", "GRID": "3"},
+    "minima_study.ipynb": {"EPOCH_SCALE": "0.05", "MEASURES": "avg_filter,worst_filter,lambda_max",
+                           "SAMPLES": "100", "MC": "2", "STEPS": "2"},
 }
 
 

@@ -35,12 +35,12 @@ def test_training_follows_the_thread_policy_and_takes_threads(tmp_path, monkeypa
 
     _busy_machine(monkeypatch)
     seen = []
-    cfg = TrainConfig(arch="mlp", dataset="digits", epochs=1, subset=200, batch_size=64, out=str(tmp_path / "a"),
-                      progress=False)
+    options = dict(arch="mlp", dataset="digits", epochs=1, subset=200, batch_size=64, progress=False)
+    cfg = TrainConfig.from_args(**options, out=str(tmp_path / "a"))
     train(cfg, on_epoch_end=lambda epoch, row: seen.append(torch.get_num_threads()))
     assert seen == [1] and torch.get_num_threads() == 2  # the policy inside, the caller's setting after
     seen.clear()
-    train(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "b"), "threads": 3}),
+    train(TrainConfig.from_args(**options, out=str(tmp_path / "b"), threads=3),
           on_epoch_end=lambda epoch, row: seen.append(torch.get_num_threads()))
     assert seen == [3]
     assert build_parser().parse_args(["--arch", "mlp", "--threads", "2"]).threads == 2

@@ -154,11 +154,17 @@ def test_keep_first_and_last_layers_in_full_precision():
 
 
 def test_bad_quant_configs_are_user_errors():
-    for kw, match in [(dict(method="xyz"), "`quant`"), (dict(bits=0), "`bits`"), (dict(bits=9), "`bits`"),
-                      (dict(scale="foo"), "`quant_scale`"), (dict(scale="-1"), "`quant_scale`"),
-                      (dict(keep="middle"), "`quant_keep`"), (dict(step="half"), "`quant_step`")]:
+    # the object names its own fields; landscape-train's config names the flags
+    for kw, match, flag in [(dict(method="xyz"), "`method`", "`quant`"), (dict(bits=0), "`bits`", "`bits`"),
+                            (dict(bits=9), "`bits`", "`bits`"), (dict(scale="foo"), "`scale`", "`quant_scale`"),
+                            (dict(scale="-1"), "`scale`", "`quant_scale`"),
+                            (dict(keep="middle"), "`keep`", "`quant_keep`"),
+                            (dict(step="half"), "`step`", "`quant_step`")]:
         with pytest.raises(LandscapeError, match=match):
             QuantConfig(**kw)
+        flags = {"method": "quant", "scale": "quant_scale", "keep": "quant_keep", "step": "quant_step"}
+        with pytest.raises(LandscapeError, match=flag):
+            TrainConfig.from_args(**{"quant": "bc", **{flags.get(k, k): v for k, v in kw.items()}})
     assert QuantConfig(scale="0.5").scale == 0.5
 
 
@@ -300,7 +306,7 @@ def quick(tmp_path, name="run", **kw) -> TrainConfig:
     base = dict(arch="mlp_bn", dataset="digits", epochs=3, lr=0.01, optimizer="adam", batch_size=64,
                 weight_decay=0.0, save_every=2, out=str(tmp_path / name), progress=False, subset=400)
     base.update(kw)
-    return TrainConfig(**base)
+    return TrainConfig.from_args(**base)
 
 
 @pytest.mark.parametrize("method,bits", [("bc", 1), ("sr", 2), ("r", 1)])
@@ -393,7 +399,7 @@ def test_big_batch_multiplies_the_batch_and_says_so(tmp_path):
     assert ckpt["step"] == math.ceil(400 / 200)  # 400 training samples (subset)
     with pytest.raises(LandscapeError, match="`big_batch`"):
         train(quick(tmp_path, "bad", big_batch=0))
-    with pytest.raises(LandscapeError, match="need `quant`"):
+    with pytest.raises(LandscapeError, match="`bits` needs `quant`"):
         train(quick(tmp_path, "bad", bits=2))
 
 
@@ -435,7 +441,7 @@ def test_cli_issue_commands_on_a_cifar_folder(tmp_path):
     (["--quant", "sr", "--bits", "9"], "--bits"),
     (["--quant", "sr", "--big-batch", "0"], "--big-batch"),
     (["--quant", "bc", "--quant-scale", "foo"], "--quant-scale"),
-    (["--bits", "2"], "need --quant"),
+    (["--bits", "2"], "--bits needs --quant"),
 ])
 def test_cli_bad_quant_values_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     code = main(["--arch", "mlp_bn", "--dataset", "digits", "--out", str(tmp_path / "x"), *args])

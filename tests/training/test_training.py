@@ -283,16 +283,24 @@ def kill(epoch, row):
     if epoch == 3:
         os.kill(os.getpid(), signal.SIGKILL)
 
-train(TrainConfig(**eval(sys.argv[1])), on_epoch_end=kill)
+train(TrainConfig.from_args(**eval(sys.argv[1])), on_epoch_end=kill)
 """
 
 
 @pytest.mark.slow
-def test_resume_after_kill_9_equals_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("method", ["sgd", "sam", "asam+teacher+lowrank"])
+def test_resume_after_kill_9_equals_an_uninterrupted_run(tmp_path, method):
+    from helpers import save_checkpoint_of, save_lowrank
+
     from landscape.jobs.train import TrainConfig, train
 
     kw = dict(arch="digits_cnn", dataset="digits", epochs=4, lr=0.05, batch_size=64, save_every=2, subset=200,
               augment=True, milestones=[2], progress=False, threads=1)
+    if method == "sam":
+        kw.update(sam=0.05)
+    elif method != "sgd":  # every other new option at once: ASAM, a teacher, a low-rank start
+        kw.update(sam=0.5, sam_adaptive=True, teacher=save_checkpoint_of(tmp_path / "teacher.pt", seed=5),
+                  kd_temperature=3.0, kd_alpha=0.5, init_from=save_lowrank(tmp_path / "lowrank.pt"))
     # One thread in every run: torch splits a reduction by thread count, so runs with different
     # counts differ in the last bits (CI's in-process run picked the idle cores, the cut run 1).
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
@@ -301,8 +309,8 @@ def test_resume_after_kill_9_equals_an_uninterrupted_run(tmp_path):
                          env=env, capture_output=True, text=True, timeout=300)
     assert cut.returncode == -signal.SIGKILL, cut.stderr
     assert sorted(os.listdir(tmp_path / "cut")) == ["log.csv", "model_0.pt", "model_2.pt", "resume.pt"]
-    resumed = train(TrainConfig(**kw, out=str(tmp_path / "cut"), resume=True))
-    train(TrainConfig(**kw, out=str(tmp_path / "full")))
+    resumed = train(TrainConfig.from_args(**kw, out=str(tmp_path / "cut"), resume=True))
+    train(TrainConfig.from_args(**kw, out=str(tmp_path / "full")))
     a = torch.load(tmp_path / "full" / "model_4.pt", weights_only=True)
     b = torch.load(tmp_path / "cut" / "model_4.pt", weights_only=True)
     for k, v in a["state_dict"].items():
