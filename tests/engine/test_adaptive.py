@@ -155,6 +155,7 @@ def test_adaptive_with_the_hessian_metric_and_marked_plots(tmp_path, digits_ckpt
     assert len(art.get_offsets()) == mask.sum()
 
 
+@pytest.mark.slow
 def test_mpirun_spreads_each_round_and_gives_the_serial_surface(model_path, tmp_path):
     from helpers import MPIRUN, has_mpi4py, run
 
