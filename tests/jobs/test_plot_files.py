@@ -103,3 +103,22 @@ def test_the_original_tools_convexity_files_are_read_and_drawn(tmp_path, capsys)
         assert main([str(tmp_path / "l.h5"), "--quantity", quantity, "--kinds", "contour", "--formats", "png"]) == 0
     assert sorted(p.name for p in tmp_path.glob("l_*.png")) == ["l_contour.png", "l_eig_ratio_contour.png",
                                                                  "l_max_eig_contour.png"]
+
+
+def test_the_evaluated_points_of_an_adaptive_surface_are_marked_when_asked(tmp_path, monkeypatch):
+    from landscape.cli.plot import main
+    from landscape.io.surface_file import write_surface
+
+    x = np.linspace(-1, 1, 5)
+    xx, yy = np.meshgrid(x, x)
+    s = make_surface([x, x], {"train_loss": 1 + xx**2 + yy**2, "train_acc": 90 - xx**2})
+    evaluated = (np.arange(25).reshape(5, 5) % 3 == 0)
+    s.arrays["evaluated"] = evaluated.astype(np.uint8)
+    write_surface(tmp_path / "a.h5", s)
+    figures = saved_figures(monkeypatch)
+    assert main([str(tmp_path / "a.h5"), "--mark-evaluated", "--kinds", "contour", "--formats", "png"]) == 0
+    assert main([str(tmp_path / "a.h5"), "--kinds", "heatmap", "--formats", "png"]) == 0
+    marks = [c for c in figures["a_contour.png"].axes[0].collections if c.get_label() == "evaluated"]
+    assert len(marks) == 1
+    np.testing.assert_array_equal(marks[0].get_offsets(), np.column_stack([xx[evaluated], yy[evaluated]]))
+    assert not [c for c in figures["a_heatmap.png"].axes[0].collections if c.get_label() == "evaluated"]
