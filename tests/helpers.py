@@ -39,6 +39,67 @@ def command(n: int, mode: str, *args: str) -> list[str]:
     return [*prefix, sys.executable, JOB, mode, *args]
 
 
+BYPRODUCTS = ("__pycache__", ".pytest_cache")  # Python's bytecode, pytest's own cache (what --lf reads)
+
+
+def checkout_changes(root=ROOT) -> set[str] | None:
+    """What ``git status`` reports in the checkout ``root`` (untracked and ignored paths, a new
+    folder as one entry, and changed tracked files) and its empty folders (which git does not
+    report), less :data:`BYPRODUCTS`; None outside a git checkout (an unpacked sdist) or without
+    git. conftest.py compares it before and after a test run."""
+    try:
+        proc = subprocess.run(["git", "--no-optional-locks", "-C", str(root), "status", "--porcelain", "--ignored"],
+                              capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    lines = [line for line in proc.stdout.splitlines()
+             if line and not any(part in BYPRODUCTS for part in line[3:].strip('"/').split("/"))]
+    whole = {line[3:].strip('"').rstrip("/") for line in lines if line.endswith("/")}  # reported as one entry
+    changes = set(lines)
+    for here, folders, files in os.walk(root):
+        rel = os.path.relpath(here, root)
+        folders[:] = [d for d in folders if d != ".git" and d not in BYPRODUCTS
+                      and os.path.normpath(os.path.join(rel, d)) not in whole]
+        if not folders and not files and rel != ".":
+            changes.add(f"empty folder {rel}/")
+    return changes
+
+
+def assert_one_line(err: str, prog: str, *fragments: str) -> str:
+    """``err`` is one line ``PROG: error: ...`` (no traceback) holding every fragment; returns it."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error:") and "Traceback" not in err, err
+    for f in fragments:
+        assert f in lines[0], lines[0]
+    return lines[0]
+
+
+def saved_figures(monkeypatch) -> dict:
+    """Every matplotlib figure saved from now on, by the base name of its file: what a command drew."""
+    from matplotlib.figure import Figure
+
+    saved: dict = {}
+    real = Figure.savefig
+
+    def savefig(self, fname, *args, **kwargs):
+        saved[os.path.basename(str(fname))] = self
+        return real(self, fname, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    return saved
+
+
+def digits_mlp(hidden: int = 8) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """A newcomer's own model: an MLP on 200 flattened digits (seed 0), with its data."""
+    from landscape.data.datasets import load_dataset
+
+    torch.manual_seed(0)
+    d = load_dataset("digits", split="train")
+    X, y = d.x[:200].flatten(1), d.y[:200]
+    return nn.Sequential(nn.Linear(64, hidden), nn.Tanh(), nn.Linear(hidden, 10)), X, y
+
 
 def save_digits_cnn(path, seed: int = 0, scale_first_conv: float = 1.0) -> str:
     """A randomly initialized digits_cnn, with its running statistics set to non-trivial values.

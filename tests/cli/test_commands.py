@@ -31,18 +31,22 @@ def test_every_single_value_option_takes_a_value_starting_with_minus():
     assert join_negative_values(["--x", "--y"], ("--x",)) == ["--x", "--y"]  # an option is not a value
 
 
-def test_plot_xlim_and_vmin_with_a_space_like_x(tmp_path, capsys):
-    from helpers import make_surface
+def test_plot_xlim_and_vmin_with_a_space_like_x(tmp_path, capsys, monkeypatch):
+    from helpers import make_surface, saved_figures
 
     from landscape.io.surface_file import write_surface
 
     x = np.linspace(-1, 2, 7)
     path = str(tmp_path / "s.h5")
     write_surface(path, make_surface([x], {"train_loss": (x - 0.5) ** 2 + 0.1, "train_acc": 50 + 0 * x}))
+    figures = saved_figures(monkeypatch)
     for extra in (["--xlim", "-0.5:1.5"], ["--vmin", "-0.5"]):
         code = plot_cli.main([path, *extra, "--formats", "png", "--out", str(tmp_path / extra[0][2:])])
         assert code == 0, capsys.readouterr().err
         assert (tmp_path / f"{extra[0][2:]}_1d.png").exists()
+    assert figures["xlim_1d.png"].axes[0].get_xlim() == (-0.5, 1.5)  # the values were taken, not the flags
+    assert figures["vmin_1d.png"].axes[0].get_ylim()[0] == -0.5
+    np.testing.assert_allclose(figures["vmin_1d.png"].axes[0].lines[0].get_ydata(), (x - 0.5) ** 2 + 0.1)
 
 
 def test_the_printed_retraining_command_runs_as_printed(tmp_path, capsys):

@@ -46,6 +46,11 @@ def test_a_module_in_the_current_folder_is_found(user_modules, capsys):
     code = surf_cli.main(["--model", "net.pt", "--arch", "mynets:net", "--x=-1:1:3", "--samples", "30",
                           "--no-progress"])
     assert code == 0, capsys.readouterr().err
+    from landscape.io.surface_file import read_surface
+
+    s = read_surface(user_modules / "surface.h5")  # the default output, in the current folder
+    assert s.attrs["arch"] == "mynets:net" and s.attrs["samples"] == 30
+    assert s.completed.all() and np.isfinite(s.loss).all()
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -245,6 +245,7 @@ def test_an_interrupted_adaptive_run_resumes_to_the_same_surface(tmp_path):
     assert len(seen) < int(whole.arrays["evaluated"].sum())  # the points in the file were not redone
 
 
+@pytest.mark.slow  # its parts in-process: tests/engine/test_adaptive_metrics.py, tests/jobs/test_plot_files.py
 def test_adaptive_with_the_hessian_metric_and_marked_plots(tmp_path, digits_ckpt):
     from landscape.cli.plot import main as plot_main
     from landscape.cli.surf import main as surf_main
@@ -271,6 +272,7 @@ def test_adaptive_with_the_hessian_metric_and_marked_plots(tmp_path, digits_ckpt
     assert len(art.get_offsets()) == mask.sum()
 
 
+@pytest.mark.slow
 def test_mpirun_spreads_each_round_and_gives_the_serial_surface(model_path, tmp_path):
     from helpers import MPIRUN, has_mpi4py, run
 

@@ -171,8 +171,10 @@ def test_interpolation_between_two_models(tmp_path):
 def test_a_temporary_left_by_a_killed_writer_is_cleaned_up(tmp_path, digits_ckpt):
     stale = tmp_path / ".s.h5.tmp99999"
     stale.write_bytes(b"half-written")
-    surf(cfg(tmp_path, digits_ckpt, grid=Grid("-1:1:3")))
+    s = surf(cfg(tmp_path, digits_ckpt, grid=Grid("-1:1:3"))).surface
     assert not stale.exists() and (tmp_path / "s.h5").exists()
+    written = read_surface(tmp_path / "s.h5")  # the run's own file, whole, where the stale one was cleared
+    assert written.completed.all() and np.array_equal(written.loss, s.loss)
 
 
 def test_plane_through_three_models(tmp_path):

@@ -288,3 +288,13 @@ def test_a_conv_net_comes_back_in_its_memory_format_also_when_setup_fails():
         ls.surface(model, data, (-1, 1, 3), directions=[snapshot(model), snapshot(model)], output=QUIET)
     assert all(p.is_contiguous() for p in model.parameters())
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_a_surface_of_a_model_without_parameters_is_one_clear_error():
+    class NoParams(nn.Module):
+        def forward(self, x):
+            return x[:, :3]
+
+    data = (torch.randn(8, 4), torch.randint(0, 3, (8,)))
+    with pytest.raises(LandscapeError, match=r"^the model \(NoParams\) has no parameters: a landscape moves them$"):
+        ls.surface(NoParams(), data, ls.Grid("-1:1:3"), output=QUIET)

@@ -2,6 +2,9 @@
 
 Every job runs tests/mpi_job.py in a subprocess with a timeout, so a hang fails the test instead
 of hanging CI. Ranks use one thread each; ``-n 3`` oversubscribes a 2-core machine on purpose.
+The quick suite runs one of them (two ranks give the serial surface); the rest are slow. What they
+rely on is tested in-process where it lives: the hand-out of points and the collectives in
+tests/runtime/test_parallel.py, rank 0 alone reporting in tests/cli/test_rank_zero_reports.py.
 """
 
 from __future__ import annotations
@@ -174,7 +177,8 @@ def test_map_points_hands_out_each_given_index_once(tmp_path):
     assert len({rank for _, rank, _ in rows}) >= 2  # handed out to several ranks
 
 
-@pytest.mark.parametrize("fail_rank", [pytest.param(1, marks=pytest.mark.slow), 0])
+@pytest.mark.slow
+@pytest.mark.parametrize("fail_rank", [1, 0])
 def test_failure_on_one_rank_ends_the_job(tmp_path, fail_rank):
     """The job ends (a hang fails through ``run``'s timeout; how fast it ends is measured by
     benchmarks/bench_mpi_abort.py, not asserted here)."""
@@ -189,6 +193,7 @@ def test_failure_on_one_rank_ends_the_job(tmp_path, fail_rank):
     assert 0 < len(read_log(log)) < 300
 
 
+@pytest.mark.slow
 def test_bad_input_is_reported_once(tmp_path):
     missing = str(tmp_path / "missing.pt")
     proc = run(2, "surface", "--model", missing, "--out", str(tmp_path / "s.h5"))
@@ -210,6 +215,7 @@ def test_landscape_surf_under_mpirun(model_path, reference, tmp_path):
     assert_same_surface(out, reference)
 
 
+@pytest.mark.slow
 def test_python_api_volume_under_mpirun_equals_serial(tmp_path):
     serial, parallel = str(tmp_path / "serial.h5"), str(tmp_path / "parallel.h5")
     assert run(1, "api", "--out", serial).returncode == 0
@@ -222,6 +228,7 @@ def test_python_api_volume_under_mpirun_equals_serial(tmp_path):
     assert b.attrs["mpi_ranks"] == 2 and b.attrs["command"].startswith("python API")
 
 
+@pytest.mark.slow
 def test_convexity_map_under_mpirun_equals_serial(model_path, tmp_path):
     """The Hessian's extreme eigenvalues at every point: the same map from 2 ranks as serially (to
     the metric's tolerance: each rank warm-starts from the neighbours it computed itself)."""

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import conv_data, convnet, exact_hessian, mlp, mlp_data
+from helpers import conv_data, convnet, digits_mlp, exact_hessian, mlp, mlp_data
 from torch import nn
 
 from landscape import hessian
@@ -361,3 +361,69 @@ def test_shifted_operator_is_the_matrix_minus_a_multiple_of_the_identity():
     assert op.size == 6
     top = hessian.eigenpairs(op, k=1, which="largest", tol=1e-10)  # the original's second run: the shifted top
     assert top.eigenvalues[0] == pytest.approx(np.linalg.eigvalsh(a)[-1] - 2.5, rel=1e-8)
+
+
+# ------------------------------------------------------------------------------ users' models
+
+
+def test_hessian_products_through_a_transformer_layer_on_cpu():
+    from torch.func import functional_call
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    torch.manual_seed(0)
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Linear(4, 8)
+            self.enc = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+            self.head = torch.nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.head(self.enc(self.emb(x)).mean(1))
+
+    model, X, y = Tiny().eval(), torch.randn(12, 5, 4), torch.randint(0, 3, (12,))
+    op = hessian.HessianOperator(model, (X, y))
+    v = np.random.default_rng(0).standard_normal(op.size)
+    names = [k for k, _ in model.named_parameters()]
+    shapes = [p.shape for _, p in model.named_parameters()]
+
+    def loss(flat):  # the reference: torch's own Hessian-vector product, math attention
+        parts = dict(zip(names, (c.reshape(s) for c, s in zip(flat.split([s.numel() for s in shapes]), shapes,
+                                                                strict=True)), strict=True))
+        return torch.nn.functional.cross_entropy(functional_call(model, parts, (X,)), y)
+
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+    with sdpa_kernel(SDPBackend.MATH):
+        _, ref = torch.autograd.functional.hvp(loss, flat, torch.as_tensor(v, dtype=torch.float32))
+    np.testing.assert_allclose(op.matvec(v), ref.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_an_operator_of_a_model_without_parameters_is_one_clear_error():
+    class NoParams(torch.nn.Module):
+        def forward(self, x):
+            return x[:, :3]
+
+    data = (torch.randn(8, 4), torch.randint(0, 3, (8,)))
+    with pytest.raises(LandscapeError, match=r"^the model \(NoParams\) has no parameters: a Hessian needs some$"):
+        hessian.HessianOperator(NoParams(), data)
+
+
+def test_the_trace_default_converges_on_a_small_model_and_says_when_it_did_not():
+    from landscape.hessian.operator import matmat
+
+    model, X, y = digits_mlp(hidden=4)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(100):  # a newcomer's trained model
+        opt.zero_grad()
+        F.cross_entropy(model(X), y).backward()
+        opt.step()
+    op = hessian.HessianOperator(model.eval(), (X, y))
+    exact = float(np.trace(matmat(op, np.eye(op.size))))
+    tr = hessian.trace(op)
+    assert tr.converged and tr.samples < 1000, repr(tr)
+    assert abs(tr.estimate - exact) <= 4 * tr.stderr
+    assert "converged" in str(tr) and "NOT" not in str(tr)
+    short = hessian.trace(op, tol=1e-6, max_samples=8, min_samples=4)
+    assert not short.converged
+    assert "NOT converged" in str(short) and "NOT converged" in repr(short)

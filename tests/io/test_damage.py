@@ -1,9 +1,15 @@
-"""A corpus of damaged files through every reader: one line and exit 2, never a traceback, never a
-rewritten file, never wrong values (issue: trustworthy surface files).
+"""A corpus of damaged files: never a traceback, never a rewritten file, never wrong values (issue:
+trustworthy surface files).
 
 Damage: truncation, zero bytes, text, random bit flips (20 seeds), each dataset deleted, wrong
 shapes and dtypes, attributes deleted or edited. A flip may land in unused bytes: then the file
 must read exactly as before.
+
+Every damaged copy goes through the readers in-process (the surface reader and the point runner
+that resumes an output, the directions reader, the trajectory reader with landscape-plot's check of
+a path's directions): exactly the original values, or one line. The commands turn that line into
+``PROG: error: ...`` and exit 2 alike for every file, so each runs once per file kind here; the
+slow tests run every damaged copy through every command and view.
 """
 
 from __future__ import annotations
@@ -21,10 +27,13 @@ from landscape.cli import plot as plot_cli
 from landscape.cli import surf as surf_cli
 from landscape.data.datasets import DataSpec
 from landscape.engine.options import Output
+from landscape.engine.points import compute_points
 from landscape.errors import LandscapeError
 from landscape.evaluation.options import EvalOptions
 from landscape.io.trajectory_file import Trajectory, read_trajectory, write_trajectory
+from landscape.jobs.plot import check_same_directions
 from landscape.jobs.surf import SurfConfig, surf
+from landscape.runtime.parallel import SerialComm
 from landscape.space.grid import Grid
 
 SEEDS = range(20)
@@ -37,6 +46,11 @@ KEY_ATTRIBUTES = ("content_sha256", "format_version", "inputs", "landscape_versi
 def full(request) -> bool:
     """The whole corpus with --slow; otherwise 4 seeds and the attributes that matter most."""
     return bool(request.config.getoption("--slow"))
+
+
+@pytest.fixture(autouse=True)
+def _subfolder(tmp_path):
+    (tmp_path / "t").mkdir()
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +134,100 @@ def same_values(path: Path, values: dict) -> bool:
     return set(got) == set(values) and all(np.array_equal(got[k], v, equal_nan=True) for k, v in values.items())
 
 
-def test_damaged_surfaces_through_every_reader(originals, tmp_path, capsys, full):
+def refused(read, label: str):
+    """``read()``, or None when it refused the file with a one-line :class:`LandscapeError`."""
+    try:
+        return read()
+    except LandscapeError as exc:
+        assert "\n" not in str(exc) and str(exc), (label, str(exc))
+        return None
+
+
+def resume(path: Path, originals: dict):
+    """What landscape-surf does with an existing output: the point runner opens it with the
+    original run's inputs and computes what is pending (here: the original values)."""
+    original = ls.read_surface(originals["surface"])
+    values = {k: v.reshape(-1) for k, v in originals["values"].items()}
+    metrics = [type("Metric", (), {"names": (name,)})() for name in values]
+    return compute_points(original.coords, metrics, lambda p, needed: {n: values[n][p] for n in values},
+                          inputs=original.inputs(), attrs={}, output=Output(str(path), progress=False),
+                          comm=SerialComm())
+
+
+def test_damaged_surfaces_at_the_readers(originals, tmp_path, full):
+    """Every damaged copy: read exactly, or refused in one line; resumed as an output when intact,
+    else refused in one line and left as it was."""
+    unreadable = 0
+    for label, path in corpus(originals["surface"], tmp_path, full):
+        before = path.read_bytes()
+        read = refused(lambda p=path: ls.read_surface(p), label)
+        assert read is None or same_values(path, originals["values"]), f"{label}: wrong values read"
+        resumed = refused(lambda p=path: resume(p, originals), label)
+        if read is None:
+            unreadable += 1
+            assert resumed is None, f"{label}: a damaged output was resumed"
+            assert path.read_bytes() == before, f"{label}: the damaged file was rewritten"
+        else:
+            assert resumed is not None and resumed.completed.all(), label
+            assert same_values(path, originals["values"]), label
+    assert unreadable >= 15  # most damage is noticed (a flip in unused bytes is not damage)
+
+
+def test_damaged_directions_and_trajectories_at_the_readers(originals, tmp_path, full):
+    good = ls.load_directions(originals["dirs"])[0]
+    unreadable = 0
+    for label, path in corpus(originals["dirs"], tmp_path, full):
+        dirs = refused(lambda p=path: ls.load_directions(p)[0], label)
+        unreadable += dirs is None
+        assert dirs is None or (len(dirs) == len(good) and all(torch.equal(dirs[i][k], good[i][k])
+                                                               for i in range(2) for k in good[i])), label
+    assert unreadable >= 15
+    good_t = read_trajectory(originals["traj"])
+    surface = ls.read_surface(originals["path_surface"])
+    unreadable = 0
+    for label, path in corpus(originals["traj"], tmp_path / "t", full):
+        t = refused(lambda p=path: read_trajectory(p), label)
+        intact = t is not None and np.array_equal(t.xcoord, good_t.xcoord) and np.array_equal(t.ycoord, good_t.ycoord)
+        assert t is None or intact, f"{label}: wrong path read"
+        unreadable += t is None
+        if intact:  # what landscape-plot --trajectory reads besides (by this reader): the path's directions
+            check_same_directions(surface, str(originals["path_surface"]), str(path))
+    assert unreadable >= 15
+
+
+def test_each_command_refuses_a_damaged_file_of_each_kind_in_one_line(originals, tmp_path, capsys):
+    """One command run per file kind, on a copy the readers refuse: their line, exit 2, nothing
+    written or rewritten."""
+    def damaged(original: Path, name: str, read) -> tuple[Path, str]:
+        raw = original.read_bytes()
+        (tmp_path / name).write_bytes(raw[: len(raw) // 2])
+        with pytest.raises(LandscapeError) as refusal:
+            read(tmp_path / name)
+        return tmp_path / name, str(refusal.value)
+
+    surface, surface_says = damaged(originals["surface"], "s.h5", ls.read_surface)
+    dirs, dirs_say = damaged(originals["dirs"], "d.h5", ls.load_directions)
+    traj, traj_says = damaged(originals["traj"], "t.h5", read_trajectory)
+    before = surface.read_bytes()
+    model = ["--model", originals["args"]["model"], "--arch", "digits_cnn", "--samples", "40", "--x=-1:1:3",
+             "--y=-1:1:3", "--batch-size", "40", "--no-progress"]
+    runs = [(surf_cli.main, [*model, "--out", str(surface)], "landscape-surf", surface_says),
+            (surf_cli.main, [*model, "--directions", str(dirs), "--out", str(tmp_path / "new.h5")], "landscape-surf",
+             dirs_say),
+            (plot_cli.main, [str(surface), "--formats", "png"], "landscape-plot", surface_says),
+            (plot_cli.main, [str(originals["path_surface"]), "--trajectory", str(traj), "--formats", "png",
+                             "--out", str(tmp_path / "fig")], "landscape-plot", traj_says)]
+    for main, argv, prog, says in runs:
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert one_line_error(code, err), (argv, err)
+        assert err.startswith(f"{prog}: error: {says}"), (err, says)
+    assert surface.read_bytes() == before
+    assert not (tmp_path / "new.h5").exists() and not list(tmp_path.glob("*.png"))
+
+
+@pytest.mark.slow
+def test_damaged_surfaces_through_every_command_and_view(originals, tmp_path, capsys, full):
     refused = 0
     for label, path in corpus(originals["surface"], tmp_path, full):
         before = path.read_bytes()
@@ -148,7 +255,8 @@ def test_damaged_surfaces_through_every_reader(originals, tmp_path, capsys, full
     assert refused >= 15  # most damage is noticed (a flip in unused bytes is not damage)
 
 
-def test_damaged_directions_and_trajectories(originals, tmp_path, capsys, full):
+@pytest.mark.slow
+def test_damaged_directions_and_trajectories_through_the_commands(originals, tmp_path, capsys, full):
     args = originals["args"]
     base = ["--model", args["model"], "--arch", "digits_cnn", "--samples", "40", "--x=-1:1:3", "--y=-1:1:3",
             "--no-progress", "--out", str(tmp_path / "new.h5")]
@@ -175,11 +283,6 @@ def test_damaged_directions_and_trajectories(originals, tmp_path, capsys, full):
                               "--out", str(tmp_path / "tfig")])
         err = capsys.readouterr().err
         assert code == 0 if ok else one_line_error(code, err), (label, err)
-
-
-@pytest.fixture(autouse=True)
-def _subfolder(tmp_path):
-    (tmp_path / "t").mkdir()
 
 
 def test_damaged_checkpoints_through_landscape_traj(tmp_path, capsys):

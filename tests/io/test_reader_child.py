@@ -135,3 +135,39 @@ def test_a_reader_ended_by_its_thread_is_started_again(surface):
         time.sleep(0.02)
     assert reader.probe(surface).status == "ok" and reader.probe(surface).verified
     reader.close()
+
+
+def test_the_reader_child_turns_any_crash_into_damaged(tmp_path, monkeypatch):
+    """The mechanism, in-process: a reader child that dies of a signal means "damaged"."""
+    from landscape.errors import LandscapeError
+    from landscape.io.surface_file import peek_attrs, read_surface
+
+    s = new_surface([np.linspace(-1, 1, 3)], ["train_loss"], {"arch": "mlp"})
+    write_surface(tmp_path / "s.h5", s)
+    monkeypatch.setattr(h5, "_examine", lambda path: os.kill(os.getpid(), signal.SIGSEGV), raising=False)
+    monkeypatch.setattr(h5, "_READER", h5._Reader() if hasattr(h5, "_Reader") else None, raising=False)
+    with pytest.raises(LandscapeError, match="damaged .*crashed"):
+        read_surface(tmp_path / "s.h5")
+    assert peek_attrs(tmp_path / "s.h5") == {}
+    monkeypatch.undo()
+    assert read_surface(tmp_path / "s.h5").attrs["arch"] == "mlp"  # a new child reads it again
+
+
+def test_the_reader_child_never_holds_the_callers_locks(tmp_path, monkeypatch):
+    from landscape.errors import LandscapeError
+    from landscape.io.files import OutputLock
+    from landscape.io.surface_file import read_surface
+
+    s = new_surface([np.linspace(-1, 1, 3)], ["train_loss"], {"arch": "mlp"})
+    s.values["train_loss"][:] = [1.0, 0.5, 1.0]
+    s.done["train_loss"][:] = True
+    write_surface(tmp_path / "s.h5", s)
+    monkeypatch.setattr(h5, "_READER", h5._Reader())  # forked below, while the lock is held
+    lock = OutputLock(tmp_path / "s.h5").acquire()
+    with pytest.raises(LandscapeError, match="being written by another run"):
+        OutputLock(tmp_path / "s.h5").acquire()  # held: the check below can fail
+    got = read_surface(tmp_path / "s.h5")
+    assert h5._READER.pid  # the child was forked while the lock was held
+    assert got.attrs["arch"] == "mlp" and got.values["train_loss"].tolist() == [1.0, 0.5, 1.0]
+    lock.release()
+    OutputLock(tmp_path / "s.h5").acquire().release()  # free again: the reader did not keep it

@@ -22,6 +22,7 @@ def test_without_cuda_the_script_says_so_and_exits_cleanly():
     assert "no CUDA device" in proc.stdout
 
 
+@pytest.mark.slow
 def test_the_checks_run_on_the_cpu_at_tiny_sizes(tmp_path):
     """The code paths of the GPU checks, CPU against CPU: a check that cannot run here fails here."""
     out = tmp_path / "rows.json"

@@ -174,3 +174,20 @@ def test_plots(model, data, tmp_path):
     for key, f in fig.items():
         f.savefig(tmp_path / f"{key}.png", dpi=40)
         assert (tmp_path / f"{key}.png").stat().st_size > 500
+
+
+def test_sensitivity_takes_every_form_of_data_surface_takes():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    model = build_model("digits_cnn", num_classes=10, in_channels=1).eval()
+    data = load_dataset("synthetic", split="test", shape=(1, 8, 8), size=64)
+    X, y = data.x, data.y
+    with torch.no_grad():  # the reference: a plain forward pass of the pruned network
+        out = prune_filters(model, {"features.3": 0.5}).eval()(X)
+    loss, acc = F.cross_entropy(out, y).item(), 100.0 * (out.argmax(1) == y).double().mean().item()
+    for given in [(X, y), data, TensorDataset(X, y), DataLoader(TensorDataset(X, y), batch_size=16)]:
+        res = sensitivity(model, given, [0.5], layers=["features.3"], evaluation=EvalOptions(batch_size=16))
+        assert res.loss[0, 0] == pytest.approx(loss, rel=1e-5), type(given).__name__
+        assert res.accuracy[0, 0] == pytest.approx(acc, abs=1e-9)
+        assert res.stages == (0,)

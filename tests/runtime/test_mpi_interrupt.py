@@ -109,6 +109,7 @@ def assert_one_interrupted_line(proc: subprocess.Popen, err: str) -> None:
     assert err.splitlines() == ["landscape-surf: interrupted"], err
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_starting_is_one_line_and_ends_every_rank(digits_ckpt, tmp_path):
     proc, pid_dir = start(tmp_path, digits_ckpt, str(tmp_path / "s.h5"))
     pids = rank_pids(pid_dir, proc)  # both ranks are importing, neither has joined the MPI job

@@ -202,3 +202,95 @@ def test_bad_input_raises_a_landscape_error(model_path, tmp_path):
     with pytest.raises(LandscapeError, match="MIN < MAX"):
         cfg.grid = Grid("1:-1:5", "-1:1:5")
         surf(cfg, SerialComm())
+
+
+# --- several ranks, in-process: what every rank does with what the others sent ---------------------
+
+
+class OneOfSeveral:
+    """Rank ``rank`` of ``size``; ``gathered`` (rank -> object) and ``broadcast`` are what the other
+    ranks would send."""
+
+    def __init__(self, rank: int, size: int, gathered: dict | None = None, broadcast=None):
+        self.rank, self.size, self.gathered, self.broadcast = rank, size, gathered or {}, broadcast
+
+    def allgather(self, obj):
+        return [obj if r == self.rank else self.gathered.get(r) for r in range(self.size)]
+
+    def bcast(self, obj, root=0):
+        return obj if self.rank == root else self.broadcast
+
+    def Abort(self, code=1):  # noqa: N802 (mpi4py's name)
+        raise AssertionError(f"aborted with {code}: an agreed error must not abort")
+
+
+def test_collective_raises_the_first_ranks_error_on_every_rank():
+    from landscape.runtime.parallel import collective
+
+    other_failed = OneOfSeveral(1, 3, gathered={0: (LandscapeError, "bad grid (rank 0)")})
+    with pytest.raises(LandscapeError, match=r"^bad grid \(rank 0\)$"):
+        collective(other_failed, lambda: 42)  # this rank succeeded, and still ends alike
+
+    def fails():
+        raise LandscapeError("bad grid (rank 1)")
+
+    with pytest.raises(LandscapeError, match=r"^bad grid \(rank 0\)$"):  # the first rank's message
+        collective(other_failed, fails)
+    assert collective(OneOfSeveral(2, 3), lambda: 42) == 42
+
+
+def test_on_root_runs_on_rank_zero_and_gives_every_rank_its_result_or_error():
+    from landscape.runtime.parallel import on_root
+
+    def not_here():
+        raise AssertionError("rank 1 ran it")
+
+    assert on_root(OneOfSeveral(1, 2, broadcast=("opened", None)), not_here) == "opened"
+    with pytest.raises(LandscapeError, match=r"^'s\.h5' is damaged$"):
+        on_root(OneOfSeveral(1, 2, broadcast=(None, (LandscapeError, "'s.h5' is damaged"))), not_here)
+    assert on_root(OneOfSeveral(0, 2), lambda: "opened") == "opened"
+
+
+def test_a_ctrl_c_while_joining_is_noted_and_ends_the_job_once_joined(monkeypatch, no_launcher):
+    """A rank must not leave while another waits in MPI_Init: a Ctrl-C that comes while joining is
+    noted, and once every rank has joined it ends the job (mpirun's version: the slow tests of
+    tests/runtime/test_mpi_interrupt.py)."""
+    import os
+    import signal
+
+    from landscape.runtime import parallel
+
+    comm = OneOfSeveral(0, 2)
+    ended = []
+
+    def joining():  # MPI_Init, during which the Ctrl-C comes
+        os.kill(os.getpid(), signal.SIGINT)
+        return comm
+
+    class Ended(Exception):
+        pass
+
+    def end(c, prog):
+        ended.append((c, prog))
+        raise Ended
+
+    monkeypatch.setenv("PMI_SIZE", "2")
+    monkeypatch.setattr(parallel, "_PENDING", [])
+    monkeypatch.setattr(parallel, "world", joining)
+    monkeypatch.setattr(parallel, "end_interrupted", end)
+    previous = signal.getsignal(signal.SIGINT)
+
+    def unnoted(signum, frame):
+        raise AssertionError("the Ctrl-C while joining was not noted: it would have left now")
+
+    signal.signal(signal.SIGINT, unnoted)
+    try:
+        with pytest.raises(Ended):
+            parallel.join("landscape-surf")
+        assert ended == [(comm, "landscape-surf")] and parallel._PENDING == [signal.SIGINT]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # a Ctrl-C now raises
+        monkeypatch.setattr(parallel, "_PENDING", [])
+        monkeypatch.setattr(parallel, "world", lambda: comm)
+        assert parallel.join("landscape-surf") is comm and len(ended) == 1  # no Ctrl-C: the job goes on
+    finally:
+        signal.signal(signal.SIGINT, previous)

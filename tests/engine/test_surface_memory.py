@@ -178,6 +178,7 @@ def test_large_tensors_made_in_row_blocks_equal_the_held_directions(monkeypatch,
                            v.reshape(-1)), k
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc to measure peak RSS")
 def test_peak_memory_within_1_3x_when_one_tensor_is_two_thirds_of_the_model():
     """A language model's embedding can be a third of it or more: its direction is made in row
