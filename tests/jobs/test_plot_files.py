@@ -118,7 +118,7 @@ def test_the_evaluated_points_of_an_adaptive_surface_are_marked_when_asked(tmp_p
     figures = saved_figures(monkeypatch)
     assert main([str(tmp_path / "a.h5"), "--mark-evaluated", "--kinds", "contour", "--formats", "png"]) == 0
     assert main([str(tmp_path / "a.h5"), "--kinds", "heatmap", "--formats", "png"]) == 0
-    marks = [c for c in figures["a_contour.png"].axes[0].collections if c.get_label() == "evaluated"]
-    assert len(marks) == 1
+    marks = [c for c in figures["a_contour.png"].axes[0].collections if c.get_label().startswith("evaluated")]
+    assert len(marks) == 1 and marks[0].get_label().startswith(f"evaluated ({evaluated.sum()} of 25 points")
     np.testing.assert_array_equal(marks[0].get_offsets(), np.column_stack([xx[evaluated], yy[evaluated]]))
-    assert not [c for c in figures["a_heatmap.png"].axes[0].collections if c.get_label() == "evaluated"]
+    assert not [c for c in figures["a_heatmap.png"].axes[0].collections if c.get_label().startswith("evaluated")]

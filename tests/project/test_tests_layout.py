@@ -11,7 +11,8 @@ import subprocess
 from helpers import ROOT, checkout_changes
 
 TESTS = ROOT / "tests"
-SHARED = {"helpers", "quadratic"}  # quadratic: the user-code module of "quadratic:model" specs
+SHARED = {"helpers", "quadratic", "bumps"}  # quadratic: the user-code module of "quadratic:model" specs; bumps: the
+# closed-form landscapes of the adaptive grids' tests and benchmarks/bench_adaptive.py
 
 
 def local_modules() -> dict[str, list]:
