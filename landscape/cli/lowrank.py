@@ -10,13 +10,19 @@ The checkpoint records its ranks, so landscape-surf, -train --init-from, -compar
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 
-from landscape.cli._common import Parser, positive, run_cli, shape
-from landscape.jobs.lowrank import LowRankConfig, factorize_checkpoint
-from landscape.jobs.network import ModelSpec
-from landscape.prune import reduction
+from landscape.cli._common import (
+    Parser,
+    add_model_options,
+    add_run_options,
+    input_file,
+    output_file,
+    run_cli,
+    shape,
+)
 
 PROG = "landscape-lowrank"
 
@@ -26,23 +32,31 @@ def build_parser() -> Parser:
     p = Parser(prog=PROG, description="Factorize every Linear and Conv2d layer of a network by truncated SVD "
                "(a k x k conv to r filters, then a 1x1 conv; a linear layer through r features) where that saves "
                "weights, and write the smaller network to a checkpoint that records its ranks.")
-    p.add_argument("model", metavar="CKPT", help="the network's checkpoint (a pruned one: with its widths)")
-    p.add_argument("--arch", required=True, help="zoo name or package.module:callable")
+    p.add_argument("model", metavar="CKPT", type=input_file,
+                   help="the network's checkpoint (a pruned one: with its widths)")
+    add_model_options(p, arch_required=True, in_channels=True)
     r = p.add_mutually_exclusive_group(required=True)
     r.add_argument("--rank-ratio", type=float, default=None, metavar="R",
                    help="each layer's rank: ceil(R * min(out, in*k*k)), R in (0, 1]")
     r.add_argument("--energy", type=float, default=None, metavar="E",
                    help="each layer's rank: the smallest keeping the share E in (0, 1] of its squared singular values")
-    p.add_argument("--num-classes", type=positive, default=None, help="default: the checkpoint's, else 10")
-    p.add_argument("--in-channels", type=positive, default=None, help="default: the checkpoint's, else 3")
     p.add_argument("--input-shape", type=shape, default=None, metavar="C,H,W",
                    help="one sample's shape for counting FLOPs (default: 8x8 for digits nets, 28x28 for MNIST "
                    "nets, 224x224 for *_imagenet, 32x32 otherwise)")
-    p.add_argument("--unsafe-pickle", action="store_true",
-                   help="allow a checkpoint holding pickled Python objects (trusted files only)")
-    p.add_argument("--out", required=True, help="the factorized checkpoint (.pt)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--out", required=True, type=output_file, help="the factorized checkpoint (.pt)")
+    add_run_options(p, device=None, progress=False)
     return p
+
+
+def config_from_args(ns: argparse.Namespace):
+    """The :class:`landscape.jobs.lowrank.LowRankConfig` of parsed options."""
+    # torch: imported once the arguments are checked (--help never imports it)
+    from landscape.jobs.lowrank import LowRankConfig
+    from landscape.jobs.network import ModelSpec
+
+    model = ModelSpec(ns.arch, ns.model, ns.num_classes, ns.in_channels, ns.unsafe_pickle)
+    return LowRankConfig(model, ns.out, rank_ratio=ns.rank_ratio, energy=ns.energy, input_shape=ns.input_shape,
+                         overwrite=ns.overwrite, threads=ns.threads)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,10 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
-        ns = build_parser().parse_args(argv)
-        model = ModelSpec(ns.arch, ns.model, ns.num_classes, ns.in_channels, ns.unsafe_pickle)
-        r = factorize_checkpoint(LowRankConfig(model, ns.out, rank_ratio=ns.rank_ratio, energy=ns.energy,
-                                               input_shape=ns.input_shape, overwrite=ns.overwrite))
+        cfg = config_from_args(build_parser().parse_args(argv))
+        from landscape.jobs.lowrank import factorize_checkpoint  # torch: once the arguments are checked
+        from landscape.prune import reduction
+
+        r = factorize_checkpoint(cfg)
         shown = ", ".join(f"{name} {rank}" for name, rank in r.ranks.items())
         print(f"{PROG}: wrote {r.out}: {len(r.ranks)} layers factorized (ranks: {shown})"
               + (f"; kept whole: {', '.join(r.kept)}" if r.kept else ""))

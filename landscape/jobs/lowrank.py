@@ -10,6 +10,7 @@ from landscape.io.files import owned_output
 from landscape.jobs.network import ModelSpec
 from landscape.jobs.prune import default_input_shape, io_of
 from landscape.lowrank import check_ratio, factorize, lowrank_of, save_factorized
+from landscape.runtime.threads import choose_threads, using_threads
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,8 @@ class LowRankConfig:
     """``landscape-lowrank``: the checkpoint's network (``model``), factorized at ``rank_ratio``
     (or keeping the share ``energy`` of each layer's squared singular values: one of the two, in
     (0, 1]) into the checkpoint ``out`` (never over an existing file unless ``overwrite``); FLOPs
-    counted on one sample of ``input_shape`` (None: what a pruned source records, else the zoo's)."""
+    counted on one sample of ``input_shape`` (None: what a pruned source records, else the zoo's);
+    ``threads``: torch's threads for the SVDs (None: the thread policy's count)."""
 
     model: ModelSpec
     out: str
@@ -25,6 +27,7 @@ class LowRankConfig:
     energy: float | None = None
     input_shape: tuple[int, ...] | None = None
     overwrite: bool = False
+    threads: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.model, ModelSpec):
@@ -48,7 +51,8 @@ class LowRankReport:
 
 def factorize_checkpoint(cfg: LowRankConfig) -> LowRankReport:
     """Factorize the network of ``cfg.model``'s checkpoint (read once, safely) and write it to ``cfg.out``."""
-    with owned_output(cfg.out, overwrite=cfg.overwrite) as (out,):
+    threads = choose_threads(cfg.threads)  # the thread policy, once (a count beyond the cores refused first)
+    with owned_output(cfg.out, overwrite=cfg.overwrite) as (out,), using_threads(threads):
         ckpt = cfg.model.read()
         if lowrank_of(ckpt.meta):
             raise LandscapeError(f"{ckpt.path!r} is factorized already: factorize the original network instead")

@@ -24,7 +24,7 @@ from helpers import ROOT, TIMEOUT, make_surface
 from landscape.cli import _declared
 from landscape.cli._common import Parser
 
-COMPUTING = ("surf", "train", "traj", "hessian", "prune", "markov", "compare", "connect", "align")
+COMPUTING = ("surf", "train", "traj", "hessian", "prune", "markov", "compare", "connect", "align", "lowrank")
 EVERY = (*COMPUTING, "plot")
 RUN = ("--device", "--threads", "--batch-size", "--overwrite", "--no-progress")
 MODEL = ("--arch", "--num-classes", "--unsafe-pickle")
