@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from landscape.errors import LandscapeError
+from landscape.errors import LandscapeError, is_int
 from landscape.runtime.memory import check_fits
 from landscape.runtime.usercode import call_user, load_callable
 
@@ -373,11 +373,12 @@ def load_dataset(
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataSpec:
     """Which data a command evaluates, in its options' terms: a named dataset and split, cut to a
     fixed random subset of ``samples`` when given (the data options of landscape-surf,
-    landscape-hessian and landscape-prune; landscape-train loads both splits whole)."""
+    landscape-hessian and landscape-prune; landscape-train loads both splits whole). Its counts
+    and seeds are checked when it is made; the names when the data is loaded."""
 
     dataset: str = "digits"
     data_root: str | None = None
@@ -390,6 +391,19 @@ class DataSpec:
     raw_data: bool = False
     num_classes: int | None = None
     seq_len: int | None = None
+
+    def __post_init__(self):
+        if self.dataset is not None and (not isinstance(self.dataset, str) or not self.dataset):  # None: a job's
+            # own default (landscape-connect --eval: the curve's data)
+            raise LandscapeError(f"`dataset` must be a name or package.module:callable, got {self.dataset!r}")
+        for name, low in (("samples", 1), ("sample_seed", 0), ("synthetic_size", 1), ("synthetic_seed", 0),
+                          ("num_classes", 1), ("seq_len", 1)):
+            value = getattr(self, name)
+            if value is None and name in ("samples", "num_classes", "seq_len"):
+                continue
+            if not is_int(value) or value < low:
+                raise LandscapeError(f"`{name}` must be an integer >= {low}, got {value!r}")
+        object.__setattr__(self, "synthetic_shape", tuple(self.synthetic_shape))
 
     @classmethod
     def of(cls, obj) -> DataSpec:

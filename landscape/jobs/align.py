@@ -21,7 +21,7 @@ from landscape.runtime.provenance import environment
 from landscape.runtime.threads import choose_threads, using_threads
 
 
-@dataclass
+@dataclass(frozen=True)
 class AlignConfig(DataSpec):
     """Aligning checkpoint ``b`` to checkpoint ``a`` (the fields of ``landscape-align``): the data
     (:class:`landscape.data.datasets.DataSpec`: the network's classes and input channels, the

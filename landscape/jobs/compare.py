@@ -70,7 +70,7 @@ NONE = ("", "none", "0")
 STEP_PASSES, PRODUCT_PASSES, LANCZOS_PRODUCTS, TRACE_PRODUCTS = 3, 4, 30, 100
 
 
-@dataclass
+@dataclass(frozen=True)
 class CompareConfig(DataSpec):
     """What ``landscape-compare`` does (its options): the checkpoints, their architecture, the data
     (the fields of :class:`landscape.data.datasets.DataSpec`; the measures are taken on ``split``), the

@@ -29,7 +29,7 @@ from landscape.space.grid import Grid, parse_axis
 DATA_FIELDS = tuple(f.name for f in fields(DataSpec) if f.name not in ("split", "samples", "sample_seed"))
 
 
-@dataclass
+@dataclass(frozen=True)
 class CurveConfig(DataSpec):
     """Training a curve between the checkpoints ``a`` and ``b`` (the fields of ``landscape-connect``):
     the data (:class:`landscape.data.datasets.DataSpec`; the bend trains on the training split), the
@@ -92,7 +92,7 @@ def train(cfg: CurveConfig) -> tuple[connect.Curve, str]:
     return curve, curve.save(cfg.out)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PathConfig(DataSpec):
     """Evaluating a curve file along t (the fields of ``landscape-connect --eval``). Data fields left
     ``None`` are the curve file's; ``ends``: checkpoints that must be the curve's ends;

@@ -27,7 +27,7 @@ from landscape.runtime.provenance import environment
 from landscape.runtime.threads import choose_threads, using_threads
 
 
-@dataclass
+@dataclass(frozen=True)
 class HessianConfig(DataSpec):
     """What ``landscape-hessian`` computes: a checkpoint, its data (the :class:`DataSpec` fields),
     the loss and what to compute (``options``, a :class:`SummaryOptions`), where it runs, where it

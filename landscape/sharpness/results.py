@@ -13,7 +13,8 @@ PAPERS = {
     "average_case/elementwise": "Andriushchenko et al., ICML'23: adaptive average-case sharpness",
     "average_case/none": "Li et al., NeurIPS'18: unnormalized directions",
     "worst_case/filter": "Li et al., NeurIPS'18 (filter normalization) with the worst case of Foret et al., ICLR'21",
-    "worst_case/elementwise": "Andriushchenko et al., ICML'23: adaptive worst-case sharpness (Kwon et al., ICML'21)",
+    "worst_case/elementwise": "Kwon et al., ICML'21 (ASAM): adaptive worst-case sharpness, p = 2; Andriushchenko "
+                              "et al., ICML'23 take it with p = inf and m = 128",
     "worst_case/none": "Foret et al., ICLR'21: the worst case in parameter space (SAM's m-sharpness)",
     "epsilon": "Keskar et al., ICLR'17: epsilon-sharpness",
     "lambda_max": "Keskar et al., ICLR'17; Yao et al., PyHessian (2020): the Hessian's largest eigenvalue",
