@@ -80,6 +80,55 @@ def test_aligned_network_computes_the_same_function(arch, in_channels, size, met
         assert torch.equal(again.state_dict()[k], v), k
 
 
+class _Concat(nn.Module):
+    """Two branches concatenated along the channels, then BatchNorm over the whole: each branch's
+    channels are a group of their own, and the BatchNorm and the next conv follow both."""
+
+    def __init__(self):
+        super().__init__()
+        self.left, self.right = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(1, 6, 3, padding=1)
+        self.bn = nn.BatchNorm2d(10)
+        self.conv, self.fc = nn.Conv2d(10, 8, 3, padding=1), nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = F.relu(self.bn(torch.cat([self.left(x), self.right(x)], dim=1)))
+        return self.fc(F.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("method", connect.METHODS)
+def test_a_concatenation_is_aligned_branch_by_branch(method):
+    torch.manual_seed(0)
+    a = _Concat()
+    torch.manual_seed(1)
+    b = _Concat()
+    g = torch.Generator().manual_seed(2)
+    for bn in (a.bn, b.bn):
+        bn.running_mean.copy_(torch.randn(10, generator=g))
+        bn.running_var.copy_(torch.rand(10, generator=g) + 0.5)
+    a.eval(), b.eval()
+    x = torch.randn(32, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    aligned, permutation = connect.align(a, b, method, data=(x,) if method == "activations" else None)
+    with torch.no_grad():
+        want, got = b(x), aligned.eval()(x)
+    assert (got - want).abs().max() <= 1e-5 * max(1.0, float(want.abs().max()))
+    # each branch permuted within itself: the BatchNorm's first 4 channels stay the left branch's
+    left = aligned.state_dict()["left.weight"]
+    moved = [int(torch.nonzero((b.state_dict()["left.weight"] == left[i]).flatten(1).all(1))[0]) for i in range(4)]
+    assert sorted(moved) == [0, 1, 2, 3]
+    for i, j in enumerate(moved):
+        assert torch.equal(aligned.bn.running_mean[i], b.bn.running_mean[j])
+    assert any(not torch.equal(p, torch.arange(len(p))) for p in permutation.values())
+
+
+def test_the_cap_on_rounds_is_reported():
+    a, b = _pair("digits_cnn")
+    full = connect.align(a, b, "weights")
+    assert full.converged and 2 <= full.rounds < full.max_rounds  # a last round changed nothing
+    capped = connect.align(a, b, "weights", max_rounds=1)
+    assert (capped.rounds, capped.converged, capped.max_rounds) == (1, False, 1)
+    assert capped.record()["converged"] is False
+
+
 def test_residual_groups_are_the_stages():
     """resnet20: the residual stream of each stage is one group (the stem or projection and every
     block's second conv), each block's first conv a group of its own; the classifier stays."""
