@@ -20,20 +20,21 @@ def _read_int(path: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _cgroup_room() -> int | None:
+def _cgroup_room(membership: str = "/proc/self/cgroup", mount: str = "/sys/fs/cgroup") -> int | None:
     """Bytes this process's control group (and each group above it) still lets it allocate; None
-    where no group limits memory (cgroup v2, or v1's memory controller, from /proc/self/cgroup)."""
+    where no group limits memory (cgroup v2, or v1's memory controller; ``membership``: the
+    process's groups, ``mount``: where the hierarchy is mounted)."""
     try:
-        with open("/proc/self/cgroup") as f:
+        with open(membership) as f:
             lines = [line.rstrip("\n").split(":", 2) for line in f]
     except OSError:
         return None
     groups = []
     for _, controllers, path in (x for x in lines if len(x) == 3):
         if controllers == "":  # v2
-            groups.append(("/sys/fs/cgroup", path, "memory.max", "memory.current"))
+            groups.append((mount, path, "memory.max", "memory.current"))
         elif "memory" in controllers.split(","):  # v1
-            groups.append(("/sys/fs/cgroup/memory", path, "memory.limit_in_bytes", "memory.usage_in_bytes"))
+            groups.append((os.path.join(mount, "memory"), path, "memory.limit_in_bytes", "memory.usage_in_bytes"))
     room = None
     for root, path, limit, usage in groups:
         parts = [p for p in path.split("/") if p]

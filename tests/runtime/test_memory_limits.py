@@ -29,3 +29,34 @@ def test_check_fits_refuses_only_beyond_what_is_available(monkeypatch):
         memory.check_fits(1.5e9, "the data")
     monkeypatch.setattr(memory, "available_bytes", lambda: None)
     memory.check_fits(10**30, "the data")  # unknown: nothing refused (an allocation that fails is still one line)
+
+
+def _group(folder, files: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+
+
+def test_a_control_groups_room_is_the_tightest_of_it_and_the_groups_above(tmp_path):
+    # cgroup v2: the job's group allows 8 GB with 3 GB used; the group above it 4 GB with 2 GB used
+    (tmp_path / "self").write_text("0::/slurm/job_7\n")
+    _group(tmp_path / "v2" / "slurm", {"memory.max": "4000000000\n", "memory.current": "2000000000\n"})
+    _group(tmp_path / "v2" / "slurm" / "job_7", {"memory.max": "8000000000\n", "memory.current": "3000000000\n"})
+    _group(tmp_path / "v2", {"memory.max": "max\n", "memory.current": "9\n"})  # the root: no limit
+    assert memory._cgroup_room(str(tmp_path / "self"), str(tmp_path / "v2")) == 2_000_000_000
+    # cgroup v1: the memory controller's own hierarchy; a group at its limit leaves nothing
+    (tmp_path / "self1").write_text("4:cpu,cpuacct:/docker/a\n3:memory:/docker/a\n")
+    _group(tmp_path / "v1" / "memory" / "docker" / "a",
+           {"memory.limit_in_bytes": "1000\n", "memory.usage_in_bytes": "1200\n"})
+    assert memory._cgroup_room(str(tmp_path / "self1"), str(tmp_path / "v1")) == 0
+    # no memory controller, or no limit anywhere: None (the machine's MemAvailable decides)
+    (tmp_path / "self2").write_text("4:cpu:/x\n")
+    assert memory._cgroup_room(str(tmp_path / "self2"), str(tmp_path / "v1")) is None
+    (tmp_path / "self3").write_text("0::/\n")
+    assert memory._cgroup_room(str(tmp_path / "self3"), str(tmp_path / "v2")) is None
+    assert memory._cgroup_room(str(tmp_path / "missing"), str(tmp_path / "v2")) is None
+
+
+def test_available_is_at_most_the_control_groups_room(monkeypatch):
+    monkeypatch.setattr(memory, "_cgroup_room", lambda: 12345)
+    assert memory.available_bytes() == 12345
