@@ -113,10 +113,14 @@ def alignment_figures(work: str) -> dict:
     return alignment(work)
 
 
+SHARP = ("avg_filter", "avg_elementwise", "avg_none", "worst_filter", "worst_elementwise", "worst_none", "epsilon",
+         "lambda_max", "trace", "curvature")  # landscape-compare's measures, in its order
+
+
 def sharpness_figures(work: str) -> dict:
-    """The sharpness step's figures: Kendall's tau of three measures against the gap, and each
-    minimum's filter-normalized average-case sharpness and lambda_max (minima 1-3: small batch,
-    large batch, seed 1)."""
+    """The sharpness step's figures: each minimum's gap and every measure (minima 1-3: small batch,
+    large batch, seed 1), Kendall's tau of each measure against the gap, and how many measures
+    rank the large-batch minimum (the largest gap) the sharpest, and the flattest."""
     import csv
 
     with open(f"{work}/compare/compare.csv") as f:
@@ -124,11 +128,14 @@ def sharpness_figures(work: str) -> dict:
     with open(f"{work}/compare/compare.md") as f:
         taus = {line.split("|")[1].strip(): float(line.split("|")[2])
                 for line in f if line.startswith("| ") and line.count("|") == 4 and "tau" not in line}
-    out = {f"sharp_tau_{m}": round(taus[m], 2) for m in ("avg_filter", "lambda_max", "curvature") if m in taus}
+    out = {f"sharp_tau_{m}": round(taus[m], 2) for m in SHARP if m in taus}
     for k, row in enumerate(rows, 1):
         out[f"sharp_{k}_gap"] = round(float(row["gap"]), 2)
-        out[f"sharp_{k}_lambda_max"] = float(f"{float(row['lambda_max']):.3g}")
-        out[f"sharp_{k}_curvature"] = float(f"{float(row['curvature']):.3g}")
+        for m in SHARP:
+            out[f"sharp_{k}_{m}"] = float(f"{float(row[m]):.3g}")
+    values = {m: [float(row[m]) for row in rows] for m in SHARP}
+    out["sharp_large_sharpest"] = sum(v[1] == max(v) for v in values.values())
+    out["sharp_large_flattest"] = sum(v[1] == min(v) for v in values.values())
     return out
 
 
@@ -150,11 +157,13 @@ def many_minima_figures(work: str) -> dict:
     for name, row in zip(MANY, rows, strict=True):
         out[f"many_{name}_error"] = round(float(row["test_err"]), 2)
         out[f"many_{name}_gap"] = round(float(row["gap"]), 2)
-        for m in ("avg_filter", "worst_filter", "lambda_max", "curvature"):
-            if m in row:
-                out[f"many_{name}_{m}"] = float(f"{float(row[m]):.3g}")
+        for m in SHARP:
+            out[f"many_{name}_{m}"] = float(f"{float(row[m]):.3g}")
         out[f"many_{name}_flops"] = count_checkpoint(CountConfig(ModelSpec("digits_cnn", row["checkpoint"]),
                                                               input_shape=(1, 8, 8))).flops
+    value = {name: row for name, row in zip(MANY, rows, strict=True)}
+    out["many_sam_flatter"] = sum(float(value["sam"][m]) < float(value["small"][m]) for m in SHARP)
+    out["many_kd_flattest"] = sum(float(value["kd"][m]) == min(float(r[m]) for r in rows) for m in SHARP)
     out["many_lowrank_flops_fewer"] = round(100 * (1 - out["many_lowrank_flops"] / out["many_small_flops"]), 1)
     from landscape.data.datasets import load_dataset
     from landscape.evaluation.evaluator import Evaluator
@@ -186,6 +195,14 @@ def study_figures(work: str) -> dict:
         for gap, short in (("gap", "err"), ("loss_gap", "loss")):
             out[f"study_tau_{short}_{measure}"] = round(by_gap[gap]["tau"], 2)
             out[f"study_p_{short}_{measure}"] = round(float(f"{by_gap[gap]['p_value']:.2g}"), 4)
+    kendall = study["kendall"].values()
+    tests = 2 * len(study["kendall"])  # every measure against both gaps
+    out["study_err_negative"] = sum(k["gap"]["tau"] < 0 for k in kendall)
+    out["study_err_below_005"] = sum(k["gap"]["p_value"] < 0.05 for k in kendall)
+    out["study_loss_positive"] = sum(k["loss_gap"]["tau"] > 0 for k in kendall)
+    out["study_loss_below_005"] = sum(k["loss_gap"]["p_value"] < 0.05 for k in kendall)
+    out["study_bonferroni"] = sum(k[g]["p_value"] < 0.05 / tests for k in kendall for g in ("gap", "loss_gap"))
+    out["study_tests"] = tests
     return out
 
 
