@@ -105,7 +105,7 @@ for m in fp bc sr; do
 done
 $PLOT "$WORK"/{fp,bc,sr}_2d.h5 --compare --kinds contour --out "$PLOTS/quant_compare"
 $PLOT "$WORK"/{fp,bc,sr}_1d.h5 --compare --twin --out "$PLOTS/quant_compare"
-landscape-markov --out "$PLOTS/quant_markov.png"
+landscape-markov --overwrite --out "$PLOTS/quant_markov.png"
 
 step "10. mode connectivity: a second small-batch network (seed 1), the curve between the two, its plane"
 $TRAIN --lr 0.05 --batch-size 32 --epochs 15 --save-every 15 --seed 1 --out "$WORK/seed1"
