@@ -410,9 +410,10 @@ class DataSpec:
         """The spec from any object with these attributes (a config, parsed options)."""
         return cls(**{f: getattr(obj, f) for f in cls.__dataclass_fields__ if hasattr(obj, f)})
 
-    def load(self, split: str | None = None) -> tuple[Dataset, np.ndarray | None]:
+    def load(self, split: str | None = None, what: str = "samples") -> tuple[Dataset, np.ndarray | None]:
         """The split (default ``self.split``, or the first of ``"train,test"``) and the indices of
-        the subset taken (None without ``samples``)."""
+        the subset taken (None without ``samples``; ``what``: the option's name in a warning that
+        there are fewer samples)."""
         split = split or self.split.split(",")[0]
         data = load_dataset(self.dataset, root=self.data_root, split=split, shape=self.synthetic_shape,
                             num_classes=self.num_classes or 10, size=self.synthetic_size, seed=self.synthetic_seed,
@@ -421,7 +422,7 @@ class DataSpec:
             raise LandscapeError(f"dataset {self.dataset!r} ({split}) is empty")
         if self.samples is None:
             return data, None
-        return data.subset(self.samples, self.sample_seed, split=split)
+        return data.subset(self.samples, self.sample_seed, what=what, split=split)
 
     def provenance(self) -> dict:
         """What a file records about the data besides its checksum."""

@@ -409,8 +409,8 @@ def upgrade_args(saved) -> dict:
 def load_splits(c: TrainConfig) -> tuple[Dataset, Dataset, dict | None]:
     """The train and test splits the config asks for (both cut to ``data.samples`` when given),
     and the label-noise record (or None)."""
-    train_set, _ = c.data.load("train")
-    test_set, _ = c.data.load("test")
+    train_set, _ = c.data.load("train", what="subset")  # landscape-train's flag for DataSpec.samples
+    test_set, _ = c.data.load("test", what="subset")
     n = c.data.num_classes
     if n is not None:
         ymax = int(max(train_set.y.max(), test_set.y.max()))

@@ -116,6 +116,8 @@ def test_more_samples_than_the_data_has_is_said_once(recwarn):
                                     "are used")
     DataSpec(samples=1438).load("train")  # exactly all: nothing to say
     assert len(recwarn.list) == 1
+    DataSpec(samples=2000).load("test", what="subset")  # landscape-train's name for it
+    assert str(recwarn.list[1].message).startswith("`subset` 2,000 is more than the 359 samples of digits (test)")
 
 
 def test_hessian_warns_in_one_line_about_samples_it_cannot_take(tmp_path, mlps, capsys):
