@@ -83,6 +83,7 @@ def figures(work: str) -> dict:
     out["scratch_error"] = _error(f"{work}/scratch/model_15.pt")
     for m in ("fp", "bc", "sr"):
         out[f"quant_{m}_error"] = _error(f"{work}/{m}/model_40.pt")
+    out.update(step_figures(work))
     out.update(connect_figures(work))
     out.update(sharpness_figures(work))
     out.update(alignment_figures(work))
@@ -115,6 +116,18 @@ def alignment_figures(work: str) -> dict:
 
 SHARP = ("avg_filter", "avg_elementwise", "avg_none", "worst_filter", "worst_elementwise", "worst_none", "epsilon",
          "lambda_max", "trace", "curvature")  # landscape-compare's measures, in its order
+
+
+def step_figures(work: str) -> dict:
+    """How long each numbered step of make_gallery.sh took (``stepN_seconds``), from the starts
+    it wrote to ``WORK/steps.txt``."""
+    try:
+        with open(f"{work}/steps.txt") as f:
+            starts = [(int(line.split()[0]), line.split()[1].rstrip(".")) for line in f if line.strip()]
+    except OSError:
+        return {}
+    return {f"step{name}_seconds": later - start for (start, name), (later, _) in zip(starts, starts[1:], strict=False)
+            if name.isdigit()}
 
 
 def sharpness_figures(work: str) -> dict:

@@ -25,7 +25,8 @@ TRAIN="landscape-train --arch digits_cnn --dataset digits --optimizer sgd --weig
   --no-progress --overwrite"
 start=$SECONDS
 load_before=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo nan)
-step() { echo; echo "== $* ($((SECONDS - start)) s)"; }
+: > "$WORK/steps.txt"  # each step's start in seconds: gallery_figures.py reads what each took
+step() { echo; echo "== $* ($((SECONDS - start)) s)"; echo "$((SECONDS - start)) $*" >> "$WORK/steps.txt"; }
 
 step "1. the built-in demo: 2D surface of a small conv net on digits, four views (default levels)"
 $SURF --out "$WORK/demo.h5"
