@@ -81,6 +81,7 @@ def test_surface_regenerated_equals_the_held_path():
     assert new.attrs["directions_sha256"] == old.attrs["directions_sha256"]
 
 
+@pytest.mark.slow  # a 20M-parameter surface in a child process; the quick suite checks the parts below
 @pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc to measure peak RSS")
 def test_peak_memory_of_a_surface_is_within_1_3x_the_model():
     out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_memory.py"), "--sizes", "20M",
