@@ -168,6 +168,18 @@ def job_env() -> dict[str, str]:
     return env
 
 
+def run_command(ranks: int, module: str, *args) -> subprocess.CompletedProcess:
+    """``python -m landscape.cli.MODULE ARGS`` on ``ranks`` MPI ranks (1: no launcher), waited for;
+    the test is skipped where mpi4py or a launcher is missing."""
+    if ranks > 1 and (MPIRUN is None or not has_mpi4py()):
+        import pytest
+
+        pytest.skip("needs mpi4py and mpirun")
+    prefix = launcher(ranks) if ranks > 1 else []
+    return subprocess.run([*prefix, sys.executable, "-m", f"landscape.cli.{module}", *map(str, args)],
+                          capture_output=True, text=True, env=job_env(), timeout=TIMEOUT, cwd=ROOT)
+
+
 def run(n: int, mode: str, *args: str) -> subprocess.CompletedProcess:
     """Run the job on ``n`` ranks (``n == 1``: plain python) and wait for it."""
     return subprocess.run(command(n, mode, *args), capture_output=True, text=True, env=job_env(),

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -477,16 +475,11 @@ def test_bad_input_in_python(minima):
 @pytest.mark.mpi
 def test_mpi_align_equals_serial(ends, tmp_path):
     """Under mpirun rank 0 computes the permutation and shares it: the same checkpoint as serially."""
-    pytest.importorskip("mpi4py")
-    from helpers import MPIRUN, ROOT, TIMEOUT, job_env, launcher
+    from helpers import run_command
 
-    if MPIRUN is None:
-        pytest.skip("no mpirun")
     serial, parallel = tmp_path / "serial.pt", tmp_path / "parallel.pt"
     assert _align_cli(*ends, "--arch", "mlp", "--method", "activations", "--out", serial) == 0
-    cmd = [*launcher(2), sys.executable, "-m", "landscape.cli.align", *ends, "--arch", "mlp", "--method",
-           "activations", "--out", str(parallel)]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=job_env(), timeout=TIMEOUT, cwd=ROOT)
+    done = run_command(2, "align", *ends, "--arch", "mlp", "--method", "activations", "--out", parallel)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("wrote") == 1  # rank 0 alone writes and reports
     a, b = (torch.load(p, weights_only=True) for p in (serial, parallel))

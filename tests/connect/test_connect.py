@@ -371,20 +371,15 @@ def test_batchnorm_curve(digits, tmp_path):
 @pytest.mark.slow
 @pytest.mark.mpi
 def test_mpi_eval_equals_serial(ends, tmp_path):
-    pytest.importorskip("mpi4py")
-    from helpers import MPIRUN, TIMEOUT, job_env, launcher
+    from helpers import run_command
 
     from landscape.io.surface_file import read_surface
 
-    if MPIRUN is None:
-        pytest.skip("no mpirun")
     curve_file = tmp_path / "c.pt"
     assert _cli(*ends, "--arch", "mlp", "--epochs", "2", "--out", curve_file) == 0
     serial, parallel = tmp_path / "serial.h5", tmp_path / "parallel.h5"
     assert _cli("--eval", curve_file, "--points", "7", "--out", serial) == 0
-    cmd = [*launcher(3), sys.executable, "-m", "landscape.cli.connect", "--eval", str(curve_file), "--points", "7",
-           "--out", str(parallel), "--no-progress"]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=job_env(), timeout=TIMEOUT, cwd=ROOT)
+    done = run_command(3, "connect", "--eval", curve_file, "--points", "7", "--out", parallel, "--no-progress")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("train barrier (max - mean of the ends)") == 1  # rank 0 alone reports
     a, b = read_surface(serial), read_surface(parallel)

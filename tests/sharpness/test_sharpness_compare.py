@@ -198,21 +198,11 @@ def test_bad_input_is_one_line_and_writes_nothing(case, message, tmp_path, capsy
 @pytest.mark.slow
 def test_mpirun_gives_the_serial_table(checkpoints, tmp_path):
     """The (checkpoint, measure) jobs spread over 2 ranks give the serial table."""
-    import subprocess
-    import sys
-    from pathlib import Path
+    from helpers import run_command
 
-    pytest.importorskip("mpi4py")
-    from helpers import MPIRUN, TIMEOUT, launcher
-
-    if MPIRUN is None:
-        pytest.skip("no mpirun")
-    root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
     args = [*checkpoints, *SMALL, "--line", "none", "--plane", "none"]
-    for prefix, out in (([], "serial"), (launcher(2), "mpi")):
-        run = subprocess.run([*prefix, sys.executable, "-m", "landscape.cli.compare", *args, "--out",
-                              str(tmp_path / out)], capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    for ranks, out in ((1, "serial"), (2, "mpi")):
+        run = run_command(ranks, "compare", *args, "--out", tmp_path / out)
         assert run.returncode == 0, run.stderr
     serial, mpi = read_csv(tmp_path / "serial" / "compare.csv"), read_csv(tmp_path / "mpi" / "compare.csv")
     assert serial == mpi
