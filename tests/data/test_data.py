@@ -276,3 +276,12 @@ def test_label_noise_is_recorded_and_reproducible():
     assert noisy.info["label_noise"] == 0.5
     with pytest.raises(LandscapeError, match="label_noise"):
         apply_label_noise(d, 1.5)
+
+
+@pytest.mark.parametrize("field, value", [("samples", 0), ("sample_seed", -1), ("synthetic_size", 0),
+                                          ("num_classes", 0), ("seq_len", 2.5), ("dataset", "")])
+def test_a_data_spec_refuses_bad_counts_and_seeds_when_made(field, value):
+    from landscape.data.datasets import DataSpec
+
+    with pytest.raises(LandscapeError, match=f"^`{field}` must be"):
+        DataSpec(**{field: value})

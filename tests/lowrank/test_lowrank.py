@@ -204,3 +204,22 @@ def test_bad_lowrank_commands_are_one_line_exit_2(tmp_path, capsys, digits_ckpt,
     err = capsys.readouterr().err
     assert err.startswith("landscape-lowrank: error:") and message in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_the_job_runs_at_the_commands_thread_count_and_restores_the_callers(tmp_path, digits_ckpt, monkeypatch):
+    from landscape.jobs import lowrank as job
+    from landscape.jobs.network import ModelSpec
+
+    seen, real = [], job.factorize
+    monkeypatch.setattr(job, "factorize", lambda *a, **kw: (seen.append(torch.get_num_threads()), real(*a, **kw))[1])
+    outer = torch.get_num_threads()
+    torch.set_num_threads(2)  # the caller's count, which the job's own (1) must replace and then restore
+    before = torch.get_num_threads()
+    cfg = job.LowRankConfig(ModelSpec("digits_cnn", digits_ckpt, in_channels=1), str(tmp_path / "l.pt"), rank_ratio=0.5,
+                              threads=1)
+    try:
+        job.factorize_checkpoint(cfg)
+    finally:
+        after = torch.get_num_threads()
+        torch.set_num_threads(outer)
+    assert seen == [1] and after == before == 2
